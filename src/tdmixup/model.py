@@ -185,11 +185,22 @@ class Classifier(nn.Module):
 
     def forward(
         self,
-        input_ids: Tensor,
-        attention_mask: Tensor,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
+        step_fn: Any = None,
         **_: Any,
-    ) -> ClassifierOutput:
+    ) -> Any:
+        """Logits and [CLS] features of a batch.
+
+        ``step_fn(model) -> Any``, when given, runs instead: a training strategy that calls
+        :meth:`embed` / :meth:`features` / :meth:`classify` itself still goes through this
+        ``forward``, so a DistributedDataParallel wrapper synchronises its gradients.
+        """
+        if step_fn is not None:
+            return step_fn(self)
+        if input_ids is None or attention_mask is None:
+            raise ValueError("forward() needs input_ids and attention_mask (or a step_fn)")
         feats = self.features(input_ids, attention_mask, token_type_ids)
         k = input_ids.shape[1] if input_ids.dim() == 3 else None
         return ClassifierOutput(logits=self.classify(feats, k), features=feats)
@@ -220,7 +231,8 @@ def save_classifier(model: Classifier, tokenizer: Any, directory: Path) -> None:
     callers write into a temporary folder and rename it)."""
     directory.mkdir(parents=True, exist_ok=True)
     model.encoder.save_pretrained(directory / "encoder")
-    tokenizer.save_pretrained(directory / "encoder")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory / "encoder")
     torch.save(model.head.state_dict(), directory / "head.pt")
     meta = {"kind": model.kind, "num_labels": model.num_labels, "dropout": model.dropout.p}
     (directory / CHECKPOINT_META).write_text(json.dumps(meta, indent=2))

@@ -1,0 +1,222 @@
+"""Tokenise once, then batch with dynamic padding, length grouping and exact multi-process sharding.
+
+* :func:`tokenize` turns a schema :class:`datasets.Dataset` into a :class:`TokenizedSet`
+  (unpadded token arrays keyed by ``sample_id``), in one batched call of a fast tokenizer.
+* :func:`epoch_batches` plans one epoch of training batches for one process: a seeded shuffle,
+  then (optionally) length grouping inside mega-batches, then global batches of
+  ``batch_size`` rows that are split over the ``world_size`` processes. Every sample appears
+  exactly once per epoch over all processes. No sample is repeated to even out the processes:
+  when a global batch has fewer rows than processes, the missing slots get a dummy row with
+  loss weight 0. Row weights are ``world_size / global_batch_rows`` so that
+  ``(weight * per_sample_loss).sum()`` averaged over processes (DDP) is exactly the mean loss
+  of the global batch.
+* :func:`inference_batches` shards a set for prediction (each process a contiguous,
+  length-sorted slice; results are gathered by ``sample_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from tdmixup.data.schema import TaskSpec
+
+
+@dataclass(frozen=True)
+class TokenizedSet:
+    """Unpadded token ids of N examples.
+
+    Attributes:
+        sample_ids: ``[N]`` int64 stable ids.
+        labels: ``[N]`` int64 gold labels.
+        input_ids: N arrays; pair tasks ``[L_i]``, multiple choice ``[K, L_i]`` (endings padded
+            to the longest ending of that example).
+        token_type_ids: like ``input_ids``, or None when the tokenizer has none (RoBERTa).
+        lengths: ``[N]`` tokens per example (longest ending for multiple choice).
+        num_choices: K for multiple choice, 0 for pair tasks.
+        pad_token_id: the tokenizer's pad id.
+    """
+
+    sample_ids: np.ndarray
+    labels: np.ndarray
+    input_ids: list[np.ndarray]
+    token_type_ids: list[np.ndarray] | None
+    lengths: np.ndarray
+    num_choices: int
+    pad_token_id: int
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def positions_of(self, sample_ids: Sequence[int] | np.ndarray, *, source: str = "subset") -> np.ndarray:
+        """Row positions of the given ids; a clear error names ids that are not in this set."""
+        wanted = np.asarray(sample_ids, dtype=np.int64)
+        order = np.argsort(self.sample_ids, kind="stable")
+        pos = np.searchsorted(self.sample_ids, wanted, sorter=order)
+        pos = np.clip(pos, 0, len(order) - 1)
+        found = order[pos]
+        missing = wanted[self.sample_ids[found] != wanted]
+        if len(missing):
+            raise ValueError(
+                f"{source}: {len(missing)} of {len(wanted)} sample ids are not in this dataset "
+                f"(first: {missing[:5].tolist()}); was it made from another dataset or train size?"
+            )
+        return found
+
+    def subset(self, sample_ids: Sequence[int] | np.ndarray, *, source: str = "subset") -> TokenizedSet:
+        """The examples with these ids, in the given order."""
+        pos = self.positions_of(sample_ids, source=source)
+        return TokenizedSet(
+            sample_ids=self.sample_ids[pos],
+            labels=self.labels[pos],
+            input_ids=[self.input_ids[i] for i in pos],
+            token_type_ids=None if self.token_type_ids is None else [self.token_type_ids[i] for i in pos],
+            lengths=self.lengths[pos],
+            num_choices=self.num_choices,
+            pad_token_id=self.pad_token_id,
+        )
+
+    def with_labels(self, labels: np.ndarray) -> TokenizedSet:
+        """The same examples with other labels (``[N]``), e.g. threshold samples or noise."""
+        return TokenizedSet(self.sample_ids, np.asarray(labels, dtype=np.int64), self.input_ids,
+                            self.token_type_ids, self.lengths, self.num_choices, self.pad_token_id)
+
+
+def tokenize(dataset: Any, spec: TaskSpec, tokenizer: Any, *, max_length: int) -> TokenizedSet:
+    """Tokenise a schema dataset once (``[CLS] a [SEP] b [SEP]``; MC: ``[CLS] ctx [SEP] ending_k [SEP]``)."""
+    cols = dataset.to_dict() if hasattr(dataset, "to_dict") else dict(dataset)
+    sample_ids = np.asarray(cols["sample_id"], dtype=np.int64)
+    labels = np.asarray(cols["label"], dtype=np.int64)
+    if spec.kind == "pair":
+        enc = tokenizer(list(cols["text_a"]), list(cols["text_b"]), truncation=True, max_length=max_length)
+        ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
+        tts = [np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"]] if "token_type_ids" in enc else None
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        k = 0
+    else:
+        endings = cols["endings"]
+        k = len(endings[0]) if len(endings) else 0
+        ctx = [c for c in cols["context"] for _ in range(k)]
+        flat = [e for row in endings for e in row]
+        enc = tokenizer(ctx, flat, truncation=True, max_length=max_length)
+        ids = _group_endings(enc["input_ids"], k, tokenizer.pad_token_id)
+        tts = _group_endings(enc["token_type_ids"], k, 0) if "token_type_ids" in enc else None
+        lengths = np.fromiter((x.shape[1] for x in ids), dtype=np.int64, count=len(ids))
+    return TokenizedSet(sample_ids, labels, ids, tts, lengths, k, int(tokenizer.pad_token_id or 0))
+
+
+def _group_endings(rows: list[list[int]], k: int, pad: int) -> list[np.ndarray]:
+    out = []
+    for i in range(0, len(rows), k):
+        group = rows[i : i + k]
+        arr = np.full((k, max(len(r) for r in group)), pad, dtype=np.int64)
+        for j, r in enumerate(group):
+            arr[j, : len(r)] = r
+        out.append(arr)
+    return out
+
+
+def collate(data: TokenizedSet, positions: np.ndarray, weights: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Pad the rows at ``positions`` to the longest one.
+
+    Returns ``input_ids``/``attention_mask``/(``token_type_ids``) ``[B, L]`` (MC ``[B, K, L]``),
+    ``labels`` ``[B]``, ``sample_id`` ``[B]`` and ``weight`` ``[B]`` (1.0 when not given).
+    """
+    b = len(positions)
+    length = int(data.lengths[positions].max())
+    shape = (b, data.num_choices, length) if data.num_choices else (b, length)
+    ids = np.full(shape, data.pad_token_id, dtype=np.int64)
+    mask = np.zeros(shape, dtype=np.int64)
+    tts = np.zeros(shape, dtype=np.int64) if data.token_type_ids is not None else None
+    for row, p in enumerate(positions):
+        x = data.input_ids[p]
+        n = x.shape[-1]
+        ids[row, ..., :n] = x
+        mask[row, ..., :n] = x != data.pad_token_id if data.num_choices else 1
+        if tts is not None and data.token_type_ids is not None:
+            tts[row, ..., :n] = data.token_type_ids[p]
+    batch = {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(mask),
+        "labels": torch.from_numpy(data.labels[positions]),
+        "sample_id": torch.from_numpy(data.sample_ids[positions]),
+        "weight": torch.from_numpy(np.ones(b, np.float32) if weights is None else weights.astype(np.float32)),
+    }
+    if tts is not None:
+        batch["token_type_ids"] = torch.from_numpy(tts)
+    return batch
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    """One process's share of one global batch: row positions and their loss weights."""
+
+    positions: np.ndarray
+    weights: np.ndarray
+
+
+def epoch_order(lengths: np.ndarray, *, batch_size: int, seed: int, epoch: int, group_by_length: bool = True,
+                megabatch_factor: int = 50) -> list[np.ndarray]:
+    """Global batches (positions) of one epoch: seeded shuffle, optional length grouping.
+
+    Length grouping sorts each mega-batch of ``batch_size * megabatch_factor`` shuffled rows by
+    length, cuts it into batches and shuffles the batch order, so padding shrinks while the
+    data order stays random. Deterministic for a given ``(seed, epoch)``.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(lengths))
+    if not group_by_length:
+        return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+    mega = batch_size * megabatch_factor
+    batches: list[np.ndarray] = []
+    for i in range(0, len(perm), mega):
+        chunk = perm[i : i + mega]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def shard_batch(global_batch: np.ndarray, *, world_size: int, rank: int) -> PlannedBatch:
+    """This process's rows of a global batch (sizes differ by at most 1 between processes).
+
+    A process left without a row gets one dummy row (the batch's first) with weight 0, so that
+    every process runs the same number of steps (DDP needs it) without any sample counted twice.
+    """
+    g = len(global_batch)
+    part = np.array_split(global_batch, world_size)[rank]
+    if len(part) == 0:
+        return PlannedBatch(global_batch[:1], np.zeros(1, np.float32))
+    return PlannedBatch(part, np.full(len(part), world_size / g, np.float32))
+
+
+def epoch_batches(lengths: np.ndarray, *, batch_size: int, seed: int, epoch: int, world_size: int = 1,
+                  rank: int = 0, group_by_length: bool = True) -> list[PlannedBatch]:
+    """This process's batches for one epoch (see module docstring)."""
+    return [shard_batch(b, world_size=world_size, rank=rank)
+            for b in epoch_order(lengths, batch_size=batch_size, seed=seed, epoch=epoch, group_by_length=group_by_length)]
+
+
+def cycled_batches(lengths: np.ndarray, *, steps: int, batch_size: int, seed: int, epoch: int, world_size: int = 1,
+                   rank: int = 0, group_by_length: bool = True) -> list[PlannedBatch]:
+    """``steps`` batches from a set that is re-shuffled and repeated as often as needed (the
+    shorter loader of TDMixUp cycles; each cycle is a fresh seeded permutation)."""
+    out: list[PlannedBatch] = []
+    cycle = 0
+    while len(out) < steps:
+        out.extend(epoch_batches(lengths, batch_size=batch_size, seed=seed, epoch=epoch * 1000 + cycle,
+                                 world_size=world_size, rank=rank, group_by_length=group_by_length))
+        cycle += 1
+    return out[:steps]
+
+
+def inference_batches(lengths: np.ndarray, *, batch_size: int, world_size: int = 1, rank: int = 0) -> Iterator[np.ndarray]:
+    """Positions for prediction: sorted by length (least padding), this process's contiguous shard."""
+    order = np.argsort(-lengths, kind="stable")
+    shard = np.array_split(order, world_size)[rank]
+    for i in range(0, len(shard), batch_size):
+        yield shard[i : i + batch_size]

@@ -1,0 +1,315 @@
+"""One training loop for every strategy, on Hugging Face Accelerate (CPU, one GPU, many GPUs).
+
+Read top to bottom: :func:`train` builds the optimiser and schedule, resumes from the last
+epoch checkpoint when asked, then for each epoch plans the batches (:mod:`tdmixup.data.collate`),
+runs one strategy step per batch (:func:`tdmixup.mixup.compute_step`), clips, steps, and at the
+epoch end records training dynamics and writes a checkpoint.
+
+*An epoch* is one pass over the training set. With two training sets (``tdmixup``: easy and
+ambiguous) it is one pass over the larger one; the smaller one is re-shuffled and cycled.
+
+Multi-process (``accelerate launch`` / ``torchrun``): the global batch of ``batch_size`` rows is
+split over the processes, every sample is seen exactly once per epoch (no sampler padding), only
+the main process writes files and shows progress; dynamics are gathered by ``sample_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tdmixup.config import DynamicsMode, MixupConfig, TrainConfig
+from tdmixup.data.collate import (
+    PlannedBatch,
+    TokenizedSet,
+    collate,
+    cycled_batches,
+    epoch_batches,
+    inference_batches,
+)
+from tdmixup.model import Classifier, save_classifier
+from tdmixup.runio import read_json, write_json
+
+log = logging.getLogger("tdmixup.training")
+
+CHECKPOINT = "checkpoint"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+def make_accelerator() -> Any:
+    """An :class:`accelerate.Accelerator` for this process (CPU, GPU or one of many processes)."""
+    from accelerate import Accelerator
+
+    return Accelerator()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained model (unwrapped) and per-epoch logs."""
+
+    model: Classifier
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: int, rank: int,
+                batch_size: int) -> list[list[PlannedBatch]]:
+    """Per step, one planned batch per training set (the larger set defines the epoch)."""
+    common = dict(batch_size=batch_size, epoch=epoch, world_size=world, rank=rank, group_by_length=cfg.group_by_length)
+    longest = max(range(len(sets)), key=lambda i: len(sets[i]))
+    main = epoch_batches(sets[longest].lengths, seed=cfg.seed + 7919 * longest, **common)
+    plans = []
+    for i, s in enumerate(sets):
+        plans.append(main if i == longest else
+                     cycled_batches(s.lengths, steps=len(main), seed=cfg.seed + 7919 * i, **common))
+    return [list(step) for step in zip(*plans, strict=True)]
+
+
+def steps_per_epoch(sets: list[TokenizedSet], batch_size: int) -> int:
+    return math.ceil(max(len(s) for s in sets) / batch_size)
+
+
+def train(
+    model: Classifier,
+    train_sets: list[TokenizedSet],
+    *,
+    train_config: TrainConfig,
+    mixup_config: MixupConfig,
+    out_dir: Path,
+    accelerator: Any,
+    dynamics_mode: DynamicsMode | None = None,
+    dynamics_path: Path | None = None,
+    dynamics_set: TokenizedSet | None = None,
+    tokenizer: Any = None,
+    task_name: str = "",
+    resume: bool = False,
+    on_epoch_end: Callable[[int, Classifier], dict[str, float]] | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` on ``train_sets`` with the configured strategy.
+
+    Args:
+        model: the classifier (not yet prepared by Accelerate).
+        train_sets: one set, or two for ``tdmixup`` (easy, ambiguous).
+        train_config, mixup_config: the loop and strategy settings.
+        out_dir: the stage folder; holds ``checkpoint/`` and ``train_log.json``.
+        accelerator: from :func:`make_accelerator`.
+        dynamics_mode: record training dynamics ("epoch_end" / "train_pass") or None.
+        dynamics_path: the Parquet table to append each epoch to.
+        dynamics_set: the set whose dynamics are recorded (default: ``train_sets[0]``).
+        tokenizer: saved beside the model in each checkpoint (so it can be evaluated alone).
+        resume: continue after the last completed epoch's checkpoint in ``out_dir``.
+        on_epoch_end: optional callback ``(epoch, model) -> metrics`` (e.g. dev accuracy).
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    from tdmixup.mixup import compute_step
+
+    start = time.perf_counter()
+    cfg = train_config
+    world, rank = accelerator.num_processes, accelerator.process_index
+    mc = train_sets[0].num_choices > 0
+    batch_size = cfg.mc_batch_size if mc else cfg.batch_size
+    n_steps = steps_per_epoch(train_sets, batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict[str, float]] = []
+    first_epoch = 0
+    ckpt = out_dir / CHECKPOINT
+    if resume and (ckpt / "training_state.pt").exists():
+        first_epoch, history = _load_checkpoint(ckpt, model, optimizer, scheduler, generator)
+        log.info("resuming %s after epoch %d", out_dir, first_epoch)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    record_set = dynamics_set if dynamics_set is not None else train_sets[0]
+
+    for epoch in range(first_epoch, cfg.epochs):
+        wrapped.train()
+        plan = _plan_epoch(train_sets, cfg, epoch, world, rank, batch_size)
+        seen_ids: list[np.ndarray] = []
+        seen_logits: list[np.ndarray] = []
+        total, count = 0.0, 0
+        bar = tqdm(plan, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not accelerator.is_main_process, leave=False)
+        for step, planned in enumerate(bar):
+            batches = [_to_device(collate(s, p.positions, p.weights), accelerator.device) for s, p in zip(train_sets, planned, strict=True)]
+            out = wrapped(step_fn=lambda m, b=batches: compute_step(mixup_config.strategy, m, b, mixup_config, generator,
+                                                                   pad_token_id=train_sets[0].pad_token_id))
+            _check_finite(out.loss, accelerator, epoch, step, ckpt)
+            accelerator.backward(out.loss)
+            if cfg.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            total += float(out.loss.detach()) * world
+            count += 1
+            if dynamics_mode == "train_pass" and out.logits is not None:
+                keep = _real_rows(out.sample_ids, batches)
+                seen_ids.append(out.sample_ids[keep].cpu().numpy())
+                seen_logits.append(out.logits[keep].detach().float().cpu().numpy())
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+        model_unwrapped = accelerator.unwrap_model(wrapped)
+        entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "steps": count}
+        if dynamics_mode is not None and dynamics_path is not None:
+            _record_epoch(dynamics_mode, dynamics_path, epoch, record_set, model_unwrapped, accelerator,
+                          cfg.eval_batch_size, seen_ids, seen_logits, task_name)
+        if on_epoch_end is not None:
+            entry.update(on_epoch_end(epoch, model_unwrapped))
+        history.append(entry)
+        if accelerator.is_main_process:
+            log.info("epoch %d: %s", epoch + 1, entry)
+        _save_checkpoint(ckpt, model_unwrapped, tokenizer, optimizer, scheduler, generator, epoch + 1, history, accelerator)
+    return TrainResult(model=accelerator.unwrap_model(wrapped), history=history, seconds=time.perf_counter() - start)
+
+
+def _real_rows(sample_ids: torch.Tensor, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """Mask of rows with weight > 0 (drops the dummy rows of uneven multi-process batches)."""
+    weights = torch.cat([b["weight"] for b in batches])
+    if len(weights) != len(sample_ids):
+        return torch.ones(len(sample_ids), dtype=torch.bool, device=sample_ids.device)
+    return weights > 0
+
+
+def _check_finite(loss: torch.Tensor, accelerator: Any, epoch: int, step: int, ckpt: Path) -> None:
+    bad = torch.tensor([0.0 if torch.isfinite(loss.detach()) else 1.0], device=loss.device)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, reduction="sum")
+    if float(bad) > 0:
+        kept = f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
+        raise TrainingError(
+            f"non-finite loss ({float(loss):.4g}) at epoch {epoch + 1}, step {step + 1}; {kept}. "
+            "Lower the learning rate or check the data for empty/garbled rows."
+        )
+
+
+# --- prediction and dynamics -------------------------------------------------------------
+@torch.no_grad()
+def predict_logits(model: Classifier, data: TokenizedSet, *, batch_size: int, accelerator: Any,
+                   desc: str = "predict") -> tuple[np.ndarray, np.ndarray]:
+    """Logits of every example, dropout off, gathered over processes.
+
+    Returns:
+        ``(sample_ids [N], logits [N, C])`` sorted by sample_id, identical on every process.
+    """
+    model.eval()
+    ids_parts, logit_parts = [], []
+    batches = list(inference_batches(data.lengths, batch_size=batch_size, world_size=accelerator.num_processes,
+                                     rank=accelerator.process_index))
+    for positions in tqdm(batches, desc=desc, disable=not accelerator.is_main_process, leave=False):
+        batch = _to_device(collate(data, positions), accelerator.device)
+        logits = model(**batch).logits
+        ids_parts.append(batch["sample_id"].cpu().numpy())
+        logit_parts.append(logits.float().cpu().numpy())
+    ids, logits = _concat(ids_parts, logit_parts, data)
+    return gather_by_id(ids, logits, accelerator, expected=data.sample_ids)
+
+
+def _concat(ids_parts: list[np.ndarray], logit_parts: list[np.ndarray], data: TokenizedSet) -> tuple[np.ndarray, np.ndarray]:
+    if ids_parts:
+        return np.concatenate(ids_parts), np.concatenate(logit_parts)
+    width = data.num_choices or 0
+    return np.zeros(0, np.int64), np.zeros((0, width), np.float32)
+
+
+def gather_by_id(ids: np.ndarray, values: np.ndarray, accelerator: Any, *, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gather per-sample rows from all processes, keep one row per id, check coverage.
+
+    Raises:
+        RuntimeError: naming missing ids when some expected id came from no process.
+    """
+    if accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        parts = gather_object([(ids, values)])
+        ids = np.concatenate([p[0] for p in parts])
+        values = np.concatenate([p[1] for p in parts if len(p[1])]) if any(len(p[1]) for p in parts) else values
+    uniq, first = np.unique(ids, return_index=True)
+    missing = np.setdiff1d(expected, uniq)
+    if len(missing):
+        raise RuntimeError(f"{len(missing)} sample ids got no prediction from any process (first: {missing[:10].tolist()})")
+    return uniq, values[first]
+
+
+def _record_epoch(mode: DynamicsMode, path: Path, epoch: int, data: TokenizedSet, model: Classifier, accelerator: Any,
+                  batch_size: int, seen_ids: list[np.ndarray], seen_logits: list[np.ndarray], task: str) -> None:
+    from tdmixup.dynamics import append_epoch
+
+    if mode == "epoch_end":
+        ids, logits = predict_logits(model, data, batch_size=batch_size, accelerator=accelerator, desc="dynamics")
+    else:
+        width = seen_logits[0].shape[1] if seen_logits else 0
+        local_ids = np.concatenate(seen_ids) if seen_ids else np.zeros(0, np.int64)
+        local_logits = np.concatenate(seen_logits) if seen_logits else np.zeros((0, width), np.float32)
+        ids, logits = gather_by_id(local_ids, local_logits, accelerator, expected=data.sample_ids)
+        keep = np.isin(ids, data.sample_ids)
+        ids, logits = ids[keep], logits[keep]
+    if accelerator.is_main_process:
+        gold = data.labels[data.positions_of(ids)]
+        append_epoch(path, epoch=epoch, sample_ids=ids, gold=gold, logits=logits, mode=mode, task=task)
+    accelerator.wait_for_everyone()
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+def _save_checkpoint(ckpt: Path, model: Classifier, tokenizer: Any, optimizer: Any, scheduler: Any, generator: torch.Generator,
+                     epochs_done: int, history: list[dict[str, float]], accelerator: Any) -> None:
+    """Write ``checkpoint/`` atomically (temp folder + rename): a kill never leaves half of one."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        tmp = ckpt.with_name(ckpt.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_classifier(model, tokenizer, tmp)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": np.random.get_state(), "epochs_done": epochs_done}, tmp / "training_state.pt")
+        write_json(tmp / "train_log.json", history)
+        old = ckpt.with_name(ckpt.name + ".old")
+        if ckpt.exists():
+            ckpt.rename(old)
+        tmp.rename(ckpt)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _load_checkpoint(ckpt: Path, model: Classifier, optimizer: Any, scheduler: Any,
+                     generator: torch.Generator) -> tuple[int, list[dict[str, float]]]:
+    from tdmixup.model import load_classifier
+
+    saved, _ = load_classifier(ckpt)
+    model.load_state_dict(saved.state_dict())
+    state = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    np.random.set_state(state["numpy_rng"])
+    return int(state["epochs_done"]), list(read_json(ckpt / "train_log.json"))
+
+
+def completed_epochs(out_dir: Path) -> int:
+    """Epochs finished by the checkpoint in ``out_dir`` (0 when there is none)."""
+    path = out_dir / CHECKPOINT / "train_log.json"
+    return len(read_json(path)) if path.exists() else 0
