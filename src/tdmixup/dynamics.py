@@ -1,0 +1,478 @@
+"""Training dynamics: per-epoch logits keyed by sample id, and the statistics derived from them.
+
+Storage is one long Parquet table with a row per ``(sample_id, epoch)``:
+
+========== =============================== =========================================
+column     type                            meaning
+========== =============================== =========================================
+sample_id  int64                           the sample's stable id in the training set
+epoch      int32                           epoch number as given by the recorder
+gold       int32                           gold class index in ``[0, C)``
+logits     fixed_size_list<float32>[C]     pre-softmax logits of the ``C`` classes
+========== =============================== =========================================
+
+The schema metadata holds ``schema_version``, ``mode`` (``epoch_end``: an inference pass after
+each epoch, the paper's Eq. 1; ``train_pass``: logits seen during the training pass, what
+Dataset Cartography records), ``num_classes`` and ``task``. Rows are kept sorted by
+``(epoch, sample_id)``.
+
+:func:`append_epoch` rewrites the whole file (old epochs + the new one) into a temporary file in
+the same folder and renames it over the old one, so a crash never leaves a half-written table.
+Rewriting is cheap next to an epoch of training: SNLI-sized (550,152 samples × 3 classes), the
+third append rewrites 1.65 M rows in about half a second (``benchmarks/statistics_speed.py``),
+so a single file is preferred over per-epoch part files plus a manifest.
+
+Statistics follow Swayamdipta et al. (2020) and the TDMixUp paper, section 2.1, with
+``p_e = softmax(z_e)[gold]`` the gold-class probability at epoch ``e`` of ``E``:
+
+* confidence  ``μ = (1/E) Σ_e p_e`` (paper Eq. 1)
+* variability ``σ = sqrt((1/E) Σ_e (p_e − μ)²)`` — population std (paper Eq. 2)
+* correctness ``(1/E) Σ_e [argmax z_e = gold]`` — a fraction (Cartography stores the count)
+* forgetting events: number of ``e`` with a correct prediction at ``e − 1`` and a wrong one at
+  ``e`` (Toneva et al. 2019). Cartography reports 1000 for never-learnt samples; here they
+  count 0 and are recognised by ``correctness == 0``.
+* AUM, the mean over epochs of gold logit − largest other logit (Pleiss et al. 2020), from
+  :func:`tdmixup.aum.area_under_margin`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from tdmixup.aum import area_under_margin
+from tdmixup.config import DynamicsMode
+
+SCHEMA_VERSION = "1"
+_MODES = ("epoch_end", "train_pass")
+_CARTOGRAPHY_FILE = re.compile(r"^(?P<prefix>.*)dynamics_epoch_(?P<epoch>\d+)\.jsonl?$")
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingDynamics:
+    """Logits of every training sample at every recorded epoch.
+
+    Attributes:
+        sample_ids: ``[N]`` int64 sample ids, sorted ascending.
+        gold: ``[N]`` int64 gold class indices in ``[0, C)``.
+        logits: ``[E, N, C]`` float32 pre-softmax logits; ``logits[e, i]`` belongs to
+            ``sample_ids[i]`` at epoch ``epochs[e]``.
+        epochs: ``[E]`` int64 epoch numbers, ascending.
+        mode: ``"epoch_end"`` or ``"train_pass"`` (see the module docstring).
+        task: task name recorded with the table (may be empty).
+    """
+
+    sample_ids: np.ndarray
+    gold: np.ndarray
+    logits: np.ndarray
+    epochs: np.ndarray
+    mode: DynamicsMode
+    task: str = ""
+
+    def __post_init__(self) -> None:
+        num_epochs, num_samples, _ = np.shape(self.logits) if np.ndim(self.logits) == 3 else (0, -1, 0)
+        if num_samples != len(self.sample_ids) or len(self.gold) != num_samples or len(self.epochs) != num_epochs:
+            raise ValueError(
+                f"TrainingDynamics: expected logits [E, N, C] with N = len(sample_ids) = len(gold) and "
+                f"E = len(epochs); got logits {np.shape(self.logits)}, {len(self.sample_ids)} sample ids, "
+                f"{len(self.gold)} gold labels, {len(self.epochs)} epochs"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes ``C``."""
+        return int(self.logits.shape[2])
+
+
+# --------------------------------------------------------------------------- files
+
+
+@contextlib.contextmanager
+def _atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _few(ids: np.ndarray, k: int = 5) -> str:
+    more = f" … ({len(ids)} in all)" if len(ids) > k else ""
+    return ", ".join(str(i) for i in ids[:k].tolist()) + more
+
+
+def _check_epoch(sample_ids: object, gold: object, logits: object, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate one epoch's arrays and return them sorted by sample id (int64, int64, float32)."""
+    ids = np.asarray(sample_ids)
+    labels = np.asarray(gold)
+    z = np.asarray(logits, dtype=np.float32)
+    if ids.ndim != 1 or labels.shape != ids.shape or z.ndim != 2 or len(z) != len(ids) or z.shape[1] < 1:
+        raise ValueError(
+            f"{where}: expected sample_ids [N], gold [N] and logits [N, C]; got shapes "
+            f"{ids.shape}, {labels.shape}, {z.shape}"
+        )
+    if not (np.issubdtype(ids.dtype, np.integer) and np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError(f"{where}: sample_ids and gold must be integers; got {ids.dtype} and {labels.dtype}")
+    ids, labels = ids.astype(np.int64), labels.astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    ids, labels, z = ids[order], labels[order], z[order]
+    duplicated = np.unique(ids[1:][ids[1:] == ids[:-1]])
+    if len(duplicated):
+        raise ValueError(f"{where}: every sample id must appear exactly once; repeated: {_few(duplicated)}")
+    bad_gold = ids[(labels < 0) | (labels >= z.shape[1])]
+    if len(bad_gold):
+        raise ValueError(f"{where}: gold must be in [0, {z.shape[1]}); out of range for sample ids {_few(bad_gold)}")
+    not_finite = ids[~np.isfinite(z).all(axis=1)]
+    if len(not_finite):
+        raise ValueError(f"{where}: logits must be finite; NaN/inf for sample ids {_few(not_finite)}")
+    return ids, labels, z
+
+
+def _check_same_samples(ref_ids: np.ndarray, ref_gold: np.ndarray, ids: np.ndarray, gold: np.ndarray, where: str) -> None:
+    """Both id arrays are sorted; raise naming the missing/extra ids or the changed gold labels."""
+    if not np.array_equal(ref_ids, ids):
+        missing, extra = np.setdiff1d(ref_ids, ids), np.setdiff1d(ids, ref_ids)
+        raise ValueError(
+            f"{where}: the sample ids differ from the earlier epochs: {len(missing)} missing "
+            f"({_few(missing) or 'none'}), {len(extra)} extra ({_few(extra) or 'none'}). "
+            "Every epoch must record every training sample exactly once."
+        )
+    changed = ids[ref_gold != gold]
+    if len(changed):
+        raise ValueError(f"{where}: gold labels differ from the earlier epochs for sample ids {_few(changed)}")
+
+
+def _metadata(schema: pa.Schema, path: Path) -> dict[str, str]:
+    raw = schema.metadata or {}
+    meta = {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW:")}
+    missing = {"schema_version", "mode", "num_classes", "task"} - set(meta)
+    if missing:
+        raise ValueError(f"{path}: not a tdmixup dynamics table (metadata lacks {sorted(missing)})")
+    if meta["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version {meta['schema_version']} is not the supported {SCHEMA_VERSION}")
+    return meta
+
+
+def append_epoch(
+    path: str | os.PathLike[str],
+    *,
+    epoch: int,
+    sample_ids: np.ndarray,
+    gold: np.ndarray,
+    logits: np.ndarray,
+    mode: DynamicsMode,
+    task: str = "",
+) -> None:
+    """Add (or replace) one epoch of logits in the dynamics table at ``path``, atomically.
+
+    Re-recording an epoch already in the table replaces its rows, so a run resumed after a
+    crash can record the same epoch again.
+
+    Args:
+        path: Parquet file; created with its folder if missing.
+        epoch: epoch number (any non-negative integer; the paper's code counts from 0).
+        sample_ids: ``[N]`` integer ids, each exactly once, any order.
+        gold: ``[N]`` gold class indices in ``[0, C)``.
+        logits: ``[N, C]`` pre-softmax logits (stored as float32, must be finite).
+        mode: ``"epoch_end"`` or ``"train_pass"``; must match the table's.
+        task: task name; must match the table's.
+
+    Raises:
+        ValueError: on bad shapes, repeated ids, a sample-id set or gold labels that differ from
+            the earlier epochs (naming a few ids), or a mode / class count / task mismatch.
+    """
+    path = Path(path)
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
+    if int(epoch) != epoch or epoch < 0:
+        raise ValueError(f"epoch must be a non-negative integer; got {epoch!r}")
+    where = f"{path}, epoch {epoch}"
+    ids, labels, z = _check_epoch(sample_ids, gold, logits, where)
+    num_classes = z.shape[1]
+    new = pa.table({
+        "sample_id": pa.array(ids, pa.int64()),
+        "epoch": pa.array(np.full(len(ids), epoch, np.int32), pa.int32()),
+        "gold": pa.array(labels.astype(np.int32), pa.int32()),
+        "logits": pa.FixedSizeListArray.from_arrays(pa.array(z.reshape(-1), pa.float32()), num_classes),
+    })
+    meta = {"schema_version": SCHEMA_VERSION, "mode": mode, "num_classes": str(num_classes), "task": task}
+    table = new
+    if path.exists():
+        old = pq.read_table(path)
+        stored = _metadata(old.schema, path)
+        for key in ("mode", "num_classes", "task"):
+            if stored[key] != meta[key]:
+                raise ValueError(f"{where}: {key} is {meta[key]!r} but the table holds {stored[key]!r}")
+        old = old.replace_schema_metadata(None).filter(pc.not_equal(old["epoch"], epoch))
+        if old.num_rows:
+            first = old.slice(0, 1)["epoch"][0]
+            ref = old.filter(pc.equal(old["epoch"], first))
+            _check_same_samples(ref["sample_id"].to_numpy(), ref["gold"].to_numpy().astype(np.int64), ids, labels, where)
+            table = pa.concat_tables([old, new.cast(old.schema)])
+            if epoch < pc.max(old["epoch"]).as_py():
+                table = table.sort_by([("epoch", "ascending"), ("sample_id", "ascending")])
+    table = table.replace_schema_metadata({k: v.encode() for k, v in meta.items()})
+    with _atomic_output(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:
+    """Read a table written by :func:`append_epoch` into ``[E, N, C]`` arrays.
+
+    Raises:
+        ValueError: if an epoch lacks samples, or gold labels differ between epochs.
+    """
+    path = Path(path)
+    table = pq.read_table(path)
+    meta = _metadata(table.schema, path)
+    num_classes = int(meta["num_classes"])
+    ids = table["sample_id"].to_numpy()
+    epochs = table["epoch"].to_numpy().astype(np.int64)
+    gold = table["gold"].to_numpy().astype(np.int64)
+    column = table["logits"].combine_chunks()
+    if pa.types.is_fixed_size_list(column.type):
+        flat = column.flatten().to_numpy()
+    else:
+        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+        if len(lengths) and not (lengths == num_classes).all():
+            raise ValueError(f"{path}: every logits row must hold num_classes = {num_classes} values")
+        flat = pc.list_flatten(column).to_numpy()
+    z = flat.astype(np.float32, copy=False).reshape(len(ids), num_classes)
+    d_epoch, d_id = np.diff(epochs), np.diff(ids)
+    if not ((d_epoch > 0) | ((d_epoch == 0) & (d_id > 0))).all():
+        order = np.lexsort((ids, epochs))
+        ids, epochs, gold, z = ids[order], epochs[order], gold[order], z[order]
+    unique_epochs, starts = np.unique(epochs, return_index=True)
+    num_samples = len(ids) // max(len(unique_epochs), 1)
+    bounds = np.append(starts, len(ids))
+    for e, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        _check_same_samples(ids[:num_samples], gold[:num_samples], ids[start:stop], gold[start:stop], f"{path}, epoch {unique_epochs[e]}")
+    return TrainingDynamics(
+        sample_ids=ids[:num_samples].copy(),
+        gold=gold[:num_samples].copy(),
+        logits=z.reshape(len(unique_epochs), num_samples, num_classes),
+        epochs=unique_epochs,
+        mode=meta["mode"],  # type: ignore[arg-type]
+        task=meta["task"],
+    )
+
+
+# --------------------------------------------------------------------------- Cartography
+
+
+def export_cartography(dyn: TrainingDynamics, folder: str | os.PathLike[str], *, prefix: str = "") -> list[Path]:
+    """Write Dataset Cartography's per-epoch jsonl logs: ``{prefix}dynamics_epoch_{e}.jsonl``.
+
+    Each line is ``{"guid": id, "logits_epoch_{e}": [C floats], "gold": label}``. Files are
+    numbered ``e = 0 … E−1`` by position, as Cartography's reader expects, whatever the epoch
+    numbers in ``dyn.epochs``. Logits are written with 15 decimals (float32 round trip).
+
+    Returns:
+        The ``E`` paths written (each written atomically).
+    """
+    folder = Path(folder)
+    paths = []
+    for e in range(len(dyn.epochs)):
+        frame = pd.DataFrame({
+            "guid": dyn.sample_ids,
+            f"logits_epoch_{e}": dyn.logits[e].astype(np.float64).tolist(),
+            "gold": dyn.gold,
+        })
+        path = folder / f"{prefix}dynamics_epoch_{e}.jsonl"
+        with _atomic_output(path) as tmp:
+            frame.to_json(tmp, orient="records", lines=True, double_precision=15)
+        paths.append(path)
+    return paths
+
+
+def _read_cartography_file(path: Path, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = pa_json.read_json(path)
+    key = f"logits_epoch_{epoch}"
+    missing = {"guid", "gold", key} - set(table.column_names)
+    if missing:
+        raise ValueError(f"{path}: missing field(s) {sorted(missing)}; Cartography lines hold guid, {key}, gold")
+    try:
+        ids = table["guid"].cast(pa.int64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise ValueError(f"{path}: guid values must be integers (tdmixup keys samples by an int64 id): {err}") from err
+    column = table[key].combine_chunks()
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if len(lengths) == 0 or column.null_count or (lengths != lengths[0]).any():
+        raise ValueError(f"{path}: every line needs a {key} list of the same length")
+    logits = pc.list_flatten(column).to_numpy().reshape(len(ids), int(lengths[0]))
+    return ids, table["gold"].to_numpy(), logits
+
+
+def read_cartography(
+    folder: str | os.PathLike[str],
+    *,
+    prefix: str | None = None,
+    mode: DynamicsMode = "train_pass",
+    task: str = "",
+) -> TrainingDynamics:
+    """Read Dataset Cartography's ``{prefix}dynamics_epoch_{e}.jsonl`` (or ``.json``) logs.
+
+    Args:
+        folder: folder holding one file per epoch.
+        prefix: file-name prefix before ``dynamics_epoch_`` (e.g. ``"TREC_"``). ``None`` finds
+            it, and fails if the folder holds logs with several prefixes.
+        mode: how the logits were recorded; Cartography's code logs the training pass.
+        task: task name to attach.
+    """
+    folder = Path(folder)
+    found: dict[str, dict[int, Path]] = {}
+    for path in folder.iterdir():
+        match = _CARTOGRAPHY_FILE.match(path.name)
+        if match and (prefix is None or match["prefix"] == prefix):
+            found.setdefault(match["prefix"], {})[int(match["epoch"])] = path
+    if len(found) != 1:
+        what = f"prefixes {sorted(found)}; pass prefix=" if found else "no files"
+        raise ValueError(f"{folder}: expected {prefix or ''}dynamics_epoch_<e>.jsonl files of one prefix; found {what}")
+    files = next(iter(found.values()))
+    epochs = np.array(sorted(files), dtype=np.int64)
+    ref_ids = ref_gold = None
+    stacked = []
+    for epoch in epochs.tolist():
+        path = files[epoch]
+        ids, gold, logits = _check_epoch(*_read_cartography_file(path, epoch), str(path))
+        if ref_ids is None:
+            ref_ids, ref_gold = ids, gold
+        else:
+            _check_same_samples(ref_ids, ref_gold, ids, gold, str(path))
+            if logits.shape[1] != stacked[0].shape[1]:
+                raise ValueError(f"{path}: {logits.shape[1]} classes, but epoch {epochs[0]} has {stacked[0].shape[1]}")
+        stacked.append(logits)
+    return TrainingDynamics(ref_ids, ref_gold, np.stack(stacked), epochs, mode, task)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _check_logits_gold(logits: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    z, labels = np.asarray(logits), np.asarray(gold)
+    if z.ndim != 3 or labels.shape != (z.shape[1],):
+        raise ValueError(f"expected logits [E, N, C] and gold [N]; got {z.shape} and {labels.shape}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= z.shape[2]):
+        raise ValueError(f"gold must be in [0, {z.shape[2]}); got values in [{labels.min()}, {labels.max()}]")
+    return z, labels.astype(np.int64, copy=False)
+
+
+def _correct(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """``[E, N]`` bool: argmax (first maximum on ties) equals gold."""
+    z, labels = _check_logits_gold(logits, gold)
+    return z.argmax(axis=2) == labels[None, :]
+
+
+def gold_probabilities(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """Softmax probability of the gold class at every epoch: ``p_e = softmax(z_e)[gold]``.
+
+    Computed as ``exp(z_gold − max z − log Σ_k exp(z_k − max z))`` in float64, so large logits
+    do not overflow.
+
+    Args:
+        logits: ``[E, N, C]`` pre-softmax logits.
+        gold: ``[N]`` gold class indices.
+
+    Returns:
+        ``[E, N]`` float64 probabilities in ``[0, 1]``.
+
+    >>> gold_probabilities(np.array([[[0.0, 0.0]], [[1000.0, 0.0]]]), np.array([0]))
+    array([[0.5],
+           [1. ]])
+    """
+    z, labels = _check_logits_gold(logits, gold)
+    shifted = z.astype(np.float64) - z.max(axis=2, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=2))
+    return np.exp(np.take_along_axis(shifted, labels[None, :, None], axis=2)[..., 0] - log_norm)
+
+
+def confidence(gold_probs: np.ndarray) -> np.ndarray:
+    """Mean gold probability over epochs, ``μ = (1/E) Σ_e p_e`` (paper Eq. 1). ``[E, N]`` → ``[N]``.
+
+    >>> confidence(np.array([[0.2, 1.0], [0.6, 1.0]]))
+    array([0.4, 1. ])
+    """
+    return np.asarray(gold_probs, dtype=np.float64).mean(axis=0)
+
+
+def variability(gold_probs: np.ndarray) -> np.ndarray:
+    """Population std of the gold probability over epochs, ``sqrt((1/E) Σ_e (p_e − μ)²)``
+    (paper Eq. 2; divides by ``E``, not ``E − 1``). ``[E, N]`` → ``[N]``.
+
+    >>> variability(np.array([[0.2, 1.0], [0.6, 1.0]]))
+    array([0.2, 0. ])
+    """
+    return np.asarray(gold_probs, dtype=np.float64).std(axis=0)
+
+
+def correctness(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """Fraction of epochs whose argmax is the gold class. ``[E, N, C]``, ``[N]`` → ``[N]`` in ``[0, 1]``.
+
+    On tied logits the first maximal class is the prediction (``numpy.argmax``).
+
+    >>> correctness(np.array([[[1.0, 0.0]], [[0.0, 1.0]]]), np.array([0]))
+    array([0.5])
+    """
+    return _correct(logits, gold).mean(axis=0)
+
+
+def forgetting_events(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """Number of correct → incorrect transitions between consecutive epochs (Toneva et al. 2019).
+
+    ``Σ_{e=1}^{E−1} [correct_{e−1} ∧ ¬correct_e]``; ``[E, N, C]``, ``[N]`` → ``[N]`` int64.
+
+    >>> z = np.array([[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 0.0]], [[0.0, 1.0]]])
+    >>> forgetting_events(z, np.array([0]))
+    array([2])
+    """
+    hits = _correct(logits, gold)
+    return (hits[:-1] & ~hits[1:]).sum(axis=0).astype(np.int64)
+
+
+def compute_statistics(dyn: TrainingDynamics) -> pd.DataFrame:
+    """All per-sample statistics of a :class:`TrainingDynamics`, one row per sample.
+
+    Returns:
+        DataFrame indexed by ``sample_id`` (ascending) with columns ``gold``, ``confidence``,
+        ``variability``, ``correctness`` (fraction), ``forgetting_events``, ``aum`` and
+        ``prediction`` (argmax at the last epoch). ``attrs`` holds ``num_epochs``, ``mode``
+        and ``task``.
+    """
+    z, labels = _check_logits_gold(dyn.logits, dyn.gold)
+    probs = gold_probabilities(z, labels)
+    predictions = z.argmax(axis=2)
+    hits = predictions == labels[None, :]
+    stats = pd.DataFrame(
+        {
+            "gold": labels,
+            "confidence": confidence(probs),
+            "variability": variability(probs),
+            "correctness": hits.mean(axis=0),
+            "forgetting_events": (hits[:-1] & ~hits[1:]).sum(axis=0).astype(np.int64),
+            "aum": area_under_margin(z, labels),
+            "prediction": predictions[-1].astype(np.int64),
+        },
+        index=pd.Index(dyn.sample_ids, name="sample_id"),
+    )
+    stats.attrs.update(num_epochs=int(z.shape[0]), mode=dyn.mode, task=dyn.task)
+    return stats

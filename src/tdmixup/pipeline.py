@@ -1,0 +1,315 @@
+"""``tdmixup run``: the TDMixUp method as stages over one run directory.
+
+Stages (each reads only the previous stages' files, and is skipped when its ``done.json`` exists):
+
+1. ``full``     — fine-tune on 100 % of the training data while recording training dynamics;
+                  this is also the "100 % train" baseline (``stage1_full/``).
+2. ``datamap``  — statistics, regions (easy / ambiguous / hard), PNG + HTML data map (``datamap/``).
+3. ``aum``      — AUM with threshold samples on the easy set (and others when asked) (``aum_<subset>/``).
+4. ``tdmixup``  — MixUp between easy-with-AUM and ambiguous batches (``stage4_tdmixup/``).
+5. ``report``   — ``report.md`` with accuracy / ECE tables, sample counts and plots.
+
+Evaluation (every in-domain and out-of-domain set, temperature fitted on dev) runs at the end of
+each training stage and is stored with it. A killed run loses at most the epoch in progress:
+training stages resume from their last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tdmixup.config import DynamicsMode, RunConfig, Strategy, from_json_dict, to_json_dict
+from tdmixup.data.collate import TokenizedSet, tokenize
+from tdmixup.runio import environment_info, read_json, write_json
+
+log = logging.getLogger("tdmixup.pipeline")
+
+STAGES = ("full", "datamap", "aum", "tdmixup", "report")
+DONE = "done.json"
+
+
+class PipelineError(RuntimeError):
+    """Inconsistent inputs between stages (the message says which files and what to do)."""
+
+
+@dataclass
+class Session:
+    """What every stage shares: config, run folder, accelerator, tokenizer and tokenised data."""
+
+    config: RunConfig
+    run_dir: Path
+    accelerator: Any
+    tokenizer: Any
+    task: Any
+    train: TokenizedSet
+    dev: TokenizedSet
+    tests: dict[str, TokenizedSet]
+
+    @property
+    def is_main(self) -> bool:
+        return bool(self.accelerator.is_main_process)
+
+
+def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = False) -> Session:
+    """Load and tokenise the data once, check/write ``config.json``, set up Accelerate."""
+    from tdmixup.data.tasks import load_task
+    from tdmixup.model import load_tokenizer
+    from tdmixup.training import make_accelerator, seed_everything
+
+    run_dir = Path(run_dir)
+    accelerator = make_accelerator()
+    _check_config(config, run_dir, overwrite=overwrite, is_main=accelerator.is_main_process,
+                  world_size=accelerator.num_processes)
+    seed_everything(config.train.seed)
+    task = load_task(config.data, seed=config.train.seed)
+    tokenizer = load_tokenizer(config.model.name_or_path)
+    max_len = config.data.max_seq_length
+
+    def tok(ds: Any) -> TokenizedSet:
+        return tokenize(ds, task.spec, tokenizer, max_length=max_len)
+
+    return Session(config, run_dir, accelerator, tokenizer, task, tok(task.train), tok(task.dev),
+                   {name: tok(ds) for name, ds in task.tests.items()})
+
+
+def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool, is_main: bool, world_size: int) -> None:
+    path = run_dir / "config.json"
+    if path.exists() and not overwrite:
+        saved = from_json_dict(read_json(path)["config"])
+        if saved != config:
+            diff = _config_diff(to_json_dict(saved), to_json_dict(config))
+            raise PipelineError(f"{path} was written by a different configuration ({diff}); "
+                                "use another --output-dir, or --overwrite to start this one afresh")
+        return
+    if is_main:
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        write_json(path, {"config": to_json_dict(config), "environment": environment_info(world_size)})
+
+
+def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
+    parts = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            sub = _config_diff(va, vb, f"{prefix}{key}.")
+            if sub:
+                parts.append(sub)
+        elif va != vb:
+            parts.append(f"{prefix}{key}: {va!r} → {vb!r}")
+    return "; ".join(parts)
+
+
+# --- stage bookkeeping ---------------------------------------------------------------------
+def is_done(stage_dir: Path) -> bool:
+    return (stage_dir / DONE).exists()
+
+
+def mark_done(session: Session, stage_dir: Path, summary: dict[str, Any]) -> None:
+    if session.is_main:
+        write_json(stage_dir / DONE, summary)
+    session.accelerator.wait_for_everyone()
+
+
+def read_done(stage_dir: Path) -> dict[str, Any]:
+    return dict(read_json(stage_dir / DONE))
+
+
+# --- one training stage --------------------------------------------------------------------
+def train_and_evaluate(
+    session: Session,
+    stage_dir: Path,
+    *,
+    strategy: Strategy,
+    train_sets: list[TokenizedSet],
+    dynamics_mode: DynamicsMode | None = None,
+    evaluate: bool = True,
+    num_labels: int | None = None,
+    keep_checkpoint: bool = True,
+) -> dict[str, Any]:
+    """Train one model on ``train_sets`` with ``strategy``, then evaluate it on every test set.
+
+    Skipped (its ``done.json`` is returned) when the stage finished before; resumed from the last
+    epoch checkpoint when it was interrupted.
+    """
+    from tdmixup.evaluation import evaluate_sets
+    from tdmixup.model import build_classifier
+    from tdmixup.training import seed_everything, train
+
+    if is_done(stage_dir):
+        return read_done(stage_dir)
+    for s in train_sets:
+        if len(s) == 0:
+            raise PipelineError(f"{stage_dir.name}: a training set is empty; nothing to train on")
+    cfg = session.config
+    seed_everything(cfg.train.seed)
+    model = build_classifier(cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels)
+    mixup_cfg = replace(cfg.mixup, strategy=strategy)
+    result = train(
+        model, train_sets, train_config=cfg.train, mixup_config=mixup_cfg, out_dir=stage_dir,
+        accelerator=session.accelerator, dynamics_mode=dynamics_mode,
+        dynamics_path=stage_dir / "dynamics.parquet" if dynamics_mode else None,
+        tokenizer=session.tokenizer, task_name=session.task.spec.name, resume=True,
+    )
+    summary: dict[str, Any] = {
+        "strategy": strategy,
+        "train_sizes": [len(s) for s in train_sets],
+        "train_seconds": result.seconds,
+        "history": result.history,
+        "dynamics_mode": dynamics_mode,
+    }
+    if evaluate:
+        eval_start = time.perf_counter()
+        summary["metrics"] = evaluate_sets(
+            result.model, session.tests, dev=session.dev, accelerator=session.accelerator,
+            batch_size=cfg.train.eval_batch_size, out_dir=stage_dir,
+        )
+        summary["eval_seconds"] = time.perf_counter() - eval_start
+    if not keep_checkpoint and session.is_main:
+        shutil.rmtree(stage_dir / "checkpoint", ignore_errors=True)
+    mark_done(session, stage_dir, summary)
+    return summary
+
+
+# --- the stages ------------------------------------------------------------------------------
+def stage_full(session: Session) -> dict[str, Any]:
+    """Stage 1: 100 % fine-tuning with dynamics (the baseline row)."""
+    return train_and_evaluate(session, session.run_dir / "stage1_full", strategy="none",
+                              train_sets=[session.train], dynamics_mode=session.config.dynamics.mode)
+
+
+def stage_datamap(session: Session) -> dict[str, Any]:
+    """Stage 2: statistics, regions and data-map plots from stage 1's dynamics table."""
+    from tdmixup.datamap import assign_regions, plot_datamap_html, plot_datamap_png, write_regions
+    from tdmixup.dynamics import compute_statistics, read_dynamics
+
+    out = session.run_dir / "datamap"
+    if is_done(out):
+        return read_done(out)
+    table = session.run_dir / "stage1_full" / "dynamics.parquet"
+    if not table.exists():
+        raise PipelineError(f"{table} is missing: run stage 'full' first")
+    stats = compute_statistics(read_dynamics(table))
+    dcfg = session.config.dynamics
+    regions = assign_regions(stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap)
+    if session.is_main:
+        write_regions(regions, out / "regions")
+        stats.to_parquet(out / "statistics.parquet")
+        plot_datamap_png(stats, out / "datamap.png", title=f"{session.task.spec.name} data map", regions=regions)
+        plot_datamap_html(stats, out / "datamap.html", texts=_texts(session), gold_names=list(session.task.spec.label_names),
+                          regions=regions)
+    summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()}}
+    mark_done(session, out, summary)
+    return summary
+
+
+def _texts(session: Session) -> dict[int, str]:
+    ds = session.task.train
+    cols = ds.to_dict()
+    if session.task.spec.kind == "pair":
+        texts = (f"{a} ⟂ {b}" for a, b in zip(cols["text_a"], cols["text_b"], strict=True))
+    else:
+        texts = (f"{c} → {' | '.join(e)}" for c, e in zip(cols["context"], cols["endings"], strict=True))
+    return dict(zip((int(i) for i in cols["sample_id"]), texts, strict=True))
+
+
+def read_regions(session: Session) -> dict[str, np.ndarray]:
+    """The region id lists written by stage 2, checked against this run's training set."""
+    from tdmixup.datamap import read_region_file
+
+    folder = session.run_dir / "datamap" / "regions"
+    regions = {}
+    for name in ("easy", "ambiguous", "hard"):
+        path = folder / f"{name}.txt"
+        if not path.exists():
+            raise PipelineError(f"{path} is missing: run stage 'datamap' first")
+        ids = read_region_file(path)
+        session.train.positions_of(ids, source=str(path))
+        regions[name] = ids
+    return regions
+
+
+def stage_aum(session: Session) -> dict[str, Any]:
+    """Stage 3: AUM with threshold samples on each configured region (default: easy)."""
+    from tdmixup.aum_training import run_aum
+
+    regions = read_regions(session)
+    summary = {}
+    for subset in session.config.aum.subsets:
+        if subset not in regions:
+            raise PipelineError(f"--aum-subset {subset!r}: not a region (easy, ambiguous, hard)")
+        summary[subset] = run_aum(session, session.run_dir / f"aum_{subset}", regions[subset])
+    return summary
+
+
+def filtered_ids(session: Session, subset: str, ids: np.ndarray) -> np.ndarray:
+    """``ids`` minus the samples flagged by the AUM stage for ``subset``."""
+    from tdmixup.aum import read_aum_table
+
+    path = session.run_dir / f"aum_{subset}" / "aum.parquet"
+    if not path.exists():
+        raise PipelineError(f"{path} is missing: run stage 'aum' first (with '{subset}' in --aum-subsets)")
+    table = read_aum_table(path)
+    flagged = table.loc[table["flagged"], "sample_id"].to_numpy()
+    return ids[~np.isin(ids, flagged)]
+
+
+def stage_tdmixup(session: Session) -> dict[str, Any]:
+    """Stage 4: TDMixUp on easy-with-AUM (+ ambiguous, AUM-filtered only when asked)."""
+    regions = read_regions(session)
+    easy = filtered_ids(session, "easy", regions["easy"])
+    amb = regions["ambiguous"]
+    if "ambiguous" in session.config.aum.subsets:
+        amb = filtered_ids(session, "ambiguous", amb)
+    if len(easy) == 0:
+        raise PipelineError(f"the easy set is empty after AUM filtering (k = {session.config.aum.percentile}); "
+                            "lower --aum-percentile or raise --fraction")
+    sets = [session.train.subset(easy, source="easy (AUM-filtered)"), session.train.subset(amb, source="ambiguous")]
+    return train_and_evaluate(session, session.run_dir / "stage4_tdmixup", strategy="tdmixup", train_sets=sets)
+
+
+def run_pipeline(session: Session, *, from_stage: str | None = None, until: str = "report") -> dict[str, Any]:
+    """Run the stages in order (skipping finished ones); ``from_stage`` re-runs it and the rest."""
+    if from_stage is not None:
+        _invalidate_from(session, from_stage)
+    runners = {"full": stage_full, "datamap": stage_datamap, "aum": stage_aum, "tdmixup": stage_tdmixup}
+    timings: dict[str, float] = {}
+    results: dict[str, Any] = {}
+    for name in STAGES[: STAGES.index(until) + 1]:
+        start = time.perf_counter()
+        if name == "report":
+            from tdmixup.report import write_run_report
+
+            if session.is_main:
+                write_run_report(session.run_dir)
+        else:
+            results[name] = runners[name](session)
+        timings[name] = time.perf_counter() - start
+        if session.is_main:
+            log.info("stage %s: %.1f s", name, timings[name])
+    results["stage_seconds"] = timings
+    return results
+
+
+def _stage_dirs(run_dir: Path, stage: str) -> list[Path]:
+    fixed = {"full": ["stage1_full"], "datamap": ["datamap"], "tdmixup": ["stage4_tdmixup"], "report": []}
+    if stage == "aum":
+        return sorted(run_dir.glob("aum_*"))
+    return [run_dir / d for d in fixed[stage]]
+
+
+def _invalidate_from(session: Session, stage: str) -> None:
+    if stage not in STAGES:
+        raise PipelineError(f"--from-stage {stage!r}: expected one of {', '.join(STAGES)}")
+    if session.is_main:
+        for later in STAGES[STAGES.index(stage):]:
+            for d in _stage_dirs(session.run_dir, later):
+                shutil.rmtree(d, ignore_errors=True)
+    session.accelerator.wait_for_everyone()
