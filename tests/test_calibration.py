@@ -91,8 +91,14 @@ def test_ece_properties() -> None:
         labels=torch.from_numpy(labels), logits=torch.from_numpy(logits).float()
     )
     assert as_tensors == pytest.approx(ece, abs=1e-6)
+    as_bfloat16 = expected_calibration_error(
+        labels=torch.from_numpy(labels), logits=torch.from_numpy(logits).bfloat16()
+    )
+    assert as_bfloat16 == pytest.approx(ece, abs=0.05)
     # Always-wrong, fully confident predictions: the worst case, ECE = 1.
-    assert expected_calibration_error(labels=np.ones(5, int), probs=np.tile([1.0, 0.0], (5, 1))) == 1
+    assert (
+        expected_calibration_error(labels=np.ones(5, int), probs=np.tile([1.0, 0.0], (5, 1))) == 1
+    )
 
 
 def test_perfectly_calibrated_predictions_have_near_zero_ece() -> None:
@@ -119,20 +125,28 @@ def test_nll_brier_accuracy_against_hand_values() -> None:
     target = torch.randint(0, 5, (64,), generator=torch.Generator().manual_seed(1))
     expected = torch.nn.functional.cross_entropy(logits, target).item()
     assert negative_log_likelihood(labels=target, logits=logits) == pytest.approx(expected)
-    assert negative_log_likelihood(labels=target, probs=logits.softmax(1)) == pytest.approx(expected)
+    assert negative_log_likelihood(labels=target, probs=logits.softmax(1)) == pytest.approx(
+        expected
+    )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"probs": np.full((2, 2), 0.5), "logits": np.zeros((2, 2))}, "exactly one of probs= or logits=, got both"),
+        (
+            {"probs": np.full((2, 2), 0.5), "logits": np.zeros((2, 2))},
+            "exactly one of probs= or logits=, got both",
+        ),
         ({}, "exactly one of probs= or logits=, got neither"),
         ({"probs": np.full(2, 0.5)}, r"shape \[N, C\].*got shape \(2,\)"),
         ({"probs": np.zeros((0, 2))}, "N >= 1"),
         ({"probs": np.array([[0.5, 0.6], [0.5, 0.5]])}, "sum to 1.*got 1.1 in row 0"),
         ({"probs": np.array([[1.5, -0.5], [0.5, 0.5]])}, r"\[0, 1\].*row 0.*logits="),
         ({"logits": np.array([[0.0, np.nan], [1.0, 2.0]])}, "finite.*row 0"),
-        ({"probs": np.full((2, 2), 0.5), "labels": np.array([0, 2])}, r"\[0, 2\).*got 2 at index 1"),
+        (
+            {"probs": np.full((2, 2), 0.5), "labels": np.array([0, 2])},
+            r"\[0, 2\).*got 2 at index 1",
+        ),
         ({"probs": np.full((2, 2), 0.5), "labels": np.array([0.0, 1.0])}, "integer class indices"),
         ({"probs": np.full((2, 2), 0.5), "labels": np.array([0, 1, 1])}, r"shape \[N\] = \(2,\)"),
         ({"probs": np.full((2, 2), 0.5), "n_bins": 0}, "n_bins must be a positive integer"),
@@ -147,14 +161,27 @@ def test_invalid_inputs_raise_clear_errors(kwargs: dict, message: str) -> None:
 def test_fit_temperature_recovers_the_sharpening_factor() -> None:
     rng = np.random.default_rng(3)
     true_logits = rng.normal(scale=2.0, size=(4_000, 3))
-    labels = np.array([rng.choice(3, p=p) for p in _softmax(true_logits)])
+    cumulative = np.cumsum(_softmax(true_logits), axis=1)
+    labels = np.minimum((rng.random((4_000, 1)) > cumulative).sum(axis=1), 2)
     overconfident = 2.0 * true_logits
     grid = fit_temperature(dev_logits=overconfident, dev_labels=labels)
-    lbfgs = fit_temperature(dev_logits=torch.from_numpy(overconfident), dev_labels=labels, method="lbfgs")
+    lbfgs = fit_temperature(
+        dev_logits=torch.from_numpy(overconfident), dev_labels=labels, method="lbfgs"
+    )
     assert grid == pytest.approx(2.0, abs=0.15)
     assert lbfgs == pytest.approx(grid, abs=0.01)
     with pytest.raises(ValueError, match="method must be 'grid' or 'lbfgs'"):
         fit_temperature(dev_logits=overconfident, dev_labels=labels, method="adam")  # type: ignore[arg-type]
+
+
+def test_grid_temperature_is_the_argmin_of_nll_over_the_grid() -> None:
+    rng = np.random.default_rng(11)
+    logits = rng.normal(scale=3.0, size=(60, 4))
+    labels = rng.integers(0, 4, size=60)
+    labels[:40] = logits[:40].argmax(axis=1)  # informative enough for an interior optimum
+    grid = np.arange(1, 1001) / 100
+    nll = [negative_log_likelihood(labels=labels, logits=logits / t) for t in grid]
+    assert fit_temperature(dev_logits=logits, dev_labels=labels) == grid[int(np.argmin(nll))]
 
 
 def test_calibration_report_keys_and_scaling() -> None:
@@ -166,8 +193,16 @@ def test_calibration_report_keys_and_scaling() -> None:
     scaled = calibration_report(logits=logits, labels=labels, temperature=2.0)
     assert {k: scaled[k] for k in plain} == plain
     assert scaled["temperature"] == 2.0
-    assert scaled["ece_scaled"] == pytest.approx(expected_calibration_error(labels=labels, logits=logits / 2))
-    assert set(scaled) - set(plain) == {"temperature", "ece_scaled", "mce_scaled", "nll_scaled", "brier_scaled"}
+    assert scaled["ece_scaled"] == pytest.approx(
+        expected_calibration_error(labels=labels, logits=logits / 2)
+    )
+    assert set(scaled) - set(plain) == {
+        "temperature",
+        "ece_scaled",
+        "mce_scaled",
+        "nll_scaled",
+        "brier_scaled",
+    }
     with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         calibration_report(logits=logits, labels=labels, temperature=0.0)
 
@@ -176,13 +211,20 @@ def test_reliability_diagram_writes_png_atomically(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     logits = rng.normal(scale=3.0, size=(400, 3))
     labels = rng.integers(0, 3, size=400)
-    out = reliability_diagram(labels=labels, logits=logits, path=tmp_path / "plots" / "rd.png",
-                              title="random", temperature=1.5)
+    out = reliability_diagram(
+        labels=labels,
+        logits=logits,
+        path=tmp_path / "plots" / "rd.png",
+        title="random",
+        temperature=1.5,
+    )
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert [p.name for p in out.parent.iterdir()] == ["rd.png"]
     with pytest.raises(ValueError, match="temperature= needs logits="):
-        reliability_diagram(labels=labels, probs=_softmax(logits), path=tmp_path / "x.png", temperature=1.5)
+        reliability_diagram(
+            labels=labels, probs=_softmax(logits), path=tmp_path / "x.png", temperature=1.5
+        )
     assert not (tmp_path / "x.png").exists()
 
 
@@ -191,15 +233,19 @@ def test_reliability_diagram_writes_png_atomically(tmp_path: Path) -> None:
 
 def _load_predictions(name: str) -> dict[str, np.ndarray]:
     if not DD_PREDICTIONS.is_dir():
-        pytest.skip(f"Desai & Durrett prediction fixtures not found at {DD_PREDICTIONS} (../shared/data)")
+        pytest.skip(
+            f"Desai & Durrett prediction fixtures not found at {DD_PREDICTIONS} (../shared/data)"
+        )
     rows = [json.loads(line) for line in (DD_PREDICTIONS / name).read_text().splitlines() if line]
     return {key: np.array([r[key] for r in rows]) for key in ("true", "conf", "logits", "probs")}
 
 
 @pytest.fixture(scope="module")
 def snli_seed0() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    return (_load_predictions("SNLI_dev_bert-base-uncased_0.json"),
-            _load_predictions("SNLI_test_bert-base-uncased_0.json"))
+    return (
+        _load_predictions("SNLI_dev_bert-base-uncased_0.json"),
+        _load_predictions("SNLI_test_bert-base-uncased_0.json"),
+    )
 
 
 def test_dd_snli_seed0_reference_numbers(snli_seed0: tuple[dict, dict]) -> None:
@@ -222,4 +268,6 @@ def test_dd_snli_seed0_reference_numbers(snli_seed0: tuple[dict, dict]) -> None:
 
 def test_dd_snli_seed1_ece() -> None:
     test = _load_predictions("SNLI_test_bert-base-uncased_1.json")
-    assert round(100 * expected_calibration_error(labels=test["true"], probs=test["probs"]), 2) == 2.64
+    assert (
+        round(100 * expected_calibration_error(labels=test["true"], probs=test["probs"]), 2) == 2.64
+    )

@@ -53,7 +53,10 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
     if x is None:
         raise ValueError(f"{name} is required, got None")
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if x.is_floating_point():  # also bfloat16, which numpy cannot hold
+            x = x.double()
+        x = x.numpy()
     return np.asarray(x)
 
 
