@@ -99,6 +99,7 @@ class AUMConfig:
     percentile: float = _f(80.0, "k: flag samples whose AUM is below the k-th percentile of threshold AUMs (paper: 80 SNLI/QQP, 50 SWAG; Pleiss: 99).")
     procedure: Literal["two_pass", "paper"] = _f("two_pass", "two_pass: two runs with disjoint threshold sets so every sample is judged; paper: one run, threshold samples dropped.")
     epochs: int | None = _f(None, "Epochs of the threshold-sample run (default: TrainConfig.epochs).")
+    dynamics_mode: DynamicsMode = _f("train_pass", "Margins from the training pass (Pleiss et al., the paper's code) or an end-of-epoch pass.")
     subsets: tuple[str, ...] = _f(("easy",), "Regions to filter with AUM (paper's Table 1 also uses 'ambiguous').")
 
 

@@ -133,6 +133,7 @@ def train_and_evaluate(
     evaluate: bool = True,
     num_labels: int | None = None,
     keep_checkpoint: bool = True,
+    epochs: int | None = None,
 ) -> dict[str, Any]:
     """Train one model on ``train_sets`` with ``strategy``, then evaluate it on every test set.
 
@@ -152,8 +153,9 @@ def train_and_evaluate(
     seed_everything(cfg.train.seed)
     model = build_classifier(cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels)
     mixup_cfg = replace(cfg.mixup, strategy=strategy)
+    train_cfg = cfg.train if epochs is None else replace(cfg.train, epochs=epochs)
     result = train(
-        model, train_sets, train_config=cfg.train, mixup_config=mixup_cfg, out_dir=stage_dir,
+        model, train_sets, train_config=train_cfg, mixup_config=mixup_cfg, out_dir=stage_dir,
         accelerator=session.accelerator, dynamics_mode=dynamics_mode,
         dynamics_path=stage_dir / "dynamics.parquet" if dynamics_mode else None,
         tokenizer=session.tokenizer, task_name=session.task.spec.name, resume=True,

@@ -1,0 +1,89 @@
+"""The training half of AUM with threshold samples: relabel, train, record margins, flag.
+
+The maths (threshold-sample choice, AUM, percentile threshold, flags) is in :mod:`tdmixup.aum`;
+this module runs the threshold-sample trainings through the same loop as every other stage and
+writes ``<out_dir>/aum.parquet`` and ``summary.json``. Each pass is a resumable training stage
+(``pass1/``, ``pass2/``), so a killed AUM run restarts at the epoch it was in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tdmixup.data.collate import TokenizedSet, tokenize
+from tdmixup.runio import read_json, write_json
+
+
+def _relabelled(session: Any, subset: TokenizedSet, threshold_ids: np.ndarray) -> TokenizedSet:
+    """The subset with its threshold samples moved to the fake extra class (or extra ending)."""
+    from tdmixup.aum import relabel_threshold_samples
+
+    spec = session.task.spec
+    if spec.kind == "pair":
+        labels = subset.labels.copy()
+        labels[np.isin(subset.sample_ids, threshold_ids)] = spec.num_labels
+        return subset.with_labels(labels)
+    positions = session.train.positions_of(subset.sample_ids)
+    rows = session.task.train.select(positions.tolist())
+    relabelled = relabel_threshold_samples(rows, threshold_ids, kind=spec.kind, num_classes=spec.num_labels)
+    return tokenize(relabelled, spec, session.tokenizer, max_length=session.config.data.max_seq_length)
+
+
+def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
+    """AUM with threshold samples on the training samples ``ids``; returns the summary.
+
+    ``two_pass`` (default): two trainings with disjoint threshold sets, every sample judged in
+    the pass where it was a normal sample. ``paper``: one training; its threshold samples are
+    dropped, as the paper's code does.
+    """
+    from tdmixup.aum import choose_threshold_samples, find_mislabeled_with_aum, write_aum_table
+    from tdmixup.dynamics import read_dynamics
+    from tdmixup.pipeline import train_and_evaluate
+
+    summary_path = out_dir / "summary.json"
+    if summary_path.exists():
+        return dict(read_json(summary_path))
+    cfg = session.config
+    spec = session.task.spec
+    subset = session.train.subset(ids, source=f"{out_dir.name} subset")
+    passes = 2 if cfg.aum.procedure == "two_pass" else 1
+    epochs = cfg.aum.epochs or cfg.train.epochs
+    threshold_sets: list[np.ndarray] = []
+    pass_results = []
+    seconds = 0.0
+    for p in range(passes):
+        exclude = np.concatenate(threshold_sets) if threshold_sets else None
+        chosen = choose_threshold_samples(subset.labels, spec.num_labels, seed=cfg.train.seed + 101 * p, exclude=exclude)
+        threshold_ids = subset.sample_ids[chosen]
+        threshold_sets.append(chosen)
+        trained_on = _relabelled(session, subset, threshold_ids)
+        pass_dir = out_dir / f"pass{p + 1}"
+        done = train_and_evaluate(
+            session, pass_dir, strategy="none", train_sets=[trained_on], dynamics_mode=cfg.aum.dynamics_mode,
+            evaluate=False, num_labels=spec.num_labels + 1, keep_checkpoint=False, epochs=epochs,
+        )
+        seconds += float(done["train_seconds"])
+        dyn = read_dynamics(pass_dir / "dynamics.parquet")
+        pass_results.append({"sample_ids": dyn.sample_ids, "logits": dyn.logits, "labels": dyn.gold,
+                             "threshold_ids": threshold_ids})
+    table = find_mislabeled_with_aum(pass_results, percentile=cfg.aum.percentile, procedure=cfg.aum.procedure)
+    summary = {
+        "n": int(len(subset)),
+        "n_flagged": int(table["flagged"].sum()),
+        "n_kept": int((~table["flagged"]).sum()),
+        "procedure": cfg.aum.procedure,
+        "percentile": cfg.aum.percentile,
+        "thresholds": [float(t) for t in table.groupby("pass")["threshold"].first().tolist()],
+        "passes": passes,
+        "epochs": epochs,
+        "train_seconds": seconds,
+    }
+    if session.is_main:
+        write_aum_table(table, out_dir / "aum.parquet")
+        write_json(summary_path, summary)
+    session.accelerator.wait_for_everyone()
+    return summary
+

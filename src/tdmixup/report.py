@@ -1,0 +1,107 @@
+"""``report.md`` of a ``tdmixup run`` folder: accuracy / ECE per stage and set, counts, plots.
+
+Built only from the files the stages wrote (``*/done.json``, ``aum_*/summary.json``), so it can
+be regenerated at any time without the model. Numbers are shown ×100, as in the paper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tdmixup.runio import atomic_write_text, read_json
+
+ROWS = (("stage1_full", "100% train (baseline, stage 1)"), ("stage4_tdmixup", "TDMixUp: easy with AUM + ambiguous"))
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return dict(read_json(path)) if path.exists() else None
+
+
+def metrics_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Markdown table: one row per (label, done.json summary); per set Acc, ECE and ECE after T."""
+    sets: list[str] = []
+    for _, summary in rows:
+        for name in summary.get("metrics", {}).get("sets", {}):
+            if name not in sets:
+                sets.append(name)
+    head = "| method | train n | " + " | ".join(f"{s} Acc | {s} ECE | {s} ECE (T)" for s in sets) + " |"
+    sep = "|---|---:|" + "---:|" * (3 * len(sets))
+    lines = [head, sep]
+    for label, summary in rows:
+        metrics = summary.get("metrics", {}).get("sets", {})
+        cells = []
+        for s in sets:
+            m = metrics.get(s)
+            if m is None:
+                cells += ["–", "–", "–"]
+                continue
+            scaled = m.get("ece_scaled")
+            cells += [f"{100 * m['accuracy']:.2f}", f"{100 * m['ece']:.2f}", "–" if scaled is None else f"{100 * scaled:.2f}"]
+        lines.append(f"| {label} | {'+'.join(str(n) for n in summary.get('train_sizes', []))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_run_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.md`` from the finished stages and return its path."""
+    run_dir = Path(run_dir)
+    config = _load(run_dir / "config.json") or {}
+    cfg = config.get("config", {})
+    env = config.get("environment", {})
+    out = ["# TDMixUp run report", ""]
+    data, model, train = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
+    out += [f"- task: **{data.get('task')}**, train size: {data.get('train_size') or 'all'}, "
+            f"model: `{model.get('name_or_path')}`, epochs: {train.get('epochs')}, lr: {train.get('learning_rate')}, "
+            f"batch: {train.get('batch_size')}, seed: {train.get('seed')}",
+            f"- machine: {env.get('platform')}, {env.get('cpu_count')} CPUs, GPU: {env.get('gpu')}, "
+            f"world size: {env.get('world_size')}, torch {env.get('versions', {}).get('torch')}", ""]
+    rows = [(label, s) for d, label in ROWS if (s := _load(run_dir / d / "done.json")) is not None]
+    if rows:
+        out += ["## Accuracy and ECE (×100; ECE with 10 bins; (T) = after temperature scaling fitted on dev)", "",
+                metrics_table(rows), ""]
+    out += _counts(run_dir)
+    out += _timings(run_dir)
+    out += _plots(run_dir)
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(out) + "\n")
+    return path
+
+
+def _counts(run_dir: Path) -> list[str]:
+    lines = ["## Samples per stage", ""]
+    full = _load(run_dir / "stage1_full" / "done.json")
+    if full:
+        lines.append(f"- stage 1 (100 %): {full['train_sizes'][0]} training samples, dynamics mode `{full.get('dynamics_mode')}`")
+    dm = _load(run_dir / "datamap" / "done.json")
+    if dm:
+        lines.append("- regions: " + ", ".join(f"{k} {v}" for k, v in dm["regions"].items()))
+    for aum_dir in sorted(run_dir.glob("aum_*")):
+        s = _load(aum_dir / "summary.json")
+        if s:
+            lines.append(f"- AUM on {aum_dir.name[4:]}: {s.get('n_flagged')} of {s.get('n')} flagged "
+                         f"(procedure `{s.get('procedure')}`, k = {s.get('percentile')}), {s.get('n_kept')} kept")
+    td = _load(run_dir / "stage4_tdmixup" / "done.json")
+    if td:
+        sizes = td["train_sizes"]
+        lines.append(f"- stage 4 (TDMixUp): easy with AUM {sizes[0]} + ambiguous {sizes[1]}")
+    return lines + [""]
+
+
+def _timings(run_dir: Path) -> list[str]:
+    lines = ["## Compute", ""]
+    for d in ("stage1_full", *(p.name for p in sorted(run_dir.glob("aum_*"))), "stage4_tdmixup"):
+        s = _load(run_dir / d / "done.json") or _load(run_dir / d / "summary.json")
+        if s and "train_seconds" in s:
+            lines.append(f"- {d}: train {s['train_seconds']:.0f} s" + (f", eval {s['eval_seconds']:.0f} s" if "eval_seconds" in s else ""))
+    return lines + [""]
+
+
+def _plots(run_dir: Path) -> list[str]:
+    lines = ["## Plots", ""]
+    if (run_dir / "datamap" / "datamap.png").exists():
+        lines += ["Data map (interactive: [datamap/datamap.html](datamap/datamap.html)):", "",
+                  "![data map](datamap/datamap.png)", ""]
+    for d, label in ROWS:
+        for png in sorted((run_dir / d).glob("reliability_*.png")):
+            lines += [f"{label}, {png.stem[len('reliability_'):]}:", "", f"![reliability]({d}/{png.name})", ""]
+    return lines
