@@ -1,16 +1,88 @@
-"""Area Under the Margin (Pleiss et al. 2020) and threshold samples."""
+"""Area Under the Margin (Pleiss et al. 2020) with threshold samples (TDMixUp paper, §2.1).
+
+Pure functions on arrays keyed by ``sample_id``; nothing here trains a model. tdmixup does not
+depend on the ``aum`` package at run time (the tests compare against it): that package keeps
+one Python record per sample per update and crashes on a batch of one sample.
+
+Call sequence for the pipeline, on one region (e.g. the easy set) with ``c = spec.num_labels``
+(for multiple choice ``c`` is the number of endings K)::
+
+    ids, labels = np.asarray(region["sample_id"]), np.asarray(region["label"])
+    passes, taken = [], None
+    for p in range(2 if cfg.aum.procedure == "two_pass" else 1):
+        pos = choose_threshold_samples(labels, c, seed=cfg.train.seed + p, exclude=taken)
+        taken = pos if taken is None else np.union1d(taken, pos)
+        relabelled = relabel_threshold_samples(region, ids[pos], kind=spec.kind, num_classes=c)
+        # train a FRESH model on `relabelled` (pair: c + 1 outputs; multiple choice: the same
+        # per-ending scorer on K + 1 endings) for cfg.aum.epochs, recording logits per epoch
+        # with the dynamics recorder -> rec_ids [N], logits [E, N, c + 1]
+        passes.append(AUMPass(sample_ids=rec_ids, logits=logits,
+                              labels=labels_as_trained_in_rec_ids_order, threshold_ids=ids[pos]))
+    result = find_mislabeled_with_aum(passes, percentile=cfg.aum.percentile,
+                                      procedure=cfg.aum.procedure)
+    write_aum_table(result.table, run_dir / "aum.parquet")
+    keep_ids = result.kept_ids  # the region without its flagged samples
+
+Differences from the references (``REFERENCE.md``): the paper's code (one pass) drops every
+threshold sample, so ~1/(c+1) of a region disappears whatever its quality; ``two_pass`` (Pleiss
+et al.'s runner) trains twice with disjoint threshold sets so every sample is judged. The
+paper's code keeps ``aum > sorted(th)[floor(L·k/100) - 1]``; we flag ``aum < percentile`` with
+numpy's linear interpolation (less than two order statistics apart; a tie is kept). For
+multiple choice the paper's code labels a threshold row with the next ending and gives every
+row a copy of its labelled ending, which caps all margins at 0; see
+:func:`relabel_threshold_samples` for what we do instead.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
 import numpy as np
+import pandas as pd
+
+from tdmixup.data.schema import TaskKind
+
+if TYPE_CHECKING:
+    import datasets
+
+Procedure = Literal["two_pass", "paper"]
+Balance = Literal["equal", "proportional"]
+
+AUM_TABLE_COLUMNS = (
+    "sample_id", "aum", "threshold", "flagged", "is_threshold", "threshold_pass", "judged_passes"
+)
+"""Columns of :attr:`AUMResult.table` and of the file :func:`write_aum_table` writes."""
+
+
+def _int_array(name: str, values: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name}: expected a 1-D integer array, got dtype {arr.dtype} shape {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def _labels(labels: Any, num_classes: int) -> np.ndarray:
+    labels = _int_array("labels", labels)
+    if num_classes < 2:
+        raise ValueError(f"num_classes: expected >= 2, got {num_classes}")
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"labels: {int(bad.sum())} value(s) outside [0, {num_classes}), e.g. {labels[bad][:5].tolist()}"
+        )
+    return labels
 
 
 def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Margin of each sample at each epoch: gold logit − largest other logit.
+    """Margin of each sample at each epoch: gold logit − largest other logit (paper Eq. 3).
 
     Args:
-        logits: ``[E, N, C]`` pre-softmax logits (E epochs, N samples, C classes).
-        labels: ``[N]`` integer gold labels in ``[0, C)``.
+        logits: ``[E, N, C]`` pre-softmax logits (E epochs, N samples, C ≥ 2 classes).
+        labels: ``[N]`` integer labels as trained, in ``[0, C)``.
 
     Returns:
         ``[E, N]`` float64 margins (positive = the gold class wins).
@@ -19,7 +91,11 @@ def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     array([[1.]])
     """
     logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
+    if logits.ndim != 3 or logits.shape[2] < 2:
+        raise ValueError(f"logits: expected shape [E, N, C] with C >= 2, got {logits.shape}")
+    labels = _labels(labels, logits.shape[2])
+    if labels.shape[0] != logits.shape[1]:
+        raise ValueError(f"labels: {labels.shape[0]} labels for {logits.shape[1]} samples in logits")
     gold = np.take_along_axis(logits, labels[None, :, None], axis=2)[..., 0]
     others = logits.copy()
     np.put_along_axis(others, labels[None, :, None], -np.inf, axis=2)
@@ -27,5 +103,350 @@ def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def area_under_margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """AUM = mean margin over epochs (paper Eq. 4). ``[E, N, C]``, ``[N]`` → ``[N]``."""
+    """AUM = mean margin over epochs (paper Eq. 4). ``[E, N, C]``, ``[N]`` → ``[N]``.
+
+    To skip early epochs (Pleiss et al.'s runner skips epoch 0) pass ``logits[1:]``.
+
+    >>> area_under_margin(np.array([[[2.0, 0.0]], [[0.0, 1.0]]]), np.array([0]))
+    array([0.5])
+    """
     return margins(logits, labels).mean(axis=0)
+
+
+def _class_quotas(labels: np.ndarray, present: np.ndarray, total: int, balance: Balance) -> np.ndarray:
+    if balance == "equal":
+        return np.full(present.size, total // present.size, dtype=np.int64)
+    if balance != "proportional":
+        raise ValueError(f"balance: expected 'equal' or 'proportional', got {balance!r}")
+    counts = np.array([(labels == k).sum() for k in present], dtype=np.float64)
+    exact = total * counts / counts.sum()
+    quotas = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - quotas), kind="stable")  # largest remainders first
+    quotas[order[: total - int(quotas.sum())]] += 1
+    return quotas
+
+
+def choose_threshold_samples(
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    seed: int,
+    exclude: np.ndarray | None = None,
+    fraction: float | None = None,
+    balance: Balance = "equal",
+) -> np.ndarray:
+    """Choose which samples become threshold samples (relabelled to the fake class ``c``).
+
+    ``total = floor(N / (c + 1))`` samples (or ``floor(N · fraction)``). ``balance="equal"``
+    (the paper's code) spreads them equally over the classes present, ``total // n_present``
+    each, so the result may fall a few short of ``total``; ``"proportional"`` (Pleiss et al.)
+    takes exactly ``total`` in proportion to class sizes (largest remainders).
+
+    Args:
+        labels: ``[N]`` integer labels in ``[0, num_classes)`` (ending index for multiple choice).
+        num_classes: ``c``, the number of real classes (endings).
+        seed: seeds the draw; the same inputs give the same positions.
+        exclude: positions that may not be chosen, e.g. the first pass's choice, so that a
+            second pass gets a disjoint set.
+        fraction: size of the set as a fraction of N, in (0, 1); default ``1 / (c + 1)``.
+        balance: ``"equal"`` or ``"proportional"`` (see above).
+
+    Returns:
+        ``[T]`` sorted int64 positions into ``labels`` (map to ids with ``sample_ids[pos]``).
+
+    Raises:
+        ValueError: a class has fewer selectable samples than its share (say which, and how to
+            fix it), or the set would be empty.
+
+    >>> pos = choose_threshold_samples(np.repeat([0, 1, 2], 4), 3, seed=0)  # N = 12, c = 3
+    >>> pos.size, np.repeat([0, 1, 2], 4)[pos].tolist()
+    (3, [0, 1, 2])
+    """
+    labels = _labels(labels, num_classes)
+    n = labels.size
+    if fraction is None:
+        total = n // (num_classes + 1)
+    elif not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction: expected a value in (0, 1), got {fraction}")
+    else:
+        total = int(np.floor(n * fraction + 1e-9))
+    selectable = np.ones(n, dtype=bool)
+    if exclude is not None:
+        ex = _int_array("exclude", exclude)
+        if ex.size and (ex.min() < 0 or ex.max() >= n):
+            raise ValueError(f"exclude: positions must lie in [0, {n}), got {ex.min()}..{ex.max()}")
+        selectable[ex] = False
+    present = np.unique(labels)
+    quotas = _class_quotas(labels, present, total, balance)
+    if quotas.sum() == 0:
+        raise ValueError(
+            f"choose_threshold_samples: {n} samples over {present.size} classes give no threshold "
+            f"samples ({total} in total); use more data or a larger fraction="
+        )
+    pools = [np.flatnonzero((labels == k) & selectable) for k in present]
+    short = [
+        f"class {k}: {pool.size} selectable, needs {q}"
+        for k, pool, q in zip(present.tolist(), pools, quotas.tolist(), strict=True)
+        if pool.size < q
+    ]
+    if short:
+        raise ValueError(
+            f"choose_threshold_samples: too few samples for {total} threshold samples "
+            f"(balance={balance!r}): {'; '.join(short)}. Use balance='proportional', a smaller "
+            "fraction=, or procedure='paper' (one pass, nothing excluded)."
+        )
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(pool, size=q, replace=False) for pool, q in zip(pools, quotas.tolist(), strict=True)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def relabel_threshold_samples(
+    dataset: datasets.Dataset,
+    threshold_ids: np.ndarray,
+    *,
+    kind: TaskKind,
+    num_classes: int,
+) -> datasets.Dataset:
+    """Return ``dataset`` with its threshold samples relabelled to the fake class ``c``.
+
+    * ``kind="pair"``: ``label`` → ``num_classes`` for the threshold rows; the classifier needs
+      ``num_classes + 1`` outputs. Other rows are unchanged. ``label`` becomes plain int64.
+    * ``kind="multiple_choice"`` (``num_classes`` = K endings): every row gets a (K+1)-th
+      ending. Threshold rows: a copy of the gold ending, which becomes the label K (as the
+      paper). Other rows: a copy of the wrong ending ``(label + 1) % K``; the label stays.
+      Why a wrong ending: the margin ``z_gold − max_{k≠gold} z_k`` is unchanged by duplicating a
+      non-gold ending (identical inputs score identically in eval mode), whereas a copy of the
+      gold ending (the paper's code) caps every margin at 0. Which wrong ending does not matter
+      to a per-ending scorer; ``label + 1`` keeps it seed-free. A threshold row competes with its
+      own gold copy, so its margin is at most 0: its AUM marks "no better than a tie".
+
+    Args:
+        dataset: rows in the schema of :mod:`tdmixup.data.schema`.
+        threshold_ids: ``[T]`` sample ids to relabel; each must occur in ``dataset``.
+        kind: ``"pair"`` or ``"multiple_choice"``.
+        num_classes: c (pair) or K (multiple choice), the count before relabelling.
+
+    Returns:
+        A new :class:`datasets.Dataset` with the same rows and columns.
+    """
+    from datasets import Value
+
+    ids = _int_array("dataset['sample_id']", dataset["sample_id"])
+    labels = _labels(dataset["label"], num_classes)
+    th = _int_array("threshold_ids", threshold_ids)
+    missing = np.setdiff1d(th, ids)
+    if missing.size:
+        raise ValueError(f"threshold_ids: {missing.size} id(s) not in the dataset, e.g. {missing[:5].tolist()}")
+    is_th = np.isin(ids, th)
+    features = dataset.features.copy()
+    features["label"] = Value("int64")
+    if kind == "pair":
+        new_labels = np.where(is_th, num_classes, labels)
+        return dataset.map(
+            lambda batch, idx: {"label": new_labels[idx].tolist()},
+            batched=True, with_indices=True, features=features, load_from_cache_file=False,
+            desc="relabel threshold samples",
+        )
+    if kind != "multiple_choice":
+        raise ValueError(f"kind: expected 'pair' or 'multiple_choice', got {kind!r}")
+    endings_feature = features["endings"]
+    if getattr(endings_feature, "length", -1) not in (-1, None):  # a fixed K; make it K + 1
+        features["endings"] = type(endings_feature)(endings_feature.feature)
+
+    def extend(batch: dict[str, list[Any]], idx: list[int]) -> dict[str, list[Any]]:
+        endings_out, labels_out = [], []
+        for endings, label, i in zip(batch["endings"], batch["label"], idx, strict=True):
+            if len(endings) != num_classes:
+                raise ValueError(
+                    f"sample_id {ids[i]}: {len(endings)} endings, expected {num_classes} (num_classes)"
+                )
+            extra = label if is_th[i] else (label + 1) % num_classes
+            endings_out.append([*endings, endings[extra]])
+            labels_out.append(num_classes if is_th[i] else label)
+        return {"endings": endings_out, "label": labels_out}
+
+    return dataset.map(
+        extend, batched=True, with_indices=True, features=features, load_from_cache_file=False,
+        desc="relabel threshold samples",
+    )
+
+
+def aum_threshold(threshold_aums: np.ndarray, percentile: float, *, method: str = "linear") -> float:
+    """The k-th percentile of the threshold samples' AUMs.
+
+    Args:
+        threshold_aums: ``[T]`` finite AUMs of the threshold samples (T ≥ 1).
+        percentile: k in [0, 100] (paper: 80 SNLI/QQP, 50 SWAG; Pleiss et al.: 99).
+        method: passed to :func:`numpy.percentile`; ``"linear"`` interpolates between order
+            statistics ``x[(T-1)·k/100]``. The paper's code takes ``sorted(x)[floor(T·k/100)-1]``.
+
+    >>> aum_threshold(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), 80)
+    3.2
+    """
+    values = np.asarray(threshold_aums, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"threshold_aums: expected a non-empty 1-D array, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("threshold_aums: contains NaN or inf; pass only judged threshold samples")
+    if not 0.0 <= percentile <= 100.0:
+        raise ValueError(f"percentile: expected k in [0, 100], got {percentile}")
+    return float(np.percentile(values, percentile, method=method))  # type: ignore[call-overload]
+
+
+def flag_mislabeled(aums: np.ndarray, threshold: float) -> np.ndarray:
+    """Flag samples whose AUM is below the threshold: ``[N]`` → ``[N]`` bool (NaN → False).
+
+    >>> flag_mislabeled(np.array([-1.0, 0.5, np.nan]), 0.5)
+    array([ True, False, False])
+    """
+    return np.asarray(aums, dtype=np.float64) < threshold
+
+
+@dataclass(frozen=True, eq=False)
+class AUMPass:
+    """One training run on a relabelled dataset.
+
+    Attributes:
+        sample_ids: ``[N]`` unique ids, the order of ``logits`` and ``labels``.
+        logits: ``[E, N, C]`` logits per epoch; ``C`` = c + 1 (pair) or K + 1 (multiple choice).
+        labels: ``[N]`` labels as trained: threshold samples carry ``C - 1``, others ``< C - 1``.
+        threshold_ids: ``[T]`` the ids that were relabelled in this run.
+    """
+
+    sample_ids: np.ndarray
+    logits: np.ndarray
+    labels: np.ndarray
+    threshold_ids: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class AUMResult:
+    """What :func:`find_mislabeled_with_aum` found.
+
+    Attributes:
+        table: one row per sample id, columns :data:`AUM_TABLE_COLUMNS`: ``aum`` (mean AUM over
+            the passes in which the sample was judged, NaN if none), ``threshold`` (mean of
+            those passes' thresholds), ``flagged`` (``aum < threshold``; True if never judged),
+            ``is_threshold`` (a threshold sample in some pass), ``threshold_pass`` (that pass,
+            -1 if none), ``judged_passes`` (0, 1 or 2).
+        per_pass: one row per (pass, sample id): ``pass, sample_id, aum, is_threshold,
+            threshold, flagged`` — threshold samples keep their own AUM (for plots), unflagged.
+        thresholds: the threshold of each pass.
+        percentile, procedure: the settings used.
+    """
+
+    table: pd.DataFrame
+    per_pass: pd.DataFrame
+    thresholds: tuple[float, ...]
+    percentile: float
+    procedure: Procedure
+
+    @property
+    def flagged_ids(self) -> np.ndarray:
+        """``[F]`` sorted ids of flagged (or, in paper mode, dropped) samples."""
+        return self.table.loc[self.table["flagged"], "sample_id"].to_numpy()
+
+    @property
+    def kept_ids(self) -> np.ndarray:
+        """``[N - F]`` sorted ids of the samples to keep."""
+        return self.table.loc[~self.table["flagged"], "sample_id"].to_numpy()
+
+
+def _judge_pass(index: int, run: AUMPass, percentile: float) -> pd.DataFrame:
+    ids = _int_array(f"pass {index}: sample_ids", run.sample_ids)
+    if np.unique(ids).size != ids.size:
+        raise ValueError(f"pass {index}: sample_ids contain duplicates")
+    logits = np.asarray(run.logits, dtype=np.float64)
+    aums = area_under_margin(logits, run.labels)
+    labels = np.asarray(run.labels, dtype=np.int64)
+    th = _int_array(f"pass {index}: threshold_ids", run.threshold_ids)
+    missing = np.setdiff1d(th, ids)
+    if missing.size or th.size == 0:
+        raise ValueError(f"pass {index}: need >= 1 threshold id, all in sample_ids; missing {missing[:5].tolist()}")
+    is_th = np.isin(ids, th)
+    fake = logits.shape[2] - 1
+    wrong = int((labels[is_th] != fake).sum() + (labels[~is_th] == fake).sum())
+    if wrong:
+        raise ValueError(
+            f"pass {index}: {wrong} label(s) disagree with threshold_ids: threshold samples must carry "
+            f"the extra class {fake}, the others a class < {fake} (pass the labels as trained, "
+            "after relabel_threshold_samples)"
+        )
+    threshold = aum_threshold(aums[is_th], percentile)
+    return pd.DataFrame({
+        "pass": np.full(ids.size, index, dtype=np.int64),
+        "sample_id": ids,
+        "aum": aums,
+        "is_threshold": is_th,
+        "threshold": np.full(ids.size, threshold),
+        "flagged": flag_mislabeled(aums, threshold) & ~is_th,
+    })
+
+
+def find_mislabeled_with_aum(
+    passes: Sequence[AUMPass], *, percentile: float, procedure: Procedure = "two_pass"
+) -> AUMResult:
+    """Judge every sample against the AUMs of threshold samples (Pleiss et al. 2020).
+
+    Each pass's threshold is the ``percentile`` of its own threshold samples' AUMs
+    (:func:`aum_threshold`). ``procedure="two_pass"``: two passes over the same ids with
+    disjoint threshold sets; a sample's AUM and threshold are averaged over the passes in which
+    it was not a threshold sample, so it is flagged when its mean excess over the threshold is
+    negative (judged once → exactly that pass's rule). ``procedure="paper"``: one pass; the
+    threshold samples are dropped (``aum`` NaN, ``flagged`` True, ``is_threshold`` True).
+
+    Args:
+        passes: one :class:`AUMPass` (paper) or two (two_pass).
+        percentile: k in [0, 100], e.g. ``AUMConfig.percentile``.
+        procedure: ``"two_pass"`` or ``"paper"``.
+
+    Returns:
+        :class:`AUMResult`; ``table`` is sorted by ``sample_id``.
+    """
+    expected = {"two_pass": 2, "paper": 1}.get(procedure)
+    if expected is None:
+        raise ValueError(f"procedure: expected 'two_pass' or 'paper', got {procedure!r}")
+    if len(passes) != expected:
+        raise ValueError(f"procedure={procedure!r} needs {expected} pass(es), got {len(passes)}")
+    per_pass = pd.concat([_judge_pass(i, p, percentile) for i, p in enumerate(passes)], ignore_index=True)
+    id_sets = [np.sort(g["sample_id"].to_numpy()) for _, g in per_pass.groupby("pass")]
+    if any(not np.array_equal(id_sets[0], s) for s in id_sets[1:]):
+        raise ValueError("two_pass: both passes must cover the same sample ids")
+    th_rows = per_pass[per_pass["is_threshold"]]
+    if th_rows["sample_id"].duplicated().any():
+        raise ValueError("two_pass: the threshold sets overlap; pass exclude= to the second choice")
+    judged = per_pass[~per_pass["is_threshold"]].groupby("sample_id")
+    table = pd.DataFrame({"sample_id": id_sets[0]}).set_index("sample_id")
+    table["aum"] = judged["aum"].mean()
+    table["threshold"] = judged["threshold"].mean()
+    table["threshold"] = table["threshold"].fillna(th_rows.set_index("sample_id")["threshold"])
+    table["judged_passes"] = judged.size().reindex(table.index, fill_value=0).astype(np.int64)
+    table["flagged"] = (table["aum"] < table["threshold"]) | (table["judged_passes"] == 0)
+    tp = th_rows.set_index("sample_id")["pass"].reindex(table.index)
+    table["is_threshold"] = tp.notna()
+    table["threshold_pass"] = tp.fillna(-1).astype(np.int64)
+    table = table.reset_index()[list(AUM_TABLE_COLUMNS)]
+    thresholds = tuple(float(g["threshold"].iloc[0]) for _, g in per_pass.groupby("pass"))
+    return AUMResult(table, per_pass, thresholds, float(percentile), procedure)
+
+
+def write_aum_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``table`` to Parquet atomically (a temporary file, then :func:`os.replace`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_aum_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a table written by :func:`write_aum_table`; checks the columns."""
+    table = pd.read_parquet(path)
+    missing = [c for c in AUM_TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: not an AUM table, missing column(s) {missing}")
+    return table
