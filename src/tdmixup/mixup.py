@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -138,10 +139,12 @@ def mix_tensors(a: Tensor, b: Tensor, lam: Tensor | float) -> Tensor:
     return lam * a + (1 - lam) * b
 
 
-def pad_to_length(t: Tensor | None, length: int, value: int = 0) -> Tensor | None:
-    """Right-pad the last dim of ``[..., L]`` to ``length`` with ``value`` (None stays None)."""
-    if t is None:
-        return None
+def pad_to_length(t: Tensor, length: int, value: int = 0) -> Tensor:
+    """Right-pad the last dim of ``[..., L]`` to ``length`` with ``value``.
+
+    >>> pad_to_length(torch.tensor([[5, 6]]), 4)
+    tensor([[5, 6, 0, 0]])
+    """
     if t.shape[-1] > length:
         raise ValueError(f"cannot pad a length-{t.shape[-1]} tensor to the shorter length {length}")
     return F.pad(t, (0, length - t.shape[-1]), value=value)
@@ -194,7 +197,8 @@ def mix_embeddings(model: Classifier, batch_a: Batch, batch_b: Batch, lam: Tenso
     """
     length = max(batch_a["input_ids"].shape[-1], batch_b["input_ids"].shape[-1])
     ids_a, ids_b = (pad_to_length(x["input_ids"], length, pad_token_id) for x in (batch_a, batch_b))
-    tt_a, tt_b = (pad_to_length(x.get("token_type_ids"), length) for x in (batch_a, batch_b))
+    tt_a, tt_b = (None if x.get("token_type_ids") is None else pad_to_length(x["token_type_ids"], length)
+                  for x in (batch_a, batch_b))
     mask = mixed_attention_mask(batch_a["attention_mask"], batch_b["attention_mask"], lam)
     mixed = mix_tensors(model.embed(ids_a, tt_a), model.embed(ids_b, tt_b), _per_row(lam, _num_choices(batch_a)))
     return model.features(ids_a, mask, tt_a, embedding_output=mixed)
@@ -233,7 +237,8 @@ def partner_index(weight: Tensor, generator: torch.Generator | None = None, *, r
     if reverse:
         order = real.flip(0)
     else:
-        order = real[torch.randperm(len(real), generator=generator, device=generator.device if generator else "cpu").cpu()]
+        device = generator.device if generator is not None else torch.device("cpu")
+        order = real[torch.randperm(len(real), generator=generator, device=device).cpu()]
     index = torch.arange(len(weight))
     index[real] = order
     return index
@@ -356,8 +361,8 @@ def _step_kong(model: Classifier, batches: Sequence[Batch], config: MixupConfig,
 StepFn = Callable[[Classifier, Sequence[Batch], MixupConfig, torch.Generator, int], StepOutput]
 _STEPS: dict[str, tuple[int, StepFn]] = {
     "none": (1, _step_none),
-    "mixup": (1, lambda *args: _step_mixed_only(*args, at="embeddings")),
-    "manifold": (1, lambda *args: _step_mixed_only(*args, at="cls")),
+    "mixup": (1, partial(_step_mixed_only, at="embeddings")),
+    "manifold": (1, partial(_step_mixed_only, at="cls")),
     "kong": (1, _step_kong),
     "tdmixup": (2, _step_tdmixup),
     "random_pairs": (1, _step_random_pairs),
