@@ -1,0 +1,57 @@
+"""tdmixup: MixUp guided by training dynamics (Park & Caragea, NAACL 2022) for calibrated text classifiers.
+
+The public API (imported lazily, so ``import tdmixup`` and ``tdmixup --help`` stay fast)::
+
+    from tdmixup import RunConfig, load_task, build_classifier, train, evaluate_sets
+    from tdmixup import read_dynamics, compute_statistics, assign_regions
+    from tdmixup import find_mislabeled_with_aum, inject_label_noise
+    from tdmixup import expected_calibration_error, fit_temperature
+    from tdmixup import DynamicsCallback            # record dynamics inside a HF Trainer
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # configs
+    "RunConfig": "tdmixup.config", "DataConfig": "tdmixup.config", "ModelConfig": "tdmixup.config",
+    "TrainConfig": "tdmixup.config", "MixupConfig": "tdmixup.config", "DynamicsConfig": "tdmixup.config",
+    "AUMConfig": "tdmixup.config",
+    # data
+    "TaskSpec": "tdmixup.data.schema", "DataError": "tdmixup.data.schema", "load_task": "tdmixup.data.tasks",
+    "tokenize": "tdmixup.data.collate",
+    # model + training + evaluation
+    "Classifier": "tdmixup.model", "build_classifier": "tdmixup.model", "load_classifier": "tdmixup.model",
+    "train": "tdmixup.training", "predict_logits": "tdmixup.training", "evaluate_sets": "tdmixup.evaluation",
+    # dynamics, data maps, AUM
+    "read_dynamics": "tdmixup.dynamics", "compute_statistics": "tdmixup.dynamics",
+    "export_cartography": "tdmixup.dynamics", "read_cartography": "tdmixup.dynamics",
+    "assign_regions": "tdmixup.datamap", "plot_datamap_png": "tdmixup.datamap", "plot_datamap_html": "tdmixup.datamap",
+    "area_under_margin": "tdmixup.aum", "find_mislabeled_with_aum": "tdmixup.aum",
+    "inject_label_noise": "tdmixup.noise",
+    "DynamicsCallback": "tdmixup.hf_trainer",
+    # mixing
+    "compute_step": "tdmixup.mixup", "sample_lambda": "tdmixup.mixup",
+    # calibration
+    "expected_calibration_error": "tdmixup.calibration", "fit_temperature": "tdmixup.calibration",
+    "calibration_report": "tdmixup.calibration", "reliability_diagram": "tdmixup.calibration",
+    # pipeline
+    "open_session": "tdmixup.pipeline", "run_pipeline": "tdmixup.pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tdmixup' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -8,6 +8,7 @@ writes ``<out_dir>/aum.parquet`` and ``summary.json``. Each pass is a resumable 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from tdmixup.data.collate import TokenizedSet, tokenize
 from tdmixup.runio import read_json, write_json
+
+log = logging.getLogger("tdmixup.aum")
 
 
 def _relabelled(session: Any, subset: TokenizedSet, threshold_ids: np.ndarray) -> TokenizedSet:
@@ -39,7 +42,7 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     the pass where it was a normal sample. ``paper``: one training; its threshold samples are
     dropped, as the paper's code does.
     """
-    from tdmixup.aum import choose_threshold_samples, find_mislabeled_with_aum, write_aum_table
+    from tdmixup.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
     from tdmixup.dynamics import read_dynamics
     from tdmixup.pipeline import train_and_evaluate
 
@@ -56,7 +59,7 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     seconds = 0.0
     for p in range(passes):
         exclude = np.concatenate(threshold_sets) if threshold_sets else None
-        chosen = choose_threshold_samples(subset.labels, spec.num_labels, seed=cfg.train.seed + 101 * p, exclude=exclude)
+        chosen, balance = _choose(subset.labels, spec.num_labels, seed=cfg.train.seed + 101 * p, exclude=exclude)
         threshold_ids = subset.sample_ids[chosen]
         threshold_sets.append(chosen)
         trained_on = _relabelled(session, subset, threshold_ids)
@@ -67,16 +70,17 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
         )
         seconds += float(done["train_seconds"])
         dyn = read_dynamics(pass_dir / "dynamics.parquet")
-        pass_results.append({"sample_ids": dyn.sample_ids, "logits": dyn.logits, "labels": dyn.gold,
-                             "threshold_ids": threshold_ids})
-    table = find_mislabeled_with_aum(pass_results, percentile=cfg.aum.percentile, procedure=cfg.aum.procedure)
+        pass_results.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids))
+    result = find_mislabeled_with_aum(pass_results, percentile=cfg.aum.percentile, procedure=cfg.aum.procedure)
+    table = result.table
     summary = {
         "n": int(len(subset)),
         "n_flagged": int(table["flagged"].sum()),
         "n_kept": int((~table["flagged"]).sum()),
         "procedure": cfg.aum.procedure,
         "percentile": cfg.aum.percentile,
-        "thresholds": [float(t) for t in table.groupby("pass")["threshold"].first().tolist()],
+        "thresholds": [float(t) for t in result.thresholds],
+        "threshold_balance": balance,
         "passes": passes,
         "epochs": epochs,
         "train_seconds": seconds,
@@ -87,3 +91,15 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     session.accelerator.wait_for_everyone()
     return summary
 
+
+
+def _choose(labels: np.ndarray, num_classes: int, *, seed: int, exclude: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """Threshold samples spread equally over classes (the paper's code); when a class of an
+    imbalanced subset is too small for that, spread proportionally (Pleiss et al.) instead."""
+    from tdmixup.aum import choose_threshold_samples
+
+    try:
+        return choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude), "equal"
+    except ValueError as err:
+        log.warning("equal threshold samples per class impossible (%s); using proportional", err)
+        return choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance="proportional"), "proportional"

@@ -1,0 +1,247 @@
+"""``tdmixup experiment table1|table2|table3``: the paper's tables as commands, mean ± std over seeds.
+
+Layout of ``<output_dir>/``::
+
+    seed_<s>/                 one `tdmixup run` folder per seed (stage 1 = the 100 % row,
+                              datamap, aum_easy, aum_ambiguous, stage4_tdmixup = the TDMixUp row)
+    seed_<s>/rows/<row>/      every other row, a resumable training stage of its own
+    <table>/table.{md,csv,json}, accuracy_vs_ece.png
+
+Rows share work: stage 1, the data map and the AUM runs are computed once per seed and reused by
+every row and table that needs them; a finished row is never trained again (``done.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tdmixup.config import RunConfig, Strategy
+from tdmixup.runio import atomic_write_text, write_json
+
+log = logging.getLogger("tdmixup.experiments")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a table: which samples, which strategy."""
+
+    key: str
+    label: str
+    strategy: Strategy = "none"
+    sets: tuple[str, ...] = ("all",)   # region names, "+"-joined names are unions
+    aum: tuple[str, ...] = ()          # regions filtered with AUM
+
+
+TABLES: dict[str, tuple[Row, ...]] = {
+    "table1": (
+        Row("full", "100% train"),
+        Row("easy", "33% train, Easy-to-learn", sets=("easy",)),
+        Row("easy_aum", "24% train, Easy-to-learn with AUM", sets=("easy",), aum=("easy",)),
+        Row("ambiguous", "33% train, Ambiguous", sets=("ambiguous",)),
+        Row("ambiguous_aum", "24% train, Ambiguous with AUM", sets=("ambiguous",), aum=("ambiguous",)),
+        Row("easy_ambiguous", "66% train, Easy-to-learn & Ambiguous", sets=("easy+ambiguous",)),
+    ),
+    "table2": (
+        Row("full", "100% train"),
+        Row("mixup", "100% train, MixUp (Zhang et al., 2018)", strategy="mixup"),
+        Row("manifold", "100% train, M-MixUp (Verma et al., 2019)", strategy="manifold"),
+        Row("kong", "100% train, MixUp for Calibration (Kong et al., 2020)", strategy="kong"),
+        Row("backtranslation", "100% train, Back Translation (Edunov et al., 2018)", sets=("backtranslation",)),
+        Row("tdmixup_noaum", "66% train, TDMixUp, Easy-to-learn + Ambiguous", strategy="tdmixup", sets=("easy", "ambiguous")),
+        Row("tdmixup", "57% train, TDMixUp, Easy-to-learn with AUM + Ambiguous (Ours)", strategy="tdmixup",
+            sets=("easy", "ambiguous"), aum=("easy",)),
+    ),
+    "table3": (
+        Row("random_pairs", "Random (MixUp on easy ∪ ambiguous)", strategy="random_pairs", sets=("easy+ambiguous",)),
+        Row("tdmixup", "Ours (TDMixUp)", strategy="tdmixup", sets=("easy", "ambiguous"), aum=("easy",)),
+    ),
+}
+
+# The paper's numbers (BERT-base, mean of 5 runs): (in-domain acc, ECE, out-of-domain acc, ECE).
+PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
+    "snli": {
+        "full": (90.04, 2.54, 73.52, 7.09), "easy": (82.78, 16.22, 61.41, 36.68),
+        "easy_aum": (83.03, 15.05, 62.97, 32.48), "ambiguous": (89.71, 0.74, 72.52, 10.73),
+        "ambiguous_aum": (87.88, 7.09, 70.87, 17.23), "easy_ambiguous": (89.65, 2.64, 73.89, 3.46),
+        "mixup": (88.82, 7.73, 69.19, 19.51), "manifold": (89.45, 1.51, 73.22, 8.06),
+        "kong": (89.25, 2.16, 64.90, 17.75), "backtranslation": (89.22, 1.98, 73.15, 8.46),
+        "tdmixup_noaum": (89.73, 2.39, 72.83, 5.84), "tdmixup": (90.31, 1.22, 74.28, 2.91),
+        "random_pairs": (89.59, 1.70, 73.22, 6.89),
+    },
+    "qqp": {
+        "full": (90.27, 2.71, 87.63, 8.51), "easy": (63.16, 36.88, 81.07, 18.92),
+        "easy_aum": (66.43, 33.93, 82.16, 17.46), "ambiguous": (87.51, 1.71, 86.62, 6.01),
+        "ambiguous_aum": (88.63, 6.36, 86.59, 7.31), "easy_ambiguous": (90.23, 1.35, 87.29, 8.04),
+        "mixup": (89.12, 9.04, 87.45, 11.70), "manifold": (89.93, 3.02, 87.58, 7.68),
+        "kong": (90.24, 5.22, 74.51, 11.83), "backtranslation": (89.18, 5.01, 86.82, 8.83),
+        "tdmixup_noaum": (89.77, 1.89, 87.63, 6.48), "tdmixup": (90.42, 1.53, 87.89, 6.08),
+        "random_pairs": (89.87, 3.06, 87.23, 6.53),
+    },
+    "swag": {
+        "full": (79.40, 2.49, 34.48, 12.62), "easy": (75.39, 17.51, 33.59, 29.38),
+        "easy_aum": (75.56, 15.81, 33.67, 16.89), "ambiguous": (75.91, 1.84, 34.29, 8.40),
+        "ambiguous_aum": (71.74, 7.55, 33.81, 3.76), "easy_ambiguous": (78.78, 2.51, 34.43, 9.68),
+        "mixup": (74.98, 7.08, 33.22, 10.93), "manifold": (78.26, 4.12, 34.86, 13.56),
+        "kong": (79.44, 1.10, 32.51, 31.61), "backtranslation": (76.22, 1.24, 34.97, 22.68),
+        "tdmixup_noaum": (78.38, 4.21, 34.11, 10.54), "tdmixup": (79.59, 2.16, 35.21, 9.45),
+        "random_pairs": (79.15, 4.51, 34.43, 15.87),
+    },
+}
+
+
+def _seed_config(config: RunConfig, seed: int, aum_subsets: tuple[str, ...]) -> RunConfig:
+    return replace(config, train=replace(config.train, seed=seed), aum=replace(config.aum, subsets=aum_subsets))
+
+
+def _row_sets(session: Any, row: Row, regions: dict[str, np.ndarray]) -> list[Any]:
+    from tdmixup.pipeline import filtered_ids
+
+    out = []
+    for name in row.sets:
+        if name == "all":
+            out.append(session.train)
+            continue
+        if name == "backtranslation":
+            out.append(_backtranslated(session))
+            continue
+        parts = []
+        for region in name.split("+"):
+            ids = regions[region]
+            if region in row.aum:
+                ids = filtered_ids(session, region, ids)
+            parts.append(ids)
+        out.append(session.train.subset(np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0], source=name))
+    return out
+
+
+def _backtranslated(session: Any) -> Any:
+    from tdmixup.backtranslation import BackTranslationConfig, augment_with_back_translation
+    from tdmixup.data.collate import tokenize
+
+    augmented = augment_with_back_translation(session.task.train, session.task.spec.kind, BackTranslationConfig(
+        seed=session.config.train.seed), cache_dir=session.run_dir.parent / "backtranslation_cache")
+    return tokenize(augmented, session.task.spec, session.tokenizer, max_length=session.config.data.max_seq_length)
+
+
+def run_row(session: Any, row: Row) -> dict[str, Any]:
+    """Train (or reuse) one row for the session's seed and return its ``done.json`` summary."""
+    from tdmixup.pipeline import read_regions, stage_aum, stage_datamap, stage_full, stage_tdmixup, train_and_evaluate
+
+    if row.key == "full":
+        return stage_full(session)
+    stage_full(session)
+    stage_datamap(session)
+    if row.aum:
+        stage_aum(session)
+    if row.key == "tdmixup":
+        return stage_tdmixup(session)
+    regions = read_regions(session)
+    sets = _row_sets(session, row, regions)
+    return train_and_evaluate(session, session.run_dir / "rows" / row.key, strategy=row.strategy, train_sets=sets)
+
+
+def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: int | list[int]) -> dict[str, Any]:
+    """Run every row of ``table`` for every seed (resumably) and write the table files."""
+    from tdmixup.pipeline import open_session
+
+    rows = TABLES[table]
+    seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
+    aum_subsets = tuple(sorted({s for row in TABLES["table1" if table == "table1" else table] for s in row.aum} | {"easy"}))
+    results: dict[str, dict[int, dict[str, Any]]] = {row.key: {} for row in rows}
+    for seed in seed_list:
+        session = open_session(_seed_config(config, seed, aum_subsets), output_dir / f"seed_{seed}")
+        for i, row in enumerate(rows, 1):
+            start = time.perf_counter()
+            try:
+                results[row.key][seed] = run_row(session, row)
+            except (ImportError, OSError) as err:  # e.g. back-translation models need the hub
+                results[row.key][seed] = {"skipped": str(err)}
+            if session.is_main:
+                print(f"[{table}] seed {seed} row {i}/{len(rows)} {row.key}: {time.perf_counter() - start:.0f} s", flush=True)
+        if not session.is_main:
+            continue
+    if open_session is not None and _is_main():
+        write_table(table, rows, results, config.data.task, output_dir / table)
+    return results
+
+
+def _is_main() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std (population, ×100) of accuracy and ECE per evaluation set over seeds."""
+    runs = [r for r in per_seed.values() if "metrics" in r]
+    skipped = [r["skipped"] for r in per_seed.values() if "skipped" in r]
+    out: dict[str, Any] = {"seeds": len(runs), "skipped": skipped[0] if skipped and not runs else None, "sets": {}}
+    if not runs:
+        return out
+    for name in runs[0]["metrics"]["sets"]:
+        values = {k: np.array([100 * r["metrics"]["sets"][name][k] for r in runs]) for k in ("accuracy", "ece", "ece_scaled")
+                  if k in runs[0]["metrics"]["sets"][name]}
+        out["sets"][name] = {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in values.items()}
+    out["train_size"] = runs[0]["train_sizes"]
+    out["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
+    return out
+
+
+def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, dict[str, Any]]], task: str, out: Path) -> None:
+    """``table.md`` / ``table.csv`` / ``table.json`` in the paper's layout (×100, mean ± std)."""
+    agg = {row.key: aggregate(results[row.key]) for row in rows}
+    sets = next((list(a["sets"]) for a in agg.values() if a["sets"]), [])
+    paper = PAPER.get(task, {})
+    header = ["method", "train n", "seeds"] + [f"{s} {m}" for s in sets for m in ("Acc", "ECE")] + ["paper Acc/ECE (ID)", "paper Acc/ECE (OOD)", "train s/seed"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    csv_rows = [header]
+    for row in rows:
+        a = agg[row.key]
+        cells = [row.label, "+".join(map(str, a.get("train_size", []))), str(a["seeds"])]
+        for s in sets:
+            m = a["sets"].get(s)
+            cells += ([f"{m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}", f"{m['ece']['mean']:.2f} ± {m['ece']['std']:.2f}"]
+                      if m else ["skipped", "skipped"])
+        p = paper.get(row.key)
+        cells += [f"{p[0]:.2f} / {p[1]:.2f}" if p else "–", f"{p[2]:.2f} / {p[3]:.2f}" if p else "–",
+                  f"{a['train_seconds']:.0f}" if "train_seconds" in a else (a.get("skipped") or "–")[:60]]
+        lines.append("| " + " | ".join(cells) + " |")
+        csv_rows.append(cells)
+    title = f"# {table} on {task} (accuracy and ECE ×100, mean ± std over seeds; paper: BERT-base, 5 seeds)\n\n"
+    atomic_write_text(out / "table.md", title + "\n".join(lines) + "\n")
+    buf = io.StringIO()
+    csv.writer(buf).writerows(csv_rows)
+    atomic_write_text(out / "table.csv", buf.getvalue())
+    write_json(out / "table.json", {"table": table, "task": task, "rows": {r.key: {"label": r.label, **agg[r.key],
+                                   "paper": paper.get(r.key)} for r in rows}})
+    _scatter(agg, rows, sets, out / "accuracy_vs_ece.png", title=f"{table} on {task}")
+
+
+def _scatter(agg: dict[str, Any], rows: tuple[Row, ...], sets: list[str], path: Path, title: str) -> None:
+    from matplotlib.figure import Figure
+
+    if not sets:
+        return
+    fig = Figure(figsize=(5 * len(sets), 4))
+    for i, s in enumerate(sets):
+        ax = fig.add_subplot(1, len(sets), i + 1)
+        for row in rows:
+            m = agg[row.key]["sets"].get(s)
+            if m:
+                ax.errorbar(m["ece"]["mean"], m["accuracy"]["mean"], xerr=m["ece"]["std"], yerr=m["accuracy"]["std"], fmt="o", capsize=3)
+                ax.annotate(row.key, (m["ece"]["mean"], m["accuracy"]["mean"]), fontsize=8)
+        ax.set_xlabel("ECE ×100 (lower is better)")
+        ax.set_ylabel("accuracy ×100")
+        ax.set_title(f"{title}: {s}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
