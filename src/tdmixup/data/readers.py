@@ -1,0 +1,269 @@
+"""One reader per source format; each returns a :class:`datasets.Dataset` in the schema of
+:mod:`tdmixup.data.schema`.
+
+``sample_id`` is the 0-based record index in the source file: the line index for JSON lines
+and the six-line HellaSWAG text, the data-row index (header excluded) for CSV/TSV. Rows
+without a gold label (SNLI ``"-"``, TwitterPPDB ``n = 3``) are skipped, their count is logged
+on the ``"tdmixup.data"`` logger, and the other rows keep their ids. Errors are
+:class:`~tdmixup.data.schema.DataError` naming the file, the 1-based line and the field.
+
+Label order: NLI defaults to the GLUE / Hugging Face order ``entailment 0, neutral 1,
+contradiction 2`` (:data:`NLI_LABELS`). Desai & Durrett (2020) and the TDMixUp code use
+``entailment 0, contradiction 1, neutral 2``: pass ``label_names=DD_NLI_LABELS`` to match
+their ids (e.g. to compare with their saved predictions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from datasets import Dataset
+
+from tdmixup.data._common import (
+    EmptyPolicy,
+    Rows,
+    build_mc,
+    build_pair,
+    decode,
+    load_delimited,
+    load_jsonl,
+    read_bytes,
+)
+from tdmixup.data.schema import data_error
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+"""GLUE / Hugging Face NLI label order (the default)."""
+DD_NLI_LABELS = ("entailment", "contradiction", "neutral")
+"""Desai & Durrett's (and the TDMixUp code's) NLI label order."""
+QQP_LABELS = ("not_duplicate", "duplicate")
+PARAPHRASE_LABELS = ("not_paraphrase", "paraphrase")
+MC4_LABELS = ("0", "1", "2", "3")
+FileFormat = Literal["auto", "jsonl", "csv", "tsv"]
+_CHAOS_LETTERS = {"e": "entailment", "n": "neutral", "c": "contradiction"}
+
+
+def read_nli_jsonl(path: str | Path, *, label_names: Sequence[str] = NLI_LABELS) -> Dataset:
+    """SNLI 1.0 / MultiNLI original JSON lines (``sentence1``, ``sentence2``, ``gold_label``).
+
+    Rows with ``gold_label == "-"`` are skipped. Returns a pair dataset,
+    ``label`` = index of ``gold_label`` in ``label_names``.
+    """
+    types = {"sentence1": pa.string(), "sentence2": pa.string(), "gold_label": pa.string()}
+    rows = load_jsonl(Path(path), list(types), types)
+    return build_pair(rows, text_a="sentence1", text_b="sentence2", label="gold_label", label_names=label_names)
+
+
+def read_chaosnli(path: str | Path, *, label_names: Sequence[str] = NLI_LABELS,
+                  label_field: Literal["majority_label", "old_label"] = "majority_label") -> Dataset:
+    """ChaosNLI JSON lines (Nie et al. 2020): 100 crowd labels per SNLI/MNLI pair.
+
+    Args:
+        label_field: ``majority_label`` (of the 100 crowd labels) or ``old_label`` (the
+            original dataset's gold label); both are letters ``e``/``n``/``c``.
+
+    Returns:
+        A pair dataset plus ``entropy`` (float64, in bits, as published) and
+        ``label_dist`` (list of ``len(label_names)`` floats summing to 1, in ``label_names``
+        order, from ``label_counter``).
+    """
+    if sorted(label_names) != sorted(_CHAOS_LETTERS.values()):
+        raise ValueError(f"label_names must order entailment, neutral, contradiction; got {tuple(label_names)}")
+    fields = {"example.premise": pa.string(), "example.hypothesis": pa.string(), label_field: pa.string(),
+              "entropy": pa.float64(), **{f"label_counter.{k}": pa.int64() for k in _CHAOS_LETTERS}}
+    rows = load_jsonl(Path(path), list(fields), fields)
+    rows.frame[label_field] = rows.frame[label_field].map(lambda v: _CHAOS_LETTERS.get(v, v))
+    letters = {name: letter for letter, name in _CHAOS_LETTERS.items()}
+    counts = np.stack([pd.to_numeric(rows.frame[f"label_counter.{letters[n]}"]).fillna(0).to_numpy(float) for n in label_names], axis=1)
+    total = np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    extra = {"entropy": pd.to_numeric(rows.frame["entropy"]).to_numpy(float), "label_dist": list(counts / total)}
+    return build_pair(rows, text_a="example.premise", text_b="example.hypothesis", label=label_field,
+                      label_names=label_names, extra=extra)
+
+
+def read_twitter_url_corpus(path: str | Path, *, empty: EmptyPolicy = "error") -> Dataset:
+    """Twitter URL Corpus file (Lan et al. 2017), the source of TwitterPPDB.
+
+    Each line is ``s1 \\t s2 \\t (n,6) \\t url`` where ``n`` of 6 annotators said
+    "paraphrase": ``n >= 4`` → 1, ``n <= 2`` → 0, ``n == 3`` has no gold label and is skipped
+    (Desai & Durrett 2020). Blank lines keep their line index.
+    """
+    path = Path(path)
+    lines = decode(path, read_bytes(path)).split("\n")
+    ids, s1, s2, label = [], [], [], []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r").split("\t")
+        m = _count(parts[2]) if len(parts) >= 3 else None
+        if m is None:
+            raise data_error(path, i + 1, "(n,6)", f"expected 's1<TAB>s2<TAB>(n,6)<TAB>url', found {line[:80]!r}",
+                             "this reader is for the Twitter URL Corpus format")
+        ids.append(i)
+        s1.append(parts[0])
+        s2.append(parts[1])
+        label.append(None if m == 3 else int(m >= 4))
+    frame = pd.DataFrame({"s1": s1, "s2": s2, "label": label}, dtype=object)
+    rows = Rows(path, frame, np.asarray(ids, np.int64) + 1, np.asarray(ids, np.int64))
+    return build_pair(rows, text_a="s1", text_b="s2", label="label", label_names=PARAPHRASE_LABELS, empty=empty)
+
+
+def _count(cell: str) -> int | None:
+    inner = cell.strip()
+    if not (inner.startswith("(") and inner.endswith(")")):
+        return None
+    n = inner[1:-1].split(",")[0].strip()
+    return int(n) if n.isdigit() else None
+
+
+def read_qqp_tsv(path: str | Path, *, empty: EmptyPolicy = "error") -> Dataset:
+    """GLUE QQP TSV with header ``id qid1 qid2 question1 question2 is_duplicate``.
+
+    Labels: ``0`` not duplicate, ``1`` duplicate (:data:`QQP_LABELS`). GLUE's QQP has a few
+    empty questions; pass ``empty="skip"`` to drop them (logged) instead of failing.
+    """
+    rows = load_delimited(Path(path), sep="\t", header=True)
+    return build_pair(rows, text_a="question1", text_b="question2", label="is_duplicate",
+                      label_names=QQP_LABELS, empty=empty)
+
+
+def read_swag_csv(path: str | Path) -> Dataset:
+    """SWAG CSV (Zellers et al. 2018): ``sent1, sent2, ending0..ending3, label``.
+
+    ``context = sent1`` and ending ``k`` = ``sent2 + " " + ending_k``, as Desai & Durrett.
+    """
+    rows = load_delimited(Path(path), sep=",", header=True)
+    return build_mc(rows, context="sent1", prefix="sent2", endings=[f"ending{k}" for k in range(4)],
+                    label="label", num_choices=4)
+
+
+def read_hellaswag_jsonl(path: str | Path) -> Dataset:
+    """HellaSWAG JSON lines (official release, Desai & Durrett's ``calibration_data``).
+
+    ``context = ctx_a`` and ending ``k`` = ``ctx_b + " " + endings[k]`` (``ctx_b`` may be
+    empty), as Desai & Durrett's code.
+    """
+    rows = load_jsonl(Path(path), ["ctx_a", "ctx_b", "endings", "label"])
+    return build_mc(rows, context="ctx_a", prefix="ctx_b", endings="endings", label="label", num_choices=4)
+
+
+def read_hellaswag_text(path: str | Path) -> Dataset:
+    """HellaSWAG as plain text (optionally ``.bz2``), 6 lines per item.
+
+    Lines: context, label (``0``–``3``), then the 4 endings. ``sample_id`` = item index
+    (item ``i`` starts at line ``6 i + 1``). The context line is the full context
+    (``activity_label: ctx_a ctx_b``), so endings carry no prefix, unlike
+    :func:`read_hellaswag_jsonl`.
+    """
+    path = Path(path)
+    lines = decode(path, read_bytes(path)).split("\n")
+    if lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) % 6:
+        raise data_error(path, len(lines) - len(lines) % 6 + 1, None,
+                         f"{len(lines)} lines is not a multiple of 6 (context, label, 4 endings)", "the last item is incomplete")
+    items = np.array(lines, dtype=object).reshape(-1, 6)
+    bad = ~pd.Series(items[:, 1]).str.strip().isin(MC4_LABELS).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise data_error(path, 6 * i + 2, "label", f"{items[i, 1]!r} is not one of 0, 1, 2, 3",
+                         "items must be 6 lines: context, label, 4 endings")
+    frame = pd.DataFrame({"context": items[:, 0], "label": pd.Series(items[:, 1]).str.strip(),
+                          **{f"e{k}": items[:, 2 + k] for k in range(4)}}, dtype=object)
+    ids = np.arange(len(items), dtype=np.int64)
+    return build_mc(Rows(path, frame, 6 * ids + 1, ids), context="context", endings=[f"e{k}" for k in range(4)],
+                    label="label", num_choices=4)
+
+
+def read_table(path: str | Path, *, columns: Mapping[str, str] | Sequence[tuple[str, str]],
+               label_names: Sequence[str] = (), file_format: FileFormat = "auto", header: bool = True,
+               empty: EmptyPolicy = "error") -> Dataset:
+    """Your own JSON lines / CSV / TSV file, with a column mapping.
+
+    Args:
+        columns: field → source column. Pair tasks: ``text_a``, ``text_b``, ``label``;
+            multiple choice: ``context``, ``endings`` (a list column, or comma-separated
+            columns ``"ending0,ending1,ending2,ending3"``), ``label``, optional
+            ``ending_prefix``. Both: optional ``sample_id`` (unique integers; default: the
+            row index). Nested JSON fields are dotted (``example.premise``); headerless
+            CSV/TSV columns are ``"0"``, ``"1"``, ...
+        label_names: class names in index order; label cells may be names or integer indices.
+            Empty: integer labels, number of classes unchecked (pair) / = number of endings.
+        file_format: ``auto`` picks by suffix: ``.jsonl``/``.json`` → jsonl, ``.csv`` → csv,
+            ``.tsv`` → tsv; any other suffix (``.txt``) is jsonl if the file starts with ``{``,
+            else tsv. ``.bz2``/``.gz`` are decompressed first.
+        header: CSV/TSV first line names the columns.
+        empty: ``"error"`` (default) or ``"skip"`` rows with an empty text.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "mine.csv"
+    >>> _ = p.write_text("premise,hypothesis,y\\nA dog runs.,An animal moves.,yes\\n")
+    >>> ds = read_table(p, columns={"text_a": "premise", "text_b": "hypothesis", "label": "y"},
+    ...                 label_names=("no", "yes"))
+    >>> ds[0]
+    {'sample_id': 0, 'text_a': 'A dog runs.', 'text_b': 'An animal moves.', 'label': 1}
+    """
+    path, mapping = Path(path), dict(columns)
+    mc = "context" in mapping
+    need = {"context", "endings", "label"} if mc else {"text_a", "text_b", "label"}
+    allowed = need | {"sample_id"} | ({"ending_prefix"} if mc else set())
+    if need - set(mapping) or set(mapping) - allowed:
+        raise data_error(path, None, None, f"column mapping {mapping} must give {sorted(need)} (optional: {sorted(allowed - need)})",
+                         "e.g. columns=(('text_a', 'premise'), ('text_b', 'hypothesis'), ('label', 'label'))")
+    fmt = file_format if file_format != "auto" else _format_of(path)
+    ends = mapping["endings"].split(",") if mc else []
+    if fmt == "jsonl":
+        rows = load_jsonl(path, [c for f, c in mapping.items() if f != "endings"] + ends)
+    else:
+        rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=header)
+    if "sample_id" in mapping:
+        rows.ids = _int_ids(rows, mapping["sample_id"])
+    if mc:
+        return build_mc(rows, context=mapping["context"], endings=ends if len(ends) > 1 else ends[0],
+                        label=mapping["label"], prefix=mapping.get("ending_prefix"),
+                        num_choices=len(label_names) or None, empty=empty)
+    return build_pair(rows, text_a=mapping["text_a"], text_b=mapping["text_b"], label=mapping["label"],
+                      label_names=tuple(str(n) for n in label_names) or None, empty=empty)
+
+
+def _format_of(path: Path) -> FileFormat:
+    name = path.name.lower().removesuffix(".bz2").removesuffix(".gz")
+    if name.endswith((".jsonl", ".json")):
+        return "jsonl"
+    if name.endswith((".csv", ".tsv")):
+        return "csv" if name.endswith(".csv") else "tsv"
+    return "jsonl" if read_bytes(path).lstrip()[:1] == b"{" else "tsv"  # e.g. D&D's HellaSWAG train.txt
+
+
+def _int_ids(rows: Rows, column: str) -> np.ndarray:
+    cells = rows.column(column)
+    num = pd.to_numeric(cells, errors="coerce")
+    bad = (num.isna() | (num != num.round())).to_numpy()
+    if bad.any():
+        raise rows.row_error(bad, column, "sample_id {value!r} is not an integer",
+                             "map sample_id to an integer column, or leave it out to use row numbers")
+    return num.to_numpy(dtype=np.int64)
+
+
+def split_dataset(dataset: Dataset, *, seed: int, dev_size: int, test_fraction: float = 0.2) -> tuple[Dataset, Dataset, Dataset]:
+    """Deterministic seeded split into ``(train, dev, test)``.
+
+    A permutation of the rows with ``numpy.random.default_rng(seed)``: the first
+    ``round(test_fraction · N)`` rows are test, the next ``dev_size`` dev, the rest train; each
+    part stays in permuted order, so "the first ``n`` training rows" is a random subset that
+    only grows with ``n``. ``sample_id`` is unchanged.
+
+    >>> ds = Dataset.from_dict({"sample_id": list(range(10))})
+    >>> [len(p) for p in split_dataset(ds, seed=0, dev_size=3)]
+    [5, 3, 2]
+    """
+    n = len(dataset)
+    n_test = int(round(test_fraction * n))
+    if not 0.0 <= test_fraction < 1.0 or dev_size < 0 or n_test + dev_size >= n:
+        raise ValueError(f"cannot split {n} rows into test {n_test} (test_fraction={test_fraction}) + dev {dev_size} + a non-empty train")
+    perm = np.random.default_rng(seed).permutation(n)
+    return dataset.select(perm[n_test + dev_size:]), dataset.select(perm[n_test:n_test + dev_size]), dataset.select(perm[:n_test])

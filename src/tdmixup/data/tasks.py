@@ -1,0 +1,242 @@
+"""Task registry and :func:`load_task`, the one call that turns a :class:`DataConfig` into data.
+
+==============  ======  =====================================================================
+task            kind    default sources (train / dev / tests, first test = in-domain)
+==============  ======  =====================================================================
+``snli``        pair    first 100k SNLI train rows (dev = last ``dev_size`` labelled rows);
+                        ``snli_test`` = official test; ``mnli_ood`` = ChaosNLI MNLI-matched
+                        pairs (1,599, biased to low agreement) when the file is present
+``mnli``        pair    hub ``nyu-mll/multi_nli`` train; ``mnli_test`` = validation_matched;
+                        ``snli_ood`` = SNLI test
+``qqp``         pair    hub GLUE QQP train; ``qqp_test`` = validation; ``twitterppdb_ood`` =
+                        the Twitter URL Corpus test file when present
+``twitterppdb`` pair    Twitter URL Corpus test file, seeded split into train/dev/test
+``swag``        mc      hub ``allenai/swag`` train; ``swag_test`` = validation;
+                        ``hellaswag_ood`` = HellaSWAG val text when present
+``hellaswag``   mc      HellaSWAG val (10,042 items), seeded split into train/dev/test
+``custom``      either  your files (``train_file``, ``columns``, ``label_names``)
+==============  ======  =====================================================================
+
+Built-in files are found as described in :mod:`tdmixup.data.sources`; hub sources need
+internet or a cache (:mod:`tdmixup.data.hub`). ``train_file`` replaces the default train
+source *and* the default tests (then only ``test_files`` are evaluated); those files are read
+with :func:`~tdmixup.data.readers.read_table` and the task's usual column names below (override
+with ``columns``), which also fit Desai & Durrett's SNLI/MNLI/QQP/SWAG/HellaSWAG files.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from datasets import Dataset
+
+from tdmixup.config import DataConfig
+from tdmixup.data.hub import read_hub
+from tdmixup.data.readers import (
+    MC4_LABELS,
+    NLI_LABELS,
+    PARAPHRASE_LABELS,
+    QQP_LABELS,
+    read_chaosnli,
+    read_hellaswag_text,
+    read_nli_jsonl,
+    read_table,
+    read_twitter_url_corpus,
+    split_dataset,
+)
+from tdmixup.data.schema import DataError, TaskSpec
+from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN, find_data_file
+
+logger = logging.getLogger("tdmixup.data")
+
+TASKS: dict[str, TaskSpec] = {
+    "snli": TaskSpec("snli", "pair", NLI_LABELS),
+    "mnli": TaskSpec("mnli", "pair", NLI_LABELS),
+    "qqp": TaskSpec("qqp", "pair", QQP_LABELS),
+    "twitterppdb": TaskSpec("twitterppdb", "pair", PARAPHRASE_LABELS),
+    "swag": TaskSpec("swag", "multiple_choice", MC4_LABELS),
+    "hellaswag": TaskSpec("hellaswag", "multiple_choice", MC4_LABELS),
+}
+"""Built-in tasks; ``"custom"`` is built from the config."""
+
+_NLI_COLUMNS = (("text_a", "sentence1"), ("text_b", "sentence2"), ("label", "gold_label"))
+DEFAULT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "snli": _NLI_COLUMNS,
+    "mnli": _NLI_COLUMNS,
+    "qqp": (("text_a", "question1"), ("text_b", "question2"), ("label", "is_duplicate")),
+    "twitterppdb": (),  # Twitter URL Corpus format, see read_twitter_url_corpus
+    "swag": (("context", "sent1"), ("ending_prefix", "sent2"), ("endings", "ending0,ending1,ending2,ending3"), ("label", "label")),
+    "hellaswag": (("context", "ctx_a"), ("ending_prefix", "ctx_b"), ("endings", "endings"), ("label", "label")),
+}
+"""Column names used to read ``train_file``/``dev_file``/``test_files`` of a built-in task."""
+CHAOSNLI_MNLI = "chaosnli/chaosNLI_mnli_m.jsonl"
+TWITTER_URL_TEST = "twitterppdb/Twitter_URL_Corpus_test.txt"
+HELLASWAG_VAL = "hellaswag/hellaswag_val_full.txt.bz2"
+SPLIT_TEST_FRACTION = 0.2
+"""Share of the rows that become the test set when a task splits one file (seeded)."""
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Everything a run trains and evaluates on.
+
+    Attributes:
+        spec: the task.
+        train: training rows (schema of ``spec.kind``).
+        dev: rows for model selection / temperature scaling.
+        tests: evaluation sets in order; the first is in-domain, the others out-of-domain.
+    """
+
+    spec: TaskSpec
+    train: Dataset
+    dev: Dataset
+    tests: dict[str, Dataset]
+
+
+@dataclass
+class _Sources:
+    train: Dataset
+    dev: Dataset | None = None  # None: hold out from the end of train
+    tests: dict[str, Dataset] | None = None
+
+
+def _require(name: str) -> str:
+    path = find_data_file(name)
+    if path is None:
+        raise DataError(f"built-in data file {name} not found (looked in $TDMIXUP_DATA_DIR, ../shared/data and the cache; "
+                        "set TDMIXUP_DATA_DIR to a folder holding it, or pass train_file / dev_file / test_files)")
+    return str(path)
+
+
+def _optional(name: str, reader: Callable[[str], Dataset], test_name: str) -> dict[str, Dataset]:
+    path = find_data_file(name, download=False)
+    if path is None:
+        logger.info("out-of-domain set %s: %s not found, skipped", test_name, name)
+        return {}
+    return {test_name: reader(str(path))}
+
+
+def _snli(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
+    tests = {"snli_test": read_nli_jsonl(_require(SNLI_TEST), label_names=spec.label_names)}
+    tests |= _optional(CHAOSNLI_MNLI, lambda p: read_chaosnli(p, label_names=spec.label_names), "mnli_ood")
+    return _Sources(read_nli_jsonl(_require(SNLI_TRAIN), label_names=spec.label_names), tests=tests)
+
+
+def _mnli(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
+    tests = {"mnli_test": read_hub("mnli", split="validation_matched", label_names=spec.label_names),
+             "snli_ood": read_nli_jsonl(_require(SNLI_TEST), label_names=spec.label_names)}
+    return _Sources(read_hub("mnli", split="train", label_names=spec.label_names), tests=tests)
+
+
+def _qqp(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
+    tests = {"qqp_test": read_hub("qqp", split="validation", label_names=spec.label_names)}
+    tests |= _optional(TWITTER_URL_TEST, read_twitter_url_corpus, "twitterppdb_ood")
+    return _Sources(read_hub("qqp", split="train", label_names=spec.label_names), tests=tests)
+
+
+def _swag(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
+    tests = {"swag_test": read_hub("swag", split="validation")} | _optional(HELLASWAG_VAL, read_hellaswag_text, "hellaswag_ood")
+    return _Sources(read_hub("swag", split="train"), tests=tests)
+
+
+def _split_task(path: str, reader: Callable[[str], Dataset], test_name: str) -> Callable[[TaskSpec, int, DataConfig], _Sources]:
+    def build(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
+        dev_size = 0 if cfg.dev_file else cfg.dev_size
+        train, dev, test = split_dataset(reader(_require(path)), seed=seed, dev_size=dev_size, test_fraction=SPLIT_TEST_FRACTION)
+        return _Sources(train, dev=dev, tests={test_name: test})
+
+    return build
+
+
+_BUILDERS: dict[str, Callable[[TaskSpec, int, DataConfig], _Sources]] = {
+    "snli": _snli, "mnli": _mnli, "qqp": _qqp, "swag": _swag,
+    "twitterppdb": _split_task(TWITTER_URL_TEST, read_twitter_url_corpus, "twitterppdb_test"),
+    "hellaswag": _split_task(HELLASWAG_VAL, read_hellaswag_text, "hellaswag_test"),
+}
+
+
+def _check(cfg: DataConfig) -> None:
+    if cfg.train_size is not None and cfg.train_size < 1:
+        raise ValueError(f"train_size must be >= 1 or None, got {cfg.train_size}")
+    if cfg.test_size is not None and cfg.test_size < 1:
+        raise ValueError(f"test_size must be >= 1 or None, got {cfg.test_size}")
+    if cfg.dev_size < 1 and not cfg.dev_file:
+        raise ValueError(f"dev_size must be >= 1 when no dev_file is given, got {cfg.dev_size}")
+    for item in cfg.test_files:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"test_files entries must be NAME=PATH, got {item!r}")
+
+
+def _file_reader(spec: TaskSpec, cfg: DataConfig, label_names: tuple[str, ...]) -> Callable[[str], Dataset]:
+    columns = cfg.columns or DEFAULT_COLUMNS.get(spec.name, ())
+    if spec.name == "twitterppdb" and not cfg.columns:
+        return read_twitter_url_corpus
+    if not columns:
+        raise ValueError(f"task {spec.name!r} needs columns=(('text_a', ...), ('text_b', ...), ('label', ...)) to read your files")
+    return lambda path: read_table(path, columns=columns, label_names=label_names)
+
+
+def _custom_spec(cfg: DataConfig, train: Dataset) -> TaskSpec:
+    if "endings" in train.column_names:
+        return TaskSpec("custom", "multiple_choice", tuple(str(i) for i in range(len(train[0]["endings"]))))
+    names = cfg.label_names or tuple(str(i) for i in range(int(max(train["label"])) + 1))
+    return TaskSpec("custom", "pair", tuple(names))
+
+
+def load_task(config: DataConfig, *, seed: int) -> TaskData:
+    """Load, validate and cut the data of one run.
+
+    Args:
+        config: which task, files and sizes.
+        seed: seeds the train/dev/test split of tasks that split one file (hellaswag,
+            twitterppdb); pass a fixed value to keep the same split across training seeds.
+
+    Returns:
+        :class:`TaskData`. ``train`` = the first ``train_size`` rows left after holding out
+        ``dev_size`` rows for dev from the *end* of the source (so train ids stay the same as
+        ``train_size`` grows), unless ``dev_file`` is given. Each test set is cut to its first
+        ``test_size`` rows.
+
+    Raises:
+        DataError: bad or missing data; ValueError: inconsistent config.
+    """
+    _check(config)
+    name = config.task.lower()
+    if name != "custom" and name not in TASKS:
+        raise ValueError(f"unknown task {config.task!r}; expected one of {', '.join([*TASKS, 'custom'])}")
+    if name == "custom" and (not config.train_file or not config.columns):
+        raise ValueError("task 'custom' needs train_file and columns, e.g. columns=(('text_a', 'premise'), ('text_b', 'hypothesis'), ('label', 'label'))")
+    spec = TASKS.get(name) or TaskSpec("custom", "pair", tuple(config.label_names))
+    if config.label_names and spec.kind == "pair":
+        spec = replace(spec, label_names=tuple(config.label_names))
+    if config.train_file:
+        src = _Sources(_file_reader(spec, config, spec.label_names)(config.train_file), tests={})
+        if name == "custom":
+            spec = _custom_spec(config, src.train)
+    else:
+        src = _BUILDERS[name](spec, seed, config)
+    read = _file_reader(spec, config, spec.label_names)
+    train, dev = src.train, src.dev
+    if config.dev_file:
+        dev = read(config.dev_file)
+    elif dev is None:
+        if config.dev_size >= len(train):
+            raise ValueError(f"dev_size {config.dev_size} leaves no training rows out of {len(train)}")
+        dev = train.select(range(len(train) - config.dev_size, len(train)))
+        train = train.select(range(len(train) - config.dev_size))
+    if config.train_size is not None and config.train_size < len(train):
+        train = train.select(range(config.train_size))
+    tests = dict(src.tests or {})
+    for item in config.test_files:
+        test_name, _, path = (s.strip() for s in item.partition("="))
+        if test_name in tests:
+            raise ValueError(f"test set name {test_name!r} is used twice")
+        tests[test_name] = read(path)
+    if not tests:
+        raise ValueError("no test set: pass test_files=('NAME=PATH', ...) along with train_file")
+    if config.test_size is not None:
+        tests = {k: v.select(range(min(config.test_size, len(v)))) for k, v in tests.items()}
+    return TaskData(spec=spec, train=train, dev=dev, tests=tests)
