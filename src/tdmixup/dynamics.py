@@ -1,17 +1,8 @@
 """Training dynamics: per-epoch logits keyed by sample id, and the statistics derived from them.
 
-Storage is one long Parquet table with a row per ``(sample_id, epoch)``:
-
-========== =============================== =========================================
-column     type                            meaning
-========== =============================== =========================================
-sample_id  int64                           the sample's stable id in the training set
-epoch      int32                           epoch number as given by the recorder
-gold       int32                           gold class index in ``[0, C)``
-logits     fixed_size_list<float32>[C]     pre-softmax logits of the ``C`` classes
-========== =============================== =========================================
-
-The schema metadata holds ``schema_version``, ``mode`` (``epoch_end``: an inference pass after
+Storage is one long Parquet table with a row per ``(sample_id, epoch)``: ``sample_id`` int64,
+``epoch`` int32, ``gold`` int32 and ``logits`` fixed_size_list<float32>[C] (pre-softmax). The
+schema metadata holds ``schema_version``, ``mode`` (``epoch_end``: an inference pass after
 each epoch, the paper's Eq. 1; ``train_pass``: logits seen during the training pass, what
 Dataset Cartography records), ``num_classes`` and ``task``. Rows are kept sorted by
 ``(epoch, sample_id)``.
@@ -101,7 +92,7 @@ class TrainingDynamics:
 
 @contextlib.contextmanager
 def _atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; fsync and rename it over ``path`` if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -109,6 +100,8 @@ def _atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
@@ -126,9 +119,9 @@ def _check_epoch(sample_ids: object, gold: object, logits: object, where: str) -
     ids = np.asarray(sample_ids)
     labels = np.asarray(gold)
     z = np.asarray(logits, dtype=np.float32)
-    if ids.ndim != 1 or labels.shape != ids.shape or z.ndim != 2 or len(z) != len(ids) or z.shape[1] < 1:
+    if ids.ndim != 1 or labels.shape != ids.shape or z.ndim != 2 or len(z) != len(ids) or z.shape[1] < 2:
         raise ValueError(
-            f"{where}: expected sample_ids [N], gold [N] and logits [N, C]; got shapes "
+            f"{where}: expected sample_ids [N], gold [N] and logits [N, C] with C ≥ 2; got shapes "
             f"{ids.shape}, {labels.shape}, {z.shape}"
         )
     if not (np.issubdtype(ids.dtype, np.integer) and np.issubdtype(labels.dtype, np.integer)):
@@ -262,11 +255,15 @@ def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:
     if not ((d_epoch > 0) | ((d_epoch == 0) & (d_id > 0))).all():
         order = np.lexsort((ids, epochs))
         ids, epochs, gold, z = ids[order], epochs[order], gold[order], z[order]
+        repeated = ids[1:][(np.diff(epochs) == 0) & (np.diff(ids) == 0)]
+        if len(repeated):
+            raise ValueError(f"{path}: sample ids recorded twice in one epoch: {_few(np.unique(repeated))}")
     unique_epochs, starts = np.unique(epochs, return_index=True)
-    num_samples = len(ids) // max(len(unique_epochs), 1)
     bounds = np.append(starts, len(ids))
-    for e, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        _check_same_samples(ids[:num_samples], gold[:num_samples], ids[start:stop], gold[start:stop], f"{path}, epoch {unique_epochs[e]}")
+    num_samples = int(bounds[1]) if len(unique_epochs) else 0
+    for e in range(1, len(unique_epochs)):
+        _check_same_samples(ids[:num_samples], gold[:num_samples], ids[bounds[e]:bounds[e + 1]],
+                            gold[bounds[e]:bounds[e + 1]], f"{path}, epoch {unique_epochs[e]}")
     return TrainingDynamics(
         sample_ids=ids[:num_samples].copy(),
         gold=gold[:num_samples].copy(),
@@ -350,19 +347,14 @@ def read_cartography(
         raise ValueError(f"{folder}: expected {prefix or ''}dynamics_epoch_<e>.jsonl files of one prefix; found {what}")
     files = next(iter(found.values()))
     epochs = np.array(sorted(files), dtype=np.int64)
-    ref_ids = ref_gold = None
-    stacked = []
-    for epoch in epochs.tolist():
-        path = files[epoch]
-        ids, gold, logits = _check_epoch(*_read_cartography_file(path, epoch), str(path))
-        if ref_ids is None:
-            ref_ids, ref_gold = ids, gold
-        else:
-            _check_same_samples(ref_ids, ref_gold, ids, gold, str(path))
-            if logits.shape[1] != stacked[0].shape[1]:
-                raise ValueError(f"{path}: {logits.shape[1]} classes, but epoch {epochs[0]} has {stacked[0].shape[1]}")
-        stacked.append(logits)
-    return TrainingDynamics(ref_ids, ref_gold, np.stack(stacked), epochs, mode, task)  # type: ignore[arg-type]
+    read = [_check_epoch(*_read_cartography_file(files[e], e), str(files[e])) for e in epochs.tolist()]
+    ref_ids, ref_gold, ref_logits = read[0]
+    for epoch, (ids, gold, logits) in zip(epochs[1:].tolist(), read[1:], strict=True):
+        _check_same_samples(ref_ids, ref_gold, ids, gold, str(files[epoch]))
+        if logits.shape[1] != ref_logits.shape[1]:
+            raise ValueError(f"{files[epoch]}: {logits.shape[1]} classes, but epoch {epochs[0]} has {ref_logits.shape[1]}")
+    stacked = np.stack([logits for _, _, logits in read])
+    return TrainingDynamics(ref_ids, ref_gold, stacked, epochs, mode, task)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -386,8 +378,8 @@ def _correct(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
 def gold_probabilities(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
     """Softmax probability of the gold class at every epoch: ``p_e = softmax(z_e)[gold]``.
 
-    Computed as ``exp(z_gold − max z − log Σ_k exp(z_k − max z))`` in float64, so large logits
-    do not overflow.
+    Computed as ``exp(z_gold − m) / Σ_k exp(z_k − m)`` with ``m = max_k z_k``, in float64, so
+    large logits do not overflow.
 
     Args:
         logits: ``[E, N, C]`` pre-softmax logits.
@@ -401,9 +393,11 @@ def gold_probabilities(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
            [1. ]])
     """
     z, labels = _check_logits_gold(logits, gold)
-    shifted = z.astype(np.float64) - z.max(axis=2, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=2))
-    return np.exp(np.take_along_axis(shifted, labels[None, :, None], axis=2)[..., 0] - log_norm)
+    planes = np.moveaxis(z, 2, 0).astype(np.float64, order="C")  # [C, E, N]: reductions run over planes
+    planes -= planes.max(axis=0)
+    gold_logit = np.take_along_axis(planes, labels[None, None, :], axis=0)[0]
+    np.exp(planes, out=planes)
+    return np.exp(gold_logit) / planes.sum(axis=0)
 
 
 def confidence(gold_probs: np.ndarray) -> np.ndarray:
