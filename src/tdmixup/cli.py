@@ -158,7 +158,7 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     accelerator = make_accelerator()
     model, tokenizer = load_classifier(ns.checkpoint)
     model.to(accelerator.device)
-    task = load_task(cfg.data, seed=cfg.train.seed)
+    task = load_task(cfg.data, seed=cfg.data.split_seed)
 
     def tok(ds: Any) -> Any:
         return tokenize(ds, task.spec, tokenizer, max_length=cfg.data.max_seq_length)
@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # e.g. the unused pooler / cut layers are expected
     from tdmixup.data.schema import DataError
     from tdmixup.model import ModelLoadError
     from tdmixup.pipeline import PipelineError

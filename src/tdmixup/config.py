@@ -30,6 +30,7 @@ class DataConfig:
     """Which data to train and evaluate on."""
 
     task: str = _f("snli", "Task name from the registry (snli, mnli, qqp, twitterppdb, swag, hellaswag, snli_mc, custom).")
+    split_seed: int = _f(0, "Seed of the train/dev/test split for tasks cut from one file (fixed across training seeds).")
     train_file: str | None = _f(None, "Training file (jsonl/csv/tsv); default: the task's built-in source.")
     dev_file: str | None = _f(None, "Dev file; default: held out from the training source.")
     test_files: tuple[str, ...] = _f((), "Extra evaluation sets as NAME=PATH (in- or out-of-domain).")

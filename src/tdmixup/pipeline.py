@@ -68,7 +68,7 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     _check_config(config, run_dir, overwrite=overwrite, is_main=accelerator.is_main_process,
                   world_size=accelerator.num_processes)
     seed_everything(config.train.seed)
-    task = load_task(config.data, seed=config.train.seed)
+    task = load_task(config.data, seed=config.data.split_seed)
     tokenizer = load_tokenizer(config.model.name_or_path)
     max_len = config.data.max_seq_length
 

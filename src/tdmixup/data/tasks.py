@@ -14,6 +14,9 @@ task            kind    default sources (train / dev / tests, first test = in-do
 ``swag``        mc      hub ``allenai/swag`` train; ``swag_test`` = validation;
                         ``hellaswag_ood`` = HellaSWAG val text when present
 ``hellaswag``   mc      HellaSWAG val (10,042 items), seeded split into train/dev/test
+``snli_mc``     mc      SNLI as 3-way multiple choice: a premise with its entailed, neutral and
+                        contradicting hypotheses (order shuffled, seeded); pick the entailed one.
+                        Train from the SNLI train file, ``snli_mc_test`` from the official test
 ``custom``      either  your files (``train_file``, ``columns``, ``label_names``)
 ==============  ======  =====================================================================
 
@@ -58,6 +61,7 @@ TASKS: dict[str, TaskSpec] = {
     "twitterppdb": TaskSpec("twitterppdb", "pair", PARAPHRASE_LABELS),
     "swag": TaskSpec("swag", "multiple_choice", MC4_LABELS),
     "hellaswag": TaskSpec("hellaswag", "multiple_choice", MC4_LABELS),
+    "snli_mc": TaskSpec("snli_mc", "multiple_choice", ("0", "1", "2")),
 }
 """Built-in tasks; ``"custom"`` is built from the config."""
 
@@ -150,8 +154,43 @@ def _split_task(path: str, reader: Callable[[str], Dataset], test_name: str) -> 
     return build
 
 
+def read_snli_multiple_choice(path: str, *, seed: int = 0) -> Dataset:
+    """SNLI as multiple choice: per premise (``captionID``) with one entailed, one neutral and one
+    contradicting hypothesis, the endings are those three in a seeded random order and the label
+    is the position of the entailed one. ``sample_id`` = the line index of the entailed pair."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_json(path, lines=True, dtype=False)
+    missing = {"captionID", "sentence1", "sentence2", "gold_label"} - set(frame.columns)
+    if missing:
+        raise DataError(f"{path}: missing field(s) {sorted(missing)} needed for snli_mc")
+    frame["line"] = np.arange(len(frame))
+    frame = frame[frame["gold_label"].isin(NLI_LABELS)].drop_duplicates(["captionID", "gold_label"])
+    wide = frame.pivot(index="captionID", columns="gold_label", values=["sentence2", "line"]).dropna()
+    premise = frame.drop_duplicates("captionID").set_index("captionID")["sentence1"]
+    wide = wide.sort_values(("line", "entailment"))
+    hyps = wide["sentence2"][list(NLI_LABELS)].to_numpy()
+    order = np.argsort(np.random.default_rng(seed).random(hyps.shape), axis=1)
+    endings = np.take_along_axis(hyps, order, axis=1)
+    label = np.argmax(order == 0, axis=1)
+    if len(wide) == 0:
+        raise DataError(f"{path}: no premise has an entailed, a neutral and a contradicting hypothesis")
+    return Dataset.from_dict({
+        "sample_id": wide[("line", "entailment")].to_numpy(dtype=np.int64),
+        "context": premise.loc[wide.index].tolist(),
+        "endings": endings.tolist(),
+        "label": label.astype(np.int64),
+    })
+
+
+def _snli_mc(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
+    tests = {"snli_mc_test": read_snli_multiple_choice(_require(SNLI_TEST), seed=seed)}
+    return _Sources(read_snli_multiple_choice(_require(SNLI_TRAIN), seed=seed), tests=tests)
+
+
 _BUILDERS: dict[str, Callable[[TaskSpec, int, DataConfig], _Sources]] = {
-    "snli": _snli, "mnli": _mnli, "qqp": _qqp, "swag": _swag,
+    "snli": _snli, "mnli": _mnli, "qqp": _qqp, "swag": _swag, "snli_mc": _snli_mc,
     "twitterppdb": _split_task(TWITTER_URL_TEST, read_twitter_url_corpus, "twitterppdb_test"),
     "hellaswag": _split_task(HELLASWAG_VAL, read_hellaswag_text, "hellaswag_test"),
 }
@@ -174,6 +213,8 @@ def _file_reader(spec: TaskSpec, cfg: DataConfig, label_names: tuple[str, ...]) 
     columns = cfg.columns or DEFAULT_COLUMNS.get(spec.name, ())
     if spec.name == "twitterppdb" and not cfg.columns:
         return read_twitter_url_corpus
+    if spec.name == "snli_mc" and not cfg.columns:
+        return lambda path: read_snli_multiple_choice(path, seed=cfg.split_seed)
     if not columns:
         raise ValueError(f"task {spec.name!r} needs columns=(('text_a', ...), ('text_b', ...), ('label', ...)) to read your files")
     return lambda path: read_table(path, columns=columns, label_names=label_names)
