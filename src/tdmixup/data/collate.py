@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tdmixup.data.schema import TaskSpec
+from tdmixup.data.schema import DataError, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class TokenizedSet:
         found = order[pos]
         missing = wanted[self.sample_ids[found] != wanted]
         if len(missing):
-            raise ValueError(
+            raise DataError(
                 f"{source}: {len(missing)} of {len(wanted)} sample ids are not in this dataset "
                 f"(first: {missing[:5].tolist()}); was it made from another dataset or train size?"
             )

@@ -1,0 +1,171 @@
+"""`tdmixup run` end to end on real SNLI slices with a tiny random BERT: stages, skipping,
+resume after kill -9, inconsistent inputs; plus `evaluate`, `train --subset`, `env`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tiny import build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
+
+from tdmixup.cli import main  # noqa: E402
+
+SMALL = ["--train-size", "48", "--dev-size", "16", "--test-size", "24", "--epochs", "2",
+         "--batch-size", "8", "--learning-rate", "1e-3", "--max-seq-length", "64"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    require_snli()
+    quiet_libraries()
+    return str(build_tiny_model_dir(tmp_path_factory.mktemp("tiny_bert")))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "snli"
+    assert main(["run", "--output-dir", str(out), "--model", tiny_model, *SMALL]) == 0
+    return out
+
+
+def _mtimes(run: Path) -> dict[str, float]:
+    return {str(p.relative_to(run)): p.stat().st_mtime for p in run.rglob("done.json")}
+
+
+def test_run_writes_every_stage(finished_run: Path) -> None:
+    run = finished_run
+    for rel in ["config.json", "stage1_full/done.json", "stage1_full/dynamics.parquet", "stage1_full/metrics.json",
+                "stage1_full/reliability_snli_test.png", "datamap/regions/easy.txt", "datamap/datamap.png",
+                "datamap/datamap.html", "aum_easy/aum.parquet", "aum_easy/summary.json",
+                "stage4_tdmixup/done.json", "report.md"]:
+        assert (run / rel).exists(), rel
+    full = json.loads((run / "stage1_full/done.json").read_text())
+    td = json.loads((run / "stage4_tdmixup/done.json").read_text())
+    assert full["train_sizes"] == [48]
+    aum = pd.read_parquet(run / "aum_easy/aum.parquet")
+    easy = np.loadtxt(run / "datamap/regions/easy.txt", dtype=np.int64)
+    assert set(aum["sample_id"]) == set(easy.tolist())
+    assert aum["aum"].notna().all(), "two-pass AUM judges every sample"
+    kept = int((~aum["flagged"]).sum())
+    amb = np.loadtxt(run / "datamap/regions/ambiguous.txt", dtype=np.int64)
+    assert td["train_sizes"] == [kept, len(amb)]
+    for summary in (full, td):
+        for m in summary["metrics"]["sets"].values():
+            assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["ece"] <= 1.0
+    report = (run / "report.md").read_text()
+    assert "100% train" in report and "TDMixUp" in report and "datamap.png" in report
+
+
+def test_second_run_skips_finished_stages(finished_run: Path, tiny_model: str) -> None:
+    before = _mtimes(finished_run)
+    start = time.perf_counter()
+    assert main(["run", "--output-dir", str(finished_run), "--model", tiny_model, *SMALL]) == 0
+    assert _mtimes(finished_run) == before
+    assert time.perf_counter() - start < 30
+
+
+def test_from_stage_reruns_only_later_stages(finished_run: Path, tiny_model: str, tmp_path: Path) -> None:
+    run = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+    before = _mtimes(run)
+    assert main(["run", "--output-dir", str(run), "--model", tiny_model, "--from-stage", "tdmixup", *SMALL]) == 0
+    after = _mtimes(run)
+    assert after["stage1_full/done.json"] == before["stage1_full/done.json"]
+    assert after["stage4_tdmixup/done.json"] > before["stage4_tdmixup/done.json"]
+
+
+def test_other_config_in_same_folder_is_refused(finished_run: Path, tiny_model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--output-dir", str(finished_run), "--model", tiny_model, *SMALL[:-2], "--max-seq-length", "32"])
+    assert code == 2
+    assert "max_seq_length: 64 → 32" in capsys.readouterr().err
+
+
+def test_region_file_from_another_dataset_is_an_error(finished_run: Path, tiny_model: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "easy.txt"
+    bad.write_text("0\n99999999\n")
+    code = main(["train", "--output-dir", str(tmp_path / "t"), "--model", tiny_model, "--subset", str(bad), *SMALL])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "99999999" in err and str(bad) in err
+
+
+def test_empty_easy_set_after_aum_is_an_error(finished_run: Path, tiny_model: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from tdmixup.aum import read_aum_table, write_aum_table
+
+    run = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+    table = read_aum_table(run / "aum_easy/aum.parquet")
+    table["flagged"] = True
+    write_aum_table(table, run / "aum_easy/aum.parquet")
+    code = main(["run", "--output-dir", str(run), "--model", tiny_model, "--from-stage", "tdmixup", *SMALL])
+    assert code == 2
+    assert "easy set is empty after AUM filtering" in capsys.readouterr().err
+
+
+def test_train_on_subsets_and_evaluate_checkpoint(finished_run: Path, tiny_model: str, tmp_path: Path) -> None:
+    regions = finished_run / "datamap" / "regions"
+    out = tmp_path / "easy_amb"
+    assert main(["train", "--output-dir", str(out), "--model", tiny_model, "--subset", str(regions / "easy.txt"),
+                 "--subset", str(regions / "ambiguous.txt"), *SMALL]) == 0
+    done = json.loads((out / "done.json").read_text())
+    union = set(np.loadtxt(regions / "easy.txt", dtype=np.int64)) | set(np.loadtxt(regions / "ambiguous.txt", dtype=np.int64))
+    assert done["train_sizes"] == [len(union)]
+    ev = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(out / "checkpoint"), "--output-dir", str(ev), *SMALL[:6], *SMALL[-2:]]) == 0
+    again = json.loads((ev / "metrics.json").read_text())
+    for name, m in done["metrics"]["sets"].items():
+        assert again["sets"][name]["accuracy"] == pytest.approx(m["accuracy"])
+        assert again["sets"][name]["ece"] == pytest.approx(m["ece"], abs=1e-6)
+
+
+def test_killed_run_resumes_without_redoing_finished_stages(tiny_model: str, tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "tdmixup.cli", "run", "--output-dir", str(out), "--model", tiny_model, *SMALL]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "datamap" / "done.json").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stage1 = (out / "stage1_full" / "done.json").stat().st_mtime
+    assert not (out / "stage4_tdmixup" / "done.json").exists()
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    assert (out / "stage1_full" / "done.json").stat().st_mtime == stage1
+    assert (out / "stage4_tdmixup" / "done.json").exists() and (out / "report.md").exists()
+
+
+def test_env_prints_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["env"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["versions"]["torch"] and info["world_size"] >= 1 and "cpu_count" in info
+
+
+def test_missing_model_path_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code = main(["train", "--output-dir", str(tmp_path / "x"), "--model", str(tmp_path / "nope"), *SMALL])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_hub_name_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tdmixup.model import ModelLoadError, resolve_model_path
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
+        resolve_model_path("some-org/some-model-that-is-not-cached")
+    assert time.perf_counter() - start < 5
