@@ -97,8 +97,8 @@ PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
 }
 
 
-def _seed_config(config: RunConfig, seed: int, aum_subsets: tuple[str, ...]) -> RunConfig:
-    return replace(config, train=replace(config.train, seed=seed), aum=replace(config.aum, subsets=aum_subsets))
+def _seed_config(config: RunConfig, seed: int) -> RunConfig:
+    return replace(config, train=replace(config.train, seed=seed))
 
 
 def _row_sets(session: Any, row: Row, regions: dict[str, np.ndarray]) -> list[Any]:
@@ -133,17 +133,18 @@ def _backtranslated(session: Any) -> Any:
 
 def run_row(session: Any, row: Row) -> dict[str, Any]:
     """Train (or reuse) one row for the session's seed and return its ``done.json`` summary."""
-    from tdmixup.pipeline import read_regions, stage_aum, stage_datamap, stage_full, stage_tdmixup, train_and_evaluate
+    from tdmixup.aum_training import run_aum
+    from tdmixup.pipeline import read_regions, stage_datamap, stage_full, stage_tdmixup, train_and_evaluate
 
     if row.key == "full":
         return stage_full(session)
     stage_full(session)
     stage_datamap(session)
-    if row.aum:
-        stage_aum(session)
+    regions = read_regions(session)
+    for region in row.aum:  # each AUM run is shared by every row that filters this region
+        run_aum(session, session.run_dir / f"aum_{region}", regions[region])
     if row.key == "tdmixup":
         return stage_tdmixup(session)
-    regions = read_regions(session)
     sets = _row_sets(session, row, regions)
     return train_and_evaluate(session, session.run_dir / "rows" / row.key, strategy=row.strategy, train_sets=sets)
 
@@ -154,10 +155,9 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
 
     rows = TABLES[table]
     seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
-    aum_subsets = tuple(sorted({s for row in TABLES["table1" if table == "table1" else table] for s in row.aum} | {"easy"}))
     results: dict[str, dict[int, dict[str, Any]]] = {row.key: {} for row in rows}
     for seed in seed_list:
-        session = open_session(_seed_config(config, seed, aum_subsets), output_dir / f"seed_{seed}")
+        session = open_session(_seed_config(config, seed), output_dir / f"seed_{seed}")
         for i, row in enumerate(rows, 1):
             start = time.perf_counter()
             try:
@@ -166,9 +166,7 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
                 results[row.key][seed] = {"skipped": str(err)}
             if session.is_main:
                 print(f"[{table}] seed {seed} row {i}/{len(rows)} {row.key}: {time.perf_counter() - start:.0f} s", flush=True)
-        if not session.is_main:
-            continue
-    if open_session is not None and _is_main():
+    if _is_main():
         write_table(table, rows, results, config.data.task, output_dir / table)
     return results
 
