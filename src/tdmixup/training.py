@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -50,10 +51,25 @@ class TrainingError(RuntimeError):
 
 
 def make_accelerator() -> Any:
-    """An :class:`accelerate.Accelerator` for this process (CPU, GPU or one of many processes)."""
+    """An :class:`accelerate.Accelerator` for this process (CPU, GPU or one of many processes).
+
+    Accelerate joins the processes of a ``torchrun`` launch only on a GPU, or on CPU when asked
+    with ``cpu=True``; without it every CPU process would train alone on all the data and write
+    the same files. So a multi-process launch on a machine without CUDA runs on CPU with gloo.
+
+    Raises:
+        RuntimeError: when launched as several processes that Accelerate did not join.
+    """
     from accelerate import Accelerator
 
-    return Accelerator()
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(cpu=launched > 1 and not torch.cuda.is_available())
+    if accelerator.num_processes != launched:
+        raise RuntimeError(
+            f"launched as {launched} processes (WORLD_SIZE) but Accelerate sees {accelerator.num_processes} "
+            f"({accelerator.distributed_type}); run with one process or on a supported multi-process device"
+        )
+    return accelerator
 
 
 def seed_everything(seed: int) -> None:
@@ -79,7 +95,7 @@ def _to_device(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.T
 def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: int, rank: int,
                 batch_size: int) -> list[list[PlannedBatch]]:
     """Per step, one planned batch per training set (the larger set defines the epoch)."""
-    common = dict(batch_size=batch_size, epoch=epoch, world_size=world, rank=rank, group_by_length=cfg.group_by_length)
+    common: dict[str, Any] = dict(batch_size=batch_size, epoch=epoch, world_size=world, rank=rank, group_by_length=cfg.group_by_length)
     longest = max(range(len(sets)), key=lambda i: len(sets[i]))
     main = epoch_batches(sets[longest].lengths, seed=cfg.seed + 7919 * longest, **common)
     plans = []
@@ -140,6 +156,8 @@ def train(
     history: list[dict[str, float]] = []
     first_epoch = 0
     ckpt = out_dir / CHECKPOINT
+    if resume:
+        _recover_checkpoint(ckpt, accelerator)
     if resume and (ckpt / "training_state.pt").exists():
         first_epoch, history = _load_checkpoint(ckpt, model, optimizer, scheduler, generator)
         log.info("resuming %s after epoch %d", out_dir, first_epoch)
@@ -164,7 +182,7 @@ def train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            total += float(out.loss.detach()) * world
+            total += float(out.loss.detach())
             count += 1
             if dynamics_mode == "train_pass" and out.logits is not None:
                 keep = _real_rows(out.sample_ids, batches)
@@ -173,7 +191,8 @@ def train(
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
         model_unwrapped = accelerator.unwrap_model(wrapped)
-        entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "steps": count}
+        entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": _mean_over_processes(total, accelerator) / max(count, 1),
+                                   "steps": count}
         if dynamics_mode is not None and dynamics_path is not None:
             _record_epoch(dynamics_mode, dynamics_path, epoch, record_set, model_unwrapped, accelerator,
                           cfg.eval_batch_size, seen_ids, seen_logits, task_name)
@@ -184,6 +203,14 @@ def train(
             log.info("epoch %d: %s", epoch + 1, entry)
         _save_checkpoint(ckpt, model_unwrapped, tokenizer, optimizer, scheduler, generator, epoch + 1, history, accelerator)
     return TrainResult(model=accelerator.unwrap_model(wrapped), history=history, seconds=time.perf_counter() - start)
+
+
+def _mean_over_processes(value: float, accelerator: Any) -> float:
+    """Mean of a per-process number over processes: a process's step loss is its share of the
+    global batch scaled by world_size, so the global batch's mean loss is the mean over processes."""
+    if accelerator.num_processes == 1:
+        return value
+    return float(accelerator.reduce(torch.tensor([value], dtype=torch.float64, device=accelerator.device), reduction="mean"))
 
 
 def _real_rows(sample_ids: torch.Tensor, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
@@ -201,7 +228,7 @@ def _check_finite(loss: torch.Tensor, accelerator: Any, epoch: int, step: int, c
     if float(bad) > 0:
         kept = f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
         raise TrainingError(
-            f"non-finite loss ({float(loss):.4g}) at epoch {epoch + 1}, step {step + 1}; {kept}. "
+            f"non-finite loss ({float(loss.detach()):.4g}) at epoch {epoch + 1}, step {step + 1}; {kept}. "
             "Lower the learning rate or check the data for empty/garbled rows."
         )
 
@@ -287,10 +314,20 @@ def _save_checkpoint(ckpt: Path, model: Classifier, tokenizer: Any, optimizer: A
                     "numpy_rng": np.random.get_state(), "epochs_done": epochs_done}, tmp / "training_state.pt")
         write_json(tmp / "train_log.json", history)
         old = ckpt.with_name(ckpt.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)  # left over when a kill interrupted the last save
         if ckpt.exists():
             ckpt.rename(old)
         tmp.rename(ckpt)
         shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _recover_checkpoint(ckpt: Path, accelerator: Any) -> None:
+    """Put back ``checkpoint.old`` when a kill fell between the two renames of
+    :func:`_save_checkpoint` (then it is complete and no ``checkpoint/`` exists)."""
+    old = ckpt.with_name(ckpt.name + ".old")
+    if accelerator.is_main_process and not ckpt.exists() and (old / "training_state.pt").exists():
+        old.rename(ckpt)
     accelerator.wait_for_everyone()
 
 
@@ -299,7 +336,9 @@ def _load_checkpoint(ckpt: Path, model: Classifier, optimizer: Any, scheduler: A
     from tdmixup.model import load_classifier
 
     saved, _ = load_classifier(ckpt)
-    model.load_state_dict(saved.state_dict())
+    # load_classifier's AutoModel builds a pooler that the trained model (built without one) lacks
+    wanted = model.state_dict().keys()
+    model.load_state_dict({k: v for k, v in saved.state_dict().items() if k in wanted})
     state = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,198 @@
+"""Batch planning, sharding and padding of :mod:`tdmixup.data.collate`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tiny import minilm_tokenizer, require_snli, snli_columns, snli_task  # noqa: E402
+from tdmixup.data.collate import (  # noqa: E402
+    TokenizedSet,
+    collate,
+    cycled_batches,
+    epoch_batches,
+    epoch_order,
+    inference_batches,
+    tokenize,
+)
+from tdmixup.data.schema import TaskSpec  # noqa: E402
+
+
+def lengths_of(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(5, 60, size=n)
+
+
+def plan_all_ranks(lengths: np.ndarray, world: int, batch_size: int, **kw: object) -> list[list]:
+    return [epoch_batches(lengths, batch_size=batch_size, world_size=world, rank=r, seed=3, epoch=1, **kw)
+            for r in range(world)]
+
+
+# --- epoch_batches: exact sharding ----------------------------------------------------------
+@pytest.mark.parametrize("group_by_length", [True, False])
+@pytest.mark.parametrize("batch_size", [4, 16])
+@pytest.mark.parametrize("n", [1, 2, 5, 37, 100])
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_epoch_batches_shard_every_sample_exactly_once(world: int, n: int, batch_size: int, group_by_length: bool) -> None:
+    lengths = lengths_of(n)
+    plans = plan_all_ranks(lengths, world, batch_size, group_by_length=group_by_length)
+    single = epoch_batches(lengths, batch_size=batch_size, seed=3, epoch=1, group_by_length=group_by_length)
+
+    steps = {len(p) for p in plans}
+    assert steps == {-(-n // batch_size)}, f"ranks disagree on the number of steps: {steps}"
+    real = np.concatenate([b.positions[b.weights > 0] for p in plans for b in p])
+    np.testing.assert_array_equal(np.sort(real), np.arange(n))
+
+    losses = np.random.default_rng(1).random(n)
+    for step in range(len(single)):
+        shares = [p[step] for p in plans]
+        assert all(len(b.positions) >= 1 for b in shares), "every rank needs a row at every step (DDP)"
+        assert all(np.all(b.weights >= 0) for b in shares)
+        # the global batch is the same whatever the number of processes ...
+        global_rows = np.concatenate([b.positions[b.weights > 0] for b in shares])
+        np.testing.assert_array_equal(np.sort(global_rows), np.sort(single[step].positions))
+        # ... its weights sum to world_size ...
+        assert sum(float(b.weights.sum()) for b in shares) == pytest.approx(world)
+        # ... so that DDP's mean over ranks of Σ w·ℓ is the mean loss of the global batch
+        ddp_loss = np.mean([float((b.weights * losses[b.positions]).sum()) for b in shares])
+        assert ddp_loss == pytest.approx(losses[global_rows].mean(), rel=1e-6)
+
+
+def test_shard_sizes_differ_by_at_most_one_row() -> None:
+    plans = plan_all_ranks(lengths_of(37), 3, 16)
+    for step in range(len(plans[0])):
+        sizes = [int((p[step].weights > 0).sum()) for p in plans]
+        assert max(sizes) - min(sizes) <= 1, sizes
+
+
+def test_dummy_rows_have_weight_zero() -> None:
+    # 5 samples, batch 4, 3 ranks: the second global batch has 1 row, so two ranks get a dummy
+    plans = plan_all_ranks(lengths_of(5), 3, 4)
+    last = [p[-1] for p in plans]
+    assert sorted(len(b.positions) for b in last) == [1, 1, 1]
+    assert sorted(float(b.weights[0]) for b in last) == [0.0, 0.0, 3.0]
+
+
+def test_epoch_order_is_deterministic_and_changes_with_epoch_and_seed() -> None:
+    lengths = lengths_of(100)
+
+    def flat(seed: int, epoch: int) -> np.ndarray:
+        return np.concatenate(epoch_order(lengths, batch_size=4, seed=seed, epoch=epoch))
+
+    np.testing.assert_array_equal(flat(7, 2), flat(7, 2))
+    assert not np.array_equal(flat(7, 2), flat(7, 3))
+    assert not np.array_equal(flat(7, 2), flat(8, 2))
+
+
+def test_length_grouping_reduces_padding_on_snli() -> None:
+    require_snli()
+    tokenizer = minilm_tokenizer()
+    cols = snli_columns(3000)
+    lengths = np.array([len(x) for x in tokenizer(cols["text_a"], cols["text_b"], truncation=True,
+                                                   max_length=128)["input_ids"]])
+
+    def padded_tokens(group: bool) -> int:
+        batches = epoch_order(lengths, batch_size=16, seed=0, epoch=0, group_by_length=group)
+        return sum(len(b) * int(lengths[b].max()) for b in batches)
+
+    real = int(lengths.sum())
+    grouped, plain = padded_tokens(True), padded_tokens(False)
+    assert grouped - real < 0.25 * (plain - real), (real, grouped, plain)
+    # the batch order stays random: batch lengths are not sorted
+    maxima = [int(lengths[b].max()) for b in epoch_order(lengths, batch_size=16, seed=0, epoch=0)]
+    assert maxima != sorted(maxima) and maxima != sorted(maxima, reverse=True)
+
+
+def test_cycled_batches_repeat_fresh_permutations() -> None:
+    lengths = lengths_of(10)
+    batches = cycled_batches(lengths, steps=7, batch_size=4, seed=0, epoch=2)
+    assert len(batches) == 7
+    first, second = batches[:3], batches[3:6]  # 10 rows at batch 4 → 3 batches per cycle
+    for cycle in (first, second):
+        np.testing.assert_array_equal(np.sort(np.concatenate([b.positions for b in cycle])), np.arange(10))
+    assert not np.array_equal(np.concatenate([b.positions for b in first]),
+                              np.concatenate([b.positions for b in second]))
+    assert len(cycled_batches(lengths, steps=2, batch_size=4, seed=0, epoch=2)) == 2
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_inference_batches_cover_every_position_once(world: int) -> None:
+    lengths = lengths_of(37)
+    got = np.concatenate([b for r in range(world) for b in inference_batches(lengths, batch_size=8, world_size=world, rank=r)])
+    np.testing.assert_array_equal(np.sort(got), np.arange(37))
+
+
+# --- collate: padding and masks --------------------------------------------------------------
+def test_collate_pairs_matches_the_tokenizers_own_padding() -> None:
+    require_snli()
+    tokenizer = minilm_tokenizer()
+    cols = snli_columns(12)
+    import datasets
+
+    data = tokenize(datasets.Dataset.from_dict(cols), snli_task(), tokenizer, max_length=32)
+    positions = np.array([5, 0, 11, 3])
+    weights = np.array([0.25, 0.5, 0.0, 0.25])
+    batch = collate(data, positions, weights)
+    ref = tokenizer([cols["text_a"][i] for i in positions], [cols["text_b"][i] for i in positions],
+                    truncation=True, max_length=32, padding=True, return_tensors="np")
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        np.testing.assert_array_equal(batch[key].numpy(), ref[key], err_msg=key)
+    np.testing.assert_array_equal(batch["labels"].numpy(), np.asarray(cols["label"])[positions])
+    np.testing.assert_array_equal(batch["sample_id"].numpy(), np.asarray(cols["sample_id"])[positions])
+    np.testing.assert_array_equal(batch["weight"].numpy(), weights.astype(np.float32))
+    assert collate(data, positions)["weight"].tolist() == [1.0] * 4
+
+
+def test_collate_multiple_choice_pads_every_ending() -> None:
+    import datasets
+
+    tokenizer = minilm_tokenizer()
+    contexts = ["A man sits on a bench.", "Two dogs run"]
+    endings = [["He reads.", "He is reading a very long newspaper about the weather.", "No.", "He sleeps now."],
+               ["fast.", "across the wide green field together.", "home", "away from the cat."]]
+    ds = datasets.Dataset.from_dict({"sample_id": [10, 20], "context": contexts, "endings": endings, "label": [1, 3]})
+    spec = TaskSpec("toy_mc", "multiple_choice", ("0", "1", "2", "3"))
+    data = tokenize(ds, spec, tokenizer, max_length=64)
+    batch = collate(data, np.array([1, 0]))
+    longest = max(len(tokenizer(c, e)["input_ids"]) for c, row in zip(contexts, endings, strict=True) for e in row)
+    assert batch["input_ids"].shape == (2, 4, longest)
+    for row, q in enumerate([1, 0]):
+        for k in range(4):
+            ref = tokenizer(contexts[q], endings[q][k])
+            n = len(ref["input_ids"])
+            assert batch["input_ids"][row, k, :n].tolist() == ref["input_ids"]
+            assert batch["token_type_ids"][row, k, :n].tolist() == ref["token_type_ids"]
+            assert batch["attention_mask"][row, k].tolist() == [1] * n + [0] * (longest - n)
+            assert set(batch["input_ids"][row, k, n:].tolist()) <= {tokenizer.pad_token_id}
+    assert batch["labels"].tolist() == [3, 1]
+    assert batch["sample_id"].tolist() == [20, 10]
+
+
+def small_set() -> TokenizedSet:
+    ids = [np.array([101, 7, 102]), np.array([101, 8, 9, 102]), np.array([101, 102])]
+    return TokenizedSet(sample_ids=np.array([40, 10, 30]), labels=np.array([0, 1, 2]), input_ids=ids,
+                        token_type_ids=None, lengths=np.array([3, 4, 2]), num_choices=0, pad_token_id=0)
+
+
+def test_collate_without_token_type_ids() -> None:
+    batch = collate(small_set(), np.array([2, 1]))
+    assert "token_type_ids" not in batch
+    assert batch["input_ids"].tolist() == [[101, 102, 0, 0], [101, 8, 9, 102]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+
+
+# --- TokenizedSet.subset ---------------------------------------------------------------------
+def test_subset_keeps_the_given_order() -> None:
+    sub = small_set().subset([30, 40])
+    assert sub.sample_ids.tolist() == [30, 40]
+    assert sub.labels.tolist() == [2, 0]
+    assert [x.tolist() for x in sub.input_ids] == [[101, 102], [101, 7, 102]]
+
+
+def test_subset_error_names_the_missing_ids() -> None:
+    with pytest.raises(ValueError, match=r"easy set: 2 of 3 sample ids are not in this dataset \(first: \[99, 5\]\)"):
+        small_set().subset([10, 99, 5], source="easy set")

@@ -1,0 +1,244 @@
+"""The training loop of :mod:`tdmixup.training` on a tiny random BERT and real SNLI pairs:
+reproducibility, learning, dynamics coverage, failure on NaN, resume after kill -9 and a
+2-process CPU run that must match the 1-process one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tiny import (  # noqa: E402
+    build_tiny_model_dir,
+    max_abs_difference,
+    require_snli,
+    tokenized_snli,
+    train_tiny,
+    weights_of,
+)
+from tdmixup import mixup  # noqa: E402
+from tdmixup.model import load_classifier  # noqa: E402
+from tdmixup.training import TrainingError, make_accelerator, predict_logits  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parent / "scripts" / "train_tiny.py"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny random BERTs with the MiniLM tokenizer: with dropout 0.1 and with none."""
+    require_snli()
+    root = tmp_path_factory.mktemp("tiny")
+    return {"dropout": build_tiny_model_dir(root / "dropout", dropout=0.1),
+            "no_dropout": build_tiny_model_dir(root / "no_dropout", dropout=0.0)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Train with one thread: the subprocess scripts do, and matching them bit for bit needs the
+    same; on a busy 2-core machine two threads also cost ~15x the CPU time (spinning workers)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def final_logits(result: object, n: int = 37) -> np.ndarray:
+    data = tokenized_snli(n)
+    ids, logits = predict_logits(result.model, data, batch_size=64, accelerator=make_accelerator())  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(ids, np.sort(data.sample_ids))
+    return logits
+
+
+def per_epoch_ids(path: Path) -> dict[int, list[int]]:
+    table = pd.read_parquet(path)
+    return {int(e): sorted(g["sample_id"].tolist()) for e, g in table.groupby("epoch")}
+
+
+def test_same_seed_same_logits_other_seed_different(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    runs = {name: final_logits(train_tiny(model_dirs["dropout"], tmp_path / name, epochs=1, seed=seed))
+            for name, seed in [("a", 5), ("b", 5), ("c", 6)]}
+    np.testing.assert_array_equal(runs["a"], runs["b"])
+    assert np.abs(runs["a"] - runs["c"]).max() > 1e-4
+
+
+def test_tiny_model_overfits_32_samples(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    result = train_tiny(model_dirs["no_dropout"], tmp_path, n=32, epochs=12, batch_size=8, learning_rate=1e-2, dropout=0.0)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < 0.25 * losses[0], losses
+    data = tokenized_snli(32)
+    accuracy = (final_logits(result, 32).argmax(1) == data.labels[np.argsort(data.sample_ids)]).mean()
+    assert accuracy >= 0.9, (accuracy, losses)
+    assert [h["epoch"] for h in result.history] == list(range(1, 13))
+    assert all(h["steps"] == 4 for h in result.history)
+
+
+@pytest.mark.parametrize("strategy", ["none", "tdmixup"])
+@pytest.mark.parametrize("mode", ["train_pass", "epoch_end"])
+def test_dynamics_table_has_every_id_once_per_epoch(model_dirs: dict[str, Path], tmp_path: Path, mode: str,
+                                                    strategy: str) -> None:
+    # tdmixup: 18 easy + 19 ambiguous samples, the easy set cycled; dynamics over all 37
+    train_tiny(model_dirs["dropout"], tmp_path, epochs=2, strategy=strategy, dynamics_mode=mode)
+    expected = sorted(tokenized_snli(37).sample_ids.tolist())
+    table = pd.read_parquet(tmp_path / "dynamics.parquet")
+    assert len(table) == 2 * 37
+    assert per_epoch_ids(tmp_path / "dynamics.parquet") == {0: expected, 1: expected}
+    assert np.isfinite(np.stack(table["logits"].to_numpy())).all()
+
+
+def test_nan_loss_raises_and_keeps_the_last_good_checkpoint(model_dirs: dict[str, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    real_step = mixup.compute_step
+    calls = {"n": 0}
+
+    def nan_in_epoch_two(*args: object, **kwargs: object) -> mixup.StepOutput:
+        out = real_step(*args, **kwargs)  # type: ignore[arg-type]
+        calls["n"] += 1
+        if calls["n"] == 10 + 3:  # 37 samples, batch 4: 10 steps per epoch; step 3 of epoch 2
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(mixup, "compute_step", nan_in_epoch_two)
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at epoch 2, step 3; the last good checkpoint is kept"):
+        train_tiny(model_dirs["dropout"], tmp_path, epochs=3)
+    ckpt = tmp_path / "checkpoint"
+    assert [h["epoch"] for h in json.loads((ckpt / "train_log.json").read_text())] == [1]
+    model, _ = load_classifier(ckpt)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not (tmp_path / "checkpoint.tmp").exists()
+
+
+def test_nan_in_the_first_epoch_says_no_checkpoint_exists(model_dirs: dict[str, Path], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    real_step = mixup.compute_step
+
+    def always_nan(*args: object, **kwargs: object) -> mixup.StepOutput:
+        out = real_step(*args, **kwargs)  # type: ignore[arg-type]
+        out.loss = out.loss * float("inf")
+        return out
+
+    monkeypatch.setattr(mixup, "compute_step", always_nan)
+    with pytest.raises(TrainingError, match="at epoch 1, step 1; no checkpoint was written yet"):
+        train_tiny(model_dirs["dropout"], tmp_path, epochs=1)
+
+
+class Interrupted(Exception):
+    """Raised by an ``on_epoch_end`` callback to stop a run before an epoch's checkpoint."""
+
+
+def stop_before_checkpoint_2(epoch: int, model: object) -> dict[str, float]:
+    if epoch == 1:
+        raise Interrupted
+    return {}
+
+
+@pytest.fixture(scope="module")
+def two_epoch_reference(model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> object:
+    return train_tiny(model_dirs["dropout"], tmp_path_factory.mktemp("reference"), epochs=2)
+
+
+@pytest.mark.parametrize("crash", ["between_renames", "during_cleanup"])
+def test_resume_after_a_kill_inside_the_checkpoint_swap(model_dirs: dict[str, Path], tmp_path: Path, crash: str,
+                                                        two_epoch_reference: object) -> None:
+    """_save_checkpoint renames checkpoint → checkpoint.old, checkpoint.tmp → checkpoint, then
+    deletes checkpoint.old; a kill can leave either of the states made here."""
+    with pytest.raises(Interrupted):
+        train_tiny(model_dirs["dropout"], tmp_path, epochs=2, on_epoch_end=stop_before_checkpoint_2)
+    ckpt, old = tmp_path / "checkpoint", tmp_path / "checkpoint.old"
+    if crash == "between_renames":
+        ckpt.rename(old)
+        shutil.copytree(old, tmp_path / "checkpoint.tmp")
+    else:
+        shutil.copytree(ckpt, old)
+        (old / "training_state.pt").unlink()
+    epochs_run: list[int] = []
+    resumed = train_tiny(model_dirs["dropout"], tmp_path, epochs=2, resume=True,
+                         on_epoch_end=lambda epoch, model: epochs_run.append(epoch) or {})
+    assert epochs_run == [1], "the resumed run trained the first epoch again"
+    assert resumed.history == two_epoch_reference.history  # type: ignore[attr-defined]
+    assert max_abs_difference(weights_of(resumed.model), weights_of(two_epoch_reference.model)) == 0.0  # type: ignore[attr-defined]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def run_script(args: list[str], *, torchrun: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
+    if torchrun:
+        launcher = Path(sys.executable).parent / "torchrun"
+        if not launcher.exists():
+            pytest.skip(f"torchrun not found beside {sys.executable}")
+        cmd = [str(launcher), "--standalone", "--nproc_per_node", "2", str(SCRIPT), *args]
+    else:
+        cmd = [sys.executable, str(SCRIPT), *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_matches_an_uninterrupted_run(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--model-dir", str(model_dirs["dropout"]), "--out", str(out), "--dynamics", "train_pass"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
+    # the script sleeps at the end of epochs 2 and 3, before their checkpoints: the kill lands there
+    child = subprocess.Popen([sys.executable, str(SCRIPT), *args, "--epoch-sleep", "3"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = out / "train_pass" / "checkpoint" / "train_log.json"
+    deadline = time.monotonic() + 120
+    while not log.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not log.exists():
+        child.kill()
+        pytest.fail(f"no epoch-1 checkpoint appeared; child said: {child.communicate()[1][-2000:]}")
+    child.send_signal(signal.SIGKILL)
+    child.communicate()
+    assert child.returncode == -signal.SIGKILL
+    assert [h["epoch"] for h in json.loads(log.read_text())] == [1], "killed too late to test a resume"
+    assert not (out / "train_pass" / "final.npz").exists()
+
+    run_script([*args, "--resume"])
+    assert json.loads((out / "train_pass" / "epochs_run.json").read_text()) == [1, 2]
+    resumed = dict(np.load(out / "train_pass" / "final.npz"))
+    reference = train_tiny(model_dirs["dropout"], tmp_path / "reference", dynamics_mode="train_pass")
+    assert max_abs_difference(resumed, weights_of(reference.model)) == 0.0
+    assert json.loads((out / "train_pass" / "history.json").read_text()) == reference.history
+    got = pd.read_parquet(out / "train_pass" / "dynamics.parquet")
+    want = pd.read_parquet(tmp_path / "reference" / "dynamics.parquet")
+    np.testing.assert_array_equal(got["sample_id"], want["sample_id"])
+    np.testing.assert_array_equal(np.stack(got["logits"].to_numpy()), np.stack(want["logits"].to_numpy()))
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_see_every_sample_once_and_match_one_process(model_dirs: dict[str, Path],
+                                                                       tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run_script(["--model-dir", str(model_dirs["no_dropout"]), "--out", str(out), "--dropout", "0",
+                "--dynamics", "both", "--epochs", "2"], torchrun=True)
+    expected = sorted(tokenized_snli(37).sample_ids.tolist())
+    writes = {r: json.loads((tmp_path / f"writes.rank{r}.json").read_text()) for r in (0, 1)}
+    assert writes[1] == [], f"rank 1 wrote under the run folder: {writes[1][:5]}"
+    assert any("checkpoint" in w for w in writes[0]) and any("dynamics.parquet" in w for w in writes[0])
+
+    for mode in ("epoch_end", "train_pass"):
+        assert per_epoch_ids(out / mode / "dynamics.parquet") == {0: expected, 1: expected}, mode
+        one = train_tiny(model_dirs["no_dropout"], tmp_path / f"one_{mode}", epochs=2, dropout=0.0, dynamics_mode=mode)
+        two = dict(np.load(out / mode / "final.npz"))
+        assert max_abs_difference(two, weights_of(one.model)) < 1e-5, mode
+        history = json.loads((out / mode / "history.json").read_text())
+        assert [h["steps"] for h in history] == [10, 10]
+        np.testing.assert_allclose([h["train_loss"] for h in history], [h["train_loss"] for h in one.history], rtol=1e-5)
+        got = pd.read_parquet(out / mode / "dynamics.parquet")
+        want = pd.read_parquet(tmp_path / f"one_{mode}" / "dynamics.parquet")
+        np.testing.assert_allclose(np.stack(got["logits"].to_numpy()), np.stack(want["logits"].to_numpy()), atol=1e-4)
