@@ -8,7 +8,7 @@ diagram per set. Values are fractions (ECE 0.0122); reports multiply by 100.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,7 +26,7 @@ def evaluate_sets(
     accelerator: Any,
     batch_size: int,
     out_dir: Path | None = None,
-    temperature_method: str = "grid",
+    temperature_method: Literal["grid", "lbfgs"] = "grid",
 ) -> dict[str, Any]:
     """Metrics for every named set, plus the same after temperature scaling fitted on ``dev``.
 

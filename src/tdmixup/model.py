@@ -110,11 +110,11 @@ class Classifier(nn.Module):
         dropout: dropout probability on the [CLS] feature.
     """
 
-    def __init__(self, encoder: nn.Module, kind: TaskKind, num_labels: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: Any, kind: TaskKind, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
         if not hasattr(encoder, "embeddings"):
             raise ModelLoadError(f"{type(encoder).__name__} has no 'embeddings' module; tdmixup needs a BERT-like encoder")
-        self.encoder = encoder
+        self.encoder: Any = encoder
         self.kind = kind
         self.num_labels = num_labels
         hidden = int(encoder.config.hidden_size)
@@ -249,5 +249,6 @@ def load_classifier(directory: str | Path) -> tuple[Classifier, Any]:
     meta = json.loads(meta_path.read_text())
     encoder = AutoModel.from_pretrained(directory / "encoder")
     model = Classifier(encoder, meta["kind"], meta["num_labels"], meta["dropout"])
-    model.head.load_state_dict(torch.load(directory / "head.pt", map_location="cpu"))
+    head: Any = model.head
+    head.load_state_dict(torch.load(directory / "head.pt", map_location="cpu"))
     return model, AutoTokenizer.from_pretrained(directory / "encoder")
