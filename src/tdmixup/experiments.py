@@ -134,7 +134,13 @@ def _backtranslated(session: Any) -> Any:
 def run_row(session: Any, row: Row) -> dict[str, Any]:
     """Train (or reuse) one row for the session's seed and return its ``done.json`` summary."""
     from tdmixup.aum_training import run_aum
-    from tdmixup.pipeline import read_regions, stage_datamap, stage_full, stage_tdmixup, train_and_evaluate
+    from tdmixup.pipeline import (
+        read_regions,
+        stage_datamap,
+        stage_full,
+        stage_tdmixup,
+        train_and_evaluate,
+    )
 
     if row.key == "full":
         return stage_full(session)
