@@ -246,7 +246,7 @@ def stage_aum(session: Session) -> dict[str, Any]:
     summary = {}
     for subset in session.config.aum.subsets:
         if subset not in regions:
-            raise PipelineError(f"--aum-subset {subset!r}: not a region (easy, ambiguous, hard)")
+            raise PipelineError(f"--aum-subsets {subset!r}: not a region (easy, ambiguous, hard)")
         summary[subset] = run_aum(session, session.run_dir / f"aum_{subset}", regions[subset])
     return summary
 
@@ -257,7 +257,7 @@ def filtered_ids(session: Session, subset: str, ids: np.ndarray) -> np.ndarray:
 
     path = session.run_dir / f"aum_{subset}" / "aum.parquet"
     if not path.exists():
-        raise PipelineError(f"{path} is missing: run stage 'aum' first (with '{subset}' in --aum-subsets)")
+        raise PipelineError(f"{path} is missing: run stage 'aum' first (with --aum-subsets {subset})")
     table = read_aum_table(path)
     flagged = table.loc[table["flagged"], "sample_id"].to_numpy()
     return ids[~np.isin(ids, flagged)]
@@ -272,7 +272,7 @@ def stage_tdmixup(session: Session) -> dict[str, Any]:
         amb = filtered_ids(session, "ambiguous", amb)
     if len(easy) == 0:
         raise PipelineError(f"the easy set is empty after AUM filtering (k = {session.config.aum.percentile}); "
-                            "lower --aum-percentile or raise --fraction")
+                            "lower --aum-percentile or raise --dynamics-fraction")
     sets = [session.train.subset(easy, source="easy (AUM-filtered)"), session.train.subset(amb, source="ambiguous")]
     return train_and_evaluate(session, session.run_dir / "stage4_tdmixup", strategy="tdmixup", train_sets=sets)
 
