@@ -196,3 +196,10 @@ def test_subset_keeps_the_given_order() -> None:
 def test_subset_error_names_the_missing_ids() -> None:
     with pytest.raises(ValueError, match=r"easy set: 2 of 3 sample ids are not in this dataset \(first: \[99, 5\]\)"):
         small_set().subset([10, 99, 5], source="easy set")
+
+
+def test_subset_of_an_empty_set_names_the_missing_ids() -> None:
+    empty = small_set().subset([])
+    assert len(empty) == 0 and len(empty.subset([])) == 0
+    with pytest.raises(ValueError, match=r"1 of 1 sample ids are not in this dataset \(first: \[10\]\)"):
+        empty.subset([10])

@@ -57,9 +57,9 @@ class TokenizedSet:
         wanted = np.asarray(sample_ids, dtype=np.int64)
         order = np.argsort(self.sample_ids, kind="stable")
         pos = np.searchsorted(self.sample_ids, wanted, sorter=order)
-        pos = np.clip(pos, 0, len(order) - 1)
-        found = order[pos]
-        missing = wanted[self.sample_ids[found] != wanted]
+        pos = np.clip(pos, 0, max(len(order) - 1, 0))
+        found = order[pos] if len(order) else pos
+        missing = wanted[self.sample_ids[found] != wanted] if len(order) else wanted
         if len(missing):
             raise DataError(
                 f"{source}: {len(missing)} of {len(wanted)} sample ids are not in this dataset "
