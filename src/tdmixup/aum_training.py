@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tdmixup.data.collate import TokenizedSet, tokenize
-from tdmixup.runio import read_json, write_json
+from tdmixup.runio import atomic_write_text, read_json, write_json
 
 log = logging.getLogger("tdmixup.aum")
 
@@ -54,6 +54,12 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     subset = session.train.subset(ids, source=f"{out_dir.name} subset")
     passes = 2 if cfg.aum.procedure == "two_pass" else 1
     epochs = cfg.aum.epochs or cfg.train.epochs
+    mode = cfg.aum.dynamics_mode
+    if spec.kind == "multiple_choice" and mode == "train_pass":
+        # The extra ending of a normal item is a copy of a wrong ending: with dropout on, the two
+        # copies score differently and bias margins down; an eval-mode pass scores them equally.
+        log.info("multiple choice: AUM margins from an end-of-epoch pass (dropout off)")
+        mode = "epoch_end"
     threshold_sets: list[np.ndarray] = []
     pass_results = []
     seconds = 0.0
@@ -65,7 +71,7 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
         trained_on = _relabelled(session, subset, threshold_ids)
         pass_dir = out_dir / f"pass{p + 1}"
         done = train_and_evaluate(
-            session, pass_dir, strategy="none", train_sets=[trained_on], dynamics_mode=cfg.aum.dynamics_mode,
+            session, pass_dir, strategy="none", train_sets=[trained_on], dynamics_mode=mode,
             evaluate=False, num_labels=spec.num_labels + 1, keep_checkpoint=False, epochs=epochs,
         )
         seconds += float(done["train_seconds"])
@@ -87,6 +93,8 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     }
     if session.is_main:
         write_aum_table(table, out_dir / "aum.parquet")
+        kept = np.sort(table.loc[~table["flagged"], "sample_id"].to_numpy())
+        atomic_write_text(out_dir / "kept.txt", "".join(f"{i}\n" for i in kept))  # a --subset file
         write_json(summary_path, summary)
     session.accelerator.wait_for_everyone()
     return summary

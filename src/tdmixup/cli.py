@@ -99,12 +99,13 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from tdmixup.evaluation import format_metrics
     from tdmixup.pipeline import open_session, run_pipeline
 
-    if getattr(ns, "data__task", "snli") == "snli" and not getattr(ns, "data__train_file", None):
-        for key, value in DEMO_DEFAULTS.items():  # CPU-sized default; --train-size overrides
+    if (getattr(ns, "data__task", "snli") == "snli" and not hasattr(ns, "data__train_file")
+            and not hasattr(ns, "data__train_size")):
+        for key, value in DEMO_DEFAULTS.items():  # the CPU-sized default, only as a whole
             if not hasattr(ns, key):
                 setattr(ns, key, value)
     cfg = config_from_args(ns)
-    session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite)
+    session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, from_stage=ns.from_stage)
     results = run_pipeline(session, from_stage=ns.from_stage, until=ns.until)
     if session.is_main:
         for stage in ("full", "tdmixup"):
@@ -136,11 +137,31 @@ def cmd_train(ns: argparse.Namespace) -> int:
             sets = [session.train.subset(union)]
     elif ns.strategy == "tdmixup":
         raise SystemExit("--strategy tdmixup needs --subset EASY.txt --subset AMBIGUOUS.txt (from `tdmixup datamap`)")
+    _check_train_args(Path(ns.output_dir), ns, session.is_main)
     summary = train_and_evaluate(session, Path(ns.output_dir), strategy=ns.strategy, train_sets=sets,
                                  dynamics_mode=ns.record_dynamics)
     if session.is_main:
         print(format_metrics(summary["metrics"]))
     return 0
+
+
+def _check_train_args(out: Path, ns: argparse.Namespace, is_main: bool) -> None:
+    """``train``'s own options (strategy, subset files and their contents, dynamics) are kept in
+    ``train_args.json``: a finished folder is reused only for the same ones."""
+    import hashlib
+
+    from tdmixup.pipeline import PipelineError
+    from tdmixup.runio import read_json, write_json
+
+    args = {"strategy": ns.strategy, "record_dynamics": ns.record_dynamics,
+            "subsets": [{"path": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()} for p in ns.subset or []]}
+    path = out / "train_args.json"
+    if path.exists():
+        if read_json(path) != args:
+            raise PipelineError(f"{path}: this folder was trained with other --strategy/--subset/--record-dynamics "
+                                "options; use another --output-dir or --overwrite")
+    elif is_main:
+        write_json(path, args)
 
 
 def cmd_dynamics(ns: argparse.Namespace) -> int:
@@ -177,6 +198,7 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 def cmd_datamap(ns: argparse.Namespace) -> int:
     from tdmixup.datamap import assign_regions, plot_datamap_html, plot_datamap_png, write_regions
     from tdmixup.dynamics import compute_statistics, read_dynamics
+    from tdmixup.runio import atomic_write_bytes
 
     out = Path(ns.output_dir)
     stats = compute_statistics(read_dynamics(ns.dynamics))
@@ -184,7 +206,7 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
     overlap = getattr(ns, "dynamics__allow_overlap", False)
     regions = assign_regions(stats, fraction=fraction, allow_overlap=overlap)
     write_regions(regions, out / "regions")
-    stats.to_parquet(out / "statistics.parquet")
+    atomic_write_bytes(out / "statistics.parquet", stats.to_parquet())
     plot_datamap_png(stats, out / "datamap.png", title=str(ns.dynamics), regions=regions)
     plot_datamap_html(stats, out / "datamap.html", regions=regions)
     print(json.dumps({k: int(len(v)) for k, v in regions.items()}), f"→ {out}")
@@ -295,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(ns.func(ns))
-    except (DataError, ModelLoadError, PipelineError, TrainingError) as err:
+    except (DataError, ModelLoadError, PipelineError, TrainingError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

@@ -75,7 +75,7 @@ class MixupConfig:
     alpha: float = _f(0.4, "λ ~ Beta(α, α) (paper: 0.4).")
     lambda_mode: Literal["batch", "sample"] = _f("batch", "One λ per mini-batch (Zhang et al.) or one per sample.")
     mix_at: Literal["cls", "embeddings"] = _f("cls", "tdmixup/random_pairs: mix the [CLS] feature (paper) or the embedding output.")
-    mixed_weight: float = _f(1.0, "Weight of the CE on mixed samples (paper's code: 0.01).")
+    mixed_weight: float = _f(1.0, "Weight of the CE on mixed samples (the paper's code ≈ 0.01·B/C, e.g. 0.0533 for SNLI; see mixup.py).")
     unmixed_weight: float = _f(1.0, "Weight of the CE on each unmixed batch (paper's code: 0.5).")
     kong_eps_in: float = _f(1e-4, "Kong et al.: on-manifold perturbation radius.")
     kong_eps_out: float = _f(1e-3, "Kong et al.: off-manifold FGSM step size.")
@@ -101,7 +101,8 @@ class AUMConfig:
     procedure: Literal["two_pass", "paper"] = _f("two_pass", "two_pass: two runs with disjoint threshold sets so every sample is judged; paper: one run, threshold samples dropped.")
     epochs: int | None = _f(None, "Epochs of the threshold-sample run (default: TrainConfig.epochs).")
     dynamics_mode: DynamicsMode = _f("train_pass", "Margins from the training pass (Pleiss et al., the paper's code) or an end-of-epoch pass.")
-    subsets: tuple[str, ...] = _f(("easy",), "Regions to filter with AUM (paper's Table 1 also uses 'ambiguous').")
+    subsets: tuple[str, ...] = _f(("easy",), "Regions `tdmixup run` filters with AUM before TDMixUp (paper: easy only; "
+                                  "`tdmixup experiment table1` runs the ambiguous-with-AUM row by itself).")
 
 
 @dataclass(frozen=True)

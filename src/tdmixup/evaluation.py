@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from tdmixup.data.collate import TokenizedSet
 from tdmixup.model import Classifier
 from tdmixup.runio import write_json
@@ -41,8 +39,9 @@ def evaluate_sets(
 
     temperature = None
     if dev is not None and len(dev):
-        _, dev_logits = predict_logits(model, dev, batch_size=batch_size, accelerator=accelerator, desc="dev")
-        temperature = float(fit_temperature(dev_logits=dev_logits, dev_labels=dev.labels, method=temperature_method))
+        dev_ids, dev_logits = predict_logits(model, dev, batch_size=batch_size, accelerator=accelerator, desc="dev")
+        dev_labels = dev.labels[dev.positions_of(dev_ids)]  # logits come back sorted by sample_id
+        temperature = float(fit_temperature(dev_logits=dev_logits, dev_labels=dev_labels, method=temperature_method))
     results: dict[str, Any] = {"temperature": temperature, "sets": {}}
     for name, data in sets.items():
         ids, logits = predict_logits(model, data, batch_size=batch_size, accelerator=accelerator, desc=name)
@@ -69,7 +68,3 @@ def format_metrics(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and population std of a list (std 0 for one value)."""
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std()) if len(arr) > 1 else 0.0

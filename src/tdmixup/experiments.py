@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tdmixup.config import RunConfig, Strategy
+from tdmixup.model import ModelLoadError
 from tdmixup.runio import atomic_write_text, write_json
 
 log = logging.getLogger("tdmixup.experiments")
@@ -126,8 +127,9 @@ def _backtranslated(session: Any) -> Any:
     from tdmixup.backtranslation import BackTranslationConfig, augment_with_back_translation
     from tdmixup.data.collate import tokenize
 
-    augmented = augment_with_back_translation(session.task.train, session.task.spec.kind, BackTranslationConfig(
-        seed=session.config.train.seed), cache_dir=session.run_dir.parent / "backtranslation_cache")
+    with session.accelerator.main_process_first():  # translate once; the other ranks read the cache
+        augmented = augment_with_back_translation(session.task.train, session.task.spec.kind, BackTranslationConfig(
+            seed=session.config.train.seed), cache_dir=session.run_dir.parent / "backtranslation_cache")
     return tokenize(augmented, session.task.spec, session.tokenizer, max_length=session.config.data.max_seq_length)
 
 
@@ -135,6 +137,8 @@ def run_row(session: Any, row: Row) -> dict[str, Any]:
     """Train (or reuse) one row for the session's seed and return its ``done.json`` summary."""
     from tdmixup.aum_training import run_aum
     from tdmixup.pipeline import (
+        is_done,
+        read_done,
         read_regions,
         stage_datamap,
         stage_full,
@@ -151,8 +155,11 @@ def run_row(session: Any, row: Row) -> dict[str, Any]:
         run_aum(session, session.run_dir / f"aum_{region}", regions[region])
     if row.key == "tdmixup":
         return stage_tdmixup(session)
+    stage_dir = session.run_dir / "rows" / row.key
+    if is_done(stage_dir):  # before building its sets (back-translation is costly)
+        return read_done(stage_dir)
     sets = _row_sets(session, row, regions)
-    return train_and_evaluate(session, session.run_dir / "rows" / row.key, strategy=row.strategy, train_sets=sets)
+    return train_and_evaluate(session, stage_dir, strategy=row.strategy, train_sets=sets)
 
 
 def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: int | list[int]) -> dict[str, Any]:
@@ -168,7 +175,7 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
             start = time.perf_counter()
             try:
                 results[row.key][seed] = run_row(session, row)
-            except (ImportError, OSError) as err:  # e.g. back-translation models need the hub
+            except (ImportError, ModelLoadError) as err:  # e.g. back-translation models need the hub
                 results[row.key][seed] = {"skipped": str(err)}
             if session.is_main:
                 print(f"[{table}] seed {seed} row {i}/{len(rows)} {row.key}: {time.perf_counter() - start:.0f} s", flush=True)

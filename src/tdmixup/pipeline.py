@@ -27,7 +27,7 @@ import numpy as np
 
 from tdmixup.config import DynamicsMode, RunConfig, Strategy, from_json_dict, to_json_dict
 from tdmixup.data.collate import TokenizedSet, tokenize
-from tdmixup.runio import environment_info, read_json, write_json
+from tdmixup.runio import atomic_write_bytes, environment_info, read_json, write_json
 
 log = logging.getLogger("tdmixup.pipeline")
 
@@ -57,8 +57,23 @@ class Session:
         return bool(self.accelerator.is_main_process)
 
 
-def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = False) -> Session:
-    """Load and tokenise the data once, check/write ``config.json``, set up Accelerate."""
+# Config fields that only stages from this one on read: ``--from-stage X`` may change them.
+CHANGEABLE_FROM: dict[str, tuple[str, ...]] = {
+    "datamap": ("dynamics.fraction", "dynamics.allow_overlap", "aum.", "mixup."),
+    "aum": ("aum.", "mixup."),
+    "tdmixup": ("mixup.",),
+    "report": (),
+}
+
+
+def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = False,
+                 from_stage: str | None = None) -> Session:
+    """Load and tokenise the data once, check/write ``config.json``, set up Accelerate.
+
+    A folder keeps its configuration: a different one is refused, except for the fields that
+    only the stages from ``from_stage`` on read (:data:`CHANGEABLE_FROM`), which ``--from-stage``
+    re-runs anyway.
+    """
     from tdmixup.data.tasks import load_task
     from tdmixup.model import load_tokenizer
     from tdmixup.training import make_accelerator, seed_everything
@@ -66,9 +81,11 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     run_dir = Path(run_dir)
     accelerator = make_accelerator()
     _check_config(config, run_dir, overwrite=overwrite, is_main=accelerator.is_main_process,
-                  world_size=accelerator.num_processes)
+                  world_size=accelerator.num_processes, from_stage=from_stage)
+    accelerator.wait_for_everyone()
     seed_everything(config.train.seed)
-    task = load_task(config.data, seed=config.data.split_seed)
+    with accelerator.main_process_first():  # a first download/extraction happens once
+        task = load_task(config.data, seed=config.data.split_seed)
     tokenizer = load_tokenizer(config.model.name_or_path)
     max_len = config.data.max_seq_length
 
@@ -79,19 +96,39 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
                    {name: tok(ds) for name, ds in task.tests.items()})
 
 
-def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool, is_main: bool, world_size: int) -> None:
+def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool, is_main: bool, world_size: int,
+                  from_stage: str | None = None) -> None:
     path = run_dir / "config.json"
     if path.exists() and not overwrite:
         saved = from_json_dict(read_json(path)["config"])
-        if saved != config:
+        if saved == config:
+            return
+        changed = _changed_fields(to_json_dict(saved), to_json_dict(config))
+        allowed = CHANGEABLE_FROM.get(from_stage or "", None) if from_stage != "full" else ("",)
+        if allowed is None or not all(f.startswith(allowed) for f in changed):
             diff = _config_diff(to_json_dict(saved), to_json_dict(config))
-            raise PipelineError(f"{path} was written by a different configuration ({diff}); "
-                                "use another --output-dir, or --overwrite to start this one afresh")
+            hint = f" (--from-stage {from_stage} may change only {', '.join(allowed) or 'nothing'})" if allowed is not None else ""
+            raise PipelineError(f"{path} was written by a different configuration ({diff}){hint}; "
+                                "use another --output-dir, --from-stage, or --overwrite to start this one afresh")
+        if is_main:
+            write_json(path, {"config": to_json_dict(config), "environment": environment_info(world_size),
+                              "changed_from_stage": {"stage": from_stage, "fields": changed}})
         return
     if is_main:
         if overwrite and run_dir.exists():
             shutil.rmtree(run_dir)
         write_json(path, {"config": to_json_dict(config), "environment": environment_info(world_size)})
+
+
+def _changed_fields(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _changed_fields(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
@@ -203,7 +240,7 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     regions = assign_regions(stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap)
     if session.is_main:
         write_regions(regions, out / "regions")
-        stats.to_parquet(out / "statistics.parquet")
+        atomic_write_bytes(out / "statistics.parquet", stats.to_parquet())
         plot_datamap_png(stats, out / "datamap.png", title=f"{session.task.spec.name} data map", regions=regions)
         plot_datamap_html(stats, out / "datamap.html", texts=_texts(session), gold_names=list(session.task.spec.label_names),
                           regions=regions)

@@ -144,6 +144,9 @@ def train(
 
     from tdmixup.mixup import compute_step
 
+    if dynamics_mode == "train_pass" and mixup_config.strategy == "mixup":
+        raise ValueError("strategy 'mixup' trains on mixed samples only, so it has no per-sample training-pass "
+                         "logits to record: use dynamics mode 'epoch_end' with it")
     start = time.perf_counter()
     cfg = train_config
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -202,7 +205,9 @@ def train(
         if accelerator.is_main_process:
             log.info("epoch %d: %s", epoch + 1, entry)
         _save_checkpoint(ckpt, model_unwrapped, tokenizer, optimizer, scheduler, generator, epoch + 1, history, accelerator)
-    return TrainResult(model=accelerator.unwrap_model(wrapped), history=history, seconds=time.perf_counter() - start)
+    trained = accelerator.unwrap_model(wrapped)
+    accelerator.free_memory()  # let the Accelerator forget this model/optimizer (one session trains many)
+    return TrainResult(model=trained, history=history, seconds=time.perf_counter() - start)
 
 
 def _mean_over_processes(value: float, accelerator: Any) -> float:
@@ -311,7 +316,9 @@ def _save_checkpoint(ckpt: Path, model: Classifier, tokenizer: Any, optimizer: A
         save_classifier(model, tokenizer, tmp)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                    "numpy_rng": np.random.get_state(), "epochs_done": epochs_done}, tmp / "training_state.pt")
+                    "numpy_rng": np.random.get_state(), "epochs_done": epochs_done,
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                   tmp / "training_state.pt")
         write_json(tmp / "train_log.json", history)
         old = ckpt.with_name(ckpt.name + ".old")
         shutil.rmtree(old, ignore_errors=True)  # left over when a kill interrupted the last save
@@ -345,6 +352,8 @@ def _load_checkpoint(ckpt: Path, model: Classifier, optimizer: Any, scheduler: A
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     np.random.set_state(state["numpy_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["epochs_done"]), list(read_json(ckpt / "train_log.json"))
 
 
