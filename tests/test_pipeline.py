@@ -168,3 +168,37 @@ def test_hub_name_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
         resolve_model_path("some-org/some-model-that-is-not-cached")
     assert time.perf_counter() - start < 5
+
+
+def test_from_stage_may_change_only_later_options(finished_run: Path, tiny_model: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+    assert main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL, "--from-stage", "aum",
+                 "--aum-percentile", "50"]) == 0
+    assert json.loads((run / "config.json").read_text())["config"]["aum"]["percentile"] == 50
+    assert json.loads((run / "aum_easy" / "summary.json").read_text())["percentile"] == 50
+    kept = np.loadtxt(run / "aum_easy" / "kept.txt", dtype=np.int64, ndmin=1)
+    assert json.loads((run / "stage4_tdmixup" / "done.json").read_text())["train_sizes"][0] == len(kept)
+    code = main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL[:-6], "--epochs", "3",
+                 *SMALL[-6:], "--from-stage", "aum"])
+    assert code == 2
+    assert "--from-stage aum may change only aum., mixup." in capsys.readouterr().err
+
+
+def test_train_folder_keeps_its_options(finished_run: Path, tiny_model: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    regions = finished_run / "datamap" / "regions"
+    out = tmp_path / "t"
+    assert main(["train", "--output-dir", str(out), "--model", tiny_model, "--subset", str(regions / "hard.txt"), *SMALL]) == 0
+    code = main(["train", "--output-dir", str(out), "--model", tiny_model, "--subset", str(regions / "easy.txt"), *SMALL])
+    assert code == 2
+    assert "trained with other --strategy/--subset" in capsys.readouterr().err
+
+
+def test_mixup_cannot_record_training_pass_dynamics(tiny_model: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--output-dir", str(tmp_path / "m"), "--model", tiny_model, "--strategy", "mixup",
+                 "--record-dynamics", "train_pass", *SMALL])
+    assert code == 2
+    assert "use dynamics mode 'epoch_end'" in capsys.readouterr().err
