@@ -32,10 +32,12 @@ _EXPORTS: dict[str, str] = {
     "export_cartography": "tdmixup.dynamics", "read_cartography": "tdmixup.dynamics",
     "assign_regions": "tdmixup.datamap", "plot_datamap_png": "tdmixup.datamap", "plot_datamap_html": "tdmixup.datamap",
     "area_under_margin": "tdmixup.aum", "find_mislabeled_with_aum": "tdmixup.aum",
-    "inject_label_noise": "tdmixup.noise",
+    "inject_label_noise": "tdmixup.noise", "flag_metrics": "tdmixup.noise",
+    "choose_threshold_samples": "tdmixup.aum",
     "DynamicsCallback": "tdmixup.hf_trainer",
-    # mixing
-    "compute_step": "tdmixup.mixup", "sample_lambda": "tdmixup.mixup",
+    # mixing and the back-translation baseline
+    "compute_step": "tdmixup.mixup", "sample_lambda": "tdmixup.mixup", "StepOutput": "tdmixup.mixup",
+    "BackTranslationConfig": "tdmixup.backtranslation", "augment_with_back_translation": "tdmixup.backtranslation",
     # calibration
     "expected_calibration_error": "tdmixup.calibration", "fit_temperature": "tdmixup.calibration",
     "calibration_report": "tdmixup.calibration", "reliability_diagram": "tdmixup.calibration",
