@@ -1,0 +1,48 @@
+"""The public API: every name in ``tdmixup.__all__`` resolves; config round trip; CLI help."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import tdmixup
+from tdmixup.cli import build_parser
+from tdmixup.config import RunConfig, from_json_dict, to_json_dict
+
+
+@pytest.mark.parametrize("name", tdmixup.__all__)
+def test_public_name_resolves(name: str) -> None:
+    assert getattr(tdmixup, name) is not None
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        tdmixup.not_a_thing  # noqa: B018
+
+
+def test_config_json_round_trip_and_unknown_field() -> None:
+    cfg = RunConfig()
+    assert from_json_dict(to_json_dict(cfg)) == cfg
+    bad = to_json_dict(cfg)
+    bad["train"]["learning_rat"] = 1.0
+    with pytest.raises(ValueError, match="learning_rat"):
+        from_json_dict(bad)
+
+
+def test_every_config_field_is_a_cli_option_with_its_help() -> None:
+    parser = build_parser()
+    run = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "run")[1]  # type: ignore[union-attr]
+    helps = " ".join(a.help or "" for a in run._actions)
+    for section in ("data", "model", "train", "mixup", "dynamics", "aum"):
+        for f in dataclasses.fields(getattr(RunConfig(), section)):
+            if f.name == "strategy":
+                continue
+            assert f.metadata["help"] in helps, f"{section}.{f.name}"
+
+
+def test_paper_defaults() -> None:
+    cfg = RunConfig()
+    assert (cfg.train.learning_rate, cfg.train.batch_size, cfg.train.mc_batch_size, cfg.train.epochs) == (1e-5, 16, 4, 3)
+    assert (cfg.train.max_grad_norm, cfg.train.weight_decay, cfg.data.max_seq_length) == (1.0, 0.0, 256)
+    assert (cfg.mixup.alpha, cfg.aum.percentile, cfg.dynamics.fraction) == (0.4, 80.0, 0.33)
