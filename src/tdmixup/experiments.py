@@ -98,6 +98,15 @@ PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
 }
 
 
+SET_NOTES = {
+    "mnli_ood": "the 1,599 MultiNLI dev-matched pairs of ChaosNLI (majority of 100 crowd labels), biased toward "
+                "low-agreement pairs; the paper's out-of-domain column is the full MNLI test half (4,907 pairs)",
+    "snli_test": "the official SNLI test set (rows with a gold label), possibly capped by --test-size",
+    "hellaswag_test": "a seeded 20 % split of the HellaSWAG validation set; in the paper HellaSWAG is out-of-domain for SWAG",
+}
+"""What each evaluation set is, printed under the tables (so nobody compares unlike columns)."""
+
+
 def _seed_config(config: RunConfig, seed: int) -> RunConfig:
     return replace(config, train=replace(config.train, seed=seed))
 
@@ -227,7 +236,9 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
         lines.append("| " + " | ".join(cells) + " |")
         csv_rows.append(cells)
     title = f"# {table} on {task} (accuracy and ECE ×100, mean ± std over seeds; paper: BERT-base, 5 seeds)\n\n"
-    atomic_write_text(out / "table.md", title + "\n".join(lines) + "\n")
+    notes = [f"- `{s}`: {SET_NOTES[s]}" for s in sets if s in SET_NOTES]
+    footer = ("\n" + "\n".join(notes) + "\n") if notes else ""
+    atomic_write_text(out / "table.md", title + "\n".join(lines) + "\n" + footer)
     buf = io.StringIO()
     csv.writer(buf).writerows(csv_rows)
     atomic_write_text(out / "table.csv", buf.getvalue())
