@@ -294,3 +294,16 @@ def test_aum_table_parquet_roundtrip(tmp_path):
     pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "other.parquet")
     with pytest.raises(ValueError, match="not an AUM table"):
         read_aum_table(tmp_path / "other.parquet")
+
+
+def test_available_balance_caps_a_tiny_class_in_a_second_pass() -> None:
+    labels = np.array([0] * 120 + [1] * 5 + [2] * 80)
+    first = choose_threshold_samples(labels, 3, seed=0, balance="proportional")
+    with pytest.raises(ValueError, match="class 1"):
+        choose_threshold_samples(labels, 3, seed=1, exclude=np.union1d(first, np.flatnonzero(labels == 1)),
+                                 balance="proportional")
+    taken = np.union1d(first, np.flatnonzero(labels == 1))
+    second = choose_threshold_samples(labels, 3, seed=1, exclude=taken, balance="available")
+    assert np.intersect1d(second, taken).size == 0
+    assert (labels[second] == 1).sum() == 0  # class 1 had nothing left
+    assert (labels[second] == 0).sum() > 0 and (labels[second] == 2).sum() > 0

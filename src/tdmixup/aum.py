@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import datasets
 
 Procedure = Literal["two_pass", "paper"]
-Balance = Literal["equal", "proportional"]
+Balance = Literal["equal", "proportional", "available"]
 
 AUM_TABLE_COLUMNS = (
     "sample_id", "aum", "threshold", "flagged", "is_threshold", "threshold_pass", "judged_passes"
@@ -116,8 +116,8 @@ def area_under_margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def _class_quotas(labels: np.ndarray, present: np.ndarray, total: int, balance: Balance) -> np.ndarray:
     if balance == "equal":
         return np.full(present.size, total // present.size, dtype=np.int64)
-    if balance != "proportional":
-        raise ValueError(f"balance: expected 'equal' or 'proportional', got {balance!r}")
+    if balance not in ("proportional", "available"):
+        raise ValueError(f"balance: expected 'equal', 'proportional' or 'available', got {balance!r}")
     counts = np.array([(labels == k).sum() for k in present], dtype=np.float64)
     exact = total * counts / counts.sum()
     quotas = np.floor(exact).astype(np.int64)
@@ -149,7 +149,9 @@ def choose_threshold_samples(
         exclude: positions that may not be chosen, e.g. the first pass's choice, so that a
             second pass gets a disjoint set.
         fraction: size of the set as a fraction of N, in (0, 1); default ``1 / (c + 1)``.
-        balance: ``"equal"`` or ``"proportional"`` (see above).
+        balance: ``"equal"``, ``"proportional"`` (see above) or ``"available"``: proportional,
+            but a class contributes at most its selectable samples (a tiny class of a skewed
+            region in a second pass), so the set may fall short of ``total``.
 
     Returns:
         ``[T]`` sorted int64 positions into ``labels`` (map to ids with ``sample_ids[pos]``).
@@ -184,6 +186,8 @@ def choose_threshold_samples(
             f"samples ({total} in total); use more data or a larger fraction="
         )
     pools = [np.flatnonzero((labels == k) & selectable) for k in present]
+    if balance == "available":  # proportional, but a class gives at most what it has left
+        quotas = np.minimum(quotas, [pool.size for pool in pools])
     short = [
         f"class {k}: {pool.size} selectable, needs {q}"
         for k, pool, q in zip(present.tolist(), pools, quotas.tolist(), strict=True)

@@ -103,11 +103,13 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
 
 def _choose(labels: np.ndarray, num_classes: int, *, seed: int, exclude: np.ndarray | None) -> tuple[np.ndarray, str]:
     """Threshold samples spread equally over classes (the paper's code); when a class of an
-    imbalanced subset is too small for that, spread proportionally (Pleiss et al.) instead."""
+    imbalanced subset is too small for that, proportionally (Pleiss et al.); when even that fails
+    (a second pass on a very skewed region), each class gives at most what it has left."""
     from tdmixup.aum import choose_threshold_samples
 
-    try:
-        return choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude), "equal"
-    except ValueError as err:
-        log.warning("equal threshold samples per class impossible (%s); using proportional", err)
-        return choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance="proportional"), "proportional"
+    for balance in ("equal", "proportional"):
+        try:
+            return choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance=balance), balance
+        except ValueError as err:
+            log.warning("threshold samples with balance=%s impossible (%s)", balance, err)
+    return choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance="available"), "available"
