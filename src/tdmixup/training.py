@@ -153,7 +153,7 @@ def train(
     mc = train_sets[0].num_choices > 0
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
     n_steps = steps_per_epoch(train_sets, batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = _adamw(list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, float]] = []
@@ -208,6 +208,15 @@ def train(
     trained = accelerator.unwrap_model(wrapped)
     accelerator.free_memory()  # let the Accelerator forget this model/optimizer (one session trains many)
     return TrainResult(model=trained, history=history, seconds=time.perf_counter() - start)
+
+
+def _adamw(params: list[torch.nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, fused where torch supports it (CPU, CUDA, ...): on CPU its step takes a seventh of the
+    time of the default per-tensor loop (MiniLM: 16 vs 115 ms), i.e. ~20 % of a training step."""
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def _mean_over_processes(value: float, accelerator: Any) -> float:
