@@ -17,7 +17,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
-
 from tdmixup.cli import main  # noqa: E402
 from tdmixup.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 
