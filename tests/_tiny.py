@@ -18,6 +18,9 @@ import numpy as np
 SNLI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "snli"
 SNLI_TRAIN = SNLI_DIR / "snli_1.0_train_first100k.jsonl"
 SNLI_LABELS = ("entailment", "neutral", "contradiction")
+SMALL = ["--train-size", "48", "--dev-size", "16", "--test-size", "24", "--epochs", "2",
+         "--batch-size", "8", "--learning-rate", "1e-3", "--max-seq-length", "64"]
+"""CLI options of a smoke-sized run on real SNLI (the pipeline and experiment tests share them)."""
 
 
 def snli_available() -> bool:

@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _tiny import build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
+from _tiny import SMALL, build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
 from tdmixup.cli import main  # noqa: E402
 from tdmixup.experiments import TABLES, aggregate  # noqa: E402
-
-SMALL = ["--train-size", "48", "--dev-size", "16", "--test-size", "24", "--epochs", "2",
-         "--batch-size", "8", "--learning-rate", "1e-3", "--max-seq-length", "64"]
 
 
 @pytest.fixture(scope="module")
