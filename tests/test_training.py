@@ -244,3 +244,30 @@ def test_two_cpu_processes_see_every_sample_once_and_match_one_process(model_dir
         got = pd.read_parquet(out / mode / "dynamics.parquet")
         want = pd.read_parquet(tmp_path / f"one_{mode}" / "dynamics.parquet")
         np.testing.assert_allclose(np.stack(got["logits"].to_numpy()), np.stack(want["logits"].to_numpy()), atol=1e-4)
+
+
+def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
+    from tdmixup.config import TrainConfig
+    from tdmixup.training import _plan_epoch
+
+    data = tokenized_snli(37)
+    small, large = data.subset(data.sample_ids[:10]), data.subset(data.sample_ids[10:])  # 3 and 7 batches of <= 4
+    paper = _plan_epoch([small, large], TrainConfig(seed=0), epoch=0, world=1, rank=0, batch_size=4)
+    assert len(paper) == 7  # one pass over the larger set
+    plan = _plan_epoch([small, large], TrainConfig(seed=0, steps_per_epoch=12), epoch=0, world=1, rank=0, batch_size=4)
+    assert len(plan) == 12 and all(len(step) == 2 for step in plan)
+    small_rows = np.concatenate([step[0].positions for step in plan])
+    large_rows = np.concatenate([step[1].positions for step in plan])
+    np.testing.assert_array_equal(np.bincount(small_rows, minlength=10), np.full(10, 4))  # 4 whole cycles
+    assert set(large_rows.tolist()) == set(range(27))  # one whole cycle, then 5 batches of the next
+    again = _plan_epoch([small, large], TrainConfig(seed=0, steps_per_epoch=12), epoch=0, world=1, rank=0, batch_size=4)
+    assert all(np.array_equal(a[1].positions, b[1].positions) for a, b in zip(plan, again, strict=True))
+
+
+def test_steps_per_epoch_refuses_training_pass_dynamics(tmp_path: Path) -> None:
+    from tdmixup.config import MixupConfig, TrainConfig
+    from tdmixup.training import train
+
+    with pytest.raises(ValueError, match="epoch_end"):
+        train(None, [tokenized_snli(8)], train_config=TrainConfig(steps_per_epoch=3), mixup_config=MixupConfig(),  # type: ignore[arg-type]
+              out_dir=tmp_path, accelerator=None, dynamics_mode="train_pass")

@@ -9,6 +9,7 @@ writes ``<out_dir>/aum.parquet`` and ``summary.json``. Each pass is a resumable 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     subset = session.train.subset(ids, source=f"{out_dir.name} subset")
     passes = 2 if cfg.aum.procedure == "two_pass" else 1
     epochs = cfg.aum.epochs or cfg.train.epochs
+    # Margins are averaged over passes through the data: every sample once per epoch, whatever
+    # step count the session's other stages use.
+    train_cfg = replace(cfg.train, epochs=epochs, steps_per_epoch=None)
     mode = cfg.aum.dynamics_mode
     if spec.kind == "multiple_choice" and mode == "train_pass":
         # The extra ending of a normal item is a copy of a wrong ending: with dropout on, the two
@@ -72,7 +76,8 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
         pass_dir = out_dir / f"pass{p + 1}"
         done = train_and_evaluate(
             session, pass_dir, strategy="none", train_sets=[trained_on], dynamics_mode=mode,
-            evaluate=False, num_labels=spec.num_labels + 1, keep_checkpoint=False, epochs=epochs,
+            evaluate=False, num_labels=spec.num_labels + 1, keep_checkpoint=False,
+            train_config=train_cfg,
         )
         seconds += float(done["train_seconds"])
         dyn = read_dynamics(pass_dir / "dynamics.parquet")

@@ -26,6 +26,9 @@ SECTIONS: dict[str, type] = {
 PREFIX = {"aum": "aum-", "dynamics": "dynamics-"}
 RENAME = {("model", "name_or_path"): "model", ("data", "columns"): "column", ("data", "test_files"): "test-file"}
 
+EXPERIMENT_TABLES = ["table1", "table2", "table3", "steps"]
+"""The keys of :data:`tdmixup.experiments.TABLES` (kept here so `--help` needs no torch import)."""
+
 
 def _option(section: str, name: str) -> str:
     return "--" + RENAME.get((section, name), PREFIX.get(section, "") + name.replace("_", "-"))
@@ -290,8 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p, everything)
     p.set_defaults(func=cmd_aum)
 
-    p = sub.add_parser("experiment", help="Reproduce the paper's Table 1, 2 or 3 (mean ± std over seeds).")
-    p.add_argument("table", choices=["table1", "table2", "table3"])
+    p = sub.add_parser("experiment", help="Reproduce the paper's Table 1, 2 or 3 (mean ± std over seeds), or the "
+                                          "'steps' ablation (TDMixUp and random pairs with the baseline's step count).")
+    p.add_argument("table", choices=EXPERIMENT_TABLES)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--output-dir", default="runs/experiments")
     _add_config_options(p, everything)

@@ -61,6 +61,9 @@ class TrainConfig:
     mc_batch_size: int = _f(4, "Batch size for multiple-choice tasks (paper: 4 for SWAG).")
     eval_batch_size: int = _f(64, "Batch size for inference passes.")
     epochs: int = _f(3, "Training epochs (paper: 3).")
+    steps_per_epoch: int | None = _f(None, "Optimiser steps per epoch; default: one pass over the largest training set "
+                                           "(paper). When set, every set is re-shuffled and cycled (e.g. to give TDMixUp "
+                                           "the baseline's step count).")
     max_grad_norm: float = _f(1.0, "Gradient clipping norm (paper: 1.0).")
     warmup_ratio: float = _f(0.0, "Fraction of steps of linear warm-up before the linear decay.")
     seed: int = _f(42, "One seed for every RNG (python, numpy, torch, data order, λ).")

@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from tdmixup.config import DynamicsMode, RunConfig, Strategy, from_json_dict, to_json_dict
+from tdmixup.config import (
+    DynamicsMode,
+    RunConfig,
+    Strategy,
+    TrainConfig,
+    from_json_dict,
+    to_json_dict,
+)
 from tdmixup.data.collate import TokenizedSet, tokenize
 from tdmixup.runio import atomic_write_bytes, environment_info, read_json, write_json
 
@@ -170,11 +177,12 @@ def train_and_evaluate(
     evaluate: bool = True,
     num_labels: int | None = None,
     keep_checkpoint: bool = True,
-    epochs: int | None = None,
+    train_config: TrainConfig | None = None,
 ) -> dict[str, Any]:
     """Train one model on ``train_sets`` with ``strategy``, then evaluate it on every test set.
 
-    Skipped (its ``done.json`` is returned) when the stage finished before; resumed from the last
+    ``train_config`` replaces the session's loop settings for this stage only (an AUM run's own
+    epoch count; an experiment row's step count). Skipped (its ``done.json`` is returned) when the stage finished before; resumed from the last
     epoch checkpoint when it was interrupted.
     """
     from tdmixup.evaluation import evaluate_sets
@@ -190,7 +198,7 @@ def train_and_evaluate(
     seed_everything(cfg.train.seed)
     model = build_classifier(cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels)
     mixup_cfg = replace(cfg.mixup, strategy=strategy)
-    train_cfg = cfg.train if epochs is None else replace(cfg.train, epochs=epochs)
+    train_cfg = train_config or cfg.train
     result = train(
         model, train_sets, train_config=train_cfg, mixup_config=mixup_cfg, out_dir=stage_dir,
         accelerator=session.accelerator, dynamics_mode=dynamics_mode,

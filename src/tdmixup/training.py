@@ -94,8 +94,16 @@ def _to_device(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.T
 
 def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: int, rank: int,
                 batch_size: int) -> list[list[PlannedBatch]]:
-    """Per step, one planned batch per training set (the larger set defines the epoch)."""
+    """Per step, one planned batch per training set.
+
+    By default the largest set defines the epoch (one pass over it) and the others cycle; with
+    ``cfg.steps_per_epoch`` every set cycles for exactly that many steps.
+    """
     common: dict[str, Any] = dict(batch_size=batch_size, epoch=epoch, world_size=world, rank=rank, group_by_length=cfg.group_by_length)
+    if cfg.steps_per_epoch is not None:
+        plans = [cycled_batches(s.lengths, steps=cfg.steps_per_epoch, seed=cfg.seed + 7919 * i, **common)
+                 for i, s in enumerate(sets)]
+        return [list(step) for step in zip(*plans, strict=True)]
     longest = max(range(len(sets)), key=lambda i: len(sets[i]))
     main = epoch_batches(sets[longest].lengths, seed=cfg.seed + 7919 * longest, **common)
     plans = []
@@ -105,7 +113,10 @@ def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: i
     return [list(step) for step in zip(*plans, strict=True)]
 
 
-def steps_per_epoch(sets: list[TokenizedSet], batch_size: int) -> int:
+def steps_per_epoch(sets: list[TokenizedSet], batch_size: int, *, fixed: int | None = None) -> int:
+    """Optimiser steps in one epoch: ``fixed`` when given, else one pass over the largest set."""
+    if fixed is not None:
+        return fixed
     return math.ceil(max(len(s) for s in sets) / batch_size)
 
 
@@ -147,12 +158,17 @@ def train(
     if dynamics_mode == "train_pass" and mixup_config.strategy == "mixup":
         raise ValueError("strategy 'mixup' trains on mixed samples only, so it has no per-sample training-pass "
                          "logits to record: use dynamics mode 'epoch_end' with it")
+    if dynamics_mode == "train_pass" and train_config.steps_per_epoch is not None:
+        raise ValueError("steps_per_epoch cycles the training sets, so a training pass does not see every sample "
+                         "exactly once per epoch: record dynamics with mode 'epoch_end' instead")
+    if train_config.steps_per_epoch is not None and train_config.steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be at least 1, got {train_config.steps_per_epoch}")
     start = time.perf_counter()
     cfg = train_config
     world, rank = accelerator.num_processes, accelerator.process_index
     mc = train_sets[0].num_choices > 0
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
-    n_steps = steps_per_epoch(train_sets, batch_size)
+    n_steps = steps_per_epoch(train_sets, batch_size, fixed=cfg.steps_per_epoch)
     optimizer = _adamw(list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
