@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,9 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import tdmixup.config as tc
-from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN, find_data_file
-from tdmixup.runio import environment_info, read_json, write_json
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _session import add_run_options, data_missing, open_run, provenance, quiet_logging, snli_config  # noqa: E402
+
+from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN, find_data_file  # noqa: E402
+from tdmixup.runio import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "human_ambiguity.json"
 CHAOS_SNLI = "chaosnli/chaosNLI_snli.jsonl"
@@ -48,34 +48,10 @@ ID_OFFSET = 10_000_000
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train-size", type=int, default=10_000, help="SNLI pairs besides the ChaosNLI ones.")
-    p.add_argument("--dev-size", type=int, default=1000)
-    p.add_argument("--test-size", type=int, default=1000)
+    add_run_options(p, run_dir=Path("/tmp/tdmixup-bench/human_ambiguity"), results=RESULTS)
+    p.set_defaults(train_size=10_000)  # SNLI pairs besides the ChaosNLI ones
     p.add_argument("--chaos-label", choices=("old_label", "majority_label"), default="old_label")
-    p.add_argument("--model", default=tc.DEFAULT_MODEL)
-    p.add_argument("--num-hidden-layers", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=1e-5)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--dynamics-mode", choices=("epoch_end", "train_pass"), default="epoch_end")
-    p.add_argument("--fraction", type=float, default=0.33)
-    p.add_argument("--run-dir", type=Path, default=Path("/tmp/tdmixup-bench/human_ambiguity"))
-    p.add_argument("--resume", action="store_true", help="Reuse finished stages of --run-dir (same settings).")
-    p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args()
-
-
-def open_run(config: tc.RunConfig, run_dir: Path, settings: dict[str, Any], resume: bool) -> Any:
-    """A session on a fresh run folder, or (``resume``) on one made with the same settings."""
-    from tdmixup.pipeline import open_session
-
-    marker = run_dir / "benchmark_settings.json"
-    if resume and (run_dir / "config.json").exists() and (not marker.exists() or read_json(marker) != settings):
-        sys.exit(f"{run_dir} was made with other benchmark settings; run without --resume to start afresh")
-    session = open_session(config, run_dir, overwrite=not resume)
-    write_json(marker, settings)
-    return session
 
 
 def add_chaos_rows(session: Any, path: Path, label_field: str) -> pd.Series:
@@ -108,25 +84,13 @@ def spearman(a: pd.Series, b: pd.Series) -> dict[str, float | None]:
 
 def main() -> None:
     args = parse_args()
-    missing = [name for name in (SNLI_TRAIN, SNLI_TEST, CHAOS_SNLI) if find_data_file(name, download=False) is None]
-    if missing:
-        print(f"skipped: {', '.join(missing)} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written")
+    if data_missing((SNLI_TRAIN, SNLI_TEST, CHAOS_SNLI)):
         return
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("tdmixup").setLevel(logging.INFO)
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+    quiet_logging()
     from tdmixup.pipeline import read_regions, stage_datamap, stage_full
 
     load_before, start = os.getloadavg(), time.perf_counter()
-    config = tc.RunConfig(
-        data=tc.DataConfig(task="snli", train_size=args.train_size, dev_size=args.dev_size, test_size=args.test_size),
-        model=tc.ModelConfig(name_or_path=args.model, num_hidden_layers=args.num_hidden_layers),
-        train=tc.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             seed=args.seed),
-        dynamics=tc.DynamicsConfig(mode=args.dynamics_mode, fraction=args.fraction),
-    )
+    config = snli_config(args)
     session = open_run(config, args.run_dir, {"chaos_label": args.chaos_label, "id_offset": ID_OFFSET}, args.resume)
     entropy = add_chaos_rows(session, find_data_file(CHAOS_SNLI, download=False), args.chaos_label)
     seconds = {"setup": time.perf_counter() - start}
@@ -163,11 +127,7 @@ def main() -> None:
         "seconds": seconds,
         "resumed": args.resume,  # stages finished before a resume show ~0 s here; stage_full_train_seconds stays true
         "stage_full_train_seconds": full["train_seconds"],
-        "config": tc.to_json_dict(config),
-        "run_dir": str(args.run_dir),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
-        "machine": environment_info(world_size=session.accelerator.num_processes),
+        **provenance(config, args, session, load_before),
     }
     write_json(args.out, result)
     print(f"{result['rows']['snli']:,} SNLI + {len(chaos):,} ChaosNLI training rows ({args.chaos_label}); "

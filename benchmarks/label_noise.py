@@ -26,9 +26,7 @@ Skips (exit 0, nothing written) when the SNLI files are not in ``../shared/data`
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import shlex
 import shutil
 import sys
 import time
@@ -39,49 +37,28 @@ import numpy as np
 import pandas as pd
 
 import tdmixup.config as tc
-from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN, find_data_file
-from tdmixup.runio import environment_info, read_json, write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _session import add_run_options, data_missing, open_run, provenance, quiet_logging, snli_config  # noqa: E402
+
+from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN  # noqa: E402
+from tdmixup.runio import read_json, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "label_noise.json"
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train-size", type=int, default=10_000)
-    p.add_argument("--dev-size", type=int, default=1000)
-    p.add_argument("--test-size", type=int, default=1000, help="Rows of each test set (SNLI test, ChaosNLI-MNLI).")
+    add_run_options(p, run_dir=Path("/tmp/tdmixup-bench/label_noise"), results=RESULTS)
     p.add_argument("--noise-rate", type=float, default=0.1)
     p.add_argument("--noise-kind", choices=("symmetric", "flip"), default="symmetric")
     p.add_argument("--noise-seed", type=int, default=0)
-    p.add_argument("--model", default=tc.DEFAULT_MODEL)
-    p.add_argument("--num-hidden-layers", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--aum-epochs", type=int, default=None, help="Default: --epochs.")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=1e-5)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--dynamics-mode", choices=("epoch_end", "train_pass"), default="epoch_end")
-    p.add_argument("--fraction", type=float, default=0.33)
     p.add_argument("--aum-percentile", type=float, default=80.0)
     p.add_argument("--extra-percentiles", type=float, nargs="*", default=[99.0, 50.0])
     p.add_argument("--cleanlab", action="store_true", help="Also score cleanlab's find_label_issues.")
     p.add_argument("--folds", type=int, default=2, help="Cross-validation folds for --cleanlab.")
-    p.add_argument("--run-dir", type=Path, default=Path("/tmp/tdmixup-bench/label_noise"))
-    p.add_argument("--resume", action="store_true", help="Reuse finished stages of --run-dir (same settings).")
-    p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args()
-
-
-def open_run(config: tc.RunConfig, run_dir: Path, settings: dict[str, Any], resume: bool) -> Any:
-    """A session on a fresh run folder, or (``resume``) on one made with the same settings."""
-    from tdmixup.pipeline import open_session
-
-    marker = run_dir / "benchmark_settings.json"
-    if resume and (run_dir / "config.json").exists() and (not marker.exists() or read_json(marker) != settings):
-        sys.exit(f"{run_dir} was made with other benchmark settings; run without --resume to start afresh")
-    session = open_session(config, run_dir, overwrite=not resume)
-    write_json(marker, settings)
-    return session
 
 
 def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[float, pd.DataFrame]:
@@ -126,27 +103,14 @@ def cleanlab_flags(session: Any, out_dir: Path, folds: int, seed: int) -> np.nda
 
 def main() -> None:
     args = parse_args()
-    missing = [name for name in (SNLI_TRAIN, SNLI_TEST) if find_data_file(name, download=False) is None]
-    if missing:
-        print(f"skipped: {', '.join(missing)} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written")
+    if data_missing((SNLI_TRAIN, SNLI_TEST)):
         return
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("tdmixup").setLevel(logging.INFO)
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+    quiet_logging()
     from tdmixup.noise import flag_metrics, inject_label_noise
     from tdmixup.pipeline import read_regions, stage_datamap, stage_full
 
     load_before, start = os.getloadavg(), time.perf_counter()
-    config = tc.RunConfig(
-        data=tc.DataConfig(task="snli", train_size=args.train_size, dev_size=args.dev_size, test_size=args.test_size),
-        model=tc.ModelConfig(name_or_path=args.model, num_hidden_layers=args.num_hidden_layers),
-        train=tc.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             seed=args.seed),
-        dynamics=tc.DynamicsConfig(mode=args.dynamics_mode, fraction=args.fraction),
-        aum=tc.AUMConfig(percentile=args.aum_percentile, epochs=args.aum_epochs),
-    )
+    config = snli_config(args, aum=tc.AUMConfig(percentile=args.aum_percentile, epochs=args.aum_epochs))
     settings = {"noise_rate": args.noise_rate, "noise_kind": args.noise_kind, "noise_seed": args.noise_seed,
                 "folds": args.folds}
     session = open_run(config, args.run_dir, settings, args.resume)
@@ -209,11 +173,7 @@ def main() -> None:
                                 "aum": read_json(args.run_dir / "aum_all" / "summary.json")["train_seconds"],
                                 "cleanlab_folds": [read_json(d / "done.json")["train_seconds"]
                                                    for d in sorted((args.run_dir / "cleanlab").glob("fold*/"))]},
-        "config": tc.to_json_dict(config),
-        "run_dir": str(args.run_dir),
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
-        "machine": environment_info(world_size=session.accelerator.num_processes),
+        **provenance(config, args, session, load_before),
     }
     write_json(args.out, result)
     print(f"{len(ids):,} SNLI pairs, {n_flip:,} labels flipped ({args.noise_kind}, seed {args.noise_seed}); "

@@ -1,0 +1,94 @@
+"""Setup shared by the benchmarks that run the pipeline's stages on real SNLI
+(``human_ambiguity.py``, ``label_noise.py``): common options, the data check, quiet logging,
+the run configuration and a resumable run folder.
+
+The benchmarks run as scripts (``python benchmarks/x.py``), so ``benchmarks/`` is on
+``sys.path`` and they import this module as ``_session``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import tdmixup.config as tc
+from tdmixup.data.sources import find_data_file
+from tdmixup.runio import read_json, write_json
+
+
+def add_run_options(p: argparse.ArgumentParser, *, run_dir: Path, results: Path) -> None:
+    """The options every SNLI pipeline benchmark takes: sizes, model, loop, data map, folders."""
+    p.add_argument("--train-size", type=int, default=10_000)
+    p.add_argument("--dev-size", type=int, default=1000)
+    p.add_argument("--test-size", type=int, default=1000, help="Rows of each test set.")
+    p.add_argument("--model", default=tc.DEFAULT_MODEL)
+    p.add_argument("--num-hidden-layers", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--learning-rate", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--dynamics-mode", choices=("epoch_end", "train_pass"), default="epoch_end")
+    p.add_argument("--fraction", type=float, default=0.33)
+    p.add_argument("--run-dir", type=Path, default=run_dir)
+    p.add_argument("--resume", action="store_true", help="Reuse finished stages of --run-dir (same settings).")
+    p.add_argument("--out", type=Path, default=results)
+
+
+def data_missing(names: tuple[str, ...]) -> bool:
+    """Print a skip message and return True when any of the data files is absent."""
+    missing = [name for name in names if find_data_file(name, download=False) is None]
+    if missing:
+        print(f"skipped: {', '.join(missing)} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written")
+    return bool(missing)
+
+
+def quiet_logging() -> None:
+    """tdmixup's progress at INFO, everything else (transformers included) at WARNING or less."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("tdmixup").setLevel(logging.INFO)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+
+
+def snli_config(args: argparse.Namespace, **sections: Any) -> tc.RunConfig:
+    """The run configuration from :func:`add_run_options`' options (plus e.g. ``aum=AUMConfig(...)``)."""
+    return tc.RunConfig(
+        data=tc.DataConfig(task="snli", train_size=args.train_size, dev_size=args.dev_size, test_size=args.test_size),
+        model=tc.ModelConfig(name_or_path=args.model, num_hidden_layers=args.num_hidden_layers),
+        train=tc.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                             seed=args.seed),
+        dynamics=tc.DynamicsConfig(mode=args.dynamics_mode, fraction=args.fraction),
+        **sections,
+    )
+
+
+def open_run(config: tc.RunConfig, run_dir: Path, settings: dict[str, Any], resume: bool) -> Any:
+    """A session on a fresh run folder, or (``resume``) on one made with the same settings."""
+    from tdmixup.pipeline import open_session
+
+    marker = run_dir / "benchmark_settings.json"
+    if resume and (run_dir / "config.json").exists() and (not marker.exists() or read_json(marker) != settings):
+        sys.exit(f"{run_dir} was made with other benchmark settings; run without --resume to start afresh")
+    session = open_session(config, run_dir, overwrite=not resume)
+    write_json(marker, settings)
+    return session
+
+
+def provenance(config: tc.RunConfig, args: argparse.Namespace, session: Any, load_before: tuple[float, ...]) -> dict[str, Any]:
+    """What a result JSON records about how it was made: config, folder, command, load, machine."""
+    import os
+    import shlex
+
+    from tdmixup.runio import environment_info
+
+    return {
+        "config": tc.to_json_dict(config),
+        "run_dir": str(args.run_dir),
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
+        "machine": environment_info(world_size=session.accelerator.num_processes),
+    }
