@@ -127,6 +127,15 @@ def test_inference_batches_cover_every_position_once(world: int) -> None:
     np.testing.assert_array_equal(np.sort(got), np.arange(37))
 
 
+def test_inference_batches_give_every_process_as_many_tokens() -> None:
+    lengths = lengths_of(200)
+    tokens = [sum(int(lengths[b].sum()) for b in inference_batches(lengths, batch_size=8, world_size=2, rank=r))
+              for r in range(2)]
+    assert abs(tokens[0] - tokens[1]) <= lengths.max(), tokens  # a contiguous split differs by ~half the range
+    for b in inference_batches(lengths, batch_size=8, world_size=2, rank=1):
+        assert np.all(np.diff(lengths[b]) <= 0)  # still length-sorted inside each batch (least padding)
+
+
 # --- collate: padding and masks --------------------------------------------------------------
 def test_collate_pairs_matches_the_tokenizers_own_padding() -> None:
     require_snli()

@@ -10,8 +10,9 @@
   loss weight 0. Row weights are ``world_size / global_batch_rows`` so that
   ``(weight * per_sample_loss).sum()`` averaged over processes (DDP) is exactly the mean loss
   of the global batch.
-* :func:`inference_batches` shards a set for prediction (each process a contiguous,
-  length-sorted slice; results are gathered by ``sample_id``).
+* :func:`inference_batches` shards a set for prediction (each process every ``world_size``-th
+  row of the length-sorted set, so every process gets as many tokens; results are gathered
+  by ``sample_id``).
 """
 
 from __future__ import annotations
@@ -215,8 +216,12 @@ def cycled_batches(lengths: np.ndarray, *, steps: int, batch_size: int, seed: in
 
 
 def inference_batches(lengths: np.ndarray, *, batch_size: int, world_size: int = 1, rank: int = 0) -> Iterator[np.ndarray]:
-    """Positions for prediction: sorted by length (least padding), this process's contiguous shard."""
+    """Positions for prediction: sorted by length (least padding), this process's strided shard.
+
+    Dealing the sorted rows out in turn (not in contiguous slices) gives every process the same
+    mix of long and short inputs, so no process waits for one that got all the long ones.
+    """
     order = np.argsort(-lengths, kind="stable")
-    shard = np.array_split(order, world_size)[rank]
+    shard = order[rank::world_size]
     for i in range(0, len(shard), batch_size):
         yield shard[i : i + batch_size]
