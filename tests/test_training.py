@@ -137,6 +137,22 @@ def test_nan_in_the_first_epoch_says_no_checkpoint_exists(model_dirs: dict[str, 
         train_tiny(model_dirs["dropout"], tmp_path, epochs=1)
 
 
+def test_nan_gradient_from_a_finite_loss_raises_before_the_weights_change(model_dirs: dict[str, Path], tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    real_step = mixup.compute_step
+
+    def nan_gradient(*args: object, **kwargs: object) -> mixup.StepOutput:
+        out = real_step(*args, **kwargs)  # type: ignore[arg-type]
+        # where() picks 0 in the forward pass, but sqrt's derivative at -loss is NaN and 0 * NaN = NaN
+        out.loss = out.loss + torch.where(torch.tensor(True), torch.zeros(()), torch.sqrt(-out.loss))
+        return out
+
+    monkeypatch.setattr(mixup, "compute_step", nan_gradient)
+    with pytest.raises(TrainingError, match=r"non-finite gradient norm \(nan\) at epoch 1, step 1 although the loss "
+                                            r"was finite \(\d"):
+        train_tiny(model_dirs["dropout"], tmp_path, epochs=1)
+
+
 class Interrupted(Exception):
     """Raised by an ``on_epoch_end`` callback to stop a run before an epoch's checkpoint."""
 

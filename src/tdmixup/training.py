@@ -197,7 +197,9 @@ def train(
             _check_finite(out.loss, accelerator, epoch, step, ckpt)
             accelerator.backward(out.loss)
             if cfg.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
+                grad_norm = accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
+                if accelerator.mixed_precision != "fp16":  # fp16's loss scaler skips inf steps by design
+                    _check_finite_gradients(grad_norm, out.loss, epoch, step, ckpt)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -256,11 +258,27 @@ def _check_finite(loss: torch.Tensor, accelerator: Any, epoch: int, step: int, c
     if accelerator.num_processes > 1:
         bad = accelerator.reduce(bad, reduction="sum")
     if float(bad) > 0:
-        kept = f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
-        raise TrainingError(
-            f"non-finite loss ({float(loss.detach()):.4g}) at epoch {epoch + 1}, step {step + 1}; {kept}. "
-            "Lower the learning rate or check the data for empty/garbled rows."
-        )
+        raise TrainingError(f"non-finite loss ({float(loss.detach()):.4g}) at epoch {epoch + 1}, step {step + 1}; "
+                            f"{_kept(ckpt)}. Lower the learning rate or check the data for empty/garbled rows.")
+
+
+def _check_finite_gradients(grad_norm: torch.Tensor | float | None, loss: torch.Tensor, epoch: int, step: int,
+                            ckpt: Path) -> None:
+    """Stop before ``optimizer.step()`` writes NaN into the weights from a finite loss.
+
+    ``grad_norm`` is the total norm that gradient clipping computed (already reduced over
+    processes, so every process decides alike); clipping a NaN norm would scale every
+    gradient to NaN.
+    """
+    if grad_norm is None or math.isfinite(float(grad_norm)):
+        return
+    raise TrainingError(f"non-finite gradient norm ({float(grad_norm):.4g}) at epoch {epoch + 1}, step {step + 1} "
+                        f"although the loss was finite ({float(loss.detach()):.4g}); {_kept(ckpt)}. Check custom "
+                        "layers or losses for operations with undefined gradients (sqrt, log or division at 0).")
+
+
+def _kept(ckpt: Path) -> str:
+    return f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
 
 
 # --- prediction and dynamics -------------------------------------------------------------
