@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,6 +68,8 @@ def test_stage_commands_one_by_one(tmp_path: Path) -> None:
     for name in ("easy", "ambiguous", "hard"):
         assert len((tmp_path / "map" / "regions" / f"{name}.txt").read_text().split()) == int(0.33 * 36)
     assert (tmp_path / "map" / "datamap.html").stat().st_size > 100_000  # plotly.js embedded: offline
+    assert (tmp_path / "map" / "datamap.png").stat().st_size > 10_000
+    assert len(pd.read_parquet(tmp_path / "map" / "statistics.parquet")) == 36
     assert main(["aum", "--subset", str(tmp_path / "map" / "regions" / "easy.txt"), "--output-dir",
                  str(tmp_path / "aum"), *small]) == 0
     summary = json.loads((tmp_path / "aum" / "summary.json").read_text())

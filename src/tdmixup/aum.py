@@ -435,16 +435,12 @@ def find_mislabeled_with_aum(
 
 
 def write_aum_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``table`` to Parquet atomically (a temporary file, then :func:`os.replace`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write ``table`` to Parquet atomically (:func:`tdmixup.runio.atomic_output`)."""
+    from tdmixup.runio import atomic_output
+
+    with atomic_output(path) as tmp:
         table.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def read_aum_table(path: str | os.PathLike[str]) -> pd.DataFrame:

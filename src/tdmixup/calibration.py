@@ -19,7 +19,6 @@ All metrics are fractions (ECE 0.044, not 4.4); percentages belong in reports on
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -442,13 +441,8 @@ def _draw(stats: list[_BinStats], n_bins: int, title: str) -> Any:
 
 
 def _save_atomically(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from tdmixup.runio import atomic_output
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path

@@ -199,19 +199,15 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 
 
 def cmd_datamap(ns: argparse.Namespace) -> int:
-    from tdmixup.datamap import assign_regions, plot_datamap_html, plot_datamap_png, write_regions
+    from tdmixup.datamap import assign_regions, save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
-    from tdmixup.runio import atomic_write_bytes
 
     out = Path(ns.output_dir)
     stats = compute_statistics(read_dynamics(ns.dynamics))
     fraction = getattr(ns, "dynamics__fraction", C.DynamicsConfig().fraction)
     overlap = getattr(ns, "dynamics__allow_overlap", False)
     regions = assign_regions(stats, fraction=fraction, allow_overlap=overlap)
-    write_regions(regions, out / "regions")
-    atomic_write_bytes(out / "statistics.parquet", stats.to_parquet())
-    plot_datamap_png(stats, out / "datamap.png", title=str(ns.dynamics), regions=regions)
-    plot_datamap_html(stats, out / "datamap.html", regions=regions)
+    save_datamap(stats, regions, out, title=str(ns.dynamics))
     print(json.dumps({k: int(len(v)) for k, v in regions.items()}), f"→ {out}")
     return 0
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tdmixup.dynamics import _atomic_output
+from tdmixup.runio import atomic_output
 
 REGIONS = ("easy", "ambiguous", "hard")
 REGION_TITLES = {"easy": "easy-to-learn", "ambiguous": "ambiguous", "hard": "hard-to-learn"}
@@ -154,7 +154,7 @@ def write_regions(regions: Mapping[str, np.ndarray], folder: str | os.PathLike[s
             raise ValueError(f"region name {name!r} is not a plain file name")
         path = Path(folder) / f"{name}.txt"
         lines = np.asarray(ids, dtype=np.int64).astype(str)
-        with _atomic_output(path) as tmp:
+        with atomic_output(path) as tmp:
             tmp.write_text("".join(f"{line}\n" for line in lines.tolist()))
         paths[name] = path
     return paths
@@ -260,7 +260,7 @@ def plot_datamap_png(
     bar_ax.bar([f"{k / epochs:.2f}" for k in range(epochs + 1)], np.bincount(bins, minlength=epochs + 1), color="#86bf91")
     bar_ax.set(xlabel="correctness")
     fig.tight_layout()
-    with _atomic_output(path) as tmp:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return Path(path)
@@ -397,7 +397,31 @@ def plot_datamap_html(
         legend={"groupclick": "toggleitem"}, height=750,
         updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.08, "xanchor": "right", "showactive": True}],
     )
-    with _atomic_output(path) as tmp:
+    with atomic_output(path) as tmp:
         fig.write_html(tmp, include_plotlyjs=True, full_html=True, include_mathjax=False,
                        post_script=_POST_SCRIPT % json.dumps(title).replace("</", "<\\/"), config={"displaylogo": False})
     return Path(path)
+
+
+def save_datamap(
+    stats: pd.DataFrame,
+    regions: Mapping[str, np.ndarray],
+    folder: str | os.PathLike[str],
+    *,
+    title: str = "Data map",
+    texts: Mapping[int, str] | pd.Series | None = None,
+    gold_names: Sequence[str] | None = None,
+) -> Path:
+    """Write a data map's files to ``folder`` (each atomically).
+
+    ``regions/<name>.txt`` (id files), ``statistics.parquet`` (one row per sample, from
+    :func:`tdmixup.dynamics.compute_statistics`), ``datamap.png`` and ``datamap.html``.
+    """
+    from tdmixup.runio import atomic_write_bytes
+
+    folder = Path(folder)
+    write_regions(regions, folder / "regions")
+    atomic_write_bytes(folder / "statistics.parquet", stats.to_parquet())
+    plot_datamap_png(stats, folder / "datamap.png", title=title, regions=regions)
+    plot_datamap_html(stats, folder / "datamap.html", title=title, texts=texts, gold_names=gold_names, regions=regions)
+    return folder

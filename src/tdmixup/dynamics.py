@@ -28,11 +28,8 @@ Statistics follow Swayamdipta et al. (2020) and the TDMixUp paper, section 2.1, 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +42,7 @@ import pyarrow.parquet as pq
 
 from tdmixup.aum import area_under_margin
 from tdmixup.config import DynamicsMode
+from tdmixup.runio import atomic_output
 
 SCHEMA_VERSION = "1"
 _MODES = ("epoch_end", "train_pass")
@@ -88,25 +86,6 @@ class TrainingDynamics:
 
 
 # --------------------------------------------------------------------------- files
-
-
-@contextlib.contextmanager
-def _atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; fsync and rename it over ``path`` if the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as written:
-            os.fsync(written.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _few(ids: np.ndarray, k: int = 5) -> str:
@@ -225,7 +204,7 @@ def append_epoch(
             if epoch < pc.max(old["epoch"]).as_py():
                 table = table.sort_by([("epoch", "ascending"), ("sample_id", "ascending")])
     table = table.replace_schema_metadata({k: v.encode() for k, v in meta.items()})
-    with _atomic_output(path) as tmp:
+    with atomic_output(path) as tmp:
         pq.write_table(table, tmp)
 
 
@@ -296,7 +275,7 @@ def export_cartography(dyn: TrainingDynamics, folder: str | os.PathLike[str], *,
             "gold": dyn.gold,
         })
         path = folder / f"{prefix}dynamics_epoch_{e}.jsonl"
-        with _atomic_output(path) as tmp:
+        with atomic_output(path) as tmp:
             frame.to_json(tmp, orient="records", lines=True, double_precision=15)
         paths.append(path)
     return paths

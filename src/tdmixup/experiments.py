@@ -25,7 +25,7 @@ import numpy as np
 
 from tdmixup.config import RunConfig, Strategy
 from tdmixup.model import ModelLoadError
-from tdmixup.runio import atomic_write_text, write_json
+from tdmixup.runio import atomic_output, atomic_write_text, write_json
 
 log = logging.getLogger("tdmixup.experiments")
 
@@ -297,7 +297,5 @@ def _scatter(agg: dict[str, Any], rows: tuple[Row, ...], sets: list[str], path: 
         ax.set_xlabel("ECE ×100 (lower is better)")
         ax.set_ylabel("accuracy ×100")
         ax.set_title(f"{title}: {s}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")

@@ -34,7 +34,7 @@ from tdmixup.config import (
     to_json_dict,
 )
 from tdmixup.data.collate import TokenizedSet, tokenize
-from tdmixup.runio import atomic_write_bytes, environment_info, read_json, write_json
+from tdmixup.runio import environment_info, read_json, write_json
 
 log = logging.getLogger("tdmixup.pipeline")
 
@@ -234,7 +234,7 @@ def stage_full(session: Session) -> dict[str, Any]:
 
 def stage_datamap(session: Session) -> dict[str, Any]:
     """Stage 2: statistics, regions and data-map plots from stage 1's dynamics table."""
-    from tdmixup.datamap import assign_regions, plot_datamap_html, plot_datamap_png, write_regions
+    from tdmixup.datamap import assign_regions, save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
 
     out = session.run_dir / "datamap"
@@ -247,11 +247,8 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     dcfg = session.config.dynamics
     regions = assign_regions(stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap)
     if session.is_main:
-        write_regions(regions, out / "regions")
-        atomic_write_bytes(out / "statistics.parquet", stats.to_parquet())
-        plot_datamap_png(stats, out / "datamap.png", title=f"{session.task.spec.name} data map", regions=regions)
-        plot_datamap_html(stats, out / "datamap.html", texts=_texts(session), gold_names=list(session.task.spec.label_names),
-                          regions=regions)
+        save_datamap(stats, regions, out, title=f"{session.task.spec.name} data map", texts=_texts(session),
+                     gold_names=list(session.task.spec.label_names))
     summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()}}
     mark_done(session, out, summary)
     return summary
