@@ -45,4 +45,16 @@ def test_paper_defaults() -> None:
     cfg = RunConfig()
     assert (cfg.train.learning_rate, cfg.train.batch_size, cfg.train.mc_batch_size, cfg.train.epochs) == (1e-5, 16, 4, 3)
     assert (cfg.train.max_grad_norm, cfg.train.weight_decay, cfg.data.max_seq_length) == (1.0, 0.0, 256)
-    assert (cfg.mixup.alpha, cfg.aum.percentile, cfg.dynamics.fraction) == (0.4, 80.0, 0.33)
+    assert (cfg.mixup.alpha, cfg.aum.percentile, cfg.dynamics.fraction) == (0.4, None, 0.33)
+
+
+@pytest.mark.parametrize(("task", "k"), [("snli", 80.0), ("qqp", 80.0), ("swag", 50.0), ("hellaswag", 50.0),
+                                         ("custom", 80.0)])
+def test_aum_percentile_defaults_to_the_papers_k_for_the_task(task: str, k: float) -> None:
+    from tdmixup.config import AUMConfig, DataConfig
+    from tdmixup.pipeline import with_task_defaults
+
+    cfg = with_task_defaults(RunConfig(data=DataConfig(task=task)))
+    assert cfg.aum.percentile == k
+    explicit = RunConfig(data=DataConfig(task=task), aum=AUMConfig(percentile=99.0))
+    assert with_task_defaults(explicit) == explicit

@@ -55,6 +55,8 @@ def test_run_writes_every_stage(finished_run: Path) -> None:
     kept = int((~aum["flagged"]).sum())
     amb = np.loadtxt(run / "datamap/regions/ambiguous.txt", dtype=np.int64)
     assert td["train_sizes"] == [kept, len(amb)]
+    k = json.loads((run / "config.json").read_text())["config"]["aum"]["percentile"]
+    assert k == json.loads((run / "aum_easy/summary.json").read_text())["percentile"] == 80.0  # SNLI's k, recorded
     for summary in (full, td):
         for m in summary["metrics"]["sets"].values():
             assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["ece"] <= 1.0

@@ -82,14 +82,15 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
         seconds += float(done["train_seconds"])
         dyn = read_dynamics(pass_dir / "dynamics.parquet")
         pass_results.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids))
-    result = find_mislabeled_with_aum(pass_results, percentile=cfg.aum.percentile, procedure=cfg.aum.procedure)
+    k = cfg.aum.percentile if cfg.aum.percentile is not None else spec.aum_percentile
+    result = find_mislabeled_with_aum(pass_results, percentile=k, procedure=cfg.aum.procedure)
     table = result.table
     summary = {
         "n": int(len(subset)),
         "n_flagged": int(table["flagged"].sum()),
         "n_kept": int((~table["flagged"]).sum()),
         "procedure": cfg.aum.procedure,
-        "percentile": cfg.aum.percentile,
+        "percentile": k,
         "thresholds": [float(t) for t in result.thresholds],
         "threshold_balance": balance,
         "passes": passes,

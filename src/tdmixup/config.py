@@ -100,7 +100,8 @@ class DynamicsConfig:
 class AUMConfig:
     """AUM with threshold samples (Pleiss et al. 2020)."""
 
-    percentile: float = _f(80.0, "k: flag samples whose AUM is below the k-th percentile of threshold AUMs (paper: 80 SNLI/QQP, 50 SWAG; Pleiss: 99).")
+    percentile: float | None = _f(None, "k: flag samples whose AUM is below the k-th percentile of threshold AUMs; "
+                                        "default: the task's (paper: 80 SNLI/QQP and other tasks, 50 SWAG/HellaSWAG; Pleiss: 99).")
     procedure: Literal["two_pass", "paper"] = _f("two_pass", "two_pass: two runs with disjoint threshold sets so every sample is judged; paper: one run, threshold samples dropped.")
     epochs: int | None = _f(None, "Epochs of the threshold-sample run (default: TrainConfig.epochs).")
     dynamics_mode: DynamicsMode = _f("train_pass", "Margins from the training pass (Pleiss et al., the paper's code) or an end-of-epoch pass.")

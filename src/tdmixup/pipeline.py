@@ -86,6 +86,7 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     from tdmixup.training import make_accelerator, seed_everything
 
     run_dir = Path(run_dir)
+    config = with_task_defaults(config)
     accelerator = make_accelerator()
     _check_config(config, run_dir, overwrite=overwrite, is_main=accelerator.is_main_process,
                   world_size=accelerator.num_processes, from_stage=from_stage)
@@ -101,6 +102,19 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
 
     return Session(config, run_dir, accelerator, tokenizer, task, tok(task.train), tok(task.dev),
                    {name: tok(ds) for name, ds in task.tests.items()})
+
+
+def with_task_defaults(config: RunConfig) -> RunConfig:
+    """``config`` with the settings left to the task filled in (AUM's k: 80, or 50 for SWAG and
+    HellaSWAG), so that ``config.json`` records the value a run used."""
+    from tdmixup.data.schema import DEFAULT_AUM_PERCENTILE
+    from tdmixup.data.tasks import TASKS
+
+    if config.aum.percentile is not None:
+        return config
+    spec = TASKS.get(config.data.task)
+    k = spec.aum_percentile if spec is not None else DEFAULT_AUM_PERCENTILE
+    return replace(config, aum=replace(config.aum, percentile=k))
 
 
 def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool, is_main: bool, world_size: int,

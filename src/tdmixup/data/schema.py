@@ -25,6 +25,10 @@ PAIR_COLUMNS = ("sample_id", "text_a", "text_b", "label")
 MC_COLUMNS = ("sample_id", "context", "endings", "label")
 
 
+DEFAULT_AUM_PERCENTILE = 80.0
+"""AUM's k for tasks that name none of their own (the paper's value for SNLI and QQP)."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """What a task looks like to the model.
@@ -34,11 +38,14 @@ class TaskSpec:
         kind: ``"pair"`` (sentence-pair classification) or ``"multiple_choice"``.
         label_names: class names in index order (pair tasks); for multiple choice the ending
             indices as strings ("0".."3").
+        aum_percentile: the default k of AUM filtering for this task (the paper: 80 for SNLI
+            and QQP, 50 for SWAG); ``--aum-percentile`` overrides it.
     """
 
     name: str
     kind: TaskKind
     label_names: tuple[str, ...]
+    aum_percentile: float = DEFAULT_AUM_PERCENTILE
 
     @property
     def num_labels(self) -> int:

@@ -59,8 +59,8 @@ TASKS: dict[str, TaskSpec] = {
     "mnli": TaskSpec("mnli", "pair", NLI_LABELS),
     "qqp": TaskSpec("qqp", "pair", QQP_LABELS),
     "twitterppdb": TaskSpec("twitterppdb", "pair", PARAPHRASE_LABELS),
-    "swag": TaskSpec("swag", "multiple_choice", MC4_LABELS),
-    "hellaswag": TaskSpec("hellaswag", "multiple_choice", MC4_LABELS),
+    "swag": TaskSpec("swag", "multiple_choice", MC4_LABELS, aum_percentile=50.0),
+    "hellaswag": TaskSpec("hellaswag", "multiple_choice", MC4_LABELS, aum_percentile=50.0),
     "snli_mc": TaskSpec("snli_mc", "multiple_choice", ("0", "1", "2")),
 }
 """Built-in tasks; ``"custom"`` is built from the config."""
