@@ -57,13 +57,21 @@ def test_rows_reuse_shared_stages(tables: Path) -> None:
         assert {"easy", "easy_aum", "mixup", "manifold", "kong", "random_pairs", "tdmixup_noaum"} <= set(rows)
 
 
+def test_sizes_cell_shows_the_range_over_seeds() -> None:
+    from tdmixup.experiments import _sizes_cell
+
+    assert _sizes_cell([[413, 495], [391, 495], [278, 495]]) == "278–413+495"
+    assert _sizes_cell([[1500], [1500]]) == "1500"
+    assert _sizes_cell([]) == ""
+
+
 def test_aggregate_mean_and_population_std() -> None:
     def run(acc: float) -> dict:
         return {"metrics": {"sets": {"t": {"accuracy": acc, "ece": 0.1, "ece_scaled": 0.05}}}, "train_sizes": [10],
                 "train_seconds": 1.0}
 
     agg = aggregate({1: run(0.8), 2: run(0.9)})
-    assert agg["seeds"] == 2
+    assert agg["seeds"] == 2 and agg["train_sizes_per_seed"] == [[10], [10]]
     assert agg["sets"]["t"]["accuracy"]["mean"] == pytest.approx(85.0)
     assert agg["sets"]["t"]["accuracy"]["std"] == pytest.approx(5.0)
     assert agg["sets"]["t"]["ece"]["std"] == pytest.approx(0.0)

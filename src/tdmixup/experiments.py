@@ -242,9 +242,22 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
         values = {k: np.array([100 * r["metrics"]["sets"][name][k] for r in runs]) for k in ("accuracy", "ece", "ece_scaled")
                   if k in runs[0]["metrics"]["sets"][name]}
         out["sets"][name] = {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in values.items()}
-    out["train_size"] = runs[0]["train_sizes"]
+    out["train_size"] = runs[0]["train_sizes"]  # the first seed's (kept for older readers)
+    out["train_sizes_per_seed"] = [r["train_sizes"] for r in runs]
     out["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
     return out
+
+
+def _sizes_cell(per_seed: list[list[int]]) -> str:
+    """Training-set sizes over seeds, one part per set: ``"495"`` or, where AUM kept a different
+    number per seed, the range ``"278–413"``; sets joined by ``+`` (TDMixUp: easy + ambiguous)."""
+    if not per_seed:
+        return ""
+    parts = []
+    for sizes in zip(*per_seed, strict=True):
+        lo, hi = min(sizes), max(sizes)
+        parts.append(str(lo) if lo == hi else f"{lo}–{hi}")
+    return "+".join(parts)
 
 
 def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, dict[str, Any]]], task: str, out: Path) -> None:
@@ -257,7 +270,7 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
     csv_rows = [header]
     for row in rows:
         a = agg[row.key]
-        cells = [row.label, "+".join(map(str, a.get("train_size", []))), str(a["seeds"])]
+        cells = [row.label, _sizes_cell(a.get("train_sizes_per_seed", [])), str(a["seeds"])]
         for s in sets:
             m = a["sets"].get(s)
             cells += ([f"{m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}", f"{m['ece']['mean']:.2f} ± {m['ece']['std']:.2f}"]
