@@ -79,21 +79,24 @@ def test_stage_commands_one_by_one(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_experiment_under_two_processes(tmp_path: Path) -> None:
-    """`torchrun --nproc_per_node 2 -m tdmixup.cli experiment table3`: a complete table, each
-    sample once per epoch in the dynamics table, files written by the main process only."""
+    """`accelerate launch --multi_gpu --num_processes 2 -m tdmixup.cli experiment table3` on CPU
+    (gloo): a complete table, each sample once per epoch in the dynamics table, files written by
+    the main process only. (`--cpu --num_processes 2` starts one process: see the README.)"""
     require_snli()
     quiet_libraries()
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    if torchrun is None:
-        pytest.skip("torchrun not found next to the Python interpreter")
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
+    if launcher is None:
+        pytest.skip("the accelerate launcher was not found next to the Python interpreter")
     model = str(build_tiny_model_dir(tmp_path / "tiny"))
     out = tmp_path / "exp"
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "tdmixup.cli", "experiment", "table3",
+    cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", "29517", "-m", "tdmixup.cli", "experiment", "table3",
            "--seeds", "1", "--output-dir", str(out), "--model", model, "--train-size", "37", "--dev-size", "10",
            "--test-size", "12", "--epochs", "2", "--batch-size", "4", "--learning-rate", "1e-3", "--max-seq-length", "48"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "seed_1" / "config.json").read_text())["environment"]["world_size"] == 2
     table = json.loads((out / "table3" / "table.json").read_text())
     assert all(row["seeds"] == 1 for row in table["rows"].values())
     from tdmixup.dynamics import read_dynamics
