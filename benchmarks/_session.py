@@ -19,9 +19,10 @@ from tdmixup.data.sources import find_data_file
 from tdmixup.runio import read_json, write_json
 
 
-def add_run_options(p: argparse.ArgumentParser, *, run_dir: Path, results: Path) -> None:
+def add_run_options(p: argparse.ArgumentParser, *, run_dir: Path, results: Path,
+                    train_size_help: str = "SNLI training pairs.") -> None:
     """The options every SNLI pipeline benchmark takes: sizes, model, loop, data map, folders."""
-    p.add_argument("--train-size", type=int, default=10_000)
+    p.add_argument("--train-size", type=int, default=10_000, help=train_size_help)
     p.add_argument("--dev-size", type=int, default=1000)
     p.add_argument("--test-size", type=int, default=1000, help="Rows of each test set.")
     p.add_argument("--model", default=tc.DEFAULT_MODEL)
@@ -78,7 +79,7 @@ def open_run(config: tc.RunConfig, run_dir: Path, settings: dict[str, Any], resu
     return session
 
 
-def provenance(config: tc.RunConfig, args: argparse.Namespace, session: Any, load_before: tuple[float, ...]) -> dict[str, Any]:
+def provenance(args: argparse.Namespace, session: Any, load_before: tuple[float, ...]) -> dict[str, Any]:
     """What a result JSON records about how it was made: config, folder, command, load, machine."""
     import os
     import shlex
@@ -86,7 +87,7 @@ def provenance(config: tc.RunConfig, args: argparse.Namespace, session: Any, loa
     from tdmixup.runio import environment_info
 
     return {
-        "config": tc.to_json_dict(config),
+        "config": tc.to_json_dict(session.config),  # as the run resolved it (e.g. the task's AUM k)
         "run_dir": str(args.run_dir),
         "command": shlex.join([sys.executable, *sys.argv]),
         "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},

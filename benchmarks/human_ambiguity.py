@@ -48,8 +48,8 @@ ID_OFFSET = 10_000_000
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_options(p, run_dir=Path("/tmp/tdmixup-bench/human_ambiguity"), results=RESULTS)
-    p.set_defaults(train_size=10_000)  # SNLI pairs besides the ChaosNLI ones
+    add_run_options(p, run_dir=Path("/tmp/tdmixup-bench/human_ambiguity"), results=RESULTS,
+                    train_size_help="SNLI pairs besides the ChaosNLI ones.")
     p.add_argument("--chaos-label", choices=("old_label", "majority_label"), default="old_label")
     return p.parse_args()
 
@@ -127,7 +127,7 @@ def main() -> None:
         "seconds": seconds,
         "resumed": args.resume,  # stages finished before a resume show ~0 s here; stage_full_train_seconds stays true
         "stage_full_train_seconds": full["train_seconds"],
-        **provenance(config, args, session, load_before),
+        **provenance(args, session, load_before),
     }
     write_json(args.out, result)
     print(f"{result['rows']['snli']:,} SNLI + {len(chaos):,} ChaosNLI training rows ({args.chaos_label}); "

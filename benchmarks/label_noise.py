@@ -173,7 +173,7 @@ def main() -> None:
                                 "aum": read_json(args.run_dir / "aum_all" / "summary.json")["train_seconds"],
                                 "cleanlab_folds": [read_json(d / "done.json")["train_seconds"]
                                                    for d in sorted((args.run_dir / "cleanlab").glob("fold*/"))]},
-        **provenance(config, args, session, load_before),
+        **provenance(args, session, load_before),
     }
     write_json(args.out, result)
     print(f"{len(ids):,} SNLI pairs, {n_flip:,} labels flipped ({args.noise_kind}, seed {args.noise_seed}); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -49,7 +50,7 @@ def test_paper_defaults() -> None:
 
 
 @pytest.mark.parametrize(("task", "k"), [("snli", 80.0), ("qqp", 80.0), ("swag", 50.0), ("hellaswag", 50.0),
-                                         ("custom", 80.0)])
+                                         ("HellaSwag", 50.0), ("custom", 80.0)])
 def test_aum_percentile_defaults_to_the_papers_k_for_the_task(task: str, k: float) -> None:
     from tdmixup.config import AUMConfig, DataConfig
     from tdmixup.pipeline import with_task_defaults
@@ -58,3 +59,21 @@ def test_aum_percentile_defaults_to_the_papers_k_for_the_task(task: str, k: floa
     assert cfg.aum.percentile == k
     explicit = RunConfig(data=DataConfig(task=task), aum=AUMConfig(percentile=99.0))
     assert with_task_defaults(explicit) == explicit
+
+
+def test_bad_step_settings_are_refused_before_anything_runs() -> None:
+    from tdmixup.config import DynamicsConfig, TrainConfig
+
+    with pytest.raises(ValueError, match="at least 1"):
+        TrainConfig(steps_per_epoch=0)
+    with pytest.raises(ValueError, match="--dynamics-mode epoch_end"):
+        RunConfig(train=TrainConfig(steps_per_epoch=10), dynamics=DynamicsConfig(mode="train_pass"))
+    RunConfig(train=TrainConfig(steps_per_epoch=10))  # with end-of-epoch dynamics (the default) it is fine
+
+
+def test_steps_table_refuses_a_global_step_count(tmp_path: Path) -> None:
+    from tdmixup.config import TrainConfig
+    from tdmixup.experiments import run_experiment
+
+    with pytest.raises(ValueError, match="leave it unset"):
+        run_experiment("steps", RunConfig(train=TrainConfig(steps_per_epoch=10)), output_dir=tmp_path, seeds=1)

@@ -185,6 +185,19 @@ def test_from_stage_may_change_only_later_options(finished_run: Path, tiny_model
     assert "--from-stage aum may change only aum., mixup." in capsys.readouterr().err
 
 
+def test_a_folder_keeps_its_aum_k_when_none_is_given(finished_run: Path, tiny_model: str, tmp_path: Path) -> None:
+    """Folders made before k depended on the task stored k = 80 for every task (and no
+    steps_per_epoch): re-running them without --aum-percentile keeps their k."""
+    run = tmp_path / "older"
+    subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+    saved = json.loads((run / "config.json").read_text())
+    saved["config"]["aum"]["percentile"] = 70.0
+    del saved["config"]["train"]["steps_per_epoch"]
+    (run / "config.json").write_text(json.dumps(saved))
+    assert main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL]) == 0  # every stage reused
+    assert json.loads((run / "config.json").read_text())["config"]["aum"]["percentile"] == 70.0
+
+
 def test_train_folder_keeps_its_options(finished_run: Path, tiny_model: str, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     regions = finished_run / "datamap" / "regions"

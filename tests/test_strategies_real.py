@@ -93,7 +93,8 @@ def test_experiment_under_two_processes(tmp_path: Path) -> None:
            "--dynamo_backend", "no", "--main_process_port", "29517", "-m", "tdmixup.cli", "experiment", "table3",
            "--seeds", "1", "--output-dir", str(out), "--model", model, "--train-size", "37", "--dev-size", "10",
            "--test-size", "12", "--epochs", "2", "--batch-size", "4", "--learning-rate", "1e-3", "--max-seq-length", "48"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # HF_HOME: a developer's own `accelerate config` (e.g. gpu_ids) must not change the launch
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf_home")}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((out / "seed_1" / "config.json").read_text())["environment"]["world_size"] == 2

@@ -137,7 +137,7 @@ def test_nan_in_the_first_epoch_says_no_checkpoint_exists(model_dirs: dict[str, 
         train_tiny(model_dirs["dropout"], tmp_path, epochs=1)
 
 
-def test_nan_gradient_from_a_finite_loss_raises_before_the_weights_change(model_dirs: dict[str, Path], tmp_path: Path,
+def test_nan_gradient_from_a_finite_loss_raises(model_dirs: dict[str, Path], tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     real_step = mixup.compute_step
 
@@ -278,6 +278,9 @@ def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
     assert set(large_rows.tolist()) == set(range(27))  # one whole cycle, then 5 batches of the next
     again = _plan_epoch([small, large], TrainConfig(seed=0, steps_per_epoch=12), epoch=0, world=1, rank=0, batch_size=4)
     assert all(np.array_equal(a[1].positions, b[1].positions) for a, b in zip(plan, again, strict=True))
+    next_epoch = _plan_epoch([small, large], TrainConfig(seed=0, steps_per_epoch=12), epoch=1, world=1, rank=0,
+                             batch_size=4)
+    assert not np.array_equal(np.concatenate([s[1].positions for s in next_epoch]), large_rows)  # re-shuffled
 
 
 def test_steps_per_epoch_refuses_training_pass_dynamics(tmp_path: Path) -> None:

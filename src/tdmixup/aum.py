@@ -18,6 +18,7 @@ Call sequence for the pipeline, on one region (e.g. the easy set) with ``c = spe
         # with the dynamics recorder -> rec_ids [N], logits [E, N, c + 1]
         passes.append(AUMPass(sample_ids=rec_ids, logits=logits,
                               labels=labels_as_trained_in_rec_ids_order, threshold_ids=ids[pos]))
+    cfg = tdmixup.pipeline.with_task_defaults(cfg)   # k: 80, or 50 for SWAG/HellaSWAG
     result = find_mislabeled_with_aum(passes, percentile=cfg.aum.percentile,
                                       procedure=cfg.aum.procedure)
     write_aum_table(result.table, run_dir / "aum.parquet")
@@ -45,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from tdmixup.data.schema import TaskKind
+from tdmixup.runio import atomic_output
 
 if TYPE_CHECKING:
     import datasets
@@ -401,7 +403,8 @@ def find_mislabeled_with_aum(
 
     Args:
         passes: one :class:`AUMPass` (paper) or two (two_pass).
-        percentile: k in [0, 100], e.g. ``AUMConfig.percentile``.
+        percentile: k in [0, 100] (a run's resolved ``AUMConfig.percentile``: see
+            :func:`tdmixup.pipeline.with_task_defaults`).
         procedure: ``"two_pass"`` or ``"paper"``.
 
     Returns:
@@ -436,8 +439,6 @@ def find_mislabeled_with_aum(
 
 def write_aum_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` to Parquet atomically (:func:`tdmixup.runio.atomic_output`)."""
-    from tdmixup.runio import atomic_output
-
     with atomic_output(path) as tmp:
         table.to_parquet(tmp, index=False)
     return Path(path)

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tdmixup.runio import atomic_output
+
 __all__ = [
     "accuracy",
     "brier_score",
@@ -441,8 +443,6 @@ def _draw(stats: list[_BinStats], n_bins: int, title: str) -> Any:
 
 
 def _save_atomically(fig: Any, path: Path) -> Path:
-    from tdmixup.runio import atomic_output
-
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png")
     return path

@@ -64,10 +64,14 @@ class TrainConfig:
     steps_per_epoch: int | None = _f(None, "Optimiser steps per epoch; default: one pass over the largest training set "
                                            "(paper). When set, every set is re-shuffled and cycled (e.g. to give TDMixUp "
                                            "the baseline's step count).")
-    max_grad_norm: float = _f(1.0, "Gradient clipping norm (paper: 1.0).")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (paper: 1.0); 0 turns clipping and the non-finite gradient check off.")
     warmup_ratio: float = _f(0.0, "Fraction of steps of linear warm-up before the linear decay.")
     seed: int = _f(42, "One seed for every RNG (python, numpy, torch, data order, λ).")
     group_by_length: bool = _f(True, "Batch samples of similar length together (less padding).")
+
+    def __post_init__(self) -> None:
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,11 @@ class RunConfig:
     mixup: MixupConfig = field(default_factory=MixupConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     aum: AUMConfig = field(default_factory=AUMConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.steps_per_epoch is not None and self.dynamics.mode == "train_pass":
+            raise ValueError("--steps-per-epoch cycles the training sets, so a training pass does not see every sample "
+                             "once per epoch: use --dynamics-mode epoch_end with it")
 
 
 def to_json_dict(config: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tdmixup.runio import atomic_output
+from tdmixup.runio import atomic_output, atomic_write_bytes
 
 REGIONS = ("easy", "ambiguous", "hard")
 REGION_TITLES = {"easy": "easy-to-learn", "ambiguous": "ambiguous", "hard": "hard-to-learn"}
@@ -417,8 +417,6 @@ def save_datamap(
     ``regions/<name>.txt`` (id files), ``statistics.parquet`` (one row per sample, from
     :func:`tdmixup.dynamics.compute_statistics`), ``datamap.png`` and ``datamap.html``.
     """
-    from tdmixup.runio import atomic_write_bytes
-
     folder = Path(folder)
     write_regions(regions, folder / "regions")
     atomic_write_bytes(folder / "statistics.parquet", stats.to_parquet())

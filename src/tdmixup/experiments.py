@@ -1,4 +1,5 @@
-"""``tdmixup experiment table1|table2|table3``: the paper's tables as commands, mean ± std over seeds.
+"""``tdmixup experiment table1|table2|table3|steps``: the paper's tables as commands (and one
+ablation), mean ± std over seeds.
 
 Layout of ``<output_dir>/``::
 
@@ -37,7 +38,8 @@ class Row:
     key: str
     label: str
     strategy: Strategy = "none"
-    sets: tuple[str, ...] = ("all",)   # region names, "+"-joined names are unions
+    sets: tuple[str, ...] = ("all",)   # region names, "+"-joined names are unions; "tdmixup" = the
+                                       # pipeline's TDMixUp sets (easy with AUM, ambiguous)
     aum: tuple[str, ...] = ()          # regions filtered with AUM
     full_steps: bool = False           # as many optimiser steps per epoch as the 100 % row
 
@@ -59,22 +61,22 @@ TABLES: dict[str, tuple[Row, ...]] = {
         Row("backtranslation", "100% train, Back Translation (Edunov et al., 2018)", sets=("backtranslation",)),
         Row("tdmixup_noaum", "66% train, TDMixUp, Easy-to-learn + Ambiguous", strategy="tdmixup", sets=("easy", "ambiguous")),
         Row("tdmixup", "57% train, TDMixUp, Easy-to-learn with AUM + Ambiguous (Ours)", strategy="tdmixup",
-            sets=("easy", "ambiguous"), aum=("easy",)),
+            sets=("tdmixup",)),
     ),
     "table3": (
         Row("random_pairs", "Random (MixUp on easy ∪ ambiguous)", strategy="random_pairs", sets=("easy+ambiguous",)),
-        Row("tdmixup", "Ours (TDMixUp)", strategy="tdmixup", sets=("easy", "ambiguous"), aum=("easy",)),
+        Row("tdmixup", "Ours (TDMixUp)", strategy="tdmixup", sets=("tdmixup",)),
     ),
     "steps": (  # an ablation, not in the paper
         Row("full", "100% train"),
-        Row("random_pairs", "Random pairs, one pass over the larger set per epoch (paper)", strategy="random_pairs",
+        Row("random_pairs", "Random pairs, one pass over easy ∪ ambiguous per epoch (paper)", strategy="random_pairs",
             sets=("easy+ambiguous",)),
         Row("random_pairs_steps", "Random pairs, the 100% row's steps per epoch", strategy="random_pairs",
             sets=("easy+ambiguous",), full_steps=True),
         Row("tdmixup", "TDMixUp, one pass over the larger set per epoch (paper)", strategy="tdmixup",
-            sets=("easy", "ambiguous"), aum=("easy",)),
-        Row("tdmixup_steps", "TDMixUp, the 100% row's steps per epoch", strategy="tdmixup", sets=("easy", "ambiguous"),
-            aum=("easy",), full_steps=True),
+            sets=("tdmixup",)),
+        Row("tdmixup_steps", "TDMixUp, the 100% row's steps per epoch", strategy="tdmixup", sets=("tdmixup",),
+            full_steps=True),
     ),
 }
 """Rows per table. ``steps`` is not in the paper: it asks whether TDMixUp and random pairs lose to the
@@ -132,7 +134,7 @@ def _seed_config(config: RunConfig, seed: int) -> RunConfig:
 
 
 def _row_sets(session: Any, row: Row, regions: dict[str, np.ndarray]) -> list[Any]:
-    from tdmixup.pipeline import filtered_ids
+    from tdmixup.pipeline import filtered_ids, tdmixup_sets
 
     out = []
     for name in row.sets:
@@ -141,6 +143,9 @@ def _row_sets(session: Any, row: Row, regions: dict[str, np.ndarray]) -> list[An
             continue
         if name == "backtranslation":
             out.append(_backtranslated(session))
+            continue
+        if name == "tdmixup":
+            out.extend(tdmixup_sets(session))
             continue
         parts = []
         for region in name.split("+"):
@@ -180,9 +185,10 @@ def run_row(session: Any, row: Row) -> dict[str, Any]:
     stage_full(session)
     stage_datamap(session)
     regions = read_regions(session)
-    for region in row.aum:  # each AUM run is shared by every row that filters this region
+    aum_regions = set(row.aum) | (set(session.config.aum.subsets) if "tdmixup" in row.sets else set())
+    for region in sorted(aum_regions):  # each AUM run is shared by every row that filters this region
         run_aum(session, session.run_dir / f"aum_{region}", regions[region])
-    if row.key == "tdmixup":
+    if row.key == "tdmixup" and not row.full_steps:  # the pipeline's stage 4, shared with `tdmixup run`
         return stage_tdmixup(session)
     stage_dir = session.run_dir / "rows" / row.key
     if is_done(stage_dir):  # before building its sets (back-translation is costly)
@@ -207,6 +213,9 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
     """Run every row of ``table`` for every seed (resumably) and write the table files."""
     from tdmixup.pipeline import open_session
 
+    if table == "steps" and config.train.steps_per_epoch is not None:
+        raise ValueError("the 'steps' table compares the paper's step count with the 100% row's; a global "
+                         "--steps-per-epoch would give every row the same count: leave it unset")
     rows = TABLES[table]
     seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
     results: dict[str, dict[int, dict[str, Any]]] = {row.key: {} for row in rows}
@@ -250,14 +259,14 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 def _sizes_cell(per_seed: list[list[int]]) -> str:
     """Training-set sizes over seeds, one part per set: ``"495"`` or, where AUM kept a different
-    number per seed, the range ``"278–413"``; sets joined by ``+`` (TDMixUp: easy + ambiguous)."""
+    number per seed, the range ``"(278–413)"``; sets joined by `` + `` (TDMixUp: easy + ambiguous)."""
     if not per_seed:
         return ""
     parts = []
     for sizes in zip(*per_seed, strict=True):
         lo, hi = min(sizes), max(sizes)
-        parts.append(str(lo) if lo == hi else f"{lo}–{hi}")
-    return "+".join(parts)
+        parts.append(str(lo) if lo == hi else f"({lo}–{hi})")
+    return " + ".join(parts)
 
 
 def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, dict[str, Any]]], task: str, out: Path) -> None:

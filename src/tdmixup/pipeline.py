@@ -86,6 +86,11 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     from tdmixup.training import make_accelerator, seed_everything
 
     run_dir = Path(run_dir)
+    saved = run_dir / "config.json"
+    if config.aum.percentile is None and saved.exists() and not overwrite:
+        # keep the folder's k (a folder made before k depended on the task stored 80 for every task)
+        k = from_json_dict(read_json(saved)["config"]).aum.percentile
+        config = replace(config, aum=replace(config.aum, percentile=k))
     config = with_task_defaults(config)
     accelerator = make_accelerator()
     _check_config(config, run_dir, overwrite=overwrite, is_main=accelerator.is_main_process,
@@ -112,7 +117,7 @@ def with_task_defaults(config: RunConfig) -> RunConfig:
 
     if config.aum.percentile is not None:
         return config
-    spec = TASKS.get(config.data.task)
+    spec = TASKS.get(config.data.task.lower())
     k = spec.aum_percentile if spec is not None else DEFAULT_AUM_PERCENTILE
     return replace(config, aum=replace(config.aum, percentile=k))
 
@@ -321,6 +326,13 @@ def filtered_ids(session: Session, subset: str, ids: np.ndarray) -> np.ndarray:
 
 def stage_tdmixup(session: Session) -> dict[str, Any]:
     """Stage 4: TDMixUp on easy-with-AUM (+ ambiguous, AUM-filtered only when asked)."""
+    return train_and_evaluate(session, session.run_dir / "stage4_tdmixup", strategy="tdmixup",
+                              train_sets=tdmixup_sets(session))
+
+
+def tdmixup_sets(session: Session) -> list[TokenizedSet]:
+    """TDMixUp's two training sets: easy with AUM, ambiguous (with AUM when ``--aum-subsets``
+    names it). Needs stage 2's regions and the AUM runs."""
     regions = read_regions(session)
     easy = filtered_ids(session, "easy", regions["easy"])
     amb = regions["ambiguous"]
@@ -329,8 +341,7 @@ def stage_tdmixup(session: Session) -> dict[str, Any]:
     if len(easy) == 0:
         raise PipelineError(f"the easy set is empty after AUM filtering (k = {session.config.aum.percentile}); "
                             "lower --aum-percentile or raise --dynamics-fraction")
-    sets = [session.train.subset(easy, source="easy (AUM-filtered)"), session.train.subset(amb, source="ambiguous")]
-    return train_and_evaluate(session, session.run_dir / "stage4_tdmixup", strategy="tdmixup", train_sets=sets)
+    return [session.train.subset(easy, source="easy (AUM-filtered)"), session.train.subset(amb, source="ambiguous")]
 
 
 def run_pipeline(session: Session, *, from_stage: str | None = None, until: str = "report") -> dict[str, Any]:

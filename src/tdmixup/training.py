@@ -6,10 +6,11 @@ runs one strategy step per batch (:func:`tdmixup.mixup.compute_step`), clips, st
 epoch end records training dynamics and writes a checkpoint.
 
 *An epoch* is one pass over the training set. With two training sets (``tdmixup``: easy and
-ambiguous) it is one pass over the larger one; the smaller one is re-shuffled and cycled.
+ambiguous) it is one pass over the larger one; the smaller one is re-shuffled and cycled. With
+``TrainConfig.steps_per_epoch`` it is that many steps instead, every set cycled.
 
 Multi-process (``accelerate launch`` / ``torchrun``): the global batch of ``batch_size`` rows is
-split over the processes, every sample is seen exactly once per epoch (no sampler padding), only
+split over the processes, every sample is seen exactly once per pass (no sampler padding), only
 the main process writes files and shows progress; dynamics are gathered by ``sample_id``.
 """
 
@@ -161,8 +162,6 @@ def train(
     if dynamics_mode == "train_pass" and train_config.steps_per_epoch is not None:
         raise ValueError("steps_per_epoch cycles the training sets, so a training pass does not see every sample "
                          "exactly once per epoch: record dynamics with mode 'epoch_end' instead")
-    if train_config.steps_per_epoch is not None and train_config.steps_per_epoch < 1:
-        raise ValueError(f"steps_per_epoch must be at least 1, got {train_config.steps_per_epoch}")
     start = time.perf_counter()
     cfg = train_config
     world, rank = accelerator.num_processes, accelerator.process_index
