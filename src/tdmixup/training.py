@@ -82,7 +82,11 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the trained model (unwrapped) and per-epoch logs."""
+    """What :func:`train` returns: the trained model (unwrapped) and per-epoch logs.
+
+    ``seconds`` is the wall time of all epochs (``history[i]["seconds"]`` summed), including the
+    epochs trained before a resume, so a killed and resumed stage reports its whole cost.
+    """
 
     model: Classifier
     history: list[dict[str, float]] = field(default_factory=list)
@@ -162,7 +166,6 @@ def train(
     if dynamics_mode == "train_pass" and train_config.steps_per_epoch is not None:
         raise ValueError("steps_per_epoch cycles the training sets, so a training pass does not see every sample "
                          "exactly once per epoch: record dynamics with mode 'epoch_end' instead")
-    start = time.perf_counter()
     cfg = train_config
     world, rank = accelerator.num_processes, accelerator.process_index
     mc = train_sets[0].num_choices > 0
@@ -183,6 +186,7 @@ def train(
     record_set = dynamics_set if dynamics_set is not None else train_sets[0]
 
     for epoch in range(first_epoch, cfg.epochs):
+        epoch_start = time.perf_counter()
         wrapped.train()
         plan = _plan_epoch(train_sets, cfg, epoch, world, rank, batch_size)
         seen_ids: list[np.ndarray] = []
@@ -218,13 +222,15 @@ def train(
                           cfg.eval_batch_size, seen_ids, seen_logits, task_name)
         if on_epoch_end is not None:
             entry.update(on_epoch_end(epoch, model_unwrapped))
+        entry["seconds"] = time.perf_counter() - epoch_start  # this process's wall time (the main one's is saved)
         history.append(entry)
         if accelerator.is_main_process:
             log.info("epoch %d: %s", epoch + 1, entry)
         _save_checkpoint(ckpt, model_unwrapped, tokenizer, optimizer, scheduler, generator, epoch + 1, history, accelerator)
     trained = accelerator.unwrap_model(wrapped)
     accelerator.free_memory()  # let the Accelerator forget this model/optimizer (one session trains many)
-    return TrainResult(model=trained, history=history, seconds=time.perf_counter() - start)
+    # checkpoints written before epochs were timed have no "seconds": those epochs count 0
+    return TrainResult(model=trained, history=history, seconds=float(sum(h.get("seconds", 0.0) for h in history)))
 
 
 def _adamw(params: list[torch.nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
