@@ -3,14 +3,14 @@
 # SNLI: train on the first $SIZE labelled pairs, in-domain test = the first $TEST rows of the official
 # SNLI test set, out-of-domain = the 1,599 real MultiNLI pairs of ChaosNLI. HellaSWAG (multiple
 # choice, split from its validation set): $HS_SIZE training items, $HS_SEEDS seed(s).
-# SNLI_TABLES picks the SNLI tables (default: table2 table3 steps; `steps` is the step-matched
+# SNLI_TABLES picks the SNLI tables (default: table1 table2 table3 steps; `steps` is the step-matched
 # ablation, not in the paper).
 # Resumable: re-running continues where it stopped; raising SEEDS adds seeds, reusing the others.
 # Usage: SIZE=1500 SEEDS=3 bash benchmarks/cpu_reproduction/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZE=${SIZE:-1500}; SEEDS=${SEEDS:-3}; TEST=${TEST:-3000}; LR=${LR:-5e-5}
-HS_SIZE=${HS_SIZE:-400}; HS_SEEDS=${HS_SEEDS:-1}; SNLI_TABLES=${SNLI_TABLES:-table2 table3 steps}
+HS_SIZE=${HS_SIZE:-400}; HS_SEEDS=${HS_SEEDS:-1}; SNLI_TABLES=${SNLI_TABLES:-table1 table2 table3 steps}
 OUT=${OUT:-runs/cpu_reproduction}
 RESULTS=benchmarks/cpu_reproduction/results
 BIN=${BIN:-.venv/bin/tdmixup}
