@@ -45,7 +45,7 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     """
     from tdmixup.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
     from tdmixup.dynamics import read_dynamics
-    from tdmixup.pipeline import train_and_evaluate
+    from tdmixup.pipeline import train_and_evaluate, with_task_defaults
 
     summary_path = out_dir / "summary.json"
     if summary_path.exists():
@@ -82,7 +82,8 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
         seconds += float(done["train_seconds"])
         dyn = read_dynamics(pass_dir / "dynamics.parquet")
         pass_results.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids))
-    k = cfg.aum.percentile if cfg.aum.percentile is not None else spec.aum_percentile
+    k = with_task_defaults(cfg).aum.percentile  # already resolved in a session made by open_session
+    assert k is not None
     result = find_mislabeled_with_aum(pass_results, percentile=k, procedure=cfg.aum.procedure)
     table = result.table
     summary = {

@@ -201,8 +201,8 @@ def train_and_evaluate(
     """Train one model on ``train_sets`` with ``strategy``, then evaluate it on every test set.
 
     ``train_config`` replaces the session's loop settings for this stage only (an AUM run's own
-    epoch count; an experiment row's step count). Skipped (its ``done.json`` is returned) when the stage finished before; resumed from the last
-    epoch checkpoint when it was interrupted.
+    epoch count; an experiment row's step count). Skipped (its ``done.json`` is returned) when the
+    stage finished before; resumed from the last epoch checkpoint when it was interrupted.
     """
     from tdmixup.evaluation import evaluate_sets
     from tdmixup.model import build_classifier
