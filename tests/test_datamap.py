@@ -208,3 +208,115 @@ def test_ranking_equals_lexsort_with_many_ties():
         descending = datamap._ranking(np.argsort(key)[::-1], key, secondary, ids)
         np.testing.assert_array_equal(ascending, np.lexsort((ids, secondary, key)))
         np.testing.assert_array_equal(descending, np.lexsort((ids, secondary, -key)))
+
+
+# ---------------------------------------------------------------- stratified regions and class mix
+
+
+def _skewed_stats(sizes: tuple[int, ...] = (1600, 1000, 400), seed: int = 0) -> pd.DataFrame:
+    """Statistics where the last class is hard for the model (low confidence), the others easy."""
+    rng = np.random.default_rng(seed)
+    gold = np.repeat(np.arange(len(sizes)), sizes)
+    conf = np.where(gold == len(sizes) - 1, rng.uniform(0.0, 0.5, gold.size), rng.uniform(0.3, 1.0, gold.size))
+    var = rng.uniform(0.0, 0.4, gold.size)
+    ids = rng.permutation(gold.size) * 7 + 3
+    return pd.DataFrame({"gold": gold, "confidence": conf, "variability": var}, index=pd.Index(ids, name="sample_id"))
+
+
+def _per_class_reference(stats: pd.DataFrame, n: int) -> dict[str, set[int]]:
+    """The stratified rule written as a plain per-class loop, for comparison."""
+    from tdmixup.datamap import _class_quotas
+
+    classes, sizes = np.unique(stats["gold"], return_counts=True)
+    quotas = _class_quotas(sizes, n, disjoint=True)
+    out: dict[str, set[int]] = {r: set() for r in ("easy", "ambiguous", "hard")}
+    for k, q in zip(classes, quotas, strict=True):
+        part = stats[stats["gold"] == k]
+        regions = assign_regions(part, count=int(q))  # the unstratified rule inside one class
+        for name in out:
+            out[name] |= set(regions[name].tolist())
+    return out
+
+
+def test_stratified_regions_keep_the_class_mix():
+    stats = _skewed_stats()
+    n, sizes = int(0.33 * len(stats)), np.array([1600, 1000, 400])
+    plain = assign_regions(stats)
+    assert np.isin(plain["easy"], stats.index[stats["gold"] == 2]).sum() == 0  # the hard class misses easy
+    regions = assign_regions(stats, stratify=True)
+    union = np.concatenate(list(regions.values()))
+    assert len(np.unique(union)) == len(union) == 3 * n  # disjoint, n each
+    for name, ids in regions.items():
+        counts = np.bincount(stats.loc[ids, "gold"], minlength=3)
+        assert (np.abs(counts - n * sizes / sizes.sum()) <= 1).all(), (name, counts)
+        assert set(ids.tolist()) == _per_class_reference(stats, n)[name]
+        ranked = assign_regions(stats, stratify=True, allow_overlap=True)[name]
+        assert np.abs(np.bincount(stats.loc[ranked, "gold"], minlength=3) - n * sizes / sizes.sum()).max() <= 1
+    amb = stats.loc[regions["ambiguous"]]
+    assert (np.diff(amb["variability"].to_numpy()) <= 0).all()  # still most typical first
+
+
+def test_stratified_regions_with_a_tiny_class_and_errors():
+    stats = _skewed_stats((200, 150, 2))  # class 2 cannot give a sample to each of 3 regions... it has 2
+    regions = assign_regions(stats, fraction=0.33, stratify=True)
+    union = np.concatenate(list(regions.values()))
+    assert len(np.unique(union)) == len(union)
+    assert all(abs(len(v) - int(0.33 * 352)) <= 1 for v in regions.values())
+    with pytest.raises(ValueError, match="lack the column 'gold'"):
+        assign_regions(_stats([0.5, 0.4, 0.3], [0.1, 0.2, 0.3]), count=1, stratify=True)
+
+
+def test_take_per_class_equals_a_loop():
+    from tdmixup.datamap import _take_per_class
+
+    rng = np.random.default_rng(1)
+    order, classes = rng.permutation(5000), rng.integers(0, 7, 5000)
+    quotas = rng.integers(0, 900, 7)
+    got = _take_per_class(order, classes, quotas)
+    expected = np.concatenate([order[classes[order] == k][:q] for k, q in enumerate(quotas)])
+    assert set(got.tolist()) == set(expected.tolist()) and len(got) == len(expected)
+    assert (np.diff(np.flatnonzero(np.isin(order, got))) > 0).all()  # in the order's order
+
+
+def test_a_region_without_a_class_is_reported():
+    """TREC-like: the plain ranking leaves the hard class out of the easy region; the class-mix
+    check names the class and its counts; stratified regions give no such warning."""
+    from tdmixup.classmix import describe_class_mix
+
+    stats = _skewed_stats()
+    names = ("loc", "num", "desc")
+
+    def mix(regions):
+        return describe_class_mix(regions, sample_ids=stats.index.to_numpy(), labels=stats["gold"].to_numpy(),
+                                  label_names=names, reference="train")
+
+    plain = mix(assign_regions(stats))
+    assert plain["counts"]["train"] == {"loc": 1600, "num": 1000, "desc": 400}
+    assert plain["counts"]["easy"]["desc"] == 0 and sum(plain["counts"]["easy"].values()) == 990
+    assert any("class 'desc' is absent from the easy set (0 of 990 samples; 13.3 % of the training set: 400 of 3000)"
+               == w for w in plain["warnings"])
+    assert mix(assign_regions(stats, stratify=True))["warnings"] == []
+
+
+def test_real_trec_logs_easy_region_lacks_a_class_unless_stratified():
+    from tdmixup.classmix import describe_class_mix
+    from tdmixup.dynamics import read_cartography
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "cartography_dynamics"
+    if not (folder / "TREC_dynamics_epoch_0.jsonl").exists():
+        pytest.skip(f"the Cartography TREC logs are not at {folder}")
+    stats = compute_statistics(read_cartography(folder, task="trec"))
+    names = [str(k) for k in range(6)]
+
+    def mix(regions):
+        return describe_class_mix(regions, sample_ids=stats.index.to_numpy(), labels=stats["gold"].to_numpy(),
+                                  label_names=names, reference="train")
+
+    plain = mix(assign_regions(stats))
+    assert plain["counts"]["easy"]["2"] == 0 and any("class '2' is absent from the easy set" in w for w in plain["warnings"])
+    strat = mix(assign_regions(stats, stratify=True))
+    sizes = np.array(list(strat["counts"]["train"].values()))
+    n = int(0.33 * len(stats))
+    for name in ("easy", "ambiguous", "hard"):
+        assert (np.abs(np.array(list(strat["counts"][name].values())) - n * sizes / sizes.sum()) <= 1).all()
+    assert strat["warnings"] == []

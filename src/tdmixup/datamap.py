@@ -23,6 +23,17 @@ variability, and ambiguous by high variability alone. Needs ``3n ≤ N``.
 metric each, so easy and ambiguous (or hard and ambiguous) may share samples. Cartography keeps
 ``int(fraction · N) + 1`` rows and does not break ties; pass ``count=int(0.3319 * N) + 1`` to
 get its "33 %" sizes.
+
+``stratify=True`` (the pipeline's default, ``--stratify-regions``) applies the same rules
+within each class: class k gives ``n_k ≈ n · N_k / N`` samples to every region (largest
+remainders, so the region still holds ``n``), ambiguous by variability first, then easy by
+confidence among the rest, then hard among what is left, all within the class. Each region then
+has the data's class mix (±1 sample per class). Without it, a class that is hard for the model
+gathers in the hard region and is scarce in easy ∪ ambiguous (1,500 SNLI pairs: the hard third
+~70 % neutral; the Cartography TREC logs: no sample of one class in the easy region), and
+TDMixUp, trained on easy and ambiguous, learns to under-predict it. In disjoint mode a class
+gives at most a third of itself to each region, so a region may fall short of ``n`` by a few
+samples when a class is tiny.
 """
 
 from __future__ import annotations
@@ -92,21 +103,48 @@ def _ranking(order: np.ndarray, key: np.ndarray, tie_key: np.ndarray, ids: np.nd
     return order
 
 
+def _class_quotas(class_sizes: np.ndarray, n: int, *, disjoint: bool) -> np.ndarray:
+    """``[K]`` samples per class for a region of ``n``: ``n · N_k / N`` rounded by largest
+    remainders; in disjoint mode a class is never asked for more than a third of itself."""
+    exact = n * class_sizes / max(int(class_sizes.sum()), 1)
+    quotas = np.floor(exact + 1e-9).astype(np.int64)
+    room = quotas + 1 <= (class_sizes // 3 if disjoint else class_sizes)
+    order = np.argsort(-(exact - quotas), kind="stable")
+    order = order[room[order]]
+    quotas[order[: max(n - int(quotas.sum()), 0)]] += 1
+    return quotas
+
+
+def _take_per_class(order: np.ndarray, classes: np.ndarray, quotas: np.ndarray) -> np.ndarray:
+    """The first ``quotas[k]`` positions of each class k in ``order``, still in ``order``'s order
+    (vectorised: a stable sort by class gives every position its rank within its class)."""
+    cls = classes[order]
+    by_class = np.argsort(cls, kind="stable")
+    sorted_cls = cls[by_class]
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[by_class] = np.arange(len(order)) - np.searchsorted(sorted_cls, sorted_cls, side="left")
+    return order[rank < quotas[cls]]
+
+
 def assign_regions(
     stats: pd.DataFrame | Mapping[str, Any],
     *,
     fraction: float = 0.33,
     count: int | None = None,
     allow_overlap: bool = False,
+    stratify: bool = False,
 ) -> dict[str, np.ndarray]:
     """Split samples into easy / ambiguous / hard regions (rules in the module docstring).
 
     Args:
         stats: per-sample ``confidence`` and ``variability`` (``[N]`` each) with ``sample_id``
-            as a column or, for a DataFrame, as the index.
+            as a column or, for a DataFrame, as the index; ``gold`` (``[N]`` class indices)
+            when ``stratify``.
         fraction: region size as a fraction of ``N`` (``n = floor(fraction · N)``).
         count: region size in samples; overrides ``fraction``.
         allow_overlap: independent sorts as in Cartography's code (regions may share samples).
+        stratify: take each region's samples within every class in proportion to the class's
+            size (the pipeline's default; off here, the paper's and Cartography's rule).
 
     Returns:
         ``{"easy", "ambiguous", "hard"}`` → ``[n]`` int64 sample ids, most typical first.
@@ -120,8 +158,20 @@ def assign_regions(
     {'easy': [10], 'ambiguous': [11], 'hard': [12]}
     >>> assign_regions(stats, count=1, allow_overlap=True)["easy"].tolist()
     [10]
+    >>> skewed = {"sample_id": [10, 11, 12, 13, 14, 15], "gold": [0, 0, 0, 1, 1, 1],  # class 1 is hard
+    ...           "confidence": [0.9, 0.8, 0.7, 0.3, 0.2, 0.1], "variability": [0.0, 0.02, 0.3, 0.25, 0.01, 0.05]}
+    >>> assign_regions(skewed, count=2)["easy"].tolist()  # no sample of class 1
+    [10, 11]
+    >>> {k: v.tolist() for k, v in assign_regions(skewed, count=2, stratify=True).items()}
+    {'easy': [10, 14], 'ambiguous': [12, 13], 'hard': [15, 11]}
     """
-    ids, conf, var = _columns(stats, "confidence", "variability")
+    if stratify:
+        ids, conf, var, gold = _columns(stats, "confidence", "variability", "gold")
+        _, classes = np.unique(gold, return_inverse=True)
+    else:
+        ids, conf, var = _columns(stats, "confidence", "variability")
+        classes = np.zeros(len(ids), dtype=np.int64)
+    classes = classes.astype(np.int64)
     n = _region_size(len(ids), fraction, count)
     by_conf = np.argsort(conf)
     orders = {
@@ -129,18 +179,23 @@ def assign_regions(
         "easy": _ranking(by_conf[::-1], conf, var, ids),
         "hard": _ranking(by_conf, conf, var, ids),
     }
-    if allow_overlap:
-        return {name: ids[orders[name][:n]] for name in REGIONS}
-    if 3 * n > len(ids):
+    if not allow_overlap and 3 * n > len(ids):
         raise ValueError(
             f"cannot pick 3 disjoint regions of {n} samples from {len(ids)}; "
             "use a fraction ≤ 1/3 or allow_overlap=True"
         )
+    quotas = _class_quotas(np.bincount(classes), n, disjoint=not allow_overlap) if stratify else None
+
+    def first(order: np.ndarray) -> np.ndarray:
+        return order[:n] if quotas is None else _take_per_class(order, classes, quotas)
+
+    if allow_overlap:
+        return {name: ids[first(orders[name])] for name in REGIONS}
     taken = np.zeros(len(ids), dtype=bool)
     picked: dict[str, np.ndarray] = {}
     for name in ("ambiguous", "easy", "hard"):
         order = orders[name]
-        chosen = order[~taken[order]][:n]
+        chosen = first(order[~taken[order]])
         taken[chosen] = True
         picked[name] = ids[chosen]
     return {name: picked[name] for name in REGIONS}
