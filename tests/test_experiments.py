@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import SMALL, build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
 from tdmixup.cli import EXPERIMENT_TABLES, main  # noqa: E402
-from tdmixup.experiments import TABLES, aggregate  # noqa: E402
+from tdmixup.experiments import TABLES, aggregate, write_table  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +65,29 @@ def test_sizes_cell_shows_the_range_over_seeds() -> None:
     assert _sizes_cell([]) == ""
 
 
-def test_aggregate_mean_and_population_std() -> None:
-    def run(acc: float) -> dict:
-        return {"metrics": {"sets": {"t": {"accuracy": acc, "ece": 0.1, "ece_scaled": 0.05}}}, "train_sizes": [10],
-                "train_seconds": 1.0}
+def _seed_run(acc: float) -> dict:
+    return {"metrics": {"sets": {"t": {"accuracy": acc, "ece": 0.1, "ece_scaled": 0.05}}}, "train_sizes": [10],
+            "train_seconds": 1.0}
 
-    agg = aggregate({1: run(0.8), 2: run(0.9)})
-    assert agg["seeds"] == 2 and agg["train_sizes_per_seed"] == [[10], [10]]
-    assert agg["sets"]["t"]["accuracy"]["mean"] == pytest.approx(85.0)
-    assert agg["sets"]["t"]["accuracy"]["std"] == pytest.approx(5.0)
+
+def test_aggregate_mean_and_sample_std() -> None:
+    agg = aggregate({1: _seed_run(0.8), 2: _seed_run(0.9), 3: _seed_run(0.7)})
+    assert agg["seeds"] == 3 and agg["train_sizes_per_seed"] == [[10], [10], [10]]
+    assert agg["sets"]["t"]["accuracy"]["mean"] == pytest.approx(80.0)
+    assert agg["sets"]["t"]["accuracy"]["std"] == pytest.approx(10.0)  # sqrt((100 + 0 + 100) / 2); population: 8.16
     assert agg["sets"]["t"]["ece"]["std"] == pytest.approx(0.0)
+
+
+def test_one_seed_reports_no_std_and_tables_say_which_std(tmp_path: Path) -> None:
+    one = aggregate({1: _seed_run(0.8)})
+    assert one["sets"]["t"]["accuracy"] == {"mean": pytest.approx(80.0), "std": None}
+    rows = TABLES["table3"]
+    results = {rows[0].key: {1: _seed_run(0.8)}, rows[1].key: {1: _seed_run(0.7), 2: _seed_run(0.9)}}
+    write_table("table3", rows, results, "snli", tmp_path)
+    md = (tmp_path / "table.md").read_text()
+    assert "80.00 ± –" in md and "80.00 ± 14.14" in md
+    assert "± sample std over seeds (ddof = 1" in md and "mean ± sample std over seeds" in md
+    assert json.loads((tmp_path / "table.json").read_text())["rows"][rows[0].key]["sets"]["t"]["accuracy"]["std"] is None
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """``tdmixup experiment table1|table2|table3|steps``: the paper's tables as commands (and one
-ablation), mean ± std over seeds.
+ablation), mean ± sample std over seeds.
 
 Layout of ``<output_dir>/``::
 
@@ -129,6 +129,10 @@ SET_NOTES = {
 """What each evaluation set is, printed under the tables (so nobody compares unlike columns)."""
 
 
+STD_NOTE = "- ± sample std over seeds (ddof = 1: Σ(x − x̄)² / (n − 1); – with one seed)."
+"""The first note under every table."""
+
+
 def _seed_config(config: RunConfig, seed: int) -> RunConfig:
     return replace(config, train=replace(config.train, seed=seed))
 
@@ -241,7 +245,10 @@ def _is_main() -> bool:
 
 
 def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± std (population, ×100) of accuracy and ECE per evaluation set over seeds."""
+    """Mean ± sample std (ddof = 1, ×100) of accuracy and ECE per evaluation set over seeds.
+
+    With one seed the std is None (shown as "–"): one run says nothing about the spread.
+    """
     runs = [r for r in per_seed.values() if "metrics" in r]
     skipped = [r["skipped"] for r in per_seed.values() if "skipped" in r]
     out: dict[str, Any] = {"seeds": len(runs), "skipped": skipped[0] if skipped and not runs else None, "sets": {}}
@@ -250,11 +257,21 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     for name in runs[0]["metrics"]["sets"]:
         values = {k: np.array([100 * r["metrics"]["sets"][name][k] for r in runs]) for k in ("accuracy", "ece", "ece_scaled")
                   if k in runs[0]["metrics"]["sets"][name]}
-        out["sets"][name] = {k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in values.items()}
+        out["sets"][name] = {k: {"mean": float(v.mean()), "std": _sample_std(v)} for k, v in values.items()}
     out["train_size"] = runs[0]["train_sizes"]  # the first seed's (kept for older readers)
     out["train_sizes_per_seed"] = [r["train_sizes"] for r in runs]
     out["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
     return out
+
+
+def _sample_std(values: np.ndarray) -> float | None:
+    """Sample std over seeds, ``sqrt(Σ (x − x̄)² / (n − 1))``; None for fewer than 2 seeds."""
+    return float(values.std(ddof=1)) if values.size > 1 else None
+
+
+def _mean_std(m: dict[str, Any]) -> str:
+    """``"mean ± std"`` with 2 decimals; ``"mean ± –"`` when the std is None (one seed)."""
+    return f"{m['mean']:.2f} ± " + ("–" if m.get("std") is None else f"{m['std']:.2f}")
 
 
 def _sizes_cell(per_seed: list[list[int]]) -> str:
@@ -270,7 +287,7 @@ def _sizes_cell(per_seed: list[list[int]]) -> str:
 
 
 def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, dict[str, Any]]], task: str, out: Path) -> None:
-    """``table.md`` / ``table.csv`` / ``table.json`` in the paper's layout (×100, mean ± std)."""
+    """``table.md`` / ``table.csv`` / ``table.json`` in the paper's layout (×100, mean ± sample std)."""
     agg = {row.key: aggregate(results[row.key]) for row in rows}
     sets = next((list(a["sets"]) for a in agg.values() if a["sets"]), [])
     paper = PAPER.get(task, {})
@@ -282,17 +299,16 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
         cells = [row.label, _sizes_cell(a.get("train_sizes_per_seed", [])), str(a["seeds"])]
         for s in sets:
             m = a["sets"].get(s)
-            cells += ([f"{m['accuracy']['mean']:.2f} ± {m['accuracy']['std']:.2f}", f"{m['ece']['mean']:.2f} ± {m['ece']['std']:.2f}"]
-                      if m else ["skipped", "skipped"])
+            cells += [_mean_std(m["accuracy"]), _mean_std(m["ece"])] if m else ["skipped", "skipped"]
         p = paper.get(row.key)
         cells += [f"{p[0]:.2f} / {p[1]:.2f}" if p else "–", f"{p[2]:.2f} / {p[3]:.2f}" if p else "–",
                   f"{a['train_seconds']:.0f}" if "train_seconds" in a else (a.get("skipped") or "–")[:60]]
         lines.append("| " + " | ".join(cells) + " |")
         csv_rows.append(cells)
-    title = f"# {table} on {task} (accuracy and ECE ×100, mean ± std over seeds; paper: BERT-base, 5 seeds)\n\n"
-    notes = [f"- `{s}`: {SET_NOTES[s]}" for s in sets if s in SET_NOTES]
+    title = f"# {table} on {task} (accuracy and ECE ×100, mean ± sample std over seeds; paper: BERT-base, 5 seeds)\n\n"
+    notes = [STD_NOTE] + [f"- `{s}`: {SET_NOTES[s]}" for s in sets if s in SET_NOTES]
     if table in TABLE_NOTES:
-        notes.insert(0, f"- {TABLE_NOTES[table]}")
+        notes.insert(1, f"- {TABLE_NOTES[table]}")
     footer = ("\n" + "\n".join(notes) + "\n") if notes else ""
     atomic_write_text(out / "table.md", title + "\n".join(lines) + "\n" + footer)
     buf = io.StringIO()
@@ -314,7 +330,8 @@ def _scatter(agg: dict[str, Any], rows: tuple[Row, ...], sets: list[str], path: 
         for row in rows:
             m = agg[row.key]["sets"].get(s)
             if m:
-                ax.errorbar(m["ece"]["mean"], m["accuracy"]["mean"], xerr=m["ece"]["std"], yerr=m["accuracy"]["std"], fmt="o", capsize=3)
+                ax.errorbar(m["ece"]["mean"], m["accuracy"]["mean"], xerr=m["ece"]["std"] or 0.0,
+                            yerr=m["accuracy"]["std"] or 0.0, fmt="o", capsize=3)
                 ax.annotate(row.key, (m["ece"]["mean"], m["accuracy"]["mean"]), fontsize=8)
         ax.set_xlabel("ECE ×100 (lower is better)")
         ax.set_ylabel("accuracy ×100")
