@@ -71,7 +71,9 @@ def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[fl
         dyn = read_dynamics(pass_dir / "dynamics.parquet")  # threshold samples carry the extra class
         passes.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, dyn.sample_ids[dyn.gold == dyn.num_classes - 1]))
     procedure = session.config.aum.procedure
-    return {k: find_mislabeled_with_aum(passes, percentile=k, procedure=procedure).table for k in percentiles}
+    skip = session.config.aum.skip_epochs
+    return {k: find_mislabeled_with_aum(passes, percentile=k, procedure=procedure, skip_epochs=skip).table
+            for k in percentiles}
 
 
 def cleanlab_flags(session: Any, out_dir: Path, folds: int, seed: int) -> np.ndarray:

@@ -58,7 +58,10 @@ def test_aum_percentile_defaults_to_the_papers_k_for_the_task(task: str, k: floa
     cfg = with_task_defaults(RunConfig(data=DataConfig(task=task)))
     assert cfg.aum.percentile == k
     explicit = RunConfig(data=DataConfig(task=task), aum=AUMConfig(percentile=99.0))
-    assert with_task_defaults(explicit) == explicit
+    assert with_task_defaults(explicit).aum.percentile == 99.0
+    resolved = with_task_defaults(explicit)  # the other unset settings get the new defaults
+    assert (resolved.dynamics.stratify_regions, resolved.aum.threshold_balance) == (True, "uniform")
+    assert with_task_defaults(resolved) == resolved
 
 
 def test_bad_step_settings_are_refused_before_anything_runs() -> None:

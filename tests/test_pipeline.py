@@ -64,6 +64,37 @@ def test_run_writes_every_stage(finished_run: Path) -> None:
     assert "100% train" in report and "TDMixUp" in report and "datamap.png" in report
 
 
+def test_run_records_the_class_mix_of_every_set(finished_run: Path) -> None:
+    """Per-class counts (by label name) of the regions, the AUM sets and the training sets, in the
+    stage summaries and the report; the new defaults recorded in config.json."""
+    run = finished_run
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert cfg["dynamics"]["stratify_regions"] is True
+    assert (cfg["aum"]["threshold_balance"], cfg["aum"]["skip_epochs"]) == ("uniform", 0)
+    names = ["entailment", "neutral", "contradiction"]
+    dm = json.loads((run / "datamap/done.json").read_text())
+    assert dm["stratify_regions"] is True and list(dm["class_counts"]) == ["train", "easy", "ambiguous", "hard"]
+    train = np.array([dm["class_counts"]["train"][c] for c in names])
+    assert list(dm["class_counts"]["train"]) == names and train.sum() == 48
+    for region in ("easy", "ambiguous", "hard"):
+        ids = np.loadtxt(run / f"datamap/regions/{region}.txt", dtype=np.int64)
+        counts = np.array([dm["class_counts"][region][c] for c in names])
+        assert counts.sum() == len(ids) and (np.abs(counts - len(ids) * train / 48) <= 1).all(), (region, counts)
+    aum = json.loads((run / "aum_easy/summary.json").read_text())
+    assert (aum["threshold_balance"], aum["threshold_balance_per_pass"], aum["skip_epochs"]) == ("uniform", ["uniform"] * 2, 0)
+    mix = aum["class_counts"]
+    assert mix["region"] == dm["class_counts"]["easy"]
+    assert all(mix["kept"][c] + mix["flagged"][c] == mix["region"][c] for c in names)
+    assert sum(mix["threshold_pass1"].values()) == sum(mix["threshold_pass2"].values()) == len(np.loadtxt(
+        run / "datamap/regions/easy.txt")) // 4
+    td = json.loads((run / "stage4_tdmixup/done.json").read_text())
+    assert td["train_class_counts"] == [mix["kept"], dm["class_counts"]["ambiguous"]]
+    assert json.loads((run / "stage1_full/done.json").read_text())["train_class_counts"] == [dm["class_counts"]["train"]]
+    report = (run / "report.md").read_text()
+    assert "## Class mix" in report and "| easy region |" in report and "| AUM on easy: kept |" in report
+    assert "regions taken within each class" in report
+
+
 def test_second_run_skips_finished_stages(finished_run: Path, tiny_model: str) -> None:
     before = _mtimes(finished_run)
     start = time.perf_counter()
@@ -174,9 +205,11 @@ def test_from_stage_may_change_only_later_options(finished_run: Path, tiny_model
     run = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
     assert main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL, "--from-stage", "aum",
-                 "--aum-percentile", "50"]) == 0
+                 "--aum-percentile", "50", "--aum-skip-epochs", "1"]) == 0
     assert json.loads((run / "config.json").read_text())["config"]["aum"]["percentile"] == 50
-    assert json.loads((run / "aum_easy" / "summary.json").read_text())["percentile"] == 50
+    aum = json.loads((run / "aum_easy" / "summary.json").read_text())
+    assert (aum["percentile"], aum["skip_epochs"]) == (50, 1)
+    assert json.loads((run / "config.json").read_text())["config"]["aum"]["skip_epochs"] == 1
     kept = np.loadtxt(run / "aum_easy" / "kept.txt", dtype=np.int64, ndmin=1)
     assert json.loads((run / "stage4_tdmixup" / "done.json").read_text())["train_sizes"][0] == len(kept)
     code = main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL[:-6], "--epochs", "3",
@@ -196,6 +229,36 @@ def test_a_folder_keeps_its_aum_k_when_none_is_given(finished_run: Path, tiny_mo
     (run / "config.json").write_text(json.dumps(saved))
     assert main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL]) == 0  # every stage reused
     assert json.loads((run / "config.json").read_text())["config"]["aum"]["percentile"] == 70.0
+
+
+def test_a_folder_written_before_stratified_regions_keeps_its_rule(finished_run: Path, tiny_model: str, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A config.json without the newer fields ran with unstratified regions and equal-per-class
+    threshold samples: re-running its data map without options keeps that rule; switching needs
+    --from-stage, which records the new value."""
+    from tdmixup.datamap import assign_regions
+
+    run = tmp_path / "older"
+    subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["config"]["dynamics"]["stratify_regions"], saved["config"]["aum"]["threshold_balance"]
+    del saved["config"]["aum"]["skip_epochs"]
+    (run / "config.json").write_text(json.dumps(saved))
+    with caplog.at_level("WARNING", logger="tdmixup.pipeline"):
+        assert main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL, "--from-stage", "datamap",
+                     "--until", "datamap"]) == 0
+    assert "dynamics.stratify_regions = False, aum.threshold_balance = 'equal'" in caplog.text
+    assert json.loads((run / "datamap/done.json").read_text())["stratify_regions"] is False
+    stats = pd.read_parquet(run / "datamap/statistics.parquet")
+    for name, ids in assign_regions(stats, fraction=0.33, stratify=False).items():
+        np.testing.assert_array_equal(np.loadtxt(run / f"datamap/regions/{name}.txt", dtype=np.int64), ids)
+    assert main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL, "--stratify-regions"]) == 2
+    assert "dynamics.stratify_regions: False → True" in capsys.readouterr().err
+    assert main(["run", "--output-dir", str(run), "--model", tiny_model, *SMALL, "--stratify-regions",
+                 "--from-stage", "datamap", "--until", "datamap"]) == 0
+    assert json.loads((run / "config.json").read_text())["config"]["dynamics"]["stratify_regions"] is True
+    assert json.loads((run / "datamap/done.json").read_text())["stratify_regions"] is True
 
 
 def test_train_folder_keeps_its_options(finished_run: Path, tiny_model: str, tmp_path: Path,

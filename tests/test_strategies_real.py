@@ -57,6 +57,30 @@ def test_strategy_trains_on_real_data(session: Any, strategy: str) -> None:
     assert sorted(dyn.sample_ids.tolist()) == sorted(sets[0].sample_ids.tolist())  # the recorded set: the first
 
 
+def test_aum_stage_on_real_data(session: Any) -> None:
+    """Threshold samples on real data: pairs train c + 1 outputs; multiple choice keeps its K
+    endings and moves each threshold item to a wrong existing ending."""
+    from tdmixup.aum import read_aum_table
+    from tdmixup.aum_training import run_aum
+    from tdmixup.dynamics import read_dynamics
+
+    out = session.run_dir / "aum"
+    spec = session.task.spec
+    summary = run_aum(session, out, session.train.sample_ids)
+    assert summary["n_kept"] + summary["n_flagged"] == len(session.train) == 16
+    assert summary["threshold_balance_per_pass"] == ["uniform", "uniform"]
+    assert sum(summary["class_counts"]["kept"].values()) == summary["n_kept"]
+    dyn = read_dynamics(out / "pass1" / "dynamics.parquet")
+    assert dyn.logits.shape[2] == spec.num_labels + (spec.kind == "pair")
+    table = read_aum_table(out / "aum.parquet")
+    th = table.loc[table["threshold_pass"] == 0, "sample_id"].to_numpy()
+    assert len(th) == 16 // (spec.num_labels + 1)
+    trained = dict(zip(dyn.sample_ids.tolist(), dyn.gold.tolist(), strict=True))
+    gold = dict(zip(session.train.sample_ids.tolist(), session.train.labels.tolist(), strict=True))
+    for i in th.tolist():
+        assert trained[i] == spec.num_labels if spec.kind == "pair" else trained[i] != gold[i]
+
+
 def test_stage_commands_one_by_one(tmp_path: Path) -> None:
     require_snli()
     quiet_libraries()
@@ -70,6 +94,9 @@ def test_stage_commands_one_by_one(tmp_path: Path) -> None:
     assert (tmp_path / "map" / "datamap.html").stat().st_size > 100_000  # plotly.js embedded: offline
     assert (tmp_path / "map" / "datamap.png").stat().st_size > 10_000
     assert len(pd.read_parquet(tmp_path / "map" / "statistics.parquet")) == 36
+    mix = json.loads((tmp_path / "map" / "summary.json").read_text())
+    assert mix["stratify_regions"] is True and sum(mix["class_counts"]["train"].values()) == 36
+    assert all(sum(mix["class_counts"][r].values()) == int(0.33 * 36) for r in ("easy", "ambiguous", "hard"))
     assert main(["aum", "--subset", str(tmp_path / "map" / "regions" / "easy.txt"), "--output-dir",
                  str(tmp_path / "aum"), *small]) == 0
     summary = json.loads((tmp_path / "aum" / "summary.json").read_text())

@@ -12,15 +12,17 @@ Call sequence for the pipeline, on one region (e.g. the easy set) with ``c = spe
     for p in range(2 if cfg.aum.procedure == "two_pass" else 1):
         pos = choose_threshold_samples(labels, c, seed=cfg.train.seed + p, exclude=taken)
         taken = pos if taken is None else np.union1d(taken, pos)
-        relabelled = relabel_threshold_samples(region, ids[pos], kind=spec.kind, num_classes=c)
+        relabelled = relabel_threshold_samples(region, ids[pos], kind=spec.kind, num_classes=c,
+                                               seed=cfg.train.seed + p)
         # train a FRESH model on `relabelled` (pair: c + 1 outputs; multiple choice: the same
-        # per-ending scorer on K + 1 endings) for cfg.aum.epochs, recording logits per epoch
-        # with the dynamics recorder -> rec_ids [N], logits [E, N, c + 1]
+        # per-ending scorer on the same K endings) for cfg.aum.epochs, recording logits per
+        # epoch with the dynamics recorder -> rec_ids [N], logits [E, N, c + 1] (pair) / [E, N, K]
         passes.append(AUMPass(sample_ids=rec_ids, logits=logits,
-                              labels=labels_as_trained_in_rec_ids_order, threshold_ids=ids[pos]))
+                              labels=labels_as_trained_in_rec_ids_order, threshold_ids=ids[pos],
+                              extra_class=spec.kind == "pair"))
     cfg = tdmixup.pipeline.with_task_defaults(cfg)   # k: 80, or 50 for SWAG/HellaSWAG
     result = find_mislabeled_with_aum(passes, percentile=cfg.aum.percentile,
-                                      procedure=cfg.aum.procedure)
+                                      procedure=cfg.aum.procedure, skip_epochs=cfg.aum.skip_epochs)
     write_aum_table(result.table, run_dir / "aum.parquet")
     keep_ids = result.kept_ids  # the region without its flagged samples
 
@@ -28,10 +30,15 @@ Differences from the references (``REFERENCE.md``): the paper's code (one pass) 
 threshold sample, so ~1/(c+1) of a region disappears whatever its quality; ``two_pass`` (Pleiss
 et al.'s runner) trains twice with disjoint threshold sets so every sample is judged. The
 paper's code keeps ``aum > sorted(th)[floor(L·k/100) - 1]``; we flag ``aum < percentile`` with
-numpy's linear interpolation (less than two order statistics apart; a tie is kept). For
-multiple choice the paper's code labels a threshold row with the next ending and gives every
-row a copy of its labelled ending, which caps all margins at 0; see
-:func:`relabel_threshold_samples` for what we do instead.
+numpy's linear interpolation (less than two order statistics apart; a tie is kept). The paper's
+code draws threshold samples in equal numbers per class; we draw them uniformly at random from
+the whole region (Pleiss et al.'s ``assign_threshold_samples``), since an equal draw relabels
+most of a small class of a skewed region, the model learns "that class → fake class" and the
+threshold rises above that class's clean samples (``balance="equal"`` keeps the code's way).
+For multiple choice the paper's code appends a copy of the gold ending as a fake 5th ending and
+labels the threshold row with it, so a threshold row's margin is never above 0 (a forced tie,
+not a learnable mislabel); we relabel a threshold row to a *wrong existing ending* instead (the
+paper's text: "re-assign to a different class"), see :func:`relabel_threshold_samples`.
 """
 
 from __future__ import annotations
@@ -52,7 +59,9 @@ if TYPE_CHECKING:
     import datasets
 
 Procedure = Literal["two_pass", "paper"]
-Balance = Literal["equal", "proportional", "available"]
+Balance = Literal["uniform", "equal", "proportional", "available"]
+ThresholdBalance = Literal["uniform", "equal", "proportional"]
+"""The balances a user chooses (``AUMConfig.threshold_balance``); ``"available"`` is the fallback."""
 
 AUM_TABLE_COLUMNS = (
     "sample_id", "aum", "threshold", "flagged", "is_threshold", "threshold_pass", "judged_passes"
@@ -104,22 +113,32 @@ def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return gold - others.max(axis=2)
 
 
-def area_under_margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def area_under_margin(logits: np.ndarray, labels: np.ndarray, *, skip_epochs: int = 0) -> np.ndarray:
     """AUM = mean margin over epochs (paper Eq. 4). ``[E, N, C]``, ``[N]`` → ``[N]``.
 
-    To skip early epochs (Pleiss et al.'s runner skips epoch 0) pass ``logits[1:]``.
+    Args:
+        logits: ``[E, N, C]`` logits per epoch.
+        labels: ``[N]`` labels as trained.
+        skip_epochs: average over epochs ``skip_epochs … E-1`` only (Pleiss et al.'s
+            paper-replication runner skips epoch 0, when a fresh head's margins say little).
 
     >>> area_under_margin(np.array([[[2.0, 0.0]], [[0.0, 1.0]]]), np.array([0]))
     array([0.5])
+    >>> area_under_margin(np.array([[[2.0, 0.0]], [[0.0, 1.0]]]), np.array([0]), skip_epochs=1)
+    array([-1.])
     """
-    return margins(logits, labels).mean(axis=0)
+    epochs = np.shape(logits)[0] if np.ndim(logits) == 3 else 0
+    if int(skip_epochs) != skip_epochs or not 0 <= skip_epochs < max(epochs, 1):
+        raise ValueError(f"skip_epochs: expected an integer in [0, {epochs}) for {epochs} epoch(s) of logits, "
+                         f"got {skip_epochs}; lower --aum-skip-epochs or train more --aum-epochs")
+    return margins(logits, labels)[int(skip_epochs):].mean(axis=0)
 
 
 def _class_quotas(labels: np.ndarray, present: np.ndarray, total: int, balance: Balance) -> np.ndarray:
     if balance == "equal":
         return np.full(present.size, total // present.size, dtype=np.int64)
     if balance not in ("proportional", "available"):
-        raise ValueError(f"balance: expected 'equal', 'proportional' or 'available', got {balance!r}")
+        raise ValueError(f"balance: expected 'uniform', 'equal', 'proportional' or 'available', got {balance!r}")
     counts = np.array([(labels == k).sum() for k in present], dtype=np.float64)
     exact = total * counts / counts.sum()
     quotas = np.floor(exact).astype(np.int64)
@@ -135,14 +154,17 @@ def choose_threshold_samples(
     seed: int,
     exclude: np.ndarray | None = None,
     fraction: float | None = None,
-    balance: Balance = "equal",
+    balance: Balance = "uniform",
 ) -> np.ndarray:
     """Choose which samples become threshold samples (relabelled to the fake class ``c``).
 
-    ``total = floor(N / (c + 1))`` samples (or ``floor(N · fraction)``). ``balance="equal"``
-    (the paper's code) spreads them equally over the classes present, ``total // n_present``
-    each, so the result may fall a few short of ``total``; ``"proportional"`` (Pleiss et al.)
-    takes exactly ``total`` in proportion to class sizes (largest remainders).
+    ``total = floor(N / (c + 1))`` samples (or ``floor(N · fraction)``). ``balance="uniform"``
+    (default; Pleiss et al.'s ``assign_threshold_samples``) draws ``total`` samples uniformly at
+    random from all selectable ones, so each class gives about its share. ``"equal"`` (the
+    paper's code) spreads them equally over the classes present, ``total // n_present`` each (the
+    result may fall a few short of ``total``); on a skewed region that relabels most of a small
+    class, which teaches the model "this class → fake class" and flags the class's clean samples.
+    ``"proportional"`` takes exactly ``total`` in proportion to class sizes (largest remainders).
 
     Args:
         labels: ``[N]`` integer labels in ``[0, num_classes)`` (ending index for multiple choice).
@@ -151,9 +173,10 @@ def choose_threshold_samples(
         exclude: positions that may not be chosen, e.g. the first pass's choice, so that a
             second pass gets a disjoint set.
         fraction: size of the set as a fraction of N, in (0, 1); default ``1 / (c + 1)``.
-        balance: ``"equal"``, ``"proportional"`` (see above) or ``"available"``: proportional,
-            but a class contributes at most its selectable samples (a tiny class of a skewed
-            region in a second pass), so the set may fall short of ``total``.
+        balance: ``"uniform"``, ``"equal"``, ``"proportional"`` (see above) or
+            ``"available"``: proportional, but a class contributes at most its selectable
+            samples (a tiny class of a skewed region in a second pass), so the set may fall
+            short of ``total``.
 
     Returns:
         ``[T]`` sorted int64 positions into ``labels`` (map to ids with ``sample_ids[pos]``).
@@ -162,9 +185,11 @@ def choose_threshold_samples(
         ValueError: a class has fewer selectable samples than its share (say which, and how to
             fix it), or the set would be empty.
 
-    >>> pos = choose_threshold_samples(np.repeat([0, 1, 2], 4), 3, seed=0)  # N = 12, c = 3
-    >>> pos.size, np.repeat([0, 1, 2], 4)[pos].tolist()
-    (3, [0, 1, 2])
+    >>> labels = np.repeat([0, 1, 2], 4)  # N = 12, c = 3
+    >>> choose_threshold_samples(labels, 3, seed=0).size
+    3
+    >>> labels[choose_threshold_samples(labels, 3, seed=0, balance="equal")].tolist()
+    [0, 1, 2]
     """
     labels = _labels(labels, num_classes)
     n = labels.size
@@ -180,6 +205,15 @@ def choose_threshold_samples(
         if ex.size and (ex.min() < 0 or ex.max() >= n):
             raise ValueError(f"exclude: positions must lie in [0, {n}), got {ex.min()}..{ex.max()}")
         selectable[ex] = False
+    rng = np.random.default_rng(seed)
+    if balance == "uniform":
+        pool = np.flatnonzero(selectable)
+        if total == 0 or pool.size < total:
+            raise ValueError(
+                f"choose_threshold_samples: {pool.size} selectable of {n} samples, {total} threshold samples "
+                "needed; use more data or a larger fraction="
+            )
+        return np.sort(rng.choice(pool, size=total, replace=False)).astype(np.int64)
     present = np.unique(labels)
     quotas = _class_quotas(labels, present, total, balance)
     if quotas.sum() == 0:
@@ -201,9 +235,48 @@ def choose_threshold_samples(
             f"(balance={balance!r}): {'; '.join(short)}. Use balance='proportional', a smaller "
             "fraction=, or procedure='paper' (one pass, nothing excluded)."
         )
-    rng = np.random.default_rng(seed)
     chosen = [rng.choice(pool, size=q, replace=False) for pool, q in zip(pools, quotas.tolist(), strict=True)]
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def relabel_threshold_labels(
+    labels: np.ndarray,
+    is_threshold: np.ndarray,
+    *,
+    kind: TaskKind,
+    num_classes: int,
+    seed: int = 0,
+) -> np.ndarray:
+    """The labels a threshold-sample run trains on: ``[N]``, ``[N]`` bool → ``[N]`` int64.
+
+    * ``kind="pair"``: threshold samples get the extra class ``num_classes`` (the classifier
+      needs ``num_classes + 1`` outputs), as the paper's code and Pleiss et al. do.
+    * ``kind="multiple_choice"`` (``num_classes`` = K endings): a threshold item is re-assigned
+      to a *wrong existing ending*, drawn uniformly from its K − 1 wrong endings (seeded); the
+      endings and the model stay as they are (K endings, no extra choice). Its gold ending and
+      its new label are different inputs, so the per-ending scorer can learn the new label only
+      by memorising the item: a mislabelled sample, whose margin starts negative and may rise
+      above 0. The paper's code instead appends a copy of the gold ending as a 5th ending and
+      labels the item with it; the copy scores exactly as the gold ending, so the margin is
+      ``min(0, …) ≤ 0`` at every epoch (a forced tie) and k = 50 puts the threshold at ≈ 0.
+
+    Other rows keep their labels.
+
+    >>> relabel_threshold_labels(np.array([0, 1, 2]), np.array([False, True, False]), kind="pair", num_classes=3)
+    array([0, 3, 2])
+    """
+    labels = _labels(labels, num_classes)
+    is_th = np.asarray(is_threshold, dtype=bool)
+    if is_th.shape != labels.shape:
+        raise ValueError(f"is_threshold: expected shape {labels.shape}, got {is_th.shape}")
+    if kind == "pair":
+        return np.where(is_th, num_classes, labels).astype(np.int64)
+    if kind != "multiple_choice":
+        raise ValueError(f"kind: expected 'pair' or 'multiple_choice', got {kind!r}")
+    shift = np.random.default_rng(seed).integers(1, num_classes, size=int(is_th.sum()))
+    out = labels.copy()
+    out[is_th] = (labels[is_th] + shift) % num_classes
+    return out
 
 
 def relabel_threshold_samples(
@@ -212,25 +285,20 @@ def relabel_threshold_samples(
     *,
     kind: TaskKind,
     num_classes: int,
+    seed: int = 0,
 ) -> datasets.Dataset:
-    """Return ``dataset`` with its threshold samples relabelled to the fake class ``c``.
+    """Return ``dataset`` with its threshold samples relabelled (:func:`relabel_threshold_labels`).
 
-    * ``kind="pair"``: ``label`` → ``num_classes`` for the threshold rows; the classifier needs
-      ``num_classes + 1`` outputs. Other rows are unchanged. ``label`` becomes plain int64.
-    * ``kind="multiple_choice"`` (``num_classes`` = K endings): every row gets a (K+1)-th
-      ending. Threshold rows: a copy of the gold ending, which becomes the label K (as the
-      paper). Other rows: a copy of the wrong ending ``(label + 1) % K``; the label stays.
-      Why a wrong ending: the margin ``z_gold − max_{k≠gold} z_k`` is unchanged by duplicating a
-      non-gold ending (identical inputs score identically in eval mode), whereas a copy of the
-      gold ending (the paper's code) caps every margin at 0. Which wrong ending does not matter
-      to a per-ending scorer; ``label + 1`` keeps it seed-free. A threshold row competes with its
-      own gold copy, so its margin is at most 0: its AUM marks "no better than a tie".
+    Pair tasks: ``label`` → ``num_classes`` (the fake class) for the threshold rows. Multiple
+    choice: ``label`` → a seeded wrong existing ending; ``endings`` unchanged. ``label``
+    becomes plain int64; other rows and columns are unchanged.
 
     Args:
         dataset: rows in the schema of :mod:`tdmixup.data.schema`.
         threshold_ids: ``[T]`` sample ids to relabel; each must occur in ``dataset``.
         kind: ``"pair"`` or ``"multiple_choice"``.
         num_classes: c (pair) or K (multiple choice), the count before relabelling.
+        seed: seeds the choice of wrong ending (multiple choice).
 
     Returns:
         A new :class:`datasets.Dataset` with the same rows and columns.
@@ -238,41 +306,21 @@ def relabel_threshold_samples(
     from datasets import Value
 
     ids = _int_array("dataset['sample_id']", dataset["sample_id"])
-    labels = _labels(dataset["label"], num_classes)
     th = _int_array("threshold_ids", threshold_ids)
     missing = np.setdiff1d(th, ids)
     if missing.size:
         raise ValueError(f"threshold_ids: {missing.size} id(s) not in the dataset, e.g. {missing[:5].tolist()}")
-    is_th = np.isin(ids, th)
+    if kind == "multiple_choice":
+        counts = np.fromiter((len(e) for e in dataset["endings"]), dtype=np.int64, count=len(ids))
+        bad = np.flatnonzero(counts != num_classes)
+        if bad.size:
+            raise ValueError(f"sample_id {ids[bad[0]]}: {counts[bad[0]]} endings, expected {num_classes} (num_classes)")
+    new_labels = relabel_threshold_labels(dataset["label"], np.isin(ids, th), kind=kind, num_classes=num_classes, seed=seed)
     features = dataset.features.copy()
     features["label"] = Value("int64")
-    if kind == "pair":
-        new_labels = np.where(is_th, num_classes, labels)
-        return dataset.map(
-            lambda batch, idx: {"label": new_labels[idx].tolist()},
-            batched=True, with_indices=True, features=features, load_from_cache_file=False,
-            desc="relabel threshold samples",
-        )
-    if kind != "multiple_choice":
-        raise ValueError(f"kind: expected 'pair' or 'multiple_choice', got {kind!r}")
-    endings_feature = features["endings"]
-    if getattr(endings_feature, "length", -1) not in (-1, None):  # a fixed K; make it K + 1
-        features["endings"] = type(endings_feature)(endings_feature.feature)
-
-    def extend(batch: dict[str, list[Any]], idx: list[int]) -> dict[str, list[Any]]:
-        endings_out, labels_out = [], []
-        for endings, label, i in zip(batch["endings"], batch["label"], idx, strict=True):
-            if len(endings) != num_classes:
-                raise ValueError(
-                    f"sample_id {ids[i]}: {len(endings)} endings, expected {num_classes} (num_classes)"
-                )
-            extra = label if is_th[i] else (label + 1) % num_classes
-            endings_out.append([*endings, endings[extra]])
-            labels_out.append(num_classes if is_th[i] else label)
-        return {"endings": endings_out, "label": labels_out}
-
     return dataset.map(
-        extend, batched=True, with_indices=True, features=features, load_from_cache_file=False,
+        lambda batch, idx: {"label": new_labels[idx].tolist()},
+        batched=True, with_indices=True, features=features, load_from_cache_file=False,
         desc="relabel threshold samples",
     )
 
@@ -314,15 +362,19 @@ class AUMPass:
 
     Attributes:
         sample_ids: ``[N]`` unique ids, the order of ``logits`` and ``labels``.
-        logits: ``[E, N, C]`` logits per epoch; ``C`` = c + 1 (pair) or K + 1 (multiple choice).
-        labels: ``[N]`` labels as trained: threshold samples carry ``C - 1``, others ``< C - 1``.
+        logits: ``[E, N, C]`` logits per epoch; ``C`` = c + 1 (pair) or K (multiple choice).
+        labels: ``[N]`` labels as trained (:func:`relabel_threshold_labels`).
         threshold_ids: ``[T]`` the ids that were relabelled in this run.
+        extra_class: True (pair tasks): threshold samples carry the extra class ``C - 1`` and the
+            others a class ``< C - 1`` (checked). False (multiple choice): threshold samples
+            were moved to another existing class, so labels are only checked to lie in [0, C).
     """
 
     sample_ids: np.ndarray
     logits: np.ndarray
     labels: np.ndarray
     threshold_ids: np.ndarray
+    extra_class: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,7 +390,7 @@ class AUMResult:
         per_pass: one row per (pass, sample id): ``pass, sample_id, aum, is_threshold,
             threshold, flagged`` — threshold samples keep their own AUM (for plots), unflagged.
         thresholds: the threshold of each pass.
-        percentile, procedure: the settings used.
+        percentile, procedure, skip_epochs: the settings used.
     """
 
     table: pd.DataFrame
@@ -346,6 +398,7 @@ class AUMResult:
     thresholds: tuple[float, ...]
     percentile: float
     procedure: Procedure
+    skip_epochs: int = 0
 
     @property
     def flagged_ids(self) -> np.ndarray:
@@ -358,12 +411,12 @@ class AUMResult:
         return self.table.loc[~self.table["flagged"], "sample_id"].to_numpy()
 
 
-def _judge_pass(index: int, run: AUMPass, percentile: float) -> pd.DataFrame:
+def _judge_pass(index: int, run: AUMPass, percentile: float, skip_epochs: int) -> pd.DataFrame:
     ids = _int_array(f"pass {index}: sample_ids", run.sample_ids)
     if np.unique(ids).size != ids.size:
         raise ValueError(f"pass {index}: sample_ids contain duplicates")
     logits = np.asarray(run.logits, dtype=np.float64)
-    aums = area_under_margin(logits, run.labels)
+    aums = area_under_margin(logits, run.labels, skip_epochs=skip_epochs)
     labels = np.asarray(run.labels, dtype=np.int64)
     th = _int_array(f"pass {index}: threshold_ids", run.threshold_ids)
     missing = np.setdiff1d(th, ids)
@@ -371,7 +424,7 @@ def _judge_pass(index: int, run: AUMPass, percentile: float) -> pd.DataFrame:
         raise ValueError(f"pass {index}: need >= 1 threshold id, all in sample_ids; missing {missing[:5].tolist()}")
     is_th = np.isin(ids, th)
     fake = logits.shape[2] - 1
-    wrong = int((labels[is_th] != fake).sum() + (labels[~is_th] == fake).sum())
+    wrong = int((labels[is_th] != fake).sum() + (labels[~is_th] == fake).sum()) if run.extra_class else 0
     if wrong:
         raise ValueError(
             f"pass {index}: {wrong} label(s) disagree with threshold_ids: threshold samples must carry "
@@ -390,7 +443,7 @@ def _judge_pass(index: int, run: AUMPass, percentile: float) -> pd.DataFrame:
 
 
 def find_mislabeled_with_aum(
-    passes: Sequence[AUMPass], *, percentile: float, procedure: Procedure = "two_pass"
+    passes: Sequence[AUMPass], *, percentile: float, procedure: Procedure = "two_pass", skip_epochs: int = 0
 ) -> AUMResult:
     """Judge every sample against the AUMs of threshold samples (Pleiss et al. 2020).
 
@@ -406,6 +459,8 @@ def find_mislabeled_with_aum(
         percentile: k in [0, 100] (a run's resolved ``AUMConfig.percentile``: see
             :func:`tdmixup.pipeline.with_task_defaults`).
         procedure: ``"two_pass"`` or ``"paper"``.
+        skip_epochs: leave the first epochs out of every AUM (:func:`area_under_margin`;
+            ``AUMConfig.skip_epochs``, default 0 as the paper's code; Pleiss et al.'s runner: 1).
 
     Returns:
         :class:`AUMResult`; ``table`` is sorted by ``sample_id``.
@@ -415,7 +470,7 @@ def find_mislabeled_with_aum(
         raise ValueError(f"procedure: expected 'two_pass' or 'paper', got {procedure!r}")
     if len(passes) != expected:
         raise ValueError(f"procedure={procedure!r} needs {expected} pass(es), got {len(passes)}")
-    per_pass = pd.concat([_judge_pass(i, p, percentile) for i, p in enumerate(passes)], ignore_index=True)
+    per_pass = pd.concat([_judge_pass(i, p, percentile, skip_epochs) for i, p in enumerate(passes)], ignore_index=True)
     id_sets = [np.sort(g["sample_id"].to_numpy()) for _, g in per_pass.groupby("pass")]
     if any(not np.array_equal(id_sets[0], s) for s in id_sets[1:]):
         raise ValueError("two_pass: both passes must cover the same sample ids")
@@ -434,7 +489,7 @@ def find_mislabeled_with_aum(
     table["threshold_pass"] = tp.fillna(-1).astype(np.int64)
     table = table.reset_index()[list(AUM_TABLE_COLUMNS)]
     thresholds = tuple(float(g["threshold"].iloc[0]) for _, g in per_pass.groupby("pass"))
-    return AUMResult(table, per_pass, thresholds, float(percentile), procedure)
+    return AUMResult(table, per_pass, thresholds, float(percentile), procedure, int(skip_epochs))
 
 
 def write_aum_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

@@ -15,25 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from tdmixup.data.collate import TokenizedSet, tokenize
+from tdmixup.data.collate import TokenizedSet
 from tdmixup.runio import atomic_write_text, read_json, write_json
 
 log = logging.getLogger("tdmixup.aum")
 
 
-def _relabelled(session: Any, subset: TokenizedSet, threshold_ids: np.ndarray) -> TokenizedSet:
-    """The subset with its threshold samples moved to the fake extra class (or extra ending)."""
-    from tdmixup.aum import relabel_threshold_samples
+def _relabelled(session: Any, subset: TokenizedSet, threshold_ids: np.ndarray, *, seed: int) -> TokenizedSet:
+    """The subset with its threshold samples relabelled (:func:`tdmixup.aum.relabel_threshold_labels`):
+    the extra fake class for pair tasks, a wrong existing ending for multiple choice."""
+    from tdmixup.aum import relabel_threshold_labels
 
     spec = session.task.spec
-    if spec.kind == "pair":
-        labels = subset.labels.copy()
-        labels[np.isin(subset.sample_ids, threshold_ids)] = spec.num_labels
-        return subset.with_labels(labels)
-    positions = session.train.positions_of(subset.sample_ids)
-    rows = session.task.train.select(positions.tolist())
-    relabelled = relabel_threshold_samples(rows, threshold_ids, kind=spec.kind, num_classes=spec.num_labels)
-    return tokenize(relabelled, spec, session.tokenizer, max_length=session.config.data.max_seq_length)
+    is_th = np.isin(subset.sample_ids, threshold_ids)
+    labels = relabel_threshold_labels(subset.labels, is_th, kind=spec.kind, num_classes=spec.num_labels, seed=seed)
+    return subset.with_labels(labels)
 
 
 def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
@@ -41,51 +37,63 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
 
     ``two_pass`` (default): two trainings with disjoint threshold sets, every sample judged in
     the pass where it was a normal sample. ``paper``: one training; its threshold samples are
-    dropped, as the paper's code does.
+    dropped, as the paper's code does. Threshold samples are drawn with
+    ``AUMConfig.threshold_balance`` (default: uniformly over the region); margins are averaged
+    from epoch ``AUMConfig.skip_epochs`` on. The summary records these settings and the
+    per-class counts of the region, the kept and flagged sets and each pass's threshold set.
     """
     from tdmixup.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
     from tdmixup.dynamics import read_dynamics
-    from tdmixup.pipeline import train_and_evaluate, with_task_defaults
+    from tdmixup.pipeline import PipelineError, class_mix, train_and_evaluate, with_task_defaults
 
     summary_path = out_dir / "summary.json"
     if summary_path.exists():
         return dict(read_json(summary_path))
-    cfg = session.config
+    cfg = with_task_defaults(session.config)  # already resolved in a session made by open_session
     spec = session.task.spec
     subset = session.train.subset(ids, source=f"{out_dir.name} subset")
     passes = 2 if cfg.aum.procedure == "two_pass" else 1
     epochs = cfg.aum.epochs or cfg.train.epochs
+    if cfg.aum.skip_epochs >= epochs:
+        raise ValueError(f"--aum-skip-epochs {cfg.aum.skip_epochs} leaves none of the AUM run's {epochs} epochs")
     # Margins are averaged over passes through the data: every sample once per epoch, whatever
     # step count the session's other stages use.
     train_cfg = replace(cfg.train, epochs=epochs, steps_per_epoch=None)
-    mode = cfg.aum.dynamics_mode
-    if spec.kind == "multiple_choice" and mode == "train_pass":
-        # The extra ending of a normal item is a copy of a wrong ending: with dropout on, the two
-        # copies score differently and bias margins down; an eval-mode pass scores them equally.
-        log.info("multiple choice: AUM margins from an end-of-epoch pass (dropout off)")
-        mode = "epoch_end"
+    balance = cfg.aum.threshold_balance or "uniform"
     threshold_sets: list[np.ndarray] = []
+    balances: list[str] = []
     pass_results = []
     seconds = 0.0
     for p in range(passes):
         exclude = np.concatenate(threshold_sets) if threshold_sets else None
-        chosen, balance = _choose(subset.labels, spec.num_labels, seed=cfg.train.seed + 101 * p, exclude=exclude)
+        seed = cfg.train.seed + 101 * p
+        chosen, used = _choose(subset.labels, spec.num_labels, balance=balance, seed=seed, exclude=exclude)
         threshold_ids = subset.sample_ids[chosen]
         threshold_sets.append(chosen)
-        trained_on = _relabelled(session, subset, threshold_ids)
+        balances.append(used)
+        trained_on = _relabelled(session, subset, threshold_ids, seed=seed)
         pass_dir = out_dir / f"pass{p + 1}"
         done = train_and_evaluate(
-            session, pass_dir, strategy="none", train_sets=[trained_on], dynamics_mode=mode,
-            evaluate=False, num_labels=spec.num_labels + 1, keep_checkpoint=False,
+            session, pass_dir, strategy="none", train_sets=[trained_on], dynamics_mode=cfg.aum.dynamics_mode,
+            evaluate=False, num_labels=spec.num_labels + (spec.kind == "pair"), keep_checkpoint=False,
             train_config=train_cfg,
         )
         seconds += float(done["train_seconds"])
         dyn = read_dynamics(pass_dir / "dynamics.parquet")
-        pass_results.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids))
-    k = with_task_defaults(cfg).aum.percentile  # already resolved in a session made by open_session
+        if dyn.logits.shape[2] != spec.num_labels + (spec.kind == "pair"):
+            raise PipelineError(f"{pass_dir}: logits over {dyn.logits.shape[2]} choices, expected "
+                                f"{spec.num_labels + (spec.kind == 'pair')}: this pass was trained by an older tdmixup "
+                                "(multiple choice then added a 5th ending); re-run with --from-stage aum")
+        pass_results.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids, extra_class=spec.kind == "pair"))
+    k = cfg.aum.percentile
     assert k is not None
-    result = find_mislabeled_with_aum(pass_results, percentile=k, procedure=cfg.aum.procedure)
+    result = find_mislabeled_with_aum(pass_results, percentile=k, procedure=cfg.aum.procedure,
+                                      skip_epochs=cfg.aum.skip_epochs)
     table = result.table
+    kept = np.sort(table.loc[~table["flagged"], "sample_id"].to_numpy())
+    sets = {"region": subset.sample_ids, "kept": kept, "flagged": table.loc[table["flagged"], "sample_id"].to_numpy()}
+    sets |= {f"threshold_pass{p + 1}": subset.sample_ids[c] for p, c in enumerate(threshold_sets)}
+    mix = class_mix(session, sets, warn_for=("kept",), context=f"{out_dir.name}: ")
     summary = {
         "n": int(len(subset)),
         "n_flagged": int(table["flagged"].sum()),
@@ -94,29 +102,48 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
         "percentile": k,
         "thresholds": [float(t) for t in result.thresholds],
         "threshold_balance": balance,
+        "threshold_balance_per_pass": balances,
+        "skip_epochs": cfg.aum.skip_epochs,
         "passes": passes,
         "epochs": epochs,
+        "dynamics_mode": cfg.aum.dynamics_mode,
+        "class_counts": mix["counts"],
+        "class_warnings": mix["warnings"],
         "train_seconds": seconds,
     }
     if session.is_main:
         write_aum_table(table, out_dir / "aum.parquet")
-        kept = np.sort(table.loc[~table["flagged"], "sample_id"].to_numpy())
         atomic_write_text(out_dir / "kept.txt", "".join(f"{i}\n" for i in kept))  # a --subset file
         write_json(summary_path, summary)
     session.accelerator.wait_for_everyone()
     return summary
 
 
+_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "uniform": ("uniform",),
+    "equal": ("equal", "proportional", "available"),
+    "proportional": ("proportional", "available"),
+}
 
-def _choose(labels: np.ndarray, num_classes: int, *, seed: int, exclude: np.ndarray | None) -> tuple[np.ndarray, str]:
-    """Threshold samples spread equally over classes (the paper's code); when a class of an
-    imbalanced subset is too small for that, proportionally (Pleiss et al.); when even that fails
-    (a second pass on a very skewed region), each class gives at most what it has left."""
+
+def _choose(labels: np.ndarray, num_classes: int, *, balance: str, seed: int,
+            exclude: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """One pass's threshold samples (positions into ``labels``) and the balance used.
+
+    ``uniform`` (the default) always succeeds on a region of more than ``c + 1`` samples. A
+    class-balanced draw that a skewed region cannot fill (a class too small for an equal share,
+    or too little of it left in a second pass) falls back to ``proportional``, then to
+    ``available`` (each class gives at most what it has left), as folders written before the
+    uniform default did; the summary records what each pass used."""
     from tdmixup.aum import choose_threshold_samples
 
-    for balance in ("equal", "proportional"):
+    tries = _FALLBACKS[balance]
+    for i, used in enumerate(tries):
         try:
-            return choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance=balance), balance
+            pos = choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance=used)  # type: ignore[arg-type]
+            return pos, used
         except ValueError as err:
-            log.warning("threshold samples with balance=%s impossible (%s)", balance, err)
-    return choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance="available"), "available"
+            if i == len(tries) - 1:
+                raise
+            log.info("threshold samples: balance=%s does not fit this region (%s); trying %s", used, err, tries[i + 1])
+    raise AssertionError("unreachable")

@@ -24,7 +24,8 @@ SECTIONS: dict[str, type] = {
     "mixup": C.MixupConfig, "dynamics": C.DynamicsConfig, "aum": C.AUMConfig,
 }
 PREFIX = {"aum": "aum-", "dynamics": "dynamics-"}
-RENAME = {("model", "name_or_path"): "model", ("data", "columns"): "column", ("data", "test_files"): "test-file"}
+RENAME = {("model", "name_or_path"): "model", ("data", "columns"): "column", ("data", "test_files"): "test-file",
+          ("dynamics", "stratify_regions"): "stratify-regions"}
 
 EXPERIMENT_TABLES = ["table1", "table2", "table3", "steps"]
 """The keys of :data:`tdmixup.experiments.TABLES` (kept here so `--help` needs no torch import)."""
@@ -199,16 +200,27 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 
 
 def cmd_datamap(ns: argparse.Namespace) -> int:
+    from tdmixup.classmix import describe_class_mix, log_warnings
     from tdmixup.datamap import assign_regions, save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
+    from tdmixup.runio import write_json
 
     out = Path(ns.output_dir)
-    stats = compute_statistics(read_dynamics(ns.dynamics))
+    dyn = read_dynamics(ns.dynamics)
+    stats = compute_statistics(dyn)
     fraction = getattr(ns, "dynamics__fraction", C.DynamicsConfig().fraction)
     overlap = getattr(ns, "dynamics__allow_overlap", False)
-    regions = assign_regions(stats, fraction=fraction, allow_overlap=overlap)
+    stratify = getattr(ns, "dynamics__stratify_regions", None) is not False  # default: on
+    regions = assign_regions(stats, fraction=fraction, allow_overlap=overlap, stratify=stratify)
     save_datamap(stats, regions, out, title=str(ns.dynamics))
-    print(json.dumps({k: int(len(v)) for k, v in regions.items()}), f"→ {out}")
+    names = [str(k) for k in range(dyn.num_classes)]
+    mix = describe_class_mix(regions, sample_ids=stats.index.to_numpy(), labels=stats["gold"].to_numpy(),
+                             label_names=names, reference="train")
+    log_warnings(mix["warnings"])
+    summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()},
+               "stratify_regions": stratify, "class_counts": mix["counts"], "class_warnings": mix["warnings"]}
+    write_json(out / "summary.json", summary)
+    print(json.dumps(summary), f"→ {out}")
     return 0
 
 
@@ -289,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p, everything)
     p.set_defaults(func=cmd_aum)
 
-    p = sub.add_parser("experiment", help="Reproduce the paper's Table 1, 2 or 3 (mean ± std over seeds), or the "
+    p = sub.add_parser("experiment", help="Reproduce the paper's Table 1, 2 or 3 (mean ± sample std over seeds), or the "
                                           "'steps' ablation (TDMixUp and random pairs with the baseline's step count).")
     p.add_argument("table", choices=EXPERIMENT_TABLES)
     p.add_argument("--seeds", type=int, default=3)

@@ -98,6 +98,9 @@ class DynamicsConfig:
     mode: DynamicsMode = _f("epoch_end", "epoch_end (paper Eq. 1: inference pass after each epoch) or train_pass (Cartography).")
     fraction: float = _f(0.33, "Size of the easy / ambiguous / hard regions as a fraction of the data.")
     allow_overlap: bool = _f(False, "Let easy and ambiguous share samples (Cartography's code does).")
+    stratify_regions: bool | None = _f(None, "Take each region's fraction within every class, so each region keeps the "
+                                             "data's class mix (default: on; off = one ranking over all samples, the "
+                                             "paper's; a folder written before this option keeps off).")
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,18 @@ class AUMConfig:
     dynamics_mode: DynamicsMode = _f("train_pass", "Margins from the training pass (Pleiss et al., the paper's code) or an end-of-epoch pass.")
     subsets: tuple[str, ...] = _f(("easy",), "Regions `tdmixup run` filters with AUM before TDMixUp (paper: easy only; "
                                   "`tdmixup experiment table1` runs the ambiguous-with-AUM row by itself).")
+    threshold_balance: Literal["uniform", "equal", "proportional"] | None = _f(
+        None, "How threshold samples are drawn: uniform (default; N/(c+1) at random from the whole region, Pleiss "
+              "et al.), equal per class (the paper's code; a folder written before this option keeps it) or "
+              "proportional to class sizes.")
+    skip_epochs: int = _f(0, "Leave the first E epochs out of the AUM average (the paper's code: 0; Pleiss et al.'s "
+                             "runner: 1, epoch 0 of a fresh head).")
+
+    def __post_init__(self) -> None:
+        if self.skip_epochs < 0:
+            raise ValueError(f"--aum-skip-epochs must be 0 or more, got {self.skip_epochs}")
+        if self.epochs is not None and self.skip_epochs >= self.epochs:
+            raise ValueError(f"--aum-skip-epochs {self.skip_epochs} leaves none of the {self.epochs} --aum-epochs")
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,9 @@ class RunConfig:
         if self.train.steps_per_epoch is not None and self.dynamics.mode == "train_pass":
             raise ValueError("--steps-per-epoch cycles the training sets, so a training pass does not see every sample "
                              "once per epoch: use --dynamics-mode epoch_end with it")
+        aum_epochs = self.aum.epochs or self.train.epochs
+        if self.aum.skip_epochs >= aum_epochs:
+            raise ValueError(f"--aum-skip-epochs {self.aum.skip_epochs} leaves none of the AUM run's {aum_epochs} epochs")
 
 
 def to_json_dict(config: Any) -> dict[str, Any]:

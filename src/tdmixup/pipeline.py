@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from tdmixup.config import (
 )
 from tdmixup.data.collate import TokenizedSet, tokenize
 from tdmixup.runio import environment_info, read_json, write_json
+
+if TYPE_CHECKING:
+    from tdmixup.classmix import ClassMix
 
 log = logging.getLogger("tdmixup.pipeline")
 
@@ -66,11 +69,45 @@ class Session:
 
 # Config fields that only stages from this one on read: ``--from-stage X`` may change them.
 CHANGEABLE_FROM: dict[str, tuple[str, ...]] = {
-    "datamap": ("dynamics.fraction", "dynamics.allow_overlap", "aum.", "mixup."),
+    "datamap": ("dynamics.fraction", "dynamics.allow_overlap", "dynamics.stratify_regions", "aum.", "mixup."),
     "aum": ("aum.", "mixup."),
     "tdmixup": ("mixup.",),
     "report": (),
 }
+
+
+FOLDER_KEEPS: dict[tuple[str, str], Any] = {
+    ("aum", "percentile"): 80.0,
+    ("dynamics", "stratify_regions"): False,
+    ("aum", "threshold_balance"): "equal",
+}
+"""Settings whose default changed, with the value a ``config.json`` written before the field
+existed ran with. Left unset (None), such a setting takes the folder's stored value, so an
+existing run folder keeps its behaviour (k: folders made before k depended on the task stored
+80 for every task; regions: unstratified; threshold samples: equal per class, then
+proportional when a class was short). A new folder gets :func:`with_task_defaults`."""
+
+
+def read_saved_config(path: Path) -> tuple[RunConfig, list[str]]:
+    """A run folder's ``config.json`` as a :class:`RunConfig`, and the ``section.field`` names
+    of :data:`FOLDER_KEEPS` missing from the file (written before the field existed), which get
+    the value the run used."""
+    values = read_json(path)["config"]
+    missing = []
+    for (section, name), legacy in FOLDER_KEEPS.items():
+        if name not in values.setdefault(section, {}):
+            values[section][name] = legacy
+            missing.append(f"{section}.{name}")
+    return from_json_dict(values), missing
+
+
+def _keep_folder_settings(config: RunConfig, saved: RunConfig) -> RunConfig:
+    """``config`` with each unset (None) field of :data:`FOLDER_KEEPS` taken from ``saved``."""
+    for section, name in FOLDER_KEEPS:
+        if getattr(getattr(config, section), name) is None:
+            part = replace(getattr(config, section), **{name: getattr(getattr(saved, section), name)})
+            config = replace(config, **{section: part})
+    return config
 
 
 def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = False,
@@ -79,7 +116,7 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
 
     A folder keeps its configuration: a different one is refused, except for the fields that
     only the stages from ``from_stage`` on read (:data:`CHANGEABLE_FROM`), which ``--from-stage``
-    re-runs anyway.
+    re-runs anyway. Settings left unset keep the folder's values (:data:`FOLDER_KEEPS`).
     """
     from tdmixup.data.tasks import load_task
     from tdmixup.model import load_tokenizer
@@ -87,10 +124,14 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
 
     run_dir = Path(run_dir)
     saved = run_dir / "config.json"
-    if config.aum.percentile is None and saved.exists() and not overwrite:
-        # keep the folder's k (a folder made before k depended on the task stored 80 for every task)
-        k = from_json_dict(read_json(saved)["config"]).aum.percentile
-        config = replace(config, aum=replace(config.aum, percentile=k))
+    if saved.exists() and not overwrite:
+        stored, missing = read_saved_config(saved)
+        kept = [f"{section}.{name} = {value!r}" for (section, name), value in FOLDER_KEEPS.items()
+                if f"{section}.{name}" in missing and getattr(getattr(config, section), name) is None]
+        config = _keep_folder_settings(config, stored)
+        if kept:
+            log.warning("%s was written before these options: the folder keeps %s, as it ran (use another "
+                        "--output-dir for the current defaults)", saved, ", ".join(kept))
     config = with_task_defaults(config)
     accelerator = make_accelerator()
     _check_config(config, run_dir, overwrite=overwrite, is_main=accelerator.is_main_process,
@@ -110,23 +151,31 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
 
 
 def with_task_defaults(config: RunConfig) -> RunConfig:
-    """``config`` with the settings left to the task filled in (AUM's k: 80, or 50 for SWAG and
-    HellaSWAG), so that ``config.json`` records the value a run used."""
+    """``config`` with the settings left unset filled in, so that ``config.json`` records the
+    values a run used: AUM's k (the task's: 80, or 50 for SWAG and HellaSWAG), stratified regions
+    (on) and threshold samples drawn uniformly. :func:`open_session` first gives an existing
+    folder its own values (:data:`FOLDER_KEEPS`)."""
     from tdmixup.data.schema import DEFAULT_AUM_PERCENTILE
     from tdmixup.data.tasks import TASKS
 
-    if config.aum.percentile is not None:
+    aum, dyn = config.aum, config.dynamics
+    if aum.percentile is None:
+        spec = TASKS.get(config.data.task.lower())
+        aum = replace(aum, percentile=spec.aum_percentile if spec is not None else DEFAULT_AUM_PERCENTILE)
+    if aum.threshold_balance is None:
+        aum = replace(aum, threshold_balance="uniform")
+    if dyn.stratify_regions is None:
+        dyn = replace(dyn, stratify_regions=True)
+    if aum == config.aum and dyn == config.dynamics:
         return config
-    spec = TASKS.get(config.data.task.lower())
-    k = spec.aum_percentile if spec is not None else DEFAULT_AUM_PERCENTILE
-    return replace(config, aum=replace(config.aum, percentile=k))
+    return replace(config, aum=aum, dynamics=dyn)
 
 
 def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool, is_main: bool, world_size: int,
                   from_stage: str | None = None) -> None:
     path = run_dir / "config.json"
     if path.exists() and not overwrite:
-        saved = from_json_dict(read_json(path)["config"])
+        saved, _ = read_saved_config(path)
         if saved == config:
             return
         changed = _changed_fields(to_json_dict(saved), to_json_dict(config))
@@ -218,6 +267,7 @@ def train_and_evaluate(
     model = build_classifier(cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels)
     mixup_cfg = replace(cfg.mixup, strategy=strategy)
     train_cfg = train_config or cfg.train
+    mix = _train_class_mix(session, stage_dir, train_sets, num_labels, warn=evaluate)  # warns before training
     result = train(
         model, train_sets, train_config=train_cfg, mixup_config=mixup_cfg, out_dir=stage_dir,
         accelerator=session.accelerator, dynamics_mode=dynamics_mode,
@@ -227,6 +277,7 @@ def train_and_evaluate(
     summary: dict[str, Any] = {
         "strategy": strategy,
         "train_sizes": [len(s) for s in train_sets],
+        **mix,
         "train_seconds": result.seconds,
         "history": result.history,
         "dynamics_mode": dynamics_mode,
@@ -242,6 +293,28 @@ def train_and_evaluate(
         shutil.rmtree(stage_dir / "checkpoint", ignore_errors=True)
     mark_done(session, stage_dir, summary)
     return summary
+
+
+def _train_class_mix(session: Session, stage_dir: Path, train_sets: list[TokenizedSet], num_labels: int | None,
+                     *, warn: bool) -> dict[str, Any]:
+    """``train_class_counts`` (one ``{class: count}`` per training set, as trained: an AUM pass's
+    fake class is ``"threshold"``) and ``class_warnings`` (pair tasks, when ``warn``)."""
+    from tdmixup.classmix import class_counts, class_mix_warnings, log_warnings
+
+    spec = session.task.spec
+    names = list(spec.label_names)
+    if spec.kind == "pair" and (num_labels or spec.num_labels) > spec.num_labels:
+        names.append("threshold")
+    counts = [class_counts(s.labels, names) for s in train_sets]
+    warnings: list[str] = []
+    if warn and spec.kind == "pair":
+        reference = class_counts(session.train.labels, names)
+        for i, c in enumerate(counts):
+            warnings += [f"{stage_dir.name}: {w}" for w in
+                         class_mix_warnings(c, reference, what=f"training set {i + 1} of {len(counts)}")]
+        if session.is_main:
+            log_warnings(warnings)
+    return {"train_class_counts": counts, "class_warnings": warnings}
 
 
 # --- the stages ------------------------------------------------------------------------------
@@ -263,14 +336,33 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     if not table.exists():
         raise PipelineError(f"{table} is missing: run stage 'full' first")
     stats = compute_statistics(read_dynamics(table))
-    dcfg = session.config.dynamics
-    regions = assign_regions(stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap)
+    dcfg = with_task_defaults(session.config).dynamics
+    stratify = bool(dcfg.stratify_regions)
+    regions = assign_regions(stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap, stratify=stratify)
     if session.is_main:
         save_datamap(stats, regions, out, title=f"{session.task.spec.name} data map", texts=_texts(session),
                      gold_names=list(session.task.spec.label_names))
-    summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()}}
+    mix = class_mix(session, regions, reference="train", context="data map: ")
+    summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()},
+               "stratify_regions": stratify, "class_counts": mix["counts"], "class_warnings": mix["warnings"]}
     mark_done(session, out, summary)
     return summary
+
+
+def class_mix(session: Session, sets: dict[str, np.ndarray], *, reference: str | None = None,
+              warn_for: tuple[str, ...] | None = None, context: str = "") -> ClassMix:
+    """Per-class counts (by label name) of the training-sample id ``sets`` and warnings for a
+    class absent or far below its training-set share (pair tasks; logged by the main process)
+    (:func:`tdmixup.classmix.describe_class_mix`)."""
+    from tdmixup.classmix import describe_class_mix, log_warnings
+
+    spec = session.task.spec
+    mix = describe_class_mix(sets, sample_ids=session.train.sample_ids, labels=session.train.labels,
+                             label_names=spec.label_names, reference=reference,
+                             warn_for=warn_for if spec.kind == "pair" else (), context=context)
+    if session.is_main:
+        log_warnings(mix["warnings"])
+    return mix
 
 
 def _texts(session: Session) -> dict[int, str]:

@@ -1,7 +1,9 @@
 """``report.md`` of a ``tdmixup run`` folder: accuracy / ECE per stage and set, counts, plots.
 
 Built only from the files the stages wrote (``*/done.json``, ``aum_*/summary.json``), so it can
-be regenerated at any time without the model. Numbers are shown ×100, as in the paper.
+be regenerated at any time without the model. Numbers are shown ×100, as in the paper. The
+class-mix section lists the samples per class of the training set, every region, every AUM kept
+and flagged set and every training set, with the warnings the stages recorded.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def write_run_report(run_dir: str | Path) -> Path:
         out += ["## Accuracy and ECE (×100; ECE with 10 bins; (T) = after temperature scaling fitted on dev)", "",
                 metrics_table(rows), ""]
     out += _counts(run_dir)
+    out += _class_mix(run_dir)
     out += _timings(run_dir)
     out += _plots(run_dir)
     path = run_dir / "report.md"
@@ -79,12 +82,60 @@ def _counts(run_dir: Path) -> list[str]:
         s = _load(aum_dir / "summary.json")
         if s:
             lines.append(f"- AUM on {aum_dir.name[4:]}: {s.get('n_flagged')} of {s.get('n')} flagged "
-                         f"(procedure `{s.get('procedure')}`, k = {s.get('percentile')}), {s.get('n_kept')} kept")
+                         f"(procedure `{s.get('procedure')}`, k = {s.get('percentile')}, threshold samples "
+                         f"`{s.get('threshold_balance', 'equal')}`, skip_epochs = {s.get('skip_epochs', 0)}), "
+                         f"{s.get('n_kept')} kept")
     td = _load(run_dir / "stage4_tdmixup" / "done.json")
     if td:
         sizes = td["train_sizes"]
         lines.append(f"- stage 4 (TDMixUp): easy with AUM {sizes[0]} + ambiguous {sizes[1]}")
     return lines + [""]
+
+
+def class_mix_table(rows: list[tuple[str, dict[str, int]]]) -> str:
+    """Markdown table: one row per (set, ``{class: count}``), counts and the share of each class."""
+    classes: list[str] = []
+    for _, counts in rows:
+        classes += [c for c in counts if c not in classes]
+    lines = ["| set | n | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
+    for label, counts in rows:
+        n = sum(counts.values())
+        cells = [f"{counts.get(c, 0)} ({100 * counts.get(c, 0) / n:.0f} %)" if n else "0" for c in classes]
+        lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _class_mix(run_dir: Path) -> list[str]:
+    """The class mix of the training set, the regions, the AUM sets and each training stage's sets."""
+    rows: list[tuple[str, dict[str, int]]] = []
+    warnings: list[str] = []
+    dm = _load(run_dir / "datamap" / "done.json") or {}
+    for name, counts in dm.get("class_counts", {}).items():
+        rows.append(("training set" if name == "train" else f"{name} region", counts))
+    warnings += dm.get("class_warnings", [])
+    for aum_dir in sorted(run_dir.glob("aum_*")):
+        s = _load(aum_dir / "summary.json") or {}
+        for name in ("kept", "flagged"):
+            if name in s.get("class_counts", {}):
+                rows.append((f"AUM on {aum_dir.name[4:]}: {name}", s["class_counts"][name]))
+        warnings += s.get("class_warnings", [])
+    for d, label in ROWS:
+        s = _load(run_dir / d / "done.json") or {}
+        for i, counts in enumerate(s.get("train_class_counts", [])):
+            if d != "stage1_full":  # stage 1 trains on the training set, shown above
+                rows.append((f"{label}: set {i + 1}", counts))
+        warnings += s.get("class_warnings", [])
+    if not rows:
+        return []
+    config = (_load(run_dir / "config.json") or {}).get("config", {})
+    strat = config.get("dynamics", {}).get("stratify_regions")
+    how = {True: "taken within each class (`--stratify-regions`)", False: "one ranking over all samples "
+           "(`--no-stratify-regions`)"}.get(strat, "one ranking over all samples (written before `--stratify-regions`)")
+    out = ["## Class mix", "", f"Samples per class (share of the set); regions {how}.", "", class_mix_table(rows), ""]
+    if warnings:
+        out += ["**Warnings** (a class absent from a set, or below half its share of the training set):", ""]
+        out += [f"- ⚠ {w}" for w in warnings] + [""]
+    return out
 
 
 def _timings(run_dir: Path) -> list[str]:
