@@ -215,3 +215,46 @@ def test_subset_of_an_empty_set_names_the_missing_ids() -> None:
     assert len(empty) == 0 and len(empty.subset([])) == 0
     with pytest.raises(ValueError, match=r"1 of 1 sample ids are not in this dataset \(first: \[10\]\)"):
         empty.subset([10])
+
+
+# --- randomness of the planned batches (MixUp partners) ---------------------------------------
+def lengths_only(lengths: np.ndarray) -> TokenizedSet:
+    """A set that has lengths and nothing else (all the batch planner reads)."""
+    n = len(lengths)
+    return TokenizedSet(sample_ids=np.arange(n), labels=np.zeros(n, np.int64), input_ids=[], token_type_ids=None,
+                        lengths=np.asarray(lengths), num_choices=0, pad_token_id=0)
+
+
+def test_length_grouping_keeps_mixup_partners_random() -> None:
+    """Two 495-row regions with varied lengths, batch 16, the loop's TDMixUp plan over 4 epochs.
+
+    The earlier plan sorted a whole region as one block, longest row first: 47 % of the pairs
+    sharing a batch shared one again the next epoch (random batches: 3 %), and row i of the easy
+    batch met row i of the ambiguous batch by length rank (r ≈ 0.4 with ties)."""
+    from tdmixup.config import TrainConfig
+    from tdmixup.data.batch_stats import padding_fraction, paired_length_correlation, reoccurrence
+    from tdmixup.training import _plan_epoch
+
+    rng = np.random.default_rng(0)
+    easy, amb = (lengths_only(np.clip(rng.lognormal(np.log(25), 0.3, 495).astype(np.int64), 8, 80)) for _ in range(2))
+    plans = [_plan_epoch([easy, amb], TrainConfig(seed=1), epoch, 1, 0, 16) for epoch in range(4)]
+    easy_plans = [[step[0].positions for step in plan] for plan in plans]
+    again = [reoccurrence(easy_plans[e], easy_plans[e + 1], 495) for e in range(3)]
+    assert max(again) < 0.15, again
+    r = [paired_length_correlation(easy.lengths, easy_plans[e], amb.lengths, [step[1].positions for step in plans[e]])
+         for e in range(4)]
+    assert max(abs(x) for x in r) < 0.15, r
+    # and most of the padding saving is kept
+    plain = [b.positions for b in epoch_batches(easy.lengths, batch_size=16, seed=1, epoch=0, group_by_length=False)]
+    assert padding_fraction(easy.lengths, easy_plans[0]) < 0.6 * padding_fraction(easy.lengths, plain)
+
+
+def test_rows_inside_a_batch_are_not_sorted_and_the_old_plan_is_kept_as_an_option() -> None:
+    lengths = lengths_of(200)
+    new = epoch_order(lengths, batch_size=16, seed=0, epoch=0)
+    assert sum(bool(np.all(np.diff(lengths[b]) <= 0)) for b in new) <= 2  # longest-first only by chance
+    old = epoch_order(lengths, batch_size=16, seed=0, epoch=0, min_megabatches=1, shuffle_rows=False)
+    assert all(np.all(np.diff(lengths[b]) <= 0) for b in old)
+    # the same rows per batch whatever the row order; mega-batches of at most 1/8 of the set
+    assert sorted(len(b) for b in new) == sorted(len(b) for b in old)
+    np.testing.assert_array_equal(np.sort(np.concatenate(new)), np.arange(200))

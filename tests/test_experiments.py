@@ -41,7 +41,8 @@ def test_table_files_have_every_row(tables: Path, table: str) -> None:
         assert row["seeds"] == 2, key
         for metrics in row["sets"].values():
             assert 0 <= metrics["accuracy"]["mean"] <= 100 and metrics["accuracy"]["std"] >= 0
-        assert (row["paper"] is None) == key.endswith("_steps"), key  # the ablation rows are not in the paper
+        ablation = key.endswith(("_steps", "_samples", "_paper_weights"))
+        assert (row["paper"] is None) == ablation, key  # the ablation rows are not in the paper
     assert "90.31 / 1.22" in md or table == "table1"
 
 
@@ -93,7 +94,8 @@ def test_one_seed_reports_no_std_and_tables_say_which_std(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_steps_rows_train_as_many_steps_as_the_full_row(tables: Path) -> None:
     """48 pairs at batch 8 = 6 steps per epoch for the 100 % row; TDMixUp's subsets (~16 pairs
-    each) take 2 per epoch by the paper's definition and 6 in the ``_steps`` rows."""
+    each) take 2 per epoch by the paper's definition, 6 in the ``_steps`` rows and 3 (= 48 rows
+    at two batches of 8 per step) in the ``_samples`` rows; random pairs the same."""
     def steps(run: Path, stage: str) -> list[int]:
         return [h["steps"] for h in json.loads((run / stage / "done.json").read_text())["history"]]
 
@@ -101,9 +103,37 @@ def test_steps_rows_train_as_many_steps_as_the_full_row(tables: Path) -> None:
         run = tables / f"seed_{seed}"
         assert steps(run, "stage1_full") == [6, 6]
         assert steps(run, "rows/tdmixup_steps") == [6, 6] and steps(run, "rows/random_pairs_steps") == [6, 6]
+        assert steps(run, "rows/tdmixup_samples") == [3, 3] and steps(run, "rows/random_pairs_samples") == [3, 3]
         assert max(steps(run, "stage4_tdmixup")) < 6 and max(steps(run, "rows/random_pairs")) < 6
     md = (tables / "steps" / "table.md").read_text()
     assert "Not in the paper" in md
+
+
+@pytest.mark.slow
+def test_paper_weights_row_trains_with_the_paper_codes_loss(tables: Path) -> None:
+    for seed in (1, 2):
+        done = json.loads((tables / f"seed_{seed}" / "rows" / "tdmixup_paper_weights" / "done.json").read_text())
+        assert done["mixup"]["mixed_weight"] == pytest.approx(0.01 * 8 / 3)  # batch 8, 3 classes
+        assert done["mixup"]["unmixed_weight"] == 0.5 and done["mixup"]["strategy"] == "tdmixup"
+
+
+def test_paper_weights_row_config() -> None:
+    """SNLI (batch 16, 3 classes): `--mixed-weight 0.0533 --unmixed-weight 0.5`, the rest unchanged."""
+    from tdmixup.config import MixupConfig
+    from tdmixup.experiments import Row, row_mixup_config
+
+    (row,) = [r for r in TABLES["table3"] if r.key == "tdmixup_paper_weights"]
+    config = row_mixup_config(row, MixupConfig(alpha=0.3), batch_size=16, num_classes=3)
+    assert config.mixed_weight == pytest.approx(0.0533, abs=1e-4) and config.unmixed_weight == 0.5
+    assert config.strategy == "tdmixup" and config.alpha == 0.3
+    assert row_mixup_config(row, MixupConfig(), batch_size=4, num_classes=4).mixed_weight == pytest.approx(0.01)  # SWAG
+    with pytest.raises(ValueError, match="not a MixupConfig field"):
+        Row("x", "x", mixup=(("mixed_weigth", 0.1),))
+    with pytest.raises(ValueError, match="wrong type"):
+        Row("x", "x", mixup=(("alpha", "paper_code"),))
+    assert Row("x", "x", mixup=(("mix_at", "embeddings"),)).mixup == (("mix_at", "embeddings"),)
+    with pytest.raises(ValueError, match="epoch must be"):
+        Row("x", "x", epoch="twice")  # type: ignore[arg-type]
 
 
 def test_cli_offers_every_table() -> None:

@@ -55,7 +55,7 @@ def make_batch(kind: str, rows: int, length: int, *, seed: int, first_id: int = 
 
 def batches_for(strategy: str, kind: str, rows: int = 4) -> list[dict[str, torch.Tensor]]:
     first = make_batch(kind, rows, 9, seed=1)
-    if strategy == "tdmixup":
+    if strategy in ("tdmixup", "random_pairs"):  # random_pairs: two batches of easy ∪ ambiguous
         return [first, make_batch(kind, rows, 7, seed=2, first_id=100)]
     return [first]
 
@@ -157,8 +157,11 @@ def test_tdmixup_with_lambda_one_trains_on_easy_rows(kind: str, mix_at: str) -> 
 
 
 # --- tdmixup pairing, truncation and loss weights --------------------------------------------
+# random_pairs has TDMixUp's structure (two batches, row i × row i, the same loss); only the
+# loop's choice of batches differs (both from easy ∪ ambiguous)
+@pytest.mark.parametrize("strategy", ["tdmixup", "random_pairs"])
 @pytest.mark.parametrize("kind", ["pair", "multiple_choice"])
-def test_tdmixup_pairs_easy_rows_with_ambiguous_rows(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tdmixup_pairs_easy_rows_with_ambiguous_rows(kind: str, strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     model = make_model(kind).eval()
     easy, amb = make_batch(kind, 4, 9, seed=1), make_batch(kind, 3, 7, seed=2, first_id=100)
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -168,7 +171,7 @@ def test_tdmixup_pairs_easy_rows_with_ambiguous_rows(kind: str, monkeypatch: pyt
         return mix_features(feat_a, feat_b, lam, **kw)
 
     monkeypatch.setattr(mixup, "mix_features", spy)
-    compute_step("tdmixup", model, [easy, amb], MixupConfig(strategy="tdmixup"), torch.Generator().manual_seed(0))
+    compute_step(strategy, model, [easy, amb], MixupConfig(strategy=strategy), torch.Generator().manual_seed(0))  # type: ignore[arg-type]
     with torch.no_grad():
         feat_e = model.features(easy["input_ids"], easy["attention_mask"], easy["token_type_ids"])
         feat_a = model.features(amb["input_ids"], amb["attention_mask"], amb["token_type_ids"])
@@ -178,14 +181,15 @@ def test_tdmixup_pairs_easy_rows_with_ambiguous_rows(kind: str, monkeypatch: pyt
     torch.testing.assert_close(mixed_b, feat_a[:n])
 
 
-def test_tdmixup_loss_weights_and_normalisation() -> None:
+@pytest.mark.parametrize("strategy", ["tdmixup", "random_pairs"])
+def test_tdmixup_loss_weights_and_normalisation(strategy: str) -> None:
     model = make_model("pair").eval()
     easy, amb = make_batch("pair", 4, 9, seed=1), make_batch("pair", 4, 7, seed=2, first_id=100)
     g = torch.Generator().manual_seed(3)
     lam = sample_lambda(0.4, generator=torch.Generator().manual_seed(3))
-    config = MixupConfig(strategy="tdmixup", mixed_weight=0.2, unmixed_weight=0.5)
+    config = MixupConfig(strategy=strategy, mixed_weight=0.2, unmixed_weight=0.5)  # type: ignore[arg-type]
     with torch.no_grad():
-        out = compute_step("tdmixup", model, [easy, amb], config, g)
+        out = compute_step(strategy, model, [easy, amb], config, g)  # type: ignore[arg-type]
         feat_e = model.features(easy["input_ids"], easy["attention_mask"], easy["token_type_ids"])
         feat_a = model.features(amb["input_ids"], amb["attention_mask"], amb["token_type_ids"])
         logits_e, logits_a = model.classify(feat_e), model.classify(feat_a)

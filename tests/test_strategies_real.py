@@ -131,4 +131,4 @@ def test_experiment_under_two_processes(tmp_path: Path) -> None:
 
     dyn = read_dynamics(out / "seed_1" / "stage1_full" / "dynamics.parquet")
     assert dyn.logits.shape[:2] == (2, 37) and len(np.unique(dyn.sample_ids)) == 37
-    assert proc.stdout.count("[table3] seed 1 row 1/2") == 1  # progress printed by the main process only
+    assert proc.stdout.count("[table3] seed 1 row 1/3") == 1  # progress printed by the main process only

@@ -297,3 +297,52 @@ def test_steps_per_epoch_refuses_training_pass_dynamics(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="epoch_end"):
         train(None, [tokenized_snli(8)], train_config=TrainConfig(steps_per_epoch=3), mixup_config=MixupConfig(),  # type: ignore[arg-type]
               out_dir=tmp_path, accelerator=None, dynamics_mode="train_pass")
+
+
+def test_table3_arms_take_the_same_samples_per_step_and_mixed_share(model_dirs: dict[str, Path], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """TDMixUp on 20 + 20 pairs and random pairs on their union (40), batch 4, one epoch: the
+    loop hands both strategies 5 steps of two 4-row batches (8 unmixed + 4 mixed rows, mixed
+    share of the loss m / (m + 2v) = 1/3). Random pairs used to take 10 steps of one batch
+    (4 unmixed + 4 mixed, share 1/2)."""
+    seen: dict[str, list[tuple[int, ...]]] = {}
+    real_step = mixup.compute_step
+
+    def spy(strategy: str, model: object, batches: list[dict[str, torch.Tensor]], *args: object, **kw: object) -> object:
+        seen.setdefault(strategy, []).append(tuple(int((b["weight"] > 0).sum()) for b in batches))
+        return real_step(strategy, model, batches, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mixup, "compute_step", spy)
+    for strategy in ("tdmixup", "random_pairs"):  # train_tiny: tdmixup on the halves, random pairs on all 40
+        train_tiny(model_dirs["no_dropout"], tmp_path / strategy, n=40, epochs=1, strategy=strategy)
+
+    def budget(steps: list[tuple[int, ...]]) -> list[tuple[int, int, float]]:
+        """Per step: unmixed rows, mixed rows (row i × row i of two batches, else every row), mixed
+        share of the loss with m = v = 1."""
+        return [(sum(s), min(s) if len(s) == 2 else s[0], 1 / (1 + len(s))) for s in steps]
+
+    assert budget(seen["random_pairs"]) == budget(seen["tdmixup"]) == [(8, 4, 1 / 3)] * 5
+
+
+@pytest.mark.parametrize("n", [40, 37, 35])
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_random_pairs_plan_one_pass_in_two_batches_per_step(n: int, world: int) -> None:
+    """Random pairs: one pass over the set, two batches per step, each sample once over all
+    processes (an odd number of batches takes the last one from the next shuffle)."""
+    from tdmixup.config import TrainConfig
+    from tdmixup.training import _plan_epoch, batches_per_set, steps_per_epoch
+
+    data = tokenized_snli(n)
+    per_set = batches_per_set("random_pairs", 1)
+    plans = [_plan_epoch([data], TrainConfig(seed=0), 0, world, rank, 4, per_set=per_set) for rank in range(world)]
+    batches = -(-n // 4)
+    assert per_set == 2 and {len(p) for p in plans} == {-(-batches // 2)} == {steps_per_epoch([data], 4, per_set=2)}
+    assert all(len(step) == 2 for p in plans for step in p)
+    rows = np.concatenate([b.positions[b.weights > 0] for p in plans for step in p for b in step])
+    counts = np.bincount(rows, minlength=n)
+    assert counts.min() == 1 and (counts > 1).sum() <= (4 if batches % 2 else 0)
+    for step in range(len(plans[0])):  # each of the two batches' weights sum to 1 over the processes
+        for j in range(2):
+            assert sum(float(p[step][j].weights.sum()) for p in plans) == pytest.approx(world)
+    with pytest.raises(ValueError, match="tdmixup.*2 batch"):
+        batches_per_set("tdmixup", 1)

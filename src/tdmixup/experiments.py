@@ -17,23 +17,41 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
-from tdmixup.config import RunConfig, Strategy
+from tdmixup.config import MixupConfig, RunConfig, Strategy
 from tdmixup.model import ModelLoadError
 from tdmixup.runio import atomic_output, atomic_write_text, write_json
 
 log = logging.getLogger("tdmixup.experiments")
 
 
+EpochBudget = Literal["pass", "full_steps", "full_samples"]
+
+PAPER_CODE = "paper_code"
+"""A :attr:`Row.mixup` value for ``mixed_weight``: the paper code's 0.01 × mixed CE summed over the
+batch and averaged over the classes, i.e. ``0.01 · B / C`` (SNLI, B = 16, C = 3: 0.0533; see
+:mod:`tdmixup.mixup`)."""
+
+
 @dataclass(frozen=True)
 class Row:
-    """One row of a table: which samples, which strategy."""
+    """One row of a table: which samples, which strategy, how long an epoch is, loss overrides.
+
+    ``epoch``: ``"pass"`` — one pass over the row's data (the paper); ``"full_steps"`` — the 100 %
+    row's optimiser steps per epoch; ``"full_samples"`` — as many training samples per epoch as the
+    100 % row (its N rows), i.e. ``⌈N / (batches per step × batch size)⌉`` steps (TDMixUp and
+    random pairs take two batches per step). The sets cycle when the epoch is not one pass.
+
+    ``mixup``: :class:`~tdmixup.config.MixupConfig` fields this row sets, as ``(name, value)``
+    pairs (``mixed_weight`` may be :data:`PAPER_CODE`); the run's other settings are kept.
+    """
 
     key: str
     label: str
@@ -41,7 +59,23 @@ class Row:
     sets: tuple[str, ...] = ("all",)   # region names, "+"-joined names are unions; "tdmixup" = the
                                        # pipeline's TDMixUp sets (easy with AUM, ambiguous)
     aum: tuple[str, ...] = ()          # regions filtered with AUM
-    full_steps: bool = False           # as many optimiser steps per epoch as the 100 % row
+    epoch: EpochBudget = "pass"
+    mixup: tuple[tuple[str, float | str], ...] = ()
+
+    def __post_init__(self) -> None:
+        defaults = {f.name: f.default for f in fields(MixupConfig) if f.name != "strategy"}
+        for name, value in self.mixup:
+            if name not in defaults:
+                raise ValueError(f"row {self.key!r}: {name!r} is not a MixupConfig field (one of {sorted(defaults)})")
+            if isinstance(value, str) != isinstance(defaults[name], str) and (name, value) != ("mixed_weight", PAPER_CODE):
+                raise ValueError(f"row {self.key!r}: {name} = {value!r} has the wrong type "
+                                 f"(like {defaults[name]!r}; mixed_weight may also be {PAPER_CODE!r})")
+        if self.epoch not in get_args(EpochBudget):
+            raise ValueError(f"row {self.key!r}: epoch must be one of {get_args(EpochBudget)}, got {self.epoch!r}")
+
+
+PAPER_CODE_WEIGHTS: tuple[tuple[str, float | str], ...] = (("mixed_weight", PAPER_CODE), ("unmixed_weight", 0.5))
+"""The paper code's loss: 0.01 × Σ mixed CE / C + 0.5 × CE(easy) + 0.5 × CE(ambiguous)."""
 
 
 TABLES: dict[str, tuple[Row, ...]] = {
@@ -66,26 +100,41 @@ TABLES: dict[str, tuple[Row, ...]] = {
     "table3": (
         Row("random_pairs", "Random (MixUp on easy ∪ ambiguous)", strategy="random_pairs", sets=("easy+ambiguous",)),
         Row("tdmixup", "Ours (TDMixUp)", strategy="tdmixup", sets=("tdmixup",)),
+        Row("tdmixup_paper_weights", "Ours (TDMixUp), the paper code's loss weights", strategy="tdmixup",
+            sets=("tdmixup",), mixup=PAPER_CODE_WEIGHTS),
     ),
     "steps": (  # an ablation, not in the paper
         Row("full", "100% train"),
         Row("random_pairs", "Random pairs, one pass over easy ∪ ambiguous per epoch (paper)", strategy="random_pairs",
             sets=("easy+ambiguous",)),
+        Row("random_pairs_samples", "Random pairs, the 100% row's samples per epoch", strategy="random_pairs",
+            sets=("easy+ambiguous",), epoch="full_samples"),
         Row("random_pairs_steps", "Random pairs, the 100% row's steps per epoch", strategy="random_pairs",
-            sets=("easy+ambiguous",), full_steps=True),
+            sets=("easy+ambiguous",), epoch="full_steps"),
         Row("tdmixup", "TDMixUp, one pass over the larger set per epoch (paper)", strategy="tdmixup",
             sets=("tdmixup",)),
+        Row("tdmixup_samples", "TDMixUp, the 100% row's samples per epoch", strategy="tdmixup", sets=("tdmixup",),
+            epoch="full_samples"),
         Row("tdmixup_steps", "TDMixUp, the 100% row's steps per epoch", strategy="tdmixup", sets=("tdmixup",),
-            full_steps=True),
+            epoch="full_steps"),
     ),
 }
-"""Rows per table. ``steps`` is not in the paper: it asks whether TDMixUp and random pairs lose to the
-100 % row only because an epoch over a subset has fewer optimiser steps (it matters at small scale)."""
+"""Rows per table. In ``table3`` both arms have TDMixUp's structure (two batches of ``batch_size`` per
+step, row i × row i, the same loss; random pairs draw both batches from one pass over easy ∪
+ambiguous), so only the pairing differs. ``steps`` is not in the paper: it asks whether TDMixUp and
+random pairs lose to the 100 % row only because an epoch over a subset is shorter."""
 
 TABLE_NOTES = {
-    "steps": "Not in the paper. TDMixUp and random pairs train on subsets (easy ∪ ambiguous), so one epoch "
-             "has fewer optimiser steps than the 100 % row's; the `_steps` rows cycle their sets for the "
-             "100 % row's number of steps per epoch (`--steps-per-epoch`), everything else equal.",
+    "table3": "Both arms take two batches of `batch_size` per step, mix row i with row i and weight the loss "
+              "alike (random pairs: both batches from one pass over easy ∪ ambiguous, so with equal regions both "
+              "take as many steps per epoch); only who is paired with whom differs. The paper-weights "
+              "row uses the paper code's loss, 0.01·B/C × mixed + 0.5 × each unmixed batch "
+              "(`--mixed-weight 0.0533 --unmixed-weight 0.5` on SNLI).",
+    "steps": "Not in the paper. TDMixUp and random pairs train on subsets (easy ∪ ambiguous) with two batches "
+             "per step, so one epoch has fewer optimiser steps and samples than the 100 % row's. The `_samples` "
+             "rows train on as many samples per epoch as the 100 % row (N rows = N / (2 × batch) steps), the "
+             "`_steps` rows take its number of steps (twice its samples); the sets are cycled "
+             "(`--steps-per-epoch`), everything else equal.",
 }
 
 # The paper's numbers (BERT-base, mean of 5 runs): (in-domain acc, ECE, out-of-domain acc, ECE).
@@ -192,25 +241,54 @@ def run_row(session: Any, row: Row) -> dict[str, Any]:
     aum_regions = set(row.aum) | (set(session.config.aum.subsets) if "tdmixup" in row.sets else set())
     for region in sorted(aum_regions):  # each AUM run is shared by every row that filters this region
         run_aum(session, session.run_dir / f"aum_{region}", regions[region])
-    if row.key == "tdmixup" and not row.full_steps:  # the pipeline's stage 4, shared with `tdmixup run`
+    if row.key == "tdmixup" and row.epoch == "pass" and not row.mixup:  # stage 4, shared with `tdmixup run`
         return stage_tdmixup(session)
     stage_dir = session.run_dir / "rows" / row.key
     if is_done(stage_dir):  # before building its sets (back-translation is costly)
         return read_done(stage_dir)
     sets = _row_sets(session, row, regions)
     train_config = None
-    if row.full_steps:
-        train_config = replace(session.config.train, steps_per_epoch=full_steps_per_epoch(session))
-    return train_and_evaluate(session, stage_dir, strategy=row.strategy, train_sets=sets, train_config=train_config)
+    if row.epoch != "pass":
+        train_config = replace(session.config.train, steps_per_epoch=row_steps_per_epoch(session, row))
+    mixup_config = None
+    if row.mixup:
+        mixup_config = row_mixup_config(row, session.config.mixup, batch_size=_batch_size(session),
+                                        num_classes=session.task.spec.num_labels)
+    return train_and_evaluate(session, stage_dir, strategy=row.strategy, train_sets=sets, train_config=train_config,
+                              mixup_config=mixup_config)
+
+
+def row_mixup_config(row: Row, base: MixupConfig, *, batch_size: int, num_classes: int) -> MixupConfig:
+    """``base`` with the row's strategy and :attr:`Row.mixup` overrides (:data:`PAPER_CODE` →
+    ``0.01 · batch_size / num_classes``; ``num_classes`` = endings for multiple choice)."""
+    values: dict[str, Any] = {name: 0.01 * batch_size / num_classes if (name, value) == ("mixed_weight", PAPER_CODE)
+                              else value for name, value in row.mixup}
+    return replace(base, strategy=row.strategy, **values)
+
+
+def _batch_size(session: Any) -> int:
+    cfg = session.config.train
+    return cfg.mc_batch_size if session.task.spec.kind == "multiple_choice" else cfg.batch_size
 
 
 def full_steps_per_epoch(session: Any) -> int:
     """Optimiser steps in one epoch of the 100 % row (one pass over the whole training set)."""
     from tdmixup.training import steps_per_epoch
 
-    cfg = session.config.train
-    batch = cfg.mc_batch_size if session.task.spec.kind == "multiple_choice" else cfg.batch_size
-    return steps_per_epoch([session.train], batch, fixed=cfg.steps_per_epoch)
+    return steps_per_epoch([session.train], _batch_size(session), fixed=session.config.train.steps_per_epoch)
+
+
+def row_steps_per_epoch(session: Any, row: Row) -> int:
+    """Steps per epoch of a row whose epoch is not one pass (:attr:`Row.epoch`): the 100 % row's
+    steps, or the steps in which the row's strategy trains on as many samples as the 100 % row
+    (``⌈N / (batches per step × batch size)⌉``)."""
+    from tdmixup.mixup import batches_per_step
+
+    if row.epoch == "full_steps":
+        return full_steps_per_epoch(session)
+    if row.epoch == "full_samples":
+        return math.ceil(len(session.train) / (batches_per_step(row.strategy) * _batch_size(session)))
+    raise ValueError(f"row {row.key!r}: one pass over its data has no fixed step count")
 
 
 def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: int | list[int]) -> dict[str, Any]:

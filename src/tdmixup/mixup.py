@@ -20,10 +20,15 @@ Strategies (``MixupConfig.strategy``), per step, with ``ℓ`` the per-sample (so
 * ``tdmixup`` — the paper: ``batches = (easy, ambiguous)``; row i of the easy batch is mixed
   with row i of the ambiguous batch (both truncated to the shorter one, as the paper's code
   does with uneven last batches), at ``MixupConfig.mix_at``.
-* ``random_pairs`` — the ablation of the paper's Table 3: one batch from easy ∪ ambiguous,
-  partner = random permutation; same loss form as ``tdmixup``.
+* ``random_pairs`` — the ablation of the paper's Table 3, with TDMixUp's structure: two
+  batches of ``batch_size`` from easy ∪ ambiguous, row i mixed with row i, the same loss. The
+  loop plans one pass over the union per epoch and gives each step two of its batches (two
+  random length groups, rows in random order, see :data:`PAIRS_FROM_ONE_SET`), so both arms
+  take as many samples per step (2 × ``batch_size`` unmixed + ``batch_size`` mixed), give the
+  mixed samples the same share of the loss and, on sets of 495 + 495, as many steps per epoch
+  (31): only who is paired with whom differs.
 
-Loss of ``tdmixup`` (``u`` = 2 unmixed batches) and ``random_pairs`` (``u`` = 1), with
+Loss of ``tdmixup`` and ``random_pairs`` (``u`` = 2 unmixed batches), with
 ``m = mixed_weight``, ``v = unmixed_weight`` and mixed-row weight ``min(w_a, w_b)``::
 
     L = (m·Σ w·ℓ(mixed) + v·Σ_batches Σ w·CE(batch)) / (m + u·v)
@@ -335,19 +340,9 @@ def _step_tdmixup(model: Classifier, batches: Sequence[Batch], config: MixupConf
 
 
 def _step_random_pairs(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator, pad: int) -> StepOutput:
-    """Random partners within one batch of easy ∪ ambiguous, plus the unmixed batch."""
-    (batch,) = batches
-    k = _num_choices(batch)
-    lam = _lambda_for(config, len(batch["labels"]), generator)
-    perm = partner_index(batch["weight"], generator)
-    partner = _select(batch, perm)
-    feats, logits = _forward(model, batch)
-    mixed_logits = _mixed_logits(model, batch, partner, feats, feats[_encoder_rows(perm.to(feats.device), k)], lam, config, pad)
-    c = mixed_logits.shape[-1]
-    targets = mix_tensors(one_hot(batch["labels"], c), one_hot(partner["labels"], c), lam)
-    mixed = (mixed_logits, targets, torch.minimum(batch["weight"], partner["weight"]))
-    loss = _mixed_plus_unmixed(config, mixed, [(logits, batch)])
-    return StepOutput(loss, logits.detach(), batch["sample_id"], float(lam.mean()))
+    """Two random batches of easy ∪ ambiguous, row i × row i, plus both unmixed batches:
+    TDMixUp's step (same sample counts and loss) with random instead of easy × ambiguous pairs."""
+    return _step_tdmixup(model, batches, config, generator, pad)
 
 
 def _step_kong(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator, pad: int) -> StepOutput:
@@ -365,8 +360,22 @@ _STEPS: dict[str, tuple[int, StepFn]] = {
     "manifold": (1, partial(_step_mixed_only, at="cls")),
     "kong": (1, _step_kong),
     "tdmixup": (2, _step_tdmixup),
-    "random_pairs": (1, _step_random_pairs),
+    "random_pairs": (2, _step_random_pairs),
 }
+
+PAIRS_FROM_ONE_SET = frozenset({"random_pairs"})
+"""Strategies whose two batches per step come from one training set (the loop plans them)."""
+
+
+def batches_per_step(strategy: Strategy) -> int:
+    """Planned batches one step of ``strategy`` takes (2 for ``tdmixup`` and ``random_pairs``).
+
+    >>> batches_per_step("none"), batches_per_step("random_pairs")
+    (1, 2)
+    """
+    if strategy not in _STEPS:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(_STEPS)}")
+    return _STEPS[strategy][0]
 
 
 def compute_step(strategy: Strategy, model: Classifier, batches: Sequence[Batch], config: MixupConfig,
@@ -376,7 +385,8 @@ def compute_step(strategy: Strategy, model: Classifier, batches: Sequence[Batch]
     Args:
         strategy: ``none | mixup | manifold | kong | tdmixup | random_pairs`` (module docstring).
         model: the (unwrapped) classifier; its train/eval mode is respected.
-        batches: ``(easy, ambiguous)`` for ``tdmixup``, one batch otherwise.
+        batches: ``(easy, ambiguous)`` for ``tdmixup``, two batches of easy ∪ ambiguous for
+            ``random_pairs``, one batch otherwise.
         config: λ distribution, mixing point, loss weights, Kong et al.'s ε and β.
         generator: RNG for λ, partners and Kong's noise (drawn in that order).
         pad_token_id: pad id used when two batches of different lengths are mixed.

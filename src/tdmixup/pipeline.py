@@ -27,6 +27,7 @@ import numpy as np
 
 from tdmixup.config import (
     DynamicsMode,
+    MixupConfig,
     RunConfig,
     Strategy,
     TrainConfig,
@@ -246,11 +247,13 @@ def train_and_evaluate(
     num_labels: int | None = None,
     keep_checkpoint: bool = True,
     train_config: TrainConfig | None = None,
+    mixup_config: MixupConfig | None = None,
 ) -> dict[str, Any]:
     """Train one model on ``train_sets`` with ``strategy``, then evaluate it on every test set.
 
     ``train_config`` replaces the session's loop settings for this stage only (an AUM run's own
-    epoch count; an experiment row's step count). Skipped (its ``done.json`` is returned) when the
+    epoch count; an experiment row's step count), ``mixup_config`` its MixUp settings (an
+    experiment row's loss weights; recorded in ``done.json``). Skipped (its ``done.json`` is returned) when the
     stage finished before; resumed from the last epoch checkpoint when it was interrupted.
     """
     from tdmixup.evaluation import evaluate_sets
@@ -265,7 +268,7 @@ def train_and_evaluate(
     cfg = session.config
     seed_everything(cfg.train.seed)
     model = build_classifier(cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels)
-    mixup_cfg = replace(cfg.mixup, strategy=strategy)
+    mixup_cfg = replace(mixup_config or cfg.mixup, strategy=strategy)
     train_cfg = train_config or cfg.train
     mix = _train_class_mix(session, stage_dir, train_sets, num_labels, warn=evaluate)  # warns before training
     result = train(
@@ -282,6 +285,8 @@ def train_and_evaluate(
         "history": result.history,
         "dynamics_mode": dynamics_mode,
     }
+    if mixup_config is not None:
+        summary["mixup"] = to_json_dict(mixup_cfg)
     if evaluate:
         eval_start = time.perf_counter()
         summary["metrics"] = evaluate_sets(

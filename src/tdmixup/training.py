@@ -6,8 +6,10 @@ runs one strategy step per batch (:func:`tdmixup.mixup.compute_step`), clips, st
 epoch end records training dynamics and writes a checkpoint.
 
 *An epoch* is one pass over the training set. With two training sets (``tdmixup``: easy and
-ambiguous) it is one pass over the larger one; the smaller one is re-shuffled and cycled. With
-``TrainConfig.steps_per_epoch`` it is that many steps instead, every set cycled.
+ambiguous) it is one pass over the larger one; the smaller one is re-shuffled and cycled.
+``random_pairs`` takes two batches of its one set (easy ∪ ambiguous) per step, so its pass has
+half as many steps. With ``TrainConfig.steps_per_epoch`` it is that many steps instead, every set
+cycled.
 
 Multi-process (``accelerate launch`` / ``torchrun``): the global batch of ``batch_size`` rows is
 split over the processes, every sample is seen exactly once per pass (no sampler padding), only
@@ -98,13 +100,22 @@ def _to_device(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.T
 
 
 def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: int, rank: int,
-                batch_size: int) -> list[list[PlannedBatch]]:
-    """Per step, one planned batch per training set.
+                batch_size: int, *, per_set: int = 1) -> list[list[PlannedBatch]]:
+    """Per step, ``per_set`` planned batches from each training set (in ``sets`` order).
 
     By default the largest set defines the epoch (one pass over it) and the others cycle; with
-    ``cfg.steps_per_epoch`` every set cycles for exactly that many steps.
+    ``cfg.steps_per_epoch`` every set cycles for exactly that many steps. With ``per_set = 2``
+    (``random_pairs``: two batches of one set) step s takes batches 2s and 2s + 1 of the set's
+    pass — two random length groups, as TDMixUp's easy and ambiguous batches are — so an epoch is
+    one pass over the set in half as many steps; when the pass has an odd number of batches the
+    last step's second batch comes from the set's next shuffle (as TDMixUp cycles its smaller set).
     """
     common: dict[str, Any] = dict(batch_size=batch_size, epoch=epoch, world_size=world, rank=rank, group_by_length=cfg.group_by_length)
+    if per_set > 1:
+        steps = steps_per_epoch(sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
+        plans = [cycled_batches(s.lengths, steps=steps * per_set, seed=cfg.seed + 7919 * i, **common)
+                 for i, s in enumerate(sets)]
+        return [[plan[step * per_set + j] for plan in plans for j in range(per_set)] for step in range(steps)]
     if cfg.steps_per_epoch is not None:
         plans = [cycled_batches(s.lengths, steps=cfg.steps_per_epoch, seed=cfg.seed + 7919 * i, **common)
                  for i, s in enumerate(sets)]
@@ -118,11 +129,30 @@ def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: i
     return [list(step) for step in zip(*plans, strict=True)]
 
 
-def steps_per_epoch(sets: list[TokenizedSet], batch_size: int, *, fixed: int | None = None) -> int:
-    """Optimiser steps in one epoch: ``fixed`` when given, else one pass over the largest set."""
+def batches_per_set(strategy: str, n_sets: int) -> int:
+    """Batches each training set gives one step of ``strategy``: 1, or 2 when ``random_pairs``
+    draws both of its batches from one set (:data:`tdmixup.mixup.PAIRS_FROM_ONE_SET`).
+
+    Raises:
+        ValueError: when the strategy cannot train on ``n_sets`` sets (e.g. ``tdmixup`` on one).
+    """
+    from tdmixup.mixup import PAIRS_FROM_ONE_SET, batches_per_step
+
+    per_step = batches_per_step(strategy)  # type: ignore[arg-type]
+    if n_sets == per_step:
+        return 1
+    if n_sets == 1 and strategy in PAIRS_FROM_ONE_SET:
+        return per_step
+    raise ValueError(f"strategy {strategy!r} takes {per_step} batch(es) per step, one from each training set"
+                     f"{' (or both from one set)' if strategy in PAIRS_FROM_ONE_SET else ''}; got {n_sets} sets")
+
+
+def steps_per_epoch(sets: list[TokenizedSet], batch_size: int, *, fixed: int | None = None, per_set: int = 1) -> int:
+    """Optimiser steps in one epoch: ``fixed`` when given, else one pass over the largest set
+    (``per_set`` of its batches per step)."""
     if fixed is not None:
         return fixed
-    return math.ceil(max(len(s) for s in sets) / batch_size)
+    return math.ceil(max(math.ceil(len(s) / batch_size) for s in sets) / per_set)
 
 
 def train(
@@ -170,7 +200,9 @@ def train(
     world, rank = accelerator.num_processes, accelerator.process_index
     mc = train_sets[0].num_choices > 0
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
-    n_steps = steps_per_epoch(train_sets, batch_size, fixed=cfg.steps_per_epoch)
+    per_set = batches_per_set(mixup_config.strategy, len(train_sets))
+    step_sets = [s for s in train_sets for _ in range(per_set)]  # the set of each batch of a step
+    n_steps = steps_per_epoch(train_sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
     optimizer = _adamw(list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -188,13 +220,13 @@ def train(
     for epoch in range(first_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
         wrapped.train()
-        plan = _plan_epoch(train_sets, cfg, epoch, world, rank, batch_size)
+        plan = _plan_epoch(train_sets, cfg, epoch, world, rank, batch_size, per_set=per_set)
         seen_ids: list[np.ndarray] = []
         seen_logits: list[np.ndarray] = []
         total, count = 0.0, 0
         bar = tqdm(plan, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not accelerator.is_main_process, leave=False)
         for step, planned in enumerate(bar):
-            batches = [_to_device(collate(s, p.positions, p.weights), accelerator.device) for s, p in zip(train_sets, planned, strict=True)]
+            batches = [_to_device(collate(s, p.positions, p.weights), accelerator.device) for s, p in zip(step_sets, planned, strict=True)]
             out = wrapped(step_fn=lambda m, b=batches: compute_step(mixup_config.strategy, m, b, mixup_config, generator,
                                                                    pad_token_id=train_sets[0].pad_token_id))
             _check_finite(out.loss, accelerator, epoch, step, ckpt)

@@ -3,8 +3,9 @@
 * :func:`tokenize` turns a schema :class:`datasets.Dataset` into a :class:`TokenizedSet`
   (unpadded token arrays keyed by ``sample_id``), in one batched call of a fast tokenizer.
 * :func:`epoch_batches` plans one epoch of training batches for one process: a seeded shuffle,
-  then (optionally) length grouping inside mega-batches, then global batches of
-  ``batch_size`` rows that are split over the ``world_size`` processes. Every sample appears
+  then (optionally) length grouping inside mega-batches (rows in random order inside each
+  batch, see :func:`epoch_order`), then global batches of ``batch_size`` rows that are split
+  over the ``world_size`` processes. Every sample appears
   exactly once per epoch over all processes. No sample is repeated to even out the processes:
   when a global batch has fewer rows than processes, the missing slots get a dummy row with
   loss weight 0. Row weights are ``world_size / global_batch_rows`` so that
@@ -161,25 +162,45 @@ class PlannedBatch:
 
 
 def epoch_order(lengths: np.ndarray, *, batch_size: int, seed: int, epoch: int, group_by_length: bool = True,
-                megabatch_factor: int = 50) -> list[np.ndarray]:
+                megabatch_factor: int = 50, min_megabatches: int = 8, shuffle_rows: bool = True) -> list[np.ndarray]:
     """Global batches (positions) of one epoch: seeded shuffle, optional length grouping.
 
-    Length grouping sorts each mega-batch of ``batch_size * megabatch_factor`` shuffled rows by
-    length, cuts it into batches and shuffles the batch order, so padding shrinks while the
-    data order stays random. Deterministic for a given ``(seed, epoch)``.
+    Length grouping sorts each mega-batch of shuffled rows by length, cuts it into batches,
+    shuffles the order of all batches and (``shuffle_rows``) the rows inside each batch, so
+    padding shrinks while the data order and the MixUp partners stay random:
+
+    * a mega-batch holds ``batch_size × megabatch_factor`` rows, but at most
+      ``1 / min_megabatches`` of the set (rounded up to whole batches). Two rows can share a
+      batch again next epoch only if they land in the same mega-batch again, so on a small set
+      (a 495-row region) the rows a sample is batched with are re-drawn every epoch (the
+      share of batch-mates met again next epoch falls from 47 % to 9 % on real SNLI lengths,
+      ``benchmarks/partner_randomness.py``); sets of ``≥ min_megabatches × megabatch_factor``
+      batches keep the full mega-batch and its padding;
+    * inside a batch the rows are in random order, not longest first, so TDMixUp's row i ×
+      row i pairing (:mod:`tdmixup.mixup`) does not pair samples by their length rank, and the
+      processes of a multi-process run get equally long shares. Order inside a batch costs no
+      padding.
+
+    ``min_megabatches=1, shuffle_rows=False`` gives the earlier plan (one length-sorted block of
+    up to 800 rows, longest row first), kept for measurements. Deterministic for a given ``(seed, epoch)``; without
+    grouping it is the seeded permutation cut into batches.
     """
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(len(lengths))
     if not group_by_length:
         return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
-    mega = batch_size * megabatch_factor
+    n_batches = -(-len(perm) // batch_size)
+    mega = batch_size * max(1, min(megabatch_factor, -(-n_batches // max(min_megabatches, 1))))
     batches: list[np.ndarray] = []
     for i in range(0, len(perm), mega):
         chunk = perm[i : i + mega]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
         batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
     order = rng.permutation(len(batches))
-    return [batches[i] for i in order]
+    if not shuffle_rows:
+        return [batches[i] for i in order]
+    keys = rng.random(len(perm))
+    return [b[np.argsort(keys[b], kind="stable")] for b in (batches[i] for i in order)]
 
 
 def shard_batch(global_batch: np.ndarray, *, world_size: int, rank: int) -> PlannedBatch:
