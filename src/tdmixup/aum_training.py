@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tdmixup.data.collate import TokenizedSet
 from tdmixup.runio import atomic_write_text, read_json, write_json
+
+if TYPE_CHECKING:
+    from tdmixup.aum import Balance
 
 log = logging.getLogger("tdmixup.aum")
 
@@ -119,7 +122,7 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     return summary
 
 
-_FALLBACKS: dict[str, tuple[str, ...]] = {
+_FALLBACKS: dict[str, tuple[Balance, ...]] = {
     "uniform": ("uniform",),
     "equal": ("equal", "proportional", "available"),
     "proportional": ("proportional", "available"),
@@ -140,7 +143,7 @@ def _choose(labels: np.ndarray, num_classes: int, *, balance: str, seed: int,
     tries = _FALLBACKS[balance]
     for i, used in enumerate(tries):
         try:
-            pos = choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance=used)  # type: ignore[arg-type]
+            pos = choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance=used)
             return pos, used
         except ValueError as err:
             if i == len(tries) - 1:
