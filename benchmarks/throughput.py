@@ -17,6 +17,14 @@ order over ``--rounds`` rounds to spread out the noise of a shared machine:
 * ``hf_trainer_grouped`` — ``Trainer`` with ``train_sampling_strategy="group_by_length"``
   (transformers 5's name for ``group_by_length=True``).
 
+Strategy sides (not in the default set; ``--sides strategy_none strategy_tdmixup
+strategy_aum_saliency --out benchmarks/results/throughput_strategies.json``): tdmixup's loop with
+length grouping and the strategy ``none`` (one set), ``tdmixup`` or ``aum_saliency`` (two sets: the
+first and second half of the pairs, one batch of each per step; for ``aum_saliency`` each row's
+recorded saliency comes from random logits — the cost depends on neither the split nor the
+values). Their samples/s counts every row forwarded through the encoder (both batches of a step),
+so all three sides push the same number of samples per epoch through the model.
+
 Samples/s = training samples / wall time of the training call (tokenisation and model loading
 excluded on both sides). On a shared machine the driver waits before each run until at most
 ``--max-other-runnable`` other tasks are runnable (``/proc/loadavg``; at most ``--max-wait``
@@ -51,6 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNLI = REPO.parent / "shared" / "data" / "snli" / "snli_1.0_train_first100k.jsonl"
 LABELS = ("entailment", "neutral", "contradiction")
 SIDES = ("tdmixup", "hf_trainer", "hf_trainer_grouped", "tdmixup_ungrouped")
+STRATEGY_SIDES = ("strategy_none", "strategy_tdmixup", "strategy_aum_saliency")
 TARGET_RATIO = 1.15
 
 
@@ -72,6 +81,45 @@ def load_pairs(path: Path, n: int) -> dict[str, list[Any]]:
 
 
 # --- one side, in a child process -------------------------------------------------------------
+def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict[str, Any]:
+    """tdmixup's loop with ``strategy`` (none: one set; tdmixup / aum_saliency: two halves)."""
+    import numpy as np
+    import torch
+
+    from tdmixup.aum_saliency import SaliencyColumn, logit_saliency
+    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.data.collate import tokenize
+    from tdmixup.data.schema import TaskSpec
+    from tdmixup.model import build_classifier, load_tokenizer
+    from tdmixup.training import _plan_epoch, make_accelerator, seed_everything, train
+
+    tokenizer = load_tokenizer(ModelConfig().name_or_path)
+    data = tokenize(load_pairs(args.snli, args.n), TaskSpec("snli", "pair", LABELS), tokenizer, max_length=args.max_length)
+    ids = data.sample_ids
+    sets = [data] if strategy == "none" else [data.subset(ids[: len(ids) // 2]), data.subset(ids[len(ids) // 2 :])]
+    columns = None
+    if strategy == "aum_saliency":
+        g = torch.Generator().manual_seed(args.seed)
+        recorded = logit_saliency(torch.randn(len(ids), len(LABELS), generator=g), torch.as_tensor(data.labels))
+        columns = SaliencyColumn(ids, recorded.numpy())
+    accelerator = make_accelerator()
+    seed_everything(args.seed)
+    model = build_classifier(ModelConfig(), "pair", len(LABELS))
+    config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = train(model, sets, train_config=config, mixup_config=MixupConfig(strategy=strategy),  # type: ignore[arg-type]
+                   out_dir=out_dir, accelerator=accelerator, tokenizer=tokenizer, batch_columns=columns)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    rows = padded = real = 0
+    for e in range(args.epochs):
+        for step in _plan_epoch(sets, config, e, 1, 0, args.batch_size):
+            for s, planned in zip(sets, step, strict=True):
+                lengths = s.lengths[planned.positions]
+                rows, real, padded = rows + len(lengths), real + int(lengths.sum()), padded + len(lengths) * int(np.max(lengths))
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "final_train_loss": result.history[-1]["train_loss"],
+            "padded_tokens": padded, "real_tokens": real, "samples": rows, "strategy": strategy}
+
+
 def run_tdmixup(args: argparse.Namespace, out_dir: Path, *, group_by_length: bool) -> dict[str, Any]:
     from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
     from tdmixup.data.collate import epoch_batches, tokenize
@@ -154,11 +202,13 @@ def child(args: argparse.Namespace) -> None:
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix=f"throughput_{args.child}_") as tmp:
-        if args.child.startswith("tdmixup"):
+        if args.child.startswith("strategy_"):
+            result = run_strategy(args, Path(tmp), args.child[len("strategy_"):])
+        elif args.child.startswith("tdmixup"):
             result = run_tdmixup(args, Path(tmp), group_by_length=args.child == "tdmixup")
         else:
             result = run_trainer(args, Path(tmp), grouped=args.child == "hf_trainer_grouped")
-    result.update(side=args.child, samples_per_s=args.n * args.epochs / result["seconds"],
+    result.update(side=args.child, samples_per_s=result.get("samples", args.n * args.epochs) / result["seconds"],
                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   torch_threads=torch.get_num_threads(),
                   cpu_share=result["cpu_seconds"] / (result["seconds"] * torch.get_num_threads()))
@@ -253,7 +303,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
+    parser.add_argument("--sides", nargs="+", choices=SIDES + STRATEGY_SIDES, default=list(SIDES))
     parser.add_argument("--snli", type=Path, default=SNLI)
     parser.add_argument("--max-other-runnable", type=float, default=0.5,
                         help="before each run, wait until at most this many other tasks are runnable ...")
@@ -262,7 +312,7 @@ def main() -> None:
     parser.add_argument("--omp-wait-policy", choices=["default", "PASSIVE", "ACTIVE"], default="default",
                         help="OMP_WAIT_POLICY of the runs; PASSIVE on a shared machine (spinning OpenMP workers "
                              "that lose their core stall every step: 3x slower here under load)")
-    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=SIDES + STRATEGY_SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -284,8 +334,13 @@ def main() -> None:
     if "tdmixup" in summary:
         ours = summary["tdmixup"]["samples_per_s_median"]
         ratios = {f"tdmixup_vs_{s}": ours / summary[s]["samples_per_s_median"] for s in summary if s != "tdmixup"}
+    if "strategy_aum_saliency" in summary:
+        ours = summary["strategy_aum_saliency"]["samples_per_s_median"]
+        ratios.update({f"aum_saliency_vs_{s[len('strategy_'):]}": ours / summary[s]["samples_per_s_median"]
+                       for s in ("strategy_none", "strategy_tdmixup") if s in summary})
     report = {
-        "benchmark": "training samples/s, tdmixup loop vs Hugging Face Trainer",
+        "benchmark": ("training samples/s of the strategies none, tdmixup and aum_saliency in tdmixup's loop"
+                      if set(args.sides) <= set(STRATEGY_SIDES) else "training samples/s, tdmixup loop vs Hugging Face Trainer"),
         "started": started,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("child", "out")},
         "machine": machine_info(),
@@ -294,8 +349,8 @@ def main() -> None:
         "summary": summary,
         "ratios": ratios,
         "contention": contention_note(runs),
-        "target_ratio_vs_hf_trainer": TARGET_RATIO,
-        "meets_target": ratios.get("tdmixup_vs_hf_trainer", 0.0) >= TARGET_RATIO,
+        **({"target_ratio_vs_hf_trainer": TARGET_RATIO,
+            "meets_target": ratios.get("tdmixup_vs_hf_trainer", 0.0) >= TARGET_RATIO} if "hf_trainer" in summary else {}),
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

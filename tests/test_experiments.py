@@ -41,8 +41,9 @@ def test_table_files_have_every_row(tables: Path, table: str) -> None:
         assert row["seeds"] == 2, key
         for metrics in row["sets"].values():
             assert 0 <= metrics["accuracy"]["mean"] <= 100 and metrics["accuracy"]["std"] >= 0
-        ablation = key.endswith(("_steps", "_samples", "_paper_weights"))
-        assert (row["paper"] is None) == ablation, key  # the ablation rows are not in the paper
+        # the ablation rows and the rows beyond the paper have no paper numbers (full_ts: Desai & Durrett's)
+        ablation = key.endswith(("_steps", "_samples", "_paper_weights")) or key in ("full_ls", "aum_saliency")
+        assert (row["paper"] is None) == ablation, key
     assert "90.31 / 1.22" in md or table == "table1"
 
 
@@ -54,8 +55,9 @@ def test_rows_reuse_shared_stages(tables: Path) -> None:
         assert (run / "stage1_full" / "done.json").exists()
         assert (run / "aum_easy" / "aum.parquet").exists() and (run / "aum_ambiguous" / "aum.parquet").exists()
         rows = sorted(p.name for p in (run / "rows").iterdir())
-        assert "full" not in rows and "tdmixup" not in rows
-        assert {"easy", "easy_aum", "mixup", "manifold", "kong", "random_pairs", "tdmixup_noaum"} <= set(rows)
+        assert not {"full", "tdmixup", "full_ts", "aum_saliency"} & set(rows)  # stage 1 / the pipeline's stage 4
+        assert {"easy", "easy_aum", "mixup", "manifold", "kong", "random_pairs", "tdmixup_noaum", "full_ls"} <= set(rows)
+        assert (run / "stage4_aum_saliency" / "done.json").exists()
 
 
 def test_sizes_cell_shows_the_range_over_seeds() -> None:
@@ -134,6 +136,44 @@ def test_paper_weights_row_config() -> None:
     assert Row("x", "x", mixup=(("mix_at", "embeddings"),)).mixup == (("mix_at", "embeddings"),)
     with pytest.raises(ValueError, match="epoch must be"):
         Row("x", "x", epoch="twice")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_table2_scaling_and_smoothing_rows(tables: Path) -> None:
+    """"100% + temperature scaling" is the 100 % run read after scaling; "+ label smoothing" trained with ε = 0.1."""
+    data = json.loads((tables / "table2" / "table.json").read_text())["rows"]
+    for name, full in data["full"]["sets"].items():
+        scaled = data["full_ts"]["sets"][name]
+        assert scaled["ece"] == full["ece_scaled"] and scaled["accuracy"] == full["accuracy"]
+    config = json.loads((tables / "seed_1" / "rows" / "full_ls" / "done.json").read_text())
+    assert config["strategy"] == "none"
+    md = (tables / "table2" / "table.md").read_text()
+    assert "ECE (T)" in md and "lowest ECE on `snli_test`: as trained" in md
+
+
+def _result(acc: float, ece: float, ece_scaled: float) -> dict:
+    return {"metrics": {"sets": {"t": {"accuracy": acc, "ece": ece, "ece_scaled": ece_scaled}}}, "train_sizes": [10],
+            "train_seconds": 1.0}
+
+
+def test_write_table_shows_scaled_ece_and_the_winners(tmp_path: Path) -> None:
+    from tdmixup.experiments import Row, write_table
+
+    rows = (Row("full", "100%"), Row("full_ts", "100% + TS", temperature_scaled=True), Row("mix", "MixUp", strategy="mixup"))
+    results = {"full": {1: _result(0.7, 0.05, 0.02), 2: _result(0.7, 0.07, 0.02)},
+               "full_ts": {1: _result(0.7, 0.05, 0.02), 2: _result(0.7, 0.07, 0.02)},
+               "mix": {1: _result(0.6, 0.03, 0.04), 2: _result(0.6, 0.03, 0.04)}}
+    write_table("table2", rows, results, "snli", tmp_path)
+    md = (tmp_path / "table.md").read_text()
+    header = md.splitlines()[2]
+    assert "t Acc | t ECE | t ECE (T)" in header
+    assert "| 100% + TS | 10 | 2 | 70.00 ± 0.00 | 2.00 ± 0.00 | 2.00 ± 0.00 |" in md
+    assert "| 100% | 10 | 2 | 70.00 ± 0.00 | 6.00 ± 1.41 | 2.00 ± 0.00 |" in md
+    assert ("- lowest ECE on `t`: as trained **MixUp** (3.00; next 100% 6.00); after temperature scaling **100%** "
+            "(2.00; next MixUp 4.00)") in md
+    data = json.loads((tmp_path / "table.json").read_text())
+    assert data["rows"]["full_ts"]["sets"]["t"]["ece"]["mean"] == pytest.approx(2.0)
+    assert (tmp_path / "table.csv").read_text().splitlines()[0].count("ECE (T)") == 1
 
 
 def test_cli_offers_every_table() -> None:

@@ -108,7 +108,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         for key, value in DEMO_DEFAULTS.items():  # the CPU-sized default, only as a whole
             if not hasattr(ns, key):
                 setattr(ns, key, value)
-    cfg = config_from_args(ns)
+    # the default (tdmixup) leaves mixup.strategy as before, so older run folders keep their config
+    cfg = config_from_args(ns, **({"strategy": ns.strategy} if ns.strategy != "tdmixup" else {}))
     session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, from_stage=ns.from_stage)
     results = run_pipeline(session, from_stage=ns.from_stage, until=ns.until)
     if session.is_main:
@@ -125,6 +126,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from tdmixup.evaluation import format_metrics
     from tdmixup.pipeline import open_session, train_and_evaluate
 
+    if ns.strategy == "aum_saliency":
+        raise SystemExit("--strategy aum_saliency needs stage 1's dynamics: use `tdmixup run --strategy aum_saliency`")
     cfg = config_from_args(ns, strategy=ns.strategy)
     session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite)
     sets = [session.train]
@@ -264,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-stage", choices=["full", "datamap", "aum", "tdmixup", "report"], default=None)
     p.add_argument("--until", choices=["full", "datamap", "aum", "tdmixup", "report"], default="report")
     p.add_argument("--overwrite", action="store_true", help="Delete the output folder first.")
+    p.add_argument("--strategy", choices=["tdmixup", "aum_saliency"], default="tdmixup",
+                   help="Stages 3-4: TDMixUp (AUM threshold runs, easy x ambiguous) or aum_saliency (Park & Caragea, "
+                        "ACL 2022: median-AUM split of stage 1, saliency-guided partners).")
     _add_config_options(p, everything)
     p.set_defaults(func=cmd_run)
 

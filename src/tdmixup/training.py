@@ -99,6 +99,11 @@ def _to_device(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.T
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def _with_columns(batch: dict[str, torch.Tensor],
+                  columns: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None) -> dict[str, torch.Tensor]:
+    return batch if columns is None else {**batch, **columns(batch)}
+
+
 def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: int, rank: int,
                 batch_size: int, *, per_set: int = 1) -> list[list[PlannedBatch]]:
     """Per step, ``per_set`` planned batches from each training set (in ``sets`` order).
@@ -170,6 +175,7 @@ def train(
     task_name: str = "",
     resume: bool = False,
     on_epoch_end: Callable[[int, Classifier], dict[str, float]] | None = None,
+    batch_columns: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``train_sets`` with the configured strategy.
 
@@ -185,6 +191,8 @@ def train(
         tokenizer: saved beside the model in each checkpoint (so it can be evaluated alone).
         resume: continue after the last completed epoch's checkpoint in ``out_dir``.
         on_epoch_end: optional callback ``(epoch, model) -> metrics`` (e.g. dev accuracy).
+        batch_columns: optional ``batch -> extra columns`` added to every collated training
+            batch before the step (``aum_saliency``: each row's recorded saliency, by sample_id).
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -226,7 +234,8 @@ def train(
         total, count = 0.0, 0
         bar = tqdm(plan, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not accelerator.is_main_process, leave=False)
         for step, planned in enumerate(bar):
-            batches = [_to_device(collate(s, p.positions, p.weights), accelerator.device) for s, p in zip(step_sets, planned, strict=True)]
+            batches = [_to_device(_with_columns(collate(s, p.positions, p.weights), batch_columns), accelerator.device)
+                       for s, p in zip(step_sets, planned, strict=True)]
             out = wrapped(step_fn=lambda m, b=batches: compute_step(mixup_config.strategy, m, b, mixup_config, generator,
                                                                    pad_token_id=train_sets[0].pad_token_id))
             _check_finite(out.loss, accelerator, epoch, step, ckpt)
