@@ -84,7 +84,7 @@ def test_aggregate_mean_and_sample_std() -> None:
 def test_one_seed_reports_no_std_and_tables_say_which_std(tmp_path: Path) -> None:
     one = aggregate({1: _seed_run(0.8)})
     assert one["sets"]["t"]["accuracy"] == {"mean": pytest.approx(80.0), "std": None}
-    rows = TABLES["table3"]
+    rows = TABLES["table3"][:2]
     results = {rows[0].key: {1: _seed_run(0.8)}, rows[1].key: {1: _seed_run(0.7), 2: _seed_run(0.9)}}
     write_table("table3", rows, results, "snli", tmp_path)
     md = (tmp_path / "table.md").read_text()
