@@ -67,7 +67,8 @@ class TrainConfig:
     max_grad_norm: float = _f(1.0, "Gradient clipping norm (paper: 1.0); 0 turns clipping and the non-finite gradient check off.")
     warmup_ratio: float = _f(0.0, "Fraction of steps of linear warm-up before the linear decay.")
     seed: int = _f(42, "One seed for every RNG (python, numpy, torch, data order, λ).")
-    group_by_length: bool = _f(True, "Batch samples of similar length together (less padding).")
+    group_by_length: bool = _f(True, "Batch samples of similar length together (less padding; mega-batches of at most "
+                                     "1/8 of a set and rows shuffled inside each batch, so MixUp partners stay random).")
 
     def __post_init__(self) -> None:
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
