@@ -170,7 +170,7 @@ def test_write_table_shows_scaled_ece_and_the_winners(tmp_path: Path) -> None:
     assert "| 100% + TS | 10 | 2 | 70.00 ± 0.00 | 2.00 ± 0.00 | 2.00 ± 0.00 |" in md
     assert "| 100% | 10 | 2 | 70.00 ± 0.00 | 6.00 ± 1.41 | 2.00 ± 0.00 |" in md
     assert ("- lowest ECE on `t`: as trained **MixUp** (3.00; next 100% 6.00); after temperature scaling **100%** "
-            "(2.00; next MixUp 4.00)") in md
+            "(2.00; next MixUp 4.00); for comparison 100% + TS 2.00") in md
     data = json.loads((tmp_path / "table.json").read_text())
     assert data["rows"]["full_ts"]["sets"]["t"]["ece"]["mean"] == pytest.approx(2.0)
     assert (tmp_path / "table.csv").read_text().splitlines()[0].count("ECE (T)") == 1

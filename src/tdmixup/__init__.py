@@ -37,6 +37,9 @@ _EXPORTS: dict[str, str] = {
     "DynamicsCallback": "tdmixup.hf_trainer",
     # mixing and the back-translation baseline
     "compute_step": "tdmixup.mixup", "sample_lambda": "tdmixup.mixup", "StepOutput": "tdmixup.mixup",
+    "smooth_targets": "tdmixup.mixup",
+    "logit_saliency": "tdmixup.aum_saliency", "split_by_aum": "tdmixup.aum_saliency",
+    "SaliencyColumn": "tdmixup.aum_saliency",
     "BackTranslationConfig": "tdmixup.backtranslation", "augment_with_back_translation": "tdmixup.backtranslation",
     # calibration
     "expected_calibration_error": "tdmixup.calibration", "fit_temperature": "tdmixup.calibration",

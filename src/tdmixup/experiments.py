@@ -6,6 +6,9 @@ Layout of ``<output_dir>/``::
     seed_<s>/                 one `tdmixup run` folder per seed (stage 1 = the 100 % row,
                               datamap, aum_easy, aum_ambiguous, stage4_tdmixup = the TDMixUp row)
     seed_<s>/rows/<row>/      every other row, a resumable training stage of its own
+                              (aum_saliency: seed_<s>/aum_saliency_split + stage4_aum_saliency, as
+                              `tdmixup run --strategy aum_saliency` writes them; "100% + temperature
+                              scaling" is stage 1 read after scaling)
     <table>/table.{md,csv,json}, accuracy_vs_ece.png
 
 Rows share work: stage 1, the data map and the AUM runs are computed once per seed and reused by

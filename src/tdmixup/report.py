@@ -57,7 +57,8 @@ def ece_winners(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     Args:
         entries: ``{"label": str, "scaled_only": bool, "sets": {set: {"ece": Score, "ece_scaled": Score}}}``
             per method. ``scaled_only`` rows (e.g. "100 % + temperature scaling", whose ECE is
-            already the scaled one) are left out of both rankings: they repeat a row's ECE (T).
+            already the scaled one) are left out of both rankings, as they repeat a row's ECE (T),
+            and quoted after them, to compare the winner as trained with.
 
     A win within one standard deviation of the runner-up is said to be one.
 
@@ -85,6 +86,8 @@ def ece_winners(entries: Sequence[Mapping[str, Any]]) -> list[str]:
                 if stds and second - best <= max(stds):
                     part += ", within one std"
             ranked_parts.append(part + ")")
+        ranked_parts += [f"for comparison {e['label']} {e['sets'][s]['ece'][0]:.2f}" for e in entries
+                         if e.get("scaled_only") and "ece" in e["sets"].get(s, {})]
         if ranked_parts:
             lines.append(f"- lowest ECE on `{s}`: " + "; ".join(ranked_parts))
     return lines
