@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from tdmixup.data.collate import TokenizedSet, tokenize
 from tdmixup.runio import atomic_write_text, read_json, write_json
@@ -36,12 +37,17 @@ def _relabelled(session: Any, subset: TokenizedSet, threshold_ids: np.ndarray) -
     return tokenize(relabelled, spec, session.tokenizer, max_length=session.config.data.max_seq_length)
 
 
-def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
+def run_aum(session: Any, out_dir: Path, ids: np.ndarray, *, statistics: Path | None = None) -> dict[str, Any]:
     """AUM with threshold samples on the training samples ``ids``; returns the summary.
 
     ``two_pass`` (default): two trainings with disjoint threshold sets, every sample judged in
     the pass where it was a normal sample. ``paper``: one training; its threshold samples are
     dropped, as the paper's code does.
+
+    Writes ``aum.parquet``, ``kept.txt`` (a ``--subset`` file), ``kept.csv`` and ``flagged.csv``
+    (readable: text, gold label, AUM, threshold, and the data map's confidence, variability and
+    correctness from ``statistics``, default ``<run>/datamap/statistics.parquet``, when it
+    exists) and ``summary.json``.
     """
     from tdmixup.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
     from tdmixup.dynamics import read_dynamics
@@ -102,10 +108,30 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
         write_aum_table(table, out_dir / "aum.parquet")
         kept = np.sort(table.loc[~table["flagged"], "sample_id"].to_numpy())
         atomic_write_text(out_dir / "kept.txt", "".join(f"{i}\n" for i in kept))  # a --subset file
+        _write_readable(session, out_dir, table, statistics or session.run_dir / "datamap" / "statistics.parquet")
         write_json(summary_path, summary)
     session.accelerator.wait_for_everyone()
     return summary
 
+
+def _write_readable(session: Any, out_dir: Path, table: pd.DataFrame, statistics: Path) -> None:
+    """``kept.csv`` (in ``kept.txt`` order) and ``flagged.csv`` (lowest AUM first) for reading."""
+    from tdmixup.samples import sample_table, sample_texts, write_sample_csv
+
+    spec = session.task.spec
+    ids = table["sample_id"].to_numpy()
+    gold = pd.Series(session.train.labels[session.train.positions_of(ids)], index=ids)
+    stats = None
+    if statistics.exists():
+        stats = pd.read_parquet(statistics)[["confidence", "variability", "correctness"]]
+    texts = sample_texts(session.task.train.select(session.train.positions_of(ids).tolist()), spec.kind)
+    indexed = table.set_index("sample_id")
+    extra = {"aum": indexed["aum"], "threshold": indexed["threshold"]}
+    for name, rows in (("kept", table[~table["flagged"]].sort_values("sample_id")),
+                       ("flagged", table[table["flagged"]].sort_values(["aum", "sample_id"], na_position="last"))):
+        readable = sample_table(rows["sample_id"].to_numpy(), texts=texts, gold=gold, label_names=spec.label_names,
+                                stats=stats, extra=extra)
+        write_sample_csv(readable, out_dir / f"{name}.csv")
 
 
 def _choose(labels: np.ndarray, num_classes: int, *, seed: int, exclude: np.ndarray | None) -> tuple[np.ndarray, str]:
