@@ -37,11 +37,15 @@ def write_pair_files(folder: Path, *, train: int = 40, test: int = 9) -> tuple[P
             write_jsonl(folder / "test.jsonl", pair_rows(test, offset=train)))
 
 
-def data_args(train: Path, test: Path, *, dev_size: int = 8) -> list[str]:
-    """CLI options reading ``train``/``test`` as a custom task with named labels."""
-    args = ["--task", "custom", "--train-file", str(train), "--test-file", f"mine={test}",
-            "--column", "text_a=premise", "--column", "text_b=hypothesis", "--column", "label=label",
-            "--dev-size", str(dev_size)]
+def data_args(train: Path, test: Path | None, *, dev_size: int | None = 8) -> list[str]:
+    """CLI options reading ``train``/``test`` as a custom task with named labels (``test`` and
+    ``dev_size`` left out when None)."""
+    args = ["--task", "custom", "--train-file", str(train),
+            "--column", "text_a=premise", "--column", "text_b=hypothesis", "--column", "label=label"]
+    if test is not None:
+        args += ["--test-file", f"mine={test}"]
+    if dev_size is not None:
+        args += ["--dev-size", str(dev_size)]
     for name in LABELS:
         args += ["--label-names", name]
     return args

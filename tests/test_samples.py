@@ -107,7 +107,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dirs = {"train": train, "dyn": root / "dyn", "map": root / "map", "aum": root / "aum"}
     assert main(["dynamics", "--output-dir", str(dirs["dyn"]), "--model", model, *data, *FAST]) == 0
     assert main(["datamap", "--dynamics", str(dirs["dyn"] / "dynamics.parquet"), "--output-dir", str(dirs["map"]),
-                 *data]) == 0
+                 *data_args(train, None, dev_size=None)]) == 0  # texts need neither the run's tests nor its dev size
     assert main(["aum", "--subset", str(dirs["map"] / "regions" / "easy.txt"), "--output-dir", str(dirs["aum"]),
                  "--model", model, *data, *FAST, "--aum-epochs", "1"]) == 0
     return dirs

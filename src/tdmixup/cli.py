@@ -243,15 +243,16 @@ def _texts_and_label_names(ns: argparse.Namespace, cfg: C.RunConfig, recorded_ta
                            ) -> tuple[dict[int, str] | None, tuple[str, ...] | None]:
     """Sample texts and label names for a data map: from the data when a data option is given,
     else the label names of the task the dynamics table records (when it is a built-in one)."""
-    import dataclasses as dc
-
     from tdmixup.data.tasks import TASKS, load_task
     from tdmixup.samples import sample_texts
 
     if not any(key.startswith("data__") for key in vars(ns)):
         spec = TASKS.get(recorded_task.lower())
         return None, spec.label_names if spec is not None else None
-    task = load_task(dc.replace(cfg.data, train_size=None), seed=cfg.data.split_seed)  # every training id
+    data = cfg.data  # every training id, whatever sizes the run used; tests are not needed here
+    tests = data.test_files or ((f"train={data.train_file}",) if data.train_file else ())
+    data = dataclasses.replace(data, train_size=None, test_size=1, test_files=tests, dev_size=data.dev_size if data.dev_file else 1)
+    task = load_task(data, seed=data.split_seed)
     texts = {**sample_texts(task.dev, task.spec.kind), **sample_texts(task.train, task.spec.kind)}
     return texts, task.spec.label_names
 
