@@ -30,7 +30,8 @@ _EXPORTS: dict[str, str] = {
     # dynamics, data maps, AUM
     "read_dynamics": "tdmixup.dynamics", "compute_statistics": "tdmixup.dynamics",
     "export_cartography": "tdmixup.dynamics", "read_cartography": "tdmixup.dynamics",
-    "assign_regions": "tdmixup.datamap", "plot_datamap_png": "tdmixup.datamap", "plot_datamap_html": "tdmixup.datamap",
+    "assign_regions": "tdmixup.datamap", "plot_datamap_png": "tdmixup.datamap_plots",
+    "plot_datamap_html": "tdmixup.datamap_plots",
     "area_under_margin": "tdmixup.aum", "find_mislabeled_with_aum": "tdmixup.aum",
     "inject_label_noise": "tdmixup.noise", "flag_metrics": "tdmixup.noise",
     "choose_threshold_samples": "tdmixup.aum",

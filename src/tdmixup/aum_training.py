@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from tdmixup.data.collate import TokenizedSet
 from tdmixup.runio import atomic_write_text, read_json, write_json
@@ -35,7 +36,7 @@ def _relabelled(session: Any, subset: TokenizedSet, threshold_ids: np.ndarray, *
     return subset.with_labels(labels)
 
 
-def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
+def run_aum(session: Any, out_dir: Path, ids: np.ndarray, *, statistics: Path | None = None) -> dict[str, Any]:
     """AUM with threshold samples on the training samples ``ids``; returns the summary.
 
     ``two_pass`` (default): two trainings with disjoint threshold sets, every sample judged in
@@ -44,6 +45,11 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     ``AUMConfig.threshold_balance`` (default: uniformly over the region); margins are averaged
     from epoch ``AUMConfig.skip_epochs`` on. The summary records these settings and the
     per-class counts of the region, the kept and flagged sets and each pass's threshold set.
+
+    Writes ``aum.parquet``, ``kept.txt`` (a ``--subset`` file), ``kept.csv`` and ``flagged.csv``
+    (readable: text, gold label, AUM, threshold, and the data map's confidence, variability and
+    correctness from ``statistics``, default ``<run>/datamap/statistics.parquet``, when it
+    exists) and ``summary.json``.
     """
     from tdmixup.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
     from tdmixup.dynamics import read_dynamics
@@ -117,6 +123,7 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray) -> dict[str, Any]:
     if session.is_main:
         write_aum_table(table, out_dir / "aum.parquet")
         atomic_write_text(out_dir / "kept.txt", "".join(f"{i}\n" for i in kept))  # a --subset file
+        _write_readable(session, out_dir, table, statistics or session.run_dir / "datamap" / "statistics.parquet")
         write_json(summary_path, summary)
     session.accelerator.wait_for_everyone()
     return summary
@@ -127,6 +134,27 @@ _FALLBACKS: dict[str, tuple[Balance, ...]] = {
     "equal": ("equal", "proportional", "available"),
     "proportional": ("proportional", "available"),
 }
+
+
+def _write_readable(session: Any, out_dir: Path, table: pd.DataFrame, statistics: Path) -> None:
+    """``kept.csv`` (in ``kept.txt`` order) and ``flagged.csv`` (lowest AUM first) for reading."""
+    from tdmixup.samples import sample_table, sample_texts, write_sample_csv
+
+    spec = session.task.spec
+    ids = table["sample_id"].to_numpy()
+    gold = pd.Series(session.train.labels[session.train.positions_of(ids)], index=ids)
+    stats = None
+    if statistics.exists():
+        stats = pd.read_parquet(statistics)[["confidence", "variability", "correctness"]]
+    texts = sample_texts(session.task.train.select(session.train.positions_of(ids).tolist()), spec.kind)
+    indexed = table.set_index("sample_id")
+    extra = {"aum": indexed["aum"], "threshold": indexed["threshold"]}
+    for name, rows in (("kept", table[~table["flagged"]].sort_values("sample_id")),
+                       ("flagged", table[table["flagged"]].sort_values(["aum", "sample_id"], na_position="last"))):
+        readable = sample_table(rows["sample_id"].to_numpy(), texts=texts, gold=gold, label_names=spec.label_names,
+                                stats=stats, extra=extra)
+        write_sample_csv(readable, out_dir / f"{name}.csv")
+
 
 
 def _choose(labels: np.ndarray, num_classes: int, *, balance: str, seed: int,

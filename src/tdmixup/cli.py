@@ -11,7 +11,6 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 import types
 import typing
 from pathlib import Path
@@ -23,23 +22,22 @@ SECTIONS: dict[str, type] = {
     "data": C.DataConfig, "model": C.ModelConfig, "train": C.TrainConfig,
     "mixup": C.MixupConfig, "dynamics": C.DynamicsConfig, "aum": C.AUMConfig,
 }
-PREFIX = {"aum": "aum-", "dynamics": "dynamics-"}
-RENAME = {("model", "name_or_path"): "model", ("data", "columns"): "column", ("data", "test_files"): "test-file",
-          ("dynamics", "stratify_regions"): "stratify-regions"}
 
 EXPERIMENT_TABLES = ["table1", "table2", "table3", "steps"]
 """The keys of :data:`tdmixup.experiments.TABLES` (kept here so `--help` needs no torch import)."""
 
 
 def _option(section: str, name: str) -> str:
-    return "--" + RENAME.get((section, name), PREFIX.get(section, "") + name.replace("_", "-"))
+    return C.cli_option(section, name)
 
 
 def _dest(section: str, name: str) -> str:
     return f"{section}__{name}"
 
 
-def _add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
+def _add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...],
+                        only: dict[str, tuple[str, ...]] | None = None) -> None:
+    """One option per field of each config section (``only``: just these fields of a section)."""
     for section in sections:
         cls = SECTIONS[section]
         group = parser.add_argument_group(f"{section} options")
@@ -47,9 +45,31 @@ def _add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ..
         for f in dataclasses.fields(cls):
             if section == "mixup" and f.name == "strategy":
                 continue  # a positional/explicit option where it applies
+            if only is not None and section in only and f.name not in only[section]:
+                continue
             kw = _argparse_kwargs(hints[f.name], f.default)
+            if "choices" not in kw and kw.get("action") is not argparse.BooleanOptionalAction:
+                kw.setdefault("metavar", METAVARS.get((section, f.name), _metavar(_option(section, f.name))))
             group.add_argument(_option(section, f.name), dest=_dest(section, f.name), default=argparse.SUPPRESS,
-                               help=f"{f.metadata.get('help', '')} (default: {f.default!r})", **kw)
+                               help=_help_text(f.metadata.get("help", ""), f.default), **kw)
+
+
+METAVARS = {("data", "test_files"): "NAME=PATH", ("data", "label_names"): "NAME", ("aum", "subsets"): "REGION"}
+"""Placeholders in ``--help`` where the field name would not read as the option's value."""
+
+
+def _metavar(option: str) -> str:
+    """``--train-file`` → ``TRAIN_FILE``: the placeholder names the option it belongs to."""
+    return option.lstrip("-").replace("-", "_").upper()
+
+
+def _help_text(text: str, default: Any) -> str:
+    """An option's help with its default said once: appended unless the text already speaks of
+    its default, or there is none (None, an empty list)."""
+    if "default" not in text.lower() and default is not None and default != ():
+        shown = ", ".join(map(str, default)) if isinstance(default, tuple) else default
+        text = f"{text} (default: {shown})"
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def _argparse_kwargs(tp: Any, default: Any) -> dict[str, Any]:
@@ -110,7 +130,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 setattr(ns, key, value)
     # the default (tdmixup) leaves mixup.strategy as before, so older run folders keep their config
     cfg = config_from_args(ns, **({"strategy": ns.strategy} if ns.strategy != "tdmixup" else {}))
-    session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, from_stage=ns.from_stage)
+    session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, from_stage=ns.from_stage,
+                           keep_training_state=ns.keep_training_state)
     results = run_pipeline(session, from_stage=ns.from_stage, until=ns.until)
     if session.is_main:
         for stage in ("full", "tdmixup"):
@@ -125,25 +146,25 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from tdmixup.datamap import read_region_file
     from tdmixup.evaluation import format_metrics
     from tdmixup.pipeline import open_session, train_and_evaluate
+    from tdmixup.preflight import UsageError
 
     if ns.strategy == "aum_saliency":
         raise SystemExit("--strategy aum_saliency needs stage 1's dynamics: use `tdmixup run --strategy aum_saliency`")
     cfg = config_from_args(ns, strategy=ns.strategy)
-    session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite)
+    if ns.strategy == "tdmixup" and len(ns.subset or []) != 2:
+        raise UsageError("--strategy tdmixup needs exactly two --subset files: easy (e.g. aum_easy/kept.txt), "
+                         "then ambiguous (datamap/regions/ambiguous.txt)")
+    session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state)
     sets = [session.train]
     if ns.subset:
         subsets = [session.train.subset(read_region_file(p), source=p) for p in ns.subset]
         if ns.strategy == "tdmixup":
-            if len(subsets) != 2:
-                raise SystemExit("--strategy tdmixup needs exactly two --subset files: easy, then ambiguous")
             sets = subsets
         else:
             import numpy as np
 
             union = np.unique(np.concatenate([s.sample_ids for s in subsets]))
             sets = [session.train.subset(union)]
-    elif ns.strategy == "tdmixup":
-        raise SystemExit("--strategy tdmixup needs --subset EASY.txt --subset AMBIGUOUS.txt (from `tdmixup datamap`)")
     _check_train_args(Path(ns.output_dir), ns, session.is_main)
     summary = train_and_evaluate(session, Path(ns.output_dir), strategy=ns.strategy, train_sets=sets,
                                  dynamics_mode=ns.record_dynamics)
@@ -204,21 +225,26 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 
 def cmd_datamap(ns: argparse.Namespace) -> int:
     from tdmixup.classmix import describe_class_mix, log_warnings
-    from tdmixup.datamap import assign_regions, save_datamap
+    from tdmixup.datamap import assign_regions, datamap_title, save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
+    from tdmixup.preflight import UsageError
     from tdmixup.runio import write_json
 
     out = Path(ns.output_dir)
-    dyn = read_dynamics(ns.dynamics)
+    try:
+        dyn = read_dynamics(ns.dynamics)
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"--dynamics {ns.dynamics}: not a dynamics table written by tdmixup ({err})") from err
     stats = compute_statistics(dyn)
-    fraction = getattr(ns, "dynamics__fraction", C.DynamicsConfig().fraction)
-    overlap = getattr(ns, "dynamics__allow_overlap", False)
-    stratify = getattr(ns, "dynamics__stratify_regions", None) is not False  # default: on
-    regions = assign_regions(stats, fraction=fraction, allow_overlap=overlap, stratify=stratify)
-    save_datamap(stats, regions, out, title=str(ns.dynamics))
-    names = [str(k) for k in range(dyn.num_classes)]
+    cfg = config_from_args(ns)
+    stratify = cfg.dynamics.stratify_regions is not False  # default: on
+    regions = assign_regions(stats, fraction=cfg.dynamics.fraction, allow_overlap=cfg.dynamics.allow_overlap,
+                             stratify=stratify)
+    texts, names = _texts_and_label_names(ns, cfg, dyn.task)
+    save_datamap(stats, regions, out, title=ns.title or datamap_title(stats), texts=texts, gold_names=names)
+    label_names = list(names) if names else [str(k) for k in range(dyn.num_classes)]
     mix = describe_class_mix(regions, sample_ids=stats.index.to_numpy(), labels=stats["gold"].to_numpy(),
-                             label_names=names, reference="train")
+                             label_names=label_names, reference="train")
     log_warnings(mix["warnings"])
     summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()},
                "stratify_regions": stratify, "class_counts": mix["counts"], "class_warnings": mix["warnings"]}
@@ -227,15 +253,34 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _texts_and_label_names(ns: argparse.Namespace, cfg: C.RunConfig, recorded_task: str
+                           ) -> tuple[dict[int, str] | None, tuple[str, ...] | None]:
+    """Sample texts and label names for a data map: from the data when a data option is given,
+    else the label names of the task the dynamics table records (when it is a built-in one)."""
+    from tdmixup.data.tasks import TASKS, load_task
+    from tdmixup.samples import sample_texts
+
+    if not any(key.startswith("data__") for key in vars(ns)):
+        spec = TASKS.get(recorded_task.lower())
+        return None, spec.label_names if spec is not None else None
+    data = cfg.data  # every training id, whatever sizes the run used; tests are not needed here
+    tests = data.test_files or ((f"train={data.train_file}",) if data.train_file else ())
+    data = dataclasses.replace(data, train_size=None, test_size=1, test_files=tests, dev_size=data.dev_size if data.dev_file else 1)
+    task = load_task(data, seed=data.split_seed)
+    texts = {**sample_texts(task.dev, task.spec.kind), **sample_texts(task.train, task.spec.kind)}
+    return texts, task.spec.label_names
+
+
 def cmd_aum(ns: argparse.Namespace) -> int:
     from tdmixup.aum_training import run_aum
     from tdmixup.datamap import read_region_file
     from tdmixup.pipeline import open_session
 
     cfg = config_from_args(ns)
-    session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite)
+    session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state)
     ids = read_region_file(ns.subset) if ns.subset else session.train.sample_ids
-    summary = run_aum(session, Path(ns.output_dir), ids)
+    beside = Path(ns.subset).parent.parent / "statistics.parquet" if ns.subset else None  # datamap/regions/x.txt
+    summary = run_aum(session, Path(ns.output_dir), ids, statistics=beside if beside and beside.exists() else None)
     if session.is_main:
         print(json.dumps(summary, indent=2))
     return 0
@@ -243,9 +288,13 @@ def cmd_aum(ns: argparse.Namespace) -> int:
 
 def cmd_experiment(ns: argparse.Namespace) -> int:
     from tdmixup.experiments import run_experiment
+    from tdmixup.preflight import UsageError
 
+    if ns.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {ns.seeds}")
     cfg = config_from_args(ns)
-    run_experiment(ns.table, cfg, output_dir=Path(ns.output_dir), seeds=ns.seeds)
+    run_experiment(ns.table, cfg, output_dir=Path(ns.output_dir), seeds=ns.seeds,
+                   keep_training_state=ns.keep_training_state)
     return 0
 
 
@@ -257,87 +306,112 @@ def cmd_env(ns: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="Log every stage and epoch; show the traceback of an error.")
     parser = argparse.ArgumentParser(prog="tdmixup", description="MixUp guided by training dynamics (TDMixUp).")
-    parser.add_argument("-v", "--verbose", action="store_true", help="Log every stage and epoch.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log every stage and epoch; show the traceback of an error.")
     sub = parser.add_subparsers(dest="command", required=True)
     everything = tuple(SECTIONS)
+    training = ("data", "model", "train")
+    stages = ["full", "datamap", "aum", "tdmixup", "report"]
+    keep = "Keep each finished stage's optimizer, scheduler and RNG state (checkpoint/training_state.pt, about twice the model's size); by default only an unfinished stage keeps it, to resume exactly."
 
-    p = sub.add_parser("run", help="The whole TDMixUp method end to end (default: CPU-sized SNLI).")
-    p.add_argument("--output-dir", default="runs/default")
-    p.add_argument("--from-stage", choices=["full", "datamap", "aum", "tdmixup", "report"], default=None)
-    p.add_argument("--until", choices=["full", "datamap", "aum", "tdmixup", "report"], default="report")
-    p.add_argument("--overwrite", action="store_true", help="Delete the output folder first.")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    p = command("run", "The whole TDMixUp method end to end (default: CPU-sized SNLI).")
+    p.add_argument("--output-dir", default="runs/default", metavar="OUTPUT_DIR",
+                   help="Run folder: config.json, one folder per stage, report.md (default: runs/default).")
+    p.add_argument("--from-stage", choices=stages, default=None,
+                   help="Re-run this stage and all later ones (their folders are deleted first); earlier finished stages are reused.")
+    p.add_argument("--until", choices=stages, default="report", help="Stop after this stage (default: report, i.e. all).")
+    p.add_argument("--overwrite", action="store_true", help="Delete the output folder first and start afresh.")
+    p.add_argument("--keep-training-state", action="store_true", help=keep)
     p.add_argument("--strategy", choices=["tdmixup", "aum_saliency"], default="tdmixup",
                    help="Stages 3-4: TDMixUp (AUM threshold runs, easy x ambiguous) or aum_saliency (Park & Caragea, "
                         "ACL 2022: median-AUM split of stage 1, saliency-guided partners).")
     _add_config_options(p, everything)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("train", help="Fine-tune with one strategy (optionally on subsets), then evaluate.")
-    p.add_argument("--strategy", choices=list(get_args(C.Strategy)), default="none")
-    p.add_argument("--subset", action="append", help="Region/id file (one sample_id per line); repeatable.")
-    p.add_argument("--record-dynamics", choices=["epoch_end", "train_pass"], default=None)
-    p.add_argument("--output-dir", required=True)
-    p.add_argument("--overwrite", action="store_true")
-    _add_config_options(p, everything)
+    p = command("train", "Fine-tune with one strategy (optionally on subsets), then evaluate.")
+    p.add_argument("--strategy", choices=list(get_args(C.Strategy)), default="none",
+                   help="Training strategy; none is plain fine-tuning, tdmixup needs two --subset files (default: none).")
+    p.add_argument("--subset", action="append", metavar="SUBSET",
+                   help="Id file (one sample_id per line, e.g. datamap/regions/easy.txt); repeatable: the union is "
+                        "trained on, or with --strategy tdmixup the easy set, then the ambiguous set.")
+    p.add_argument("--record-dynamics", choices=["epoch_end", "train_pass"], default=None,
+                   help="Also record training dynamics (dynamics.parquet) in this mode.")
+    p.add_argument("--output-dir", required=True, metavar="OUTPUT_DIR",
+                   help="Folder for config.json, checkpoint/, metrics.json and done.json.")
+    p.add_argument("--overwrite", action="store_true", help="Delete the output folder first and start afresh.")
+    p.add_argument("--keep-training-state", action="store_true", help=keep)
+    _add_config_options(p, (*training, "mixup"))
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("dynamics", help="Fine-tune while recording training dynamics (Parquet table).")
-    p.add_argument("--output-dir", required=True)
-    p.add_argument("--overwrite", action="store_true")
-    _add_config_options(p, everything)
+    p = command("dynamics", "Fine-tune while recording training dynamics (Parquet table).")
+    p.add_argument("--output-dir", required=True, metavar="OUTPUT_DIR",
+                   help="Folder for dynamics.parquet, checkpoint/, metrics.json and config.json.")
+    p.add_argument("--overwrite", action="store_true", help="Delete the output folder first and start afresh.")
+    p.add_argument("--keep-training-state", action="store_true", help=keep)
+    _add_config_options(p, (*training, "dynamics"), only={"dynamics": ("mode",)})
     p.set_defaults(func=cmd_dynamics)
 
-    p = sub.add_parser("evaluate", help="Accuracy, ECE, NLL, Brier (+ temperature scaling) of a checkpoint.")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--output-dir", default=None)
-    _add_config_options(p, ("data", "train"))
+    p = command("evaluate", "Accuracy, ECE, NLL, Brier (+ temperature scaling) of a checkpoint.")
+    p.add_argument("--checkpoint", required=True, metavar="CHECKPOINT",
+                   help="A checkpoint folder written by train, dynamics or run (e.g. runs/x/stage1_full/checkpoint).")
+    p.add_argument("--output-dir", default=None, metavar="OUTPUT_DIR",
+                   help="Also write metrics.json and reliability diagrams to this folder (default: print only).")
+    _add_config_options(p, ("data", "train"), only={"train": ("eval_batch_size",)})
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("datamap", help="Data map PNG/HTML, statistics and region files from a dynamics table.")
-    p.add_argument("--dynamics", required=True, help="dynamics.parquet written by `tdmixup dynamics`.")
-    p.add_argument("--output-dir", required=True)
-    _add_config_options(p, ("dynamics",))
+    p = command("datamap", "Data map PNG/HTML, statistics and region files from a dynamics table. Give the data "
+                           "options (e.g. --task snli, or --train-file with --column) to show texts and label names.")
+    p.add_argument("--dynamics", required=True, metavar="DYNAMICS", help="dynamics.parquet written by `tdmixup dynamics`.")
+    p.add_argument("--output-dir", required=True, metavar="OUTPUT_DIR",
+                   help="Folder for datamap.png, datamap.html, statistics.parquet and regions/.")
+    p.add_argument("--title", default=None, metavar="TITLE",
+                   help="Plot title (default: task, samples, epochs and mode of the dynamics table).")
+    _add_config_options(p, ("dynamics", "data"), only={"dynamics": ("fraction", "allow_overlap", "stratify_regions")})
     p.set_defaults(func=cmd_datamap)
 
-    p = sub.add_parser("aum", help="AUM with threshold samples on a subset: flags likely-mislabeled samples.")
-    p.add_argument("--subset", default=None, help="Id file of the subset (default: the whole training set).")
-    p.add_argument("--output-dir", required=True)
-    p.add_argument("--overwrite", action="store_true")
-    _add_config_options(p, everything)
+    p = command("aum", "AUM with threshold samples on a subset: flags likely-mislabeled samples.")
+    p.add_argument("--subset", default=None, metavar="SUBSET",
+                   help="Id file of the subset, e.g. datamap/regions/easy.txt (default: the whole training set); the "
+                        "data map's statistics.parquet beside regions/ adds confidence and variability to the CSV files.")
+    p.add_argument("--output-dir", required=True, metavar="OUTPUT_DIR",
+                   help="Folder for aum.parquet, kept.txt/.csv, flagged.csv and summary.json.")
+    p.add_argument("--overwrite", action="store_true", help="Delete the output folder first and start afresh.")
+    p.add_argument("--keep-training-state", action="store_true", help=keep)
+    _add_config_options(p, (*training, "aum"), only={"aum": ("percentile", "procedure", "epochs", "dynamics_mode", "threshold_balance", "skip_epochs")})
     p.set_defaults(func=cmd_aum)
 
-    p = sub.add_parser("experiment", help="Reproduce the paper's Table 1, 2 or 3 (mean ± sample std over seeds), or the "
-                                          "'steps' ablation (TDMixUp and random pairs with the baseline's step count).")
-    p.add_argument("table", choices=EXPERIMENT_TABLES)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--output-dir", default="runs/experiments")
+    p = command("experiment", "Reproduce the paper's Table 1, 2 or 3 (mean ± sample std over seeds), or the 'steps' ablation "
+                              "(TDMixUp and random pairs with the baseline's step count).")
+    p.add_argument("table", choices=EXPERIMENT_TABLES, help="Which table to reproduce.")
+    p.add_argument("--seeds", type=int, default=3, metavar="SEEDS", help="Run seeds 1..SEEDS (default: 3).")
+    p.add_argument("--output-dir", default="runs/experiments", metavar="OUTPUT_DIR",
+                   help="Folder for one run folder per seed and the table files (default: runs/experiments).")
+    p.add_argument("--keep-training-state", action="store_true", help=keep)
     _add_config_options(p, everything)
     p.set_defaults(func=cmd_experiment)
 
-    p = sub.add_parser("env", help="Versions, threads, device and world size (for bug reports).")
+    p = command("env", "Versions, threads, device and world size (for bug reports).")
     p.set_defaults(func=cmd_env)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``tdmixup`` entry point; returns the exit status (see :func:`tdmixup.preflight.run_command`)."""
+    from tdmixup.preflight import run_command
+
     parser = build_parser()
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("tdmixup.training").setLevel(logging.INFO)  # one line per epoch, also without -v
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
-    transformers.logging.set_verbosity_error()  # e.g. the unused pooler / cut layers are expected
-    from tdmixup.data.schema import DataError
-    from tdmixup.model import ModelLoadError
-    from tdmixup.pipeline import PipelineError
-    from tdmixup.training import TrainingError
-
     try:
-        return int(ns.func(ns))
-    except (DataError, ModelLoadError, PipelineError, TrainingError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return run_command(ns.func, ns)
     finally:
         _destroy_process_group()
 

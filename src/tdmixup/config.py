@@ -19,10 +19,57 @@ DEFAULT_MODEL = "offline:all-MiniLM-L6-v2"
 
 Strategy = Literal["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs", "aum_saliency"]
 DynamicsMode = Literal["epoch_end", "train_pass"]
+MIN_SEQ_LENGTH = 8
+"""The smallest ``max_seq_length``: a pair's special tokens take up to 4 (RoBERTa), and a tokenizer
+asked for fewer than it needs silently does not truncate at all."""
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help}, **kw)
+
+
+CLI_PREFIX = {"aum": "aum-", "dynamics": "dynamics-"}
+"""Sections whose command-line options carry a prefix (``--aum-epochs``, ``--dynamics-mode``)."""
+CLI_RENAME = {("model", "name_or_path"): "model", ("data", "columns"): "column", ("data", "test_files"): "test-file",
+              ("dynamics", "stratify_regions"): "stratify-regions"}
+"""Fields whose command-line option is not the field name."""
+_SECTION = {"DataConfig": "data", "ModelConfig": "model", "TrainConfig": "train", "MixupConfig": "mixup",
+            "DynamicsConfig": "dynamics", "AUMConfig": "aum"}
+
+
+def cli_option(section: str, name: str) -> str:
+    """The command-line option of config field ``section.name``.
+
+    >>> cli_option("train", "batch_size"), cli_option("aum", "epochs"), cli_option("data", "columns")
+    ('--batch-size', '--aum-epochs', '--column')
+    """
+    return "--" + CLI_RENAME.get((section, name), CLI_PREFIX.get(section, "") + name.replace("_", "-"))
+
+
+def _refuse(config: Any, name: str, problem: str) -> ValueError:
+    """A config error naming the command-line option first and the field second."""
+    cls = type(config).__name__
+    value = getattr(config, name)
+    return ValueError(f"{cli_option(_SECTION[cls], name)} {problem}, got {value!r} ({cls}.{name})")
+
+
+def _check_range(config: Any, name: str, *, low: float, high: float | None = None, low_open: bool = False,
+                 high_open: bool = False, integer: bool = False, optional: bool = False) -> None:
+    """Raise :func:`_refuse` unless ``low ≤ value ≤ high`` (``<`` where open); None passes when optional."""
+    value = getattr(config, name)
+    if value is None and optional:
+        return
+    if integer and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _refuse(config, name, "must be a whole number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise _refuse(config, name, "must be a number")
+    above = value > low if low_open else value >= low
+    below = high is None or (value < high if high_open else value <= high)
+    if not (above and below):
+        lo = f"greater than {low:g}" if low_open else f"at least {low:g}"
+        if high is None:
+            raise _refuse(config, name, f"must be {lo}")
+        raise _refuse(config, name, f"must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
 
 
 @dataclass(frozen=True)
@@ -41,6 +88,15 @@ class DataConfig:
     columns: tuple[tuple[str, str], ...] = _f((), "Column mapping for custom files: (field, column) pairs.")
     label_names: tuple[str, ...] = _f((), "Label names for custom tasks, in class-index order.")
 
+    def __post_init__(self) -> None:
+        for name in ("train_size", "test_size"):
+            _check_range(self, name, low=1, integer=True, optional=True)
+        _check_range(self, "dev_size", low=0, integer=True)
+        if self.dev_size < 1 and not self.dev_file:
+            raise _refuse(self, "dev_size", "must be at least 1 when no --dev-file is given (dev rows are held out "
+                                            "from the training file)")
+        _check_range(self, "max_seq_length", low=MIN_SEQ_LENGTH, integer=True)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -49,6 +105,10 @@ class ModelConfig:
     name_or_path: str = _f(DEFAULT_MODEL, "Hugging Face model name or local path; the default is offline.")
     dropout: float = _f(0.1, "Dropout on the [CLS] feature before the linear head.")
     num_hidden_layers: int | None = _f(None, "Cut the encoder to its first N layers (CPU speed).")
+
+    def __post_init__(self) -> None:
+        _check_range(self, "dropout", low=0, high=1, high_open=True)
+        _check_range(self, "num_hidden_layers", low=1, integer=True, optional=True)
 
 
 @dataclass(frozen=True)
@@ -71,8 +131,13 @@ class TrainConfig:
                                      "1/8 of a set and rows shuffled inside each batch, so MixUp partners stay random).")
 
     def __post_init__(self) -> None:
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
+        for name in ("batch_size", "mc_batch_size", "eval_batch_size", "epochs"):
+            _check_range(self, name, low=1, integer=True)
+        _check_range(self, "steps_per_epoch", low=1, integer=True, optional=True)
+        _check_range(self, "learning_rate", low=0, low_open=True)
+        for name in ("weight_decay", "max_grad_norm"):
+            _check_range(self, name, low=0)
+        _check_range(self, "warmup_ratio", low=0, high=1, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -106,6 +171,8 @@ class MixupConfig:
         weights = (self.aum_saliency_ce_weight, self.aum_saliency_similar_weight, self.aum_saliency_dissimilar_weight)
         if min(weights) < 0 or sum(weights) == 0:
             raise ValueError(f"--aum-saliency-*-weight must be >= 0 and not all 0, got {weights}")
+        for name in ("alpha", "mixed_weight", "unmixed_weight"):
+            _check_range(self, name, low=0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +185,12 @@ class DynamicsConfig:
     stratify_regions: bool | None = _f(None, "Take each region's fraction within every class, so each region keeps the "
                                              "data's class mix (default: on; off = one ranking over all samples, the "
                                              "paper's; a folder written before this option keeps off).")
+
+    def __post_init__(self) -> None:
+        _check_range(self, "fraction", low=0, high=1, low_open=True)
+        if not self.allow_overlap and self.fraction > 1 / 3 + 1e-9:  # 3 disjoint regions of floor(fraction·N)
+            raise _refuse(self, "fraction", "must be at most 1/3 for three disjoint regions "
+                                            "(or pass --dynamics-allow-overlap)")
 
 
 @dataclass(frozen=True)
@@ -139,10 +212,15 @@ class AUMConfig:
                              "runner: 1, epoch 0 of a fresh head).")
 
     def __post_init__(self) -> None:
+        _check_range(self, "percentile", low=0, high=100, optional=True)
+        _check_range(self, "epochs", low=1, integer=True, optional=True)
         if self.skip_epochs < 0:
             raise ValueError(f"--aum-skip-epochs must be 0 or more, got {self.skip_epochs}")
         if self.epochs is not None and self.skip_epochs >= self.epochs:
             raise ValueError(f"--aum-skip-epochs {self.skip_epochs} leaves none of the {self.epochs} --aum-epochs")
+        unknown = [s for s in self.subsets if s not in ("easy", "ambiguous", "hard")]
+        if unknown:
+            raise _refuse(self, "subsets", f"takes region names easy, ambiguous, hard; {unknown[0]!r} is none of them")
 
 
 @dataclass(frozen=True)

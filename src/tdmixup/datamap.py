@@ -4,6 +4,8 @@ Regions follow Dataset Cartography (Swayamdipta et al. 2020) and TDMixUp section
 statistics of :func:`tdmixup.dynamics.compute_statistics`. Each region holds ``n`` samples:
 ``n = count``, or ``n = floor(fraction · N)``.
 
+Plots: :mod:`tdmixup.datamap_plots` (PNG and HTML; also importable from here).
+
 Rankings (total orders: ``sample_id`` ascending breaks any remaining tie):
 
 * **ambiguous** — highest variability first; ties: lower confidence first (a tied sample of
@@ -38,7 +40,6 @@ samples when a class is tiny.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -251,211 +252,15 @@ def _subsample(num_samples: int, max_points: int, seed: int) -> np.ndarray | Non
     return np.sort(np.random.default_rng(seed).choice(num_samples, size=max_points, replace=False))
 
 
-def plot_datamap_png(
-    stats: pd.DataFrame | Mapping[str, Any],
-    path: str | os.PathLike[str],
-    *,
-    title: str,
-    regions: Mapping[str, np.ndarray] | None = None,
-    max_points: int = 25_000,
-    seed: int = 0,
-) -> Path:
-    """Cartography-style data map as a PNG, written atomically.
-
-    Scatter of confidence (y) against variability (x), coloured by correctness in ``E + 1``
-    discrete bins ``0, 1/E, …, 1``, with the three regions annotated (at each region's median
-    point when ``regions`` is given) and histograms of confidence, variability and correctness
-    over all samples. Above ``max_points`` samples, the scatter shows a seeded random subset
-    and the title says so.
-
-    Returns:
-        ``Path(path)``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ids, conf, var, corr = _columns(stats, "confidence", "variability", "correctness")
-    epochs = _num_epochs(stats, corr)
-    bins = np.rint(corr * epochs).astype(int)
-    subset = _subsample(len(ids), max_points, seed)
-    shown = np.arange(len(ids)) if subset is None else subset
-    if subset is not None:
-        title = f"{title}\nscatter: {len(shown):,} of {len(ids):,} samples (random, seed {seed})"
-
-    fig = plt.figure(figsize=(12, 9))
-    grid = fig.add_gridspec(2, 3, height_ratios=[3, 1])
-    ax = fig.add_subplot(grid[0, :])
-    colours = matplotlib.colormaps["coolwarm_r"](np.linspace(0, 1, epochs + 1))
-    size = 4 if len(shown) > 5_000 else 16
-    for k in range(epochs + 1):
-        sel = shown[bins[shown] == k]
-        ax.scatter(var[sel], conf[sel], s=size, color=colours[k], label=f"{k / epochs:.2f}", linewidths=0)
-    ax.legend(title="correctness", loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2)
-    ax.set(xlabel="variability", ylabel="confidence", title=title)
-    box = {"boxstyle": "round,pad=0.3", "fc": "white", "lw": 2}
-    if regions is None:
-        spots = {"easy": (0.27, 0.85, "r"), "ambiguous": (0.9, 0.5, "k"), "hard": (0.35, 0.25, "b")}
-        for name, (x, y, edge) in spots.items():
-            ax.annotate(REGION_TITLES[name], xy=(x, y), xycoords="axes fraction", ha="center", fontsize=13, bbox={**box, "ec": edge})
-    else:
-        position = pd.Series(np.arange(len(ids)), index=ids)
-        for name, members in regions.items():
-            rows = position.reindex(np.asarray(members)).dropna().to_numpy(dtype=np.int64)
-            if len(rows):
-                label = f"{REGION_TITLES.get(name, name)}\n{len(rows):,} ({len(rows) / len(ids):.0%})"
-                ax.annotate(label, xy=(np.median(var[rows]), np.median(conf[rows])), ha="center", va="center", fontsize=11, bbox={**box, "ec": "k"})
-    hist_specs = [(conf, "confidence", "#622a87"), (var, "variability", "teal")]
-    for col, (values, name, colour) in enumerate(hist_specs):
-        hist_ax = fig.add_subplot(grid[1, col])
-        hist_ax.hist(values, bins=30, color=colour)
-        hist_ax.set(xlabel=name, ylabel="samples" if col == 0 else None)
-    bar_ax = fig.add_subplot(grid[1, 2])
-    bar_ax.bar([f"{k / epochs:.2f}" for k in range(epochs + 1)], np.bincount(bins, minlength=epochs + 1), color="#86bf91")
-    bar_ax.set(xlabel="correctness")
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
-
-
-_REGION_COLOURS = {"easy": "#d62728", "ambiguous": "#2ca02c", "hard": "#1f77b4", "other": "#9a9a9a"}
-_SYMBOLS = ("circle", "square", "diamond", "cross", "x", "triangle-up", "triangle-down", "star")
-_POST_SCRIPT = """
-var gd = document.getElementById('{plot_id}');
-var n = 0;
-gd._fullData.forEach(function (t) { n += (t._length != null) ? t._length : t.x.length; });
-document.body.setAttribute('data-points', n);
-document.body.setAttribute('data-rendered', gd.querySelectorAll('.scatterlayer .point').length);
-document.title = %s;
-"""
-
-
-def _escape(values: pd.Series) -> pd.Series:
-    return values.str.replace("&", "&amp;").str.replace("<", "&lt;").str.replace(">", "&gt;")
-
-
-def _per_sample(values: Any, ids: np.ndarray, what: str) -> pd.Series:
-    """A Mapping / Series keyed by sample id, or an array in row order → Series aligned with ``ids``."""
-    if isinstance(values, Mapping | pd.Series):
-        return pd.Series(values).reindex(ids)
-    array = np.asarray(values)
-    if array.shape != ids.shape:
-        raise ValueError(f"{what} must be keyed by sample id or hold {len(ids)} values; got shape {array.shape}")
-    return pd.Series(array, index=ids)
-
-
-def _region_names(ids: np.ndarray, regions: Mapping[str, np.ndarray] | None) -> np.ndarray:
-    """Region of each sample: a region name, names joined by '+' when regions overlap, or 'other'."""
-    names = list(regions or {})
-    code = np.zeros(len(ids), dtype=np.int64)
-    for bit, name in enumerate(names):
-        code |= np.isin(ids, np.asarray(regions[name])).astype(np.int64) << bit  # type: ignore[index]
-    labels = ["+".join(n for b, n in enumerate(names) if c >> b & 1) or "other" for c in range(1 << len(names))]
-    return np.asarray(labels, dtype=object)[code]
-
-
-def plot_datamap_html(
-    stats: pd.DataFrame | Mapping[str, Any],
-    path: str | os.PathLike[str],
-    *,
-    title: str = "Data map",
-    texts: Mapping[int, str] | pd.Series | None = None,
-    gold_names: Sequence[str] | None = None,
-    predictions: Mapping[int, int] | pd.Series | np.ndarray | None = None,
-    regions: Mapping[str, np.ndarray] | None = None,
-    max_points: int = 1_000_000,
-    webgl_above: int = 20_000,
-    seed: int = 0,
-) -> Path:
-    """Interactive data map as one self-contained offline HTML file (plotly.js inlined), atomically.
-
-    One point per sample (a seeded random subset only above ``max_points``, said in the title),
-    ``scattergl`` above ``webgl_above`` points. One trace per (region, gold label): the legend
-    toggles each (grouped by region) and a dropdown shows all, one region, one label or one
-    (region, label) pair (pairs only when there are at most 60). Hover shows the sample id,
-    text, gold label, prediction, confidence, variability, correctness and AUM. After drawing,
-    the page sets ``document.title`` and ``<body data-points=…>`` (points held).
-
-    Args:
-        stats: statistics with ``confidence``, ``variability``, ``correctness``, ``gold`` (and
-            ``aum``, ``prediction`` if present); ``sample_id`` a column or the index.
-        path: output ``.html`` file.
-        title: plot title.
-        texts: sample id → text shown on hover (escaped, cut to 300 characters).
-        gold_names: class names in index order (default: the indices).
-        predictions: predicted class per sample (keyed by id, or in row order); default the
-            ``prediction`` column.
-        regions: output of :func:`assign_regions`; samples in none are "other".
-        max_points, webgl_above, seed: size cap, WebGL threshold and subsample seed.
-    """
-    import plotly.graph_objects as go
-
-    ids, conf, var, corr, gold = _columns(stats, "confidence", "variability", "correctness", "gold")
-    gold = gold.astype(np.int64)
-    aum = np.asarray(stats["aum"], dtype=np.float64) if "aum" in stats else np.full(len(ids), np.nan)
-    if predictions is None and "prediction" in stats:
-        predictions = np.asarray(stats["prediction"])
-    names = list(gold_names) if gold_names is not None else [str(k) for k in range(int(gold.max(initial=0)) + 1)]
-    if len(ids) and gold.max() >= len(names):
-        raise ValueError(f"gold_names has {len(names)} names but gold reaches {gold.max()}")
-    hover = "<b>sample " + pd.Series(ids.astype(str), index=ids) + "</b>"
-    if texts is not None:
-        text = _escape(_per_sample(texts, ids, "texts").fillna("").astype(str).str.slice(0, 300))
-        hover += "<br>" + text.str.wrap(80, break_long_words=False).str.replace("\n", "<br>")
-    if predictions is not None:
-        pred = _per_sample(predictions, ids, "predictions")
-        pred_names = pred.map(lambda k: names[int(k)] if pd.notna(k) and 0 <= int(k) < len(names) else "?")
-        hover += "<br>prediction: " + _escape(pred_names.astype(str))
-    region = _region_names(ids, regions)
-    rows = _subsample(len(ids), max_points, seed)
-    if rows is not None:
-        title = f"{title} — {len(rows):,} of {len(ids):,} samples (random, seed {seed})"
-    rows = np.arange(len(ids)) if rows is None else rows
-    scatter = go.Scattergl if len(rows) > webgl_above else go.Scatter
-    safe_names = _escape(pd.Series(names, dtype=object).astype(str)).tolist()
-    traces, keys = [], []
-    order = {name: i for i, name in enumerate(regions or {})}
-    present = sorted(pd.unique(region[rows]), key=lambda r: (r == "other", r.count("+"), order.get(r.split("+")[0], 0), r))
-    for region_name in present:
-        group_title = REGION_TITLES.get(region_name, region_name)
-        for label in np.unique(gold[rows]):
-            sel = rows[(region[rows] == region_name) & (gold[rows] == label)]
-            if not len(sel):
-                continue
-            traces.append(scatter(
-                x=var[sel], y=conf[sel], mode="markers", name=f"{group_title} · {safe_names[label]}",
-                legendgroup=region_name, legendgrouptitle_text=group_title,
-                text=hover.to_numpy()[sel], customdata=np.column_stack([corr[sel], aum[sel]]),
-                marker={"color": _REGION_COLOURS.get(region_name.split("+")[0], "#9467bd"),
-                        "symbol": _SYMBOLS[label % len(_SYMBOLS)], "size": 5, "opacity": 0.7},
-                hovertemplate=(f"%{{text}}<br>gold: {safe_names[label]}<br>confidence: %{{y:.3f}}"
-                               "<br>variability: %{x:.3f}<br>correctness: %{customdata[0]:.2f}"
-                               "<br>AUM: %{customdata[1]:.3f}<extra></extra>"),
-            ))
-            keys.append((region_name, int(label)))
-    filters: list[tuple[str, Any, Any]] = [("all samples", None, None)]
-    filters += [(REGION_TITLES.get(r, r), r, None) for r in dict.fromkeys(k[0] for k in keys)]
-    filters += [(f"label {safe_names[g]}", None, g) for g in sorted({k[1] for k in keys})]
-    if len(keys) <= 60:
-        filters += [(f"{REGION_TITLES.get(r, r)} · {safe_names[g]}", r, g) for r, g in keys]
-    buttons = [
-        {"label": label, "method": "restyle",
-         "args": [{"visible": [(r is None or k[0] == r) and (g is None or k[1] == g) for k in keys]}]}
-        for label, r, g in filters
-    ]
-    fig = go.Figure(traces)
-    fig.update_layout(
-        title=title, xaxis_title="variability", yaxis_title="confidence", template="plotly_white",
-        legend={"groupclick": "toggleitem"}, height=750,
-        updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.08, "xanchor": "right", "showactive": True}],
-    )
-    with atomic_output(path) as tmp:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True, include_mathjax=False,
-                       post_script=_POST_SCRIPT % json.dumps(title).replace("</", "<\\/"), config={"displaylogo": False})
-    return Path(path)
+def datamap_title(stats: pd.DataFrame) -> str:
+    """A data map's title from its statistics' ``attrs``, e.g.
+    ``"snli data map: 2,000 training samples, 3 epochs (end-of-epoch dynamics)"``."""
+    attrs = getattr(stats, "attrs", {})
+    mode = {"epoch_end": "end-of-epoch dynamics", "train_pass": "training-pass dynamics"}.get(attrs.get("mode", ""))
+    epochs = attrs.get("num_epochs")
+    details = [f"{len(stats):,} training samples"] + ([f"{epochs} epochs"] if epochs else [])
+    name = f"{attrs['task']} data map" if attrs.get("task") else "Data map"
+    return f"{name}: {', '.join(details)}" + (f" ({mode})" if mode else "")
 
 
 def save_datamap(
@@ -469,12 +274,32 @@ def save_datamap(
 ) -> Path:
     """Write a data map's files to ``folder`` (each atomically).
 
-    ``regions/<name>.txt`` (id files), ``statistics.parquet`` (one row per sample, from
-    :func:`tdmixup.dynamics.compute_statistics`), ``datamap.png`` and ``datamap.html``.
+    ``regions/<name>.txt`` (id files, the ``--subset`` input of later stages),
+    ``regions/<name>.csv`` (the same samples in the same order with text, gold label, prediction,
+    confidence, variability, correctness and AUM: :func:`tdmixup.samples.sample_table`),
+    ``statistics.parquet`` (one row per sample, from :func:`tdmixup.dynamics.compute_statistics`),
+    ``datamap.png`` and ``datamap.html``.
     """
+    from tdmixup.datamap_plots import plot_datamap_html, plot_datamap_png
+    from tdmixup.samples import sample_table, write_sample_csv
+
     folder = Path(folder)
     write_regions(regions, folder / "regions")
+    text_map = dict(texts) if texts is not None else None
+    for name, ids in regions.items():
+        table = sample_table(ids, texts=text_map, label_names=gold_names, stats=stats)
+        write_sample_csv(table, folder / "regions" / f"{name}.csv")
     atomic_write_bytes(folder / "statistics.parquet", stats.to_parquet())
-    plot_datamap_png(stats, folder / "datamap.png", title=title, regions=regions)
+    plot_datamap_png(stats, folder / "datamap.png", title=title, regions=regions, gold_names=gold_names)
     plot_datamap_html(stats, folder / "datamap.html", title=title, texts=texts, gold_names=gold_names, regions=regions)
     return folder
+
+
+def __getattr__(name: str) -> Any:
+    """``plot_datamap_png`` / ``plot_datamap_html`` live in :mod:`tdmixup.datamap_plots` (imported
+    on first use: matplotlib and plotly are not needed to compute regions)."""
+    if name in ("plot_datamap_png", "plot_datamap_html"):
+        from tdmixup import datamap_plots
+
+        return getattr(datamap_plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -325,8 +325,10 @@ def row_steps_per_epoch(session: Any, row: Row) -> int:
     raise ValueError(f"row {row.key!r}: one pass over its data has no fixed step count")
 
 
-def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: int | list[int]) -> dict[str, Any]:
-    """Run every row of ``table`` for every seed (resumably) and write the table files."""
+def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: int | list[int],
+                   keep_training_state: bool = False) -> dict[str, Any]:
+    """Run every row of ``table`` for every seed (resumably) and write the table files
+    (``keep_training_state``: see :class:`tdmixup.pipeline.Session`)."""
     from tdmixup.pipeline import open_session
 
     if table == "steps" and config.train.steps_per_epoch is not None:
@@ -336,7 +338,7 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
     seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
     results: dict[str, dict[int, dict[str, Any]]] = {row.key: {} for row in rows}
     for seed in seed_list:
-        session = open_session(_seed_config(config, seed), output_dir / f"seed_{seed}")
+        session = open_session(_seed_config(config, seed), output_dir / f"seed_{seed}", keep_training_state=keep_training_state)
         for i, row in enumerate(rows, 1):
             start = time.perf_counter()
             try:

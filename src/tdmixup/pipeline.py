@@ -67,6 +67,9 @@ class Session:
     train: TokenizedSet
     dev: TokenizedSet
     tests: dict[str, TokenizedSet]
+    keep_training_state: bool = False
+    """Keep each finished stage's optimizer, scheduler and RNG state (``checkpoint/training_state.pt``,
+    about twice the model's size); by default only an unfinished stage keeps it, to resume exactly."""
 
     @property
     def is_main(self) -> bool:
@@ -119,12 +122,15 @@ def _keep_folder_settings(config: RunConfig, saved: RunConfig) -> RunConfig:
 
 
 def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = False,
-                 from_stage: str | None = None) -> Session:
-    """Load and tokenise the data once, check/write ``config.json``, set up Accelerate.
+                 from_stage: str | None = None, keep_training_state: bool = False) -> Session:
+    """Check ``config.json``, load and tokenise the data once, then write ``config.json``; set up Accelerate.
 
     A folder keeps its configuration: a different one is refused, except for the fields that
     only the stages from ``from_stage`` on read (:data:`CHANGEABLE_FROM`), which ``--from-stage``
     re-runs anyway. Settings left unset keep the folder's values (:data:`FOLDER_KEEPS`).
+    Nothing is written (and ``overwrite`` deletes nothing) until the data and the
+    tokenizer have loaded, so a run refused for a missing or broken input file leaves no
+    ``config.json`` that would refuse the corrected command.
     """
     from tdmixup.data.tasks import load_task
     from tdmixup.model import load_tokenizer
@@ -142,9 +148,7 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
                         "--output-dir for the current defaults)", saved, ", ".join(kept))
     config = with_task_defaults(config)
     accelerator = make_accelerator()
-    _check_config(config, run_dir, overwrite=overwrite, is_main=accelerator.is_main_process,
-                  world_size=accelerator.num_processes, from_stage=from_stage)
-    accelerator.wait_for_everyone()
+    record = _check_config(config, run_dir, overwrite=overwrite, from_stage=from_stage)
     seed_everything(config.train.seed)
     with accelerator.main_process_first():  # a first download/extraction happens once
         task = load_task(config.data, seed=config.data.split_seed)
@@ -154,8 +158,14 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     def tok(ds: Any) -> TokenizedSet:
         return tokenize(ds, task.spec, tokenizer, max_length=max_len)
 
-    return Session(config, run_dir, accelerator, tokenizer, task, tok(task.train), tok(task.dev),
-                   {name: tok(ds) for name, ds in task.tests.items()})
+    session = Session(config, run_dir, accelerator, tokenizer, task, tok(task.train), tok(task.dev),
+                      {name: tok(ds) for name, ds in task.tests.items()}, keep_training_state=keep_training_state)
+    if record is not None and accelerator.is_main_process:
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        write_json(run_dir / "config.json", {**record, "environment": environment_info(accelerator.num_processes)})
+    accelerator.wait_for_everyone()
+    return session
 
 
 def with_task_defaults(config: RunConfig) -> RunConfig:
@@ -179,13 +189,15 @@ def with_task_defaults(config: RunConfig) -> RunConfig:
     return replace(config, aum=aum, dynamics=dyn)
 
 
-def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool, is_main: bool, world_size: int,
-                  from_stage: str | None = None) -> None:
+def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool,
+                  from_stage: str | None = None) -> dict[str, Any] | None:
+    """Refuse a folder made by another configuration; return what ``config.json`` must say
+    (without the environment), or None when it already says it."""
     path = run_dir / "config.json"
     if path.exists() and not overwrite:
         saved, _ = read_saved_config(path)
         if saved == config:
-            return
+            return None
         changed = _changed_fields(to_json_dict(saved), to_json_dict(config))
         allowed = CHANGEABLE_FROM.get(from_stage or "", None) if from_stage != "full" else ("",)
         if allowed is not None and from_stage != "full" and any(f.startswith(READ_BY_EVERY_STAGE) for f in changed):
@@ -195,14 +207,8 @@ def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool, is_main:
             hint = f" (--from-stage {from_stage} may change only {', '.join(allowed) or 'nothing'})" if allowed is not None else ""
             raise PipelineError(f"{path} was written by a different configuration ({diff}){hint}; "
                                 "use another --output-dir, --from-stage, or --overwrite to start this one afresh")
-        if is_main:
-            write_json(path, {"config": to_json_dict(config), "environment": environment_info(world_size),
-                              "changed_from_stage": {"stage": from_stage, "fields": changed}})
-        return
-    if is_main:
-        if overwrite and run_dir.exists():
-            shutil.rmtree(run_dir)
-        write_json(path, {"config": to_json_dict(config), "environment": environment_info(world_size)})
+        return {"config": to_json_dict(config), "changed_from_stage": {"stage": from_stage, "fields": changed}}
+    return {"config": to_json_dict(config)}
 
 
 def _changed_fields(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
@@ -273,6 +279,7 @@ def train_and_evaluate(
     from tdmixup.training import seed_everything, train
 
     if is_done(stage_dir):
+        drop_training_state(session, stage_dir)
         return read_done(stage_dir)
     for s in train_sets:
         if len(s) == 0:
@@ -309,6 +316,7 @@ def train_and_evaluate(
     if not keep_checkpoint and session.is_main:
         shutil.rmtree(stage_dir / "checkpoint", ignore_errors=True)
     mark_done(session, stage_dir, summary)
+    drop_training_state(session, stage_dir)  # only after done.json: a kill before it still resumes exactly
     return summary
 
 
@@ -334,6 +342,16 @@ def _train_class_mix(session: Session, stage_dir: Path, train_sets: list[Tokeniz
     return {"train_class_counts": counts, "class_warnings": warnings}
 
 
+def drop_training_state(session: Session, stage_dir: Path) -> None:
+    """Delete a finished stage's optimizer/scheduler/RNG state (``checkpoint/training_state.pt``)
+    unless the session keeps it: later stages read only the model weights (MiniLM: 91 MB of a
+    272 MB checkpoint)."""
+    from tdmixup.training import CHECKPOINT, TRAINING_STATE
+
+    if not session.keep_training_state and session.is_main:
+        (stage_dir / CHECKPOINT / TRAINING_STATE).unlink(missing_ok=True)
+
+
 # --- the stages ------------------------------------------------------------------------------
 def stage_full(session: Session) -> dict[str, Any]:
     """Stage 1: 100 % fine-tuning with dynamics (the baseline row)."""
@@ -343,7 +361,7 @@ def stage_full(session: Session) -> dict[str, Any]:
 
 def stage_datamap(session: Session) -> dict[str, Any]:
     """Stage 2: statistics, regions and data-map plots from stage 1's dynamics table."""
-    from tdmixup.datamap import assign_regions, save_datamap
+    from tdmixup.datamap import assign_regions, datamap_title, save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
 
     out = session.run_dir / "datamap"
@@ -357,7 +375,7 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     stratify = bool(dcfg.stratify_regions)
     regions = assign_regions(stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap, stratify=stratify)
     if session.is_main:
-        save_datamap(stats, regions, out, title=f"{session.task.spec.name} data map", texts=_texts(session),
+        save_datamap(stats, regions, out, title=datamap_title(stats), texts=_texts(session),
                      gold_names=list(session.task.spec.label_names))
     mix = class_mix(session, regions, reference="train", context="data map: ")
     summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()},
@@ -383,13 +401,9 @@ def class_mix(session: Session, sets: dict[str, np.ndarray], *, reference: str |
 
 
 def _texts(session: Session) -> dict[int, str]:
-    ds = session.task.train
-    cols = ds.to_dict()
-    if session.task.spec.kind == "pair":
-        texts = (f"{a} ⟂ {b}" for a, b in zip(cols["text_a"], cols["text_b"], strict=True))
-    else:
-        texts = (f"{c} → {' | '.join(e)}" for c, e in zip(cols["context"], cols["endings"], strict=True))
-    return dict(zip((int(i) for i in cols["sample_id"]), texts, strict=True))
+    from tdmixup.samples import sample_texts
+
+    return sample_texts(session.task.train, session.task.spec.kind)
 
 
 def read_regions(session: Session) -> dict[str, np.ndarray]:

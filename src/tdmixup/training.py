@@ -47,6 +47,8 @@ from tdmixup.runio import read_json, write_json
 log = logging.getLogger("tdmixup.training")
 
 CHECKPOINT = "checkpoint"
+TRAINING_STATE = "training_state.pt"
+"""Optimizer, scheduler, RNG states and epoch count in ``checkpoint/``: what an exact resume needs."""
 
 
 class TrainingError(RuntimeError):
@@ -219,7 +221,7 @@ def train(
     ckpt = out_dir / CHECKPOINT
     if resume:
         _recover_checkpoint(ckpt, accelerator)
-    if resume and (ckpt / "training_state.pt").exists():
+    if resume and (ckpt / TRAINING_STATE).exists():
         first_epoch, history = _load_checkpoint(ckpt, model, optimizer, scheduler, generator)
         log.info("resuming %s after epoch %d", out_dir, first_epoch)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
@@ -232,6 +234,8 @@ def train(
         seen_ids: list[np.ndarray] = []
         seen_logits: list[np.ndarray] = []
         total, count = 0.0, 0
+        hits = torch.zeros((), dtype=torch.float64, device=accelerator.device)  # on device: no sync per step
+        judged = torch.zeros((), dtype=torch.float64, device=accelerator.device)
         bar = tqdm(plan, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not accelerator.is_main_process, leave=False)
         for step, planned in enumerate(bar):
             batches = [_to_device(_with_columns(collate(s, p.positions, p.weights), batch_columns), accelerator.device)
@@ -249,6 +253,9 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             total += float(out.loss.detach())
             count += 1
+            if out.logits is not None:  # running accuracy of the unmixed rows (none for strategy "mixup")
+                hit, n = _correct_rows(out.logits, batches)
+                hits, judged = hits + hit, judged + n
             if dynamics_mode == "train_pass" and out.logits is not None:
                 keep = _real_rows(out.sample_ids, batches)
                 seen_ids.append(out.sample_ids[keep].cpu().numpy())
@@ -258,6 +265,9 @@ def train(
         model_unwrapped = accelerator.unwrap_model(wrapped)
         entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": _mean_over_processes(total, accelerator) / max(count, 1),
                                    "steps": count}
+        hits_all, judged_all = _sum_over_processes(torch.stack([hits, judged]), accelerator).tolist()
+        if judged_all > 0:
+            entry["train_accuracy"] = hits_all / judged_all
         if dynamics_mode is not None and dynamics_path is not None:
             _record_epoch(dynamics_mode, dynamics_path, epoch, record_set, model_unwrapped, accelerator,
                           cfg.eval_batch_size, seen_ids, seen_logits, task_name)
@@ -266,12 +276,47 @@ def train(
         entry["seconds"] = time.perf_counter() - epoch_start  # this process's wall time (the main one's is saved)
         history.append(entry)
         if accelerator.is_main_process:
-            log.info("epoch %d: %s", epoch + 1, entry)
+            log.info("%s", epoch_line(out_dir, entry, cfg.epochs))
         _save_checkpoint(ckpt, model_unwrapped, tokenizer, optimizer, scheduler, generator, epoch + 1, history, accelerator)
     trained = accelerator.unwrap_model(wrapped)
     accelerator.free_memory()  # let the Accelerator forget this model/optimizer (one session trains many)
     # checkpoints written before epochs were timed have no "seconds": those epochs count 0
     return TrainResult(model=trained, history=history, seconds=float(sum(h.get("seconds", 0.0) for h in history)))
+
+
+def epoch_line(out_dir: Path, entry: dict[str, float], epochs: int) -> str:
+    """One epoch of ``history`` as a log line, e.g.
+    ``runs/demo/stage1_full: epoch 2/3, loss 0.8123, train accuracy 61.2 %, 14.2 s``.
+
+    The accuracy is the running accuracy of the epoch's training batches (dropout on, weights
+    changing), over unmixed rows; ``dev_accuracy`` and other ``on_epoch_end`` metrics follow.
+    """
+    parts = [f"epoch {int(entry['epoch'])}/{epochs}", f"loss {entry['train_loss']:.4f}"]
+    if "train_accuracy" in entry:
+        parts.append(f"train accuracy {100 * entry['train_accuracy']:.1f} %")
+    known = {"epoch", "train_loss", "train_accuracy", "steps", "seconds"}
+    parts += [f"{k.replace('_', ' ')} {v:.4g}" for k, v in entry.items() if k not in known and isinstance(v, int | float)]
+    parts.append(f"{entry.get('seconds', 0.0):.1f} s")
+    return f"{out_dir}: " + ", ".join(parts)
+
+
+def _correct_rows(logits: torch.Tensor, batches: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(correct, counted) over the real rows (weight > 0) of a step: logits ``[R, C]`` against
+    the labels of ``batches`` concatenated in order (``R`` rows)."""
+    labels = torch.cat([b["labels"] for b in batches]).to(logits.device)
+    if len(labels) != len(logits):
+        none = torch.zeros((), dtype=torch.float64, device=logits.device)
+        return none, none
+    real = torch.cat([b["weight"] for b in batches]).to(logits.device) > 0
+    correct = (logits.argmax(dim=-1) == labels) & real
+    return correct.sum().double(), real.sum().double()
+
+
+def _sum_over_processes(values: torch.Tensor, accelerator: Any) -> torch.Tensor:
+    """Element-wise sum of a small tensor over processes (itself with one process), on the CPU."""
+    if accelerator.num_processes > 1:
+        values = accelerator.reduce(values, reduction="sum")
+    return values.detach().cpu()
 
 
 def _adamw(params: list[torch.nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -407,7 +452,7 @@ def _save_checkpoint(ckpt: Path, model: Classifier, tokenizer: Any, optimizer: A
                     "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                     "numpy_rng": np.random.get_state(), "epochs_done": epochs_done,
                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-                   tmp / "training_state.pt")
+                   tmp / TRAINING_STATE)
         write_json(tmp / "train_log.json", history)
         old = ckpt.with_name(ckpt.name + ".old")
         shutil.rmtree(old, ignore_errors=True)  # left over when a kill interrupted the last save
@@ -422,7 +467,7 @@ def _recover_checkpoint(ckpt: Path, accelerator: Any) -> None:
     """Put back ``checkpoint.old`` when a kill fell between the two renames of
     :func:`_save_checkpoint` (then it is complete and no ``checkpoint/`` exists)."""
     old = ckpt.with_name(ckpt.name + ".old")
-    if accelerator.is_main_process and not ckpt.exists() and (old / "training_state.pt").exists():
+    if accelerator.is_main_process and not ckpt.exists() and (old / TRAINING_STATE).exists():
         old.rename(ckpt)
     accelerator.wait_for_everyone()
 
@@ -435,7 +480,7 @@ def _load_checkpoint(ckpt: Path, model: Classifier, optimizer: Any, scheduler: A
     # load_classifier's AutoModel builds a pooler that the trained model (built without one) lacks
     wanted = model.state_dict().keys()
     model.load_state_dict({k: v for k, v in saved.state_dict().items() if k in wanted})
-    state = torch.load(ckpt / "training_state.pt", map_location="cpu", weights_only=False)
+    state = torch.load(ckpt / TRAINING_STATE, map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     generator.set_state(state["generator"])

@@ -85,7 +85,9 @@ def decode(path: object, data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise data_error(path, data[: e.start].count(b"\n") + 1, None, "not valid UTF-8", "save the file as UTF-8") from e
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        problem = f"not valid UTF-8 (byte 0x{data[e.start]:02x} at byte {e.start - line_start + 1} of the line)"
+        raise data_error(path, data[: e.start].count(b"\n") + 1, None, problem, "save the file as UTF-8") from e
 
 
 def _get(obj: Any, dotted: str) -> Any:
@@ -119,6 +121,7 @@ def load_jsonl(path: Path, fields: Sequence[str], types: Mapping[str, pa.DataTyp
     re-read line by line with :mod:`json`, only to name the bad line.
     """
     data = read_bytes(path)
+    decode(path, data)  # pyarrow would fail on bad UTF-8 with an ArrowException naming no line
     pieces = data.split(b"\n")
     if pieces and not pieces[-1].strip():
         pieces.pop()
@@ -131,7 +134,7 @@ def load_jsonl(path: Path, fields: Sequence[str], types: Mapping[str, pa.DataTyp
             table = table.flatten()
         if table.num_rows == len(ids):
             frame = pd.DataFrame({f: table[f].to_pandas() if f in table.column_names else pd.Series([None] * len(ids), dtype=object) for f in fields})
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except pa.ArrowException:  # any parse problem: the line-by-line reader below names the line
         frame = None
     if frame is None:
         records = []
@@ -139,7 +142,8 @@ def load_jsonl(path: Path, fields: Sequence[str], types: Mapping[str, pa.DataTyp
             try:
                 obj = json.loads(pieces[i])
             except json.JSONDecodeError as e:
-                raise data_error(path, int(i) + 1, None, f"malformed JSON ({e.msg} at column {e.colno})", "each line must hold one JSON object") from e
+                msg = e.msg.removesuffix(" at")  # "Unterminated string starting at" + " at column 5"
+                raise data_error(path, int(i) + 1, None, f"malformed JSON ({msg} at column {e.colno})", "each line must hold one JSON object") from e
             if not isinstance(obj, dict):
                 raise data_error(path, int(i) + 1, None, f"expected a JSON object, found {type(obj).__name__}", "each line must hold one JSON object")
             records.append([_get(obj, f) for f in fields])
@@ -219,8 +223,15 @@ def as_text(cells: pd.Series) -> pd.Series:
 
 
 def empty_text(cells: pd.Series) -> np.ndarray:
-    """Bool ``(N,)``: cell missing or only whitespace."""
-    return cells.map(lambda v: v is None or not v.strip()).to_numpy(dtype=bool)
+    """Bool ``(N,)``: cell missing (None or NaN) or only whitespace."""
+    return cells.map(lambda v: not isinstance(v, str) or not v.strip()).to_numpy(dtype=bool)
+
+
+def check_present(rows: Rows, cells: pd.Series, field: str, labelled: np.ndarray) -> None:
+    """Refuse a labelled row that lacks ``field`` altogether (a JSON line without the key, or null)."""
+    missing = cells.isna().to_numpy() & labelled
+    if missing.any():
+        raise rows.row_error(missing, field, "missing from this row", "every labelled row needs this field; add it or remove the row")
 
 
 def _finish(rows: Rows, keep: np.ndarray, skipped: Mapping[str, int], columns: dict[str, Any]) -> Dataset:
@@ -248,6 +259,8 @@ def build_pair(rows: Rows, *, text_a: str, text_b: str, label: str, label_names:
     labels, labelled = encode_labels(rows, label, label_names)
     blank = np.zeros(len(labels), bool)
     for field, cells in ((text_a, a), (text_b, b)):
+        if empty == "error":
+            check_present(rows, cells, field, labelled)
         bad = empty_text(cells) & labelled
         if bad.any() and empty == "error":
             raise rows.row_error(bad, field, "empty text", "remove the row or fill in the sentence")
@@ -284,6 +297,8 @@ def build_mc(rows: Rows, *, context: str, endings: str | Sequence[str], label: s
     if wrong.any():
         i = int(np.flatnonzero(wrong)[0])
         raise data_error(rows.path, int(rows.lines[i]), field, f"{sizes[i]} endings, expected {k}", "every item needs the same number of endings")
+    if empty == "error":
+        check_present(rows, ctx, context, labelled)
     pre = rows.column(prefix).fillna("").astype(str).to_numpy() if prefix else np.full(len(rows.ids), "", object)
     blank = (empty_text(ctx) | lists.map(lambda es: any(not isinstance(e, str) or not e.strip() for e in es)).to_numpy()) & labelled
     if blank.any() and empty == "error":
