@@ -78,11 +78,14 @@ def test_plan_order_and_filters(study: Any) -> None:
 
 
 def test_finished_runs_are_skipped_and_a_stopped_study_resumes(study: Any, tmp_path: Path, monkeypatch: Any) -> None:
-    """Two invocations: the first stops after 2 jobs (like a kill between jobs), the second runs
-    only the other 3; nothing runs twice, and each run's JSON is written when it finishes."""
+    """Invocations: the first stops after 2 jobs (like a kill between jobs), the second runs only
+    the other 3, but one fails: the others still run and the exit status says so; the third runs
+    only the failed one. Nothing runs twice, and each run's JSON is written when it finishes."""
     import jobs as jobs_module
 
     ran: list[str] = []
+    pruned: list[str] = []
+    failing = {"64_random_pairs_seed1"}
 
     class FakeRunner:
         def __init__(self, args: Any, settings: dict[str, Any], code: Any, command: str) -> None:
@@ -90,18 +93,32 @@ def test_finished_runs_are_skipped_and_a_stopped_study_resumes(study: Any, tmp_p
 
         def run(self, job: Any) -> dict[str, Any]:
             ran.append(job.name)
+            if job.name in failing:
+                raise RuntimeError("non-finite loss")
             return fake_run(job.size, job.row, job.seed, settings=self.settings)
+
+        def forget_session(self) -> None:
+            pass
+
+        def prune_checkpoints(self, job: Any) -> None:
+            assert (tmp_path / "runs" / f"{job.name}.json").exists()  # only after its JSON is written
+            pruned.append(job.name)
 
     monkeypatch.setattr(jobs_module, "JobRunner", FakeRunner)
     common = ["--sizes", "64", "--seeds", "1", "--results", str(tmp_path), "--run-dir", str(tmp_path / "runs_dir")]
     study.main([*common, "--max-runs", "2"])
     assert ran == ["64_full_seed1", "64_tdmixup_seed1"]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["64_full_seed1.json", "64_tdmixup_seed1.json"]
-    study.main(common)
+    with pytest.raises(SystemExit, match="1 job.s. failed: 64_random_pairs_seed1"):
+        study.main(common)
     assert ran[2:] == ["64_random_pairs_seed1", "64_manifold_seed1", "64_datamap_quality_seed1"]
+    assert not (tmp_path / "runs" / "64_random_pairs_seed1.json").exists()
+    failing.clear()
+    study.main(common)
+    assert ran[5:] == ["64_random_pairs_seed1"]
     assert (tmp_path / "summary.json").exists() and (tmp_path / "scaling.png").stat().st_size > 10_000
     study.main(common)  # all finished: runs nothing
-    assert len(ran) == 5
+    assert len(ran) == 6 and sorted(pruned) == sorted(set(ran))
     with pytest.raises(SystemExit, match="other study settings"):  # no mixing of test sizes in one folder
         study.main([*common, "--full-test", "--rows", "full", "--sizes", "96"])
 

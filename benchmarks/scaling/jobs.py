@@ -83,6 +83,10 @@ class JobRunner:
             self._key = key
         return self._session
 
+    def forget_session(self) -> None:
+        """Drop the open session (after a failed job: the next job opens its own afresh)."""
+        self._key, self._session, self._entropy = None, None, None
+
     def _add_chaos(self, session: Any) -> Any:
         from human_ambiguity import CHAOS_SNLI, ID_OFFSET, add_chaos_rows
 
@@ -101,6 +105,21 @@ class JobRunner:
         entropy = add_chaos_rows(session, path, self.settings["chaos_label"])
         write_json(marker, mine)
         return entropy
+
+    def prune_checkpoints(self, job: Job) -> list[Path]:
+        """Remove the epoch checkpoints (model + optimiser, ~270 MB each for MiniLM) of every
+        finished stage of the job's run folder: a finished stage is never trained again (its
+        ``done.json`` is reused) and later stages read only its dynamics and regions."""
+        import shutil
+
+        session = self.session(job)
+        removed = []
+        for done in session.run_dir.glob("**/done.json"):
+            ckpt = done.parent / "checkpoint"
+            if ckpt.is_dir():
+                shutil.rmtree(ckpt)
+                removed.append(ckpt)
+        return removed
 
     # --- one job ------------------------------------------------------------------------------
     def run(self, job: Job) -> dict[str, Any]:
