@@ -67,7 +67,7 @@ class JobRunner:
             data=tc.DataConfig(task="snli", train_size=size, dev_size=s["dev_size"], test_size=s["test_size"]),
             model=model,
             train=tc.TrainConfig(epochs=s["epochs"], learning_rate=s["learning_rate"], batch_size=s["batch_size"],
-                                 seed=seed),
+                                 seed=seed, bf16=s["bf16"]),
         )
 
     def session(self, job: Job) -> Any:

@@ -75,6 +75,9 @@ PRIOR_S_PER_PAIR = {"full": 0.14, "tdmixup": 0.26, "random_pairs": 0.06, "manifo
 CPU reproduction at 1,500 pairs on this machine's 2 cores, often shared (its table.json train
 seconds + ~40 s of evaluation), and benchmarks/results/pipeline_cost.json (AUM: 0.15 s/pair);
 the finished jobs' own costs replace them."""
+PRIOR_BF16_FACTOR = 0.75
+"""The priors' cost with bf16 training: training steps are ~75 % of a job's time and 1.48x faster
+(benchmarks/results/throughput.json, speed_options); evaluation and dynamics passes stay fp32."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--fp32", action="store_true",
+                   help="train in fp32 (default: TrainConfig.bf16, bfloat16 autocast of the training forward pass: "
+                        "1.48x faster steps here with the fp32 loss curve; benchmarks/results/throughput.json)")
     p.add_argument("--model", default=None, help="default: the library's offline MiniLM")
     p.add_argument("--num-hidden-layers", type=int, default=None)
     p.add_argument("--max-runs", type=int, default=None, help="stop after this many jobs (then summarise)")
@@ -146,7 +152,7 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"task": "snli", "model": args.model or DEFAULT_MODEL, "num_hidden_layers": args.num_hidden_layers,
             "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
             "dev_size": args.dev_size, "test_size": None if args.full_test else args.test_size,
-            "chaos_label": "old_label"}
+            "bf16": not args.fp32, "chaos_label": "old_label"}
 
 
 def check_results_settings(results: Path, settings: dict[str, Any]) -> None:
@@ -162,7 +168,7 @@ def check_results_settings(results: Path, settings: dict[str, Any]) -> None:
                      "(and --run-dir) for these settings")
 
 
-def estimate_hours(jobs: list[Job], results: Path) -> dict[int, float]:
+def estimate_hours(jobs: list[Job], results: Path, *, bf16: bool = True) -> dict[int, float]:
     """Estimated hours per size for ``jobs``: seconds per training pair of each row from the
     finished runs in ``results`` (median of ``cost_seconds`` / training pairs: the job's training and
     evaluation from scratch, whatever was reused), else :data:`PRIOR_S_PER_PAIR`."""
@@ -175,7 +181,8 @@ def estimate_hours(jobs: list[Job], results: Path) -> dict[int, float]:
             rates.setdefault(r["row"], []).append(r["cost_seconds"] / pairs(r["size"], r["row"]))
     out: dict[int, float] = {}
     for j in jobs:
-        rate = statistics.median(rates[j.row]) if j.row in rates else PRIOR_S_PER_PAIR[j.row]
+        rate = (statistics.median(rates[j.row]) if j.row in rates
+                else PRIOR_S_PER_PAIR[j.row] * (PRIOR_BF16_FACTOR if bf16 else 1.0))
         out[j.size] = out.get(j.size, 0.0) + rate * pairs(j.size, j.row) / 3600
     return out
 
@@ -228,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     jobs = plan(args)
     todo = pending(jobs, args.results)
-    hours = estimate_hours(todo, args.results)
+    hours = estimate_hours(todo, args.results, bf16=not args.fp32)
     print(f"{len(jobs)} jobs in the plan, {len(jobs) - len(todo)} finished, {len(todo)} to run; estimated hours "
           f"(at the pace of {'the finished runs' if len(todo) < len(jobs) else 'the CPU reproduction'}): " + ", ".join(f"{s:,}: {h:.1f}" for s, h in hours.items()) + f" (total {sum(hours.values()):.1f})")
     if args.command == "plan":
