@@ -121,6 +121,10 @@ def test_finished_runs_are_skipped_and_a_stopped_study_resumes(study: Any, tmp_p
     assert len(ran) == 6 and sorted(pruned) == sorted(set(ran))
     with pytest.raises(SystemExit, match="other study settings"):  # no mixing of test sizes in one folder
         study.main([*common, "--full-test", "--rows", "full", "--sizes", "96"])
+    held = study.hold_lock(tmp_path / "runs_dir")  # a study already running on these run folders ...
+    with pytest.raises(SystemExit, match=f"another run.py works on .* \\(pid {os.getpid()}\\)"):
+        study.main([*common, "--sizes", "96"])  # ... is not started twice
+    held.close()
 
 
 # --- the summary -------------------------------------------------------------------------------

@@ -96,11 +96,11 @@ class JobRunner:
         marker = session.run_dir / "benchmark_settings.json"
         mine = {"chaos_label": self.settings["chaos_label"], "id_offset": ID_OFFSET}
         if marker.exists() and read_json(marker) != mine:
-            raise SystemExit(f"{marker} was made with other ChaosNLI settings ({read_json(marker)}); remove "
+            raise RuntimeError(f"{marker} was made with other ChaosNLI settings ({read_json(marker)}); remove "
                              f"{session.run_dir} to start it afresh")
         path = find_data_file(CHAOS_SNLI, download=False)
         if path is None:
-            raise SystemExit(f"{CHAOS_SNLI} not found in ../shared/data: the data map's quality runs need it "
+            raise FileNotFoundError(f"{CHAOS_SNLI} not found in ../shared/data: the data map's quality runs need it "
                              "(or run with --rows full tdmixup random_pairs manifold)")
         entropy = add_chaos_rows(session, path, self.settings["chaos_label"])
         write_json(marker, mine)
@@ -148,7 +148,10 @@ class JobRunner:
         from tdmixup.pipeline import read_regions, stage_datamap
 
         table, key = LIBRARY_ROWS[job.row]
-        row = next(r for r in TABLES[table] if r.key == key)
+        row = next((r for r in TABLES.get(table, ()) if r.key == key), None)
+        if row is None:
+            raise KeyError(f"tdmixup.experiments.TABLES[{table!r}] has no row {key!r} any more: update LIBRARY_ROWS "
+                           "in benchmarks/scaling/jobs.py")
         done = run_row(session, row)
         stage_datamap(session)  # every record reports its regions' class mix (stage 2 is shared and cheap)
         regions = read_regions(session)

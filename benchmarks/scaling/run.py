@@ -219,6 +219,26 @@ def commit_files(paths: list[Path], message: str, *, attempts: int = 6, wait_s: 
     return False
 
 
+def hold_lock(run_dir: Path) -> Any:
+    """An exclusive lock on ``<run-dir>/.lock`` for this process's lifetime: a second study started
+    on the same run folders by mistake stops at once instead of training the same jobs twice."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / ".lock", "a+")  # noqa: SIM115  (kept open: the lock lives with it)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        sys.exit(f"another run.py works on {run_dir} (pid {handle.read().strip() or '?'}); stop it first or use "
+                 "another --run-dir")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def code_version() -> dict[str, Any]:
     """The commit of this checkout and whether it had uncommitted changes."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
@@ -249,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = study_settings(args)
     check_results_settings(args.results, settings)
+    lock = hold_lock(args.run_dir)  # noqa: F841  (held until the process ends)
     runner = JobRunner(args, settings, code_version(), shlex.join([sys.executable, *sys.argv]))
     failed = []
     for n, job in enumerate(todo, 1):
