@@ -82,6 +82,36 @@ def spearman(a: pd.Series, b: pd.Series) -> dict[str, float | None]:
     return {"rho": float(rho), "p_value": float(p_value)}
 
 
+def entropy_by_region(stats: pd.DataFrame, regions: dict[str, np.ndarray], entropy: pd.Series,
+                      ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], dict[str, dict[str, float | None]]]:
+    """The ChaosNLI rows' crowd entropy per data-map region, and its Spearman correlations.
+
+    Args:
+        stats: the data map's statistics (``datamap/statistics.parquet``), indexed by sample id.
+        regions: region name → sample ids (``read_regions``).
+        entropy: crowd entropy (bits) by sample id of the ChaosNLI rows (:func:`add_chaos_rows`).
+
+    Returns:
+        ``(chaos rows with their statistics, entropy and region; per-region counts, shares and
+        mean/median entropy, "none" = in no region; Spearman rho of variability, confidence and
+        AUM with entropy)``.
+    """
+    region = pd.Series("none", index=stats.index, name="region")
+    for name, ids in regions.items():
+        region.loc[ids] = name
+    chaos = stats.loc[entropy.index].assign(entropy=entropy, region=region.loc[entropy.index])
+    per_region = {}
+    for name in ("easy", "ambiguous", "hard", "none"):
+        rows = chaos.loc[chaos["region"] == name, "entropy"]
+        per_region[name] = {"chaosnli_rows": int(len(rows)), "mean_entropy": float(rows.mean()) if len(rows) else None,
+                            "median_entropy": float(rows.median()) if len(rows) else None,
+                            "share_of_chaosnli_rows": len(rows) / len(chaos),
+                            "share_of_all_rows": float((region == name).mean())}
+    correlations = {f"{col}_vs_entropy": spearman(chaos[col], chaos["entropy"])
+                    for col in ("variability", "confidence", "aum")}
+    return chaos, per_region, correlations
+
+
 def main() -> None:
     args = parse_args()
     if data_missing((SNLI_TRAIN, SNLI_TEST, CHAOS_SNLI)):
@@ -102,19 +132,7 @@ def main() -> None:
     seconds["stage_datamap"] = time.perf_counter() - t
 
     stats = pd.read_parquet(args.run_dir / "datamap" / "statistics.parquet")
-    region = pd.Series("none", index=stats.index, name="region")
-    for name, ids in read_regions(session).items():
-        region.loc[ids] = name
-    chaos = stats.loc[entropy.index].assign(entropy=entropy, region=region.loc[entropy.index])
-    per_region = {}
-    for name in ("easy", "ambiguous", "hard", "none"):
-        rows = chaos.loc[chaos["region"] == name, "entropy"]
-        per_region[name] = {"chaosnli_rows": int(len(rows)), "mean_entropy": float(rows.mean()) if len(rows) else None,
-                            "median_entropy": float(rows.median()) if len(rows) else None,
-                            "share_of_chaosnli_rows": len(rows) / len(chaos),
-                            "share_of_all_rows": float((region == name).mean())}
-    correlations = {f"{col}_vs_entropy": spearman(chaos[col], chaos["entropy"])
-                    for col in ("variability", "confidence", "aum")}
+    chaos, per_region, correlations = entropy_by_region(stats, read_regions(session), entropy)
     seconds["total"] = time.perf_counter() - start
 
     result = {

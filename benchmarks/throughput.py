@@ -63,6 +63,8 @@ LABELS = ("entailment", "neutral", "contradiction")
 SIDES = ("tdmixup", "hf_trainer", "hf_trainer_grouped", "tdmixup_ungrouped")
 STRATEGY_SIDES = ("strategy_none", "strategy_tdmixup", "strategy_aum_saliency")
 TARGET_RATIO = 1.15
+OTHER_SECTIONS = ("speed_options",)
+"""Keys of throughput.json written by other scripts, kept when this one rewrites the file."""
 
 
 def load_pairs(path: Path, n: int) -> dict[str, list[Any]]:
@@ -361,6 +363,9 @@ def main() -> None:
             "meets_target": ratios.get("tdmixup_vs_hf_trainer", 0.0) >= TARGET_RATIO} if "hf_trainer" in summary else {}),
         "runs": runs,
     }
+    if args.out.exists():  # sections other benchmarks keep in this file (speed_options.py)
+        previous = json.loads(args.out.read_text())
+        report.update({k: previous[k] for k in OTHER_SECTIONS if k in previous})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for side, s in summary.items():

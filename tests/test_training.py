@@ -290,6 +290,35 @@ def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
     assert not np.array_equal(np.concatenate([s[1].positions for s in next_epoch]), large_rows)  # re-shuffled
 
 
+def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(model_dirs: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """``TrainConfig(bf16=True)``: the 4 training steps' head outputs are bfloat16, the epoch-end
+    dynamics pass and the weights stay fp32, and the loss stays close to the fp32 run's."""
+    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.model import build_classifier
+    from tdmixup.training import seed_everything, train
+
+    def run(bf16: bool) -> tuple[object, list[torch.dtype]]:
+        seed_everything(0)
+        model = build_classifier(ModelConfig(name_or_path=str(model_dirs["dropout"])), "pair", 3)
+        seen: list[torch.dtype] = []
+        handle = model.head.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+        out = tmp_path / f"bf16_{bf16}"
+        result = train(model, [tokenized_snli(16)], mixup_config=MixupConfig(), out_dir=out, accelerator=make_accelerator(),
+                       train_config=TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, seed=0, bf16=bf16),
+                       dynamics_mode="epoch_end", dynamics_path=out / "dynamics.parquet")
+        handle.remove()
+        return result, seen
+
+    fp32, seen32 = run(False)
+    bf16, seen16 = run(True)
+    assert seen32 == [torch.float32] * 5  # 4 steps + 1 dynamics batch
+    assert seen16 == [torch.bfloat16] * 4 + [torch.float32]
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())  # type: ignore[attr-defined]
+    loss32, loss16 = fp32.history[0]["train_loss"], bf16.history[0]["train_loss"]  # type: ignore[attr-defined]
+    assert loss16 != loss32 and abs(loss16 - loss32) < 0.02
+
+
 def test_steps_per_epoch_refuses_training_pass_dynamics(tmp_path: Path) -> None:
     from tdmixup.config import MixupConfig, TrainConfig
     from tdmixup.training import train

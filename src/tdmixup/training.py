@@ -240,8 +240,9 @@ def train(
         for step, planned in enumerate(bar):
             batches = [_to_device(_with_columns(collate(s, p.positions, p.weights), batch_columns), accelerator.device)
                        for s, p in zip(step_sets, planned, strict=True)]
-            out = wrapped(step_fn=lambda m, b=batches: compute_step(mixup_config.strategy, m, b, mixup_config, generator,
-                                                                   pad_token_id=train_sets[0].pad_token_id))
+            with _autocast(cfg, accelerator.device):
+                out = wrapped(step_fn=lambda m, b=batches: compute_step(mixup_config.strategy, m, b, mixup_config, generator,
+                                                                       pad_token_id=train_sets[0].pad_token_id))
             _check_finite(out.loss, accelerator, epoch, step, ckpt)
             accelerator.backward(out.loss)
             if cfg.max_grad_norm > 0:
@@ -317,6 +318,14 @@ def _sum_over_processes(values: torch.Tensor, accelerator: Any) -> torch.Tensor:
     if accelerator.num_processes > 1:
         values = accelerator.reduce(values, reduction="sum")
     return values.detach().cpu()
+
+
+def _autocast(cfg: TrainConfig, device: Any) -> Any:
+    """bfloat16 autocast of a training step's forward pass when ``cfg.bf16`` (a no-op context
+    otherwise). Matmuls run in bfloat16 (AMX on recent Intel CPUs), softmax/log-softmax and the
+    losses in fp32; the backward pass follows the forward's dtypes; parameters and their
+    gradients stay fp32. Train-pass logits (dynamics, AUM margins) are bfloat16-rounded."""
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16)
 
 
 def _adamw(params: list[torch.nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
