@@ -406,7 +406,7 @@ def test_load_task_custom_pair_and_mc(data_dir):
     mc = load_task(DataConfig(task="custom", train_file=str(FIX / "custom/mc.jsonl"), dev_size=1, test_files=(f"t={FIX / 'custom/mc.jsonl'}",),
                               columns=(("context", "question"), ("endings", "options"), ("label", "answer"))), seed=0)
     assert mc.spec.kind == "multiple_choice" and mc.spec.num_labels == 3
-    with pytest.raises(ValueError, match="needs train_file and columns"):
+    with pytest.raises(ValueError, match="needs --train-file and --column FIELD=COLUMN"):
         load_task(DataConfig(task="custom"), seed=0)
 
 

@@ -58,7 +58,7 @@ class Rows:
         if name not in self.frame.columns or (len(self.frame) and self.frame[name].isna().all()):
             found = ", ".join(str(c) for c in self.frame.columns if self.frame[c].notna().any())
             raise data_error(self.path, None, name, f"column '{name}' not found (found: {found})",
-                             "map the right column, e.g. columns=(('text_a', 'premise'), ...)")
+                             "map the right column, e.g. --column text_a=premise")
         return self.frame[name]
 
     def row_error(self, mask: np.ndarray, field: str | None, problem: str, fix: str = "") -> Exception:
