@@ -153,7 +153,7 @@ def _announce(cfg: C.RunConfig, ns: argparse.Namespace) -> None:
     paper = "" if ns.profile == "paper" else "; --profile paper for the paper's sizes and lr"
     print(f"tdmixup: profile {ns.profile}: task {d.task}, train {'all' if d.train_size is None else f'≤ {d.train_size}'} rows, "
           f"dev {'from --dev-file' if d.dev_file else d.dev_size}, test {'all' if d.test_size is None else f'≤ {d.test_size}'} rows "
-          f"per set, lr {t.learning_rate:g}, {t.epochs} epochs, batch {t.batch_size}{paper}", file=sys.stderr)
+          f"per set, lr {t.learning_rate:g}, {t.epochs} epochs{paper}", file=sys.stderr)
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
