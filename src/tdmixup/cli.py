@@ -1,7 +1,9 @@
 """The ``tdmixup`` command line.
 
-Options are generated from the config dataclasses (:mod:`tdmixup.config`), so the help text
-and defaults shown by ``tdmixup <command> --help`` are the ones the library uses.
+Options are generated from the config dataclasses (:mod:`tdmixup.config`). A command starts from
+a profile (``--profile``, default ``cpu-small``; :data:`tdmixup.config.PROFILES`) and each option
+given replaces only its own value, so the defaults ``tdmixup <command> --help`` shows are the ones
+the command uses.
 """
 
 from __future__ import annotations
