@@ -138,3 +138,14 @@ def test_custom_task_hints_use_cli_spellings(capsys: pytest.CaptureFixture[str],
                  "--output-dir", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "--test-file NAME=PATH" in err and "test_files=" not in err
+
+
+def test_unknown_label_names_the_row_and_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "train.jsonl"
+    bad.write_text((FIXTURES / "train.jsonl").read_text().replace('"label": "entailment"}', '"label": "maybe"}', 1))
+    assert main(["train", "--task", "custom", "--train-file", str(bad), "--dev-file", str(FIXTURES / "dev.jsonl"),
+                 "--test-file", f"t={FIXTURES / 'test.jsonl'}", "--column", "text_a=premise", "--column", "text_b=hypothesis",
+                 "--column", "label=label", "--label-names", "entailment,neutral,contradiction",
+                 "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "row 1, field 'label': label 'maybe'" in err and "--label-names a,b,c" in err and "pass label_names" not in err
