@@ -433,10 +433,11 @@ def test_load_task_errors(data_dir):
 
 
 def test_real_snli_fast_and_complete(snli_train):
-    """SNLI as the library finds it: ../shared/data, or the PyPI source package (cached)."""
-    start = time.perf_counter()
+    """SNLI as the library finds it: ../shared/data, or the PyPI source package (cached). Timed in
+    CPU seconds: the wall time on a shared machine measures the other jobs (5.4 s at load 8)."""
+    start = time.process_time()
     train = read_nli_jsonl(snli_train)
-    assert time.perf_counter() - start < 3.0
+    assert time.process_time() - start < 3.0
     assert len(train) == 99_890 and train["sample_id"][-1] == 99_999
     assert len(read_nli_jsonl(snli_train.parent / "snli_1.0_test.jsonl")) == 9_824
 
