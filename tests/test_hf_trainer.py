@@ -21,10 +21,12 @@ torch = pytest.importorskip("torch")
 datasets = pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tiny import snli_train_file  # noqa: E402
 from tdmixup.dynamics import append_epoch, read_dynamics  # noqa: E402
 from tdmixup.hf_trainer import DynamicsCallback  # noqa: E402
 
-SNLI_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "snli" / "snli_1.0_train_first100k.jsonl"
 LABELS = ("entailment", "neutral", "contradiction")
 N_PAIRS = 48
 
@@ -33,10 +35,8 @@ N_PAIRS = 48
 
 
 def _snli_rows() -> list[dict[str, Any]]:
-    if not SNLI_TRAIN.exists():
-        pytest.skip(f"SNLI data not found at {SNLI_TRAIN} (see ../shared/data/snli/README.md)")
     rows = []
-    with SNLI_TRAIN.open() as fh:
+    with snli_train_file().open() as fh:
         for line_no, line in enumerate(fh):
             row = json.loads(line)
             if row["gold_label"] in LABELS:

@@ -1,7 +1,9 @@
 """The ``tdmixup`` command line.
 
-Options are generated from the config dataclasses (:mod:`tdmixup.config`), so the help text
-and defaults shown by ``tdmixup <command> --help`` are the ones the library uses.
+Options are generated from the config dataclasses (:mod:`tdmixup.config`). A command starts from
+a profile (``--profile``, default ``cpu-small``; :data:`tdmixup.config.PROFILES`) and each option
+given replaces only its own value, so the defaults ``tdmixup <command> --help`` shows are the ones
+the command uses.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -38,6 +41,8 @@ def _dest(section: str, name: str) -> str:
 def _add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ...],
                         only: dict[str, tuple[str, ...]] | None = None) -> None:
     """One option per field of each config section (``only``: just these fields of a section)."""
+    if "data" in sections:
+        _add_profile_option(parser)
     for section in sections:
         cls = SECTIONS[section]
         group = parser.add_argument_group(f"{section} options")
@@ -51,7 +56,7 @@ def _add_config_options(parser: argparse.ArgumentParser, sections: tuple[str, ..
             if "choices" not in kw and kw.get("action") is not argparse.BooleanOptionalAction:
                 kw.setdefault("metavar", METAVARS.get((section, f.name), _metavar(_option(section, f.name))))
             group.add_argument(_option(section, f.name), dest=_dest(section, f.name), default=argparse.SUPPRESS,
-                               help=_help_text(f.metadata.get("help", ""), f.default), **kw)
+                               help=_help_text(f.metadata.get("help", ""), section, f.name, f.default), **kw)
 
 
 METAVARS = {("data", "test_files"): "NAME=PATH", ("data", "label_names"): "NAME", ("aum", "subsets"): "REGION"}
@@ -63,13 +68,39 @@ def _metavar(option: str) -> str:
     return option.lstrip("-").replace("-", "_").upper()
 
 
-def _help_text(text: str, default: Any) -> str:
-    """An option's help with its default said once: appended unless the text already speaks of
-    its default, or there is none (None, an empty list)."""
-    if "default" not in text.lower() and default is not None and default != ():
+def _help_text(text: str, section: str, name: str, default: Any) -> str:
+    """An option's help with its default said once: the value each ``--profile`` gives it when the
+    profiles differ; else the default, unless the text already speaks of it or there is none."""
+    values = {p: C.PROFILES[p].get(f"{section}.{name}", default) for p in C.PROFILES}
+    if len({repr(v) for v in values.values()}) > 1:
+        text = f"{text} ({_default_text(section, name, default)})"
+    elif "default" not in text.lower() and default is not None and default != ():
         shown = ", ".join(map(str, default)) if isinstance(default, tuple) else default
         text = f"{text} (default: {shown})"
     return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _default_text(section: str, name: str, default: Any) -> str:
+    """``default: X`` as the default profile sets it, plus the other profiles' values where they differ."""
+    values = {p: C.PROFILES[p].get(f"{section}.{name}", default) for p in C.PROFILES}
+    if len({repr(v) for v in values.values()}) == 1:
+        return f"default: {default!r}"
+
+    def show(v: Any) -> str:
+        return "all" if v is None else repr(v)  # the profiles set sizes (None = every row) and the lr
+
+    others = [f"--profile {p}: {show(v)}" for p, v in values.items() if p != C.DEFAULT_PROFILE and v != values[C.DEFAULT_PROFILE]]
+    return "; ".join([f"default: {show(values[C.DEFAULT_PROFILE])}", *others])
+
+
+def _add_profile_option(parser: argparse.ArgumentParser) -> None:
+    def describe(name: str) -> str:
+        values = C.PROFILES[name]
+        return f"{name}: " + (", ".join(f"{_option(*k.split('.'))} {v!r}" for k, v in values.items()) or "the paper's values (all data)")
+
+    parser.add_argument("--profile", choices=list(C.PROFILES), default=C.DEFAULT_PROFILE,
+                        help=f"Starting values that the options you give override one by one (default: {C.DEFAULT_PROFILE}). "
+                             + "; ".join(describe(p) for p in C.PROFILES) + ".")
 
 
 def _argparse_kwargs(tp: Any, default: Any) -> dict[str, Any]:
@@ -86,9 +117,21 @@ def _argparse_kwargs(tp: Any, default: Any) -> dict[str, Any]:
         if get_origin(inner) is tuple:  # column mapping FIELD=COLUMN
             return {"action": "append", "metavar": "FIELD=COLUMN", "type": _pair}
         return {"action": "append", "type": str}
+    if tp is int and default is None:
+        return {"type": _int_or_all}
     if tp in (int, float, str):
         return {"type": tp}
     return {"type": str}
+
+
+def _int_or_all(text: str) -> int | None:
+    """An optional integer option: a number, or ``all`` / ``none`` for no value (e.g. every row)."""
+    if text.strip().lower() in ("all", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -99,37 +142,54 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def config_from_args(ns: argparse.Namespace, base: C.RunConfig | None = None, **mixup: Any) -> C.RunConfig:
-    """Apply the options the user gave on top of ``base`` (default: the paper's defaults)."""
-    cfg = base or C.RunConfig()
+    """Apply the options the user gave on top of ``base`` (default: the ``--profile``'s values);
+    each option replaces only its own value."""
+    cfg = base or C.profile_config(getattr(ns, "profile", C.DEFAULT_PROFILE))
     parts = {}
     for section, cls in SECTIONS.items():
         values = {f.name: getattr(ns, _dest(section, f.name)) for f in dataclasses.fields(cls)
                   if hasattr(ns, _dest(section, f.name))}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        if section == "data" and "label_names" in values:
+            values["label_names"] = label_names_from_cli(values["label_names"])
         if section == "mixup":
             values.update(mixup)
         parts[section] = dataclasses.replace(getattr(cfg, section), **values)
     return C.RunConfig(**parts)
 
 
+def label_names_from_cli(items: tuple[str, ...]) -> tuple[str, ...]:
+    """``--label-names a,b,c`` (or ``--label-names a --label-names b ...``, or both) → ``("a", "b", "c")``.
+
+    >>> label_names_from_cli(("neg, pos",)), label_names_from_cli(("a", "b,c"))
+    (('neg', 'pos'), ('a', 'b', 'c'))
+    """
+    names = tuple(name.strip() for item in items for name in item.split(","))
+    if not all(names) or len(set(names)) != len(names):
+        raise ValueError(f"--label-names {','.join(items)}: expected distinct, non-empty class names in class-index order, "
+                         "e.g. --label-names entailment,neutral,contradiction")
+    return names
+
+
 # --- commands -------------------------------------------------------------------------------
-DEMO_DEFAULTS = {"data__train_size": 2000, "data__dev_size": 500, "train__learning_rate": 5e-5}
-"""The CPU-sized default of ``tdmixup run`` on SNLI: 2,000 training pairs, 375 steps. The paper's
-lr 1e-5 is tuned for ~100k steps; in 375 steps it barely moves MiniLM (measured: 37.8 % SNLI test
-accuracy after 125 steps on 1,000 pairs vs 54.2 % with 5e-5), so the small default uses 5e-5."""
+def _announce(cfg: C.RunConfig, ns: argparse.Namespace) -> None:
+    """One line on stderr with the sizes and lr a command will use (main process only)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    d, t = cfg.data, cfg.train
+    paper = "" if ns.profile == "paper" else "; --profile paper for the paper's sizes and lr"
+    print(f"tdmixup: profile {ns.profile}: task {d.task}, train {'all' if d.train_size is None else f'≤ {d.train_size}'} rows, "
+          f"dev {'from --dev-file' if d.dev_file else d.dev_size}, test {'all' if d.test_size is None else f'≤ {d.test_size}'} rows "
+          f"per set, lr {t.learning_rate:g}, {t.epochs} epochs{paper}", file=sys.stderr)
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
     from tdmixup.evaluation import format_metrics
     from tdmixup.pipeline import open_session, run_pipeline
 
-    if (getattr(ns, "data__task", "snli") == "snli" and not hasattr(ns, "data__train_file")
-            and not hasattr(ns, "data__train_size")):
-        for key, value in DEMO_DEFAULTS.items():  # the CPU-sized default, only as a whole
-            if not hasattr(ns, key):
-                setattr(ns, key, value)
     # the default (tdmixup) leaves mixup.strategy as before, so older run folders keep their config
     cfg = config_from_args(ns, **({"strategy": ns.strategy} if ns.strategy != "tdmixup" else {}))
+    _announce(cfg, ns)
     session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, from_stage=ns.from_stage,
                            keep_training_state=ns.keep_training_state)
     results = run_pipeline(session, from_stage=ns.from_stage, until=ns.until)
@@ -154,6 +214,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if ns.strategy == "tdmixup" and len(ns.subset or []) != 2:
         raise UsageError("--strategy tdmixup needs exactly two --subset files: easy (e.g. aum_easy/kept.txt), "
                          "then ambiguous (datamap/regions/ambiguous.txt)")
+    _announce(cfg, ns)
     session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state)
     sets = [session.train]
     if ns.subset:
@@ -277,6 +338,7 @@ def cmd_aum(ns: argparse.Namespace) -> int:
     from tdmixup.pipeline import open_session
 
     cfg = config_from_args(ns)
+    _announce(cfg, ns)
     session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state)
     ids = read_region_file(ns.subset) if ns.subset else session.train.sample_ids
     beside = Path(ns.subset).parent.parent / "statistics.parquet" if ns.subset else None  # datamap/regions/x.txt
@@ -293,6 +355,7 @@ def cmd_experiment(ns: argparse.Namespace) -> int:
     if ns.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {ns.seeds}")
     cfg = config_from_args(ns)
+    _announce(cfg, ns)
     run_experiment(ns.table, cfg, output_dir=Path(ns.output_dir), seeds=ns.seeds,
                    keep_training_state=ns.keep_training_state)
     return 0

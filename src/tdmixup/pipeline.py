@@ -313,6 +313,9 @@ def train_and_evaluate(
             batch_size=cfg.train.eval_batch_size, out_dir=stage_dir,
         )
         summary["eval_seconds"] = time.perf_counter() - eval_start
+        check = summary["metrics"].get("learning_check") or {}
+        if check.get("near_chance") and session.is_main:
+            log.warning("%s: %s", stage_dir.name, check["message"])
     if not keep_checkpoint and session.is_main:
         shutil.rmtree(stage_dir / "checkpoint", ignore_errors=True)
     mark_done(session, stage_dir, summary)

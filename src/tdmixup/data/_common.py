@@ -58,7 +58,7 @@ class Rows:
         if name not in self.frame.columns or (len(self.frame) and self.frame[name].isna().all()):
             found = ", ".join(str(c) for c in self.frame.columns if self.frame[c].notna().any())
             raise data_error(self.path, None, name, f"column '{name}' not found (found: {found})",
-                             "map the right column, e.g. columns=(('text_a', 'premise'), ...)")
+                             "map the right column, e.g. --column text_a=premise")
         return self.frame[name]
 
     def row_error(self, mask: np.ndarray, field: str | None, problem: str, fix: str = "") -> Exception:
@@ -206,14 +206,14 @@ def encode_labels(rows: Rows, field: str, label_names: Sequence[str] | None) -> 
     names = ", ".join(str(n) for n in label_names or ())
     if bad.any():
         problem = f"label {{value!r}} is not one of {names}" if label_names else "label {value!r} is not an integer"
-        raise rows.row_error(bad, field, problem, "fix the label, or pass label_names in class-index order")
+        raise rows.row_error(bad, field, problem, "fix the label, or give the class names in class-index order: --label-names a,b,c")
     labels = idx.fillna(-1).to_numpy(dtype=np.int64)
     n = len(label_names) if label_names else None
     out = ~unlabeled & ((labels < 0) | (labels >= (n if n is not None else np.iinfo(np.int64).max)))
     if out.any():
         rng = f"[0, {n}) ({names})" if n is not None else "[0, ∞)"
         raise rows.row_error(out, field, f"label {{value!r}} is outside {rng}: the number of labels disagrees with the data",
-                             "set label_names (num_labels) to match the data")
+                             "give every class name in class-index order: --label-names a,b,c")
     return np.where(unlabeled, -1, labels), ~unlabeled
 
 

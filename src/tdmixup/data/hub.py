@@ -134,5 +134,5 @@ def read_hub(name: str, *, split: str, label_names: Sequence[str] | None = None)
         except (OSError, ValueError) as e:
             why = "offline mode is on (HF_HUB_OFFLINE=1) and it is not cached" if offline else f"{type(e).__name__}: {e}"
             raise DataError(f"hub:{src.path}[{split}]: cannot load the {key} dataset from the Hugging Face hub: {why} "
-                            "(connect once to cache it, or pass local files: train_file / dev_file / test_files)") from e
+                            "(connect once to cache it, or use local files: --train-file PATH --dev-file PATH --test-file NAME=PATH)") from e
     return from_hub(ds, key, label_names=label_names, split=split)

@@ -213,7 +213,7 @@ def read_table(path: str | Path, *, columns: Mapping[str, str] | Sequence[tuple[
     allowed = need | {"sample_id"} | ({"ending_prefix"} if mc else set())
     if need - set(mapping) or set(mapping) - allowed:
         raise data_error(path, None, None, f"column mapping {mapping} must give {sorted(need)} (optional: {sorted(allowed - need)})",
-                         "e.g. columns=(('text_a', 'premise'), ('text_b', 'hypothesis'), ('label', 'label'))")
+                         "e.g. --column text_a=premise --column text_b=hypothesis --column label=label")
     fmt = file_format if file_format != "auto" else _format_of(path)
     ends = mapping["endings"].split(",") if mc else []
     if fmt == "jsonl":

@@ -110,7 +110,7 @@ def _require(name: str) -> str:
     path = find_data_file(name)
     if path is None:
         raise DataError(f"built-in data file {name} not found (looked in $TDMIXUP_DATA_DIR, ../shared/data and the cache; "
-                        "set TDMIXUP_DATA_DIR to a folder holding it, or pass train_file / dev_file / test_files)")
+                        "set TDMIXUP_DATA_DIR to a folder holding it, or use --train-file PATH --dev-file PATH --test-file NAME=PATH)")
     return str(path)
 
 
@@ -206,7 +206,7 @@ def _check(cfg: DataConfig) -> None:
     for item in cfg.test_files:
         name, sep, path = item.partition("=")
         if not sep or not name.strip() or not path.strip():
-            raise ValueError(f"test_files entries must be NAME=PATH, got {item!r}")
+            raise ValueError(f"--test-file must be NAME=PATH (e.g. --test-file heldout=test.jsonl), got {item!r}")
 
 
 def _file_reader(spec: TaskSpec, cfg: DataConfig, label_names: tuple[str, ...]) -> Callable[[str], Dataset]:
@@ -216,7 +216,8 @@ def _file_reader(spec: TaskSpec, cfg: DataConfig, label_names: tuple[str, ...]) 
     if spec.name == "snli_mc" and not cfg.columns:
         return lambda path: read_snli_multiple_choice(path, seed=cfg.split_seed)
     if not columns:
-        raise ValueError(f"task {spec.name!r} needs columns=(('text_a', ...), ('text_b', ...), ('label', ...)) to read your files")
+        raise ValueError(f"task {spec.name!r} needs --column FIELD=COLUMN to read your files, e.g. --column text_a=premise "
+                         "--column text_b=hypothesis --column label=label")
     return lambda path: read_table(path, columns=columns, label_names=label_names)
 
 
@@ -249,7 +250,8 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
     if name != "custom" and name not in TASKS:
         raise ValueError(f"unknown task {config.task!r}; expected one of {', '.join([*TASKS, 'custom'])}")
     if name == "custom" and (not config.train_file or not config.columns):
-        raise ValueError("task 'custom' needs train_file and columns, e.g. columns=(('text_a', 'premise'), ('text_b', 'hypothesis'), ('label', 'label'))")
+        raise ValueError("task 'custom' needs --train-file and --column FIELD=COLUMN for each field, e.g. --train-file "
+                         "train.jsonl --column text_a=premise --column text_b=hypothesis --column label=label")
     spec = TASKS.get(name) or TaskSpec("custom", "pair", tuple(config.label_names))
     if config.label_names and spec.kind == "pair":
         spec = replace(spec, label_names=tuple(config.label_names))
@@ -265,7 +267,8 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
         dev = read(config.dev_file)
     elif dev is None:
         if config.dev_size >= len(train):
-            raise ValueError(f"dev_size {config.dev_size} leaves no training rows out of {len(train)}")
+            raise ValueError(f"--dev-size {config.dev_size} leaves no training rows out of {len(train)}: lower --dev-size, "
+                             "or give a separate dev file with --dev-file PATH")
         dev = train.select(range(len(train) - config.dev_size, len(train)))
         train = train.select(range(len(train) - config.dev_size))
     if config.train_size is not None and config.train_size < len(train):
@@ -277,7 +280,7 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
             raise ValueError(f"test set name {test_name!r} is used twice")
         tests[test_name] = read(path)
     if not tests:
-        raise ValueError("no test set: pass test_files=('NAME=PATH', ...) along with train_file")
+        raise ValueError("no test set: with --train-file, name one or more with --test-file NAME=PATH")
     if config.test_size is not None:
         tests = {k: v.select(range(min(config.test_size, len(v)))) for k, v in tests.items()}
     return TaskData(spec=spec, train=train, dev=dev, tests=tests)

@@ -1,0 +1,151 @@
+"""The README's "Your own data" section, run as written on the files in tests/fixtures/own_data
+with a tiny random BERT; `--label-names a,b,c`; the learning check on a model that cannot learn."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tiny import build_tiny_model_dir, quiet_libraries, require_minilm  # noqa: E402
+from tdmixup.cli import build_parser, config_from_args, main  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "own_data"
+TINY = ["--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3", "--max-seq-length", "64"]
+"""Appended to the README's commands: a smoke-sized loop (the README's options stay as written)."""
+
+
+def readme_section() -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index("## Your own data\n")
+    end = text.index("\n## ", start + 1)
+    return text[start:end]
+
+
+def code_blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
+
+
+def readme_commands() -> list[list[str]]:
+    """Each ```bash block of the section as one argv (continuation lines joined)."""
+    return [shlex.split(block.replace("\\\n", " ")) for block in code_blocks(readme_section(), "bash")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread: on a busy 2-core machine two threads spin and cost many times the CPU time."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    require_minilm()
+    quiet_libraries()
+    return str(build_tiny_model_dir(tmp_path_factory.mktemp("tiny_bert")))
+
+
+def test_readme_examples_are_the_fixture_files() -> None:
+    section = readme_section()
+    [jsonl] = code_blocks(section, "jsonl")
+    [csv] = code_blocks(section, "csv")
+    train = (FIXTURES / "train.jsonl").read_text().splitlines()
+    assert jsonl.splitlines() == train[: len(jsonl.splitlines())]
+    pairs = (FIXTURES / "pairs.csv").read_text().splitlines()
+    assert csv.splitlines() == pairs[: len(csv.splitlines())]
+    commands = readme_commands()
+    assert [c[:2] for c in commands] == [["tdmixup", "run"], ["tdmixup", "train"]]
+    for argv in commands:  # every file a command names is one of the fixtures
+        for path in re.findall(r"my_data/[\w.]+", " ".join(argv)):
+            assert (FIXTURES / path.removeprefix("my_data/")).is_file(), path
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["jsonl_run", "csv_train"])
+def test_readme_own_data_commands_run_as_written(which: int, tiny_model: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [a.replace("my_data/", f"{FIXTURES}/") for a in readme_commands()[which][1:]]
+    out = tmp_path / "out"
+    assert main([*argv, "--model", tiny_model, *TINY, "--output-dir", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "profile cpu-small" in captured.err
+    config = json.loads((out / "config.json").read_text())["config"]["data"]
+    if which == 0:
+        assert config["label_names"] == ["entailment", "neutral", "contradiction"]
+        done = json.loads((out / "stage1_full" / "done.json").read_text())
+        assert list(done["metrics"]["sets"]) == ["test"] and done["metrics"]["sets"]["test"]["n"] == 15
+        assert done["train_sizes"] == [60] and (out / "stage4_tdmixup" / "done.json").exists()
+        assert (out / "report.md").exists()
+    else:
+        assert config["label_names"] == ["different", "duplicate"]
+        done = json.loads((out / "done.json").read_text())
+        assert done["train_sizes"] == [200 - 50] and done["metrics"]["sets"]["heldout"]["n"] == 50
+    assert "test" in captured.out or "heldout" in captured.out
+
+
+def test_a_model_that_cannot_learn_is_called_out(tiny_model: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """lr 0: the random model stays at chance; the CLI, done.json and report.md say so in one line."""
+    argv = [a.replace("my_data/", f"{FIXTURES}/") for a in readme_commands()[0][1:]]
+    out = tmp_path / "lr0"
+    assert main([*argv, "--model", tiny_model, *TINY, "--learning-rate", "0", "--epochs", "1", "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    warnings = [line for line in printed.splitlines() if line.startswith("warning: the model has not learned")]
+    assert len(warnings) == 2, printed  # stage 1 and stage 4, one line each
+    assert "--learning-rate" in warnings[0] and "--train-size" in warnings[0] and "--epochs" in warnings[0]
+    check = json.loads((out / "stage1_full" / "done.json").read_text())["metrics"]["learning_check"]
+    assert check["near_chance"] and check["set"] == "dev" and check["n"] == 15
+    assert check["accuracy"] < check["threshold"] and check["chance"] >= 1 / 3
+    report = (out / "report.md").read_text()
+    assert report.count("**Warning — ") == 2 and "data map and AUM" in report
+
+
+def test_label_names_comma_separated_or_repeated() -> None:
+    parser = build_parser()
+
+    def names(*args: str) -> tuple[str, ...]:
+        return config_from_args(parser.parse_args(["train", "--output-dir", "x", *args])).data.label_names
+
+    assert names("--label-names", "a,b,c") == ("a", "b", "c")
+    assert names("--label-names", "a", "--label-names", "b", "--label-names", "c") == ("a", "b", "c")
+    assert names("--label-names", "neg, pos") == ("neg", "pos")
+
+
+@pytest.mark.parametrize("value", ["a,,b", "a,b,a", ","])
+def test_bad_label_names_are_one_line_with_a_hint(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--output-dir", "unused", "--label-names", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--label-names entailment,neutral,contradiction" in err
+
+
+def test_custom_task_hints_use_cli_spellings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["train", "--task", "custom", "--output-dir", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "--column text_a=premise" in err and "columns=(" not in err
+    assert main(["train", "--task", "custom", "--train-file", str(FIXTURES / "train.jsonl"), "--dev-file",
+                 str(FIXTURES / "dev.jsonl"), "--column", "text_a=premise", "--column", "text_b=hypothesis",
+                 "--column", "label=label", "--label-names", "entailment,neutral,contradiction",
+                 "--output-dir", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "--test-file NAME=PATH" in err and "test_files=" not in err
+
+
+def test_unknown_label_names_the_row_and_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "train.jsonl"
+    bad.write_text((FIXTURES / "train.jsonl").read_text().replace('"label": "entailment"}', '"label": "maybe"}', 1))
+    assert main(["train", "--task", "custom", "--train-file", str(bad), "--dev-file", str(FIXTURES / "dev.jsonl"),
+                 "--test-file", f"t={FIXTURES / 'test.jsonl'}", "--column", "text_a=premise", "--column", "text_b=hypothesis",
+                 "--column", "label=label", "--label-names", "entailment,neutral,contradiction",
+                 "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "row 1, field 'label': label 'maybe'" in err and "--label-names a,b,c" in err and "pass label_names" not in err
