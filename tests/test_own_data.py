@@ -95,10 +95,10 @@ def test_readme_own_data_commands_run_as_written(which: int, tiny_model: str, tm
 
 def test_a_model_that_cannot_learn_is_called_out(tiny_model: str, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """lr 0: the random model stays at chance; the CLI, done.json and report.md say so in one line."""
+    """lr 1e-12 (lr 0 is refused): the random model stays at chance; the CLI, done.json and report.md say so in one line."""
     argv = [a.replace("my_data/", f"{FIXTURES}/") for a in readme_commands()[0][1:]]
     out = tmp_path / "lr0"
-    assert main([*argv, "--model", tiny_model, *TINY, "--learning-rate", "0", "--epochs", "1", "--output-dir", str(out)]) == 0
+    assert main([*argv, "--model", tiny_model, *TINY, "--learning-rate", "1e-12", "--epochs", "1", "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     warnings = [line for line in printed.splitlines() if line.startswith("warning: the model has not learned")]
     assert len(warnings) == 2, printed  # stage 1 and stage 4, one line each
