@@ -161,6 +161,26 @@ def test_invalid_inputs_raise_clear_errors(kwargs: dict, message: str) -> None:
         expected_calibration_error(**kwargs)
 
 
+def test_labels_then_logits_positionally_equal_the_keyword_calls(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    logits, labels = rng.normal(0, 2, size=(200, 3)), rng.integers(0, 3, size=200)
+    for metric in (expected_calibration_error, maximum_calibration_error, accuracy,
+                   negative_log_likelihood, brier_score):
+        assert metric(labels, logits) == metric(labels=labels, logits=logits), metric.__name__
+    assert expected_calibration_error(labels, logits, n_bins=15) == expected_calibration_error(
+        labels=labels, logits=logits, n_bins=15)
+    assert fit_temperature(labels, logits) == fit_temperature(dev_logits=logits, dev_labels=labels)
+    assert calibration_report(labels, logits, temperature=2.0) == calibration_report(
+        logits=logits, labels=labels, temperature=2.0)
+    assert reliability_diagram(labels, logits, path=tmp_path / "r.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="labels first, then logits"):
+        expected_calibration_error(logits, labels)
+    with pytest.raises(ValueError, match="labels first, then logits"):
+        fit_temperature(logits, labels)
+    with pytest.warns(UserWarning, match="pass probabilities as probs="):
+        expected_calibration_error(labels, _softmax(logits))
+
+
 def test_fit_temperature_recovers_the_sharpening_factor() -> None:
     rng = np.random.default_rng(3)
     true_logits = rng.normal(scale=2.0, size=(4_000, 3))

@@ -1,8 +1,10 @@
 """Calibration metrics, temperature scaling and reliability diagrams.
 
 Pure functions on arrays: ``[N, C]`` scores and ``[N]`` integer labels (numpy arrays or torch
-tensors, converted to float64 numpy). Scores are passed as ``logits=`` (pre-softmax) or
-``probs=`` (rows on the simplex); exactly one of the two must be given, nothing is guessed.
+tensors, converted to float64 numpy). Scores are passed as ``logits`` (pre-softmax; the second
+positional argument, after ``labels``) or ``probs=`` (rows on the simplex, keyword only);
+exactly one of the two must be given, nothing is guessed: ``expected_calibration_error(y, z)``
+reads ``z`` as logits, and warns when its rows look like probabilities.
 
 Conventions follow Desai & Durrett (2020), "Calibration of Pre-trained Transformers", which
 in turn follow Guo et al. (2017), "On Calibration of Modern Neural Networks":
@@ -19,6 +21,7 @@ All metrics are fractions (ECE 0.044, not 4.4); percentages belong in reports on
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +70,7 @@ def _check_scores(x: Any, name: str) -> np.ndarray:
         raise ValueError(
             f"{name} must have shape [N, C] with N >= 1 samples and C >= 2 classes, got shape "
             f"{arr.shape}; for a single sigmoid output p use np.stack([1 - p, p], axis=1)"
+            + (" (the order is labels first, then logits)" if arr.ndim == 1 else "")
         )
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
@@ -95,10 +99,23 @@ def _check_probs(x: Any) -> np.ndarray:
     return probs
 
 
+def _check_logits(x: Any, name: str = "logits") -> np.ndarray:
+    logits = _check_scores(x, name)
+    if logits.shape[0] > 1 and ((logits >= 0) & (logits <= 1)).all() and np.allclose(
+        logits.sum(axis=1), 1.0, rtol=0.0, atol=PROB_SUM_ATOL
+    ):
+        warnings.warn(f"{name}: every row lies in [0, 1] and sums to 1, like probabilities; these "
+                      "are read as pre-softmax logits (pass probabilities as probs=)", stacklevel=3)
+    return logits
+
+
 def _check_labels(x: Any, n_samples: int, n_classes: int, name: str = "labels") -> np.ndarray:
     labels = _to_numpy(x, name)
     if labels.shape != (n_samples,):
-        raise ValueError(f"{name} must have shape [N] = ({n_samples},), got shape {labels.shape}")
+        swapped = " (the order is labels first, then logits)" if labels.ndim == 2 else ""
+        raise ValueError(
+            f"{name} must have shape [N] = ({n_samples},), got shape {labels.shape}{swapped}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
             f"{name} must be integer class indices, got dtype {labels.dtype}; "
@@ -139,7 +156,7 @@ def _resolve(probs: Any, logits: Any, labels: Any) -> tuple[np.ndarray, np.ndarr
     if probs is not None:
         p = _check_probs(probs)
     else:
-        p = np.exp(_log_softmax(_check_scores(logits, "logits")))
+        p = np.exp(_log_softmax(_check_logits(logits)))
     return p, _check_labels(labels, p.shape[0], p.shape[1])
 
 
@@ -170,7 +187,7 @@ def _bin_statistics(
 
 
 def expected_calibration_error(
-    *, labels: Any, probs: Any = None, logits: Any = None, n_bins: int = 10
+    labels: Any, logits: Any = None, *, probs: Any = None, n_bins: int = 10
 ) -> float:
     """Expected calibration error, a fraction in ``[0, 1]`` (Guo et al. 2017; Desai & Durrett 2020).
 
@@ -195,6 +212,8 @@ def expected_calibration_error(
     >>> probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3]])
     >>> round(expected_calibration_error(labels=np.array([0, 1, 1, 0]), probs=probs), 6)
     0.3
+    >>> round(expected_calibration_error(np.array([0, 1]), np.array([[2.0, 0.0], [0.0, 2.0]])), 4)
+    0.1192
     """
     p, y = _resolve(probs, logits, labels)
     counts, acc, conf = _bin_statistics(p, y, _check_n_bins(n_bins))
@@ -202,7 +221,7 @@ def expected_calibration_error(
 
 
 def maximum_calibration_error(
-    *, labels: Any, probs: Any = None, logits: Any = None, n_bins: int = 10
+    labels: Any, logits: Any = None, *, probs: Any = None, n_bins: int = 10
 ) -> float:
     """Maximum calibration error (Guo et al. 2017): ``max_k |acc_k − conf_k|``, non-empty bins.
 
@@ -213,7 +232,7 @@ def maximum_calibration_error(
     return float(np.max(np.abs(acc - conf)[counts > 0]))
 
 
-def accuracy(*, labels: Any, probs: Any = None, logits: Any = None) -> float:
+def accuracy(labels: Any, logits: Any = None, *, probs: Any = None) -> float:
     """Fraction of samples whose argmax class (first index on ties) equals the label.
 
     Args:
@@ -225,7 +244,7 @@ def accuracy(*, labels: Any, probs: Any = None, logits: Any = None) -> float:
     return float(np.mean(p.argmax(axis=1) == y))
 
 
-def negative_log_likelihood(*, labels: Any, probs: Any = None, logits: Any = None) -> float:
+def negative_log_likelihood(labels: Any, logits: Any = None, *, probs: Any = None) -> float:
     """Mean negative log-likelihood ``−(1/N) Σ_i ln p_i[y_i]`` in nats (natural log).
 
     From ``logits`` it is computed exactly with a stable log-softmax (this equals
@@ -238,7 +257,7 @@ def negative_log_likelihood(*, labels: Any, probs: Any = None, logits: Any = Non
         logits: ``[N, C]`` pre-softmax scores. Give this or ``probs``.
     """
     if logits is not None and probs is None:
-        z = _check_scores(logits, "logits")
+        z = _check_logits(logits)
         y = _check_labels(labels, z.shape[0], z.shape[1])
         return float(-np.mean(np.take_along_axis(_log_softmax(z), y[:, None], axis=1)))
     p, y = _resolve(probs, logits, labels)
@@ -246,7 +265,7 @@ def negative_log_likelihood(*, labels: Any, probs: Any = None, logits: Any = Non
     return float(-np.mean(np.log(np.maximum(gold, _PROB_FLOOR))))
 
 
-def brier_score(*, labels: Any, probs: Any = None, logits: Any = None) -> float:
+def brier_score(labels: Any, logits: Any = None, *, probs: Any = None) -> float:
     """Multi-class Brier score (Brier 1950): ``(1/N) Σ_i Σ_c (p_ic − y_ic)²``, in ``[0, 2]``.
 
     ``y_ic`` is the one-hot gold label. This is the sum over classes, averaged over samples
@@ -302,7 +321,7 @@ def _lbfgs_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fit_temperature(
-    *, dev_logits: Any, dev_labels: Any, method: Literal["grid", "lbfgs"] = "grid"
+    dev_labels: Any, dev_logits: Any, *, method: Literal["grid", "lbfgs"] = "grid"
 ) -> float:
     """Temperature ``T`` minimising the dev NLL of ``softmax(logits / T)`` (Guo et al. 2017).
 
@@ -316,7 +335,7 @@ def fit_temperature(
     Returns:
         The temperature, > 0. ``T > 1`` softens over-confident predictions.
     """
-    z = _check_scores(dev_logits, "dev_logits")
+    z = _check_logits(dev_logits, "dev_logits")
     y = _check_labels(dev_labels, z.shape[0], z.shape[1], name="dev_labels")
     if method == "grid":
         return _grid_temperature(z, y)
@@ -326,7 +345,7 @@ def fit_temperature(
 
 
 def calibration_report(
-    *, logits: Any, labels: Any, temperature: float | None = None
+    labels: Any, logits: Any, *, temperature: float | None = None
 ) -> dict[str, float]:
     """All calibration metrics of one prediction set, as fractions.
 
@@ -365,11 +384,11 @@ def _scored(z: np.ndarray, y: np.ndarray, suffix: str) -> dict[str, float]:
 
 
 def reliability_diagram(
-    *,
     labels: Any,
+    logits: Any = None,
+    *,
     path: str | os.PathLike[str],
     probs: Any = None,
-    logits: Any = None,
     n_bins: int = 10,
     title: str = "Reliability diagram",
     temperature: float | None = None,
