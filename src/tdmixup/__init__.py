@@ -4,8 +4,9 @@ The public API (imported lazily, so ``import tdmixup`` and ``tdmixup --help`` st
 
     from tdmixup import RunConfig, load_task, build_classifier, train, evaluate_sets
     from tdmixup import read_dynamics, compute_statistics, assign_regions
-    from tdmixup import find_mislabeled_with_aum, inject_label_noise
-    from tdmixup import expected_calibration_error, fit_temperature
+    from tdmixup import find_mislabeled, find_mislabeled_with_aum, inject_label_noise
+    from tdmixup import expected_calibration_error, fit_temperature   # (labels, logits)
+    from tdmixup import sample_lambda, mix_tensors, soft_cross_entropy
     from tdmixup import DynamicsCallback            # record dynamics inside a HF Trainer
 """
 
@@ -33,18 +34,28 @@ _EXPORTS: dict[str, str] = {
     "assign_regions": "tdmixup.datamap", "plot_datamap_png": "tdmixup.datamap_plots",
     "plot_datamap_html": "tdmixup.datamap_plots",
     "area_under_margin": "tdmixup.aum", "find_mislabeled_with_aum": "tdmixup.aum",
+    "find_mislabeled": "tdmixup.aum_arrays", "AUMPass": "tdmixup.aum", "AUMResult": "tdmixup.aum",
+    "margins": "tdmixup.aum", "aum_threshold": "tdmixup.aum", "flag_mislabeled": "tdmixup.aum",
+    "relabel_threshold_labels": "tdmixup.aum",
     "inject_label_noise": "tdmixup.noise", "flag_metrics": "tdmixup.noise",
     "choose_threshold_samples": "tdmixup.aum",
     "DynamicsCallback": "tdmixup.hf_trainer",
     # mixing and the back-translation baseline
     "compute_step": "tdmixup.mixup", "sample_lambda": "tdmixup.mixup", "StepOutput": "tdmixup.mixup",
-    "smooth_targets": "tdmixup.mixup",
+    "smooth_targets": "tdmixup.mixup", "mix_tensors": "tdmixup.mixup",
+    "mix_features": "tdmixup.mixup", "mix_embeddings": "tdmixup.mixup",
+    "mixed_attention_mask": "tdmixup.mixup", "partner_index": "tdmixup.mixup",
+    "soft_cross_entropy": "tdmixup.mixup", "hard_cross_entropy": "tdmixup.mixup",
+    "one_hot": "tdmixup.mixup",
     "logit_saliency": "tdmixup.aum_saliency", "split_by_aum": "tdmixup.aum_saliency",
     "SaliencyColumn": "tdmixup.aum_saliency",
     "BackTranslationConfig": "tdmixup.backtranslation", "augment_with_back_translation": "tdmixup.backtranslation",
     # calibration
     "expected_calibration_error": "tdmixup.calibration", "fit_temperature": "tdmixup.calibration",
     "calibration_report": "tdmixup.calibration", "reliability_diagram": "tdmixup.calibration",
+    "maximum_calibration_error": "tdmixup.calibration",
+    "negative_log_likelihood": "tdmixup.calibration",
+    "brier_score": "tdmixup.calibration", "accuracy": "tdmixup.calibration",
     # pipeline
     "open_session": "tdmixup.pipeline", "run_pipeline": "tdmixup.pipeline",
 }
