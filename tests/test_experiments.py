@@ -178,3 +178,28 @@ def test_write_table_shows_scaled_ece_and_the_winners(tmp_path: Path) -> None:
 
 def test_cli_offers_every_table() -> None:
     assert EXPERIMENT_TABLES == list(TABLES)
+
+
+def test_tables_only_writes_the_finished_rows_without_training(tmp_path: Path) -> None:
+    """`experiment table3 --tables-only`: rows finished in some seeds are aggregated over those
+    seeds, a row finished in none says "not run yet"; nothing is trained (no session is opened)."""
+    from tdmixup.cli import main
+    from tdmixup.experiments import row_folder
+    from tdmixup.pipeline import DONE
+
+    rows = {row.key: row for row in TABLES["table3"]}
+    for seed, acc in ((1, 0.6), (2, 0.8)):  # random pairs finished in seeds 1 and 2
+        folder = row_folder(tmp_path / f"seed_{seed}", rows["random_pairs"])
+        folder.mkdir(parents=True)
+        (folder / DONE).write_text(json.dumps(_seed_run(acc)))
+    folder = row_folder(tmp_path / "seed_1", rows["tdmixup"])  # TDMixUp (stage 4) in seed 1 only
+    assert folder == tmp_path / "seed_1" / "stage4_tdmixup"
+    folder.mkdir(parents=True)
+    (folder / DONE).write_text(json.dumps(_seed_run(0.7)))
+    assert main(["experiment", "table3", "--tables-only", "--seeds", "3", "--output-dir", str(tmp_path)]) == 0
+    md = (tmp_path / "table3" / "table.md").read_text()
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    assert "| 2 | 70.00 ± 14.14 |" in lines[rows["random_pairs"].label]
+    assert "| 1 | 70.00 ± – |" in lines[rows["tdmixup"].label]
+    assert "not run yet" in lines[rows["tdmixup_paper_weights"].label]
+    assert not (tmp_path / "seed_3").exists()

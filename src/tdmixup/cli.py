@@ -355,6 +355,12 @@ def cmd_experiment(ns: argparse.Namespace) -> int:
     if ns.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {ns.seeds}")
     cfg = config_from_args(ns)
+    if ns.tables_only:
+        from tdmixup.experiments import write_finished_table
+
+        write_finished_table(ns.table, output_dir=Path(ns.output_dir), task=cfg.data.task, seeds=ns.seeds)
+        print(f"{Path(ns.output_dir) / ns.table / 'table.md'} (finished rows only)")
+        return 0
     _announce(cfg, ns)
     run_experiment(ns.table, cfg, output_dir=Path(ns.output_dir), seeds=ns.seeds,
                    keep_training_state=ns.keep_training_state)
@@ -456,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs/experiments", metavar="OUTPUT_DIR",
                    help="Folder for one run folder per seed and the table files (default: runs/experiments).")
     p.add_argument("--keep-training-state", action="store_true", help=keep)
+    p.add_argument("--tables-only", action="store_true",
+                   help="Train nothing: write the table from the rows and seeds already finished in --output-dir "
+                        "(e.g. while a long run is going); unfinished rows show 'not run yet'.")
     _add_config_options(p, everything)
     p.set_defaults(func=cmd_experiment)
 

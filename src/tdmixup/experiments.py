@@ -352,6 +352,41 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
     return results
 
 
+NOT_RUN = "not run yet"
+"""What a table says of a row that has no finished seed (:func:`write_finished_table`)."""
+
+
+def row_folder(run_dir: Path, row: Row) -> Path:
+    """The stage folder of one seed's run folder whose ``done.json`` holds ``row``'s result
+    (rows share stage 1, stage 4 and ``tdmixup run --strategy aum_saliency``'s stage, see :func:`run_row`)."""
+    if _is_stage1(row):
+        return run_dir / "stage1_full"
+    if row.strategy == "aum_saliency":
+        from tdmixup.aum_saliency import STAGE_DIR
+
+        return run_dir / STAGE_DIR
+    if row.key == "tdmixup" and row.epoch == "pass" and not row.mixup:
+        return run_dir / "stage4_tdmixup"
+    return run_dir / "rows" / row.key
+
+
+def write_finished_table(table: str, *, output_dir: Path, task: str, seeds: int | list[int]) -> dict[str, Any]:
+    """Write ``table``'s files from the rows already finished (no training): for a long run that is
+    still going, or one stopped before every row of every seed had trained. A row with no finished
+    seed shows "not run yet"; the ``seeds`` column says how many seeds each row has."""
+    from tdmixup.pipeline import is_done, read_done
+
+    rows = TABLES[table]
+    seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        done = {seed: read_done(folder) for seed in seed_list
+                if is_done(folder := row_folder(output_dir / f"seed_{seed}", row))}
+        results[row.key] = done or {0: {"skipped": NOT_RUN}}
+    write_table(table, rows, results, task, output_dir / table)
+    return results
+
+
 def _is_main() -> bool:
     import torch.distributed as dist
 
@@ -412,7 +447,8 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
         cells = [row.label, _sizes_cell(a.get("train_sizes_per_seed", [])), str(a["seeds"])]
         for s in sets:
             m = a["sets"].get(s)
-            cells += [_mean_std(m, k) for k in ("accuracy", "ece", "ece_scaled")] if m else ["skipped"] * 3
+            missing = "–" if a.get("skipped") == NOT_RUN else "skipped"
+            cells += [_mean_std(m, k) for k in ("accuracy", "ece", "ece_scaled")] if m else [missing] * 3
         p = paper.get(row.key)
         cells += [f"{p[0]:.2f} / {p[1]:.2f}" if p else "–", f"{p[2]:.2f} / {p[3]:.2f}" if p else "–",
                   f"{a['train_seconds']:.0f}" if "train_seconds" in a else (a.get("skipped") or "–")[:60]]
