@@ -203,3 +203,16 @@ def test_tables_only_writes_the_finished_rows_without_training(tmp_path: Path) -
     assert "| 1 | 70.00 ± – |" in lines[rows["tdmixup"].label]
     assert "not run yet" in lines[rows["tdmixup_paper_weights"].label]
     assert not (tmp_path / "seed_3").exists()
+
+
+def test_rows_option_selects_rows_and_refuses_unknown_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tdmixup.cli import main
+    from tdmixup.experiments import select_rows
+
+    assert [r.key for r in select_rows("table2", ["aum_saliency", "full_ls"])] == ["full_ls", "aum_saliency"]
+    assert select_rows("table3") == TABLES["table3"]
+    with pytest.raises(ValueError, match="full_lx is not a row of table2; its rows are full, mixup"):
+        select_rows("table2", ["full_lx"])
+    assert main(["experiment", "table2", "--rows", "full,full_lx", "--output-dir", str(tmp_path)]) == 2
+    assert "--rows: full_lx is not a row of table2" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything is written

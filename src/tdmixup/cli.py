@@ -349,7 +349,7 @@ def cmd_aum(ns: argparse.Namespace) -> int:
 
 
 def cmd_experiment(ns: argparse.Namespace) -> int:
-    from tdmixup.experiments import run_experiment
+    from tdmixup.experiments import run_experiment, select_rows
     from tdmixup.preflight import UsageError
 
     if ns.seeds < 1:
@@ -362,8 +362,13 @@ def cmd_experiment(ns: argparse.Namespace) -> int:
         print(f"{Path(ns.output_dir) / ns.table / 'table.md'} (finished rows only)")
         return 0
     _announce(cfg, ns)
+    only = [name.strip() for part in ns.rows for name in part.split(",") if name.strip()] if ns.rows else None
+    try:
+        select_rows(ns.table, only)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     run_experiment(ns.table, cfg, output_dir=Path(ns.output_dir), seeds=ns.seeds,
-                   keep_training_state=ns.keep_training_state)
+                   keep_training_state=ns.keep_training_state, only_rows=only)
     return 0
 
 
@@ -462,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs/experiments", metavar="OUTPUT_DIR",
                    help="Folder for one run folder per seed and the table files (default: runs/experiments).")
     p.add_argument("--keep-training-state", action="store_true", help=keep)
+    p.add_argument("--rows", action="append", metavar="ROW",
+                   help="Run only these rows of the table (keys as in table.json, e.g. full_ls,aum_saliency); "
+                        "repeatable or comma-separated (default: every row).")
     p.add_argument("--tables-only", action="store_true",
                    help="Train nothing: write the table from the rows and seeds already finished in --output-dir "
                         "(e.g. while a long run is going); unfinished rows show 'not run yet'.")

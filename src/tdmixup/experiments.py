@@ -22,6 +22,7 @@ import io
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -326,15 +327,16 @@ def row_steps_per_epoch(session: Any, row: Row) -> int:
 
 
 def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: int | list[int],
-                   keep_training_state: bool = False) -> dict[str, Any]:
-    """Run every row of ``table`` for every seed (resumably) and write the table files
-    (``keep_training_state``: see :class:`tdmixup.pipeline.Session`)."""
+                   keep_training_state: bool = False, only_rows: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run every row of ``table`` (or only the rows named in ``only_rows``) for every seed
+    (resumably) and write the table files of the rows run (``keep_training_state``: see
+    :class:`tdmixup.pipeline.Session`)."""
     from tdmixup.pipeline import open_session
 
     if table == "steps" and config.train.steps_per_epoch is not None:
         raise ValueError("the 'steps' table compares the paper's step count with the 100% row's; a global "
                          "--steps-per-epoch would give every row the same count: leave it unset")
-    rows = TABLES[table]
+    rows = select_rows(table, only_rows)
     seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
     results: dict[str, dict[int, dict[str, Any]]] = {row.key: {} for row in rows}
     for seed in seed_list:
@@ -350,6 +352,22 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
     if _is_main():
         write_table(table, rows, results, config.data.task, output_dir / table)
     return results
+
+
+def select_rows(table: str, only_rows: Sequence[str] | None = None) -> tuple[Row, ...]:
+    """``table``'s rows, or those named in ``only_rows`` (in the table's order).
+
+    Raises:
+        ValueError: a name that is not a row of ``table`` (the message lists them).
+    """
+    rows = TABLES[table]
+    if only_rows is None:
+        return rows
+    keys = [row.key for row in rows]
+    unknown = [name for name in only_rows if name not in keys]
+    if unknown or not only_rows:
+        raise ValueError(f"--rows: {', '.join(unknown) or 'no row'} is not a row of {table}; its rows are {', '.join(keys)}")
+    return tuple(row for row in rows if row.key in only_rows)
 
 
 NOT_RUN = "not run yet"
