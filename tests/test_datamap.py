@@ -304,7 +304,9 @@ def test_real_trec_logs_easy_region_lacks_a_class_unless_stratified():
 
     folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "cartography_dynamics"
     if not (folder / "TREC_dynamics_epoch_0.jsonl").exists():
-        pytest.skip(f"the Cartography TREC logs are not at {folder}")
+        pytest.skip("real-data variant: put Dataset Cartography's TREC logs (TREC_dynamics_epoch_{0,1,2}.jsonl, "
+                    "see tests/fixtures/README.md) in ../shared/data/cartography_dynamics/; "
+                    "test_a_region_without_a_class_is_reported ran on synthetic dynamics")
     stats = compute_statistics(read_cartography(folder, task="trec"))
     names = [str(k) for k in range(6)]
 
