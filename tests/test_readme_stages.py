@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,7 @@ def readme_stage_commands() -> list[list[str]]:
     return [shlex.split(line.split("  #", 1)[0]) for line in lines if line.startswith("tdmixup ")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_readme_stage_commands_chain_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
