@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs/experiments", metavar="OUTPUT_DIR",
                    help="Folder for one run folder per seed and the table files (default: runs/experiments).")
     p.add_argument("--keep-training-state", action="store_true", help=keep)
-    p.add_argument("--rows", action="append", metavar="ROW",
+    p.add_argument("--rows", action="append", metavar="ROWS",
                    help="Run only these rows of the table (keys as in table.json, e.g. full_ls,aum_saliency); "
                         "repeatable or comma-separated (default: every row).")
     p.add_argument("--tables-only", action="store_true",
