@@ -159,7 +159,8 @@ class JobRunner:
         metrics = done["metrics"]
         return {
             "label": row.label, "library_row": {"table": table, "key": row.key, "strategy": row.strategy,
-                                                "sets": list(row.sets), "aum": list(row.aum), "full_steps": row.full_steps},
+                                                "sets": list(row.sets), "aum": list(row.aum), "epoch": row.epoch,
+                                                "mixup": [list(kv) for kv in row.mixup]},
             "test_sets": metrics["sets"], "temperature": metrics.get("temperature"),
             "train_sizes": done["train_sizes"], "train_seconds": done["train_seconds"],
             "eval_seconds": done.get("eval_seconds"),
