@@ -83,7 +83,7 @@ def cleanlab_flags(session: Any, out_dir: Path, folds: int, seed: int) -> np.nda
 
     from tdmixup.model import load_classifier
     from tdmixup.pipeline import train_and_evaluate
-    from tdmixup.training import predict_logits
+    from tdmixup.predict import predict_logits
 
     data, cfg = session.train, session.config
     logits = np.zeros((len(data), session.task.spec.num_labels))

@@ -258,7 +258,7 @@ def loss_curve(name: str, base: Any, data: Any, test: Any, args: argparse.Namesp
 
 def paired_evaluation(base: Any, data: Any, rounds: int) -> dict[str, Any]:
     """Whole prediction passes (batch 64, length-sorted) alternating: ``no_grad`` (the library's
-    :func:`~tdmixup.training.predict_logits`), ``inference_mode``, compiled encoder + no_grad."""
+    :func:`~tdmixup.predict.predict_logits`), ``inference_mode``, compiled encoder + no_grad."""
     import torch
 
     from tdmixup.data.collate import collate, inference_batches

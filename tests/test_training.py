@@ -32,7 +32,8 @@ from _tiny import (  # noqa: E402
 )
 from tdmixup import mixup  # noqa: E402
 from tdmixup.model import load_classifier  # noqa: E402
-from tdmixup.training import TrainingError, make_accelerator, predict_logits  # noqa: E402
+from tdmixup.predict import predict_logits  # noqa: E402
+from tdmixup.training import TrainingError, make_accelerator  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "train_tiny.py"
 REPO = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "tokenize": "tdmixup.data.collate",
     # model + training + evaluation
     "Classifier": "tdmixup.model", "build_classifier": "tdmixup.model", "load_classifier": "tdmixup.model",
-    "train": "tdmixup.training", "predict_logits": "tdmixup.training", "evaluate_sets": "tdmixup.evaluation",
+    "train": "tdmixup.training", "predict_logits": "tdmixup.predict", "evaluate_sets": "tdmixup.evaluation",
     # dynamics, data maps, AUM
     "read_dynamics": "tdmixup.dynamics", "compute_statistics": "tdmixup.dynamics",
     "export_cartography": "tdmixup.dynamics", "read_cartography": "tdmixup.dynamics",

@@ -15,8 +15,8 @@ import numpy as np
 
 from tdmixup.data.collate import TokenizedSet
 from tdmixup.model import Classifier
+from tdmixup.predict import predict_logits
 from tdmixup.runio import write_json
-from tdmixup.training import predict_logits
 
 
 def evaluate_sets(

@@ -39,9 +39,9 @@ from tdmixup.data.collate import (
     collate,
     cycled_batches,
     epoch_batches,
-    inference_batches,
 )
 from tdmixup.model import Classifier, save_classifier
+from tdmixup.predict import gather_by_id, predict_logits, to_device
 from tdmixup.runio import read_json, write_json
 
 log = logging.getLogger("tdmixup.training")
@@ -95,10 +95,6 @@ class TrainResult:
     model: Classifier
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _to_device(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items()}
 
 
 def _with_columns(batch: dict[str, torch.Tensor],
@@ -238,7 +234,7 @@ def train(
         judged = torch.zeros((), dtype=torch.float64, device=accelerator.device)
         bar = tqdm(plan, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not accelerator.is_main_process, leave=False)
         for step, planned in enumerate(bar):
-            batches = [_to_device(_with_columns(collate(s, p.positions, p.weights), batch_columns), accelerator.device)
+            batches = [to_device(_with_columns(collate(s, p.positions, p.weights), batch_columns), accelerator.device)
                        for s, p in zip(step_sets, planned, strict=True)]
             with _autocast(cfg, accelerator.device):
                 out = wrapped(step_fn=lambda m, b=batches: compute_step(mixup_config.strategy, m, b, mixup_config, generator,
@@ -381,54 +377,7 @@ def _kept(ckpt: Path) -> str:
     return f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
 
 
-# --- prediction and dynamics -------------------------------------------------------------
-@torch.no_grad()
-def predict_logits(model: Classifier, data: TokenizedSet, *, batch_size: int, accelerator: Any,
-                   desc: str = "predict") -> tuple[np.ndarray, np.ndarray]:
-    """Logits of every example, dropout off, gathered over processes.
-
-    Returns:
-        ``(sample_ids [N], logits [N, C])`` sorted by sample_id, identical on every process.
-    """
-    model.eval()
-    ids_parts, logit_parts = [], []
-    batches = list(inference_batches(data.lengths, batch_size=batch_size, world_size=accelerator.num_processes,
-                                     rank=accelerator.process_index))
-    for positions in tqdm(batches, desc=desc, disable=not accelerator.is_main_process, leave=False):
-        batch = _to_device(collate(data, positions), accelerator.device)
-        logits = model(**batch).logits
-        ids_parts.append(batch["sample_id"].cpu().numpy())
-        logit_parts.append(logits.float().cpu().numpy())
-    ids, logits = _concat(ids_parts, logit_parts, data)
-    return gather_by_id(ids, logits, accelerator, expected=data.sample_ids)
-
-
-def _concat(ids_parts: list[np.ndarray], logit_parts: list[np.ndarray], data: TokenizedSet) -> tuple[np.ndarray, np.ndarray]:
-    if ids_parts:
-        return np.concatenate(ids_parts), np.concatenate(logit_parts)
-    width = data.num_choices or 0
-    return np.zeros(0, np.int64), np.zeros((0, width), np.float32)
-
-
-def gather_by_id(ids: np.ndarray, values: np.ndarray, accelerator: Any, *, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gather per-sample rows from all processes, keep one row per id, check coverage.
-
-    Raises:
-        RuntimeError: naming missing ids when some expected id came from no process.
-    """
-    if accelerator.num_processes > 1:
-        from accelerate.utils import gather_object
-
-        parts = gather_object([(ids, values)])
-        ids = np.concatenate([p[0] for p in parts])
-        values = np.concatenate([p[1] for p in parts if len(p[1])]) if any(len(p[1]) for p in parts) else values
-    uniq, first = np.unique(ids, return_index=True)
-    missing = np.setdiff1d(expected, uniq)
-    if len(missing):
-        raise RuntimeError(f"{len(missing)} sample ids got no prediction from any process (first: {missing[:10].tolist()})")
-    return uniq, values[first]
-
-
+# --- dynamics and checkpoints ---------------------------------------------------------
 def _record_epoch(mode: DynamicsMode, path: Path, epoch: int, data: TokenizedSet, model: Classifier, accelerator: Any,
                   batch_size: int, seen_ids: list[np.ndarray], seen_logits: list[np.ndarray], task: str) -> None:
     from tdmixup.dynamics import append_epoch
