@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from tdmixup.data.sources import find_data_file
-from tdmixup.datamap import REGIONS, assign_regions, plot_datamap_html, plot_datamap_png
+from tdmixup.datamap import REGIONS, assign_regions
+from tdmixup.datamap_plots import plot_datamap_html, plot_datamap_png
 from tdmixup.dynamics import (
     TrainingDynamics,
     append_epoch,

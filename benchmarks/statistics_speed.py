@@ -32,9 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tdmixup.aum import area_under_margin
 from tdmixup.datamap import assign_regions
-from tdmixup.dynamics import TrainingDynamics, append_epoch, compute_statistics, read_dynamics
+from tdmixup.dynamics import (
+    TrainingDynamics,
+    append_epoch,
+    area_under_margin,
+    compute_statistics,
+    read_dynamics,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "statistics_speed.json"
 

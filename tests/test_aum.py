@@ -9,17 +9,16 @@ import pytest
 from tdmixup.aum import (
     AUM_TABLE_COLUMNS,
     AUMPass,
-    area_under_margin,
     aum_threshold,
     choose_threshold_samples,
     find_mislabeled_with_aum,
     flag_mislabeled,
-    margins,
     read_aum_table,
     relabel_threshold_labels,
     relabel_threshold_samples,
     write_aum_table,
 )
+from tdmixup.dynamics import area_under_margin, margins
 from tdmixup.noise import flag_metrics, inject_label_noise
 
 # ---------------------------------------------------------------- margins and AUM

@@ -2,7 +2,7 @@
 
 Checked against the two-pass procedure of :func:`tdmixup.aum.find_mislabeled_with_aum` fed the
 same runs as the pipeline feeds it (AUMPass objects with non-positional ids in shuffled order),
-and the plain ranking against :func:`tdmixup.aum.area_under_margin`.
+and the plain ranking against :func:`tdmixup.dynamics.area_under_margin`.
 """
 
 from __future__ import annotations

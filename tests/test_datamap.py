@@ -12,14 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tdmixup import datamap
-from tdmixup.datamap import (
-    assign_regions,
-    plot_datamap_html,
-    plot_datamap_png,
-    read_region_file,
-    write_regions,
-)
+from tdmixup import datamap, datamap_plots
+from tdmixup.datamap import assign_regions, read_region_file, write_regions
+from tdmixup.datamap_plots import plot_datamap_html, plot_datamap_png
 from tdmixup.dynamics import TrainingDynamics, compute_statistics
 
 
@@ -152,7 +147,7 @@ def test_png_datamap(random_stats, tmp_path, monkeypatch):
 
 
 def test_num_epochs_inferred_without_attrs(random_stats):
-    assert datamap._num_epochs({}, random_stats["correctness"].to_numpy()) == 3
+    assert datamap_plots._num_epochs({}, random_stats["correctness"].to_numpy()) == 3
 
 
 def test_html_is_self_contained(random_stats, tmp_path):

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tdmixup import dynamics
-from tdmixup.aum import area_under_margin
 from tdmixup.dynamics import (
     TrainingDynamics,
     append_epoch,
+    area_under_margin,
     compute_statistics,
     confidence,
     correctness,

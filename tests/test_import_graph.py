@@ -13,28 +13,33 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tdmixup"
 
-KNOWN_CYCLES = {
-    # Issue 12 removes these (a `stages` module owning Session/train_and_evaluate handed to the
-    # AUM stages as a callable; a `predict` module for predict_logits; a public batching module
-    # shared by mixup and kong). Until then the list may only shrink: a cycle not in it fails.
-    "aum_training -> pipeline",  # AUM training calls pipeline.train_and_evaluate
-    "aum_saliency -> pipeline",  # its stages use pipeline's done markers and train_and_evaluate
-    "aum_saliency -> mixup",  # mixup dispatches to step_aum_saliency, which uses mixup helpers
-    "aum_saliency -> pipeline -> training -> mixup",
-    "aum_saliency -> pipeline -> evaluation -> training -> mixup",  # evaluation: predict_logits
-    "kong -> mixup",  # kong uses mixup's private helpers; mixup dispatches to kong_loss
-    "datamap -> datamap_plots",  # plots use datamap's helpers; save_datamap draws the plots
-}
+LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
+    # What each layer is for, lowest first. A module imports only modules of its own or a lower
+    # layer (function-level imports included); within a layer the cycle test keeps imports one-way.
+    ("foundations: configs, files, data, array checks, metrics", frozenset({
+        "config", "runio", "arrays", "classmix", "noise", "samples", "calibration", "data",
+        "data._common", "data.batch_stats", "data.collate", "data.dd_format", "data.hub",
+        "data.readers", "data.schema", "data.sources", "data.tasks"})),
+    ("the classifier and its predictions", frozenset({"model", "predict", "backtranslation"})),
+    ("training dynamics, data maps, AUM on arrays", frozenset({
+        "dynamics", "datamap", "datamap_plots", "aum", "aum_arrays"})),
+    ("one training step per strategy", frozenset({"mixing", "kong", "aum_saliency", "mixup"})),
+    ("the training loop", frozenset({"training", "hf_trainer"})),
+    ("evaluation and reports", frozenset({"evaluation", "report"})),
+    ("a run folder's session and its training stages", frozenset({"session", "aum_training"})),
+    ("the pipeline of stages", frozenset({"pipeline"})),
+    ("commands", frozenset({"experiments", "preflight", "cli"})),
+)
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def _module_name(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     """Module → the tdmixup modules it imports (short names, without ``tdmixup.``)."""
-    files = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+    files = {_module_name(p, package): p for p in sorted(package.rglob("*.py"))}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -69,18 +74,56 @@ def simple_cycles(graph: dict[str, set[str]]) -> set[str]:
     return found
 
 
-def test_the_cycle_finder_sees_function_level_and_package_imports() -> None:
+def test_the_cycle_finder_sees_function_level_and_package_imports(tmp_path: Path) -> None:
     graph = import_graph()
-    assert "training" in graph["mixup"] or "mixup" in graph["training"]  # function-level
-    assert "datamap_plots" in graph["datamap"]  # `from tdmixup import datamap_plots` in a function
+    assert "mixup" in graph["training"]  # function-level
     assert "data.schema" in graph["aum"]
+    package = tmp_path / "tdmixup"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "data" / "__init__.py").write_text("")
+    (package / "data" / "schema.py").write_text("from .. import plots\n")  # relative, two levels
+    (package / "plots.py").write_text("def f():\n    from tdmixup import stats\n")  # package form
+    (package / "stats.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    import tdmixup.data.schema\n")
+    small = import_graph(package)
+    assert small == {"tdmixup": set(), "data": set(), "data.schema": {"plots"}, "plots": {"stats"}, "stats": {"data.schema"}}
+    assert simple_cycles(small) == {"data.schema -> plots -> stats"}
     assert simple_cycles({"a": {"b"}, "b": {"c", "a"}, "c": {"a"}}) == {"a -> b", "a -> b -> c"}
 
 
-def test_no_import_cycle_beyond_the_known_ones() -> None:
-    new = simple_cycles(import_graph()) - KNOWN_CYCLES
-    assert not new, (
-        f"new import cycle(s) among tdmixup modules: {sorted(new)}. Data flows one way (data -> "
-        "training -> dynamics -> datamap -> aum -> mixup training -> evaluation -> report, the "
-        "pipeline on top): move the shared helper down a layer or pass a callable instead"
+def test_no_import_cycle() -> None:
+    cycles = simple_cycles(import_graph())
+    assert not cycles, (
+        f"import cycle(s) among tdmixup modules: {sorted(cycles)}. Data flows one way (see "
+        "LAYERS): move the shared helper down a layer or pass a callable instead"
     )
+
+
+def layer_of() -> dict[str, int]:
+    return {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
+
+
+def back_reaches(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    """Imports from a module to a module of a higher layer, as ``"a -> b"``."""
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                  if a in layers and b in layers and layers[b] > layers[a])
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = sorted(set(import_graph()) - set(layer_of()) - {"tdmixup"})
+    assert not unplaced, f"modules missing from LAYERS in this test: {unplaced}; place each in its layer"
+
+
+def test_no_module_imports_a_later_layer() -> None:
+    found = back_reaches(import_graph(), layer_of())
+    names = [name for name, _ in LAYERS]
+    assert not found, (
+        f"imports that reach up to a later layer: {found}. Layers, lowest first: {names}. Move "
+        "the shared code down, or hand the later stage's function in as a callable"
+    )
+
+
+def test_the_back_reach_check_sees_an_upward_import() -> None:
+    graph = {"dynamics": {"aum", "config"}, "aum": {"dynamics"}}
+    assert back_reaches(graph, layer_of()) == []  # aum (same layer) and config (lower) are fine
+    assert back_reaches({"evaluation": {"session"}}, layer_of()) == ["evaluation -> session"]

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tdmixup.config import MixupConfig  # noqa: E402
-from tdmixup.mixup import (  # noqa: E402
-    compute_step,
+from tdmixup.mixing import (  # noqa: E402
     hard_cross_entropy,
     mix_tensors,
     one_hot,
@@ -22,6 +21,7 @@ from tdmixup.mixup import (  # noqa: E402
     smooth_targets,
     soft_cross_entropy,
 )
+from tdmixup.mixup import compute_step  # noqa: E402
 from test_mixup import batches_for, make_batch, make_model  # noqa: E402
 
 

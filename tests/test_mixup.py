@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
-from tdmixup import kong, mixup
+from tdmixup import kong, mixing, mixup
 from tdmixup.config import MixupConfig
-from tdmixup.mixup import (
-    compute_step,
+from tdmixup.mixing import (
     mix_embeddings,
     mix_features,
     mixed_attention_mask,
@@ -23,6 +22,7 @@ from tdmixup.mixup import (
     soft_cross_entropy,
     union_attention_mask,
 )
+from tdmixup.mixup import compute_step
 from tdmixup.model import Classifier
 
 VOCAB, NUM_LABELS, K = 60, 3, 4
@@ -81,8 +81,8 @@ def test_sample_lambda_beta_moments_and_determinism() -> None:
 
 def test_per_sample_lambda_shape() -> None:
     g = torch.Generator().manual_seed(0)
-    assert mixup._lambda_for(MixupConfig(lambda_mode="sample"), 5, g).shape == (5,)
-    assert mixup._lambda_for(MixupConfig(lambda_mode="batch"), 5, g).shape == ()
+    assert mixing.draw_lambda(MixupConfig(lambda_mode="sample"), 5, g).shape == (5,)
+    assert mixing.draw_lambda(MixupConfig(lambda_mode="batch"), 5, g).shape == ()
 
 
 def test_soft_cross_entropy_equals_ce_for_one_hot() -> None:
@@ -94,7 +94,7 @@ def test_soft_cross_entropy_equals_ce_for_one_hot() -> None:
 
 def test_mix_tensors_broadcasts_per_sample_lambda() -> None:
     a, b = torch.ones(2, 3, 4), torch.zeros(2, 3, 4)
-    out = mixup.mix_tensors(a, b, torch.tensor([0.25, 0.75]))
+    out = mixing.mix_tensors(a, b, torch.tensor([0.25, 0.75]))
     assert torch.allclose(out[0], torch.full((3, 4), 0.25)) and torch.allclose(out[1], torch.full((3, 4), 0.75))
     assert torch.allclose(mix_features(a[:, 0], b[:, 0], torch.tensor([1.0]), num_choices=2), torch.ones(2, 4))
 
@@ -146,8 +146,8 @@ def test_tdmixup_with_lambda_one_trains_on_easy_rows(kind: str, mix_at: str) -> 
     config = MixupConfig(strategy="tdmixup", alpha=0.0, mix_at=mix_at)
     with torch.no_grad():
         out = compute_step("tdmixup", model, [easy, amb], config, torch.Generator().manual_seed(0))
-        ce_e = F.cross_entropy(model(**mixup._inputs(easy)).logits, easy["labels"], reduction="none")
-        ce_a = F.cross_entropy(model(**mixup._inputs(amb)).logits, amb["labels"], reduction="none")
+        ce_e = F.cross_entropy(model(**mixing.model_inputs(easy)).logits, easy["labels"], reduction="none")
+        ce_a = F.cross_entropy(model(**mixing.model_inputs(amb)).logits, amb["labels"], reduction="none")
     mixed_w = torch.minimum(easy["weight"][:3], amb["weight"])
     expected = ((mixed_w * ce_e[:3]).sum() + (easy["weight"] * ce_e).sum() + (amb["weight"] * ce_a).sum()) / 3
     torch.testing.assert_close(out.loss, expected, atol=1e-6, rtol=1e-5)

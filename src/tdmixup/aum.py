@@ -47,12 +47,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
+from tdmixup.arrays import class_labels, int_vector
 from tdmixup.data.schema import TaskKind
+from tdmixup.dynamics import area_under_margin
 from tdmixup.runio import atomic_output
 
 if TYPE_CHECKING:
@@ -67,71 +69,6 @@ AUM_TABLE_COLUMNS = (
     "sample_id", "aum", "threshold", "flagged", "is_threshold", "threshold_pass", "judged_passes"
 )
 """Columns of :attr:`AUMResult.table` and of the file :func:`write_aum_table` writes."""
-
-
-def _int_array(name: str, values: Any) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name}: expected a 1-D integer array, got dtype {arr.dtype} shape {arr.shape}")
-    return arr.astype(np.int64)
-
-
-def _labels(labels: Any, num_classes: int) -> np.ndarray:
-    labels = _int_array("labels", labels)
-    if num_classes < 2:
-        raise ValueError(f"num_classes: expected >= 2, got {num_classes}")
-    bad = (labels < 0) | (labels >= num_classes)
-    if bad.any():
-        raise ValueError(
-            f"labels: {int(bad.sum())} value(s) outside [0, {num_classes}), e.g. {labels[bad][:5].tolist()}"
-        )
-    return labels
-
-
-def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Margin of each sample at each epoch: gold logit − largest other logit (paper Eq. 3).
-
-    Args:
-        logits: ``[E, N, C]`` pre-softmax logits (E epochs, N samples, C ≥ 2 classes).
-        labels: ``[N]`` integer labels as trained, in ``[0, C)``.
-
-    Returns:
-        ``[E, N]`` float64 margins (positive = the gold class wins).
-
-    >>> margins(np.array([[[2.0, 0.5, 1.0]]]), np.array([0]))
-    array([[1.]])
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    if logits.ndim != 3 or logits.shape[2] < 2:
-        raise ValueError(f"logits: expected shape [E, N, C] with C >= 2, got {logits.shape}")
-    labels = _labels(labels, logits.shape[2])
-    if labels.shape[0] != logits.shape[1]:
-        raise ValueError(f"labels: {labels.shape[0]} labels for {logits.shape[1]} samples in logits")
-    gold = np.take_along_axis(logits, labels[None, :, None], axis=2)[..., 0]
-    others = logits.copy()
-    np.put_along_axis(others, labels[None, :, None], -np.inf, axis=2)
-    return gold - others.max(axis=2)
-
-
-def area_under_margin(logits: np.ndarray, labels: np.ndarray, *, skip_epochs: int = 0) -> np.ndarray:
-    """AUM = mean margin over epochs (paper Eq. 4). ``[E, N, C]``, ``[N]`` → ``[N]``.
-
-    Args:
-        logits: ``[E, N, C]`` logits per epoch.
-        labels: ``[N]`` labels as trained.
-        skip_epochs: average over epochs ``skip_epochs … E-1`` only (Pleiss et al.'s
-            paper-replication runner skips epoch 0, when a fresh head's margins say little).
-
-    >>> area_under_margin(np.array([[[2.0, 0.0]], [[0.0, 1.0]]]), np.array([0]))
-    array([0.5])
-    >>> area_under_margin(np.array([[[2.0, 0.0]], [[0.0, 1.0]]]), np.array([0]), skip_epochs=1)
-    array([-1.])
-    """
-    epochs = np.shape(logits)[0] if np.ndim(logits) == 3 else 0
-    if int(skip_epochs) != skip_epochs or not 0 <= skip_epochs < max(epochs, 1):
-        raise ValueError(f"skip_epochs: expected an integer in [0, {epochs}) for {epochs} epoch(s) of logits, "
-                         f"got {skip_epochs}; lower --aum-skip-epochs or train more --aum-epochs")
-    return margins(logits, labels)[int(skip_epochs):].mean(axis=0)
 
 
 def _class_quotas(labels: np.ndarray, present: np.ndarray, total: int, balance: Balance) -> np.ndarray:
@@ -191,7 +128,7 @@ def choose_threshold_samples(
     >>> labels[choose_threshold_samples(labels, 3, seed=0, balance="equal")].tolist()
     [0, 1, 2]
     """
-    labels = _labels(labels, num_classes)
+    labels = class_labels(labels, num_classes)
     n = labels.size
     if fraction is None:
         total = n // (num_classes + 1)
@@ -201,7 +138,7 @@ def choose_threshold_samples(
         total = int(np.floor(n * fraction + 1e-9))
     selectable = np.ones(n, dtype=bool)
     if exclude is not None:
-        ex = _int_array("exclude", exclude)
+        ex = int_vector(exclude, "exclude")
         if ex.size and (ex.min() < 0 or ex.max() >= n):
             raise ValueError(f"exclude: positions must lie in [0, {n}), got {ex.min()}..{ex.max()}")
         selectable[ex] = False
@@ -265,7 +202,7 @@ def relabel_threshold_labels(
     >>> relabel_threshold_labels(np.array([0, 1, 2]), np.array([False, True, False]), kind="pair", num_classes=3)
     array([0, 3, 2])
     """
-    labels = _labels(labels, num_classes)
+    labels = class_labels(labels, num_classes)
     is_th = np.asarray(is_threshold, dtype=bool)
     if is_th.shape != labels.shape:
         raise ValueError(f"is_threshold: expected shape {labels.shape}, got {is_th.shape}")
@@ -305,8 +242,8 @@ def relabel_threshold_samples(
     """
     from datasets import Value
 
-    ids = _int_array("dataset['sample_id']", dataset["sample_id"])
-    th = _int_array("threshold_ids", threshold_ids)
+    ids = int_vector(dataset["sample_id"], "dataset['sample_id']")
+    th = int_vector(threshold_ids, "threshold_ids")
     missing = np.setdiff1d(th, ids)
     if missing.size:
         raise ValueError(f"threshold_ids: {missing.size} id(s) not in the dataset, e.g. {missing[:5].tolist()}")
@@ -412,13 +349,13 @@ class AUMResult:
 
 
 def _judge_pass(index: int, run: AUMPass, percentile: float, skip_epochs: int) -> pd.DataFrame:
-    ids = _int_array(f"pass {index}: sample_ids", run.sample_ids)
+    ids = int_vector(run.sample_ids, f"pass {index}: sample_ids")
     if np.unique(ids).size != ids.size:
         raise ValueError(f"pass {index}: sample_ids contain duplicates")
     logits = np.asarray(run.logits, dtype=np.float64)
     aums = area_under_margin(logits, run.labels, skip_epochs=skip_epochs)
     labels = np.asarray(run.labels, dtype=np.int64)
-    th = _int_array(f"pass {index}: threshold_ids", run.threshold_ids)
+    th = int_vector(run.threshold_ids, f"pass {index}: threshold_ids")
     missing = np.setdiff1d(th, ids)
     if missing.size or th.size == 0:
         raise ValueError(f"pass {index}: need >= 1 threshold id, all in sample_ids; missing {missing[:5].tolist()}")

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,23 +69,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tdmixup.config import MixupConfig
-from tdmixup.mixup import (
+from tdmixup.mixing import (
     Batch,
     StepOutput,
-    _forward,
-    _num_choices,
-    _weighted,
+    forward_unmixed,
     hard_cross_entropy,
     mix_tensors,
+    num_choices_of,
     one_hot,
     sample_lambda,
     smooth_targets,
     soft_cross_entropy,
+    weighted_sum,
 )
 from tdmixup.model import Classifier
-
-SPLIT_DIR = "aum_saliency_split"
-STAGE_DIR = "stage4_aum_saliency"
 
 
 # --- pure functions --------------------------------------------------------------------------
@@ -186,9 +182,9 @@ def aum_saliency_loss(high: Half, low: Half, lam_high: Tensor | float, lam_low: 
         def mixed(index: Tensor) -> Tensor:
             index = index.to(other.logits.device)
             z = mix_tensors(me.logits, other.logits[index], lam)
-            return _weighted(soft_cross_entropy(z, mix_tensors(mine, theirs[index], lam)), mix_weight)
+            return weighted_sum(soft_cross_entropy(z, mix_tensors(mine, theirs[index], lam)), mix_weight)
 
-        ce = _weighted(hard_cross_entropy(me.logits, me.labels, eps), me.weight)
+        ce = weighted_sum(hard_cross_entropy(me.logits, me.labels, eps), me.weight)
         return (config.aum_saliency_ce_weight * ce + config.aum_saliency_similar_weight * mixed(similar)
                 + config.aum_saliency_dissimilar_weight * mixed(dissimilar))
 
@@ -205,9 +201,9 @@ def step_aum_saliency(model: Classifier, batches: list[Batch], config: MixupConf
         if "saliency" not in batch:
             raise ValueError(f"aum_saliency: the {name} batch has no 'saliency' column; train it through "
                              "`tdmixup run --strategy aum_saliency` (or pass batch_columns=SaliencyColumn(...))")
-    if _num_choices(high) != _num_choices(low):
-        raise ValueError(f"high and low batches differ in number of choices: {_num_choices(high)} vs {_num_choices(low)}")
-    (_, z_high), (_, z_low) = _forward(model, high), _forward(model, low)
+    if num_choices_of(high) != num_choices_of(low):
+        raise ValueError(f"high and low batches differ in number of choices: {num_choices_of(high)} vs {num_choices_of(low)}")
+    (_, z_high), (_, z_low) = forward_unmixed(model, high), forward_unmixed(model, low)
     if config.lambda_mode == "batch":
         lam_high = lam_low = sample_lambda(config.alpha, generator=generator)
     else:
@@ -248,7 +244,7 @@ def split_by_aum(sample_ids: np.ndarray, gold: np.ndarray, logits: np.ndarray, *
     >>> s.aum.tolist(), s.threshold, s.high.tolist()
     ([3.0, -1.0, 1.0, 2.0], 1.5, [True, False, False, True])
     """
-    from tdmixup.aum import area_under_margin
+    from tdmixup.dynamics import area_under_margin
 
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"--aum-saliency-quantile must be in (0, 1), got {quantile}")
@@ -278,64 +274,8 @@ class SaliencyColumn:
         return {"saliency": self.values[pos]}
 
 
-# --- stages ----------------------------------------------------------------------------------
-def stage_split(session: Any) -> dict[str, Any]:
-    """Stage ``aum`` of ``--strategy aum_saliency``: ``aum_saliency_split/`` from stage 1's dynamics
-    (``split.parquet``: sample_id, gold, aum, high, saliency_0..C−1; ``high.txt``, ``low.txt``).
-    Recomputed when the folder's quantile differs from the configured one (it is cheap)."""
-    from tdmixup.datamap import write_regions
-    from tdmixup.dynamics import read_dynamics
-    from tdmixup.pipeline import PipelineError, is_done, mark_done, read_done
-    from tdmixup.runio import atomic_output
-
-    out = session.run_dir / SPLIT_DIR
-    quantile = session.config.mixup.aum_saliency_quantile
-    if is_done(out) and read_done(out).get("quantile") == quantile:
-        return read_done(out)
-    table = session.run_dir / "stage1_full" / "dynamics.parquet"
-    if not table.exists():
-        raise PipelineError(f"{table} is missing: run stage 'full' first")
-    dyn = read_dynamics(table)
-    session.train.positions_of(dyn.sample_ids, source=str(table))
-    split = split_by_aum(dyn.sample_ids, dyn.gold, dyn.logits, quantile=quantile)
-    n_high = int(split.high.sum())
-    if n_high in (0, len(split.high)):
-        raise PipelineError(f"the AUM split at quantile {quantile} (AUM {split.threshold:.4g}) leaves one half empty "
-                            f"({n_high} of {len(split.high)} high); change --aum-saliency-quantile")
-    if session.is_main:
-        frame = pd.DataFrame({"sample_id": split.sample_ids, "gold": split.gold, "aum": split.aum, "high": split.high})
-        for k in range(split.saliency.shape[1]):
-            frame[f"saliency_{k}"] = split.saliency[:, k]
-        with atomic_output(out / "split.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
-        write_regions({"high": split.sample_ids[split.high], "low": split.sample_ids[~split.high]}, out)
-    summary = {"quantile": quantile, "threshold": split.threshold, "n": len(split.high), "n_high": n_high,
-               "n_low": len(split.high) - n_high, "dynamics_mode": dyn.mode, "epochs": len(dyn.epochs),
-               "saliency_epoch": int(dyn.epochs[-1])}
-    mark_done(session, out, summary)
-    return summary
-
-
 def read_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(sample_ids [N], high [N] bool, saliency [N, C])`` from a ``split.parquet``."""
     frame = pd.read_parquet(path)
     columns = sorted((c for c in frame.columns if c.startswith("saliency_")), key=lambda c: int(c.split("_")[1]))
     return frame["sample_id"].to_numpy(np.int64), frame["high"].to_numpy(bool), frame[columns].to_numpy(np.float32)
-
-
-def aum_saliency_sets(session: Any) -> tuple[list[Any], SaliencyColumn]:
-    """The high and low halves (in that order) and the saliency column for the training stage."""
-    stage_split(session)
-    ids, high, saliency = read_split(session.run_dir / SPLIT_DIR / "split.parquet")
-    sets = [session.train.subset(ids[high], source="aum_saliency high half"),
-            session.train.subset(ids[~high], source="aum_saliency low half")]
-    return sets, SaliencyColumn(ids, saliency)
-
-
-def stage_aum_saliency(session: Any) -> dict[str, Any]:
-    """Stage ``tdmixup`` of ``--strategy aum_saliency``: train on (high, low) → ``stage4_aum_saliency/``."""
-    from tdmixup.pipeline import train_and_evaluate
-
-    sets, column = aum_saliency_sets(session)
-    return train_and_evaluate(session, session.run_dir / STAGE_DIR, strategy="aum_saliency", train_sets=sets,
-                              batch_columns=column)

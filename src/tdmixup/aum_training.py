@@ -18,6 +18,13 @@ import pandas as pd
 
 from tdmixup.data.collate import TokenizedSet
 from tdmixup.runio import atomic_write_text, read_json, write_json
+from tdmixup.session import (
+    PipelineError,
+    Session,
+    class_mix,
+    train_and_evaluate,
+    with_task_defaults,
+)
 
 if TYPE_CHECKING:
     from tdmixup.aum import Balance
@@ -25,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tdmixup.aum")
 
 
-def _relabelled(session: Any, subset: TokenizedSet, threshold_ids: np.ndarray, *, seed: int) -> TokenizedSet:
+def _relabelled(session: Session, subset: TokenizedSet, threshold_ids: np.ndarray, *, seed: int) -> TokenizedSet:
     """The subset with its threshold samples relabelled (:func:`tdmixup.aum.relabel_threshold_labels`):
     the extra fake class for pair tasks, a wrong existing ending for multiple choice."""
     from tdmixup.aum import relabel_threshold_labels
@@ -36,7 +43,7 @@ def _relabelled(session: Any, subset: TokenizedSet, threshold_ids: np.ndarray, *
     return subset.with_labels(labels)
 
 
-def run_aum(session: Any, out_dir: Path, ids: np.ndarray, *, statistics: Path | None = None) -> dict[str, Any]:
+def run_aum(session: Session, out_dir: Path, ids: np.ndarray, *, statistics: Path | None = None) -> dict[str, Any]:
     """AUM with threshold samples on the training samples ``ids``; returns the summary.
 
     ``two_pass`` (default): two trainings with disjoint threshold sets, every sample judged in
@@ -53,7 +60,6 @@ def run_aum(session: Any, out_dir: Path, ids: np.ndarray, *, statistics: Path | 
     """
     from tdmixup.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
     from tdmixup.dynamics import read_dynamics
-    from tdmixup.pipeline import PipelineError, class_mix, train_and_evaluate, with_task_defaults
 
     summary_path = out_dir / "summary.json"
     if summary_path.exists():
@@ -136,7 +142,7 @@ _FALLBACKS: dict[str, tuple[Balance, ...]] = {
 }
 
 
-def _write_readable(session: Any, out_dir: Path, table: pd.DataFrame, statistics: Path) -> None:
+def _write_readable(session: Session, out_dir: Path, table: pd.DataFrame, statistics: Path) -> None:
     """``kept.csv`` (in ``kept.txt`` order) and ``flagged.csv`` (lowest AUM first) for reading."""
     from tdmixup.samples import sample_table, sample_texts, write_sample_csv
 

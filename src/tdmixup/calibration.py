@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tdmixup.arrays import class_labels
 from tdmixup.runio import atomic_output
 
 __all__ = [
@@ -110,24 +111,7 @@ def _check_logits(x: Any, name: str = "logits") -> np.ndarray:
 
 
 def _check_labels(x: Any, n_samples: int, n_classes: int, name: str = "labels") -> np.ndarray:
-    labels = _to_numpy(x, name)
-    if labels.shape != (n_samples,):
-        swapped = " (the order is labels first, then logits)" if labels.ndim == 2 else ""
-        raise ValueError(
-            f"{name} must have shape [N] = ({n_samples},), got shape {labels.shape}{swapped}"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"{name} must be integer class indices, got dtype {labels.dtype}; "
-            "convert with labels.astype(int) if the values are whole numbers"
-        )
-    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
-    if bad.size:
-        raise ValueError(
-            f"{name} must lie in [0, {n_classes}) for C = {n_classes} classes, got "
-            f"{labels[bad[0]]} at index {bad[0]}"
-        )
-    return labels.astype(np.int64, copy=False)
+    return class_labels(_to_numpy(x, name), n_classes, name=name, n_samples=n_samples)
 
 
 def _check_n_bins(n_bins: int) -> int:

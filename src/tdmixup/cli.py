@@ -286,7 +286,8 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 
 def cmd_datamap(ns: argparse.Namespace) -> int:
     from tdmixup.classmix import describe_class_mix, log_warnings
-    from tdmixup.datamap import assign_regions, datamap_title, save_datamap
+    from tdmixup.datamap import assign_regions, datamap_title
+    from tdmixup.datamap_plots import save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
     from tdmixup.preflight import UsageError
     from tdmixup.runio import write_json

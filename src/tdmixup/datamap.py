@@ -42,21 +42,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tdmixup.runio import atomic_output, atomic_write_bytes
+from tdmixup.runio import atomic_output
 
 REGIONS = ("easy", "ambiguous", "hard")
 REGION_TITLES = {"easy": "easy-to-learn", "ambiguous": "ambiguous", "hard": "hard-to-learn"}
 _INTEGER_LINE = re.compile(r"^\s*[+-]?\d+\s*$")
 
 
-def _columns(stats: pd.DataFrame | Mapping[str, Any], *names: str) -> list[np.ndarray]:
+def statistics_columns(stats: pd.DataFrame | Mapping[str, Any], *names: str) -> list[np.ndarray]:
     """``sample_id`` (a column, or else the DataFrame index) and the named columns as arrays."""
     if isinstance(stats, pd.DataFrame) and "sample_id" not in stats.columns:
         ids = stats.index.to_numpy()
@@ -167,10 +167,10 @@ def assign_regions(
     {'easy': [10, 14], 'ambiguous': [12, 13], 'hard': [15, 11]}
     """
     if stratify:
-        ids, conf, var, gold = _columns(stats, "confidence", "variability", "gold")
+        ids, conf, var, gold = statistics_columns(stats, "confidence", "variability", "gold")
         _, classes = np.unique(gold, return_inverse=True)
     else:
-        ids, conf, var = _columns(stats, "confidence", "variability")
+        ids, conf, var = statistics_columns(stats, "confidence", "variability")
         classes = np.zeros(len(ids), dtype=np.int64)
     classes = classes.astype(np.int64)
     n = _region_size(len(ids), fraction, count)
@@ -235,23 +235,6 @@ def read_region_file(path: str | os.PathLike[str]) -> np.ndarray:
     return ids
 
 
-def _num_epochs(stats: pd.DataFrame | Mapping[str, Any], correct: np.ndarray) -> int:
-    """``E`` from ``stats.attrs`` or, failing that, the smallest E making every ``correctness · E`` whole."""
-    attrs = getattr(stats, "attrs", {})
-    if "num_epochs" in attrs:
-        return int(attrs["num_epochs"])
-    for epochs in range(1, 101):
-        if np.allclose(correct * epochs, np.round(correct * epochs), atol=1e-6):
-            return epochs
-    raise ValueError("cannot tell the number of epochs from correctness; set stats.attrs['num_epochs']")
-
-
-def _subsample(num_samples: int, max_points: int, seed: int) -> np.ndarray | None:
-    if num_samples <= max_points:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(num_samples, size=max_points, replace=False))
-
-
 def datamap_title(stats: pd.DataFrame) -> str:
     """A data map's title from its statistics' ``attrs``, e.g.
     ``"snli data map: 2,000 training samples, 3 epochs (end-of-epoch dynamics)"``."""
@@ -261,45 +244,3 @@ def datamap_title(stats: pd.DataFrame) -> str:
     details = [f"{len(stats):,} training samples"] + ([f"{epochs} epochs"] if epochs else [])
     name = f"{attrs['task']} data map" if attrs.get("task") else "Data map"
     return f"{name}: {', '.join(details)}" + (f" ({mode})" if mode else "")
-
-
-def save_datamap(
-    stats: pd.DataFrame,
-    regions: Mapping[str, np.ndarray],
-    folder: str | os.PathLike[str],
-    *,
-    title: str = "Data map",
-    texts: Mapping[int, str] | pd.Series | None = None,
-    gold_names: Sequence[str] | None = None,
-) -> Path:
-    """Write a data map's files to ``folder`` (each atomically).
-
-    ``regions/<name>.txt`` (id files, the ``--subset`` input of later stages),
-    ``regions/<name>.csv`` (the same samples in the same order with text, gold label, prediction,
-    confidence, variability, correctness and AUM: :func:`tdmixup.samples.sample_table`),
-    ``statistics.parquet`` (one row per sample, from :func:`tdmixup.dynamics.compute_statistics`),
-    ``datamap.png`` and ``datamap.html``.
-    """
-    from tdmixup.datamap_plots import plot_datamap_html, plot_datamap_png
-    from tdmixup.samples import sample_table, write_sample_csv
-
-    folder = Path(folder)
-    write_regions(regions, folder / "regions")
-    text_map = dict(texts) if texts is not None else None
-    for name, ids in regions.items():
-        table = sample_table(ids, texts=text_map, label_names=gold_names, stats=stats)
-        write_sample_csv(table, folder / "regions" / f"{name}.csv")
-    atomic_write_bytes(folder / "statistics.parquet", stats.to_parquet())
-    plot_datamap_png(stats, folder / "datamap.png", title=title, regions=regions, gold_names=gold_names)
-    plot_datamap_html(stats, folder / "datamap.html", title=title, texts=texts, gold_names=gold_names, regions=regions)
-    return folder
-
-
-def __getattr__(name: str) -> Any:
-    """``plot_datamap_png`` / ``plot_datamap_html`` live in :mod:`tdmixup.datamap_plots` (imported
-    on first use: matplotlib and plotly are not needed to compute regions)."""
-    if name in ("plot_datamap_png", "plot_datamap_html"):
-        from tdmixup import datamap_plots
-
-        return getattr(datamap_plots, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
-"""Data-map plots: a PNG for reports, an interactive offline HTML page for exploring samples.
+"""Data-map plots: a PNG for reports, an interactive offline HTML page for exploring samples;
+and :func:`save_datamap`, which writes a data map's whole folder (regions, statistics, plots).
 
-Both read the statistics of :func:`tdmixup.dynamics.compute_statistics` and the regions of
+Both plots read the statistics of :func:`tdmixup.dynamics.compute_statistics` and the regions of
 :func:`tdmixup.datamap.assign_regions`, and draw a region in the same colour.
 """
 
@@ -15,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tdmixup.datamap import REGION_TITLES, _columns, _num_epochs, _subsample
-from tdmixup.runio import atomic_output
+from tdmixup.datamap import REGION_TITLES, statistics_columns, write_regions
+from tdmixup.runio import atomic_output, atomic_write_bytes
+from tdmixup.samples import sample_table, write_sample_csv
 
 REGION_COLOURS = {"easy": "#1b9e77", "ambiguous": "#d95f02", "hard": "#7570b3", "other": "#9a9a9a"}
 """One colour per region in both plots (none of them on the PNG's red–blue correctness scale)."""
@@ -51,7 +53,7 @@ def plot_datamap_png(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ids, conf, var, corr = _columns(stats, "confidence", "variability", "correctness")
+    ids, conf, var, corr = statistics_columns(stats, "confidence", "variability", "correctness")
     epochs = _num_epochs(stats, corr)
     bins = np.rint(corr * epochs).astype(int)
     subset = _subsample(len(ids), max_points, seed)
@@ -252,7 +254,7 @@ def plot_datamap_html(
     """
     import plotly.graph_objects as go
 
-    ids, conf, var, corr, gold = _columns(stats, "confidence", "variability", "correctness", "gold")
+    ids, conf, var, corr, gold = statistics_columns(stats, "confidence", "variability", "correctness", "gold")
     gold = gold.astype(np.int64)
     aum = np.asarray(stats["aum"], dtype=np.float64) if "aum" in stats else np.full(len(ids), np.nan)
     if predictions is None and "prediction" in stats:
@@ -316,3 +318,48 @@ def plot_datamap_html(
                        post_script=_POST_SCRIPT % json.dumps(title).replace("</", "<\\/"), config={"displaylogo": False})
     return Path(path)
 
+
+def _num_epochs(stats: pd.DataFrame | Mapping[str, Any], correct: np.ndarray) -> int:
+    """``E`` from ``stats.attrs`` or, failing that, the smallest E making every ``correctness · E`` whole."""
+    attrs = getattr(stats, "attrs", {})
+    if "num_epochs" in attrs:
+        return int(attrs["num_epochs"])
+    for epochs in range(1, 101):
+        if np.allclose(correct * epochs, np.round(correct * epochs), atol=1e-6):
+            return epochs
+    raise ValueError("cannot tell the number of epochs from correctness; set stats.attrs['num_epochs']")
+
+
+def _subsample(num_samples: int, max_points: int, seed: int) -> np.ndarray | None:
+    if num_samples <= max_points:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(num_samples, size=max_points, replace=False))
+
+
+def save_datamap(
+    stats: pd.DataFrame,
+    regions: Mapping[str, np.ndarray],
+    folder: str | os.PathLike[str],
+    *,
+    title: str = "Data map",
+    texts: Mapping[int, str] | pd.Series | None = None,
+    gold_names: Sequence[str] | None = None,
+) -> Path:
+    """Write a data map's files to ``folder`` (each atomically).
+
+    ``regions/<name>.txt`` (id files, the ``--subset`` input of later stages),
+    ``regions/<name>.csv`` (the same samples in the same order with text, gold label, prediction,
+    confidence, variability, correctness and AUM: :func:`tdmixup.samples.sample_table`),
+    ``statistics.parquet`` (one row per sample, from :func:`tdmixup.dynamics.compute_statistics`),
+    ``datamap.png`` and ``datamap.html``.
+    """
+    folder = Path(folder)
+    write_regions(regions, folder / "regions")
+    text_map = dict(texts) if texts is not None else None
+    for name, ids in regions.items():
+        table = sample_table(ids, texts=text_map, label_names=gold_names, stats=stats)
+        write_sample_csv(table, folder / "regions" / f"{name}.csv")
+    atomic_write_bytes(folder / "statistics.parquet", stats.to_parquet())
+    plot_datamap_png(stats, folder / "datamap.png", title=title, regions=regions, gold_names=gold_names)
+    plot_datamap_html(stats, folder / "datamap.html", title=title, texts=texts, gold_names=gold_names, regions=regions)
+    return folder

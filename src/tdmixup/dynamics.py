@@ -23,7 +23,7 @@ Statistics follow Swayamdipta et al. (2020) and the TDMixUp paper, section 2.1, 
   ``e`` (Toneva et al. 2019). Cartography reports 1000 for never-learnt samples; here they
   count 0 and are recognised by ``correctness == 0``.
 * AUM, the mean over epochs of gold logit − largest other logit (Pleiss et al. 2020), from
-  :func:`tdmixup.aum.area_under_margin`.
+  :func:`area_under_margin` (the AUM stage, :mod:`tdmixup.aum`, uses the same two functions).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from tdmixup.aum import area_under_margin
+from tdmixup.arrays import class_labels
 from tdmixup.config import DynamicsMode
 from tdmixup.runio import atomic_output
 
@@ -340,18 +340,23 @@ def read_cartography(
 
 
 def _check_logits_gold(logits: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    z, labels = np.asarray(logits), np.asarray(gold)
-    if z.ndim != 3 or labels.shape != (z.shape[1],):
-        raise ValueError(f"expected logits [E, N, C] and gold [N]; got {z.shape} and {labels.shape}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= z.shape[2]):
-        raise ValueError(f"gold must be in [0, {z.shape[2]}); got values in [{labels.min()}, {labels.max()}]")
-    return z, labels.astype(np.int64, copy=False)
+    z = np.asarray(logits)
+    if z.ndim != 3 or z.shape[2] < 2:
+        raise ValueError(f"logits: expected shape [E, N, C] with C >= 2, got {z.shape}")
+    if np.shape(gold) != (z.shape[1],):
+        raise ValueError(f"gold: {np.shape(gold)} labels for {z.shape[1]} samples in logits [E, N, C] = {z.shape}")
+    return z, class_labels(gold, z.shape[2], name="gold")
 
 
 def _correct(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
     """``[E, N]`` bool: argmax (first maximum on ties) equals gold."""
     z, labels = _check_logits_gold(logits, gold)
     return z.argmax(axis=2) == labels[None, :]
+
+
+def _forgotten(hits: np.ndarray) -> np.ndarray:
+    """``[E, N]`` bool hits → ``[N]`` int64 count of correct → incorrect transitions."""
+    return (hits[:-1] & ~hits[1:]).sum(axis=0).astype(np.int64)
 
 
 def gold_probabilities(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
@@ -418,8 +423,53 @@ def forgetting_events(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
     >>> forgetting_events(z, np.array([0]))
     array([2])
     """
-    hits = _correct(logits, gold)
-    return (hits[:-1] & ~hits[1:]).sum(axis=0).astype(np.int64)
+    return _forgotten(_correct(logits, gold))
+
+
+def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Margin of each sample at each epoch: gold logit − largest other logit (paper Eq. 3).
+
+    Args:
+        logits: ``[E, N, C]`` pre-softmax logits (E epochs, N samples, C ≥ 2 classes).
+        labels: ``[N]`` integer labels as trained, in ``[0, C)``.
+
+    Returns:
+        ``[E, N]`` float64 margins (positive = the gold class wins).
+
+    >>> margins(np.array([[[2.0, 0.5, 1.0]]]), np.array([0]))
+    array([[1.]])
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 3 or logits.shape[2] < 2:
+        raise ValueError(f"logits: expected shape [E, N, C] with C >= 2, got {logits.shape}")
+    labels = class_labels(labels, logits.shape[2])
+    if labels.shape[0] != logits.shape[1]:
+        raise ValueError(f"labels: {labels.shape[0]} labels for {logits.shape[1]} samples in logits")
+    gold = np.take_along_axis(logits, labels[None, :, None], axis=2)[..., 0]
+    others = logits.copy()
+    np.put_along_axis(others, labels[None, :, None], -np.inf, axis=2)
+    return gold - others.max(axis=2)
+
+
+def area_under_margin(logits: np.ndarray, labels: np.ndarray, *, skip_epochs: int = 0) -> np.ndarray:
+    """AUM = mean margin over epochs (paper Eq. 4). ``[E, N, C]``, ``[N]`` → ``[N]``.
+
+    Args:
+        logits: ``[E, N, C]`` logits per epoch.
+        labels: ``[N]`` labels as trained.
+        skip_epochs: average over epochs ``skip_epochs … E-1`` only (Pleiss et al.'s
+            paper-replication runner skips epoch 0, when a fresh head's margins say little).
+
+    >>> area_under_margin(np.array([[[2.0, 0.0]], [[0.0, 1.0]]]), np.array([0]))
+    array([0.5])
+    >>> area_under_margin(np.array([[[2.0, 0.0]], [[0.0, 1.0]]]), np.array([0]), skip_epochs=1)
+    array([-1.])
+    """
+    epochs = np.shape(logits)[0] if np.ndim(logits) == 3 else 0
+    if int(skip_epochs) != skip_epochs or not 0 <= skip_epochs < max(epochs, 1):
+        raise ValueError(f"skip_epochs: expected an integer in [0, {epochs}) for {epochs} epoch(s) of logits, "
+                         f"got {skip_epochs}; lower --aum-skip-epochs or train more --aum-epochs")
+    return margins(logits, labels)[int(skip_epochs):].mean(axis=0)
 
 
 def compute_statistics(dyn: TrainingDynamics) -> pd.DataFrame:
@@ -441,7 +491,7 @@ def compute_statistics(dyn: TrainingDynamics) -> pd.DataFrame:
             "confidence": confidence(probs),
             "variability": variability(probs),
             "correctness": hits.mean(axis=0),
-            "forgetting_events": (hits[:-1] & ~hits[1:]).sum(axis=0).astype(np.int64),
+            "forgetting_events": _forgotten(hits),
             "aum": area_under_margin(z, labels),
             "prediction": predictions[-1].astype(np.int64),
         },

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
@@ -33,6 +33,10 @@ from tdmixup.config import MixupConfig, RunConfig, Strategy
 from tdmixup.model import ModelLoadError
 from tdmixup.report import ece_winners
 from tdmixup.runio import atomic_output, atomic_write_text, write_json
+
+if TYPE_CHECKING:
+    from tdmixup.data.collate import TokenizedSet
+    from tdmixup.session import Session
 
 log = logging.getLogger("tdmixup.experiments")
 
@@ -209,7 +213,7 @@ def _seed_config(config: RunConfig, seed: int) -> RunConfig:
     return replace(config, train=replace(config.train, seed=seed))
 
 
-def _row_sets(session: Any, row: Row, regions: dict[str, np.ndarray]) -> list[Any]:
+def _row_sets(session: Session, row: Row, regions: dict[str, np.ndarray]) -> list[TokenizedSet]:
     from tdmixup.pipeline import filtered_ids, tdmixup_sets
 
     out = []
@@ -233,7 +237,7 @@ def _row_sets(session: Any, row: Row, regions: dict[str, np.ndarray]) -> list[An
     return out
 
 
-def _backtranslated(session: Any) -> Any:
+def _backtranslated(session: Session) -> TokenizedSet:
     from tdmixup.backtranslation import BackTranslationConfig, augment_with_back_translation
     from tdmixup.data.collate import tokenize
 
@@ -243,7 +247,7 @@ def _backtranslated(session: Any) -> Any:
     return tokenize(augmented, session.task.spec, session.tokenizer, max_length=session.config.data.max_seq_length)
 
 
-def run_row(session: Any, row: Row) -> dict[str, Any]:
+def run_row(session: Session, row: Row) -> dict[str, Any]:
     """Train (or reuse) one row for the session's seed and return its ``done.json`` summary."""
     from tdmixup.aum_training import run_aum
     from tdmixup.pipeline import (
@@ -260,7 +264,7 @@ def run_row(session: Any, row: Row) -> dict[str, Any]:
         return stage_full(session)
     stage_full(session)
     if row.strategy == "aum_saliency":  # its own split of stage 1; shared with `tdmixup run --strategy aum_saliency`
-        from tdmixup.aum_saliency import stage_aum_saliency
+        from tdmixup.pipeline import stage_aum_saliency
 
         return stage_aum_saliency(session)
     stage_datamap(session)
@@ -295,7 +299,7 @@ def row_mixup_config(row: Row, base: MixupConfig, *, batch_size: int, num_classe
     return replace(base, strategy=row.strategy, **values)
 
 
-def _batch_size(session: Any) -> int:
+def _batch_size(session: Session) -> int:
     cfg = session.config.train
     return cfg.mc_batch_size if session.task.spec.kind == "multiple_choice" else cfg.batch_size
 
@@ -306,14 +310,14 @@ def _is_stage1(row: Row) -> bool:
             and row.label_smoothing is None)
 
 
-def full_steps_per_epoch(session: Any) -> int:
+def full_steps_per_epoch(session: Session) -> int:
     """Optimiser steps in one epoch of the 100 % row (one pass over the whole training set)."""
     from tdmixup.training import steps_per_epoch
 
     return steps_per_epoch([session.train], _batch_size(session), fixed=session.config.train.steps_per_epoch)
 
 
-def row_steps_per_epoch(session: Any, row: Row) -> int:
+def row_steps_per_epoch(session: Session, row: Row) -> int:
     """Steps per epoch of a row whose epoch is not one pass (:attr:`Row.epoch`): the 100 % row's
     steps, or the steps in which the row's strategy trains on as many samples as the 100 % row
     (``⌈N / (batches per step × batch size)⌉``)."""
@@ -380,9 +384,9 @@ def row_folder(run_dir: Path, row: Row) -> Path:
     if _is_stage1(row):
         return run_dir / "stage1_full"
     if row.strategy == "aum_saliency":
-        from tdmixup.aum_saliency import STAGE_DIR
+        from tdmixup.pipeline import AUM_SALIENCY_STAGE
 
-        return run_dir / STAGE_DIR
+        return run_dir / AUM_SALIENCY_STAGE
     if row.key == "tdmixup" and row.epoch == "pass" and not row.mixup:
         return run_dir / "stage4_tdmixup"
     return run_dir / "rows" / row.key

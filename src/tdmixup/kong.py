@@ -33,16 +33,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tdmixup.config import MixupConfig
-from tdmixup.mixup import (
+from tdmixup.mixing import (
     Batch,
-    _encoder_rows,
-    _num_choices,
-    _weighted,
+    encoder_rows,
     hard_cross_entropy,
+    num_choices_of,
     one_hot,
     partner_index,
     smooth_targets,
     soft_cross_entropy,
+    weighted_sum,
 )
 from tdmixup.model import Classifier
 
@@ -77,7 +77,7 @@ def _mean_hidden(model: Classifier, embeds: Tensor, mask: Tensor, token_type_ids
 
 def _logits(model: Classifier, batch: Batch, embeds: Tensor) -> Tensor:
     return model.classify(model.features(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
-                                         inputs_embeds=embeds), _num_choices(batch))
+                                         inputs_embeds=embeds), num_choices_of(batch))
 
 
 def on_manifold_embeddings(model: Classifier, batch: Batch, partner: Tensor, *, eps_in: float, eps_y: float,
@@ -95,14 +95,14 @@ def on_manifold_embeddings(model: Classifier, batch: Batch, partner: Tensor, *, 
     Returns:
         ``(x_on [N, L, H], targets [B, C])``, both detached, ``‖x_on − x‖∞ ≤ ε_in``.
     """
-    k = _num_choices(batch)
+    k = num_choices_of(batch)
     mask = _flat(batch["attention_mask"])
     tt = None if batch.get("token_type_ids") is None else _flat(batch["token_type_ids"])
     x = word_embeddings(model, batch)
     device = generator.device if generator is not None else x.device
     noise = (torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32) * 2 - 1) * eps_in
     x0 = (x + noise.to(x.device, x.dtype)).requires_grad_(True)
-    rows = _encoder_rows(partner.to(x.device), k)
+    rows = encoder_rows(partner.to(x.device), k)
     with _eval_mode(model):
         with torch.no_grad():
             target = _mean_hidden(model, x[rows], mask[rows], None if tt is None else tt[rows])
@@ -131,7 +131,7 @@ def kong_loss(model: Classifier, batch: Batch, config: MixupConfig, generator: t
         ``(loss, logits)``: the scalar loss and the ``[B, C]`` logits of the clean batch.
     """
     feats = model.features(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    logits = model.classify(feats, _num_choices(batch))
+    logits = model.classify(feats, num_choices_of(batch))
     ce = hard_cross_entropy(logits, batch["labels"], config.label_smoothing)
     partner = partner_index(batch["weight"], generator, reverse=True)
     x_on, y_on = on_manifold_embeddings(model, batch, partner, eps_in=config.kong_eps_in, eps_y=config.kong_eps_y,
@@ -141,4 +141,4 @@ def kong_loss(model: Classifier, batch: Batch, config: MixupConfig, generator: t
     log_p_off = F.log_softmax(_logits(model, batch, x_off), dim=-1)
     loss_off = (log_p_off.exp() * log_p_off).sum(-1)  # −entropy
     per_sample = ce + config.kong_beta_on * loss_on + config.kong_beta_off * loss_off
-    return _weighted(per_sample, batch["weight"]), logits
+    return weighted_sum(per_sample, batch["weight"]), logits

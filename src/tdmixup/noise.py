@@ -10,6 +10,8 @@ from typing import Literal
 
 import numpy as np
 
+from tdmixup.arrays import class_labels
+
 NoiseKind = Literal["symmetric", "flip"]
 
 
@@ -43,13 +45,9 @@ def inject_label_noise(
     >>> int(flipped.sum()), bool((noisy[flipped] != np.array([0, 1, 2, 0])[flipped]).all())
     (2, True)
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
-        raise ValueError(f"labels: expected a 1-D integer array, got dtype {labels.dtype} shape {labels.shape}")
     if num_classes < 2:
         raise ValueError(f"num_classes: expected >= 2 (a flip needs another class), got {num_classes}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels: values must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+    labels = class_labels(labels, num_classes)
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"rate: expected a fraction in [0, 1], got {rate}")
     rng = np.random.default_rng(seed)

@@ -23,336 +23,43 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tdmixup.config import (
-    DynamicsMode,
-    MixupConfig,
-    RunConfig,
-    Strategy,
-    TrainConfig,
-    from_json_dict,
-    to_json_dict,
+from tdmixup.data.collate import TokenizedSet
+from tdmixup.session import (  # the pipeline's public API is re-exported from here
+    CHANGEABLE_FROM,
+    DONE,
+    FOLDER_KEEPS,
+    READ_BY_EVERY_STAGE,
+    PipelineError,
+    Session,
+    class_mix,
+    is_done,
+    mark_done,
+    open_session,
+    read_done,
+    read_saved_config,
+    sample_texts_of,
+    train_and_evaluate,
+    with_task_defaults,
 )
-from tdmixup.data.collate import TokenizedSet, tokenize
-from tdmixup.runio import environment_info, read_json, write_json
 
 if TYPE_CHECKING:
-    from tdmixup.classmix import ClassMix
+    from tdmixup.aum_saliency import SaliencyColumn
+
+__all__ = [
+    "AUM_SALIENCY_SPLIT", "AUM_SALIENCY_STAGE", "CHANGEABLE_FROM", "DONE", "FOLDER_KEEPS", "READ_BY_EVERY_STAGE", "STAGES", "PipelineError",
+    "Session", "aum_saliency_sets", "class_mix", "filtered_ids", "is_done", "mark_done", "open_session", "read_done",
+    "read_regions", "read_saved_config", "run_pipeline", "stage_aum", "stage_aum_saliency", "stage_aum_saliency_split", "stage_datamap", "stage_full",
+    "stage_tdmixup", "tdmixup_sets", "train_and_evaluate", "with_task_defaults",
+]
 
 log = logging.getLogger("tdmixup.pipeline")
 
 STAGES = ("full", "datamap", "aum", "tdmixup", "report")
-DONE = "done.json"
-
-
-class PipelineError(RuntimeError):
-    """Inconsistent inputs between stages (the message says which files and what to do)."""
-
-
-@dataclass
-class Session:
-    """What every stage shares: config, run folder, accelerator, tokenizer and tokenised data."""
-
-    config: RunConfig
-    run_dir: Path
-    accelerator: Any
-    tokenizer: Any
-    task: Any
-    train: TokenizedSet
-    dev: TokenizedSet
-    tests: dict[str, TokenizedSet]
-    keep_training_state: bool = False
-    """Keep each finished stage's optimizer, scheduler and RNG state (``checkpoint/training_state.pt``,
-    about twice the model's size); by default only an unfinished stage keeps it, to resume exactly."""
-
-    @property
-    def is_main(self) -> bool:
-        return bool(self.accelerator.is_main_process)
-
-
-# Config fields that only stages from this one on read: ``--from-stage X`` may change them.
-CHANGEABLE_FROM: dict[str, tuple[str, ...]] = {
-    "datamap": ("dynamics.fraction", "dynamics.allow_overlap", "dynamics.stratify_regions", "aum.", "mixup."),
-    "aum": ("aum.", "mixup."),
-    "tdmixup": ("mixup.",),
-    "report": (),
-}
-READ_BY_EVERY_STAGE: tuple[str, ...] = ("mixup.label_smoothing",)
-"""``mixup.`` fields that stage 1 and the AUM runs read too: only ``--from-stage full`` changes them."""
-
-
-FOLDER_KEEPS: dict[tuple[str, str], Any] = {
-    ("aum", "percentile"): 80.0,
-    ("dynamics", "stratify_regions"): False,
-    ("aum", "threshold_balance"): "equal",
-}
-"""Settings whose default changed, with the value a ``config.json`` written before the field
-existed ran with. Left unset (None), such a setting takes the folder's stored value, so an
-existing run folder keeps its behaviour (k: folders made before k depended on the task stored
-80 for every task; regions: unstratified; threshold samples: equal per class, then
-proportional when a class was short). A new folder gets :func:`with_task_defaults`."""
-
-
-def read_saved_config(path: Path) -> tuple[RunConfig, list[str]]:
-    """A run folder's ``config.json`` as a :class:`RunConfig`, and the ``section.field`` names
-    of :data:`FOLDER_KEEPS` missing from the file (written before the field existed), which get
-    the value the run used."""
-    values = read_json(path)["config"]
-    missing = []
-    for (section, name), legacy in FOLDER_KEEPS.items():
-        if name not in values.setdefault(section, {}):
-            values[section][name] = legacy
-            missing.append(f"{section}.{name}")
-    return from_json_dict(values), missing
-
-
-def _keep_folder_settings(config: RunConfig, saved: RunConfig) -> RunConfig:
-    """``config`` with each unset (None) field of :data:`FOLDER_KEEPS` taken from ``saved``."""
-    for section, name in FOLDER_KEEPS:
-        if getattr(getattr(config, section), name) is None:
-            part = replace(getattr(config, section), **{name: getattr(getattr(saved, section), name)})
-            config = replace(config, **{section: part})
-    return config
-
-
-def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = False,
-                 from_stage: str | None = None, keep_training_state: bool = False) -> Session:
-    """Check ``config.json``, load and tokenise the data once, then write ``config.json``; set up Accelerate.
-
-    A folder keeps its configuration: a different one is refused, except for the fields that
-    only the stages from ``from_stage`` on read (:data:`CHANGEABLE_FROM`), which ``--from-stage``
-    re-runs anyway. Settings left unset keep the folder's values (:data:`FOLDER_KEEPS`).
-    Nothing is written (and ``overwrite`` deletes nothing) until the data and the
-    tokenizer have loaded, so a run refused for a missing or broken input file leaves no
-    ``config.json`` that would refuse the corrected command.
-    """
-    from tdmixup.data.tasks import load_task
-    from tdmixup.model import load_tokenizer
-    from tdmixup.training import make_accelerator, seed_everything
-
-    run_dir = Path(run_dir)
-    saved = run_dir / "config.json"
-    if saved.exists() and not overwrite:
-        stored, missing = read_saved_config(saved)
-        kept = [f"{section}.{name} = {value!r}" for (section, name), value in FOLDER_KEEPS.items()
-                if f"{section}.{name}" in missing and getattr(getattr(config, section), name) is None]
-        config = _keep_folder_settings(config, stored)
-        if kept:
-            log.warning("%s was written before these options: the folder keeps %s, as it ran (use another "
-                        "--output-dir for the current defaults)", saved, ", ".join(kept))
-    config = with_task_defaults(config)
-    accelerator = make_accelerator()
-    record = _check_config(config, run_dir, overwrite=overwrite, from_stage=from_stage)
-    seed_everything(config.train.seed)
-    with accelerator.main_process_first():  # a first download/extraction happens once
-        task = load_task(config.data, seed=config.data.split_seed)
-    tokenizer = load_tokenizer(config.model.name_or_path)
-    max_len = config.data.max_seq_length
-
-    def tok(ds: Any) -> TokenizedSet:
-        return tokenize(ds, task.spec, tokenizer, max_length=max_len)
-
-    session = Session(config, run_dir, accelerator, tokenizer, task, tok(task.train), tok(task.dev),
-                      {name: tok(ds) for name, ds in task.tests.items()}, keep_training_state=keep_training_state)
-    if record is not None and accelerator.is_main_process:
-        if overwrite and run_dir.exists():
-            shutil.rmtree(run_dir)
-        write_json(run_dir / "config.json", {**record, "environment": environment_info(accelerator.num_processes)})
-    accelerator.wait_for_everyone()
-    return session
-
-
-def with_task_defaults(config: RunConfig) -> RunConfig:
-    """``config`` with the settings left unset filled in, so that ``config.json`` records the
-    values a run used: AUM's k (the task's: 80, or 50 for SWAG and HellaSWAG), stratified regions
-    (on) and threshold samples drawn uniformly. :func:`open_session` first gives an existing
-    folder its own values (:data:`FOLDER_KEEPS`)."""
-    from tdmixup.data.schema import DEFAULT_AUM_PERCENTILE
-    from tdmixup.data.tasks import TASKS
-
-    aum, dyn = config.aum, config.dynamics
-    if aum.percentile is None:
-        spec = TASKS.get(config.data.task.lower())
-        aum = replace(aum, percentile=spec.aum_percentile if spec is not None else DEFAULT_AUM_PERCENTILE)
-    if aum.threshold_balance is None:
-        aum = replace(aum, threshold_balance="uniform")
-    if dyn.stratify_regions is None:
-        dyn = replace(dyn, stratify_regions=True)
-    if aum == config.aum and dyn == config.dynamics:
-        return config
-    return replace(config, aum=aum, dynamics=dyn)
-
-
-def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool,
-                  from_stage: str | None = None) -> dict[str, Any] | None:
-    """Refuse a folder made by another configuration; return what ``config.json`` must say
-    (without the environment), or None when it already says it."""
-    path = run_dir / "config.json"
-    if path.exists() and not overwrite:
-        saved, _ = read_saved_config(path)
-        if saved == config:
-            return None
-        changed = _changed_fields(to_json_dict(saved), to_json_dict(config))
-        allowed = CHANGEABLE_FROM.get(from_stage or "", None) if from_stage != "full" else ("",)
-        if allowed is not None and from_stage != "full" and any(f.startswith(READ_BY_EVERY_STAGE) for f in changed):
-            allowed = None  # stage 1 was trained with the old value
-        if allowed is None or not all(f.startswith(allowed) for f in changed):
-            diff = _config_diff(to_json_dict(saved), to_json_dict(config))
-            hint = f" (--from-stage {from_stage} may change only {', '.join(allowed) or 'nothing'})" if allowed is not None else ""
-            raise PipelineError(f"{path} was written by a different configuration ({diff}){hint}; "
-                                "use another --output-dir, --from-stage, or --overwrite to start this one afresh")
-        return {"config": to_json_dict(config), "changed_from_stage": {"stage": from_stage, "fields": changed}}
-    return {"config": to_json_dict(config)}
-
-
-def _changed_fields(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _changed_fields(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}")
-    return out
-
-
-def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
-    parts = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            sub = _config_diff(va, vb, f"{prefix}{key}.")
-            if sub:
-                parts.append(sub)
-        elif va != vb:
-            parts.append(f"{prefix}{key}: {va!r} → {vb!r}")
-    return "; ".join(parts)
-
-
-# --- stage bookkeeping ---------------------------------------------------------------------
-def is_done(stage_dir: Path) -> bool:
-    return (stage_dir / DONE).exists()
-
-
-def mark_done(session: Session, stage_dir: Path, summary: dict[str, Any]) -> None:
-    if session.is_main:
-        write_json(stage_dir / DONE, summary)
-    session.accelerator.wait_for_everyone()
-
-
-def read_done(stage_dir: Path) -> dict[str, Any]:
-    return dict(read_json(stage_dir / DONE))
-
-
-# --- one training stage --------------------------------------------------------------------
-def train_and_evaluate(
-    session: Session,
-    stage_dir: Path,
-    *,
-    strategy: Strategy,
-    train_sets: list[TokenizedSet],
-    dynamics_mode: DynamicsMode | None = None,
-    evaluate: bool = True,
-    num_labels: int | None = None,
-    keep_checkpoint: bool = True,
-    train_config: TrainConfig | None = None,
-    mixup_config: MixupConfig | None = None,
-    batch_columns: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Train one model on ``train_sets`` with ``strategy``, then evaluate it on every test set.
-
-    ``train_config`` replaces the session's loop settings for this stage only (an AUM run's own
-    epoch count; an experiment row's step count), ``mixup_config`` its MixUp settings (an
-    experiment row's loss weights or label smoothing; recorded in ``done.json``); ``batch_columns``
-    adds per-row columns to every training batch (see :func:`tdmixup.training.train`). Skipped (its
-    ``done.json`` is returned) when the
-    stage finished before; resumed from the last epoch checkpoint when it was interrupted.
-    """
-    from tdmixup.evaluation import evaluate_sets
-    from tdmixup.model import build_classifier
-    from tdmixup.training import seed_everything, train
-
-    if is_done(stage_dir):
-        drop_training_state(session, stage_dir)
-        return read_done(stage_dir)
-    for s in train_sets:
-        if len(s) == 0:
-            raise PipelineError(f"{stage_dir.name}: a training set is empty; nothing to train on")
-    cfg = session.config
-    seed_everything(cfg.train.seed)
-    model = build_classifier(cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels)
-    mixup_cfg = replace(mixup_config or cfg.mixup, strategy=strategy)
-    train_cfg = train_config or cfg.train
-    mix = _train_class_mix(session, stage_dir, train_sets, num_labels, warn=evaluate)  # warns before training
-    result = train(
-        model, train_sets, train_config=train_cfg, mixup_config=mixup_cfg, out_dir=stage_dir,
-        accelerator=session.accelerator, dynamics_mode=dynamics_mode,
-        dynamics_path=stage_dir / "dynamics.parquet" if dynamics_mode else None,
-        tokenizer=session.tokenizer, task_name=session.task.spec.name, resume=True, batch_columns=batch_columns,
-    )
-    summary: dict[str, Any] = {
-        "strategy": strategy,
-        "train_sizes": [len(s) for s in train_sets],
-        **mix,
-        "train_seconds": result.seconds,
-        "history": result.history,
-        "dynamics_mode": dynamics_mode,
-    }
-    if mixup_config is not None:
-        summary["mixup"] = to_json_dict(mixup_cfg)
-    if evaluate:
-        eval_start = time.perf_counter()
-        summary["metrics"] = evaluate_sets(
-            result.model, session.tests, dev=session.dev, accelerator=session.accelerator,
-            batch_size=cfg.train.eval_batch_size, out_dir=stage_dir,
-        )
-        summary["eval_seconds"] = time.perf_counter() - eval_start
-        check = summary["metrics"].get("learning_check") or {}
-        if check.get("near_chance") and session.is_main:
-            log.warning("%s: %s", stage_dir.name, check["message"])
-    if not keep_checkpoint and session.is_main:
-        shutil.rmtree(stage_dir / "checkpoint", ignore_errors=True)
-    mark_done(session, stage_dir, summary)
-    drop_training_state(session, stage_dir)  # only after done.json: a kill before it still resumes exactly
-    return summary
-
-
-def _train_class_mix(session: Session, stage_dir: Path, train_sets: list[TokenizedSet], num_labels: int | None,
-                     *, warn: bool) -> dict[str, Any]:
-    """``train_class_counts`` (one ``{class: count}`` per training set, as trained: an AUM pass's
-    fake class is ``"threshold"``) and ``class_warnings`` (pair tasks, when ``warn``)."""
-    from tdmixup.classmix import class_counts, class_mix_warnings, log_warnings
-
-    spec = session.task.spec
-    names = list(spec.label_names)
-    if spec.kind == "pair" and (num_labels or spec.num_labels) > spec.num_labels:
-        names.append("threshold")
-    counts = [class_counts(s.labels, names) for s in train_sets]
-    warnings: list[str] = []
-    if warn and spec.kind == "pair":
-        reference = class_counts(session.train.labels, names)
-        for i, c in enumerate(counts):
-            warnings += [f"{stage_dir.name}: {w}" for w in
-                         class_mix_warnings(c, reference, what=f"training set {i + 1} of {len(counts)}")]
-        if session.is_main:
-            log_warnings(warnings)
-    return {"train_class_counts": counts, "class_warnings": warnings}
-
-
-def drop_training_state(session: Session, stage_dir: Path) -> None:
-    """Delete a finished stage's optimizer/scheduler/RNG state (``checkpoint/training_state.pt``)
-    unless the session keeps it: later stages read only the model weights (MiniLM: 91 MB of a
-    272 MB checkpoint)."""
-    from tdmixup.training import CHECKPOINT, TRAINING_STATE
-
-    if not session.keep_training_state and session.is_main:
-        (stage_dir / CHECKPOINT / TRAINING_STATE).unlink(missing_ok=True)
 
 
 # --- the stages ------------------------------------------------------------------------------
@@ -364,7 +71,8 @@ def stage_full(session: Session) -> dict[str, Any]:
 
 def stage_datamap(session: Session) -> dict[str, Any]:
     """Stage 2: statistics, regions and data-map plots from stage 1's dynamics table."""
-    from tdmixup.datamap import assign_regions, datamap_title, save_datamap
+    from tdmixup.datamap import assign_regions, datamap_title
+    from tdmixup.datamap_plots import save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
 
     out = session.run_dir / "datamap"
@@ -378,35 +86,13 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     stratify = bool(dcfg.stratify_regions)
     regions = assign_regions(stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap, stratify=stratify)
     if session.is_main:
-        save_datamap(stats, regions, out, title=datamap_title(stats), texts=_texts(session),
+        save_datamap(stats, regions, out, title=datamap_title(stats), texts=sample_texts_of(session),
                      gold_names=list(session.task.spec.label_names))
     mix = class_mix(session, regions, reference="train", context="data map: ")
     summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()},
                "stratify_regions": stratify, "class_counts": mix["counts"], "class_warnings": mix["warnings"]}
     mark_done(session, out, summary)
     return summary
-
-
-def class_mix(session: Session, sets: dict[str, np.ndarray], *, reference: str | None = None,
-              warn_for: tuple[str, ...] | None = None, context: str = "") -> ClassMix:
-    """Per-class counts (by label name) of the training-sample id ``sets`` and warnings for a
-    class absent or far below its training-set share (pair tasks; logged by the main process)
-    (:func:`tdmixup.classmix.describe_class_mix`)."""
-    from tdmixup.classmix import describe_class_mix, log_warnings
-
-    spec = session.task.spec
-    mix = describe_class_mix(sets, sample_ids=session.train.sample_ids, labels=session.train.labels,
-                             label_names=spec.label_names, reference=reference,
-                             warn_for=warn_for if spec.kind == "pair" else (), context=context)
-    if session.is_main:
-        log_warnings(mix["warnings"])
-    return mix
-
-
-def _texts(session: Session) -> dict[int, str]:
-    from tdmixup.samples import sample_texts
-
-    return sample_texts(session.task.train, session.task.spec.kind)
 
 
 def read_regions(session: Session) -> dict[str, np.ndarray]:
@@ -470,15 +156,75 @@ def tdmixup_sets(session: Session) -> list[TokenizedSet]:
     return [session.train.subset(easy, source="easy (AUM-filtered)"), session.train.subset(amb, source="ambiguous")]
 
 
+# --- stages 3 and 4 of --strategy aum_saliency (Park & Caragea, ACL 2022) -------------------
+AUM_SALIENCY_SPLIT = "aum_saliency_split"
+AUM_SALIENCY_STAGE = "stage4_aum_saliency"
+
+
+def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
+    """Stage ``aum`` of ``--strategy aum_saliency``: ``aum_saliency_split/`` from stage 1's dynamics
+    (``split.parquet``: sample_id, gold, aum, high, saliency_0..C−1; ``high.txt``, ``low.txt``).
+    Recomputed when the folder's quantile differs from the configured one (it is cheap)."""
+    import pandas
+
+    from tdmixup.aum_saliency import split_by_aum
+    from tdmixup.datamap import write_regions
+    from tdmixup.dynamics import read_dynamics
+    from tdmixup.runio import atomic_output
+
+    out = session.run_dir / AUM_SALIENCY_SPLIT
+    quantile = session.config.mixup.aum_saliency_quantile
+    if is_done(out) and read_done(out).get("quantile") == quantile:
+        return read_done(out)
+    table = session.run_dir / "stage1_full" / "dynamics.parquet"
+    if not table.exists():
+        raise PipelineError(f"{table} is missing: run stage 'full' first")
+    dyn = read_dynamics(table)
+    session.train.positions_of(dyn.sample_ids, source=str(table))
+    split = split_by_aum(dyn.sample_ids, dyn.gold, dyn.logits, quantile=quantile)
+    n_high = int(split.high.sum())
+    if n_high in (0, len(split.high)):
+        raise PipelineError(f"the AUM split at quantile {quantile} (AUM {split.threshold:.4g}) leaves one half empty "
+                            f"({n_high} of {len(split.high)} high); change --aum-saliency-quantile")
+    if session.is_main:
+        frame = pandas.DataFrame({"sample_id": split.sample_ids, "gold": split.gold, "aum": split.aum, "high": split.high})
+        for k in range(split.saliency.shape[1]):
+            frame[f"saliency_{k}"] = split.saliency[:, k]
+        with atomic_output(out / "split.parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
+        write_regions({"high": split.sample_ids[split.high], "low": split.sample_ids[~split.high]}, out)
+    summary = {"quantile": quantile, "threshold": split.threshold, "n": len(split.high), "n_high": n_high,
+               "n_low": len(split.high) - n_high, "dynamics_mode": dyn.mode, "epochs": len(dyn.epochs),
+               "saliency_epoch": int(dyn.epochs[-1])}
+    mark_done(session, out, summary)
+    return summary
+
+
+def aum_saliency_sets(session: Session) -> tuple[list[TokenizedSet], SaliencyColumn]:
+    """The high and low halves (in that order) and the saliency column for the training stage."""
+    from tdmixup.aum_saliency import SaliencyColumn, read_split
+
+    stage_aum_saliency_split(session)
+    ids, high, saliency = read_split(session.run_dir / AUM_SALIENCY_SPLIT / "split.parquet")
+    sets = [session.train.subset(ids[high], source="aum_saliency high half"),
+            session.train.subset(ids[~high], source="aum_saliency low half")]
+    return sets, SaliencyColumn(ids, saliency)
+
+
+def stage_aum_saliency(session: Session) -> dict[str, Any]:
+    """Stage ``tdmixup`` of ``--strategy aum_saliency``: train on (high, low) → ``stage4_aum_saliency/``."""
+    sets, column = aum_saliency_sets(session)
+    return train_and_evaluate(session, session.run_dir / AUM_SALIENCY_STAGE, strategy="aum_saliency", train_sets=sets,
+                              batch_columns=column)
+
+
 def run_pipeline(session: Session, *, from_stage: str | None = None, until: str = "report") -> dict[str, Any]:
     """Run the stages in order (skipping finished ones); ``from_stage`` re-runs it and the rest."""
     if from_stage is not None:
         _invalidate_from(session, from_stage)
     runners = {"full": stage_full, "datamap": stage_datamap, "aum": stage_aum, "tdmixup": stage_tdmixup}
     if session.config.mixup.strategy == "aum_saliency":  # Park & Caragea (ACL 2022) on the same stages
-        from tdmixup.aum_saliency import stage_aum_saliency, stage_split
-
-        runners.update(aum=stage_split, tdmixup=stage_aum_saliency)
+        runners.update(aum=stage_aum_saliency_split, tdmixup=stage_aum_saliency)
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}
     for name in STAGES[: STAGES.index(until) + 1]:

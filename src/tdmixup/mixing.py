@@ -1,0 +1,238 @@
+"""MixUp's building blocks, shared by every strategy (:mod:`tdmixup.mixup`, :mod:`tdmixup.kong`,
+:mod:`tdmixup.aum_saliency`): λ, one-hot and soft targets, (soft) cross entropy, mixing of
+embeddings and [CLS] features, partner choice and batch helpers.
+
+A batch is a dict of tensors: ``input_ids``, ``attention_mask``, optional ``token_type_ids``
+(``[B, L]`` for pair tasks, ``[B, K, L]`` for multiple choice), ``labels`` ``[B]``,
+``sample_id`` ``[B]`` and ``weight`` ``[B]``. The loop scales ``weight`` so that
+``(weight * per_sample_loss).sum()`` is the loss of these rows; rows of weight 0 are padding
+dummies and contribute nothing (they are never chosen as a MixUp partner of a real row).
+Multiple choice: mixing two questions mixes ending k with ending k; labels are one-hot over
+the K endings, and λ of a question applies to all its endings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tdmixup.config import MixupConfig
+from tdmixup.model import Classifier
+
+Batch = dict[str, Tensor]
+INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class StepOutput:
+    """What one training step returns to the loop.
+
+    Attributes:
+        loss: scalar tensor to back-propagate.
+        logits: detached ``[R, C]`` (``[R, K]``) logits of the unmixed forward of the step's
+            rows (all batches concatenated in order, weight-0 rows included), or None when
+            the strategy has no unmixed forward (``mixup``).
+        sample_ids: ``[R]`` ids matching ``logits`` (None with it).
+        lam: the step's λ (mean of the per-sample λ), for logging; None without MixUp.
+    """
+
+    loss: Tensor
+    logits: Tensor | None = None
+    sample_ids: Tensor | None = None
+    lam: float | None = None
+
+
+# --- primitives ------------------------------------------------------------------------------
+def sample_lambda(alpha: float, shape: int | tuple[int, ...] = (), *, generator: torch.Generator | None = None) -> Tensor:
+    """λ ~ Beta(α, α) (Zhang et al., 2018), float32 on the generator's device.
+
+    Args:
+        alpha: α ≥ 0; α = 0 gives λ = 1 (no mixing).
+        shape: ``()`` for one λ per batch, ``B`` or ``(B,)`` for one per sample.
+        generator: seeded RNG (same seed → same λ).
+
+    >>> sample_lambda(0.0, 3)
+    tensor([1., 1., 1.])
+    >>> float(sample_lambda(0.4, generator=torch.Generator().manual_seed(0))) <= 1.0
+    True
+    """
+    if alpha < 0:
+        raise ValueError(f"MixUp alpha must be >= 0, got {alpha}")
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    device = generator.device if generator is not None else torch.device("cpu")
+    if alpha == 0:
+        return torch.ones(shape, device=device)
+    concentration = torch.full((*shape, 2), float(alpha), dtype=torch.float64, device=device)
+    return torch._sample_dirichlet(concentration, generator=generator)[..., 0].float()
+
+
+def one_hot(labels: Tensor, num_classes: int) -> Tensor:
+    """``[B]`` int labels → ``[B, C]`` float one-hot."""
+    return F.one_hot(labels.long(), num_classes).float()
+
+
+def soft_cross_entropy(logits: Tensor, soft_targets: Tensor) -> Tensor:
+    """Per-sample ``−Σ_c t_c · log softmax(z)_c`` for logits and targets ``[B, C]`` → ``[B]``.
+
+    >>> z = torch.tensor([[2.0, 0.0, -1.0]])
+    >>> bool(torch.isclose(soft_cross_entropy(z, one_hot(torch.tensor([0]), 3)), F.cross_entropy(z, torch.tensor([0]))))
+    True
+    """
+    return -(soft_targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+
+
+def smooth_targets(targets: Tensor, eps: float) -> Tensor:
+    """Label smoothing of target distributions ``[B, C]``: ``(1−ε)·t + ε/C`` (torch's convention).
+
+    >>> smooth_targets(one_hot(torch.tensor([0]), 4), 0.2)
+    tensor([[0.8500, 0.0500, 0.0500, 0.0500]])
+    """
+    if eps == 0:
+        return targets
+    return (1 - eps) * targets + eps / targets.shape[-1]
+
+
+def hard_cross_entropy(logits: Tensor, labels: Tensor, eps: float = 0.0) -> Tensor:
+    """Per-sample CE of ``[B, C]`` logits and ``[B]`` labels with label smoothing ε → ``[B]``
+    (``soft_cross_entropy(logits, smooth_targets(one_hot(labels), ε))``)."""
+    return F.cross_entropy(logits, labels, reduction="none", label_smoothing=eps)
+
+
+def _broadcast(lam: Tensor | float, like: Tensor) -> Tensor:
+    """λ (scalar or ``[B]``) shaped to broadcast over ``like`` ``[B, ...]``."""
+    lam = torch.as_tensor(lam, device=like.device)
+    if lam.dim() == 1:
+        lam = lam.view(-1, *([1] * (like.dim() - 1)))
+    return lam
+
+
+def mix_tensors(a: Tensor, b: Tensor, lam: Tensor | float) -> Tensor:
+    """``λ·a + (1−λ)·b`` with λ a scalar or ``[B]`` (one per leading row of ``a`` ``[B, ...]``)."""
+    lam = _broadcast(lam, a).to(a.dtype)
+    return lam * a + (1 - lam) * b
+
+
+def pad_to_length(t: Tensor, length: int, value: int = 0) -> Tensor:
+    """Right-pad the last dim of ``[..., L]`` to ``length`` with ``value``.
+
+    >>> pad_to_length(torch.tensor([[5, 6]]), 4)
+    tensor([[5, 6, 0, 0]])
+    """
+    if t.shape[-1] > length:
+        raise ValueError(f"cannot pad a length-{t.shape[-1]} tensor to the shorter length {length}")
+    return F.pad(t, (0, length - t.shape[-1]), value=value)
+
+
+def union_attention_mask(mask_a: Tensor, mask_b: Tensor) -> Tensor:
+    """Both masks padded to the longer length, then the elementwise maximum.
+
+    >>> union_attention_mask(torch.tensor([[1, 1, 0]]), torch.tensor([[1, 0]]))
+    tensor([[1, 1, 0]])
+    """
+    length = max(mask_a.shape[-1], mask_b.shape[-1])
+    return torch.maximum(pad_to_length(mask_a, length), pad_to_length(mask_b, length))
+
+
+def mixed_attention_mask(mask_a: Tensor, mask_b: Tensor, lam: Tensor | float) -> Tensor:
+    """Mask of a mixed sample: the union, except λ = 1 keeps ``a``'s mask and λ = 0 ``b``'s, so
+    that the end points reproduce the unmixed forward exactly (``[B]`` λ per row)."""
+    union = union_attention_mask(mask_a, mask_b)
+    a, b = pad_to_length(mask_a, union.shape[-1]), pad_to_length(mask_b, union.shape[-1])
+    lam = _broadcast(lam, union)
+    return torch.where(lam == 1, a, torch.where(lam == 0, b, union))
+
+
+def _per_row(lam: Tensor | float, num_choices: int | None) -> Tensor | float:
+    """λ per question → λ per encoder row (each of the K endings gets its question's λ)."""
+    if num_choices is None or not isinstance(lam, Tensor) or lam.dim() == 0:
+        return lam
+    return lam.repeat_interleave(num_choices)
+
+
+def num_choices_of(batch: Batch) -> int | None:
+    return batch["input_ids"].shape[1] if batch["input_ids"].dim() == 3 else None
+
+
+def mix_embeddings(model: Classifier, batch_a: Batch, batch_b: Batch, lam: Tensor | float, *, pad_token_id: int = 0) -> Tensor:
+    """[CLS] features of MixUp in the input space (the embedding-layer output).
+
+    ``features(embedding_output = λ·embed(a) + (1−λ)·embed(b), mask = union)``, both batches
+    padded to the longer length with ``pad_token_id`` (see :func:`mixed_attention_mask`).
+
+    Args:
+        model: the classifier.
+        batch_a, batch_b: batches with the same number of rows B (and K).
+        lam: scalar or ``[B]`` (one per question for multiple choice).
+        pad_token_id: token id used to pad the shorter batch.
+
+    Returns:
+        ``[N, H]`` mixed features (N = B, or B·K for multiple choice).
+    """
+    length = max(batch_a["input_ids"].shape[-1], batch_b["input_ids"].shape[-1])
+    ids_a, ids_b = (pad_to_length(x["input_ids"], length, pad_token_id) for x in (batch_a, batch_b))
+    tt_a, tt_b = (None if x.get("token_type_ids") is None else pad_to_length(x["token_type_ids"], length)
+                  for x in (batch_a, batch_b))
+    mask = mixed_attention_mask(batch_a["attention_mask"], batch_b["attention_mask"], lam)
+    mixed = mix_tensors(model.embed(ids_a, tt_a), model.embed(ids_b, tt_b), _per_row(lam, num_choices_of(batch_a)))
+    return model.features(ids_a, mask, tt_a, embedding_output=mixed)
+
+
+def mix_features(feat_a: Tensor, feat_b: Tensor, lam: Tensor | float, *, num_choices: int | None = None) -> Tensor:
+    """Manifold MixUp of [CLS] features ``[N, H]``: ``λ·h_a + (1−λ)·h_b``; a ``[B]`` λ is per
+    question when ``num_choices`` is given (N = B·K)."""
+    return mix_tensors(feat_a, feat_b, _per_row(lam, num_choices))
+
+
+# --- batch helpers ---------------------------------------------------------------------------
+def model_inputs(batch: Batch) -> dict[str, Tensor]:
+    """The encoder's inputs of a batch (``input_ids``, ``attention_mask``, ``token_type_ids`` when present)."""
+    return {k: batch[k] for k in INPUT_KEYS if batch.get(k) is not None}
+
+
+def select_rows(batch: Batch, index: Tensor) -> Batch:
+    """Every column of ``batch`` at rows ``index`` ``[R]``."""
+    return {k: v[index.to(v.device)] for k, v in batch.items()}
+
+
+def encoder_rows(index: Tensor, num_choices: int | None) -> Tensor:
+    """Question indices ``[B]`` → rows of the flattened ``[B·K, ...]`` encoder tensors."""
+    if num_choices is None:
+        return index
+    return (index[:, None] * num_choices + torch.arange(num_choices, device=index.device)).flatten()
+
+
+def partner_index(weight: Tensor, generator: torch.Generator | None = None, *, reverse: bool = False) -> Tensor:
+    """Partner of each row: a random permutation (or the reversal) of the rows with weight > 0;
+    weight-0 dummies are their own partners, so they never enter a real row's sample.
+
+    >>> partner_index(torch.tensor([1.0, 1.0, 1.0, 0.0]), reverse=True)
+    tensor([2, 1, 0, 3])
+    """
+    real = torch.nonzero(weight.detach().cpu() > 0).flatten()
+    if reverse:
+        order = real.flip(0)
+    else:
+        device = generator.device if generator is not None else torch.device("cpu")
+        order = real[torch.randperm(len(real), generator=generator, device=device).cpu()]
+    index = torch.arange(len(weight))
+    index[real] = order
+    return index
+
+
+def draw_lambda(config: MixupConfig, rows: int, generator: torch.Generator) -> Tensor:
+    """One λ for the step (``lambda_mode="batch"``, shape ``()``) or one per row (``[rows]``)."""
+    return sample_lambda(config.alpha, () if config.lambda_mode == "batch" else (rows,), generator=generator)
+
+
+def forward_unmixed(model: Classifier, batch: Batch) -> tuple[Tensor, Tensor]:
+    """``(features [N, H], logits [B, C])`` of the unmixed batch."""
+    feats = model.features(**model_inputs(batch))
+    return feats, model.classify(feats, num_choices_of(batch))
+
+
+def weighted_sum(per_sample: Tensor, weight: Tensor) -> Tensor:
+    """``Σ_i w_i·ℓ_i`` of per-sample losses ``[B]`` and the loop's row weights ``[B]`` (a scalar)."""
+    return (weight.to(per_sample.dtype) * per_sample).sum()
