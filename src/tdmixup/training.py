@@ -1,9 +1,10 @@
 """One training loop for every strategy, on Hugging Face Accelerate (CPU, one GPU, many GPUs).
 
-Read top to bottom: :func:`train` builds the optimiser and schedule, resumes from the last
-epoch checkpoint when asked, then for each epoch plans the batches (:mod:`tdmixup.data.collate`),
-runs one strategy step per batch (:func:`tdmixup.mixup.compute_step`), clips, steps, and at the
-epoch end records training dynamics and writes a checkpoint.
+Read top to bottom: :func:`train` is the loop. ``_start`` builds the optimiser, schedule and
+strategy RNG (restored from the last epoch's checkpoint on resume); per epoch ``_train_epoch``
+plans the batches (:mod:`tdmixup.data.collate`) and runs ``_optimiser_step`` on each step (the
+strategy's loss from :func:`tdmixup.mixup.compute_step`, NaN/inf guards, clipping, AdamW), and
+``_end_epoch`` records training dynamics, logs the epoch and writes a checkpoint.
 
 *An epoch* is one pass over the training set. With two training sets (``tdmixup``: easy and
 ambiguous) it is one pass over the larger one; the smaller one is re-shuffled and cycled.
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tdmixup import mixup
 from tdmixup.config import DynamicsMode, MixupConfig, TrainConfig
 from tdmixup.data.collate import (
     PlannedBatch,
@@ -40,6 +42,7 @@ from tdmixup.data.collate import (
     cycled_batches,
     epoch_batches,
 )
+from tdmixup.mixup import Batch, StepOutput
 from tdmixup.model import Classifier, save_classifier
 from tdmixup.predict import gather_by_id, predict_logits, to_device
 from tdmixup.runio import read_json, write_json
@@ -49,6 +52,11 @@ log = logging.getLogger("tdmixup.training")
 CHECKPOINT = "checkpoint"
 TRAINING_STATE = "training_state.pt"
 """Optimizer, scheduler, RNG states and epoch count in ``checkpoint/``: what an exact resume needs."""
+
+Columns = Callable[[Batch], Batch]
+"""``batch -> extra columns`` for each collated training batch (``train(batch_columns=...)``)."""
+EpochCallback = Callable[[int, Classifier], dict[str, float]]
+"""``(epoch, model) -> metrics`` after each epoch (:func:`train`'s ``on_epoch_end``)."""
 
 
 class TrainingError(RuntimeError):
@@ -95,11 +103,6 @@ class TrainResult:
     model: Classifier
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _with_columns(batch: dict[str, torch.Tensor],
-                  columns: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None) -> dict[str, torch.Tensor]:
-    return batch if columns is None else {**batch, **columns(batch)}
 
 
 def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: int, rank: int,
@@ -158,23 +161,12 @@ def steps_per_epoch(sets: list[TokenizedSet], batch_size: int, *, fixed: int | N
     return math.ceil(max(math.ceil(len(s) / batch_size) for s in sets) / per_set)
 
 
-def train(
-    model: Classifier,
-    train_sets: list[TokenizedSet],
-    *,
-    train_config: TrainConfig,
-    mixup_config: MixupConfig,
-    out_dir: Path,
-    accelerator: Any,
-    dynamics_mode: DynamicsMode | None = None,
-    dynamics_path: Path | None = None,
-    dynamics_set: TokenizedSet | None = None,
-    tokenizer: Any = None,
-    task_name: str = "",
-    resume: bool = False,
-    on_epoch_end: Callable[[int, Classifier], dict[str, float]] | None = None,
-    batch_columns: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
-) -> TrainResult:
+def train(model: Classifier, train_sets: list[TokenizedSet], *, train_config: TrainConfig,
+          mixup_config: MixupConfig, out_dir: Path, accelerator: Any,
+          dynamics_mode: DynamicsMode | None = None, dynamics_path: Path | None = None,
+          dynamics_set: TokenizedSet | None = None, tokenizer: Any = None, task_name: str = "",
+          resume: bool = False, on_epoch_end: EpochCallback | None = None,
+          batch_columns: Columns | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``train_sets`` with the configured strategy.
 
     Args:
@@ -192,28 +184,124 @@ def train(
         batch_columns: optional ``batch -> extra columns`` added to every collated training
             batch before the step (``aum_saliency``: each row's recorded saliency, by sample_id).
     """
+    _check_dynamics_mode(dynamics_mode, train_config, mixup_config)
+    loop = _start(model, train_sets, train_config, mixup_config, out_dir, accelerator,
+                  resume=resume, batch_columns=batch_columns)
+    recording = None
+    if dynamics_mode is not None and dynamics_path is not None:
+        data = dynamics_set if dynamics_set is not None else train_sets[0]
+        recording = _Recording(dynamics_mode, dynamics_path, data, task_name)
+    for epoch in range(loop.first_epoch, train_config.epochs):
+        start = time.perf_counter()
+        totals = _train_epoch(loop, epoch, recording)
+        _end_epoch(loop, epoch, totals, start, recording, on_epoch_end, tokenizer)
+    trained = accelerator.unwrap_model(loop.model)
+    accelerator.free_memory()  # forget this model/optimizer (one session trains many)
+    # checkpoints written before epochs were timed have no "seconds": those epochs count 0
+    seconds = float(sum(h.get("seconds", 0.0) for h in loop.history))
+    return TrainResult(model=trained, history=loop.history, seconds=seconds)
+
+
+@dataclass
+class _Loop:
+    """What the epochs of one :func:`train` call share: settings, model and optimiser state.
+
+    ``model`` is the model as Accelerate prepared it (a DistributedDataParallel wrapper with
+    several processes); ``accelerator.unwrap_model(model)`` is the :class:`Classifier`.
+    ``generator`` draws the strategy's random choices (λ, partners, Kong et al.'s noise; dropout
+    draws from torch's global RNG); checkpoints save both and a resume restores them.
+    """
+
+    cfg: TrainConfig
+    mixup_config: MixupConfig
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    generator: torch.Generator
+    train_sets: list[TokenizedSet]
+    per_set: int  # batches each set gives a step (:func:`batches_per_set`)
+    batch_size: int  # rows of one global batch (over all processes)
+    batch_columns: Columns | None
+    out_dir: Path
+    first_epoch: int = 0  # 0, or the epochs a resumed checkpoint had done
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per epoch done
+
+    @property
+    def ckpt(self) -> Path:
+        return self.out_dir / CHECKPOINT
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """Where training dynamics go: ``mode`` for ``data``'s samples, appended to ``path``."""
+
+    mode: DynamicsMode
+    path: Path
+    data: TokenizedSet
+    task: str
+
+
+@dataclass
+class _EpochTotals:
+    """Running sums of one epoch on this process, reduced over processes at its end.
+
+    ``hits`` / ``judged`` (float64 scalars on the device, so a step needs no sync) count the
+    correctly classified and all real unmixed rows; ``seen_ids`` / ``seen_logits`` keep the
+    ``train_pass`` dynamics (``[r]`` ids and ``[r, C]`` logits per step).
+    """
+
+    hits: torch.Tensor
+    judged: torch.Tensor
+    loss: float = 0.0  # sum of the steps' losses
+    steps: int = 0
+    seen_ids: list[np.ndarray] = field(default_factory=list)
+    seen_logits: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, out: StepOutput, batches: list[Batch], keep_logits: bool) -> None:
+        """Count one step: its loss, its unmixed rows' accuracy (strategy ``mixup`` has none)
+        and, with ``keep_logits``, their logits by sample id."""
+        self.loss += float(out.loss.detach())
+        self.steps += 1
+        if out.logits is None:
+            return
+        hit, n = _correct_rows(out.logits, batches)
+        self.hits, self.judged = self.hits + hit, self.judged + n
+        if keep_logits and out.sample_ids is not None:
+            keep = _real_rows(out.sample_ids, batches)
+            self.seen_ids.append(out.sample_ids[keep].cpu().numpy())
+            self.seen_logits.append(out.logits[keep].detach().float().cpu().numpy())
+
+
+def _check_dynamics_mode(mode: DynamicsMode | None, cfg: TrainConfig, mc: MixupConfig) -> None:
+    """Refuse ``train_pass`` dynamics where a training pass does not see every sample once."""
+    if mode == "train_pass" and mc.strategy == "mixup":
+        raise ValueError("strategy 'mixup' trains on mixed samples only, so it has no per-sample "
+                         "training-pass logits to record: use dynamics mode 'epoch_end' with it")
+    if mode == "train_pass" and cfg.steps_per_epoch is not None:
+        raise ValueError("steps_per_epoch cycles the training sets, so a training pass does not "
+                         "see every sample exactly once per epoch: record dynamics with mode "
+                         "'epoch_end' instead")
+
+
+def _start(model: Classifier, train_sets: list[TokenizedSet], cfg: TrainConfig,
+           mixup_config: MixupConfig, out_dir: Path, accelerator: Any, *, resume: bool,
+           batch_columns: Columns | None) -> _Loop:
+    """AdamW, the linear warm-up schedule over all epochs' steps and the strategy's RNG (seeded
+    with ``cfg.seed``), all restored from ``out_dir``'s checkpoint when resuming one; then
+    ``model`` and the optimiser prepared by Accelerate."""
     from transformers import get_linear_schedule_with_warmup
 
-    from tdmixup.mixup import compute_step
-
-    if dynamics_mode == "train_pass" and mixup_config.strategy == "mixup":
-        raise ValueError("strategy 'mixup' trains on mixed samples only, so it has no per-sample training-pass "
-                         "logits to record: use dynamics mode 'epoch_end' with it")
-    if dynamics_mode == "train_pass" and train_config.steps_per_epoch is not None:
-        raise ValueError("steps_per_epoch cycles the training sets, so a training pass does not see every sample "
-                         "exactly once per epoch: record dynamics with mode 'epoch_end' instead")
-    cfg = train_config
-    world, rank = accelerator.num_processes, accelerator.process_index
     mc = train_sets[0].num_choices > 0
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
     per_set = batches_per_set(mixup_config.strategy, len(train_sets))
-    step_sets = [s for s in train_sets for _ in range(per_set)]  # the set of each batch of a step
     n_steps = steps_per_epoch(train_sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
-    optimizer = _adamw(list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs)
+    optimizer = _adamw(list(model.parameters()), lr=cfg.learning_rate,
+                       weight_decay=cfg.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs)
     generator = torch.Generator().manual_seed(cfg.seed)
-    history: list[dict[str, float]] = []
-    first_epoch = 0
+    first_epoch, history = 0, list[dict[str, float]]()
     ckpt = out_dir / CHECKPOINT
     if resume:
         _recover_checkpoint(ckpt, accelerator)
@@ -221,64 +309,119 @@ def train(
         first_epoch, history = _load_checkpoint(ckpt, model, optimizer, scheduler, generator)
         log.info("resuming %s after epoch %d", out_dir, first_epoch)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
-    record_set = dynamics_set if dynamics_set is not None else train_sets[0]
+    return _Loop(cfg=cfg, mixup_config=mixup_config, accelerator=accelerator, model=wrapped,
+                 optimizer=optimizer, scheduler=scheduler, generator=generator,
+                 train_sets=train_sets, per_set=per_set, batch_size=batch_size,
+                 batch_columns=batch_columns, out_dir=out_dir, first_epoch=first_epoch,
+                 history=history)
 
-    for epoch in range(first_epoch, cfg.epochs):
-        epoch_start = time.perf_counter()
-        wrapped.train()
-        plan = _plan_epoch(train_sets, cfg, epoch, world, rank, batch_size, per_set=per_set)
-        seen_ids: list[np.ndarray] = []
-        seen_logits: list[np.ndarray] = []
-        total, count = 0.0, 0
-        hits = torch.zeros((), dtype=torch.float64, device=accelerator.device)  # on device: no sync per step
-        judged = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-        bar = tqdm(plan, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not accelerator.is_main_process, leave=False)
-        for step, planned in enumerate(bar):
-            batches = [to_device(_with_columns(collate(s, p.positions, p.weights), batch_columns), accelerator.device)
-                       for s, p in zip(step_sets, planned, strict=True)]
-            with _autocast(cfg, accelerator.device):
-                out = wrapped(step_fn=lambda m, b=batches: compute_step(mixup_config.strategy, m, b, mixup_config, generator,
-                                                                       pad_token_id=train_sets[0].pad_token_id))
-            _check_finite(out.loss, accelerator, epoch, step, ckpt)
-            accelerator.backward(out.loss)
-            if cfg.max_grad_norm > 0:
-                grad_norm = accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
-                if accelerator.mixed_precision != "fp16":  # fp16's loss scaler skips inf steps by design
-                    _check_finite_gradients(grad_norm, out.loss, epoch, step, ckpt)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            total += float(out.loss.detach())
-            count += 1
-            if out.logits is not None:  # running accuracy of the unmixed rows (none for strategy "mixup")
-                hit, n = _correct_rows(out.logits, batches)
-                hits, judged = hits + hit, judged + n
-            if dynamics_mode == "train_pass" and out.logits is not None:
-                keep = _real_rows(out.sample_ids, batches)
-                seen_ids.append(out.sample_ids[keep].cpu().numpy())
-                seen_logits.append(out.logits[keep].detach().float().cpu().numpy())
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
-        model_unwrapped = accelerator.unwrap_model(wrapped)
-        entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": _mean_over_processes(total, accelerator) / max(count, 1),
-                                   "steps": count}
-        hits_all, judged_all = _sum_over_processes(torch.stack([hits, judged]), accelerator).tolist()
-        if judged_all > 0:
-            entry["train_accuracy"] = hits_all / judged_all
-        if dynamics_mode is not None and dynamics_path is not None:
-            _record_epoch(dynamics_mode, dynamics_path, epoch, record_set, model_unwrapped, accelerator,
-                          cfg.eval_batch_size, seen_ids, seen_logits, task_name)
-        if on_epoch_end is not None:
-            entry.update(on_epoch_end(epoch, model_unwrapped))
-        entry["seconds"] = time.perf_counter() - epoch_start  # this process's wall time (the main one's is saved)
-        history.append(entry)
-        if accelerator.is_main_process:
-            log.info("%s", epoch_line(out_dir, entry, cfg.epochs))
-        _save_checkpoint(ckpt, model_unwrapped, tokenizer, optimizer, scheduler, generator, epoch + 1, history, accelerator)
-    trained = accelerator.unwrap_model(wrapped)
-    accelerator.free_memory()  # let the Accelerator forget this model/optimizer (one session trains many)
-    # checkpoints written before epochs were timed have no "seconds": those epochs count 0
-    return TrainResult(model=trained, history=history, seconds=float(sum(h.get("seconds", 0.0) for h in history)))
+
+def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> _EpochTotals:
+    """One epoch's optimiser steps on this process's share of the planned batches, with a
+    progress bar (main process) showing the running loss every 20 steps."""
+    acc = loop.accelerator
+    loop.model.train()
+    plan = _plan_epoch(loop.train_sets, loop.cfg, epoch, acc.num_processes, acc.process_index,
+                       loop.batch_size, per_set=loop.per_set)
+    zero = torch.zeros((), dtype=torch.float64, device=acc.device)
+    totals = _EpochTotals(hits=zero, judged=zero)
+    keep_logits = recording is not None and recording.mode == "train_pass"
+    bar = tqdm(plan, desc=f"epoch {epoch + 1}/{loop.cfg.epochs}",
+               disable=not acc.is_main_process, leave=False)
+    for step, planned in enumerate(bar):
+        batches = _collate_step(loop, planned)
+        out = _optimiser_step(loop, batches, epoch, step)
+        totals.add(out, batches, keep_logits)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{totals.loss / max(totals.steps, 1):.4f}")
+    return totals
+
+
+def _collate_step(loop: _Loop, planned: list[PlannedBatch]) -> list[Batch]:
+    """One step's batches, collated with ``batch_columns`` and on the device: ``per_set``
+    batches from each training set, in ``train_sets`` order."""
+    step_sets = [s for s in loop.train_sets for _ in range(loop.per_set)]
+    return [to_device(_with_columns(collate(s, p.positions, p.weights), loop.batch_columns),
+                      loop.accelerator.device)
+            for s, p in zip(step_sets, planned, strict=True)]
+
+
+def _optimiser_step(loop: _Loop, batches: list[Batch], epoch: int, step: int) -> StepOutput:
+    """The strategy's loss on ``batches`` (bfloat16 autocast with ``cfg.bf16``), then backward,
+    gradient clipping and one AdamW and schedule step; raises :class:`TrainingError` on a
+    non-finite loss or gradient norm before it reaches the weights."""
+    acc, cfg, mc = loop.accelerator, loop.cfg, loop.mixup_config
+
+    def step_fn(model: Classifier) -> StepOutput:
+        # mixup.compute_step is looked up at each call (tests patch it)
+        return mixup.compute_step(mc.strategy, model, batches, mc, loop.generator,
+                                  pad_token_id=loop.train_sets[0].pad_token_id)
+
+    with _autocast(cfg, acc.device):
+        out = _through_forward(loop.model, step_fn)
+    _check_finite(out.loss, acc, epoch, step, loop.ckpt)
+    acc.backward(out.loss)
+    if cfg.max_grad_norm > 0:
+        grad_norm = acc.clip_grad_norm_(loop.model.parameters(), cfg.max_grad_norm)
+        if acc.mixed_precision != "fp16":  # fp16's loss scaler skips inf steps by design
+            _check_finite_gradients(grad_norm, out.loss, epoch, step, loop.ckpt)
+    loop.optimizer.step()
+    loop.scheduler.step()
+    loop.optimizer.zero_grad(set_to_none=True)
+    return out
+
+
+def _through_forward(model: Any, step_fn: Callable[[Classifier], StepOutput]) -> StepOutput:
+    """``step_fn(classifier)``, called through the prepared ``model``'s ``forward``.
+
+    Why not call ``step_fn`` on the unwrapped classifier: with several processes ``model`` is a
+    DistributedDataParallel wrapper, and DDP all-reduces the gradients of a backward pass only
+    when its own ``forward`` ran first (that call arms the reducer's gradient hooks).
+    A strategy step calls the classifier's ``embed`` / ``features`` / ``classify`` itself, often
+    several times (two batches, mixing), so it is handed through DDP's ``forward`` to
+    :meth:`Classifier.forward`, which runs ``step_fn(self)`` when given one. With one process
+    it comes to ``step_fn(model)``.
+    """
+    return model(step_fn=step_fn)
+
+
+def _end_epoch(loop: _Loop, epoch: int, totals: _EpochTotals, start: float,
+               recording: _Recording | None, on_epoch_end: EpochCallback | None,
+               tokenizer: Any) -> None:
+    """After an epoch's steps: its ``history`` entry (loss and accuracy over all processes),
+    the dynamics recording, ``on_epoch_end``'s metrics, the log line (main process) and the
+    checkpoint. ``start`` is the epoch's ``time.perf_counter()`` at its beginning."""
+    acc = loop.accelerator
+    model = acc.unwrap_model(loop.model)
+    entry = _epoch_entry(epoch, totals, acc)
+    if recording is not None:
+        _record_epoch(recording.mode, recording.path, epoch, recording.data, model, acc,
+                      loop.cfg.eval_batch_size, totals.seen_ids, totals.seen_logits,
+                      recording.task)
+    if on_epoch_end is not None:
+        entry.update(on_epoch_end(epoch, model))
+    entry["seconds"] = time.perf_counter() - start  # this process's (the main one's is saved)
+    loop.history.append(entry)
+    if acc.is_main_process:
+        log.info("%s", epoch_line(loop.out_dir, entry, loop.cfg.epochs))
+    _save_checkpoint(loop.ckpt, model, tokenizer, loop.optimizer, loop.scheduler, loop.generator,
+                     epoch + 1, loop.history, acc)
+
+
+def _epoch_entry(epoch: int, totals: _EpochTotals, accelerator: Any) -> dict[str, float]:
+    """``{"epoch" (1-based), "train_loss", "steps"[, "train_accuracy"]}`` of one epoch, the
+    loss and accuracy over all processes (``steps`` is this process's count)."""
+    loss = _mean_over_processes(totals.loss, accelerator) / max(totals.steps, 1)
+    entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": loss, "steps": totals.steps}
+    counts = _sum_over_processes(torch.stack([totals.hits, totals.judged]), accelerator)
+    hits, judged = counts.tolist()
+    if judged > 0:
+        entry["train_accuracy"] = hits / judged
+    return entry
+
+
+def _with_columns(batch: Batch, columns: Columns | None) -> Batch:
+    return batch if columns is None else {**batch, **columns(batch)}
 
 
 def epoch_line(out_dir: Path, entry: dict[str, float], epochs: int) -> str:
@@ -448,8 +591,3 @@ def _load_checkpoint(ckpt: Path, model: Classifier, optimizer: Any, scheduler: A
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["epochs_done"]), list(read_json(ckpt / "train_log.json"))
 
-
-def completed_epochs(out_dir: Path) -> int:
-    """Epochs finished by the checkpoint in ``out_dir`` (0 when there is none)."""
-    path = out_dir / CHECKPOINT / "train_log.json"
-    return len(read_json(path)) if path.exists() else 0
