@@ -44,7 +44,7 @@ from tdmixup.mixing import (
     soft_cross_entropy,
     weighted_sum,
 )
-from tdmixup.model import Classifier
+from tdmixup.model import Classifier, flatten_choices
 
 
 @contextmanager
@@ -57,15 +57,10 @@ def _eval_mode(model: Classifier) -> Iterator[None]:
         model.train(was_training)
 
 
-def _flat(t: Tensor) -> Tensor:
-    """``[B, L]`` stays, ``[B, K, L]`` → ``[B·K, L]``."""
-    return t.flatten(0, -2)
-
-
 def word_embeddings(model: Classifier, batch: Batch) -> Tensor:
     """Detached word embeddings ``[N, L, H]`` of the batch's tokens (N = B·K for MC)."""
     with torch.no_grad():
-        return cast(Any, model.encoder).get_input_embeddings()(_flat(batch["input_ids"])).detach()
+        return cast(Any, model.encoder).get_input_embeddings()(flatten_choices(batch["input_ids"])).detach()
 
 
 def _mean_hidden(model: Classifier, embeds: Tensor, mask: Tensor, token_type_ids: Tensor | None) -> Tensor:
@@ -96,8 +91,8 @@ def on_manifold_embeddings(model: Classifier, batch: Batch, partner: Tensor, *, 
         ``(x_on [N, L, H], targets [B, C])``, both detached, ``‖x_on − x‖∞ ≤ ε_in``.
     """
     k = num_choices_of(batch)
-    mask = _flat(batch["attention_mask"])
-    tt = None if batch.get("token_type_ids") is None else _flat(batch["token_type_ids"])
+    mask = flatten_choices(batch["attention_mask"])
+    tt = None if batch.get("token_type_ids") is None else flatten_choices(batch["token_type_ids"])
     x = word_embeddings(model, batch)
     device = generator.device if generator is not None else x.device
     noise = (torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32) * 2 - 1) * eps_in

@@ -65,8 +65,14 @@ def sample_lambda(alpha: float, shape: int | tuple[int, ...] = (), *, generator:
     device = generator.device if generator is not None else torch.device("cpu")
     if alpha == 0:
         return torch.ones(shape, device=device)
-    concentration = torch.full((*shape, 2), float(alpha), dtype=torch.float64, device=device)
-    return torch._sample_dirichlet(concentration, generator=generator)[..., 0].float()
+    # torch.distributions takes no generator: seed a forked CPU RNG from one draw of ``generator``
+    # (public API only, and the caller's stream advances by exactly one number per call).
+    seed = int(torch.randint(0, 2**62, (), generator=generator, device=device))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        concentration = torch.tensor(float(alpha), dtype=torch.float64)
+        lam = torch.distributions.Beta(concentration, concentration).sample(shape)
+    return lam.float().to(device)
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:

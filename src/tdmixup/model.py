@@ -99,6 +99,11 @@ class ClassifierOutput:
     features: Tensor
 
 
+def flatten_choices(t: Tensor) -> Tensor:
+    """Encoder input rows: ``[B, L]`` stays, multiple choice ``[B, K, L]`` → ``[B·K, L]``."""
+    return t if t.dim() == 2 else t.reshape(-1, t.shape[-1])
+
+
 class Classifier(nn.Module):
     """Encoder + dropout + linear head over [CLS].
 
@@ -124,7 +129,7 @@ class Classifier(nn.Module):
     # --- the three pieces -------------------------------------------------------------------
     @staticmethod
     def _flat(t: Tensor | None) -> Tensor | None:
-        return t if t is None or t.dim() == 2 else t.reshape(-1, t.shape[-1])
+        return None if t is None else flatten_choices(t)
 
     def embed(self, input_ids: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
         """Embedding-layer output ``[N, L, H]`` (inputs ``[B, L]`` or ``[B, K, L]`` are flattened)."""
