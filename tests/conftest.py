@@ -16,9 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `_tiny`
 def shared_data() -> Path:
     """The real data folder ``<repo>/../shared/data``; skips the test when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip("real-data variant: needs the original ChaosNLI, Twitter URL Corpus, HellaSWAG and Desai & Durrett "
-                    "files in ../shared/data/ (where to get each: tests/fixtures/README.md); the readers are also "
-                    "tested on the small files in tests/fixtures")
+        pytest.skip(
+            "real-data variant: needs the original ChaosNLI, Twitter URL Corpus, HellaSWAG and Desai & Durrett "
+            "files in ../shared/data/ (where to get each: tests/fixtures/README.md); the readers are also "
+            "tested on the small files in tests/fixtures"
+        )
     return SHARED_DATA
 
 

@@ -44,13 +44,31 @@ def test_every_config_field_is_a_cli_option_with_its_help() -> None:
 
 def test_paper_defaults() -> None:
     cfg = RunConfig()
-    assert (cfg.train.learning_rate, cfg.train.batch_size, cfg.train.mc_batch_size, cfg.train.epochs) == (1e-5, 16, 4, 3)
-    assert (cfg.train.max_grad_norm, cfg.train.weight_decay, cfg.data.max_seq_length) == (1.0, 0.0, 256)
+    assert (
+        cfg.train.learning_rate,
+        cfg.train.batch_size,
+        cfg.train.mc_batch_size,
+        cfg.train.epochs,
+    ) == (1e-5, 16, 4, 3)
+    assert (cfg.train.max_grad_norm, cfg.train.weight_decay, cfg.data.max_seq_length) == (
+        1.0,
+        0.0,
+        256,
+    )
     assert (cfg.mixup.alpha, cfg.aum.percentile, cfg.dynamics.fraction) == (0.4, None, 0.33)
 
 
-@pytest.mark.parametrize(("task", "k"), [("snli", 80.0), ("qqp", 80.0), ("swag", 50.0), ("hellaswag", 50.0),
-                                         ("HellaSwag", 50.0), ("custom", 80.0)])
+@pytest.mark.parametrize(
+    ("task", "k"),
+    [
+        ("snli", 80.0),
+        ("qqp", 80.0),
+        ("swag", 50.0),
+        ("hellaswag", 50.0),
+        ("HellaSwag", 50.0),
+        ("custom", 80.0),
+    ],
+)
 def test_aum_percentile_defaults_to_the_papers_k_for_the_task(task: str, k: float) -> None:
     from tdmixup.config import AUMConfig, DataConfig
     from tdmixup.pipeline import with_task_defaults
@@ -71,7 +89,9 @@ def test_bad_step_settings_are_refused_before_anything_runs() -> None:
         TrainConfig(steps_per_epoch=0)
     with pytest.raises(ValueError, match="--dynamics-mode epoch_end"):
         RunConfig(train=TrainConfig(steps_per_epoch=10), dynamics=DynamicsConfig(mode="train_pass"))
-    RunConfig(train=TrainConfig(steps_per_epoch=10))  # with end-of-epoch dynamics (the default) it is fine
+    RunConfig(
+        train=TrainConfig(steps_per_epoch=10)
+    )  # with end-of-epoch dynamics (the default) it is fine
 
 
 def test_steps_table_refuses_a_global_step_count(tmp_path: Path) -> None:
@@ -79,4 +99,6 @@ def test_steps_table_refuses_a_global_step_count(tmp_path: Path) -> None:
     from tdmixup.experiments import run_experiment
 
     with pytest.raises(ValueError, match="leave it unset"):
-        run_experiment("steps", RunConfig(train=TrainConfig(steps_per_epoch=10)), output_dir=tmp_path, seeds=1)
+        run_experiment(
+            "steps", RunConfig(train=TrainConfig(steps_per_epoch=10)), output_dir=tmp_path, seeds=1
+        )

@@ -25,10 +25,12 @@ from tdmixup.noise import flag_metrics, inject_label_noise
 
 
 def test_margins_and_aum_hand_computed():
-    logits = np.array([
-        [[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]],
-        [[1.0, 1.5, -1.0], [0.0, 0.0, 4.0]],
-    ])  # [E=2, N=2, C=3]
+    logits = np.array(
+        [
+            [[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]],
+            [[1.0, 1.5, -1.0], [0.0, 0.0, 4.0]],
+        ]
+    )  # [E=2, N=2, C=3]
     labels = np.array([0, 2])
     expected = np.array([[1.0, -2.0], [-0.5, 4.0]])
     np.testing.assert_allclose(margins(logits, labels), expected)
@@ -54,8 +56,11 @@ def test_aum_matches_aum_package(tmp_path):
     for epoch in range(logits.shape[0]):
         for start in range(0, 30, 7):  # batches of 7, 7, 7, 7, 2 (the package fails on 1)
             sl = slice(start, start + 7)
-            calc.update(torch.from_numpy(logits[epoch, sl]), torch.from_numpy(labels[sl]),
-                        list(range(30))[sl])
+            calc.update(
+                torch.from_numpy(logits[epoch, sl]),
+                torch.from_numpy(labels[sl]),
+                list(range(30))[sl],
+            )
     calc.finalize()
     theirs = pd.read_csv(tmp_path / "aum_values.csv").set_index("sample_id")["aum"].sort_index()
     np.testing.assert_allclose(area_under_margin(logits, labels), theirs.to_numpy(), atol=1e-5)
@@ -98,7 +103,9 @@ def test_uniform_draw_is_the_default_and_follows_the_class_mix():
     assert pos.size == total and np.unique(pos).size == total
     share = np.bincount(labels[pos], minlength=3) / total
     np.testing.assert_allclose(share, [2400 / 4950, 2050 / 4950, 500 / 4950], atol=0.03)
-    np.testing.assert_array_equal(pos, choose_threshold_samples(labels, 3, seed=0, balance="uniform"))
+    np.testing.assert_array_equal(
+        pos, choose_threshold_samples(labels, 3, seed=0, balance="uniform")
+    )
     second = choose_threshold_samples(labels, 3, seed=1, exclude=pos)
     assert second.size == total and np.intersect1d(pos, second).size == 0
     with pytest.raises(ValueError, match="threshold samples needed"):
@@ -129,23 +136,27 @@ def test_threshold_samples_short_class_raises_clearly():
 @pytest.fixture
 def pair_dataset():
     datasets = pytest.importorskip("datasets")
-    return datasets.Dataset.from_dict({
-        "sample_id": [10, 11, 12, 13, 14, 15],
-        "text_a": list("abcdef"),
-        "text_b": list("ghijkl"),
-        "label": [0, 1, 2, 0, 1, 2],
-    })
+    return datasets.Dataset.from_dict(
+        {
+            "sample_id": [10, 11, 12, 13, 14, 15],
+            "text_a": list("abcdef"),
+            "text_b": list("ghijkl"),
+            "label": [0, 1, 2, 0, 1, 2],
+        }
+    )
 
 
 @pytest.fixture
 def mc_dataset():
     datasets = pytest.importorskip("datasets")
-    return datasets.Dataset.from_dict({
-        "sample_id": [0, 1, 2, 3],
-        "context": ["c0", "c1", "c2", "c3"],
-        "endings": [[f"e{i}_{k}" for k in range(4)] for i in range(4)],
-        "label": [0, 3, 2, 1],
-    })
+    return datasets.Dataset.from_dict(
+        {
+            "sample_id": [0, 1, 2, 3],
+            "context": ["c0", "c1", "c2", "c3"],
+            "endings": [[f"e{i}_{k}" for k in range(4)] for i in range(4)],
+            "label": [0, 3, 2, 1],
+        }
+    )
 
 
 def test_relabel_pair(pair_dataset):
@@ -160,19 +171,34 @@ def test_relabel_pair(pair_dataset):
 def test_relabel_multiple_choice(mc_dataset):
     """A threshold item is re-assigned to a wrong existing ending; endings stay K, others keep
     their label; the wrong ending is seeded."""
-    out = relabel_threshold_samples(mc_dataset, np.array([1, 2]), kind="multiple_choice", num_classes=4, seed=3)
+    out = relabel_threshold_samples(
+        mc_dataset, np.array([1, 2]), kind="multiple_choice", num_classes=4, seed=3
+    )
     assert out["endings"] == mc_dataset["endings"]
     gold, new = np.array(mc_dataset["label"]), np.array(out["label"])
     assert new[[0, 3]].tolist() == gold[[0, 3]].tolist()
     assert (new[[1, 2]] != gold[[1, 2]]).all() and ((new >= 0) & (new < 4)).all()
-    again = relabel_threshold_samples(mc_dataset, np.array([1, 2]), kind="multiple_choice", num_classes=4, seed=3)
+    again = relabel_threshold_samples(
+        mc_dataset, np.array([1, 2]), kind="multiple_choice", num_classes=4, seed=3
+    )
     assert again["label"] == out["label"]
-    many = relabel_threshold_labels(np.zeros(4000, dtype=np.int64), np.ones(4000, dtype=bool),
-                                    kind="multiple_choice", num_classes=4, seed=0)
-    assert np.bincount(many, minlength=4)[0] == 0 and np.bincount(many)[1:].min() > 1200  # each wrong ending
+    many = relabel_threshold_labels(
+        np.zeros(4000, dtype=np.int64),
+        np.ones(4000, dtype=bool),
+        kind="multiple_choice",
+        num_classes=4,
+        seed=0,
+    )
+    assert (
+        np.bincount(many, minlength=4)[0] == 0 and np.bincount(many)[1:].min() > 1200
+    )  # each wrong ending
     with pytest.raises(ValueError, match="3 endings, expected 4"):
-        relabel_threshold_samples(mc_dataset.map(lambda r: {"endings": r["endings"][:3]}),
-                                  np.array([1]), kind="multiple_choice", num_classes=4)
+        relabel_threshold_samples(
+            mc_dataset.map(lambda r: {"endings": r["endings"][:3]}),
+            np.array([1]),
+            kind="multiple_choice",
+            num_classes=4,
+        )
 
 
 def _ending_logits(dataset, score):
@@ -208,14 +234,20 @@ def test_mc_pass_needs_no_extra_class():
     rng = np.random.default_rng(0)
     ids, gold = np.arange(200), rng.integers(0, 4, 200)
     pos = choose_threshold_samples(gold, 4, seed=0, fraction=0.2)
-    trained = relabel_threshold_labels(gold, np.isin(ids, ids[pos]), kind="multiple_choice", num_classes=4, seed=0)
+    trained = relabel_threshold_labels(
+        gold, np.isin(ids, ids[pos]), kind="multiple_choice", num_classes=4, seed=0
+    )
     logits = rng.normal(size=(3, 200, 4))
     logits[:, np.arange(200), gold] += 2.0  # learns the gold endings; threshold items stay below
     run = AUMPass(ids, logits, trained, ids[pos], extra_class=False)
     result = find_mislabeled_with_aum([run], percentile=50, procedure="paper")
     assert result.thresholds[0] < -1.0 and result.table["is_threshold"].sum() == pos.size == 40
-    with pytest.raises(ValueError, match="disagree with threshold_ids"):  # the pair check still applies by default
-        find_mislabeled_with_aum([AUMPass(ids, logits, trained, ids[pos])], percentile=50, procedure="paper")
+    with pytest.raises(
+        ValueError, match="disagree with threshold_ids"
+    ):  # the pair check still applies by default
+        find_mislabeled_with_aum(
+            [AUMPass(ids, logits, trained, ids[pos])], percentile=50, procedure="paper"
+        )
 
 
 # ---------------------------------------------------------------- threshold and flags
@@ -289,7 +321,9 @@ def _kept_per_class(labels, choose, c=3, percentile=80):
         taken = pos if taken is None else np.union1d(taken, pos)
         trained = labels.copy()
         trained[pos] = c
-        passes.append(AUMPass(ids, _class_level_logits(labels, trained, c + 1, 3, rng), trained, ids[pos]))
+        passes.append(
+            AUMPass(ids, _class_level_logits(labels, trained, c + 1, 3, rng), trained, ids[pos])
+        )
     kept = ~find_mislabeled_with_aum(passes, percentile=percentile).table["flagged"].to_numpy()
     return np.bincount(labels[kept], minlength=c)
 
@@ -305,7 +339,9 @@ def test_default_threshold_draw_keeps_the_clean_samples_of_a_small_class():
         try:
             return choose_threshold_samples(labels, 3, seed=seed, exclude=exclude, **balance)
         except ValueError:  # a class too short in pass 2: each class gives what it has left
-            return choose_threshold_samples(labels, 3, seed=seed, exclude=exclude, balance="available")
+            return choose_threshold_samples(
+                labels, 3, seed=seed, exclude=exclude, balance="available"
+            )
 
     kept = _kept_per_class(labels, choose)
     assert (kept >= 0.97 * sizes).all(), kept.tolist()
@@ -343,7 +379,9 @@ def test_two_pass_judges_every_sample():
     assert t["aum"].notna().all() and (t["judged_passes"] >= 1).all()
     assert t["is_threshold"].sum() == 2 * 75 and set(t["threshold_pass"]) == {-1, 0, 1}
     once = t[t["is_threshold"]]
-    assert (once["judged_passes"] == 1).all() and (t.loc[~t["is_threshold"], "judged_passes"] == 2).all()
+    assert (once["judged_passes"] == 1).all() and (
+        t.loc[~t["is_threshold"], "judged_passes"] == 2
+    ).all()
     np.testing.assert_array_equal(t["flagged"], t["aum"] < t["threshold"])
     assert len(result.thresholds) == 2 and len(result.per_pass) == 2 * 300
     # a sample that was a threshold sample in pass 0 gets its AUM and threshold from pass 1
@@ -420,8 +458,13 @@ def test_available_balance_caps_a_tiny_class_in_a_second_pass() -> None:
     labels = np.array([0] * 120 + [1] * 5 + [2] * 80)
     first = choose_threshold_samples(labels, 3, seed=0, balance="proportional")
     with pytest.raises(ValueError, match="class 1"):
-        choose_threshold_samples(labels, 3, seed=1, exclude=np.union1d(first, np.flatnonzero(labels == 1)),
-                                 balance="proportional")
+        choose_threshold_samples(
+            labels,
+            3,
+            seed=1,
+            exclude=np.union1d(first, np.flatnonzero(labels == 1)),
+            balance="proportional",
+        )
     taken = np.union1d(first, np.flatnonzero(labels == 1))
     second = choose_threshold_samples(labels, 3, seed=1, exclude=taken, balance="available")
     assert np.intersect1d(second, taken).size == 0
@@ -435,7 +478,9 @@ def test_skip_epochs_leaves_early_epochs_out_of_the_average() -> None:
     _, passes = _make_passes(true, true, 3, "two_pass", epochs=4)
     passes = [AUMPass(p.sample_ids, p.logits.copy(), p.labels, p.threshold_ids) for p in passes]
     for p in passes:
-        p.logits[0] = np.random.default_rng(1).normal(0.0, 10.0, size=p.logits.shape[1:])  # a noisy first epoch
+        p.logits[0] = np.random.default_rng(1).normal(
+            0.0, 10.0, size=p.logits.shape[1:]
+        )  # a noisy first epoch
     full = find_mislabeled_with_aum(passes, percentile=80)
     skipped = find_mislabeled_with_aum(passes, percentile=80, skip_epochs=1)
     assert full.skip_epochs == 0 and skipped.skip_epochs == 1
@@ -443,9 +488,13 @@ def test_skip_epochs_leaves_early_epochs_out_of_the_average() -> None:
     expected = margins(passes[0].logits[1:], passes[0].labels).mean(axis=0)
     np.testing.assert_allclose(pp.set_index("sample_id").loc[passes[0].sample_ids, "aum"], expected)
     assert not np.allclose(full.table["aum"], skipped.table["aum"])
-    assert skipped.table["flagged"].sum() < full.table["flagged"].sum()  # epoch 0's noise no longer flags clean samples
-    np.testing.assert_allclose(area_under_margin(passes[0].logits, passes[0].labels, skip_epochs=3),
-                               margins(passes[0].logits[3:], passes[0].labels)[0])
+    assert (
+        skipped.table["flagged"].sum() < full.table["flagged"].sum()
+    )  # epoch 0's noise no longer flags clean samples
+    np.testing.assert_allclose(
+        area_under_margin(passes[0].logits, passes[0].labels, skip_epochs=3),
+        margins(passes[0].logits[3:], passes[0].labels)[0],
+    )
     for bad in (4, -1, 1.5):
         with pytest.raises(ValueError, match="skip_epochs"):
             find_mislabeled_with_aum(passes, percentile=80, skip_epochs=bad)

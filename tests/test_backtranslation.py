@@ -49,12 +49,27 @@ def _tiny_marian(folder: Path, spm_model: Path, seed: int) -> None:
     for name in ("source.spm", "target.spm"):
         (folder / name).write_bytes(spm_model.read_bytes())
     (folder / "vocab.json").write_text(json.dumps(vocab))
-    tokenizer = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"), str(folder / "vocab.json"),
-                                model_max_length=64)
-    config = MarianConfig(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
-                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                          decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=2, eos_token_id=0,
-                          decoder_start_token_id=2, forced_eos_token_id=0)
+    tokenizer = MarianTokenizer(
+        str(folder / "source.spm"),
+        str(folder / "target.spm"),
+        str(folder / "vocab.json"),
+        model_max_length=64,
+    )
+    config = MarianConfig(
+        vocab_size=len(vocab),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=2,
+        eos_token_id=0,
+        decoder_start_token_id=2,
+        forced_eos_token_id=0,
+    )
     torch.manual_seed(seed)
     model = MarianMTModel(config)
     with torch.no_grad():
@@ -79,32 +94,53 @@ def tiny_config(tmp_path_factory) -> BackTranslationConfig:
     import sentencepiece as spm
 
     root = tmp_path_factory.mktemp("marian")
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(SENTENCES * 4), model_prefix=str(root / "sp"),
-                                   vocab_size=40, model_type="char", character_coverage=1.0,
-                                   bos_id=-1, eos_id=1, unk_id=2, pad_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(SENTENCES * 4),
+        model_prefix=str(root / "sp"),
+        vocab_size=40,
+        model_type="char",
+        character_coverage=1.0,
+        bos_id=-1,
+        eos_id=1,
+        unk_id=2,
+        pad_id=-1,
+        minloglevel=2,
+    )
     _tiny_marian(root / "en-de", root / "sp.model", seed=0)
     _tiny_marian(root / "de-en", root / "sp.model", seed=1)
-    return BackTranslationConfig(forward_model=str(root / "en-de"), backward_model=str(root / "de-en"),
-                                 max_new_tokens=6, batch_size=4, seed=0, device="cpu")
+    return BackTranslationConfig(
+        forward_model=str(root / "en-de"),
+        backward_model=str(root / "de-en"),
+        max_new_tokens=6,
+        batch_size=4,
+        seed=0,
+        device="cpu",
+    )
 
 
 def _pair_dataset():
-    return datasets.Dataset.from_dict({
-        "sample_id": [0, 3, 7],
-        "text_a": [SENTENCES[0], SENTENCES[0], SENTENCES[1]],
-        "text_b": ["A person makes music.", "Nobody is there.", "Animals are outside."],
-        "label": [0, 2, 1],
-    })
+    return datasets.Dataset.from_dict(
+        {
+            "sample_id": [0, 3, 7],
+            "text_a": [SENTENCES[0], SENTENCES[0], SENTENCES[1]],
+            "text_b": ["A person makes music.", "Nobody is there.", "Animals are outside."],
+            "label": [0, 2, 1],
+        }
+    )
 
 
 def _mc_dataset():
-    return datasets.Dataset.from_dict({
-        "sample_id": [0, 1],
-        "context": [SENTENCES[4], SENTENCES[1]],
-        "endings": [["She smiles.", "She runs.", "It rains.", "He sleeps."],
-                    ["They bark.", "They sit.", "They fly.", "They swim."]],
-        "label": [0, 1],
-    })
+    return datasets.Dataset.from_dict(
+        {
+            "sample_id": [0, 1],
+            "context": [SENTENCES[4], SENTENCES[1]],
+            "endings": [
+                ["She smiles.", "She runs.", "It rains.", "He sleeps."],
+                ["They bark.", "They sit.", "They fly.", "They swim."],
+            ],
+            "label": [0, 1],
+        }
+    )
 
 
 def _no_models(monkeypatch) -> None:
@@ -132,7 +168,9 @@ def test_same_seed_same_output_other_seed_differs(tiny_config):
 
 def test_pair_augmentation_ids_columns_and_cache(tiny_config, tmp_path, monkeypatch):
     data = _pair_dataset()
-    out = augment_with_back_translation(data, "pair", tiny_config, cache_dir=tmp_path, progress=False)
+    out = augment_with_back_translation(
+        data, "pair", tiny_config, cache_dir=tmp_path, progress=False
+    )
     assert len(out) == 2 * len(data)
     assert out.column_names == [*data.column_names, AUGMENTED_FROM]
     original, copy = out.select(range(3)), out.select(range(3, 6))
@@ -151,13 +189,16 @@ def test_pair_augmentation_ids_columns_and_cache(tiny_config, tmp_path, monkeypa
     assert cached.to_list() == out.to_list()
     assert cached.features == out.features
     with pytest.raises(AssertionError, match="model was loaded"):
-        augment_with_back_translation(data, "pair", replace(tiny_config, seed=5), cache_dir=tmp_path)
+        augment_with_back_translation(
+            data, "pair", replace(tiny_config, seed=5), cache_dir=tmp_path
+        )
 
 
 def test_multiple_choice_translates_context_only(tiny_config, tmp_path):
     data = _mc_dataset()
-    out = augment_with_back_translation(data, "multiple_choice", replace(tiny_config, copies=2),
-                                        cache_dir=tmp_path, progress=False)
+    out = augment_with_back_translation(
+        data, "multiple_choice", replace(tiny_config, copies=2), cache_dir=tmp_path, progress=False
+    )
     assert len(out) == 3 * len(data)
     assert list(out["sample_id"]) == [0, 1, 2, 3, 4, 5]
     assert list(out[AUGMENTED_FROM]) == [-1, -1, 0, 1, 0, 1]
@@ -177,13 +218,17 @@ def test_missing_local_model_fails_with_clear_message(tiny_config, tmp_path):
 def test_offline_hub_name_fails_fast(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     config = BackTranslationConfig(forward_model="tdmixup-tests/no-such-opus-mt", device="cpu")
-    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache.*need the Hugging Face hub"):
+    with pytest.raises(
+        ModelLoadError, match="not in the local Hugging Face cache.*need the Hugging Face hub"
+    ):
         back_translate(["Hello."], config, progress=False)
 
 
 def test_bad_inputs_are_rejected(tiny_config, tmp_path):
     with pytest.raises(DataError, match="missing"):
-        augment_with_back_translation(_pair_dataset(), "multiple_choice", tiny_config, cache_dir=tmp_path)
+        augment_with_back_translation(
+            _pair_dataset(), "multiple_choice", tiny_config, cache_dir=tmp_path
+        )
     dup = _pair_dataset().map(lambda row: {"sample_id": 1})
     with pytest.raises(DataError, match="unique"):
         augment_with_back_translation(dup, "pair", tiny_config, cache_dir=tmp_path)
@@ -197,5 +242,7 @@ def test_bad_inputs_are_rejected(tiny_config, tmp_path):
 
 def test_empty_dataset_needs_no_model(tiny_config, tmp_path, monkeypatch):
     _no_models(monkeypatch)
-    out = augment_with_back_translation(_pair_dataset().select([]), "pair", tiny_config, cache_dir=tmp_path)
+    out = augment_with_back_translation(
+        _pair_dataset().select([]), "pair", tiny_config, cache_dir=tmp_path
+    )
     assert len(out) == 0 and AUGMENTED_FROM in out.column_names

@@ -164,14 +164,21 @@ def test_invalid_inputs_raise_clear_errors(kwargs: dict, message: str) -> None:
 def test_labels_then_logits_positionally_equal_the_keyword_calls(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     logits, labels = rng.normal(0, 2, size=(200, 3)), rng.integers(0, 3, size=200)
-    for metric in (expected_calibration_error, maximum_calibration_error, accuracy,
-                   negative_log_likelihood, brier_score):
+    for metric in (
+        expected_calibration_error,
+        maximum_calibration_error,
+        accuracy,
+        negative_log_likelihood,
+        brier_score,
+    ):
         assert metric(labels, logits) == metric(labels=labels, logits=logits), metric.__name__
     assert expected_calibration_error(labels, logits, n_bins=15) == expected_calibration_error(
-        labels=labels, logits=logits, n_bins=15)
+        labels=labels, logits=logits, n_bins=15
+    )
     assert fit_temperature(labels, logits) == fit_temperature(dev_logits=logits, dev_labels=labels)
     assert calibration_report(labels, logits, temperature=2.0) == calibration_report(
-        logits=logits, labels=labels, temperature=2.0)
+        logits=logits, labels=labels, temperature=2.0
+    )
     assert reliability_diagram(labels, logits, path=tmp_path / "r.png").stat().st_size > 0
     with pytest.raises(ValueError, match="labels first, then logits"):
         expected_calibration_error(logits, labels)
@@ -262,7 +269,9 @@ def _load_predictions(name: str, folder: Path = DD_PREDICTIONS) -> dict[str, np.
             "../shared/data/dd_predictions/; the synthetic variant ran"
         )
     rows = [json.loads(line) for line in (folder / name).read_text().splitlines() if line]
-    return {key: np.array([r[key] for r in rows]) for key in ("true", "pred", "conf", "logits", "probs")}
+    return {
+        key: np.array([r[key] for r in rows]) for key in ("true", "pred", "conf", "logits", "probs")
+    }
 
 
 def test_dd_format_synthetic_predictions() -> None:
@@ -273,12 +282,19 @@ def test_dd_format_synthetic_predictions() -> None:
     assert len(test["true"]) == 400 and test["logits"].shape == (400, 3)
     np.testing.assert_allclose(test["probs"], _softmax(test["logits"]), atol=1e-12)
     assert np.array_equal(test["conf"], test["probs"].max(axis=1))
-    assert accuracy(labels=test["true"], logits=test["logits"]) == np.mean(test["pred"] == test["true"])
+    assert accuracy(labels=test["true"], logits=test["logits"]) == np.mean(
+        test["pred"] == test["true"]
+    )
     conf, hit = test["conf"], test["pred"] == test["true"]
     bins = np.minimum((conf * 10).astype(int), 9)  # 10 equal-width bins, a sample per loop
-    reference = sum(abs(hit[bins == b].mean() - conf[bins == b].mean()) * np.mean(bins == b)
-                    for b in range(10) if np.any(bins == b))
-    assert expected_calibration_error(labels=test["true"], probs=test["probs"]) == pytest.approx(reference, abs=1e-9)
+    reference = sum(
+        abs(hit[bins == b].mean() - conf[bins == b].mean()) * np.mean(bins == b)
+        for b in range(10)
+        if np.any(bins == b)
+    )
+    assert expected_calibration_error(labels=test["true"], probs=test["probs"]) == pytest.approx(
+        reference, abs=1e-9
+    )
     temperature = fit_temperature(dev_logits=dev["logits"], dev_labels=dev["true"])
     assert 1.6 <= temperature <= 2.4  # the generating factor, 2, within sampling noise of 400 rows
     report = calibration_report(logits=test["logits"], labels=test["true"], temperature=temperature)

@@ -28,8 +28,12 @@ def lengths_of(n: int, seed: int = 0) -> np.ndarray:
 
 
 def plan_all_ranks(lengths: np.ndarray, world: int, batch_size: int, **kw: object) -> list[list]:
-    return [epoch_batches(lengths, batch_size=batch_size, world_size=world, rank=r, seed=3, epoch=1, **kw)
-            for r in range(world)]
+    return [
+        epoch_batches(
+            lengths, batch_size=batch_size, world_size=world, rank=r, seed=3, epoch=1, **kw
+        )
+        for r in range(world)
+    ]
 
 
 # --- epoch_batches: exact sharding ----------------------------------------------------------
@@ -37,10 +41,14 @@ def plan_all_ranks(lengths: np.ndarray, world: int, batch_size: int, **kw: objec
 @pytest.mark.parametrize("batch_size", [4, 16])
 @pytest.mark.parametrize("n", [1, 2, 5, 37, 100])
 @pytest.mark.parametrize("world", [1, 2, 3])
-def test_epoch_batches_shard_every_sample_exactly_once(world: int, n: int, batch_size: int, group_by_length: bool) -> None:
+def test_epoch_batches_shard_every_sample_exactly_once(
+    world: int, n: int, batch_size: int, group_by_length: bool
+) -> None:
     lengths = lengths_of(n)
     plans = plan_all_ranks(lengths, world, batch_size, group_by_length=group_by_length)
-    single = epoch_batches(lengths, batch_size=batch_size, seed=3, epoch=1, group_by_length=group_by_length)
+    single = epoch_batches(
+        lengths, batch_size=batch_size, seed=3, epoch=1, group_by_length=group_by_length
+    )
 
     steps = {len(p) for p in plans}
     assert steps == {-(-n // batch_size)}, f"ranks disagree on the number of steps: {steps}"
@@ -50,7 +58,9 @@ def test_epoch_batches_shard_every_sample_exactly_once(world: int, n: int, batch
     losses = np.random.default_rng(1).random(n)
     for step in range(len(single)):
         shares = [p[step] for p in plans]
-        assert all(len(b.positions) >= 1 for b in shares), "every rank needs a row at every step (DDP)"
+        assert all(len(b.positions) >= 1 for b in shares), (
+            "every rank needs a row at every step (DDP)"
+        )
         assert all(np.all(b.weights >= 0) for b in shares)
         # the global batch is the same whatever the number of processes ...
         global_rows = np.concatenate([b.positions[b.weights > 0] for b in shares])
@@ -93,8 +103,14 @@ def test_length_grouping_reduces_padding_on_snli() -> None:
     require_minilm()
     tokenizer = minilm_tokenizer()
     cols = snli_columns(3000)
-    lengths = np.array([len(x) for x in tokenizer(cols["text_a"], cols["text_b"], truncation=True,
-                                                   max_length=128)["input_ids"]])
+    lengths = np.array(
+        [
+            len(x)
+            for x in tokenizer(cols["text_a"], cols["text_b"], truncation=True, max_length=128)[
+                "input_ids"
+            ]
+        ]
+    )
 
     def padded_tokens(group: bool) -> int:
         batches = epoch_order(lengths, batch_size=16, seed=0, epoch=0, group_by_length=group)
@@ -114,26 +130,44 @@ def test_cycled_batches_repeat_fresh_permutations() -> None:
     assert len(batches) == 7
     first, second = batches[:3], batches[3:6]  # 10 rows at batch 4 → 3 batches per cycle
     for cycle in (first, second):
-        np.testing.assert_array_equal(np.sort(np.concatenate([b.positions for b in cycle])), np.arange(10))
-    assert not np.array_equal(np.concatenate([b.positions for b in first]),
-                              np.concatenate([b.positions for b in second]))
+        np.testing.assert_array_equal(
+            np.sort(np.concatenate([b.positions for b in cycle])), np.arange(10)
+        )
+    assert not np.array_equal(
+        np.concatenate([b.positions for b in first]), np.concatenate([b.positions for b in second])
+    )
     assert len(cycled_batches(lengths, steps=2, batch_size=4, seed=0, epoch=2)) == 2
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_inference_batches_cover_every_position_once(world: int) -> None:
     lengths = lengths_of(37)
-    got = np.concatenate([b for r in range(world) for b in inference_batches(lengths, batch_size=8, world_size=world, rank=r)])
+    got = np.concatenate(
+        [
+            b
+            for r in range(world)
+            for b in inference_batches(lengths, batch_size=8, world_size=world, rank=r)
+        ]
+    )
     np.testing.assert_array_equal(np.sort(got), np.arange(37))
 
 
 def test_inference_batches_give_every_process_as_many_tokens() -> None:
     lengths = lengths_of(200)
-    tokens = [sum(int(lengths[b].sum()) for b in inference_batches(lengths, batch_size=8, world_size=2, rank=r))
-              for r in range(2)]
-    assert abs(tokens[0] - tokens[1]) <= lengths.max(), tokens  # a contiguous split differs by ~half the range
+    tokens = [
+        sum(
+            int(lengths[b].sum())
+            for b in inference_batches(lengths, batch_size=8, world_size=2, rank=r)
+        )
+        for r in range(2)
+    ]
+    assert abs(tokens[0] - tokens[1]) <= lengths.max(), (
+        tokens
+    )  # a contiguous split differs by ~half the range
     for b in inference_batches(lengths, batch_size=8, world_size=2, rank=1):
-        assert np.all(np.diff(lengths[b]) <= 0)  # still length-sorted inside each batch (least padding)
+        assert np.all(
+            np.diff(lengths[b]) <= 0
+        )  # still length-sorted inside each batch (least padding)
 
 
 # --- collate: padding and masks --------------------------------------------------------------
@@ -148,12 +182,20 @@ def test_collate_pairs_matches_the_tokenizers_own_padding() -> None:
     positions = np.array([5, 0, 11, 3])
     weights = np.array([0.25, 0.5, 0.0, 0.25])
     batch = collate(data, positions, weights)
-    ref = tokenizer([cols["text_a"][i] for i in positions], [cols["text_b"][i] for i in positions],
-                    truncation=True, max_length=32, padding=True, return_tensors="np")
+    ref = tokenizer(
+        [cols["text_a"][i] for i in positions],
+        [cols["text_b"][i] for i in positions],
+        truncation=True,
+        max_length=32,
+        padding=True,
+        return_tensors="np",
+    )
     for key in ("input_ids", "attention_mask", "token_type_ids"):
         np.testing.assert_array_equal(batch[key].numpy(), ref[key], err_msg=key)
     np.testing.assert_array_equal(batch["labels"].numpy(), np.asarray(cols["label"])[positions])
-    np.testing.assert_array_equal(batch["sample_id"].numpy(), np.asarray(cols["sample_id"])[positions])
+    np.testing.assert_array_equal(
+        batch["sample_id"].numpy(), np.asarray(cols["sample_id"])[positions]
+    )
     np.testing.assert_array_equal(batch["weight"].numpy(), weights.astype(np.float32))
     assert collate(data, positions)["weight"].tolist() == [1.0] * 4
 
@@ -164,13 +206,26 @@ def test_collate_multiple_choice_pads_every_ending() -> None:
     require_minilm()
     tokenizer = minilm_tokenizer()
     contexts = ["A man sits on a bench.", "Two dogs run"]
-    endings = [["He reads.", "He is reading a very long newspaper about the weather.", "No.", "He sleeps now."],
-               ["fast.", "across the wide green field together.", "home", "away from the cat."]]
-    ds = datasets.Dataset.from_dict({"sample_id": [10, 20], "context": contexts, "endings": endings, "label": [1, 3]})
+    endings = [
+        [
+            "He reads.",
+            "He is reading a very long newspaper about the weather.",
+            "No.",
+            "He sleeps now.",
+        ],
+        ["fast.", "across the wide green field together.", "home", "away from the cat."],
+    ]
+    ds = datasets.Dataset.from_dict(
+        {"sample_id": [10, 20], "context": contexts, "endings": endings, "label": [1, 3]}
+    )
     spec = TaskSpec("toy_mc", "multiple_choice", ("0", "1", "2", "3"))
     data = tokenize(ds, spec, tokenizer, max_length=64)
     batch = collate(data, np.array([1, 0]))
-    longest = max(len(tokenizer(c, e)["input_ids"]) for c, row in zip(contexts, endings, strict=True) for e in row)
+    longest = max(
+        len(tokenizer(c, e)["input_ids"])
+        for c, row in zip(contexts, endings, strict=True)
+        for e in row
+    )
     assert batch["input_ids"].shape == (2, 4, longest)
     for row, q in enumerate([1, 0]):
         for k in range(4):
@@ -186,8 +241,15 @@ def test_collate_multiple_choice_pads_every_ending() -> None:
 
 def small_set() -> TokenizedSet:
     ids = [np.array([101, 7, 102]), np.array([101, 8, 9, 102]), np.array([101, 102])]
-    return TokenizedSet(sample_ids=np.array([40, 10, 30]), labels=np.array([0, 1, 2]), input_ids=ids,
-                        token_type_ids=None, lengths=np.array([3, 4, 2]), num_choices=0, pad_token_id=0)
+    return TokenizedSet(
+        sample_ids=np.array([40, 10, 30]),
+        labels=np.array([0, 1, 2]),
+        input_ids=ids,
+        token_type_ids=None,
+        lengths=np.array([3, 4, 2]),
+        num_choices=0,
+        pad_token_id=0,
+    )
 
 
 def test_collate_without_token_type_ids() -> None:
@@ -206,14 +268,19 @@ def test_subset_keeps_the_given_order() -> None:
 
 
 def test_subset_error_names_the_missing_ids() -> None:
-    with pytest.raises(ValueError, match=r"easy set: 2 of 3 sample ids are not in this dataset \(first: \[99, 5\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"easy set: 2 of 3 sample ids are not in this dataset \(first: \[99, 5\]\)",
+    ):
         small_set().subset([10, 99, 5], source="easy set")
 
 
 def test_subset_of_an_empty_set_names_the_missing_ids() -> None:
     empty = small_set().subset([])
     assert len(empty) == 0 and len(empty.subset([])) == 0
-    with pytest.raises(ValueError, match=r"1 of 1 sample ids are not in this dataset \(first: \[10\]\)"):
+    with pytest.raises(
+        ValueError, match=r"1 of 1 sample ids are not in this dataset \(first: \[10\]\)"
+    ):
         empty.subset([10])
 
 
@@ -221,8 +288,15 @@ def test_subset_of_an_empty_set_names_the_missing_ids() -> None:
 def lengths_only(lengths: np.ndarray) -> TokenizedSet:
     """A set that has lengths and nothing else (all the batch planner reads)."""
     n = len(lengths)
-    return TokenizedSet(sample_ids=np.arange(n), labels=np.zeros(n, np.int64), input_ids=[], token_type_ids=None,
-                        lengths=np.asarray(lengths), num_choices=0, pad_token_id=0)
+    return TokenizedSet(
+        sample_ids=np.arange(n),
+        labels=np.zeros(n, np.int64),
+        input_ids=[],
+        token_type_ids=None,
+        lengths=np.asarray(lengths),
+        num_choices=0,
+        pad_token_id=0,
+    )
 
 
 def test_length_grouping_keeps_mixup_partners_random() -> None:
@@ -236,24 +310,40 @@ def test_length_grouping_keeps_mixup_partners_random() -> None:
     from tdmixup.training import _plan_epoch
 
     rng = np.random.default_rng(0)
-    easy, amb = (lengths_only(np.clip(rng.lognormal(np.log(25), 0.3, 495).astype(np.int64), 8, 80)) for _ in range(2))
+    easy, amb = (
+        lengths_only(np.clip(rng.lognormal(np.log(25), 0.3, 495).astype(np.int64), 8, 80))
+        for _ in range(2)
+    )
     plans = [_plan_epoch([easy, amb], TrainConfig(seed=1), epoch, 1, 0, 16) for epoch in range(4)]
     easy_plans = [[step[0].positions for step in plan] for plan in plans]
     again = [reoccurrence(easy_plans[e], easy_plans[e + 1], 495) for e in range(3)]
     assert max(again) < 0.15, again
-    r = [paired_length_correlation(easy.lengths, easy_plans[e], amb.lengths, [step[1].positions for step in plans[e]])
-         for e in range(4)]
+    r = [
+        paired_length_correlation(
+            easy.lengths, easy_plans[e], amb.lengths, [step[1].positions for step in plans[e]]
+        )
+        for e in range(4)
+    ]
     assert max(abs(x) for x in r) < 0.15, r
     # and most of the padding saving is kept
-    plain = [b.positions for b in epoch_batches(easy.lengths, batch_size=16, seed=1, epoch=0, group_by_length=False)]
-    assert padding_fraction(easy.lengths, easy_plans[0]) < 0.6 * padding_fraction(easy.lengths, plain)
+    plain = [
+        b.positions
+        for b in epoch_batches(easy.lengths, batch_size=16, seed=1, epoch=0, group_by_length=False)
+    ]
+    assert padding_fraction(easy.lengths, easy_plans[0]) < 0.6 * padding_fraction(
+        easy.lengths, plain
+    )
 
 
 def test_rows_inside_a_batch_are_not_sorted_and_the_old_plan_is_kept_as_an_option() -> None:
     lengths = lengths_of(200)
     new = epoch_order(lengths, batch_size=16, seed=0, epoch=0)
-    assert sum(bool(np.all(np.diff(lengths[b]) <= 0)) for b in new) <= 2  # longest-first only by chance
-    old = epoch_order(lengths, batch_size=16, seed=0, epoch=0, min_megabatches=1, shuffle_rows=False)
+    assert (
+        sum(bool(np.all(np.diff(lengths[b]) <= 0)) for b in new) <= 2
+    )  # longest-first only by chance
+    old = epoch_order(
+        lengths, batch_size=16, seed=0, epoch=0, min_megabatches=1, shuffle_rows=False
+    )
     assert all(np.all(np.diff(lengths[b]) <= 0) for b in old)
     # the same rows per batch whatever the row order; mega-batches of at most 1/8 of the set
     assert sorted(len(b) for b in new) == sorted(len(b) for b in old)

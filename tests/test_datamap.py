@@ -23,22 +23,36 @@ def random_stats() -> pd.DataFrame:
     """Statistics of 300 samples (ids 1000, 1003, …) from random 3-epoch, 3-class logits."""
     rng = np.random.default_rng(0)
     logits = rng.normal(scale=2.0, size=(3, 300, 3)).astype(np.float32)
-    dyn = TrainingDynamics(1000 + 3 * np.arange(300), rng.integers(0, 3, 300), logits, np.arange(3), "epoch_end", "t")
+    dyn = TrainingDynamics(
+        1000 + 3 * np.arange(300), rng.integers(0, 3, 300), logits, np.arange(3), "epoch_end", "t"
+    )
     return compute_statistics(dyn)
 
 
-def _stats(conf: list[float], var: list[float], ids: list[int] | None = None) -> dict[str, np.ndarray]:
-    return {"sample_id": np.array(ids if ids is not None else range(len(conf))), "confidence": np.array(conf), "variability": np.array(var)}
+def _stats(
+    conf: list[float], var: list[float], ids: list[int] | None = None
+) -> dict[str, np.ndarray]:
+    return {
+        "sample_id": np.array(ids if ids is not None else range(len(conf))),
+        "confidence": np.array(conf),
+        "variability": np.array(var),
+    }
 
 
 def test_sizes_and_no_overlap_by_default(random_stats):
     regions = assign_regions(random_stats)
     assert list(regions) == ["easy", "ambiguous", "hard"]
-    assert all(len(ids) == 99 and ids.dtype == np.int64 for ids in regions.values())  # floor(0.33 · 300)
+    assert all(
+        len(ids) == 99 and ids.dtype == np.int64 for ids in regions.values()
+    )  # floor(0.33 · 300)
     union = np.concatenate(list(regions.values()))
     assert len(np.unique(union)) == 297 and np.isin(union, random_stats.index).all()
-    assert {k: len(v) for k, v in assign_regions(random_stats, count=40).items()} == dict.fromkeys(regions, 40)
-    assert {k: len(v) for k, v in assign_regions(random_stats, fraction=0.1, count=7).items()} == dict.fromkeys(regions, 7)
+    assert {k: len(v) for k, v in assign_regions(random_stats, count=40).items()} == dict.fromkeys(
+        regions, 40
+    )
+    assert {
+        k: len(v) for k, v in assign_regions(random_stats, fraction=0.1, count=7).items()
+    } == dict.fromkeys(regions, 7)
     assert all(len(v) == 0 for v in assign_regions(random_stats, fraction=0.0).values())
 
 
@@ -55,13 +69,25 @@ def test_default_rule_ambiguous_first_then_easy_then_hard():
 
 def test_tie_rules():
     # easy: equal confidence → lower variability first, then lower sample id
-    easy = assign_regions(_stats([0.9, 0.9, 0.9, 0.1], [0.2, 0.1, 0.1, 0.0], ids=[7, 9, 8, 1]), count=3, allow_overlap=True)
+    easy = assign_regions(
+        _stats([0.9, 0.9, 0.9, 0.1], [0.2, 0.1, 0.1, 0.0], ids=[7, 9, 8, 1]),
+        count=3,
+        allow_overlap=True,
+    )
     assert easy["easy"].tolist() == [8, 9, 7]
     # ambiguous: equal variability → lower confidence first, then lower id
-    amb = assign_regions(_stats([0.8, 0.4, 0.4, 0.9], [0.3, 0.3, 0.3, 0.0], ids=[1, 6, 5, 2]), count=3, allow_overlap=True)
+    amb = assign_regions(
+        _stats([0.8, 0.4, 0.4, 0.9], [0.3, 0.3, 0.3, 0.0], ids=[1, 6, 5, 2]),
+        count=3,
+        allow_overlap=True,
+    )
     assert amb["ambiguous"].tolist() == [5, 6, 1]
     # hard: equal confidence → lower variability first, then lower id
-    hard = assign_regions(_stats([0.1, 0.1, 0.1, 0.9], [0.05, 0.01, 0.01, 0.0], ids=[4, 3, 2, 1]), count=3, allow_overlap=True)
+    hard = assign_regions(
+        _stats([0.1, 0.1, 0.1, 0.9], [0.05, 0.01, 0.01, 0.0], ids=[4, 3, 2, 1]),
+        count=3,
+        allow_overlap=True,
+    )
     assert hard["hard"].tolist() == [2, 3, 4]
 
 
@@ -83,7 +109,9 @@ def test_deterministic_and_input_forms(random_stats):
     as_column = random_stats.reset_index()
     shuffled = as_column.sample(frac=1.0, random_state=3)
     mapping = {c: as_column[c].to_numpy() for c in ("sample_id", "confidence", "variability")}
-    results = [assign_regions(s, fraction=0.2) for s in (random_stats, as_column, shuffled, mapping)]
+    results = [
+        assign_regions(s, fraction=0.2) for s in (random_stats, as_column, shuffled, mapping)
+    ]
     for other in results[1:]:
         for name in results[0]:
             np.testing.assert_array_equal(results[0][name], other[name])
@@ -112,7 +140,11 @@ def test_missing_or_bad_columns():
 def test_region_files_round_trip(random_stats, tmp_path):
     regions = assign_regions(random_stats)
     paths = write_regions(regions, tmp_path / "regions")
-    assert sorted(p.name for p in (tmp_path / "regions").iterdir()) == ["ambiguous.txt", "easy.txt", "hard.txt"]
+    assert sorted(p.name for p in (tmp_path / "regions").iterdir()) == [
+        "ambiguous.txt",
+        "easy.txt",
+        "hard.txt",
+    ]
     for name, path in paths.items():
         assert path.read_text().splitlines()[0] == str(regions[name][0])
         np.testing.assert_array_equal(read_region_file(path), regions[name])
@@ -123,7 +155,9 @@ def test_read_region_file_errors(tmp_path):
     path.write_text("12\n\n 13 \n")
     assert read_region_file(path).tolist() == [12, 13]
     path.write_text("12\n13\n1.5\nabc\n")
-    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}, line 3: '1.5' is not an integer sample id"):
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(str(path))}, line 3: '1.5' is not an integer sample id"
+    ):
         read_region_file(path)
     path.write_text("12\n\n13\n12\n")
     with pytest.raises(ValueError, match="line 1: sample id 12 appears more than once"):
@@ -139,7 +173,9 @@ def test_png_datamap(random_stats, tmp_path, monkeypatch):
         return savefig(fig, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording_savefig)
-    path = plot_datamap_png(random_stats, tmp_path / "map.png", title="SNLI", regions=assign_regions(random_stats))
+    path = plot_datamap_png(
+        random_stats, tmp_path / "map.png", title="SNLI", regions=assign_regions(random_stats)
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and titles[-1] == "SNLI"
     plot_datamap_png(random_stats, tmp_path / "sub.png", title="SNLI", max_points=100, seed=1)
     assert "100 of 300 samples (random, seed 1)" in titles[-1]
@@ -152,10 +188,17 @@ def test_num_epochs_inferred_without_attrs(random_stats):
 
 def test_html_is_self_contained(random_stats, tmp_path):
     texts = {int(i): f"<b>premise</b> & hypothesis {i}" for i in random_stats.index}
-    path = plot_datamap_html(random_stats, tmp_path / "map.html", texts=texts, gold_names=["entailment", "neutral", "contradiction"],
-                             regions=assign_regions(random_stats))
+    path = plot_datamap_html(
+        random_stats,
+        tmp_path / "map.html",
+        texts=texts,
+        gold_names=["entailment", "neutral", "contradiction"],
+        regions=assign_regions(random_stats),
+    )
     html = path.read_text()
-    assert not re.search(r"<script[^>]+src=", html), "the page must not load scripts from the network"
+    assert not re.search(r"<script[^>]+src=", html), (
+        "the page must not load scripts from the network"
+    )
     # plotly writes "<", "/" and "·" as \u003c, \u002f and \u00b7 inside its JSON
     assert r"&lt;b&gt;premise&lt;\u002fb&gt; &amp; hypothesis 1000" in html
     assert "<b>premise" not in html and r"\u003cb\u003epremise" not in html
@@ -172,14 +215,25 @@ def _chromium() -> str:
 def _render(html: Path, tmp_path: Path) -> dict[str, str]:
     """Load ``html`` in headless Chromium with every host name unresolvable; return <body> attributes."""
     command = [
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000", "--dump-dom", html.as_uri(),
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        html.as_uri(),
     ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
     body = re.search(r"<body([^>]*)>", dom)
     assert body, dom[:500]
-    return dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1))) | {"title": "".join(re.findall(r"<title>([^<]*)</title>", dom)[:1])}
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1))) | {
+        "title": "".join(re.findall(r"<title>([^<]*)</title>", dom)[:1])
+    }
 
 
 @pytest.mark.slow
@@ -189,7 +243,9 @@ def test_html_renders_one_point_per_sample_offline(random_stats, tmp_path):
     page = _render(svg, tmp_path)
     assert (page["title"], page["data-points"], page["data-rendered"]) == ("SVG map", "300", "300")
 
-    capped = plot_datamap_html(random_stats, tmp_path / "gl.html", title="GL map", max_points=250, webgl_above=100)
+    capped = plot_datamap_html(
+        random_stats, tmp_path / "gl.html", title="GL map", max_points=250, webgl_above=100
+    )
     page = _render(capped, tmp_path)
     assert page["data-points"] == "250" and page["title"].startswith("GL map — 250 of 300 samples")
 
@@ -212,10 +268,15 @@ def _skewed_stats(sizes: tuple[int, ...] = (1600, 1000, 400), seed: int = 0) -> 
     """Statistics where the last class is hard for the model (low confidence), the others easy."""
     rng = np.random.default_rng(seed)
     gold = np.repeat(np.arange(len(sizes)), sizes)
-    conf = np.where(gold == len(sizes) - 1, rng.uniform(0.0, 0.5, gold.size), rng.uniform(0.3, 1.0, gold.size))
+    conf = np.where(
+        gold == len(sizes) - 1, rng.uniform(0.0, 0.5, gold.size), rng.uniform(0.3, 1.0, gold.size)
+    )
     var = rng.uniform(0.0, 0.4, gold.size)
     ids = rng.permutation(gold.size) * 7 + 3
-    return pd.DataFrame({"gold": gold, "confidence": conf, "variability": var}, index=pd.Index(ids, name="sample_id"))
+    return pd.DataFrame(
+        {"gold": gold, "confidence": conf, "variability": var},
+        index=pd.Index(ids, name="sample_id"),
+    )
 
 
 def _per_class_reference(stats: pd.DataFrame, n: int) -> dict[str, set[int]]:
@@ -237,7 +298,9 @@ def test_stratified_regions_keep_the_class_mix():
     stats = _skewed_stats()
     n, sizes = int(0.33 * len(stats)), np.array([1600, 1000, 400])
     plain = assign_regions(stats)
-    assert np.isin(plain["easy"], stats.index[stats["gold"] == 2]).sum() == 0  # the hard class misses easy
+    assert (
+        np.isin(plain["easy"], stats.index[stats["gold"] == 2]).sum() == 0
+    )  # the hard class misses easy
     regions = assign_regions(stats, stratify=True)
     union = np.concatenate(list(regions.values()))
     assert len(np.unique(union)) == len(union) == 3 * n  # disjoint, n each
@@ -246,13 +309,20 @@ def test_stratified_regions_keep_the_class_mix():
         assert (np.abs(counts - n * sizes / sizes.sum()) <= 1).all(), (name, counts)
         assert set(ids.tolist()) == _per_class_reference(stats, n)[name]
         ranked = assign_regions(stats, stratify=True, allow_overlap=True)[name]
-        assert np.abs(np.bincount(stats.loc[ranked, "gold"], minlength=3) - n * sizes / sizes.sum()).max() <= 1
+        assert (
+            np.abs(
+                np.bincount(stats.loc[ranked, "gold"], minlength=3) - n * sizes / sizes.sum()
+            ).max()
+            <= 1
+        )
     amb = stats.loc[regions["ambiguous"]]
     assert (np.diff(amb["variability"].to_numpy()) <= 0).all()  # still most typical first
 
 
 def test_stratified_regions_with_a_tiny_class_and_errors():
-    stats = _skewed_stats((200, 150, 2))  # class 2 cannot give a sample to each of 3 regions... it has 2
+    stats = _skewed_stats(
+        (200, 150, 2)
+    )  # class 2 cannot give a sample to each of 3 regions... it has 2
     regions = assign_regions(stats, fraction=0.33, stratify=True)
     union = np.concatenate(list(regions.values()))
     assert len(np.unique(union)) == len(union)
@@ -282,14 +352,22 @@ def test_a_region_without_a_class_is_reported():
     names = ("loc", "num", "desc")
 
     def mix(regions):
-        return describe_class_mix(regions, sample_ids=stats.index.to_numpy(), labels=stats["gold"].to_numpy(),
-                                  label_names=names, reference="train")
+        return describe_class_mix(
+            regions,
+            sample_ids=stats.index.to_numpy(),
+            labels=stats["gold"].to_numpy(),
+            label_names=names,
+            reference="train",
+        )
 
     plain = mix(assign_regions(stats))
     assert plain["counts"]["train"] == {"loc": 1600, "num": 1000, "desc": 400}
     assert plain["counts"]["easy"]["desc"] == 0 and sum(plain["counts"]["easy"].values()) == 990
-    assert any("class 'desc' is absent from the easy set (0 of 990 samples; 13.3 % of the training set: 400 of 3000)"
-               == w for w in plain["warnings"])
+    assert any(
+        "class 'desc' is absent from the easy set (0 of 990 samples; 13.3 % of the training set: 400 of 3000)"
+        == w
+        for w in plain["warnings"]
+    )
     assert mix(assign_regions(stats, stratify=True))["warnings"] == []
 
 
@@ -299,21 +377,32 @@ def test_real_trec_logs_easy_region_lacks_a_class_unless_stratified():
 
     folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "cartography_dynamics"
     if not (folder / "TREC_dynamics_epoch_0.jsonl").exists():
-        pytest.skip("real-data variant: put Dataset Cartography's TREC logs (TREC_dynamics_epoch_{0,1,2}.jsonl, "
-                    "see tests/fixtures/README.md) in ../shared/data/cartography_dynamics/; "
-                    "test_a_region_without_a_class_is_reported ran on synthetic dynamics")
+        pytest.skip(
+            "real-data variant: put Dataset Cartography's TREC logs (TREC_dynamics_epoch_{0,1,2}.jsonl, "
+            "see tests/fixtures/README.md) in ../shared/data/cartography_dynamics/; "
+            "test_a_region_without_a_class_is_reported ran on synthetic dynamics"
+        )
     stats = compute_statistics(read_cartography(folder, task="trec"))
     names = [str(k) for k in range(6)]
 
     def mix(regions):
-        return describe_class_mix(regions, sample_ids=stats.index.to_numpy(), labels=stats["gold"].to_numpy(),
-                                  label_names=names, reference="train")
+        return describe_class_mix(
+            regions,
+            sample_ids=stats.index.to_numpy(),
+            labels=stats["gold"].to_numpy(),
+            label_names=names,
+            reference="train",
+        )
 
     plain = mix(assign_regions(stats))
-    assert plain["counts"]["easy"]["2"] == 0 and any("class '2' is absent from the easy set" in w for w in plain["warnings"])
+    assert plain["counts"]["easy"]["2"] == 0 and any(
+        "class '2' is absent from the easy set" in w for w in plain["warnings"]
+    )
     strat = mix(assign_regions(stats, stratify=True))
     sizes = np.array(list(strat["counts"]["train"].values()))
     n = int(0.33 * len(stats))
     for name in ("easy", "ambiguous", "hard"):
-        assert (np.abs(np.array(list(strat["counts"][name].values())) - n * sizes / sizes.sum()) <= 1).all()
+        assert (
+            np.abs(np.array(list(strat["counts"][name].values())) - n * sizes / sizes.sum()) <= 1
+        ).all()
     assert strat["warnings"] == []

@@ -31,12 +31,20 @@ STRATEGIES = ["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs"]
 
 def make_model(kind: str) -> Classifier:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     return Classifier(BertModel(config, add_pooling_layer=False), kind, NUM_LABELS)
 
 
-def make_batch(kind: str, rows: int, length: int, *, seed: int, first_id: int = 0) -> dict[str, torch.Tensor]:
+def make_batch(
+    kind: str, rows: int, length: int, *, seed: int, first_id: int = 0
+) -> dict[str, torch.Tensor]:
     """Random tokens; row i has ``length − i % 3`` real tokens (so rows have padding)."""
     g = torch.Generator().manual_seed(seed)
     shape = (rows, length) if kind == "pair" else (rows, K, length)
@@ -95,13 +103,19 @@ def test_soft_cross_entropy_equals_ce_for_one_hot() -> None:
 def test_mix_tensors_broadcasts_per_sample_lambda() -> None:
     a, b = torch.ones(2, 3, 4), torch.zeros(2, 3, 4)
     out = mixing.mix_tensors(a, b, torch.tensor([0.25, 0.75]))
-    assert torch.allclose(out[0], torch.full((3, 4), 0.25)) and torch.allclose(out[1], torch.full((3, 4), 0.75))
-    assert torch.allclose(mix_features(a[:, 0], b[:, 0], torch.tensor([1.0]), num_choices=2), torch.ones(2, 4))
+    assert torch.allclose(out[0], torch.full((3, 4), 0.25)) and torch.allclose(
+        out[1], torch.full((3, 4), 0.75)
+    )
+    assert torch.allclose(
+        mix_features(a[:, 0], b[:, 0], torch.tensor([1.0]), num_choices=2), torch.ones(2, 4)
+    )
 
 
 def test_padding_and_union_mask() -> None:
     ids = torch.tensor([[5, 6, 0], [7, 0, 0]])
-    assert torch.equal(pad_to_length(ids, 5, value=9), torch.tensor([[5, 6, 0, 9, 9], [7, 0, 0, 9, 9]]))
+    assert torch.equal(
+        pad_to_length(ids, 5, value=9), torch.tensor([[5, 6, 0, 9, 9], [7, 0, 0, 9, 9]])
+    )
     with pytest.raises(ValueError, match="shorter"):
         pad_to_length(ids, 2)
     mask_a = torch.tensor([[1, 1, 0], [1, 0, 0]])
@@ -110,7 +124,9 @@ def test_padding_and_union_mask() -> None:
     assert torch.equal(union, torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 0]]))
     assert torch.equal(union, union_attention_mask(mask_b, mask_a))
     mixed = mixed_attention_mask(mask_a, mask_b, torch.tensor([1.0, 0.5]))
-    assert torch.equal(mixed, torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 0]]))  # λ=1 keeps a's mask
+    assert torch.equal(
+        mixed, torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 0]])
+    )  # λ=1 keeps a's mask
     assert torch.equal(mixed_attention_mask(mask_a, mask_b, 0.0), mask_b)
 
 
@@ -146,10 +162,16 @@ def test_tdmixup_with_lambda_one_trains_on_easy_rows(kind: str, mix_at: str) -> 
     config = MixupConfig(strategy="tdmixup", alpha=0.0, mix_at=mix_at)
     with torch.no_grad():
         out = compute_step("tdmixup", model, [easy, amb], config, torch.Generator().manual_seed(0))
-        ce_e = F.cross_entropy(model(**mixing.model_inputs(easy)).logits, easy["labels"], reduction="none")
-        ce_a = F.cross_entropy(model(**mixing.model_inputs(amb)).logits, amb["labels"], reduction="none")
+        ce_e = F.cross_entropy(
+            model(**mixing.model_inputs(easy)).logits, easy["labels"], reduction="none"
+        )
+        ce_a = F.cross_entropy(
+            model(**mixing.model_inputs(amb)).logits, amb["labels"], reduction="none"
+        )
     mixed_w = torch.minimum(easy["weight"][:3], amb["weight"])
-    expected = ((mixed_w * ce_e[:3]).sum() + (easy["weight"] * ce_e).sum() + (amb["weight"] * ce_a).sum()) / 3
+    expected = (
+        (mixed_w * ce_e[:3]).sum() + (easy["weight"] * ce_e).sum() + (amb["weight"] * ce_a).sum()
+    ) / 3
     torch.testing.assert_close(out.loss, expected, atol=1e-6, rtol=1e-5)
     assert out.lam == 1.0
     assert out.logits.shape == (7, NUM_LABELS if kind == "pair" else K)
@@ -161,22 +183,32 @@ def test_tdmixup_with_lambda_one_trains_on_easy_rows(kind: str, mix_at: str) -> 
 # loop's choice of batches differs (both from easy ∪ ambiguous)
 @pytest.mark.parametrize("strategy", ["tdmixup", "random_pairs"])
 @pytest.mark.parametrize("kind", ["pair", "multiple_choice"])
-def test_tdmixup_pairs_easy_rows_with_ambiguous_rows(kind: str, strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tdmixup_pairs_easy_rows_with_ambiguous_rows(
+    kind: str, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = make_model(kind).eval()
     easy, amb = make_batch(kind, 4, 9, seed=1), make_batch(kind, 3, 7, seed=2, first_id=100)
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def spy(feat_a: torch.Tensor, feat_b: torch.Tensor, lam: torch.Tensor, **kw: object) -> torch.Tensor:
+    def spy(
+        feat_a: torch.Tensor, feat_b: torch.Tensor, lam: torch.Tensor, **kw: object
+    ) -> torch.Tensor:
         calls.append((feat_a.detach(), feat_b.detach()))
         return mix_features(feat_a, feat_b, lam, **kw)
 
     monkeypatch.setattr(mixup, "mix_features", spy)
-    compute_step(strategy, model, [easy, amb], MixupConfig(strategy=strategy), torch.Generator().manual_seed(0))  # type: ignore[arg-type]
+    compute_step(
+        strategy,
+        model,
+        [easy, amb],
+        MixupConfig(strategy=strategy),
+        torch.Generator().manual_seed(0),
+    )  # type: ignore[arg-type]
     with torch.no_grad():
         feat_e = model.features(easy["input_ids"], easy["attention_mask"], easy["token_type_ids"])
         feat_a = model.features(amb["input_ids"], amb["attention_mask"], amb["token_type_ids"])
     n = 3 if kind == "pair" else 3 * K  # truncated to the shorter (ambiguous) batch
-    (mixed_a, mixed_b), = calls
+    ((mixed_a, mixed_b),) = calls
     torch.testing.assert_close(mixed_a, feat_e[:n])
     torch.testing.assert_close(mixed_b, feat_a[:n])
 
@@ -197,8 +229,9 @@ def test_tdmixup_loss_weights_and_normalisation(strategy: str) -> None:
     targets = lam * one_hot(easy["labels"], 3) + (1 - lam) * one_hot(amb["labels"], 3)
     w = easy["weight"]
     mixed = (w * soft_cross_entropy(mixed_logits, targets)).sum()
-    unmixed = (w * F.cross_entropy(logits_e, easy["labels"], reduction="none")).sum() \
-        + (w * F.cross_entropy(logits_a, amb["labels"], reduction="none")).sum()
+    unmixed = (w * F.cross_entropy(logits_e, easy["labels"], reduction="none")).sum() + (
+        w * F.cross_entropy(logits_a, amb["labels"], reduction="none")
+    ).sum()
     torch.testing.assert_close(out.loss, (0.2 * mixed + 0.5 * unmixed) / (0.2 + 2 * 0.5))
     assert out.lam == pytest.approx(float(lam))
 
@@ -207,7 +240,9 @@ def test_tdmixup_loss_weights_and_normalisation(strategy: str) -> None:
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_zero_weight_row_changes_nothing(strategy: str) -> None:
     kind = "pair"
-    config = MixupConfig(strategy=strategy, mix_at="embeddings" if strategy == "random_pairs" else "cls")
+    config = MixupConfig(
+        strategy=strategy, mix_at="embeddings" if strategy == "random_pairs" else "cls"
+    )
 
     def loss_and_grads(dummy_seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         model = make_model(kind).eval()
@@ -237,8 +272,9 @@ def test_kong_perturbations_stay_in_balls_and_leave_no_parameter_grads(kind: str
     eps_in, eps_out = 1e-2, 1e-1
     x = kong.word_embeddings(model, batch)
     partner = partner_index(batch["weight"], reverse=True)
-    x_on, y_on = kong.on_manifold_embeddings(model, batch, partner, eps_in=eps_in, eps_y=0.1,
-                                             generator=torch.Generator().manual_seed(0))
+    x_on, y_on = kong.on_manifold_embeddings(
+        model, batch, partner, eps_in=eps_in, eps_y=0.1, generator=torch.Generator().manual_seed(0)
+    )
     x_off = kong.off_manifold_embeddings(model, batch, eps_out=eps_out)
     assert model.training  # the eval-mode search restores the mode
     assert all(p.grad is None for p in model.parameters())
@@ -257,8 +293,9 @@ def test_kong_on_manifold_step_reduces_cosine_distance() -> None:
     partner = partner_index(batch["weight"], reverse=True)
     x = kong.word_embeddings(model, batch)
     mask, tt = batch["attention_mask"], batch["token_type_ids"]
-    x_on, _ = kong.on_manifold_embeddings(model, batch, partner, eps_in=1e-3, eps_y=0.1,
-                                          generator=torch.Generator().manual_seed(0))
+    x_on, _ = kong.on_manifold_embeddings(
+        model, batch, partner, eps_in=1e-3, eps_y=0.1, generator=torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         target = kong._mean_hidden(model, x[partner], mask[partner], tt[partner])
         before = 1 - F.cosine_similarity(kong._mean_hidden(model, x, mask, tt), target)
@@ -274,7 +311,9 @@ def test_kong_loss_decomposes() -> None:
     out = compute_step("kong", model, [batch], config, torch.Generator().manual_seed(0))
     plain = compute_step("none", model, [batch], config, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out.loss, plain.loss)
-    full = compute_step("kong", model, [batch], dataclasses.replace(config, kong_beta_off=1.0), torch.Generator())
+    full = compute_step(
+        "kong", model, [batch], dataclasses.replace(config, kong_beta_off=1.0), torch.Generator()
+    )
     assert full.loss < out.loss  # ℓ_off = −entropy < 0
 
 
@@ -286,7 +325,9 @@ def test_every_strategy_trains(strategy: str, kind: str) -> None:
     batches = batches_for(strategy, kind)
     for mix_at in ("cls", "embeddings") if strategy in ("tdmixup", "random_pairs") else ("cls",):
         model.zero_grad(set_to_none=True)
-        config = MixupConfig(strategy=strategy, mix_at=mix_at, lambda_mode="sample" if mix_at == "cls" else "batch")
+        config = MixupConfig(
+            strategy=strategy, mix_at=mix_at, lambda_mode="sample" if mix_at == "cls" else "batch"
+        )
         out = compute_step(strategy, model, batches, config, torch.Generator().manual_seed(0))
         assert out.loss.dim() == 0 and torch.isfinite(out.loss)
         out.loss.backward()
@@ -307,4 +348,10 @@ def test_compute_step_validates_its_input() -> None:
     with pytest.raises(ValueError, match="2 batch"):
         compute_step("tdmixup", model, [batch], MixupConfig(), torch.Generator())
     with pytest.raises(ValueError, match="lacks"):
-        compute_step("none", model, [{k: v for k, v in batch.items() if k != "weight"}], MixupConfig(), torch.Generator())
+        compute_step(
+            "none",
+            model,
+            [{k: v for k, v in batch.items() if k != "weight"}],
+            MixupConfig(),
+            torch.Generator(),
+        )

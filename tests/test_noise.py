@@ -8,7 +8,9 @@ import pytest
 from tdmixup.noise import flag_metrics, inject_label_noise
 
 
-@pytest.mark.parametrize(("n", "rate", "expected"), [(1000, 0.1, 100), (10, 0.25, 3), (7, 0.0, 0), (7, 1.0, 7)])
+@pytest.mark.parametrize(
+    ("n", "rate", "expected"), [(1000, 0.1, 100), (10, 0.25, 3), (7, 0.0, 0), (7, 1.0, 7)]
+)
 def test_exact_number_of_flips(n, rate, expected):
     labels = np.arange(n) % 3
     noisy, flipped = inject_label_noise(labels, 3, rate=rate, seed=0)

@@ -34,7 +34,9 @@ def code_blocks(section: str, language: str) -> list[str]:
 
 def readme_commands() -> list[list[str]]:
     """Each ```bash block of the section as one argv (continuation lines joined)."""
-    return [shlex.split(block.replace("\\\n", " ")) for block in code_blocks(readme_section(), "bash")]
+    return [
+        shlex.split(block.replace("\\\n", " ")) for block in code_blocks(readme_section(), "bash")
+    ]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -63,8 +65,9 @@ def test_readme_examples_are_the_fixture_files() -> None:
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["jsonl_run", "csv_train"])
-def test_readme_own_data_commands_run_as_written(which: int, tiny_model: str, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_own_data_commands_run_as_written(
+    which: int, tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = [a.replace("my_data/", f"{FIXTURES}/") for a in readme_commands()[which][1:]]
     out = tmp_path / "out"
     assert main([*argv, "--model", tiny_model, *TINY, "--output-dir", str(out)]) == 0
@@ -74,7 +77,9 @@ def test_readme_own_data_commands_run_as_written(which: int, tiny_model: str, tm
     if which == 0:
         assert config["label_names"] == ["entailment", "neutral", "contradiction"]
         done = json.loads((out / "stage1_full" / "done.json").read_text())
-        assert list(done["metrics"]["sets"]) == ["test"] and done["metrics"]["sets"]["test"]["n"] == 15
+        assert (
+            list(done["metrics"]["sets"]) == ["test"] and done["metrics"]["sets"]["test"]["n"] == 15
+        )
         assert done["train_sizes"] == [60] and (out / "stage4_tdmixup" / "done.json").exists()
         assert (out / "report.md").exists()
     else:
@@ -84,16 +89,41 @@ def test_readme_own_data_commands_run_as_written(which: int, tiny_model: str, tm
     assert "test" in captured.out or "heldout" in captured.out
 
 
-def test_a_model_that_cannot_learn_is_called_out(tiny_model: str, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_model_that_cannot_learn_is_called_out(
+    tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """lr 1e-12 (lr 0 is refused): the random model stays at chance; the CLI, done.json and report.md say so in one line."""
     argv = [a.replace("my_data/", f"{FIXTURES}/") for a in readme_commands()[0][1:]]
     out = tmp_path / "lr0"
-    assert main([*argv, "--model", tiny_model, *TINY, "--learning-rate", "1e-12", "--epochs", "1", "--output-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                *argv,
+                "--model",
+                tiny_model,
+                *TINY,
+                "--learning-rate",
+                "1e-12",
+                "--epochs",
+                "1",
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
-    warnings = [line for line in printed.splitlines() if line.startswith("warning: the model has not learned")]
+    warnings = [
+        line
+        for line in printed.splitlines()
+        if line.startswith("warning: the model has not learned")
+    ]
     assert len(warnings) == 2, printed  # stage 1 and stage 4, one line each
-    assert "--learning-rate" in warnings[0] and "--train-size" in warnings[0] and "--epochs" in warnings[0]
+    assert (
+        "--learning-rate" in warnings[0]
+        and "--train-size" in warnings[0]
+        and "--epochs" in warnings[0]
+    )
     check = json.loads((out / "stage1_full" / "done.json").read_text())["metrics"]["learning_check"]
     assert check["near_chance"] and check["set"] == "dev" and check["n"] == 15
     assert check["accuracy"] < check["threshold"] and check["chance"] >= 1 / 3
@@ -105,38 +135,100 @@ def test_label_names_comma_separated_or_repeated() -> None:
     parser = build_parser()
 
     def names(*args: str) -> tuple[str, ...]:
-        return config_from_args(parser.parse_args(["train", "--output-dir", "x", *args])).data.label_names
+        return config_from_args(
+            parser.parse_args(["train", "--output-dir", "x", *args])
+        ).data.label_names
 
     assert names("--label-names", "a,b,c") == ("a", "b", "c")
-    assert names("--label-names", "a", "--label-names", "b", "--label-names", "c") == ("a", "b", "c")
+    assert names("--label-names", "a", "--label-names", "b", "--label-names", "c") == (
+        "a",
+        "b",
+        "c",
+    )
     assert names("--label-names", "neg, pos") == ("neg", "pos")
 
 
 @pytest.mark.parametrize("value", ["a,,b", "a,b,a", ","])
-def test_bad_label_names_are_one_line_with_a_hint(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_label_names_are_one_line_with_a_hint(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["train", "--output-dir", "unused", "--label-names", value]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--label-names entailment,neutral,contradiction" in err
 
 
-def test_custom_task_hints_use_cli_spellings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_custom_task_hints_use_cli_spellings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert main(["train", "--task", "custom", "--output-dir", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "--column text_a=premise" in err and "columns=(" not in err
-    assert main(["train", "--task", "custom", "--train-file", str(FIXTURES / "train.jsonl"), "--dev-file",
-                 str(FIXTURES / "dev.jsonl"), "--column", "text_a=premise", "--column", "text_b=hypothesis",
-                 "--column", "label=label", "--label-names", "entailment,neutral,contradiction",
-                 "--output-dir", str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "custom",
+                "--train-file",
+                str(FIXTURES / "train.jsonl"),
+                "--dev-file",
+                str(FIXTURES / "dev.jsonl"),
+                "--column",
+                "text_a=premise",
+                "--column",
+                "text_b=hypothesis",
+                "--column",
+                "label=label",
+                "--label-names",
+                "entailment,neutral,contradiction",
+                "--output-dir",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--test-file NAME=PATH" in err and "test_files=" not in err
 
 
-def test_unknown_label_names_the_row_and_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_label_names_the_row_and_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "train.jsonl"
-    bad.write_text((FIXTURES / "train.jsonl").read_text().replace('"label": "entailment"}', '"label": "maybe"}', 1))
-    assert main(["train", "--task", "custom", "--train-file", str(bad), "--dev-file", str(FIXTURES / "dev.jsonl"),
-                 "--test-file", f"t={FIXTURES / 'test.jsonl'}", "--column", "text_a=premise", "--column", "text_b=hypothesis",
-                 "--column", "label=label", "--label-names", "entailment,neutral,contradiction",
-                 "--output-dir", str(tmp_path / "out")]) == 2
+    bad.write_text(
+        (FIXTURES / "train.jsonl")
+        .read_text()
+        .replace('"label": "entailment"}', '"label": "maybe"}', 1)
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "custom",
+                "--train-file",
+                str(bad),
+                "--dev-file",
+                str(FIXTURES / "dev.jsonl"),
+                "--test-file",
+                f"t={FIXTURES / 'test.jsonl'}",
+                "--column",
+                "text_a=premise",
+                "--column",
+                "text_b=hypothesis",
+                "--column",
+                "label=label",
+                "--label-names",
+                "entailment,neutral,contradiction",
+                "--output-dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert "row 1, field 'label': label 'maybe'" in err and "--label-names a,b,c" in err and "pass label_names" not in err
+    assert (
+        "row 1, field 'label': label 'maybe'" in err
+        and "--label-names a,b,c" in err
+        and "pass label_names" not in err
+    )

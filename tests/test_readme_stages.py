@@ -21,18 +21,27 @@ LOOP = ["--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3"]
 
 def readme_stage_commands() -> list[list[str]]:
     """The ``tdmixup`` lines under ``# the stages one by one`` in README.md, split like a shell."""
-    lines = (REPO / "README.md").read_text().split("# the stages one by one", 1)[1].split("\n\n", 1)[0].splitlines()
+    lines = (
+        (REPO / "README.md")
+        .read_text()
+        .split("# the stages one by one", 1)[1]
+        .split("\n\n", 1)[0]
+        .splitlines()
+    )
     return [shlex.split(line.split("  #", 1)[0]) for line in lines if line.startswith("tdmixup ")]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_readme_stage_commands_chain_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_stage_commands_chain_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     commands = readme_stage_commands()
     assert [c[1] for c in commands] == ["dynamics", "datamap", "aum", "train", "evaluate"]
-    assert all("--profile" not in c and "--train-size" not in c for c in commands)  # the default profile, as written
+    assert all(
+        "--profile" not in c and "--train-size" not in c for c in commands
+    )  # the default profile, as written
     require_snli()
     require_minilm()
     quiet_libraries()
@@ -42,6 +51,8 @@ def test_readme_stage_commands_chain_as_written(tmp_path: Path, monkeypatch: pyt
         extra = {"datamap": [], "evaluate": SIZES}.get(argv[1], ["--model", model, *SIZES, *LOOP])
         assert main([*argv[1:], *extra]) == 0, argv
     assert "profile cpu-small" in capsys.readouterr().err
-    assert (tmp_path / "runs/map/regions/easy.txt").exists() and (tmp_path / "runs/aum_easy/kept.txt").exists()
+    assert (tmp_path / "runs/map/regions/easy.txt").exists() and (
+        tmp_path / "runs/aum_easy/kept.txt"
+    ).exists()
     done = json.loads((tmp_path / "runs/td/done.json").read_text())
     assert done["strategy"] == "tdmixup" and len(done["train_sizes"]) == 2

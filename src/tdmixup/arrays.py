@@ -24,12 +24,16 @@ def int_vector(values: Any, name: str) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D integer array, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name} must be integer class indices or ids, got dtype {arr.dtype}; "
-                         "convert with .astype(int) if the values are whole numbers")
+        raise ValueError(
+            f"{name} must be integer class indices or ids, got dtype {arr.dtype}; "
+            "convert with .astype(int) if the values are whole numbers"
+        )
     return arr.astype(np.int64, copy=False)
 
 
-def class_labels(values: Any, num_classes: int, *, name: str = "labels", n_samples: int | None = None) -> np.ndarray:
+def class_labels(
+    values: Any, num_classes: int, *, name: str = "labels", n_samples: int | None = None
+) -> np.ndarray:
     """``[N]`` class indices in ``[0, num_classes)`` as int64.
 
     Args:
@@ -48,10 +52,14 @@ def class_labels(values: Any, num_classes: int, *, name: str = "labels", n_sampl
         raise ValueError(f"num_classes: expected >= 2, got {num_classes}")
     if n_samples is not None and np.shape(values) != (n_samples,):
         swapped = " (the order is labels first, then logits)" if np.ndim(values) == 2 else ""
-        raise ValueError(f"{name} must have shape [N] = ({n_samples},), got shape {np.shape(values)}{swapped}")
+        raise ValueError(
+            f"{name} must have shape [N] = ({n_samples},), got shape {np.shape(values)}{swapped}"
+        )
     labels = int_vector(values, name)
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
-        raise ValueError(f"{name} must lie in [0, {num_classes}) for C = {num_classes} classes, got "
-                         f"{labels[bad[0]]} at index {bad[0]} ({bad.size} value(s) outside)")
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes}) for C = {num_classes} classes, got "
+            f"{labels[bad[0]]} at index {bad[0]} ({bad.size} value(s) outside)"
+        )
     return labels

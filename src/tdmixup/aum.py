@@ -66,16 +66,26 @@ ThresholdBalance = Literal["uniform", "equal", "proportional"]
 """The balances a user chooses (``AUMConfig.threshold_balance``); ``"available"`` is the fallback."""
 
 AUM_TABLE_COLUMNS = (
-    "sample_id", "aum", "threshold", "flagged", "is_threshold", "threshold_pass", "judged_passes"
+    "sample_id",
+    "aum",
+    "threshold",
+    "flagged",
+    "is_threshold",
+    "threshold_pass",
+    "judged_passes",
 )
 """Columns of :attr:`AUMResult.table` and of the file :func:`write_aum_table` writes."""
 
 
-def _class_quotas(labels: np.ndarray, present: np.ndarray, total: int, balance: Balance) -> np.ndarray:
+def _class_quotas(
+    labels: np.ndarray, present: np.ndarray, total: int, balance: Balance
+) -> np.ndarray:
     if balance == "equal":
         return np.full(present.size, total // present.size, dtype=np.int64)
     if balance not in ("proportional", "available"):
-        raise ValueError(f"balance: expected 'uniform', 'equal', 'proportional' or 'available', got {balance!r}")
+        raise ValueError(
+            f"balance: expected 'uniform', 'equal', 'proportional' or 'available', got {balance!r}"
+        )
     counts = np.array([(labels == k).sum() for k in present], dtype=np.float64)
     exact = total * counts / counts.sum()
     quotas = np.floor(exact).astype(np.int64)
@@ -172,7 +182,10 @@ def choose_threshold_samples(
             f"(balance={balance!r}): {'; '.join(short)}. Use balance='proportional', a smaller "
             "fraction=, or procedure='paper' (one pass, nothing excluded)."
         )
-    chosen = [rng.choice(pool, size=q, replace=False) for pool, q in zip(pools, quotas.tolist(), strict=True)]
+    chosen = [
+        rng.choice(pool, size=q, replace=False)
+        for pool, q in zip(pools, quotas.tolist(), strict=True)
+    ]
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
@@ -246,23 +259,34 @@ def relabel_threshold_samples(
     th = int_vector(threshold_ids, "threshold_ids")
     missing = np.setdiff1d(th, ids)
     if missing.size:
-        raise ValueError(f"threshold_ids: {missing.size} id(s) not in the dataset, e.g. {missing[:5].tolist()}")
+        raise ValueError(
+            f"threshold_ids: {missing.size} id(s) not in the dataset, e.g. {missing[:5].tolist()}"
+        )
     if kind == "multiple_choice":
         counts = np.fromiter((len(e) for e in dataset["endings"]), dtype=np.int64, count=len(ids))
         bad = np.flatnonzero(counts != num_classes)
         if bad.size:
-            raise ValueError(f"sample_id {ids[bad[0]]}: {counts[bad[0]]} endings, expected {num_classes} (num_classes)")
-    new_labels = relabel_threshold_labels(dataset["label"], np.isin(ids, th), kind=kind, num_classes=num_classes, seed=seed)
+            raise ValueError(
+                f"sample_id {ids[bad[0]]}: {counts[bad[0]]} endings, expected {num_classes} (num_classes)"
+            )
+    new_labels = relabel_threshold_labels(
+        dataset["label"], np.isin(ids, th), kind=kind, num_classes=num_classes, seed=seed
+    )
     features = dataset.features.copy()
     features["label"] = Value("int64")
     return dataset.map(
         lambda batch, idx: {"label": new_labels[idx].tolist()},
-        batched=True, with_indices=True, features=features, load_from_cache_file=False,
+        batched=True,
+        with_indices=True,
+        features=features,
+        load_from_cache_file=False,
         desc="relabel threshold samples",
     )
 
 
-def aum_threshold(threshold_aums: np.ndarray, percentile: float, *, method: str = "linear") -> float:
+def aum_threshold(
+    threshold_aums: np.ndarray, percentile: float, *, method: str = "linear"
+) -> float:
     """The k-th percentile of the threshold samples' AUMs.
 
     Args:
@@ -276,7 +300,9 @@ def aum_threshold(threshold_aums: np.ndarray, percentile: float, *, method: str 
     """
     values = np.asarray(threshold_aums, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"threshold_aums: expected a non-empty 1-D array, got shape {values.shape}")
+        raise ValueError(
+            f"threshold_aums: expected a non-empty 1-D array, got shape {values.shape}"
+        )
     if not np.isfinite(values).all():
         raise ValueError("threshold_aums: contains NaN or inf; pass only judged threshold samples")
     if not 0.0 <= percentile <= 100.0:
@@ -358,10 +384,16 @@ def _judge_pass(index: int, run: AUMPass, percentile: float, skip_epochs: int) -
     th = int_vector(run.threshold_ids, f"pass {index}: threshold_ids")
     missing = np.setdiff1d(th, ids)
     if missing.size or th.size == 0:
-        raise ValueError(f"pass {index}: need >= 1 threshold id, all in sample_ids; missing {missing[:5].tolist()}")
+        raise ValueError(
+            f"pass {index}: need >= 1 threshold id, all in sample_ids; missing {missing[:5].tolist()}"
+        )
     is_th = np.isin(ids, th)
     fake = logits.shape[2] - 1
-    wrong = int((labels[is_th] != fake).sum() + (labels[~is_th] == fake).sum()) if run.extra_class else 0
+    wrong = (
+        int((labels[is_th] != fake).sum() + (labels[~is_th] == fake).sum())
+        if run.extra_class
+        else 0
+    )
     if wrong:
         raise ValueError(
             f"pass {index}: {wrong} label(s) disagree with threshold_ids: threshold samples must carry "
@@ -369,18 +401,24 @@ def _judge_pass(index: int, run: AUMPass, percentile: float, skip_epochs: int) -
             "after relabel_threshold_samples)"
         )
     threshold = aum_threshold(aums[is_th], percentile)
-    return pd.DataFrame({
-        "pass": np.full(ids.size, index, dtype=np.int64),
-        "sample_id": ids,
-        "aum": aums,
-        "is_threshold": is_th,
-        "threshold": np.full(ids.size, threshold),
-        "flagged": flag_mislabeled(aums, threshold) & ~is_th,
-    })
+    return pd.DataFrame(
+        {
+            "pass": np.full(ids.size, index, dtype=np.int64),
+            "sample_id": ids,
+            "aum": aums,
+            "is_threshold": is_th,
+            "threshold": np.full(ids.size, threshold),
+            "flagged": flag_mislabeled(aums, threshold) & ~is_th,
+        }
+    )
 
 
 def find_mislabeled_with_aum(
-    passes: Sequence[AUMPass], *, percentile: float, procedure: Procedure = "two_pass", skip_epochs: int = 0
+    passes: Sequence[AUMPass],
+    *,
+    percentile: float,
+    procedure: Procedure = "two_pass",
+    skip_epochs: int = 0,
 ) -> AUMResult:
     """Judge every sample against the AUMs of threshold samples (Pleiss et al. 2020).
 
@@ -407,7 +445,10 @@ def find_mislabeled_with_aum(
         raise ValueError(f"procedure: expected 'two_pass' or 'paper', got {procedure!r}")
     if len(passes) != expected:
         raise ValueError(f"procedure={procedure!r} needs {expected} pass(es), got {len(passes)}")
-    per_pass = pd.concat([_judge_pass(i, p, percentile, skip_epochs) for i, p in enumerate(passes)], ignore_index=True)
+    per_pass = pd.concat(
+        [_judge_pass(i, p, percentile, skip_epochs) for i, p in enumerate(passes)],
+        ignore_index=True,
+    )
     id_sets = [np.sort(g["sample_id"].to_numpy()) for _, g in per_pass.groupby("pass")]
     if any(not np.array_equal(id_sets[0], s) for s in id_sets[1:]):
         raise ValueError("two_pass: both passes must cover the same sample ids")

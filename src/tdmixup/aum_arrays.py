@@ -122,39 +122,64 @@ def find_mislabeled(
     label_runs = _runs("labels", labels, 1, "[N]")
     if threshold_mask is None:
         if percentile is not None:
-            raise ValueError("percentile= needs threshold_mask= (the run's threshold samples); "
-                             "without them pass fraction= or aum_below=")
+            raise ValueError(
+                "percentile= needs threshold_mask= (the run's threshold samples); "
+                "without them pass fraction= or aum_below="
+            )
         if len(logits_runs) != 1 or len(label_runs) != 1:
-            raise ValueError(f"got {len(logits_runs)} run(s) of logits and {len(label_runs)} of "
-                             "labels: several runs need threshold_mask=; the plain ranking takes "
-                             "one")
+            raise ValueError(
+                f"got {len(logits_runs)} run(s) of logits and {len(label_runs)} of "
+                "labels: several runs need threshold_mask=; the plain ranking takes "
+                "one"
+            )
         if (fraction is None) == (aum_below is None):
-            raise ValueError("pass exactly one of fraction= (flag the lowest-AUM share) or "
-                             "aum_below= (flag AUM below a margin), or threshold_mask= and "
-                             "percentile=")
+            raise ValueError(
+                "pass exactly one of fraction= (flag the lowest-AUM share) or "
+                "aum_below= (flag AUM below a margin), or threshold_mask= and "
+                "percentile="
+            )
         aums = area_under_margin(logits_runs[0], label_runs[0], skip_epochs=skip_epochs)
         return _lowest(aums, fraction) if fraction is not None else aums < aum_below
     if fraction is not None or aum_below is not None:
-        raise ValueError("fraction= and aum_below= are for the plain ranking (threshold_mask="
-                         "None); with threshold samples the threshold comes from percentile=")
+        raise ValueError(
+            "fraction= and aum_below= are for the plain ranking (threshold_mask="
+            "None); with threshold samples the threshold comes from percentile="
+        )
     if percentile is None:
-        raise ValueError("percentile: required with threshold_mask= (paper: 80 for SNLI/QQP, "
-                         "50 for SWAG/HellaSWAG; Pleiss et al.: 99)")
+        raise ValueError(
+            "percentile: required with threshold_mask= (paper: 80 for SNLI/QQP, "
+            "50 for SWAG/HellaSWAG; Pleiss et al.: 99)"
+        )
     mask_runs = _runs("threshold_mask", threshold_mask, 1, "[N]")
     runs = {len(logits_runs), len(label_runs), len(mask_runs)}
     if len(runs) != 1 or not runs <= {1, 2}:
-        raise ValueError(f"expected 1 or 2 runs of each: got {len(logits_runs)} of "
-                         f"logits_by_epoch, {len(label_runs)} of labels, {len(mask_runs)} of "
-                         "threshold_mask")
+        raise ValueError(
+            f"expected 1 or 2 runs of each: got {len(logits_runs)} of "
+            f"logits_by_epoch, {len(label_runs)} of labels, {len(mask_runs)} of "
+            "threshold_mask"
+        )
     passes = []
     for i, (z, y, m) in enumerate(zip(logits_runs, label_runs, mask_runs, strict=True)):
         if z.ndim != 3 or y.shape != (z.shape[1],):
-            raise ValueError(f"pass {i}: labels of shape {y.shape} for logits_by_epoch of shape "
-                             f"{z.shape}; expected [N] labels for [E, N, C] logits")
+            raise ValueError(
+                f"pass {i}: labels of shape {y.shape} for logits_by_epoch of shape "
+                f"{z.shape}; expected [N] labels for [E, N, C] logits"
+            )
         n = z.shape[1]
         th = np.flatnonzero(_mask(m, n, i))
-        passes.append(AUMPass(sample_ids=np.arange(n), logits=z, labels=y, threshold_ids=th,
-                              extra_class=extra_class))
-    result = find_mislabeled_with_aum(passes, percentile=percentile, skip_epochs=skip_epochs,
-                                      procedure="two_pass" if len(passes) == 2 else "paper")
+        passes.append(
+            AUMPass(
+                sample_ids=np.arange(n),
+                logits=z,
+                labels=y,
+                threshold_ids=th,
+                extra_class=extra_class,
+            )
+        )
+    result = find_mislabeled_with_aum(
+        passes,
+        percentile=percentile,
+        skip_epochs=skip_epochs,
+        procedure="two_pass" if len(passes) == 2 else "paper",
+    )
     return result.table["flagged"].to_numpy(dtype=bool)

@@ -47,8 +47,12 @@ CACHE_VERSION = 1
 class BackTranslationConfig:
     """How to back-translate (defaults: Edunov et al. 2018 as used by the paper)."""
 
-    forward_model: str = _f("Helsinki-NLP/opus-mt-en-de", "English→German model: hub name or local folder.")
-    backward_model: str = _f("Helsinki-NLP/opus-mt-de-en", "German→English model: hub name or local folder.")
+    forward_model: str = _f(
+        "Helsinki-NLP/opus-mt-en-de", "English→German model: hub name or local folder."
+    )
+    backward_model: str = _f(
+        "Helsinki-NLP/opus-mt-de-en", "German→English model: hub name or local folder."
+    )
     temperature: float = _f(0.9, "Sampling temperature (paper: 0.9).")
     do_sample: bool = _f(True, "Random sampling (True, paper) or greedy decoding (False).")
     top_k: int = _f(0, "Sample only from the k most likely tokens; 0 = unrestricted (paper).")
@@ -68,7 +72,9 @@ class BackTranslationConfig:
             raise ValueError(f"top_k must be >= 0 (0 = unrestricted), got {self.top_k}")
 
 
-def back_translate(texts: Sequence[str], config: BackTranslationConfig, *, progress: bool = True) -> list[str]:
+def back_translate(
+    texts: Sequence[str], config: BackTranslationConfig, *, progress: bool = True
+) -> list[str]:
     """Paraphrase ``texts`` by translating them to German and back.
 
     Args:
@@ -86,7 +92,9 @@ def back_translate(texts: Sequence[str], config: BackTranslationConfig, *, progr
     texts = list(texts)
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
-        raise TypeError(f"back_translate() needs strings; texts[{bad[0]}] is {type(texts[bad[0]]).__name__}")
+        raise TypeError(
+            f"back_translate() needs strings; texts[{bad[0]}] is {type(texts[bad[0]]).__name__}"
+        )
     if not texts:
         return []
     from tqdm.auto import tqdm
@@ -95,7 +103,12 @@ def back_translate(texts: Sequence[str], config: BackTranslationConfig, *, progr
     forward = _load_translator(config.forward_model, device)
     backward = _load_translator(config.backward_model, device)
     out: list[str] = []
-    with tqdm(total=2 * config.copies * len(texts), desc="back-translation", unit="text", disable=not progress) as bar:
+    with tqdm(
+        total=2 * config.copies * len(texts),
+        desc="back-translation",
+        unit="text",
+        disable=not progress,
+    ) as bar:
         for copy in range(config.copies):
             german = _translate(forward, texts, config, _stage_seed(config.seed, copy, 0), bar)
             out.extend(_translate(backward, german, config, _stage_seed(config.seed, copy, 1), bar))
@@ -143,7 +156,9 @@ def augment_with_back_translation(
     features = dataset.features.copy()
     features[AUGMENTED_FROM] = datasets.Value("int64")
     n = len(dataset)
-    original = dataset.add_column(AUGMENTED_FROM, np.full(n, -1, dtype=np.int64), feature=features[AUGMENTED_FROM])
+    original = dataset.add_column(
+        AUGMENTED_FROM, np.full(n, -1, dtype=np.int64), feature=features[AUGMENTED_FROM]
+    )
     ids = np.asarray(dataset["sample_id"], dtype=np.int64)
     columns = {name: list(dataset[name]) for name in dataset.column_names}
     unique = list(dict.fromkeys(t for f in fields for t in columns[f]))
@@ -151,7 +166,9 @@ def augment_with_back_translation(
     offset = int(ids.max()) + 1 if n else 0
     parts = [original]
     for copy in range(config.copies):
-        lookup = dict(zip(unique, paraphrases[copy * len(unique) : (copy + 1) * len(unique)], strict=True))
+        lookup = dict(
+            zip(unique, paraphrases[copy * len(unique) : (copy + 1) * len(unique)], strict=True)
+        )
         rows = dict(columns)
         rows.update({f: [lookup[t] for t in columns[f]] for f in fields})
         rows["sample_id"] = (ids + (copy + 1) * offset).tolist()
@@ -201,7 +218,13 @@ def _load_translator(name: str, device: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _translate(translator: tuple[Any, Any], texts: list[str], config: BackTranslationConfig, seed: int, bar: Any) -> list[str]:
+def _translate(
+    translator: tuple[Any, Any],
+    texts: list[str],
+    config: BackTranslationConfig,
+    seed: int,
+    bar: Any,
+) -> list[str]:
     """Translate ``texts`` in length-sorted batches under a private, seeded torch RNG."""
     import torch
 
@@ -209,7 +232,11 @@ def _translate(translator: tuple[Any, Any], texts: list[str], config: BackTransl
     out = list(texts)
     todo = sorted((i for i, t in enumerate(texts) if t.strip()), key=lambda i: len(texts[i]))
     bar.update(len(texts) - len(todo))
-    generate: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "num_beams": 1, "do_sample": config.do_sample}
+    generate: dict[str, Any] = {
+        "max_new_tokens": config.max_new_tokens,
+        "num_beams": 1,
+        "do_sample": config.do_sample,
+    }
     if config.do_sample:
         generate.update(temperature=config.temperature, top_k=config.top_k)
     cuda = [model.device.index or 0] if model.device.type == "cuda" else []
@@ -217,9 +244,13 @@ def _translate(translator: tuple[Any, Any], texts: list[str], config: BackTransl
         torch.manual_seed(seed)
         for start in range(0, len(todo), config.batch_size):
             idx = todo[start : start + config.batch_size]
-            batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True)
+            batch = tokenizer(
+                [texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True
+            )
             generated = model.generate(**batch.to(model.device), **generate)
-            for i, text in zip(idx, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
+            for i, text in zip(
+                idx, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True
+            ):
                 out[i] = text.strip()
             bar.update(len(idx))
     return out
@@ -232,19 +263,27 @@ def _check_dataset(dataset: Any, kind: str) -> tuple[str, ...]:
     required = PAIR_COLUMNS if kind == "pair" else MC_COLUMNS
     missing = [c for c in required if c not in dataset.column_names]
     if missing:
-        raise DataError(f"a {kind} dataset needs columns {required}; missing {missing} (have {dataset.column_names})")
+        raise DataError(
+            f"a {kind} dataset needs columns {required}; missing {missing} (have {dataset.column_names})"
+        )
     if AUGMENTED_FROM in dataset.column_names:
-        raise DataError(f"dataset already has an {AUGMENTED_FROM!r} column: it is already augmented")
+        raise DataError(
+            f"dataset already has an {AUGMENTED_FROM!r} column: it is already augmented"
+        )
     ids = np.asarray(dataset["sample_id"], dtype=np.int64)
     if len(ids) and (ids.min() < 0 or len(np.unique(ids)) != len(ids)):
-        raise DataError("sample_id must be unique and >= 0 for new ids to be disjoint from the originals")
+        raise DataError(
+            "sample_id must be unique and >= 0 for new ids to be disjoint from the originals"
+        )
     return ("text_a", "text_b") if kind == "pair" else ("context",)
 
 
 def _cache_key(dataset: Any, kind: str, config: BackTranslationConfig) -> str:
     """sha256 of the settings that change the output and of every column of ``dataset``."""
     settings = {k: v for k, v in asdict(config).items() if k != "device"}
-    h = hashlib.sha256(json.dumps({"version": CACHE_VERSION, "kind": kind, **settings}, sort_keys=True).encode())
+    h = hashlib.sha256(
+        json.dumps({"version": CACHE_VERSION, "kind": kind, **settings}, sort_keys=True).encode()
+    )
     for name in dataset.column_names:
         h.update(json.dumps([name, list(dataset[name])], ensure_ascii=False, default=str).encode())
     return h.hexdigest()
@@ -255,7 +294,9 @@ def _write_cache(path: Path, dataset: Any, meta: dict[str, Any]) -> None:
     import pyarrow.parquet as pq
 
     table = dataset.data.table  # built here: no indices mapping to flatten
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"tdmixup": json.dumps(meta).encode()})
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b"tdmixup": json.dumps(meta).encode()}
+    )
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     atomic_write_bytes(path, sink.getvalue().to_pybytes())

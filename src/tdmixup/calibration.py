@@ -102,11 +102,16 @@ def _check_probs(x: Any) -> np.ndarray:
 
 def _check_logits(x: Any, name: str = "logits") -> np.ndarray:
     logits = _check_scores(x, name)
-    if logits.shape[0] > 1 and ((logits >= 0) & (logits <= 1)).all() and np.allclose(
-        logits.sum(axis=1), 1.0, rtol=0.0, atol=PROB_SUM_ATOL
+    if (
+        logits.shape[0] > 1
+        and ((logits >= 0) & (logits <= 1)).all()
+        and np.allclose(logits.sum(axis=1), 1.0, rtol=0.0, atol=PROB_SUM_ATOL)
     ):
-        warnings.warn(f"{name}: every row lies in [0, 1] and sums to 1, like probabilities; these "
-                      "are read as pre-softmax logits (pass probabilities as probs=)", stacklevel=3)
+        warnings.warn(
+            f"{name}: every row lies in [0, 1] and sums to 1, like probabilities; these "
+            "are read as pre-softmax logits (pass probabilities as probs=)",
+            stacklevel=3,
+        )
     return logits
 
 
@@ -291,8 +296,14 @@ def _lbfgs_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     z = torch.from_numpy(logits)
     y = torch.from_numpy(labels)
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=200, tolerance_grad=1e-10,
-                                  tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [log_t],
+        lr=1.0,
+        max_iter=200,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -425,11 +436,27 @@ def _draw(stats: list[_BinStats], n_bins: int, title: str) -> Any:
     left = np.arange(n_bins) * width
     _, counts, acc, conf = stats[0]
     full = counts > 0
-    top.bar(left[full], acc[full], width=width, align="edge", color="tab:blue",
-            edgecolor="black", label="accuracy")
-    top.bar(left[full], (conf - acc)[full], bottom=acc[full], width=width, align="edge",
-            color="tab:red", alpha=0.3, hatch="//", edgecolor="tab:red",
-            label="gap to mean confidence")
+    top.bar(
+        left[full],
+        acc[full],
+        width=width,
+        align="edge",
+        color="tab:blue",
+        edgecolor="black",
+        label="accuracy",
+    )
+    top.bar(
+        left[full],
+        (conf - acc)[full],
+        bottom=acc[full],
+        width=width,
+        align="edge",
+        color="tab:red",
+        alpha=0.3,
+        hatch="//",
+        edgecolor="tab:red",
+        label="gap to mean confidence",
+    )
     top.plot([0, 1], [0, 1], "k--", label="perfect calibration")
     eces = [f"ECE {100 * np.sum(c * np.abs(a - f)) / c.sum():.2f}%" for _, c, a, f in stats]
     for name, counts_s, acc_s, conf_s in stats[1:]:

@@ -49,8 +49,10 @@ def class_counts(labels: np.ndarray, label_names: Sequence[str]) -> dict[str, in
     """
     labels = np.asarray(labels, dtype=np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= len(label_names)):
-        raise ValueError(f"labels: values {labels.min()}..{labels.max()} outside the {len(label_names)} "
-                         f"named classes {list(label_names)}")
+        raise ValueError(
+            f"labels: values {labels.min()}..{labels.max()} outside the {len(label_names)} "
+            f"named classes {list(label_names)}"
+        )
     counts = np.bincount(labels, minlength=len(label_names))
     return {str(name): int(n) for name, n in zip(label_names, counts.tolist(), strict=True)}
 
@@ -68,12 +70,19 @@ def labels_of(ids: np.ndarray, *, sample_ids: np.ndarray, labels: np.ndarray) ->
     found = order[pos] if sample_ids.size else pos
     missing = wanted[sample_ids[found] != wanted] if sample_ids.size else wanted
     if missing.size:
-        raise ValueError(f"{missing.size} sample id(s) not among the labelled samples, e.g. {missing[:5].tolist()}")
+        raise ValueError(
+            f"{missing.size} sample id(s) not among the labelled samples, e.g. {missing[:5].tolist()}"
+        )
     return np.asarray(labels, dtype=np.int64)[found]
 
 
-def class_mix_warnings(counts: Mapping[str, int], reference: Mapping[str, int], *, what: str,
-                       min_ratio: float = MIN_SHARE_RATIO) -> list[str]:
+def class_mix_warnings(
+    counts: Mapping[str, int],
+    reference: Mapping[str, int],
+    *,
+    what: str,
+    min_ratio: float = MIN_SHARE_RATIO,
+) -> list[str]:
     """Sentences naming each class absent from a set, or below ``min_ratio`` × its reference share.
 
     Args:
@@ -99,14 +108,23 @@ def class_mix_warnings(counts: Mapping[str, int], reference: Mapping[str, int], 
         if n == 0:
             out.append(f"class {name!r} is absent from {what} (0 of {total} samples; {expected})")
         elif n / total < min_ratio * ref_share:
-            out.append(f"class {name!r} is far below its share in {what}: {n} of {total} samples "
-                       f"({100 * n / total:.1f} %; {expected})")
+            out.append(
+                f"class {name!r} is far below its share in {what}: {n} of {total} samples "
+                f"({100 * n / total:.1f} %; {expected})"
+            )
     return out
 
 
-def describe_class_mix(sets: Mapping[str, np.ndarray], *, sample_ids: np.ndarray, labels: np.ndarray,
-                       label_names: Sequence[str], reference: str | None = None,
-                       warn_for: Collection[str] | None = None, context: str = "") -> ClassMix:
+def describe_class_mix(
+    sets: Mapping[str, np.ndarray],
+    *,
+    sample_ids: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    reference: str | None = None,
+    warn_for: Collection[str] | None = None,
+    context: str = "",
+) -> ClassMix:
     """Counts of several id sets and the warnings for each, as a stage summary records them.
 
     Args:
@@ -127,9 +145,14 @@ def describe_class_mix(sets: Mapping[str, np.ndarray], *, sample_ids: np.ndarray
     counts: dict[str, dict[str, int]] = {reference: ref_counts} if reference is not None else {}
     warnings: list[str] = []
     for name, ids in sets.items():
-        counts[name] = class_counts(labels_of(ids, sample_ids=sample_ids, labels=labels), label_names)
+        counts[name] = class_counts(
+            labels_of(ids, sample_ids=sample_ids, labels=labels), label_names
+        )
         if warn_for is None or name in warn_for:
-            warnings += [context + m for m in class_mix_warnings(counts[name], ref_counts, what=f"the {name} set")]
+            warnings += [
+                context + m
+                for m in class_mix_warnings(counts[name], ref_counts, what=f"the {name} set")
+            ]
     return {"counts": counts, "warnings": warnings}
 
 

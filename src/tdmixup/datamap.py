@@ -67,7 +67,9 @@ def statistics_columns(stats: pd.DataFrame | Mapping[str, Any], *names: str) -> 
     out = [ids.astype(np.int64)]
     for name in names:
         if name not in stats:
-            raise ValueError(f"statistics lack the column {name!r}; use tdmixup.dynamics.compute_statistics")
+            raise ValueError(
+                f"statistics lack the column {name!r}; use tdmixup.dynamics.compute_statistics"
+            )
         values = np.asarray(stats[name], dtype=np.float64)
         if values.shape != ids.shape or not np.isfinite(values).all():
             raise ValueError(f"{name!r} must be {len(ids)} finite values; got shape {values.shape}")
@@ -85,7 +87,9 @@ def _region_size(num_samples: int, fraction: float | None, count: int | None) ->
     return int(np.floor(fraction * num_samples + 1e-9))
 
 
-def _ranking(order: np.ndarray, key: np.ndarray, tie_key: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def _ranking(
+    order: np.ndarray, key: np.ndarray, tie_key: np.ndarray, ids: np.ndarray
+) -> np.ndarray:
     """Make ``order`` (positions sorted by ``key``, either direction) a total order: within each run
     of equal ``key`` values, sort by ``tie_key`` then ``ids`` ascending. Like ``np.lexsort`` but
     one argsort serves two rankings and only the (usually few) tied samples are re-sorted."""
@@ -185,7 +189,9 @@ def assign_regions(
             f"cannot pick 3 disjoint regions of {n} samples from {len(ids)}; "
             "use a fraction ≤ 1/3 or allow_overlap=True"
         )
-    quotas = _class_quotas(np.bincount(classes), n, disjoint=not allow_overlap) if stratify else None
+    quotas = (
+        _class_quotas(np.bincount(classes), n, disjoint=not allow_overlap) if stratify else None
+    )
 
     def first(order: np.ndarray) -> np.ndarray:
         return order[:n] if quotas is None else _take_per_class(order, classes, quotas)
@@ -202,7 +208,9 @@ def assign_regions(
     return {name: picked[name] for name in REGIONS}
 
 
-def write_regions(regions: Mapping[str, np.ndarray], folder: str | os.PathLike[str]) -> dict[str, Path]:
+def write_regions(
+    regions: Mapping[str, np.ndarray], folder: str | os.PathLike[str]
+) -> dict[str, Path]:
     """Write ``{folder}/{name}.txt`` per region, one sample id per line, each file atomically."""
     paths = {}
     for name, ids in regions.items():
@@ -225,13 +233,17 @@ def read_region_file(path: str | os.PathLike[str]) -> np.ndarray:
     lines = Path(path).read_text().splitlines()
     for number, line in enumerate(lines, start=1):
         if line.strip() and not _INTEGER_LINE.match(line):
-            raise ValueError(f"{path}, line {number}: {line.strip()[:40]!r} is not an integer sample id")
+            raise ValueError(
+                f"{path}, line {number}: {line.strip()[:40]!r} is not an integer sample id"
+            )
     numbers = np.array([i for i, line in enumerate(lines, start=1) if line.strip()], dtype=np.int64)
     ids = np.array([int(line) for line in lines if line.strip()], dtype=np.int64)
     _, first, counts = np.unique(ids, return_index=True, return_counts=True)
     if (counts > 1).any():
         repeated = np.sort(first[counts > 1])
-        raise ValueError(f"{path}, line {numbers[repeated[0]]}: sample id {ids[repeated[0]]} appears more than once")
+        raise ValueError(
+            f"{path}, line {numbers[repeated[0]]}: sample id {ids[repeated[0]]} appears more than once"
+        )
     return ids
 
 
@@ -239,7 +251,9 @@ def datamap_title(stats: pd.DataFrame) -> str:
     """A data map's title from its statistics' ``attrs``, e.g.
     ``"snli data map: 2,000 training samples, 3 epochs (end-of-epoch dynamics)"``."""
     attrs = getattr(stats, "attrs", {})
-    mode = {"epoch_end": "end-of-epoch dynamics", "train_pass": "training-pass dynamics"}.get(attrs.get("mode", ""))
+    mode = {"epoch_end": "end-of-epoch dynamics", "train_pass": "training-pass dynamics"}.get(
+        attrs.get("mode", "")
+    )
     epochs = attrs.get("num_epochs")
     details = [f"{len(stats):,} training samples"] + ([f"{epochs} epochs"] if epochs else [])
     name = f"{attrs['task']} data map" if attrs.get("task") else "Data map"

@@ -70,15 +70,23 @@ def plot_datamap_png(
     size = 4 if len(shown) > 5_000 else 16
     for k in range(epochs + 1):
         sel = shown[bins[shown] == k]
-        ax.scatter(var[sel], conf[sel], s=size, color=colours[k], label=f"{k / epochs:.2f}", linewidths=0)
+        ax.scatter(
+            var[sel], conf[sel], s=size, color=colours[k], label=f"{k / epochs:.2f}", linewidths=0
+        )
     ax.legend(title="correctness", loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2)
     ax.set(xlabel="variability", ylabel="confidence", title=title)
     box = {"boxstyle": "round,pad=0.3", "fc": "white", "lw": 2}
     if regions is None:
         spots = {"easy": (0.27, 0.85), "ambiguous": (0.9, 0.5), "hard": (0.35, 0.25)}
         for name, (x, y) in spots.items():
-            ax.annotate(REGION_TITLES[name], xy=(x, y), xycoords="axes fraction", ha="center", fontsize=13,
-                        bbox={**box, "ec": REGION_COLOURS[name]})
+            ax.annotate(
+                REGION_TITLES[name],
+                xy=(x, y),
+                xycoords="axes fraction",
+                ha="center",
+                fontsize=13,
+                bbox={**box, "ec": REGION_COLOURS[name]},
+            )
     else:
         rows_of = _region_rows(ids, regions)
         for name, rows in rows_of.items():
@@ -87,19 +95,37 @@ def plot_datamap_png(
             if len(drawn) >= 3:
                 hull = _convex_hull(var[drawn], conf[drawn])
                 ax.fill(hull[:, 0], hull[:, 1], facecolor=colour, alpha=0.08, edgecolor="none")
-                ax.fill(hull[:, 0], hull[:, 1], facecolor="none", edgecolor=colour, lw=2,
-                        linestyle=_REGION_LINES.get(name, "-"))
+                ax.fill(
+                    hull[:, 0],
+                    hull[:, 1],
+                    facecolor="none",
+                    edgecolor=colour,
+                    lw=2,
+                    linestyle=_REGION_LINES.get(name, "-"),
+                )
             if len(rows):
-                label = f"{REGION_TITLES.get(name, name)}\n{len(rows):,} ({len(rows) / len(ids):.0%})"
-                ax.annotate(label, xy=(np.median(var[rows]), np.median(conf[rows])), ha="center", va="center",
-                            fontsize=11, bbox={**box, "ec": colour})
+                label = (
+                    f"{REGION_TITLES.get(name, name)}\n{len(rows):,} ({len(rows) / len(ids):.0%})"
+                )
+                ax.annotate(
+                    label,
+                    xy=(np.median(var[rows]), np.median(conf[rows])),
+                    ha="center",
+                    va="center",
+                    fontsize=11,
+                    bbox={**box, "ec": colour},
+                )
     hist_specs = [(conf, "confidence", "#622a87"), (var, "variability", "teal")]
     for col, (values, name, colour) in enumerate(hist_specs):
         hist_ax = fig.add_subplot(grid[1, col])
         hist_ax.hist(values, bins=30, color=colour)
         hist_ax.set(xlabel=name, ylabel="samples" if col == 0 else None)
     bar_ax = fig.add_subplot(grid[1, 2])
-    bar_ax.bar([f"{k / epochs:.2f}" for k in range(epochs + 1)], np.bincount(bins, minlength=epochs + 1), color="#86bf91")
+    bar_ax.bar(
+        [f"{k / epochs:.2f}" for k in range(epochs + 1)],
+        np.bincount(bins, minlength=epochs + 1),
+        color="#86bf91",
+    )
     bar_ax.set(xlabel="correctness")
     if regions is not None and gold is not None:
         _plot_class_mix(fig.add_subplot(grid[1, 3]), class_mix(ids, gold, regions, gold_names))
@@ -113,12 +139,18 @@ def plot_datamap_png(
 def _region_rows(ids: np.ndarray, regions: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Region name → positions in ``ids`` of its members (members not in ``ids`` are ignored)."""
     position = pd.Series(np.arange(len(ids)), index=ids)
-    return {name: position.reindex(np.asarray(members)).dropna().to_numpy(dtype=np.int64)
-            for name, members in regions.items()}
+    return {
+        name: position.reindex(np.asarray(members)).dropna().to_numpy(dtype=np.int64)
+        for name, members in regions.items()
+    }
 
 
-def class_mix(ids: np.ndarray, gold: np.ndarray, regions: Mapping[str, np.ndarray],
-              gold_names: Sequence[str] | None = None) -> pd.DataFrame:
+def class_mix(
+    ids: np.ndarray,
+    gold: np.ndarray,
+    regions: Mapping[str, np.ndarray],
+    gold_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Share of each gold label in each region: rows = regions (in order), columns = labels.
 
     Args:
@@ -136,9 +168,16 @@ def class_mix(ids: np.ndarray, gold: np.ndarray, regions: Mapping[str, np.ndarra
     """
     gold = np.asarray(gold, dtype=np.int64)
     k = max(len(gold_names or ()), int(gold.max(initial=-1)) + 1)
-    names = [str(gold_names[c]) if gold_names is not None and c < len(gold_names) else str(c) for c in range(k)]
+    names = [
+        str(gold_names[c]) if gold_names is not None and c < len(gold_names) else str(c)
+        for c in range(k)
+    ]
     rows = _region_rows(np.asarray(ids), regions)
-    counts = np.stack([np.bincount(gold[r], minlength=k) for r in rows.values()]) if rows else np.zeros((0, k))
+    counts = (
+        np.stack([np.bincount(gold[r], minlength=k) for r in rows.values()])
+        if rows
+        else np.zeros((0, k))
+    )
     sizes = counts.sum(axis=1, keepdims=True)
     mix = pd.DataFrame(counts / np.maximum(sizes, 1), index=list(rows), columns=names)
     mix.attrs["counts"] = sizes[:, 0].astype(int).tolist()
@@ -157,11 +196,19 @@ def _plot_class_mix(ax: Any, mix: pd.DataFrame) -> None:
         ax.barh(labels, share, left=left, color=palette[c % len(palette)], label=name)
         for y, (x0, w) in enumerate(zip(left, share, strict=True)):
             if w >= 0.12:
-                ax.text(x0 + w / 2, y, f"{w:.0%}", ha="center", va="center", fontsize=8, color="white")
+                ax.text(
+                    x0 + w / 2, y, f"{w:.0%}", ha="center", va="center", fontsize=8, color="white"
+                )
         left += share
     ax.set(xlim=(0, 1), xlabel="gold labels per region")
     ax.invert_yaxis()
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=min(len(mix.columns), 3), frameon=False)
+    ax.legend(
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.35),
+        ncol=min(len(mix.columns), 3),
+        frameon=False,
+    )
 
 
 def _convex_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -173,8 +220,14 @@ def _convex_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     def chain(seq: np.ndarray) -> list[tuple[float, float]]:
         out: list[tuple[float, float]] = []
         for px, py in seq.tolist():
-            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (py - out[-2][1])
-                                     - (out[-1][1] - out[-2][1]) * (px - out[-2][0])) <= 0:
+            while (
+                len(out) >= 2
+                and (
+                    (out[-1][0] - out[-2][0]) * (py - out[-2][1])
+                    - (out[-1][1] - out[-2][1]) * (px - out[-2][0])
+                )
+                <= 0
+            ):
                 out.pop()
             out.append((px, py))
         return out
@@ -204,7 +257,9 @@ def _per_sample(values: Any, ids: np.ndarray, what: str) -> pd.Series:
         return pd.Series(values).reindex(ids)
     array = np.asarray(values)
     if array.shape != ids.shape:
-        raise ValueError(f"{what} must be keyed by sample id or hold {len(ids)} values; got shape {array.shape}")
+        raise ValueError(
+            f"{what} must be keyed by sample id or hold {len(ids)} values; got shape {array.shape}"
+        )
     return pd.Series(array, index=ids)
 
 
@@ -214,7 +269,10 @@ def _region_names(ids: np.ndarray, regions: Mapping[str, np.ndarray] | None) -> 
     code = np.zeros(len(ids), dtype=np.int64)
     for bit, name in enumerate(names):
         code |= np.isin(ids, np.asarray(regions[name])).astype(np.int64) << bit  # type: ignore[index]
-    labels = ["+".join(n for b, n in enumerate(names) if c >> b & 1) or "other" for c in range(1 << len(names))]
+    labels = [
+        "+".join(n for b, n in enumerate(names) if c >> b & 1) or "other"
+        for c in range(1 << len(names))
+    ]
     return np.asarray(labels, dtype=object)[code]
 
 
@@ -254,12 +312,20 @@ def plot_datamap_html(
     """
     import plotly.graph_objects as go
 
-    ids, conf, var, corr, gold = statistics_columns(stats, "confidence", "variability", "correctness", "gold")
+    ids, conf, var, corr, gold = statistics_columns(
+        stats, "confidence", "variability", "correctness", "gold"
+    )
     gold = gold.astype(np.int64)
-    aum = np.asarray(stats["aum"], dtype=np.float64) if "aum" in stats else np.full(len(ids), np.nan)
+    aum = (
+        np.asarray(stats["aum"], dtype=np.float64) if "aum" in stats else np.full(len(ids), np.nan)
+    )
     if predictions is None and "prediction" in stats:
         predictions = np.asarray(stats["prediction"])
-    names = list(gold_names) if gold_names is not None else [str(k) for k in range(int(gold.max(initial=0)) + 1)]
+    names = (
+        list(gold_names)
+        if gold_names is not None
+        else [str(k) for k in range(int(gold.max(initial=0)) + 1)]
+    )
     if len(ids) and gold.max() >= len(names):
         raise ValueError(f"gold_names has {len(names)} names but gold reaches {gold.max()}")
     hover = "<b>sample " + pd.Series(ids.astype(str), index=ids) + "</b>"
@@ -268,7 +334,9 @@ def plot_datamap_html(
         hover += "<br>" + text.str.wrap(80, break_long_words=False).str.replace("\n", "<br>")
     if predictions is not None:
         pred = _per_sample(predictions, ids, "predictions")
-        pred_names = pred.map(lambda k: names[int(k)] if pd.notna(k) and 0 <= int(k) < len(names) else "?")
+        pred_names = pred.map(
+            lambda k: names[int(k)] if pd.notna(k) and 0 <= int(k) < len(names) else "?"
+        )
         hover += "<br>prediction: " + _escape(pred_names.astype(str))
     region = _region_names(ids, regions)
     rows = _subsample(len(ids), max_points, seed)
@@ -279,23 +347,39 @@ def plot_datamap_html(
     safe_names = _escape(pd.Series(names, dtype=object).astype(str)).tolist()
     traces, keys = [], []
     order = {name: i for i, name in enumerate(regions or {})}
-    present = sorted(pd.unique(region[rows]), key=lambda r: (r == "other", r.count("+"), order.get(r.split("+")[0], 0), r))
+    present = sorted(
+        pd.unique(region[rows]),
+        key=lambda r: (r == "other", r.count("+"), order.get(r.split("+")[0], 0), r),
+    )
     for region_name in present:
         group_title = REGION_TITLES.get(region_name, region_name)
         for label in np.unique(gold[rows]):
             sel = rows[(region[rows] == region_name) & (gold[rows] == label)]
             if not len(sel):
                 continue
-            traces.append(scatter(
-                x=var[sel], y=conf[sel], mode="markers", name=f"{group_title} · {safe_names[label]}",
-                legendgroup=region_name, legendgrouptitle_text=group_title,
-                text=hover.to_numpy()[sel], customdata=np.column_stack([corr[sel], aum[sel]]),
-                marker={"color": REGION_COLOURS.get(region_name.split("+")[0], "#9467bd"),
-                        "symbol": _SYMBOLS[label % len(_SYMBOLS)], "size": 5, "opacity": 0.7},
-                hovertemplate=(f"%{{text}}<br>gold: {safe_names[label]}<br>confidence: %{{y:.3f}}"
-                               "<br>variability: %{x:.3f}<br>correctness: %{customdata[0]:.2f}"
-                               "<br>AUM: %{customdata[1]:.3f}<extra></extra>"),
-            ))
+            traces.append(
+                scatter(
+                    x=var[sel],
+                    y=conf[sel],
+                    mode="markers",
+                    name=f"{group_title} · {safe_names[label]}",
+                    legendgroup=region_name,
+                    legendgrouptitle_text=group_title,
+                    text=hover.to_numpy()[sel],
+                    customdata=np.column_stack([corr[sel], aum[sel]]),
+                    marker={
+                        "color": REGION_COLOURS.get(region_name.split("+")[0], "#9467bd"),
+                        "symbol": _SYMBOLS[label % len(_SYMBOLS)],
+                        "size": 5,
+                        "opacity": 0.7,
+                    },
+                    hovertemplate=(
+                        f"%{{text}}<br>gold: {safe_names[label]}<br>confidence: %{{y:.3f}}"
+                        "<br>variability: %{x:.3f}<br>correctness: %{customdata[0]:.2f}"
+                        "<br>AUM: %{customdata[1]:.3f}<extra></extra>"
+                    ),
+                )
+            )
             keys.append((region_name, int(label)))
     filters: list[tuple[str, Any, Any]] = [("all samples", None, None)]
     filters += [(REGION_TITLES.get(r, r), r, None) for r in dict.fromkeys(k[0] for k in keys)]
@@ -303,19 +387,36 @@ def plot_datamap_html(
     if len(keys) <= 60:
         filters += [(f"{REGION_TITLES.get(r, r)} · {safe_names[g]}", r, g) for r, g in keys]
     buttons = [
-        {"label": label, "method": "restyle",
-         "args": [{"visible": [(r is None or k[0] == r) and (g is None or k[1] == g) for k in keys]}]}
+        {
+            "label": label,
+            "method": "restyle",
+            "args": [
+                {"visible": [(r is None or k[0] == r) and (g is None or k[1] == g) for k in keys]}
+            ],
+        }
         for label, r, g in filters
     ]
     fig = go.Figure(traces)
     fig.update_layout(
-        title=title, xaxis_title="variability", yaxis_title="confidence", template="plotly_white",
-        legend={"groupclick": "toggleitem"}, height=750,
-        updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.08, "xanchor": "right", "showactive": True}],
+        title=title,
+        xaxis_title="variability",
+        yaxis_title="confidence",
+        template="plotly_white",
+        legend={"groupclick": "toggleitem"},
+        height=750,
+        updatemenus=[
+            {"buttons": buttons, "x": 1.0, "y": 1.08, "xanchor": "right", "showactive": True}
+        ],
     )
     with atomic_output(path) as tmp:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True, include_mathjax=False,
-                       post_script=_POST_SCRIPT % json.dumps(title).replace("</", "<\\/"), config={"displaylogo": False})
+        fig.write_html(
+            tmp,
+            include_plotlyjs=True,
+            full_html=True,
+            include_mathjax=False,
+            post_script=_POST_SCRIPT % json.dumps(title).replace("</", "<\\/"),
+            config={"displaylogo": False},
+        )
     return Path(path)
 
 
@@ -327,7 +428,9 @@ def _num_epochs(stats: pd.DataFrame | Mapping[str, Any], correct: np.ndarray) ->
     for epochs in range(1, 101):
         if np.allclose(correct * epochs, np.round(correct * epochs), atol=1e-6):
             return epochs
-    raise ValueError("cannot tell the number of epochs from correctness; set stats.attrs['num_epochs']")
+    raise ValueError(
+        "cannot tell the number of epochs from correctness; set stats.attrs['num_epochs']"
+    )
 
 
 def _subsample(num_samples: int, max_points: int, seed: int) -> np.ndarray | None:
@@ -360,6 +463,15 @@ def save_datamap(
         table = sample_table(ids, texts=text_map, label_names=gold_names, stats=stats)
         write_sample_csv(table, folder / "regions" / f"{name}.csv")
     atomic_write_bytes(folder / "statistics.parquet", stats.to_parquet())
-    plot_datamap_png(stats, folder / "datamap.png", title=title, regions=regions, gold_names=gold_names)
-    plot_datamap_html(stats, folder / "datamap.html", title=title, texts=texts, gold_names=gold_names, regions=regions)
+    plot_datamap_png(
+        stats, folder / "datamap.png", title=title, regions=regions, gold_names=gold_names
+    )
+    plot_datamap_html(
+        stats,
+        folder / "datamap.html",
+        title=title,
+        texts=texts,
+        gold_names=gold_names,
+        regions=regions,
+    )
     return folder

@@ -71,8 +71,14 @@ class TrainingDynamics:
     task: str = ""
 
     def __post_init__(self) -> None:
-        num_epochs, num_samples, _ = np.shape(self.logits) if np.ndim(self.logits) == 3 else (0, -1, 0)
-        if num_samples != len(self.sample_ids) or len(self.gold) != num_samples or len(self.epochs) != num_epochs:
+        num_epochs, num_samples, _ = (
+            np.shape(self.logits) if np.ndim(self.logits) == 3 else (0, -1, 0)
+        )
+        if (
+            num_samples != len(self.sample_ids)
+            or len(self.gold) != num_samples
+            or len(self.epochs) != num_epochs
+        ):
             raise ValueError(
                 f"TrainingDynamics: expected logits [E, N, C] with N = len(sample_ids) = len(gold) and "
                 f"E = len(epochs); got logits {np.shape(self.logits)}, {len(self.sample_ids)} sample ids, "
@@ -93,34 +99,52 @@ def _few(ids: np.ndarray, k: int = 5) -> str:
     return ", ".join(str(i) for i in ids[:k].tolist()) + more
 
 
-def _check_epoch(sample_ids: object, gold: object, logits: object, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_epoch(
+    sample_ids: object, gold: object, logits: object, where: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate one epoch's arrays and return them sorted by sample id (int64, int64, float32)."""
     ids = np.asarray(sample_ids)
     labels = np.asarray(gold)
     z = np.asarray(logits, dtype=np.float32)
-    if ids.ndim != 1 or labels.shape != ids.shape or z.ndim != 2 or len(z) != len(ids) or z.shape[1] < 2:
+    if (
+        ids.ndim != 1
+        or labels.shape != ids.shape
+        or z.ndim != 2
+        or len(z) != len(ids)
+        or z.shape[1] < 2
+    ):
         raise ValueError(
             f"{where}: expected sample_ids [N], gold [N] and logits [N, C] with C ≥ 2; got shapes "
             f"{ids.shape}, {labels.shape}, {z.shape}"
         )
     if not (np.issubdtype(ids.dtype, np.integer) and np.issubdtype(labels.dtype, np.integer)):
-        raise ValueError(f"{where}: sample_ids and gold must be integers; got {ids.dtype} and {labels.dtype}")
+        raise ValueError(
+            f"{where}: sample_ids and gold must be integers; got {ids.dtype} and {labels.dtype}"
+        )
     ids, labels = ids.astype(np.int64), labels.astype(np.int64)
     order = np.argsort(ids, kind="stable")
     ids, labels, z = ids[order], labels[order], z[order]
     duplicated = np.unique(ids[1:][ids[1:] == ids[:-1]])
     if len(duplicated):
-        raise ValueError(f"{where}: every sample id must appear exactly once; repeated: {_few(duplicated)}")
+        raise ValueError(
+            f"{where}: every sample id must appear exactly once; repeated: {_few(duplicated)}"
+        )
     bad_gold = ids[(labels < 0) | (labels >= z.shape[1])]
     if len(bad_gold):
-        raise ValueError(f"{where}: gold must be in [0, {z.shape[1]}); out of range for sample ids {_few(bad_gold)}")
+        raise ValueError(
+            f"{where}: gold must be in [0, {z.shape[1]}); out of range for sample ids {_few(bad_gold)}"
+        )
     not_finite = ids[~np.isfinite(z).all(axis=1)]
     if len(not_finite):
-        raise ValueError(f"{where}: logits must be finite; NaN/inf for sample ids {_few(not_finite)}")
+        raise ValueError(
+            f"{where}: logits must be finite; NaN/inf for sample ids {_few(not_finite)}"
+        )
     return ids, labels, z
 
 
-def _check_same_samples(ref_ids: np.ndarray, ref_gold: np.ndarray, ids: np.ndarray, gold: np.ndarray, where: str) -> None:
+def _check_same_samples(
+    ref_ids: np.ndarray, ref_gold: np.ndarray, ids: np.ndarray, gold: np.ndarray, where: str
+) -> None:
     """Both id arrays are sorted; raise naming the missing/extra ids or the changed gold labels."""
     if not np.array_equal(ref_ids, ids):
         missing, extra = np.setdiff1d(ref_ids, ids), np.setdiff1d(ids, ref_ids)
@@ -131,7 +155,9 @@ def _check_same_samples(ref_ids: np.ndarray, ref_gold: np.ndarray, ids: np.ndarr
         )
     changed = ids[ref_gold != gold]
     if len(changed):
-        raise ValueError(f"{where}: gold labels differ from the earlier epochs for sample ids {_few(changed)}")
+        raise ValueError(
+            f"{where}: gold labels differ from the earlier epochs for sample ids {_few(changed)}"
+        )
 
 
 def _metadata(schema: pa.Schema, path: Path) -> dict[str, str]:
@@ -141,7 +167,9 @@ def _metadata(schema: pa.Schema, path: Path) -> dict[str, str]:
     if missing:
         raise ValueError(f"{path}: not a tdmixup dynamics table (metadata lacks {sorted(missing)})")
     if meta["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {meta['schema_version']} is not the supported {SCHEMA_VERSION}")
+        raise ValueError(
+            f"{path}: schema_version {meta['schema_version']} is not the supported {SCHEMA_VERSION}"
+        )
     return meta
 
 
@@ -181,25 +209,42 @@ def append_epoch(
     where = f"{path}, epoch {epoch}"
     ids, labels, z = _check_epoch(sample_ids, gold, logits, where)
     num_classes = z.shape[1]
-    new = pa.table({
-        "sample_id": pa.array(ids, pa.int64()),
-        "epoch": pa.array(np.full(len(ids), epoch, np.int32), pa.int32()),
-        "gold": pa.array(labels.astype(np.int32), pa.int32()),
-        "logits": pa.FixedSizeListArray.from_arrays(pa.array(z.reshape(-1), pa.float32()), num_classes),
-    })
-    meta = {"schema_version": SCHEMA_VERSION, "mode": mode, "num_classes": str(num_classes), "task": task}
+    new = pa.table(
+        {
+            "sample_id": pa.array(ids, pa.int64()),
+            "epoch": pa.array(np.full(len(ids), epoch, np.int32), pa.int32()),
+            "gold": pa.array(labels.astype(np.int32), pa.int32()),
+            "logits": pa.FixedSizeListArray.from_arrays(
+                pa.array(z.reshape(-1), pa.float32()), num_classes
+            ),
+        }
+    )
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "mode": mode,
+        "num_classes": str(num_classes),
+        "task": task,
+    }
     table = new
     if path.exists():
         old = pq.read_table(path)
         stored = _metadata(old.schema, path)
         for key in ("mode", "num_classes", "task"):
             if stored[key] != meta[key]:
-                raise ValueError(f"{where}: {key} is {meta[key]!r} but the table holds {stored[key]!r}")
+                raise ValueError(
+                    f"{where}: {key} is {meta[key]!r} but the table holds {stored[key]!r}"
+                )
         old = old.replace_schema_metadata(None).filter(pc.not_equal(old["epoch"], epoch))
         if old.num_rows:
             first = old.slice(0, 1)["epoch"][0]
             ref = old.filter(pc.equal(old["epoch"], first))
-            _check_same_samples(ref["sample_id"].to_numpy(), ref["gold"].to_numpy().astype(np.int64), ids, labels, where)
+            _check_same_samples(
+                ref["sample_id"].to_numpy(),
+                ref["gold"].to_numpy().astype(np.int64),
+                ids,
+                labels,
+                where,
+            )
             table = pa.concat_tables([old, new.cast(old.schema)])
             if epoch < pc.max(old["epoch"]).as_py():
                 table = table.sort_by([("epoch", "ascending"), ("sample_id", "ascending")])
@@ -227,7 +272,9 @@ def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:
     else:
         lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
         if len(lengths) and not (lengths == num_classes).all():
-            raise ValueError(f"{path}: every logits row must hold num_classes = {num_classes} values")
+            raise ValueError(
+                f"{path}: every logits row must hold num_classes = {num_classes} values"
+            )
         flat = pc.list_flatten(column).to_numpy()
     z = flat.astype(np.float32, copy=False).reshape(len(ids), num_classes)
     d_epoch, d_id = np.diff(epochs), np.diff(ids)
@@ -236,13 +283,20 @@ def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:
         ids, epochs, gold, z = ids[order], epochs[order], gold[order], z[order]
         repeated = ids[1:][(np.diff(epochs) == 0) & (np.diff(ids) == 0)]
         if len(repeated):
-            raise ValueError(f"{path}: sample ids recorded twice in one epoch: {_few(np.unique(repeated))}")
+            raise ValueError(
+                f"{path}: sample ids recorded twice in one epoch: {_few(np.unique(repeated))}"
+            )
     unique_epochs, starts = np.unique(epochs, return_index=True)
     bounds = np.append(starts, len(ids))
     num_samples = int(bounds[1]) if len(unique_epochs) else 0
     for e in range(1, len(unique_epochs)):
-        _check_same_samples(ids[:num_samples], gold[:num_samples], ids[bounds[e]:bounds[e + 1]],
-                            gold[bounds[e]:bounds[e + 1]], f"{path}, epoch {unique_epochs[e]}")
+        _check_same_samples(
+            ids[:num_samples],
+            gold[:num_samples],
+            ids[bounds[e] : bounds[e + 1]],
+            gold[bounds[e] : bounds[e + 1]],
+            f"{path}, epoch {unique_epochs[e]}",
+        )
     return TrainingDynamics(
         sample_ids=ids[:num_samples].copy(),
         gold=gold[:num_samples].copy(),
@@ -256,7 +310,9 @@ def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:
 # --------------------------------------------------------------------------- Cartography
 
 
-def export_cartography(dyn: TrainingDynamics, folder: str | os.PathLike[str], *, prefix: str = "") -> list[Path]:
+def export_cartography(
+    dyn: TrainingDynamics, folder: str | os.PathLike[str], *, prefix: str = ""
+) -> list[Path]:
     """Write Dataset Cartography's per-epoch jsonl logs: ``{prefix}dynamics_epoch_{e}.jsonl``.
 
     Each line is ``{"guid": id, "logits_epoch_{e}": [C floats], "gold": label}``. Files are
@@ -269,11 +325,13 @@ def export_cartography(dyn: TrainingDynamics, folder: str | os.PathLike[str], *,
     folder = Path(folder)
     paths = []
     for e in range(len(dyn.epochs)):
-        frame = pd.DataFrame({
-            "guid": dyn.sample_ids,
-            f"logits_epoch_{e}": dyn.logits[e].astype(np.float64).tolist(),
-            "gold": dyn.gold,
-        })
+        frame = pd.DataFrame(
+            {
+                "guid": dyn.sample_ids,
+                f"logits_epoch_{e}": dyn.logits[e].astype(np.float64).tolist(),
+                "gold": dyn.gold,
+            }
+        )
         path = folder / f"{prefix}dynamics_epoch_{e}.jsonl"
         with atomic_output(path) as tmp:
             frame.to_json(tmp, orient="records", lines=True, double_precision=15)
@@ -286,11 +344,15 @@ def _read_cartography_file(path: Path, epoch: int) -> tuple[np.ndarray, np.ndarr
     key = f"logits_epoch_{epoch}"
     missing = {"guid", "gold", key} - set(table.column_names)
     if missing:
-        raise ValueError(f"{path}: missing field(s) {sorted(missing)}; Cartography lines hold guid, {key}, gold")
+        raise ValueError(
+            f"{path}: missing field(s) {sorted(missing)}; Cartography lines hold guid, {key}, gold"
+        )
     try:
         ids = table["guid"].cast(pa.int64()).to_numpy()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        raise ValueError(f"{path}: guid values must be integers (tdmixup keys samples by an int64 id): {err}") from err
+        raise ValueError(
+            f"{path}: guid values must be integers (tdmixup keys samples by an int64 id): {err}"
+        ) from err
     column = table[key].combine_chunks()
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
     if len(lengths) == 0 or column.null_count or (lengths != lengths[0]).any():
@@ -323,15 +385,21 @@ def read_cartography(
             found.setdefault(match["prefix"], {})[int(match["epoch"])] = path
     if len(found) != 1:
         what = f"prefixes {sorted(found)}; pass prefix=" if found else "no files"
-        raise ValueError(f"{folder}: expected {prefix or ''}dynamics_epoch_<e>.jsonl files of one prefix; found {what}")
+        raise ValueError(
+            f"{folder}: expected {prefix or ''}dynamics_epoch_<e>.jsonl files of one prefix; found {what}"
+        )
     files = next(iter(found.values()))
     epochs = np.array(sorted(files), dtype=np.int64)
-    read = [_check_epoch(*_read_cartography_file(files[e], e), str(files[e])) for e in epochs.tolist()]
+    read = [
+        _check_epoch(*_read_cartography_file(files[e], e), str(files[e])) for e in epochs.tolist()
+    ]
     ref_ids, ref_gold, ref_logits = read[0]
     for epoch, (ids, gold, logits) in zip(epochs[1:].tolist(), read[1:], strict=True):
         _check_same_samples(ref_ids, ref_gold, ids, gold, str(files[epoch]))
         if logits.shape[1] != ref_logits.shape[1]:
-            raise ValueError(f"{files[epoch]}: {logits.shape[1]} classes, but epoch {epochs[0]} has {ref_logits.shape[1]}")
+            raise ValueError(
+                f"{files[epoch]}: {logits.shape[1]} classes, but epoch {epochs[0]} has {ref_logits.shape[1]}"
+            )
     stacked = np.stack([logits for _, _, logits in read])
     return TrainingDynamics(ref_ids, ref_gold, stacked, epochs, mode, task)
 
@@ -344,7 +412,9 @@ def _check_logits_gold(logits: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray
     if z.ndim != 3 or z.shape[2] < 2:
         raise ValueError(f"logits: expected shape [E, N, C] with C >= 2, got {z.shape}")
     if np.shape(gold) != (z.shape[1],):
-        raise ValueError(f"gold: {np.shape(gold)} labels for {z.shape[1]} samples in logits [E, N, C] = {z.shape}")
+        raise ValueError(
+            f"gold: {np.shape(gold)} labels for {z.shape[1]} samples in logits [E, N, C] = {z.shape}"
+        )
     return z, class_labels(gold, z.shape[2], name="gold")
 
 
@@ -377,7 +447,9 @@ def gold_probabilities(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
            [1. ]])
     """
     z, labels = _check_logits_gold(logits, gold)
-    planes = np.moveaxis(z, 2, 0).astype(np.float64, order="C")  # [C, E, N]: reductions run over planes
+    planes = np.moveaxis(z, 2, 0).astype(
+        np.float64, order="C"
+    )  # [C, E, N]: reductions run over planes
     planes -= planes.max(axis=0)
     gold_logit = np.take_along_axis(planes, labels[None, None, :], axis=0)[0]
     np.exp(planes, out=planes)
@@ -444,14 +516,18 @@ def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
         raise ValueError(f"logits: expected shape [E, N, C] with C >= 2, got {logits.shape}")
     labels = class_labels(labels, logits.shape[2])
     if labels.shape[0] != logits.shape[1]:
-        raise ValueError(f"labels: {labels.shape[0]} labels for {logits.shape[1]} samples in logits")
+        raise ValueError(
+            f"labels: {labels.shape[0]} labels for {logits.shape[1]} samples in logits"
+        )
     gold = np.take_along_axis(logits, labels[None, :, None], axis=2)[..., 0]
     others = logits.copy()
     np.put_along_axis(others, labels[None, :, None], -np.inf, axis=2)
     return gold - others.max(axis=2)
 
 
-def area_under_margin(logits: np.ndarray, labels: np.ndarray, *, skip_epochs: int = 0) -> np.ndarray:
+def area_under_margin(
+    logits: np.ndarray, labels: np.ndarray, *, skip_epochs: int = 0
+) -> np.ndarray:
     """AUM = mean margin over epochs (paper Eq. 4). ``[E, N, C]``, ``[N]`` → ``[N]``.
 
     Args:
@@ -467,9 +543,11 @@ def area_under_margin(logits: np.ndarray, labels: np.ndarray, *, skip_epochs: in
     """
     epochs = np.shape(logits)[0] if np.ndim(logits) == 3 else 0
     if int(skip_epochs) != skip_epochs or not 0 <= skip_epochs < max(epochs, 1):
-        raise ValueError(f"skip_epochs: expected an integer in [0, {epochs}) for {epochs} epoch(s) of logits, "
-                         f"got {skip_epochs}; lower --aum-skip-epochs or train more --aum-epochs")
-    return margins(logits, labels)[int(skip_epochs):].mean(axis=0)
+        raise ValueError(
+            f"skip_epochs: expected an integer in [0, {epochs}) for {epochs} epoch(s) of logits, "
+            f"got {skip_epochs}; lower --aum-skip-epochs or train more --aum-epochs"
+        )
+    return margins(logits, labels)[int(skip_epochs) :].mean(axis=0)
 
 
 def compute_statistics(dyn: TrainingDynamics) -> pd.DataFrame:

@@ -60,23 +60,45 @@ def _eval_mode(model: Classifier) -> Iterator[None]:
 def word_embeddings(model: Classifier, batch: Batch) -> Tensor:
     """Detached word embeddings ``[N, L, H]`` of the batch's tokens (N = B·K for MC)."""
     with torch.no_grad():
-        return cast(Any, model.encoder).get_input_embeddings()(flatten_choices(batch["input_ids"])).detach()
+        return (
+            cast(Any, model.encoder)
+            .get_input_embeddings()(flatten_choices(batch["input_ids"]))
+            .detach()
+        )
 
 
-def _mean_hidden(model: Classifier, embeds: Tensor, mask: Tensor, token_type_ids: Tensor | None) -> Tensor:
+def _mean_hidden(
+    model: Classifier, embeds: Tensor, mask: Tensor, token_type_ids: Tensor | None
+) -> Tensor:
     """Mean over the unmasked positions of the last hidden layer, ``[N, H]``."""
-    hidden = model.encoder(inputs_embeds=embeds, attention_mask=mask, token_type_ids=token_type_ids).last_hidden_state
+    hidden = model.encoder(
+        inputs_embeds=embeds, attention_mask=mask, token_type_ids=token_type_ids
+    ).last_hidden_state
     m = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
 
 
 def _logits(model: Classifier, batch: Batch, embeds: Tensor) -> Tensor:
-    return model.classify(model.features(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
-                                         inputs_embeds=embeds), num_choices_of(batch))
+    return model.classify(
+        model.features(
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch.get("token_type_ids"),
+            inputs_embeds=embeds,
+        ),
+        num_choices_of(batch),
+    )
 
 
-def on_manifold_embeddings(model: Classifier, batch: Batch, partner: Tensor, *, eps_in: float, eps_y: float,
-                           generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def on_manifold_embeddings(
+    model: Classifier,
+    batch: Batch,
+    partner: Tensor,
+    *,
+    eps_in: float,
+    eps_y: float,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """Kong et al.'s on-manifold sample: perturbed word embeddings and smoothed labels.
 
     Args:
@@ -95,13 +117,17 @@ def on_manifold_embeddings(model: Classifier, batch: Batch, partner: Tensor, *, 
     tt = None if batch.get("token_type_ids") is None else flatten_choices(batch["token_type_ids"])
     x = word_embeddings(model, batch)
     device = generator.device if generator is not None else x.device
-    noise = (torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32) * 2 - 1) * eps_in
+    noise = (
+        torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32) * 2 - 1
+    ) * eps_in
     x0 = (x + noise.to(x.device, x.dtype)).requires_grad_(True)
     rows = encoder_rows(partner.to(x.device), k)
     with _eval_mode(model):
         with torch.no_grad():
             target = _mean_hidden(model, x[rows], mask[rows], None if tt is None else tt[rows])
-        distance = (1 - F.cosine_similarity(_mean_hidden(model, x0, mask, tt), target, dim=-1)).sum()
+        distance = (
+            1 - F.cosine_similarity(_mean_hidden(model, x0, mask, tt), target, dim=-1)
+        ).sum()
         (grad,) = torch.autograd.grad(distance, x0)
     x_on = torch.clamp(x0.detach() - eps_in * grad.sign(), min=x - eps_in, max=x + eps_in)
     c = k if k is not None else model.num_labels
@@ -119,7 +145,9 @@ def off_manifold_embeddings(model: Classifier, batch: Batch, *, eps_out: float) 
     return (x + eps_out * grad.sign()).detach()
 
 
-def kong_loss(model: Classifier, batch: Batch, config: MixupConfig, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def kong_loss(
+    model: Classifier, batch: Batch, config: MixupConfig, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """``Σ w·(CE + β_on·ℓ_on + β_off·ℓ_off)`` of one batch (module docstring).
 
     Returns:
@@ -129,10 +157,18 @@ def kong_loss(model: Classifier, batch: Batch, config: MixupConfig, generator: t
     logits = model.classify(feats, num_choices_of(batch))
     ce = hard_cross_entropy(logits, batch["labels"], config.label_smoothing)
     partner = partner_index(batch["weight"], generator, reverse=True)
-    x_on, y_on = on_manifold_embeddings(model, batch, partner, eps_in=config.kong_eps_in, eps_y=config.kong_eps_y,
-                                        generator=generator)
+    x_on, y_on = on_manifold_embeddings(
+        model,
+        batch,
+        partner,
+        eps_in=config.kong_eps_in,
+        eps_y=config.kong_eps_y,
+        generator=generator,
+    )
     x_off = off_manifold_embeddings(model, batch, eps_out=config.kong_eps_out)
-    loss_on = soft_cross_entropy(_logits(model, batch, x_on), smooth_targets(y_on, config.label_smoothing))
+    loss_on = soft_cross_entropy(
+        _logits(model, batch, x_on), smooth_targets(y_on, config.label_smoothing)
+    )
     log_p_off = F.log_softmax(_logits(model, batch, x_off), dim=-1)
     loss_off = (log_p_off.exp() * log_p_off).sum(-1)  # −entropy
     per_sample = ce + config.kong_beta_on * loss_on + config.kong_beta_off * loss_off

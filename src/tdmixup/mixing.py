@@ -46,7 +46,9 @@ class StepOutput:
 
 
 # --- primitives ------------------------------------------------------------------------------
-def sample_lambda(alpha: float, shape: int | tuple[int, ...] = (), *, generator: torch.Generator | None = None) -> Tensor:
+def sample_lambda(
+    alpha: float, shape: int | tuple[int, ...] = (), *, generator: torch.Generator | None = None
+) -> Tensor:
     """λ ~ Beta(α, α) (Zhang et al., 2018), float32 on the generator's device.
 
     Args:
@@ -162,7 +164,9 @@ def num_choices_of(batch: Batch) -> int | None:
     return batch["input_ids"].shape[1] if batch["input_ids"].dim() == 3 else None
 
 
-def mix_embeddings(model: Classifier, batch_a: Batch, batch_b: Batch, lam: Tensor | float, *, pad_token_id: int = 0) -> Tensor:
+def mix_embeddings(
+    model: Classifier, batch_a: Batch, batch_b: Batch, lam: Tensor | float, *, pad_token_id: int = 0
+) -> Tensor:
     """[CLS] features of MixUp in the input space (the embedding-layer output).
 
     ``features(embedding_output = λ·embed(a) + (1−λ)·embed(b), mask = union)``, both batches
@@ -179,14 +183,20 @@ def mix_embeddings(model: Classifier, batch_a: Batch, batch_b: Batch, lam: Tenso
     """
     length = max(batch_a["input_ids"].shape[-1], batch_b["input_ids"].shape[-1])
     ids_a, ids_b = (pad_to_length(x["input_ids"], length, pad_token_id) for x in (batch_a, batch_b))
-    tt_a, tt_b = (None if x.get("token_type_ids") is None else pad_to_length(x["token_type_ids"], length)
-                  for x in (batch_a, batch_b))
+    tt_a, tt_b = (
+        None if x.get("token_type_ids") is None else pad_to_length(x["token_type_ids"], length)
+        for x in (batch_a, batch_b)
+    )
     mask = mixed_attention_mask(batch_a["attention_mask"], batch_b["attention_mask"], lam)
-    mixed = mix_tensors(model.embed(ids_a, tt_a), model.embed(ids_b, tt_b), _per_row(lam, num_choices_of(batch_a)))
+    mixed = mix_tensors(
+        model.embed(ids_a, tt_a), model.embed(ids_b, tt_b), _per_row(lam, num_choices_of(batch_a))
+    )
     return model.features(ids_a, mask, tt_a, embedding_output=mixed)
 
 
-def mix_features(feat_a: Tensor, feat_b: Tensor, lam: Tensor | float, *, num_choices: int | None = None) -> Tensor:
+def mix_features(
+    feat_a: Tensor, feat_b: Tensor, lam: Tensor | float, *, num_choices: int | None = None
+) -> Tensor:
     """Manifold MixUp of [CLS] features ``[N, H]``: ``λ·h_a + (1−λ)·h_b``; a ``[B]`` λ is per
     question when ``num_choices`` is given (N = B·K)."""
     return mix_tensors(feat_a, feat_b, _per_row(lam, num_choices))
@@ -210,7 +220,9 @@ def encoder_rows(index: Tensor, num_choices: int | None) -> Tensor:
     return (index[:, None] * num_choices + torch.arange(num_choices, device=index.device)).flatten()
 
 
-def partner_index(weight: Tensor, generator: torch.Generator | None = None, *, reverse: bool = False) -> Tensor:
+def partner_index(
+    weight: Tensor, generator: torch.Generator | None = None, *, reverse: bool = False
+) -> Tensor:
     """Partner of each row: a random permutation (or the reversal) of the rows with weight > 0;
     weight-0 dummies are their own partners, so they never enter a real row's sample.
 
@@ -230,7 +242,9 @@ def partner_index(weight: Tensor, generator: torch.Generator | None = None, *, r
 
 def draw_lambda(config: MixupConfig, rows: int, generator: torch.Generator) -> Tensor:
     """One λ for the step (``lambda_mode="batch"``, shape ``()``) or one per row (``[rows]``)."""
-    return sample_lambda(config.alpha, () if config.lambda_mode == "batch" else (rows,), generator=generator)
+    return sample_lambda(
+        config.alpha, () if config.lambda_mode == "batch" else (rows,), generator=generator
+    )
 
 
 def forward_unmixed(model: Classifier, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -93,15 +93,30 @@ from tdmixup.model import Classifier
 
 
 # --- strategies ------------------------------------------------------------------------------
-def _step_none(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator, pad: int) -> StepOutput:
+def _step_none(
+    model: Classifier,
+    batches: Sequence[Batch],
+    config: MixupConfig,
+    generator: torch.Generator,
+    pad: int,
+) -> StepOutput:
     (batch,) = batches
     _, logits = forward_unmixed(model, batch)
-    loss = weighted_sum(hard_cross_entropy(logits, batch["labels"], config.label_smoothing), batch["weight"])
+    loss = weighted_sum(
+        hard_cross_entropy(logits, batch["labels"], config.label_smoothing), batch["weight"]
+    )
     return StepOutput(loss, logits.detach(), batch["sample_id"])
 
 
-def _step_mixed_only(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator,
-                     pad: int, *, at: str) -> StepOutput:
+def _step_mixed_only(
+    model: Classifier,
+    batches: Sequence[Batch],
+    config: MixupConfig,
+    generator: torch.Generator,
+    pad: int,
+    *,
+    at: str,
+) -> StepOutput:
     """``mixup`` (``at="embeddings"``) and ``manifold`` (``at="cls"``): mixed samples only."""
     (batch,) = batches
     k = num_choices_of(batch)
@@ -113,17 +128,30 @@ def _step_mixed_only(model: Classifier, batches: Sequence[Batch], config: MixupC
         mixed = mix_embeddings(model, batch, partner, lam, pad_token_id=pad)
     else:
         feats, logits = forward_unmixed(model, batch)
-        mixed = mix_features(feats, feats[encoder_rows(perm.to(feats.device), k)], lam, num_choices=k)
+        mixed = mix_features(
+            feats, feats[encoder_rows(perm.to(feats.device), k)], lam, num_choices=k
+        )
     mixed_logits = model.classify(mixed, k)
     c = mixed_logits.shape[-1]
     targets = mix_tensors(one_hot(batch["labels"], c), one_hot(partner["labels"], c), lam)
-    loss = weighted_sum(soft_cross_entropy(mixed_logits, smooth_targets(targets, config.label_smoothing)), batch["weight"])
+    loss = weighted_sum(
+        soft_cross_entropy(mixed_logits, smooth_targets(targets, config.label_smoothing)),
+        batch["weight"],
+    )
     ids = None if logits is None else batch["sample_id"]
     return StepOutput(loss, None if logits is None else logits.detach(), ids, float(lam.mean()))
 
 
-def _mixed_logits(model: Classifier, a: Batch, b: Batch, feat_a: Tensor, feat_b: Tensor, lam: Tensor,
-                  config: MixupConfig, pad: int) -> Tensor:
+def _mixed_logits(
+    model: Classifier,
+    a: Batch,
+    b: Batch,
+    feat_a: Tensor,
+    feat_b: Tensor,
+    lam: Tensor,
+    config: MixupConfig,
+    pad: int,
+) -> Tensor:
     """Logits of the samples mixed from rows of ``a`` and ``b`` at ``config.mix_at``."""
     k = num_choices_of(a)
     if config.mix_at == "embeddings":
@@ -135,28 +163,45 @@ def _mixed_logits(model: Classifier, a: Batch, b: Batch, feat_a: Tensor, feat_b:
     return model.classify(mixed, k)
 
 
-def _mixed_plus_unmixed(config: MixupConfig, mixed: tuple[Tensor, Tensor, Tensor], unmixed: list[tuple[Tensor, Batch]]) -> Tensor:
+def _mixed_plus_unmixed(
+    config: MixupConfig, mixed: tuple[Tensor, Tensor, Tensor], unmixed: list[tuple[Tensor, Batch]]
+) -> Tensor:
     """``(m·Σ w·ℓ(mixed) + v·Σ_batches Σ w·CE) / (m + u·v)`` (module docstring)."""
     logits, targets, weight = mixed
     m, v = config.mixed_weight, config.unmixed_weight
     if m < 0 or v < 0 or m + v == 0:
-        raise ValueError(f"mixed_weight and unmixed_weight must be >= 0 and not both 0, got {m} and {v}")
+        raise ValueError(
+            f"mixed_weight and unmixed_weight must be >= 0 and not both 0, got {m} and {v}"
+        )
     eps = config.label_smoothing
     loss = m * weighted_sum(soft_cross_entropy(logits, smooth_targets(targets, eps)), weight)
     for batch_logits, batch in unmixed:
-        loss = loss + v * weighted_sum(hard_cross_entropy(batch_logits, batch["labels"], eps), batch["weight"])
+        loss = loss + v * weighted_sum(
+            hard_cross_entropy(batch_logits, batch["labels"], eps), batch["weight"]
+        )
     return loss / (m + len(unmixed) * v)
 
 
-def _step_tdmixup(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator, pad: int) -> StepOutput:
+def _step_tdmixup(
+    model: Classifier,
+    batches: Sequence[Batch],
+    config: MixupConfig,
+    generator: torch.Generator,
+    pad: int,
+) -> StepOutput:
     """Row i of the easy batch × row i of the ambiguous batch, plus both unmixed batches."""
     easy, amb = batches
     k = num_choices_of(easy)
     if k != num_choices_of(amb):
-        raise ValueError(f"easy and ambiguous batches differ in number of choices: {k} vs {num_choices_of(amb)}")
+        raise ValueError(
+            f"easy and ambiguous batches differ in number of choices: {k} vs {num_choices_of(amb)}"
+        )
     n = min(len(easy["labels"]), len(amb["labels"]))
     lam = draw_lambda(config, n, generator)
-    (feat_e, logits_e), (feat_a, logits_a) = forward_unmixed(model, easy), forward_unmixed(model, amb)
+    (feat_e, logits_e), (feat_a, logits_a) = (
+        forward_unmixed(model, easy),
+        forward_unmixed(model, amb),
+    )
     head = torch.arange(n)
     a, b = select_rows(easy, head), select_rows(amb, head)
     rows = encoder_rows(head, k).to(feat_e.device)
@@ -166,23 +211,42 @@ def _step_tdmixup(model: Classifier, batches: Sequence[Batch], config: MixupConf
     mixed = (mixed_logits, targets, torch.minimum(a["weight"], b["weight"]))
     loss = _mixed_plus_unmixed(config, mixed, [(logits_e, easy), (logits_a, amb)])
     logits = torch.cat([logits_e, logits_a]).detach()
-    return StepOutput(loss, logits, torch.cat([easy["sample_id"], amb["sample_id"]]), float(lam.mean()))
+    return StepOutput(
+        loss, logits, torch.cat([easy["sample_id"], amb["sample_id"]]), float(lam.mean())
+    )
 
 
-def _step_random_pairs(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator, pad: int) -> StepOutput:
+def _step_random_pairs(
+    model: Classifier,
+    batches: Sequence[Batch],
+    config: MixupConfig,
+    generator: torch.Generator,
+    pad: int,
+) -> StepOutput:
     """Two random batches of easy ∪ ambiguous, row i × row i, plus both unmixed batches:
     TDMixUp's step (same sample counts and loss) with random instead of easy × ambiguous pairs."""
     return _step_tdmixup(model, batches, config, generator, pad)
 
 
-def _step_kong(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator, pad: int) -> StepOutput:
+def _step_kong(
+    model: Classifier,
+    batches: Sequence[Batch],
+    config: MixupConfig,
+    generator: torch.Generator,
+    pad: int,
+) -> StepOutput:
     (batch,) = batches
     loss, logits = kong_loss(model, batch, config, generator)
     return StepOutput(loss, logits.detach(), batch["sample_id"])
 
 
-def _step_aum_saliency(model: Classifier, batches: Sequence[Batch], config: MixupConfig, generator: torch.Generator,
-                       pad: int) -> StepOutput:
+def _step_aum_saliency(
+    model: Classifier,
+    batches: Sequence[Batch],
+    config: MixupConfig,
+    generator: torch.Generator,
+    pad: int,
+) -> StepOutput:
     return step_aum_saliency(model, list(batches), config, generator, pad)
 
 
@@ -212,8 +276,15 @@ def batches_per_step(strategy: Strategy) -> int:
     return _STEPS[strategy][0]
 
 
-def compute_step(strategy: Strategy, model: Classifier, batches: Sequence[Batch], config: MixupConfig,
-                 generator: torch.Generator, *, pad_token_id: int = 0) -> StepOutput:
+def compute_step(
+    strategy: Strategy,
+    model: Classifier,
+    batches: Sequence[Batch],
+    config: MixupConfig,
+    generator: torch.Generator,
+    *,
+    pad_token_id: int = 0,
+) -> StepOutput:
     """Loss (and unmixed logits) of one training step of ``strategy``.
 
     Args:
@@ -233,7 +304,9 @@ def compute_step(strategy: Strategy, model: Classifier, batches: Sequence[Batch]
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(_STEPS)}")
     n_batches, step = _STEPS[strategy]
     if len(batches) != n_batches:
-        raise ValueError(f"strategy {strategy!r} takes {n_batches} batch(es) per step, got {len(batches)}")
+        raise ValueError(
+            f"strategy {strategy!r} takes {n_batches} batch(es) per step, got {len(batches)}"
+        )
     for batch in batches:
         missing = {"input_ids", "attention_mask", "labels", "sample_id", "weight"} - set(batch)
         if missing:

@@ -46,7 +46,9 @@ def inject_label_noise(
     (2, True)
     """
     if num_classes < 2:
-        raise ValueError(f"num_classes: expected >= 2 (a flip needs another class), got {num_classes}")
+        raise ValueError(
+            f"num_classes: expected >= 2 (a flip needs another class), got {num_classes}"
+        )
     labels = class_labels(labels, num_classes)
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"rate: expected a fraction in [0, 1], got {rate}")
@@ -89,4 +91,10 @@ def flag_metrics(flags: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     precision = hits / n_flagged if n_flagged else 0.0
     recall = hits / n_true if n_true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "n_flagged": n_flagged, "n_true": n_true}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "n_flagged": n_flagged,
+        "n_true": n_true,
+    }

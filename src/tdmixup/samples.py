@@ -30,7 +30,9 @@ def sample_texts(dataset: Any, kind: str) -> dict[int, str]:
     if kind == "pair":
         texts = (f"{a} ⟂ {b}" for a, b in zip(cols["text_a"], cols["text_b"], strict=True))
     else:
-        texts = (f"{c} → {' | '.join(e)}" for c, e in zip(cols["context"], cols["endings"], strict=True))
+        texts = (
+            f"{c} → {' | '.join(e)}" for c, e in zip(cols["context"], cols["endings"], strict=True)
+        )
     return dict(zip((int(i) for i in cols["sample_id"]), texts, strict=True))
 
 

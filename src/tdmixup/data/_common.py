@@ -57,11 +57,18 @@ class Rows:
         """The column ``name``; a clear error when no record has it."""
         if name not in self.frame.columns or (len(self.frame) and self.frame[name].isna().all()):
             found = ", ".join(str(c) for c in self.frame.columns if self.frame[c].notna().any())
-            raise data_error(self.path, None, name, f"column '{name}' not found (found: {found})",
-                             "map the right column, e.g. --column text_a=premise")
+            raise data_error(
+                self.path,
+                None,
+                name,
+                f"column '{name}' not found (found: {found})",
+                "map the right column, e.g. --column text_a=premise",
+            )
         return self.frame[name]
 
-    def row_error(self, mask: np.ndarray, field: str | None, problem: str, fix: str = "") -> Exception:
+    def row_error(
+        self, mask: np.ndarray, field: str | None, problem: str, fix: str = ""
+    ) -> Exception:
         """Error naming the first record where boolean ``mask`` (shape ``(N,)``) is set."""
         i = int(np.flatnonzero(mask)[0])
         value = self.frame[field].iloc[i] if field in self.frame else None
@@ -87,7 +94,9 @@ def decode(path: object, data: bytes) -> str:
     except UnicodeDecodeError as e:
         line_start = data.rfind(b"\n", 0, e.start) + 1
         problem = f"not valid UTF-8 (byte 0x{data[e.start]:02x} at byte {e.start - line_start + 1} of the line)"
-        raise data_error(path, data[: e.start].count(b"\n") + 1, None, problem, "save the file as UTF-8") from e
+        raise data_error(
+            path, data[: e.start].count(b"\n") + 1, None, problem, "save the file as UTF-8"
+        ) from e
 
 
 def _get(obj: Any, dotted: str) -> Any:
@@ -109,12 +118,16 @@ def arrow_schema(types: Mapping[str, pa.DataType]) -> pa.Schema:
         node[leaf] = typ
 
     def build(node: dict[str, Any]) -> list[pa.Field]:
-        return [pa.field(k, pa.struct(build(v)) if isinstance(v, dict) else v) for k, v in node.items()]
+        return [
+            pa.field(k, pa.struct(build(v)) if isinstance(v, dict) else v) for k, v in node.items()
+        ]
 
     return pa.schema(build(tree))
 
 
-def load_jsonl(path: Path, fields: Sequence[str], types: Mapping[str, pa.DataType] | None = None) -> Rows:
+def load_jsonl(
+    path: Path, fields: Sequence[str], types: Mapping[str, pa.DataType] | None = None
+) -> Rows:
     """Read a JSON-lines file; ``sample_id`` = 0-based line index (blank lines keep their slot).
 
     Fast path: pyarrow (explicit schema when ``types`` is given). On a parse error the file is
@@ -128,12 +141,25 @@ def load_jsonl(path: Path, fields: Sequence[str], types: Mapping[str, pa.DataTyp
     ids = np.array([i for i, p in enumerate(pieces) if p.strip()], dtype=np.int64)
     frame: pd.DataFrame | None = None
     try:
-        opts = pajson.ParseOptions(explicit_schema=arrow_schema(types), unexpected_field_behavior="ignore") if types else None
+        opts = (
+            pajson.ParseOptions(
+                explicit_schema=arrow_schema(types), unexpected_field_behavior="ignore"
+            )
+            if types
+            else None
+        )
         table = pajson.read_json(io.BytesIO(data), parse_options=opts)
         while any(pa.types.is_struct(f.type) for f in table.schema):
             table = table.flatten()
         if table.num_rows == len(ids):
-            frame = pd.DataFrame({f: table[f].to_pandas() if f in table.column_names else pd.Series([None] * len(ids), dtype=object) for f in fields})
+            frame = pd.DataFrame(
+                {
+                    f: table[f].to_pandas()
+                    if f in table.column_names
+                    else pd.Series([None] * len(ids), dtype=object)
+                    for f in fields
+                }
+            )
     except pa.ArrowException:  # any parse problem: the line-by-line reader below names the line
         frame = None
     if frame is None:
@@ -142,10 +168,24 @@ def load_jsonl(path: Path, fields: Sequence[str], types: Mapping[str, pa.DataTyp
             try:
                 obj = json.loads(pieces[i])
             except json.JSONDecodeError as e:
-                msg = e.msg.removesuffix(" at")  # "Unterminated string starting at" + " at column 5"
-                raise data_error(path, int(i) + 1, None, f"malformed JSON ({msg} at column {e.colno})", "each line must hold one JSON object") from e
+                msg = e.msg.removesuffix(
+                    " at"
+                )  # "Unterminated string starting at" + " at column 5"
+                raise data_error(
+                    path,
+                    int(i) + 1,
+                    None,
+                    f"malformed JSON ({msg} at column {e.colno})",
+                    "each line must hold one JSON object",
+                ) from e
             if not isinstance(obj, dict):
-                raise data_error(path, int(i) + 1, None, f"expected a JSON object, found {type(obj).__name__}", "each line must hold one JSON object")
+                raise data_error(
+                    path,
+                    int(i) + 1,
+                    None,
+                    f"expected a JSON object, found {type(obj).__name__}",
+                    "each line must hold one JSON object",
+                )
             records.append([_get(obj, f) for f in fields])
         frame = pd.DataFrame(records, columns=list(fields), dtype=object)
     return Rows(path, frame.astype(object), ids + 1, ids)
@@ -164,16 +204,28 @@ def load_delimited(path: Path, *, sep: str, header: bool) -> Rows:
     text = decode(path, read_bytes(path))
     quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, dtype=str,
-                            keep_default_na=False, quoting=quoting, skip_blank_lines=False)
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            header=0 if header else None,
+            dtype=str,
+            keep_default_na=False,
+            quoting=quoting,
+            skip_blank_lines=False,
+        )
     except pd.errors.EmptyDataError as e:
         raise data_error(path, None, None, "the file is empty", "") from e
     except pd.errors.ParserError as e:
         m = _FIELDS_RE.search(str(e))
         if m is None:
             raise data_error(path, None, None, f"cannot parse: {e}", "") from e
-        raise data_error(path, int(m.group(2)), None, f"expected {m.group(1)} fields, found {m.group(3)}",
-                         "a stray separator or quote character; TSV is read without quoting") from e
+        raise data_error(
+            path,
+            int(m.group(2)),
+            None,
+            f"expected {m.group(1)} fields, found {m.group(3)}",
+            "a stray separator or quote character; TSV is read without quoting",
+        ) from e
     frame = frame.astype(object)
     frame.columns = [str(c) for c in frame.columns]
     ids = np.arange(len(frame), dtype=np.int64)
@@ -182,7 +234,9 @@ def load_delimited(path: Path, *, sep: str, header: bool) -> Rows:
     return Rows(path, frame[~blank].reset_index(drop=True), lines[~blank], ids[~blank])
 
 
-def encode_labels(rows: Rows, field: str, label_names: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+def encode_labels(
+    rows: Rows, field: str, label_names: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Map label cells to class indices.
 
     A cell matches a name in ``label_names`` (compared as strings), or is an integer in
@@ -199,27 +253,50 @@ def encode_labels(rows: Rows, field: str, label_names: Sequence[str] | None) -> 
         idx = cells.astype(str).map({str(n): i for i, n in enumerate(label_names)})
     todo = idx.isna().to_numpy() & ~unlabeled
     if todo.any():
-        num = pd.to_numeric(cells[todo].map(lambda v: v if not isinstance(v, bool) else None), errors="coerce")
+        num = pd.to_numeric(
+            cells[todo].map(lambda v: v if not isinstance(v, bool) else None), errors="coerce"
+        )
         integral = num.notna() & (num == num.round())
         idx[todo] = num.where(integral)
     bad = idx.isna().to_numpy() & ~unlabeled
     names = ", ".join(str(n) for n in label_names or ())
     if bad.any():
-        problem = f"label {{value!r}} is not one of {names}" if label_names else "label {value!r} is not an integer"
-        raise rows.row_error(bad, field, problem, "fix the label, or give the class names in class-index order: --label-names a,b,c")
+        problem = (
+            f"label {{value!r}} is not one of {names}"
+            if label_names
+            else "label {value!r} is not an integer"
+        )
+        raise rows.row_error(
+            bad,
+            field,
+            problem,
+            "fix the label, or give the class names in class-index order: --label-names a,b,c",
+        )
     labels = idx.fillna(-1).to_numpy(dtype=np.int64)
     n = len(label_names) if label_names else None
     out = ~unlabeled & ((labels < 0) | (labels >= (n if n is not None else np.iinfo(np.int64).max)))
     if out.any():
         rng = f"[0, {n}) ({names})" if n is not None else "[0, ∞)"
-        raise rows.row_error(out, field, f"label {{value!r}} is outside {rng}: the number of labels disagrees with the data",
-                             "give every class name in class-index order: --label-names a,b,c")
+        raise rows.row_error(
+            out,
+            field,
+            f"label {{value!r}} is outside {rng}: the number of labels disagrees with the data",
+            "give every class name in class-index order: --label-names a,b,c",
+        )
     return np.where(unlabeled, -1, labels), ~unlabeled
 
 
 def as_text(cells: pd.Series) -> pd.Series:
     """Cells as ``str`` (numbers are converted), ``None`` where missing."""
-    return cells.map(lambda v: v if isinstance(v, str) else None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    return cells.map(
+        lambda v: (
+            v
+            if isinstance(v, str)
+            else None
+            if v is None or (isinstance(v, float) and np.isnan(v))
+            else str(v)
+        )
+    )
 
 
 def empty_text(cells: pd.Series) -> np.ndarray:
@@ -231,29 +308,60 @@ def check_present(rows: Rows, cells: pd.Series, field: str, labelled: np.ndarray
     """Refuse a labelled row that lacks ``field`` altogether (a JSON line without the key, or null)."""
     missing = cells.isna().to_numpy() & labelled
     if missing.any():
-        raise rows.row_error(missing, field, "missing from this row", "every labelled row needs this field; add it or remove the row")
+        raise rows.row_error(
+            missing,
+            field,
+            "missing from this row",
+            "every labelled row needs this field; add it or remove the row",
+        )
 
 
-def _finish(rows: Rows, keep: np.ndarray, skipped: Mapping[str, int], columns: dict[str, Any]) -> Dataset:
+def _finish(
+    rows: Rows, keep: np.ndarray, skipped: Mapping[str, int], columns: dict[str, Any]
+) -> Dataset:
     for reason, count in skipped.items():
         if count:
             logger.info("%s: skipped %d rows (%s)", rows.path, count, reason)
     if not keep.any():
-        raise data_error(rows.path, None, None, "no usable rows (empty after skipping rows without a gold label)", "check the file and the column mapping")
+        raise data_error(
+            rows.path,
+            None,
+            None,
+            "no usable rows (empty after skipping rows without a gold label)",
+            "check the file and the column mapping",
+        )
     ids = rows.ids[keep]
     dup = pd.Series(ids).duplicated().to_numpy()
     if dup.any():
         i = int(np.flatnonzero(keep)[np.flatnonzero(dup)[0]])
-        raise data_error(rows.path, int(rows.lines[i]), "sample_id", f"duplicate sample_id {int(rows.ids[i])}", "sample ids must be unique")
+        raise data_error(
+            rows.path,
+            int(rows.lines[i]),
+            "sample_id",
+            f"duplicate sample_id {int(rows.ids[i])}",
+            "sample ids must be unique",
+        )
     table = {"sample_id": pa.array(ids, pa.int64())}
     for name, values in columns.items():
-        arr = values[keep] if isinstance(values, np.ndarray) else [v for v, k in zip(values, keep, strict=True) if k]
+        arr = (
+            values[keep]
+            if isinstance(values, np.ndarray)
+            else [v for v, k in zip(values, keep, strict=True) if k]
+        )
         table[name] = pa.array(arr) if name != "endings" else pa.array(arr, pa.list_(pa.string()))
     return Dataset(InMemoryTable(pa.table(table)))
 
 
-def build_pair(rows: Rows, *, text_a: str, text_b: str, label: str, label_names: Sequence[str] | None,
-               empty: EmptyPolicy = "error", extra: Mapping[str, np.ndarray] | None = None) -> Dataset:
+def build_pair(
+    rows: Rows,
+    *,
+    text_a: str,
+    text_b: str,
+    label: str,
+    label_names: Sequence[str] | None,
+    empty: EmptyPolicy = "error",
+    extra: Mapping[str, np.ndarray] | None = None,
+) -> Dataset:
     """Validate a pair task: ``text_a``/``text_b``/``label`` name the source fields."""
     a, b = as_text(rows.column(text_a)), as_text(rows.column(text_b))
     labels, labelled = encode_labels(rows, label, label_names)
@@ -266,12 +374,27 @@ def build_pair(rows: Rows, *, text_a: str, text_b: str, label: str, label_names:
             raise rows.row_error(bad, field, "empty text", "remove the row or fill in the sentence")
         blank |= bad
     keep = labelled & ~blank
-    cols: dict[str, Any] = {"text_a": a.to_numpy(), "text_b": b.to_numpy(), "label": labels, **(extra or {})}
-    return _finish(rows, keep, {"no gold label": int((~labelled).sum()), "empty text": int(blank.sum())}, cols)
+    cols: dict[str, Any] = {
+        "text_a": a.to_numpy(),
+        "text_b": b.to_numpy(),
+        "label": labels,
+        **(extra or {}),
+    }
+    return _finish(
+        rows, keep, {"no gold label": int((~labelled).sum()), "empty text": int(blank.sum())}, cols
+    )
 
 
-def build_mc(rows: Rows, *, context: str, endings: str | Sequence[str], label: str, prefix: str | None = None,
-             num_choices: int | None = None, empty: EmptyPolicy = "error") -> Dataset:
+def build_mc(
+    rows: Rows,
+    *,
+    context: str,
+    endings: str | Sequence[str],
+    label: str,
+    prefix: str | None = None,
+    num_choices: int | None = None,
+    empty: EmptyPolicy = "error",
+) -> Dataset:
     """Validate a multiple-choice task.
 
     Args:
@@ -282,12 +405,18 @@ def build_mc(rows: Rows, *, context: str, endings: str | Sequence[str], label: s
     """
     ctx = as_text(rows.column(context))
     if isinstance(endings, str):
-        lists = rows.column(endings).map(lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else None)
+        lists = rows.column(endings).map(
+            lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else None
+        )
         if lists.isna().any():
-            raise rows.row_error(lists.isna().to_numpy(), endings, "endings must be a list of strings", "")
+            raise rows.row_error(
+                lists.isna().to_numpy(), endings, "endings must be a list of strings", ""
+            )
         field = endings
     else:
-        lists = pd.Series(list(zip(*(rows.column(e) for e in endings), strict=True)), dtype=object).map(list)
+        lists = pd.Series(
+            list(zip(*(rows.column(e) for e in endings), strict=True)), dtype=object
+        ).map(list)
         field = ",".join(endings)
     sizes = lists.map(len).to_numpy()
     k = num_choices if num_choices is not None else (int(sizes[0]) if len(sizes) else 0)
@@ -296,14 +425,35 @@ def build_mc(rows: Rows, *, context: str, endings: str | Sequence[str], label: s
     wrong = (sizes != k) & labelled
     if wrong.any():
         i = int(np.flatnonzero(wrong)[0])
-        raise data_error(rows.path, int(rows.lines[i]), field, f"{sizes[i]} endings, expected {k}", "every item needs the same number of endings")
+        raise data_error(
+            rows.path,
+            int(rows.lines[i]),
+            field,
+            f"{sizes[i]} endings, expected {k}",
+            "every item needs the same number of endings",
+        )
     if empty == "error":
         check_present(rows, ctx, context, labelled)
-    pre = rows.column(prefix).fillna("").astype(str).to_numpy() if prefix else np.full(len(rows.ids), "", object)
-    blank = (empty_text(ctx) | lists.map(lambda es: any(not isinstance(e, str) or not e.strip() for e in es)).to_numpy()) & labelled
+    pre = (
+        rows.column(prefix).fillna("").astype(str).to_numpy()
+        if prefix
+        else np.full(len(rows.ids), "", object)
+    )
+    blank = (
+        empty_text(ctx)
+        | lists.map(lambda es: any(not isinstance(e, str) or not e.strip() for e in es)).to_numpy()
+    ) & labelled
     if blank.any() and empty == "error":
-        raise data_error(rows.path, int(rows.lines[int(np.flatnonzero(blank)[0])]), f"{context}/{field}", "empty context or ending", "remove the row or fill it in")
+        raise data_error(
+            rows.path,
+            int(rows.lines[int(np.flatnonzero(blank)[0])]),
+            f"{context}/{field}",
+            "empty context or ending",
+            "remove the row or fill it in",
+        )
     joined = [[f"{p} {e}" if p else str(e) for e in es] for p, es in zip(pre, lists, strict=True)]
     keep = labelled & ~blank
     cols = {"context": ctx.to_numpy(), "endings": joined, "label": labels}
-    return _finish(rows, keep, {"no gold label": int((~labelled).sum()), "empty text": int(blank.sum())}, cols)
+    return _finish(
+        rows, keep, {"no gold label": int((~labelled).sum()), "empty text": int(blank.sum())}, cols
+    )

@@ -66,8 +66,14 @@ def within_batch_ranks(lengths: np.ndarray) -> np.ndarray:
     return (np.bincount(tie, weights=ranks) / counts)[tie] / (len(x) - 1)
 
 
-def paired_length_correlation(lengths_a: np.ndarray, plan_a: Sequence[np.ndarray], lengths_b: np.ndarray,
-                              plan_b: Sequence[np.ndarray], *, within_batch: bool = True) -> float:
+def paired_length_correlation(
+    lengths_a: np.ndarray,
+    plan_a: Sequence[np.ndarray],
+    lengths_b: np.ndarray,
+    plan_b: Sequence[np.ndarray],
+    *,
+    within_batch: bool = True,
+) -> float:
     """Correlation of the lengths of partners under row i × row i pairing of two plans.
 
     Args:

@@ -54,7 +54,9 @@ class TokenizedSet:
     def __len__(self) -> int:
         return len(self.sample_ids)
 
-    def positions_of(self, sample_ids: Sequence[int] | np.ndarray, *, source: str = "subset") -> np.ndarray:
+    def positions_of(
+        self, sample_ids: Sequence[int] | np.ndarray, *, source: str = "subset"
+    ) -> np.ndarray:
         """Row positions of the given ids; a clear error names ids that are not in this set."""
         wanted = np.asarray(sample_ids, dtype=np.int64)
         order = np.argsort(self.sample_ids, kind="stable")
@@ -69,14 +71,18 @@ class TokenizedSet:
             )
         return found
 
-    def subset(self, sample_ids: Sequence[int] | np.ndarray, *, source: str = "subset") -> TokenizedSet:
+    def subset(
+        self, sample_ids: Sequence[int] | np.ndarray, *, source: str = "subset"
+    ) -> TokenizedSet:
         """The examples with these ids, in the given order."""
         pos = self.positions_of(sample_ids, source=source)
         return TokenizedSet(
             sample_ids=self.sample_ids[pos],
             labels=self.labels[pos],
             input_ids=[self.input_ids[i] for i in pos],
-            token_type_ids=None if self.token_type_ids is None else [self.token_type_ids[i] for i in pos],
+            token_type_ids=None
+            if self.token_type_ids is None
+            else [self.token_type_ids[i] for i in pos],
             lengths=self.lengths[pos],
             num_choices=self.num_choices,
             pad_token_id=self.pad_token_id,
@@ -84,8 +90,15 @@ class TokenizedSet:
 
     def with_labels(self, labels: np.ndarray) -> TokenizedSet:
         """The same examples with other labels (``[N]``), e.g. threshold samples or noise."""
-        return TokenizedSet(self.sample_ids, np.asarray(labels, dtype=np.int64), self.input_ids,
-                            self.token_type_ids, self.lengths, self.num_choices, self.pad_token_id)
+        return TokenizedSet(
+            self.sample_ids,
+            np.asarray(labels, dtype=np.int64),
+            self.input_ids,
+            self.token_type_ids,
+            self.lengths,
+            self.num_choices,
+            self.pad_token_id,
+        )
 
 
 def tokenize(dataset: Any, spec: TaskSpec, tokenizer: Any, *, max_length: int) -> TokenizedSet:
@@ -94,9 +107,15 @@ def tokenize(dataset: Any, spec: TaskSpec, tokenizer: Any, *, max_length: int) -
     sample_ids = np.asarray(cols["sample_id"], dtype=np.int64)
     labels = np.asarray(cols["label"], dtype=np.int64)
     if spec.kind == "pair":
-        enc = tokenizer(list(cols["text_a"]), list(cols["text_b"]), truncation=True, max_length=max_length)
+        enc = tokenizer(
+            list(cols["text_a"]), list(cols["text_b"]), truncation=True, max_length=max_length
+        )
         ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
-        tts = [np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"]] if "token_type_ids" in enc else None
+        tts = (
+            [np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"]]
+            if "token_type_ids" in enc
+            else None
+        )
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         k = 0
     else:
@@ -122,7 +141,9 @@ def _group_endings(rows: list[list[int]], k: int, pad: int) -> list[np.ndarray]:
     return out
 
 
-def collate(data: TokenizedSet, positions: np.ndarray, weights: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+def collate(
+    data: TokenizedSet, positions: np.ndarray, weights: np.ndarray | None = None
+) -> dict[str, torch.Tensor]:
     """Pad the rows at ``positions`` to the longest one.
 
     Returns ``input_ids``/``attention_mask``/(``token_type_ids``) ``[B, L]`` (MC ``[B, K, L]``),
@@ -146,7 +167,9 @@ def collate(data: TokenizedSet, positions: np.ndarray, weights: np.ndarray | Non
         "attention_mask": torch.from_numpy(mask),
         "labels": torch.from_numpy(data.labels[positions]),
         "sample_id": torch.from_numpy(data.sample_ids[positions]),
-        "weight": torch.from_numpy(np.ones(b, np.float32) if weights is None else weights.astype(np.float32)),
+        "weight": torch.from_numpy(
+            np.ones(b, np.float32) if weights is None else weights.astype(np.float32)
+        ),
     }
     if tts is not None:
         batch["token_type_ids"] = torch.from_numpy(tts)
@@ -161,8 +184,17 @@ class PlannedBatch:
     weights: np.ndarray
 
 
-def epoch_order(lengths: np.ndarray, *, batch_size: int, seed: int, epoch: int, group_by_length: bool = True,
-                megabatch_factor: int = 50, min_megabatches: int = 8, shuffle_rows: bool = True) -> list[np.ndarray]:
+def epoch_order(
+    lengths: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool = True,
+    megabatch_factor: int = 50,
+    min_megabatches: int = 8,
+    shuffle_rows: bool = True,
+) -> list[np.ndarray]:
     """Global batches (positions) of one epoch: seeded shuffle, optional length grouping.
 
     Length grouping sorts each mega-batch of shuffled rows by length, cuts it into batches,
@@ -216,27 +248,59 @@ def shard_batch(global_batch: np.ndarray, *, world_size: int, rank: int) -> Plan
     return PlannedBatch(part, np.full(len(part), world_size / g, np.float32))
 
 
-def epoch_batches(lengths: np.ndarray, *, batch_size: int, seed: int, epoch: int, world_size: int = 1,
-                  rank: int = 0, group_by_length: bool = True) -> list[PlannedBatch]:
+def epoch_batches(
+    lengths: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    world_size: int = 1,
+    rank: int = 0,
+    group_by_length: bool = True,
+) -> list[PlannedBatch]:
     """This process's batches for one epoch (see module docstring)."""
-    return [shard_batch(b, world_size=world_size, rank=rank)
-            for b in epoch_order(lengths, batch_size=batch_size, seed=seed, epoch=epoch, group_by_length=group_by_length)]
+    return [
+        shard_batch(b, world_size=world_size, rank=rank)
+        for b in epoch_order(
+            lengths, batch_size=batch_size, seed=seed, epoch=epoch, group_by_length=group_by_length
+        )
+    ]
 
 
-def cycled_batches(lengths: np.ndarray, *, steps: int, batch_size: int, seed: int, epoch: int, world_size: int = 1,
-                   rank: int = 0, group_by_length: bool = True) -> list[PlannedBatch]:
+def cycled_batches(
+    lengths: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    world_size: int = 1,
+    rank: int = 0,
+    group_by_length: bool = True,
+) -> list[PlannedBatch]:
     """``steps`` batches from a set that is re-shuffled and repeated as often as needed (the
     shorter loader of TDMixUp cycles; each cycle is a fresh seeded permutation)."""
     out: list[PlannedBatch] = []
     cycle = 0
     while len(out) < steps:
-        out.extend(epoch_batches(lengths, batch_size=batch_size, seed=seed, epoch=epoch * 1000 + cycle,
-                                 world_size=world_size, rank=rank, group_by_length=group_by_length))
+        out.extend(
+            epoch_batches(
+                lengths,
+                batch_size=batch_size,
+                seed=seed,
+                epoch=epoch * 1000 + cycle,
+                world_size=world_size,
+                rank=rank,
+                group_by_length=group_by_length,
+            )
+        )
         cycle += 1
     return out[:steps]
 
 
-def inference_batches(lengths: np.ndarray, *, batch_size: int, world_size: int = 1, rank: int = 0) -> Iterator[np.ndarray]:
+def inference_batches(
+    lengths: np.ndarray, *, batch_size: int, world_size: int = 1, rank: int = 0
+) -> Iterator[np.ndarray]:
     """Positions for prediction: sorted by length (least padding), this process's strided shard.
 
     Dealing the sorted rows out in turn (not in contiguous slices) gives every process the same

@@ -47,9 +47,12 @@ DDTask = Literal["SNLI", "MNLI", "QQP", "TwitterPPDB", "SWAG", "HellaSWAG"]
 Layout = Literal["dd", "tdmixup"]
 DD_TASKS: tuple[str, ...] = ("SNLI", "MNLI", "QQP", "TwitterPPDB", "SWAG", "HellaSWAG")
 _PAIR_LAYOUT = {  # (task, layout) -> (text_a, text_b, label) column positions
-    ("SNLI", "dd"): (7, 8, -1), ("SNLI", "tdmixup"): (4, 7, 2),
-    ("MNLI", "dd"): (8, 9, -1), ("MNLI", "tdmixup"): (8, 9, -1),
-    ("QQP", "dd"): (3, 4, 5), ("QQP", "tdmixup"): (3, 4, 5),
+    ("SNLI", "dd"): (7, 8, -1),
+    ("SNLI", "tdmixup"): (4, 7, 2),
+    ("MNLI", "dd"): (8, 9, -1),
+    ("MNLI", "tdmixup"): (8, 9, -1),
+    ("QQP", "dd"): (3, 4, 5),
+    ("QQP", "tdmixup"): (3, 4, 5),
 }
 _SWAG_LAYOUT = {  # layout -> (context, prefix, endings, label)
     "dd": (4, 5, (7, 8, 9, 10), -1),
@@ -61,11 +64,14 @@ def _task_name(task: str) -> str:
     for t in DD_TASKS:
         if t.lower() == task.lower():
             return t
-    raise ValueError(f"unknown Desai & Durrett task {task!r}; expected one of {', '.join(DD_TASKS)}")
+    raise ValueError(
+        f"unknown Desai & Durrett task {task!r}; expected one of {', '.join(DD_TASKS)}"
+    )
 
 
-def read_calibration_file(path: str | Path, task: str, *, layout: Layout = "dd",
-                          label_names: Sequence[str] | None = None) -> Dataset:
+def read_calibration_file(
+    path: str | Path, task: str, *, layout: Layout = "dd", label_names: Sequence[str] | None = None
+) -> Dataset:
     """One split file of Desai & Durrett's calibration data.
 
     Args:
@@ -89,7 +95,11 @@ def read_calibration_file(path: str | Path, task: str, *, layout: Layout = "dd",
         return _read_swag(path, layout)
     rows = load_delimited(path, sep="\t", header=False)
     keep = rows.ids > 0  # the header line
-    rows.frame, rows.lines, rows.ids = rows.frame[keep].reset_index(drop=True), rows.lines[keep], rows.ids[keep] - 1
+    rows.frame, rows.lines, rows.ids = (
+        rows.frame[keep].reset_index(drop=True),
+        rows.lines[keep],
+        rows.ids[keep] - 1,
+    )
     a, b, y = (_col(rows.frame.shape[1], i, path) for i in _PAIR_LAYOUT[name, layout])
     names = label_names or (NLI_LABELS if name in ("SNLI", "MNLI") else QQP_LABELS)
     return build_pair(rows, text_a=a, text_b=b, label=y, label_names=names)
@@ -98,8 +108,13 @@ def read_calibration_file(path: str | Path, task: str, *, layout: Layout = "dd",
 def _col(n_columns: int, position: int, path: Path) -> str:
     index = position % n_columns if position < 0 else position
     if index >= n_columns:
-        raise data_error(path, None, None, f"expected at least {position + 1} columns, found {n_columns}",
-                         "is this the right task and layout?")
+        raise data_error(
+            path,
+            None,
+            None,
+            f"expected at least {position + 1} columns, found {n_columns}",
+            "is this the right task and layout?",
+        )
     return str(index)
 
 
@@ -113,12 +128,17 @@ def _read_swag(path: Path, layout: Layout) -> Dataset:
     first = str(rows.frame[y].iloc[0]).strip() if len(rows.frame) else "0"
     shift = 0 if first.lstrip("-").isdigit() else 1
     if shift:  # a header row
-        rows.frame, rows.lines, rows.ids = rows.frame.iloc[1:].reset_index(drop=True), rows.lines[1:], rows.ids[1:] - 1
+        rows.frame, rows.lines, rows.ids = (
+            rows.frame.iloc[1:].reset_index(drop=True),
+            rows.lines[1:],
+            rows.ids[1:] - 1,
+        )
     return build_mc(rows, context=ctx, prefix=pre, endings=ends, label=y, num_choices=4)
 
 
-def read_calibration_data(root: str | Path, task: str, *, layout: Layout = "dd",
-                          label_names: Sequence[str] | None = None) -> dict[str, Dataset]:
+def read_calibration_data(
+    root: str | Path, task: str, *, layout: Layout = "dd", label_names: Sequence[str] | None = None
+) -> dict[str, Dataset]:
     """All splits found under ``root/{TASK}/`` as ``{"train": ..., "dev": ..., "test": ...}``.
 
     Each split is ``{split}.tsv``, ``.txt``, ``.csv`` or ``.jsonl`` (first found). Raises
@@ -133,6 +153,11 @@ def read_calibration_data(root: str | Path, task: str, *, layout: Layout = "dd",
                 out[split] = read_calibration_file(f, name, layout=layout, label_names=label_names)
                 break
     if not out:
-        raise data_error(Path(root) / name, None, None, "no train/dev/test file found",
-                         "expected calibration_data/{TASK}/{train,dev,test}.tsv (or .txt)")
+        raise data_error(
+            Path(root) / name,
+            None,
+            None,
+            "no train/dev/test file found",
+            "expected calibration_data/{TASK}/{train,dev,test}.tsv (or .txt)",
+        )
     return out

@@ -45,24 +45,52 @@ _NLI = (("text_a", "premise"), ("text_b", "hypothesis"), ("label", "label"))
 HUB_SOURCES: dict[str, HubSource] = {
     "snli": HubSource("stanfordnlp/snli", None, _NLI, NLI_LABELS),
     "mnli": HubSource("nyu-mll/multi_nli", None, _NLI, NLI_LABELS),
-    "qqp": HubSource("nyu-mll/glue", "qqp", (("text_a", "question1"), ("text_b", "question2"), ("label", "label")), QQP_LABELS),
-    "swag": HubSource("allenai/swag", "regular", (("context", "sent1"), ("prefix", "sent2"),
-                      ("endings", "ending0,ending1,ending2,ending3"), ("label", "label")), MC4_LABELS),
-    "hellaswag": HubSource("Rowan/hellaswag", None, (("context", "ctx_a"), ("prefix", "ctx_b"),
-                           ("endings", "endings"), ("label", "label")), MC4_LABELS),
+    "qqp": HubSource(
+        "nyu-mll/glue",
+        "qqp",
+        (("text_a", "question1"), ("text_b", "question2"), ("label", "label")),
+        QQP_LABELS,
+    ),
+    "swag": HubSource(
+        "allenai/swag",
+        "regular",
+        (
+            ("context", "sent1"),
+            ("prefix", "sent2"),
+            ("endings", "ending0,ending1,ending2,ending3"),
+            ("label", "label"),
+        ),
+        MC4_LABELS,
+    ),
+    "hellaswag": HubSource(
+        "Rowan/hellaswag",
+        None,
+        (("context", "ctx_a"), ("prefix", "ctx_b"), ("endings", "endings"), ("label", "label")),
+        MC4_LABELS,
+    ),
 }
-_ALIASES = {"stanfordnlp/snli": "snli", "nyu-mll/multi_nli": "mnli", "multi_nli": "mnli", "glue/qqp": "qqp",
-            "allenai/swag": "swag", "rowan/hellaswag": "hellaswag"}
+_ALIASES = {
+    "stanfordnlp/snli": "snli",
+    "nyu-mll/multi_nli": "mnli",
+    "multi_nli": "mnli",
+    "glue/qqp": "qqp",
+    "allenai/swag": "swag",
+    "rowan/hellaswag": "hellaswag",
+}
 
 
 def _source(name: str) -> tuple[str, HubSource]:
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in HUB_SOURCES:
-        raise ValueError(f"unknown hub dataset {name!r}; known: {', '.join(HUB_SOURCES)} (or {', '.join(_ALIASES)})")
+        raise ValueError(
+            f"unknown hub dataset {name!r}; known: {', '.join(HUB_SOURCES)} (or {', '.join(_ALIASES)})"
+        )
     return key, HUB_SOURCES[key]
 
 
-def from_hub(dataset: Dataset, name: str, *, label_names: Sequence[str] | None = None, split: str = "") -> Dataset:
+def from_hub(
+    dataset: Dataset, name: str, *, label_names: Sequence[str] | None = None, split: str = ""
+) -> Dataset:
     """Map an already-loaded hub split to the tdmixup schema (no network).
 
     Args:
@@ -78,7 +106,9 @@ def from_hub(dataset: Dataset, name: str, *, label_names: Sequence[str] | None =
     missing = [c for c in needed if c not in dataset.column_names]
     where = f"hub:{src.path}" + (f"[{split}]" if split else "")
     if missing:
-        raise DataError(f"{where}: columns {missing} not found (found: {dataset.column_names}); is this the {key} dataset?")
+        raise DataError(
+            f"{where}: columns {missing} not found (found: {dataset.column_names}); is this the {key} dataset?"
+        )
     frame = dataset.select_columns(needed).to_pandas().astype(object)
     feature = dataset.features[cols["label"]]
     if isinstance(feature, ClassLabel):  # ints -> the hub's names; -1 (no label) -> None
@@ -88,10 +118,23 @@ def from_hub(dataset: Dataset, name: str, *, label_names: Sequence[str] | None =
     ids = np.arange(len(frame), dtype=np.int64)
     rows = Rows(where, frame, ids + 1, ids)
     if "context" in cols:
-        return build_mc(rows, context=cols["context"], prefix=cols["prefix"], endings=ends if len(ends) > 1 else ends[0],
-                        label=cols["label"], num_choices=len(src.label_names), empty="skip")
-    return build_pair(rows, text_a=cols["text_a"], text_b=cols["text_b"], label=cols["label"],
-                      label_names=tuple(label_names or src.label_names), empty="skip")
+        return build_mc(
+            rows,
+            context=cols["context"],
+            prefix=cols["prefix"],
+            endings=ends if len(ends) > 1 else ends[0],
+            label=cols["label"],
+            num_choices=len(src.label_names),
+            empty="skip",
+        )
+    return build_pair(
+        rows,
+        text_a=cols["text_a"],
+        text_b=cols["text_b"],
+        label=cols["label"],
+        label_names=tuple(label_names or src.label_names),
+        empty="skip",
+    )
 
 
 def _env_true(name: str) -> bool:
@@ -104,7 +147,11 @@ def _offline_if_asked() -> Iterator[bool]:
     import datasets.config
     import huggingface_hub.constants as hub_constants
 
-    offline = _env_true("HF_HUB_OFFLINE") or _env_true("HF_DATASETS_OFFLINE") or bool(datasets.config.HF_HUB_OFFLINE)
+    offline = (
+        _env_true("HF_HUB_OFFLINE")
+        or _env_true("HF_DATASETS_OFFLINE")
+        or bool(datasets.config.HF_HUB_OFFLINE)
+    )
     saved = datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE
     if offline:
         datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
@@ -132,7 +179,13 @@ def read_hub(name: str, *, split: str, label_names: Sequence[str] | None = None)
         try:
             ds = datasets.load_dataset(src.path, src.config, split=split)
         except (OSError, ValueError) as e:
-            why = "offline mode is on (HF_HUB_OFFLINE=1) and it is not cached" if offline else f"{type(e).__name__}: {e}"
-            raise DataError(f"hub:{src.path}[{split}]: cannot load the {key} dataset from the Hugging Face hub: {why} "
-                            "(connect once to cache it, or use local files: --train-file PATH --dev-file PATH --test-file NAME=PATH)") from e
+            why = (
+                "offline mode is on (HF_HUB_OFFLINE=1) and it is not cached"
+                if offline
+                else f"{type(e).__name__}: {e}"
+            )
+            raise DataError(
+                f"hub:{src.path}[{split}]: cannot load the {key} dataset from the Hugging Face hub: {why} "
+                "(connect once to cache it, or use local files: --train-file PATH --dev-file PATH --test-file NAME=PATH)"
+            ) from e
     return from_hub(ds, key, label_names=label_names, split=split)

