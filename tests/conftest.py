@@ -17,9 +17,10 @@ def shared_data() -> Path:
     """The real data folder ``<repo>/../shared/data``; skips the test when it is absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip(
-            "real-data variant: needs the original ChaosNLI, Twitter URL Corpus, HellaSWAG and Desai & Durrett "
-            "files in ../shared/data/ (where to get each: tests/fixtures/README.md); the readers are also "
-            "tested on the small files in tests/fixtures"
+            "real-data variant: needs the original ChaosNLI, Twitter URL Corpus, HellaSWAG and "
+            "Desai & Durrett files in ../shared/data/ "
+            "(where to get each: tests/fixtures/README.md); "
+            "the readers are also tested on the small files in tests/fixtures"
         )
     return SHARED_DATA
 
@@ -35,8 +36,11 @@ def snli_train() -> Path:
 
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
-    """One torch thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
-    on a busy 2-core machine two threads spin and cost many times the CPU time."""
+    """One torch thread for a module's tests.
+
+    Use: ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``. On a busy 2-core machine two
+    threads spin and cost many times the CPU time.
+    """
     import torch
 
     before = torch.get_num_threads()

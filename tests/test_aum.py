@@ -274,7 +274,7 @@ def test_flag_mislabeled_strictly_below():
 
 
 def _simulate_logits(true, assigned, num_outputs, epochs, rng):
-    """Logits of a model that generalises to the true class and slowly memorises the assigned one."""
+    """Logits of a model generalising to the true class and slowly memorising the assigned one."""
     n = true.size
     logits = rng.normal(0.0, 1.0, size=(epochs, n, num_outputs))
     e = np.arange(1, epochs + 1, dtype=np.float64)[:, None]

@@ -25,7 +25,8 @@ from tdmixup.calibration import (
 DD_PREDICTIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dd_predictions"
 """Real BERT predictions in Desai & Durrett's format (optional, from ``../shared/data``)."""
 DD_SYNTHETIC = Path(__file__).resolve().parent / "fixtures" / "dd_predictions"
-"""Synthetic predictions in the same format, 2× overconfident by construction (tests/fixtures/README.md)."""
+"""Synthetic predictions in the same format, 2× overconfident by construction
+(tests/fixtures/README.md)."""
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -346,7 +346,8 @@ def test_bad_unknown_label(tmp_path):
     )
     with pytest.raises(
         DataError,
-        match=r"t.jsonl, row 3, field 'gold_label': label 'entailmnet' is not one of entailment, neutral, contradiction",
+        match=r"t.jsonl, row 3, field 'gold_label': label 'entailmnet' "
+        r"is not one of entailment, neutral, contradiction",
     ):
         read_nli_jsonl(p)
 

@@ -213,7 +213,7 @@ def _chromium() -> str:
 
 
 def _render(html: Path, tmp_path: Path) -> dict[str, str]:
-    """Load ``html`` in headless Chromium with every host name unresolvable; return <body> attributes."""
+    """Load ``html`` in headless Chromium, no host name resolvable; return the <body> attributes."""
     command = [
         _chromium(),
         "--headless",
@@ -364,8 +364,8 @@ def test_a_region_without_a_class_is_reported():
     assert plain["counts"]["train"] == {"loc": 1600, "num": 1000, "desc": 400}
     assert plain["counts"]["easy"]["desc"] == 0 and sum(plain["counts"]["easy"].values()) == 990
     assert any(
-        "class 'desc' is absent from the easy set (0 of 990 samples; 13.3 % of the training set: 400 of 3000)"
-        == w
+        "class 'desc' is absent from the easy set "
+        "(0 of 990 samples; 13.3 % of the training set: 400 of 3000)" == w
         for w in plain["warnings"]
     )
     assert mix(assign_regions(stats, stratify=True))["warnings"] == []
@@ -378,8 +378,9 @@ def test_real_trec_logs_easy_region_lacks_a_class_unless_stratified():
     folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "cartography_dynamics"
     if not (folder / "TREC_dynamics_epoch_0.jsonl").exists():
         pytest.skip(
-            "real-data variant: put Dataset Cartography's TREC logs (TREC_dynamics_epoch_{0,1,2}.jsonl, "
-            "see tests/fixtures/README.md) in ../shared/data/cartography_dynamics/; "
+            "real-data variant: put Dataset Cartography's TREC logs "
+            "(TREC_dynamics_epoch_{0,1,2}.jsonl, see tests/fixtures/README.md) "
+            "in ../shared/data/cartography_dynamics/; "
             "test_a_region_without_a_class_is_reported ran on synthetic dynamics"
         )
     stats = compute_statistics(read_cartography(folder, task="trec"))

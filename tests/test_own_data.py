@@ -92,7 +92,10 @@ def test_readme_own_data_commands_run_as_written(
 def test_a_model_that_cannot_learn_is_called_out(
     tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """lr 1e-12 (lr 0 is refused): the random model stays at chance; the CLI, done.json and report.md say so in one line."""
+    """lr 1e-12 (lr 0 is refused): the random model stays at chance.
+
+    The CLI, done.json and report.md say so in one line.
+    """
     argv = [a.replace("my_data/", f"{FIXTURES}/") for a in readme_commands()[0][1:]]
     out = tmp_path / "lr0"
     assert (

@@ -37,7 +37,7 @@ def test_every_training_command_starts_from_the_cpu_small_profile(command: list[
 
 
 def test_an_option_changes_only_itself() -> None:
-    """`run --train-size 400` used to drop the small-run defaults and train at the paper's lr 1e-5."""
+    """`run --train-size 400` used to drop the small-run defaults and train at lr 1e-5 (paper)."""
     small = _config("run")
     for option, value, field in [
         ("--train-size", "400", ("data", "train_size")),

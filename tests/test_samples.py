@@ -150,7 +150,7 @@ def test_png_outlines_regions_and_shows_their_class_mix(
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``tdmixup dynamics`` → ``datamap`` (with the data options) → ``aum --subset regions/easy.txt``."""
+    """``tdmixup dynamics`` → ``datamap`` (data options too) → ``aum --subset regions/easy.txt``."""
     from _tiny import build_tiny_model_dir, quiet_libraries, require_minilm
 
     require_minilm()

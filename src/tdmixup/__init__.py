@@ -1,4 +1,4 @@
-"""tdmixup: MixUp guided by training dynamics (Park & Caragea, NAACL 2022) for calibrated text classifiers.
+"""tdmixup: training-dynamics-guided MixUp (Park & Caragea, NAACL 2022) for calibrated classifiers.
 
 The public API (imported lazily, so ``import tdmixup`` and ``tdmixup --help`` stay fast)::
 

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 Procedure = Literal["two_pass", "paper"]
 Balance = Literal["uniform", "equal", "proportional", "available"]
 ThresholdBalance = Literal["uniform", "equal", "proportional"]
-"""The balances a user chooses (``AUMConfig.threshold_balance``); ``"available"`` is the fallback."""
+"""Balances a user chooses (``AUMConfig.threshold_balance``); ``"available"`` is the fallback."""
 
 AUM_TABLE_COLUMNS = (
     "sample_id",
@@ -157,8 +157,8 @@ def choose_threshold_samples(
         pool = np.flatnonzero(selectable)
         if total == 0 or pool.size < total:
             raise ValueError(
-                f"choose_threshold_samples: {pool.size} selectable of {n} samples, {total} threshold samples "
-                "needed; use more data or a larger fraction="
+                f"choose_threshold_samples: {pool.size} selectable of {n} samples, "
+                f"{total} threshold samples needed; use more data or a larger fraction="
             )
         return np.sort(rng.choice(pool, size=total, replace=False)).astype(np.int64)
     present = np.unique(labels)
@@ -212,7 +212,8 @@ def relabel_threshold_labels(
 
     Other rows keep their labels.
 
-    >>> relabel_threshold_labels(np.array([0, 1, 2]), np.array([False, True, False]), kind="pair", num_classes=3)
+    >>> is_threshold = np.array([False, True, False])
+    >>> relabel_threshold_labels(np.array([0, 1, 2]), is_threshold, kind="pair", num_classes=3)
     array([0, 3, 2])
     """
     labels = class_labels(labels, num_classes)
@@ -267,7 +268,8 @@ def relabel_threshold_samples(
         bad = np.flatnonzero(counts != num_classes)
         if bad.size:
             raise ValueError(
-                f"sample_id {ids[bad[0]]}: {counts[bad[0]]} endings, expected {num_classes} (num_classes)"
+                f"sample_id {ids[bad[0]]}: {counts[bad[0]]} endings, "
+                f"expected {num_classes} (num_classes)"
             )
     new_labels = relabel_threshold_labels(
         dataset["label"], np.isin(ids, th), kind=kind, num_classes=num_classes, seed=seed
@@ -385,7 +387,8 @@ def _judge_pass(index: int, run: AUMPass, percentile: float, skip_epochs: int) -
     missing = np.setdiff1d(th, ids)
     if missing.size or th.size == 0:
         raise ValueError(
-            f"pass {index}: need >= 1 threshold id, all in sample_ids; missing {missing[:5].tolist()}"
+            f"pass {index}: need >= 1 threshold id, all in sample_ids; "
+            f"missing {missing[:5].tolist()}"
         )
     is_th = np.isin(ids, th)
     fake = logits.shape[2] - 1
@@ -396,9 +399,9 @@ def _judge_pass(index: int, run: AUMPass, percentile: float, skip_epochs: int) -
     )
     if wrong:
         raise ValueError(
-            f"pass {index}: {wrong} label(s) disagree with threshold_ids: threshold samples must carry "
-            f"the extra class {fake}, the others a class < {fake} (pass the labels as trained, "
-            "after relabel_threshold_samples)"
+            f"pass {index}: {wrong} label(s) disagree with threshold_ids: "
+            f"threshold samples must carry the extra class {fake}, the others a class < {fake} "
+            "(pass the labels as trained, after relabel_threshold_samples)"
         )
     threshold = aum_threshold(aums[is_th], percentile)
     return pd.DataFrame(

@@ -211,7 +211,8 @@ def _load_translator(name: str, device: Any) -> tuple[Any, Any]:
     except (ImportError, ValueError, OSError) as err:
         if importlib.util.find_spec("sentencepiece") is None:
             raise ImportError(
-                f"the tokenizer of {name!r} needs sentencepiece: pip install 'tdmixup[backtranslation]'"
+                f"the tokenizer of {name!r} needs sentencepiece: "
+                "pip install 'tdmixup[backtranslation]'"
             ) from err
         raise
     model = AutoModelForSeq2SeqLM.from_pretrained(path).to(device).eval()
@@ -264,7 +265,8 @@ def _check_dataset(dataset: Any, kind: str) -> tuple[str, ...]:
     missing = [c for c in required if c not in dataset.column_names]
     if missing:
         raise DataError(
-            f"a {kind} dataset needs columns {required}; missing {missing} (have {dataset.column_names})"
+            f"a {kind} dataset needs columns {required}; missing {missing} "
+            f"(have {dataset.column_names})"
         )
     if AUGMENTED_FROM in dataset.column_names:
         raise DataError(

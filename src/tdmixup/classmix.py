@@ -58,7 +58,7 @@ def class_counts(labels: np.ndarray, label_names: Sequence[str]) -> dict[str, in
 
 
 def labels_of(ids: np.ndarray, *, sample_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Labels of the samples ``ids`` (``[n]``) looked up in ``sample_ids`` / ``labels`` (``[N]`` each).
+    """Labels of samples ``ids`` (``[n]``) looked up in ``sample_ids`` / ``labels`` (``[N]`` each).
 
     Raises:
         ValueError: an id not in ``sample_ids``.
@@ -71,7 +71,8 @@ def labels_of(ids: np.ndarray, *, sample_ids: np.ndarray, labels: np.ndarray) ->
     missing = wanted[sample_ids[found] != wanted] if sample_ids.size else wanted
     if missing.size:
         raise ValueError(
-            f"{missing.size} sample id(s) not among the labelled samples, e.g. {missing[:5].tolist()}"
+            f"{missing.size} sample id(s) not among the labelled samples, "
+            f"e.g. {missing[:5].tolist()}"
         )
     return np.asarray(labels, dtype=np.int64)[found]
 

@@ -52,8 +52,10 @@ _SECTION = {
 def cli_option(section: str, name: str) -> str:
     """The command-line option of config field ``section.name``.
 
-    >>> cli_option("train", "batch_size"), cli_option("aum", "epochs"), cli_option("data", "columns")
-    ('--batch-size', '--aum-epochs', '--column')
+    >>> cli_option("train", "batch_size"), cli_option("aum", "epochs")
+    ('--batch-size', '--aum-epochs')
+    >>> cli_option("data", "columns")
+    '--column'
     """
     return "--" + CLI_RENAME.get(
         (section, name), CLI_PREFIX.get(section, "") + name.replace("_", "-")
@@ -78,7 +80,10 @@ def _check_range(
     integer: bool = False,
     optional: bool = False,
 ) -> None:
-    """Raise :func:`_refuse` unless ``low ≤ value ≤ high`` (``<`` where open); None passes when optional."""
+    """Raise :func:`_refuse` unless ``low ≤ value ≤ high`` (``<`` where open).
+
+    None passes when ``optional``.
+    """
     value = getattr(config, name)
     if value is None and optional:
         return
@@ -105,11 +110,13 @@ class DataConfig:
 
     task: str = _f(
         "snli",
-        "Task name from the registry (snli, mnli, qqp, twitterppdb, swag, hellaswag, snli_mc, custom).",
+        "Task name from the registry "
+        "(snli, mnli, qqp, twitterppdb, swag, hellaswag, snli_mc, custom).",
     )
     split_seed: int = _f(
         0,
-        "Seed of the train/dev/test split for tasks cut from one file (fixed across training seeds).",
+        "Seed of the train/dev/test split for tasks cut from one file "
+        "(fixed across training seeds).",
     )
     train_file: str | None = _f(
         None, "Training file (jsonl/csv/tsv); default: the task's built-in source."
@@ -131,13 +138,13 @@ class DataConfig:
     max_seq_length: int = _f(256, "Truncate each input to this many tokens (paper: 256).")
     columns: tuple[tuple[str, str], ...] = _f(
         (),
-        "Which column of your files holds each field, FIELD=COLUMN, once per field: text_a, text_b, label "
-        "(multiple choice: context, endings, label); optional sample_id.",
+        "Which column of your files holds each field, FIELD=COLUMN, once per field: "
+        "text_a, text_b, label (multiple choice: context, endings, label); optional sample_id.",
     )
     label_names: tuple[str, ...] = _f(
         (),
-        "Class names in class-index order, comma-separated (entailment,neutral,contradiction); label "
-        "cells may hold these names or the indices.",
+        "Class names in class-index order, comma-separated (entailment,neutral,contradiction); "
+        "label cells may hold these names or the indices.",
     )
 
     def __post_init__(self) -> None:
@@ -187,7 +194,8 @@ class TrainConfig:
     )
     max_grad_norm: float = _f(
         1.0,
-        "Gradient clipping norm (paper: 1.0); 0 turns clipping and the non-finite gradient check off.",
+        "Gradient clipping norm (paper: 1.0); "
+        "0 turns clipping and the non-finite gradient check off.",
     )
     warmup_ratio: float = _f(0.0, "Fraction of steps of linear warm-up before the linear decay.")
     seed: int = _f(42, "One seed for every RNG (python, numpy, torch, data order, λ).")
@@ -198,9 +206,9 @@ class TrainConfig:
     )
     bf16: bool = _f(
         False,
-        "Run each training step's forward pass under bfloat16 autocast; weights, gradients, optimiser "
-        "state, evaluation and end-of-epoch dynamics stay fp32. 1.5x faster steps on this project's "
-        "CPU (AMX) with the fp32 loss curve (per-epoch mean loss within 1e-3; "
+        "Run each training step's forward pass under bfloat16 autocast; weights, gradients, "
+        "optimiser state, evaluation and end-of-epoch dynamics stay fp32. 1.5x faster steps on "
+        "this project's CPU (AMX) with the fp32 loss curve (per-epoch mean loss within 1e-3; "
         "benchmarks/speed_options.py); slower on CPUs without bfloat16 instructions.",
     )
 
@@ -230,7 +238,8 @@ class MixupConfig:
     )
     mixed_weight: float = _f(
         1.0,
-        "Weight of the CE on mixed samples (the paper's code ≈ 0.01·B/C, e.g. 0.0533 for SNLI; see mixup.py).",
+        "Weight of the CE on mixed samples "
+        "(the paper's code ≈ 0.01·B/C, e.g. 0.0533 for SNLI; see mixup.py).",
     )
     unmixed_weight: float = _f(1.0, "Weight of the CE on each unmixed batch (paper's code: 0.5).")
     kong_eps_in: float = _f(1e-4, "Kong et al.: on-manifold perturbation radius.")
@@ -320,7 +329,8 @@ class AUMConfig:
     )
     procedure: Literal["two_pass", "paper"] = _f(
         "two_pass",
-        "two_pass: two runs with disjoint threshold sets so every sample is judged; paper: one run, threshold samples dropped.",
+        "two_pass: two runs with disjoint threshold sets so every sample is judged; "
+        "paper: one run, threshold samples dropped.",
     )
     epochs: int | None = _f(
         None, "Epochs of the threshold-sample run (default: TrainConfig.epochs)."
@@ -336,9 +346,9 @@ class AUMConfig:
     )
     threshold_balance: Literal["uniform", "equal", "proportional"] | None = _f(
         None,
-        "How threshold samples are drawn: uniform (default; N/(c+1) at random from the whole region, Pleiss "
-        "et al.), equal per class (the paper's code; a folder written before this option keeps it) or "
-        "proportional to class sizes.",
+        "How threshold samples are drawn: uniform (default; N/(c+1) at random from the whole "
+        "region, Pleiss et al.), equal per class (the paper's code; a folder written before this "
+        "option keeps it) or proportional to class sizes.",
     )
     skip_epochs: int = _f(
         0,
@@ -353,7 +363,8 @@ class AUMConfig:
             raise ValueError(f"--aum-skip-epochs must be 0 or more, got {self.skip_epochs}")
         if self.epochs is not None and self.skip_epochs >= self.epochs:
             raise ValueError(
-                f"--aum-skip-epochs {self.skip_epochs} leaves none of the {self.epochs} --aum-epochs"
+                f"--aum-skip-epochs {self.skip_epochs} leaves none of the "
+                f"{self.epochs} --aum-epochs"
             )
         unknown = [s for s in self.subsets if s not in ("easy", "ambiguous", "hard")]
         if unknown:
@@ -378,13 +389,14 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.train.steps_per_epoch is not None and self.dynamics.mode == "train_pass":
             raise ValueError(
-                "--steps-per-epoch cycles the training sets, so a training pass does not see every sample "
-                "once per epoch: use --dynamics-mode epoch_end with it"
+                "--steps-per-epoch cycles the training sets, so a training pass does not see "
+                "every sample once per epoch: use --dynamics-mode epoch_end with it"
             )
         aum_epochs = self.aum.epochs or self.train.epochs
         if self.aum.skip_epochs >= aum_epochs:
             raise ValueError(
-                f"--aum-skip-epochs {self.aum.skip_epochs} leaves none of the AUM run's {aum_epochs} epochs"
+                f"--aum-skip-epochs {self.aum.skip_epochs} leaves none of the AUM run's "
+                f"{aum_epochs} epochs"
             )
 
 

@@ -163,8 +163,9 @@ def assign_regions(
     {'easy': [10], 'ambiguous': [11], 'hard': [12]}
     >>> assign_regions(stats, count=1, allow_overlap=True)["easy"].tolist()
     [10]
-    >>> skewed = {"sample_id": [10, 11, 12, 13, 14, 15], "gold": [0, 0, 0, 1, 1, 1],  # class 1 is hard
-    ...           "confidence": [0.9, 0.8, 0.7, 0.3, 0.2, 0.1], "variability": [0.0, 0.02, 0.3, 0.25, 0.01, 0.05]}
+    >>> skewed = {"sample_id": [10, 11, 12, 13, 14, 15], "gold": [0, 0, 0, 1, 1, 1],
+    ...           "confidence": [0.9, 0.8, 0.7, 0.3, 0.2, 0.1],  # class 1 is hard
+    ...           "variability": [0.0, 0.02, 0.3, 0.25, 0.01, 0.05]}
     >>> assign_regions(skewed, count=2)["easy"].tolist()  # no sample of class 1
     [10, 11]
     >>> {k: v.tolist() for k, v in assign_regions(skewed, count=2, stratify=True).items()}
@@ -242,7 +243,8 @@ def read_region_file(path: str | os.PathLike[str]) -> np.ndarray:
     if (counts > 1).any():
         repeated = np.sort(first[counts > 1])
         raise ValueError(
-            f"{path}, line {numbers[repeated[0]]}: sample id {ids[repeated[0]]} appears more than once"
+            f"{path}, line {numbers[repeated[0]]}: "
+            f"sample id {ids[repeated[0]]} appears more than once"
         )
     return ids
 

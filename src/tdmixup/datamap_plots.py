@@ -159,9 +159,10 @@ def class_mix(
         gold_names: class names in index order (default: the indices as strings).
 
     Returns:
-        DataFrame of fractions (each non-empty row sums to 1) with ``attrs["counts"]`` = region sizes.
+        DataFrame of fractions (each non-empty row sums to 1); ``attrs["counts"]``: region sizes.
 
-    >>> class_mix(np.array([1, 2, 3, 4]), np.array([0, 1, 1, 1]), {"easy": [1, 2], "hard": [3, 4]}, ["no", "yes"])
+    >>> regions = {"easy": [1, 2], "hard": [3, 4]}
+    >>> class_mix(np.array([1, 2, 3, 4]), np.array([0, 1, 1, 1]), regions, ["no", "yes"])
            no  yes
     easy  0.5  0.5
     hard  0.0  1.0
@@ -212,7 +213,7 @@ def _plot_class_mix(ax: Any, mix: pd.DataFrame) -> None:
 
 
 def _convex_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Convex hull of points ``(x[i], y[i])`` (Andrew's monotone chain), ``[H, 2]`` counter-clockwise."""
+    """Convex hull of ``(x[i], y[i])``, ``[H, 2]`` counter-clockwise (Andrew's monotone chain)."""
     points = np.unique(np.column_stack([x, y]), axis=0)  # sorted by x, then y
     if len(points) < 3:
         return points
@@ -252,7 +253,7 @@ def _escape(values: pd.Series) -> pd.Series:
 
 
 def _per_sample(values: Any, ids: np.ndarray, what: str) -> pd.Series:
-    """A Mapping / Series keyed by sample id, or an array in row order → Series aligned with ``ids``."""
+    """Mapping / Series keyed by sample id, or array in row order → Series aligned with ``ids``."""
     if isinstance(values, Mapping | pd.Series):
         return pd.Series(values).reindex(ids)
     array = np.asarray(values)
@@ -264,7 +265,7 @@ def _per_sample(values: Any, ids: np.ndarray, what: str) -> pd.Series:
 
 
 def _region_names(ids: np.ndarray, regions: Mapping[str, np.ndarray] | None) -> np.ndarray:
-    """Region of each sample: a region name, names joined by '+' when regions overlap, or 'other'."""
+    """Region of each sample: a region name, names joined by '+' if regions overlap, or 'other'."""
     names = list(regions or {})
     code = np.zeros(len(ids), dtype=np.int64)
     for bit, name in enumerate(names):
@@ -421,7 +422,7 @@ def plot_datamap_html(
 
 
 def _num_epochs(stats: pd.DataFrame | Mapping[str, Any], correct: np.ndarray) -> int:
-    """``E`` from ``stats.attrs`` or, failing that, the smallest E making every ``correctness · E`` whole."""
+    """``E`` from ``stats.attrs``, else the smallest E making every ``correctness · E`` whole."""
     attrs = getattr(stats, "attrs", {})
     if "num_epochs" in attrs:
         return int(attrs["num_epochs"])

@@ -80,8 +80,9 @@ class TrainingDynamics:
             or len(self.epochs) != num_epochs
         ):
             raise ValueError(
-                f"TrainingDynamics: expected logits [E, N, C] with N = len(sample_ids) = len(gold) and "
-                f"E = len(epochs); got logits {np.shape(self.logits)}, {len(self.sample_ids)} sample ids, "
+                "TrainingDynamics: expected logits [E, N, C] with "
+                "N = len(sample_ids) = len(gold) and E = len(epochs); "
+                f"got logits {np.shape(self.logits)}, {len(self.sample_ids)} sample ids, "
                 f"{len(self.gold)} gold labels, {len(self.epochs)} epochs"
             )
 
@@ -132,7 +133,8 @@ def _check_epoch(
     bad_gold = ids[(labels < 0) | (labels >= z.shape[1])]
     if len(bad_gold):
         raise ValueError(
-            f"{where}: gold must be in [0, {z.shape[1]}); out of range for sample ids {_few(bad_gold)}"
+            f"{where}: gold must be in [0, {z.shape[1]}); "
+            f"out of range for sample ids {_few(bad_gold)}"
         )
     not_finite = ids[~np.isfinite(z).all(axis=1)]
     if len(not_finite):
@@ -386,7 +388,8 @@ def read_cartography(
     if len(found) != 1:
         what = f"prefixes {sorted(found)}; pass prefix=" if found else "no files"
         raise ValueError(
-            f"{folder}: expected {prefix or ''}dynamics_epoch_<e>.jsonl files of one prefix; found {what}"
+            f"{folder}: expected {prefix or ''}dynamics_epoch_<e>.jsonl files of one prefix; "
+            f"found {what}"
         )
     files = next(iter(found.values()))
     epochs = np.array(sorted(files), dtype=np.int64)
@@ -398,7 +401,8 @@ def read_cartography(
         _check_same_samples(ref_ids, ref_gold, ids, gold, str(files[epoch]))
         if logits.shape[1] != ref_logits.shape[1]:
             raise ValueError(
-                f"{files[epoch]}: {logits.shape[1]} classes, but epoch {epochs[0]} has {ref_logits.shape[1]}"
+                f"{files[epoch]}: {logits.shape[1]} classes, "
+                f"but epoch {epochs[0]} has {ref_logits.shape[1]}"
             )
     stacked = np.stack([logits for _, _, logits in read])
     return TrainingDynamics(ref_ids, ref_gold, stacked, epochs, mode, task)
@@ -413,7 +417,8 @@ def _check_logits_gold(logits: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray
         raise ValueError(f"logits: expected shape [E, N, C] with C >= 2, got {z.shape}")
     if np.shape(gold) != (z.shape[1],):
         raise ValueError(
-            f"gold: {np.shape(gold)} labels for {z.shape[1]} samples in logits [E, N, C] = {z.shape}"
+            f"gold: {np.shape(gold)} labels for {z.shape[1]} samples "
+            f"in logits [E, N, C] = {z.shape}"
         )
     return z, class_labels(gold, z.shape[2], name="gold")
 
@@ -476,7 +481,7 @@ def variability(gold_probs: np.ndarray) -> np.ndarray:
 
 
 def correctness(logits: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """Fraction of epochs whose argmax is the gold class. ``[E, N, C]``, ``[N]`` → ``[N]`` in ``[0, 1]``.
+    """Fraction of epochs whose argmax is gold: ``[E, N, C]``, ``[N]`` → ``[N]`` in ``[0, 1]``.
 
     On tied logits the first maximal class is the prediction (``numpy.argmax``).
 

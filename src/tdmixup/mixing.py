@@ -86,7 +86,8 @@ def soft_cross_entropy(logits: Tensor, soft_targets: Tensor) -> Tensor:
     """Per-sample ``−Σ_c t_c · log softmax(z)_c`` for logits and targets ``[B, C]`` → ``[B]``.
 
     >>> z = torch.tensor([[2.0, 0.0, -1.0]])
-    >>> bool(torch.isclose(soft_cross_entropy(z, one_hot(torch.tensor([0]), 3)), F.cross_entropy(z, torch.tensor([0]))))
+    >>> y = torch.tensor([0])
+    >>> bool(torch.isclose(soft_cross_entropy(z, one_hot(y, 3)), F.cross_entropy(z, y)))
     True
     """
     return -(soft_targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
@@ -204,7 +205,10 @@ def mix_features(
 
 # --- batch helpers ---------------------------------------------------------------------------
 def model_inputs(batch: Batch) -> dict[str, Tensor]:
-    """The encoder's inputs of a batch (``input_ids``, ``attention_mask``, ``token_type_ids`` when present)."""
+    """The encoder's inputs of a batch.
+
+    ``input_ids``, ``attention_mask`` and ``token_type_ids`` when present.
+    """
     return {k: batch[k] for k in INPUT_KEYS if batch.get(k) is not None}
 
 
@@ -254,5 +258,5 @@ def forward_unmixed(model: Classifier, batch: Batch) -> tuple[Tensor, Tensor]:
 
 
 def weighted_sum(per_sample: Tensor, weight: Tensor) -> Tensor:
-    """``Σ_i w_i·ℓ_i`` of per-sample losses ``[B]`` and the loop's row weights ``[B]`` (a scalar)."""
+    """``Σ_i w_i·ℓ_i`` of per-sample losses ``[B]`` and the loop's row weights ``[B]``; a scalar."""
     return (weight.to(per_sample.dtype) * per_sample).sum()

@@ -288,7 +288,8 @@ def compute_step(
     """Loss (and unmixed logits) of one training step of ``strategy``.
 
     Args:
-        strategy: ``none | mixup | manifold | kong | tdmixup | random_pairs | aum_saliency`` (module docstring).
+        strategy: ``none | mixup | manifold | kong | tdmixup | random_pairs | aum_saliency``
+            (module docstring).
         model: the (unwrapped) classifier; its train/eval mode is respected.
         batches: ``(easy, ambiguous)`` for ``tdmixup``, two batches of easy ∪ ambiguous for
             ``random_pairs``, ``(high, low)`` with a ``saliency`` column for

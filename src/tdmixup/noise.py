@@ -39,7 +39,8 @@ def inject_label_noise(
         kind: ``"symmetric"`` or ``"flip"``.
 
     Returns:
-        ``(noisy_labels [N] int64, flipped_mask [N] bool)``; ``flipped_mask.sum() == round(rate·N)``.
+        ``(noisy_labels [N] int64, flipped_mask [N] bool)``;
+        ``flipped_mask.sum() == round(rate·N)``.
 
     >>> noisy, flipped = inject_label_noise(np.array([0, 1, 2, 0]), 3, rate=0.5, seed=0)
     >>> int(flipped.sum()), bool((noisy[flipped] != np.array([0, 1, 2, 0])[flipped]).all())

@@ -85,6 +85,7 @@ def gather_by_id(
     missing = np.setdiff1d(expected, uniq)
     if len(missing):
         raise RuntimeError(
-            f"{len(missing)} sample ids got no prediction from any process (first: {missing[:10].tolist()})"
+            f"{len(missing)} sample ids got no prediction from any process "
+            f"(first: {missing[:10].tolist()})"
         )
     return uniq, values[first]

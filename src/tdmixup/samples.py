@@ -59,9 +59,10 @@ def sample_table(
             which replace the statistics' ``aum``).
 
     Returns:
-        DataFrame with ``sample_id`` first; a column whose values are unknown for every id is left out.
+        DataFrame with ``sample_id`` first; a column unknown for every id is left out.
 
-    >>> sample_table([3, 1], texts={1: "a ⟂ b", 3: "c ⟂ d"}, gold={1: 0, 3: 1}, label_names=["no", "yes"])
+    >>> texts = {1: "a ⟂ b", 3: "c ⟂ d"}
+    >>> sample_table([3, 1], texts=texts, gold={1: 0, 3: 1}, label_names=["no", "yes"])
        sample_id   text gold_label
     0          3  c ⟂ d        yes
     1          1  a ⟂ b         no
@@ -95,6 +96,6 @@ def _named(indices: pd.Series, names: Sequence[str] | None) -> pd.Series:
 
 
 def write_sample_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write :func:`sample_table` output as UTF-8 CSV, atomically; floats with 6 significant digits."""
+    """Write a :func:`sample_table` as UTF-8 CSV, atomically; floats with 6 significant digits."""
     with atomic_output(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g", encoding="utf-8")

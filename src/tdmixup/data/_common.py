@@ -93,7 +93,10 @@ def decode(path: object, data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line_start = data.rfind(b"\n", 0, e.start) + 1
-        problem = f"not valid UTF-8 (byte 0x{data[e.start]:02x} at byte {e.start - line_start + 1} of the line)"
+        problem = (
+            f"not valid UTF-8 (byte 0x{data[e.start]:02x} "
+            f"at byte {e.start - line_start + 1} of the line)"
+        )
         raise data_error(
             path, data[: e.start].count(b"\n") + 1, None, problem, "save the file as UTF-8"
         ) from e
@@ -305,7 +308,7 @@ def empty_text(cells: pd.Series) -> np.ndarray:
 
 
 def check_present(rows: Rows, cells: pd.Series, field: str, labelled: np.ndarray) -> None:
-    """Refuse a labelled row that lacks ``field`` altogether (a JSON line without the key, or null)."""
+    """Refuse a labelled row lacking ``field`` altogether (a JSON line without the key, or null)."""
     missing = cells.isna().to_numpy() & labelled
     if missing.any():
         raise rows.row_error(

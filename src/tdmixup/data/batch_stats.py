@@ -103,7 +103,8 @@ def paired_length_correlation(
 def padding_fraction(lengths: np.ndarray, plan: Sequence[np.ndarray]) -> float:
     """Padding tokens / all token slots when each batch is padded to its longest row.
 
-    >>> round(padding_fraction(np.array([4, 2, 3, 3]), [np.array([0, 1]), np.array([2, 3])]), 4)  # 2 of 14
+    >>> plan = [np.array([0, 1]), np.array([2, 3])]
+    >>> round(padding_fraction(np.array([4, 2, 3, 3]), plan), 4)  # 2 of 14
     0.1429
     """
     slots = sum(len(b) * int(lengths[np.asarray(b)].max()) for b in plan if len(b))

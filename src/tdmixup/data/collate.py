@@ -102,7 +102,10 @@ class TokenizedSet:
 
 
 def tokenize(dataset: Any, spec: TaskSpec, tokenizer: Any, *, max_length: int) -> TokenizedSet:
-    """Tokenise a schema dataset once (``[CLS] a [SEP] b [SEP]``; MC: ``[CLS] ctx [SEP] ending_k [SEP]``)."""
+    """Tokenise a schema dataset once.
+
+    Pairs: ``[CLS] a [SEP] b [SEP]``; multiple choice: ``[CLS] ctx [SEP] ending_k [SEP]``.
+    """
     cols = dataset.to_dict() if hasattr(dataset, "to_dict") else dict(dataset)
     sample_ids = np.asarray(cols["sample_id"], dtype=np.int64)
     labels = np.asarray(cols["label"], dtype=np.int64)
@@ -214,8 +217,8 @@ def epoch_order(
       padding.
 
     ``min_megabatches=1, shuffle_rows=False`` gives the earlier plan (one length-sorted block of
-    up to 800 rows, longest row first), kept for measurements. Deterministic for a given ``(seed, epoch)``; without
-    grouping it is the seeded permutation cut into batches.
+    up to 800 rows, longest row first), kept for measurements. Deterministic for a given
+    ``(seed, epoch)``; without grouping it is the seeded permutation cut into batches.
     """
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(len(lengths))

@@ -83,7 +83,8 @@ def _source(name: str) -> tuple[str, HubSource]:
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in HUB_SOURCES:
         raise ValueError(
-            f"unknown hub dataset {name!r}; known: {', '.join(HUB_SOURCES)} (or {', '.join(_ALIASES)})"
+            f"unknown hub dataset {name!r}; known: {', '.join(HUB_SOURCES)} "
+            f"(or {', '.join(_ALIASES)})"
         )
     return key, HUB_SOURCES[key]
 
@@ -107,7 +108,8 @@ def from_hub(
     where = f"hub:{src.path}" + (f"[{split}]" if split else "")
     if missing:
         raise DataError(
-            f"{where}: columns {missing} not found (found: {dataset.column_names}); is this the {key} dataset?"
+            f"{where}: columns {missing} not found (found: {dataset.column_names}); "
+            f"is this the {key} dataset?"
         )
     frame = dataset.select_columns(needed).to_pandas().astype(object)
     feature = dataset.features[cols["label"]]
@@ -185,7 +187,8 @@ def read_hub(name: str, *, split: str, label_names: Sequence[str] | None = None)
                 else f"{type(e).__name__}: {e}"
             )
             raise DataError(
-                f"hub:{src.path}[{split}]: cannot load the {key} dataset from the Hugging Face hub: {why} "
-                "(connect once to cache it, or use local files: --train-file PATH --dev-file PATH --test-file NAME=PATH)"
+                f"hub:{src.path}[{split}]: cannot load the {key} dataset from the Hugging Face "
+                f"hub: {why} (connect once to cache it, or use local files: "
+                "--train-file PATH --dev-file PATH --test-file NAME=PATH)"
             ) from e
     return from_hub(ds, key, label_names=label_names, split=split)

@@ -292,7 +292,8 @@ def read_table(
             path,
             None,
             None,
-            f"column mapping {mapping} must give {sorted(need)} (optional: {sorted(allowed - need)})",
+            f"column mapping {mapping} must give {sorted(need)} "
+            f"(optional: {sorted(allowed - need)})",
             "e.g. --column text_a=premise --column text_b=hypothesis --column label=label",
         )
     fmt = file_format if file_format != "auto" else _format_of(path)
@@ -366,7 +367,8 @@ def split_dataset(
     n_test = int(round(test_fraction * n))
     if not 0.0 <= test_fraction < 1.0 or dev_size < 0 or n_test + dev_size >= n:
         raise ValueError(
-            f"cannot split {n} rows into test {n_test} (test_fraction={test_fraction}) + dev {dev_size} + a non-empty train"
+            f"cannot split {n} rows into test {n_test} (test_fraction={test_fraction}) "
+            f"+ dev {dev_size} + a non-empty train"
         )
     perm = np.random.default_rng(seed).permutation(n)
     return (

@@ -66,8 +66,11 @@ def data_error(
 ) -> DataError:
     """Build a :class:`DataError` with a uniform message.
 
-    >>> str(data_error("train.jsonl", 1043, "gold_label", "'entailmnet' is not one of entailment, neutral, contradiction"))
-    "train.jsonl, row 1043, field 'gold_label': 'entailmnet' is not one of entailment, neutral, contradiction"
+    >>> problem = "'entailmnet' is not one of entailment, neutral, contradiction"
+    >>> err = data_error("train.jsonl", 1043, "gold_label", problem)
+    >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+    train.jsonl, row 1043, field 'gold_label':
+    'entailmnet' is not one of entailment, neutral, contradiction
     """
     where = str(path)
     if row is not None:

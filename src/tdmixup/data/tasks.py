@@ -120,8 +120,10 @@ def _require(name: str) -> str:
     path = find_data_file(name)
     if path is None:
         raise DataError(
-            f"built-in data file {name} not found (looked in $TDMIXUP_DATA_DIR, ../shared/data and the cache; "
-            "set TDMIXUP_DATA_DIR to a folder holding it, or use --train-file PATH --dev-file PATH --test-file NAME=PATH)"
+            f"built-in data file {name} not found "
+            "(looked in $TDMIXUP_DATA_DIR, ../shared/data and the cache; "
+            "set TDMIXUP_DATA_DIR to a folder holding it, "
+            "or use --train-file PATH --dev-file PATH --test-file NAME=PATH)"
         )
     return str(path)
 
@@ -253,8 +255,8 @@ def _file_reader(
         return lambda path: read_snli_multiple_choice(path, seed=cfg.split_seed)
     if not columns:
         raise ValueError(
-            f"task {spec.name!r} needs --column FIELD=COLUMN to read your files, e.g. --column text_a=premise "
-            "--column text_b=hypothesis --column label=label"
+            f"task {spec.name!r} needs --column FIELD=COLUMN to read your files, "
+            "e.g. --column text_a=premise --column text_b=hypothesis --column label=label"
         )
     return lambda path: read_table(path, columns=columns, label_names=label_names)
 
@@ -293,8 +295,9 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
         )
     if name == "custom" and (not config.train_file or not config.columns):
         raise ValueError(
-            "task 'custom' needs --train-file and --column FIELD=COLUMN for each field, e.g. --train-file "
-            "train.jsonl --column text_a=premise --column text_b=hypothesis --column label=label"
+            "task 'custom' needs --train-file and --column FIELD=COLUMN for each field, "
+            "e.g. --train-file train.jsonl "
+            "--column text_a=premise --column text_b=hypothesis --column label=label"
         )
     spec = TASKS.get(name) or TaskSpec("custom", "pair", tuple(config.label_names))
     if config.label_names and spec.kind == "pair":
@@ -312,8 +315,8 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
     elif dev is None:
         if config.dev_size >= len(train):
             raise ValueError(
-                f"--dev-size {config.dev_size} leaves no training rows out of {len(train)}: lower --dev-size, "
-                "or give a separate dev file with --dev-file PATH"
+                f"--dev-size {config.dev_size} leaves no training rows out of {len(train)}: "
+                "lower --dev-size, or give a separate dev file with --dev-file PATH"
             )
         dev = train.select(range(len(train) - config.dev_size, len(train)))
         train = train.select(range(len(train) - config.dev_size))
