@@ -17,8 +17,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # What each layer is for, lowest first. A module imports only modules of its own or a lower
     # layer (function-level imports included); within a layer the cycle test keeps imports one-way.
     ("foundations: configs, files, data, array checks, metrics", frozenset({
-        "config", "runio", "arrays", "classmix", "noise", "samples", "calibration", "data",
-        "data._common", "data.batch_stats", "data.collate", "data.dd_format", "data.hub",
+        "config", "layout", "runio", "arrays", "classmix", "noise", "samples", "calibration",
+        "data", "data._common", "data.batch_stats", "data.collate", "data.dd_format", "data.hub",
         "data.readers", "data.schema", "data.sources", "data.tasks"})),
     ("the classifier and its predictions", frozenset({"model", "predict", "backtranslation"})),
     ("training dynamics, data maps, AUM on arrays", frozenset({

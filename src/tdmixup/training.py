@@ -42,16 +42,13 @@ from tdmixup.data.collate import (
     cycled_batches,
     epoch_batches,
 )
+from tdmixup.layout import CHECKPOINT, TRAIN_LOG, TRAINING_STATE  # CHECKPOINT: re-exported
 from tdmixup.mixup import Batch, StepOutput
 from tdmixup.model import Classifier, save_classifier
 from tdmixup.predict import gather_by_id, predict_logits, to_device
 from tdmixup.runio import read_json, write_json
 
 log = logging.getLogger("tdmixup.training")
-
-CHECKPOINT = "checkpoint"
-TRAINING_STATE = "training_state.pt"
-"""Optimizer, scheduler, RNG states and epoch count in ``checkpoint/``: what an exact resume needs."""
 
 Columns = Callable[[Batch], Batch]
 """``batch -> extra columns`` for each collated training batch (``train(batch_columns=...)``)."""
@@ -554,7 +551,7 @@ def _save_checkpoint(ckpt: Path, model: Classifier, tokenizer: Any, optimizer: A
                     "numpy_rng": np.random.get_state(), "epochs_done": epochs_done,
                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                    tmp / TRAINING_STATE)
-        write_json(tmp / "train_log.json", history)
+        write_json(tmp / TRAIN_LOG, history)
         old = ckpt.with_name(ckpt.name + ".old")
         shutil.rmtree(old, ignore_errors=True)  # left over when a kill interrupted the last save
         if ckpt.exists():
@@ -589,5 +586,5 @@ def _load_checkpoint(ckpt: Path, model: Classifier, optimizer: Any, scheduler: A
     np.random.set_state(state["numpy_rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["epochs_done"]), list(read_json(ckpt / "train_log.json"))
+    return int(state["epochs_done"]), list(read_json(ckpt / TRAIN_LOG))
 
