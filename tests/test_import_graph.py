@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("training dynamics, data maps, AUM on arrays", frozenset({
         "dynamics", "datamap", "datamap_plots", "aum", "aum_arrays"})),
     ("one training step per strategy", frozenset({"mixing", "kong", "aum_saliency", "mixup"})),
-    ("the training loop", frozenset({"training", "hf_trainer"})),
+    ("the training loop", frozenset({"checkpoint", "training", "hf_trainer"})),
     ("evaluation and reports", frozenset({"evaluation", "report"})),
     ("a run folder's session and its training stages", frozenset({"session", "aum_training"})),
     ("the pipeline of stages", frozenset({"pipeline"})),
