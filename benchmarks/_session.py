@@ -16,6 +16,7 @@ from typing import Any
 
 import tdmixup.config as tc
 from tdmixup.data.sources import find_data_file
+from tdmixup.layout import RunLayout
 from tdmixup.runio import read_json, write_json
 
 
@@ -72,7 +73,8 @@ def open_run(config: tc.RunConfig, run_dir: Path, settings: dict[str, Any], resu
     from tdmixup.pipeline import open_session
 
     marker = run_dir / "benchmark_settings.json"
-    if resume and (run_dir / "config.json").exists() and (not marker.exists() or read_json(marker) != settings):
+    made = RunLayout(run_dir).config.exists()
+    if resume and made and (not marker.exists() or read_json(marker) != settings):
         sys.exit(f"{run_dir} was made with other benchmark settings; run without --resume to start afresh")
     session = open_session(config, run_dir, overwrite=not resume)
     write_json(marker, settings)

@@ -131,7 +131,7 @@ def main() -> None:
     stage_datamap(session)
     seconds["stage_datamap"] = time.perf_counter() - t
 
-    stats = pd.read_parquet(args.run_dir / "datamap" / "statistics.parquet")
+    stats = pd.read_parquet(session.layout.statistics)
     chaos, per_region, correlations = entropy_by_region(stats, read_regions(session), entropy)
     seconds["total"] = time.perf_counter() - start
 

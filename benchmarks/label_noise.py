@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _session import add_run_options, data_missing, open_run, provenance, quiet_logging, snli_config  # noqa: E402
 
 from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN  # noqa: E402
+from tdmixup.layout import AUM_PASS_PREFIX, CHECKPOINT, DONE, DYNAMICS  # noqa: E402
 from tdmixup.runio import read_json, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "label_noise.json"
@@ -67,8 +68,8 @@ def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[fl
     from tdmixup.dynamics import read_dynamics
 
     passes = []
-    for pass_dir in sorted(aum_dir.glob("pass*")):
-        dyn = read_dynamics(pass_dir / "dynamics.parquet")  # threshold samples carry the extra class
+    for pass_dir in sorted(aum_dir.glob(f"{AUM_PASS_PREFIX}*")):
+        dyn = read_dynamics(pass_dir / DYNAMICS)  # threshold samples carry the extra class
         passes.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, dyn.sample_ids[dyn.gold == dyn.num_classes - 1]))
     procedure = session.config.aum.procedure
     skip = session.config.aum.skip_epochs
@@ -92,12 +93,12 @@ def cleanlab_flags(session: Any, out_dir: Path, folds: int, seed: int) -> np.nda
         if not saved.exists():
             rest = data.sample_ids[np.setdiff1d(np.arange(len(data)), held)]
             train_and_evaluate(session, fold_dir, strategy="none", train_sets=[data.subset(rest)], evaluate=False)
-            model, _ = load_classifier(fold_dir / "checkpoint")
+            model, _ = load_classifier(fold_dir / CHECKPOINT)
             ids, z = predict_logits(model.to(session.accelerator.device), data.subset(data.sample_ids[held]),
                                     batch_size=cfg.train.eval_batch_size, accelerator=session.accelerator)
             np.savez(out_dir / "heldout.tmp.npz", ids=ids, logits=z)
             os.replace(out_dir / "heldout.tmp.npz", saved)
-            shutil.rmtree(fold_dir / "checkpoint")
+            shutil.rmtree(fold_dir / CHECKPOINT)
         part = np.load(saved)
         logits[data.positions_of(part["ids"])] = part["logits"]
     return np.asarray(find_label_issues(labels=data.labels, pred_probs=softmax(logits, axis=1)), dtype=bool)
@@ -133,10 +134,11 @@ def main() -> None:
 
     full = timed("stage_full", stage_full, session)
     timed("stage_datamap", stage_datamap, session)
-    timed("aum", run_aum, session, args.run_dir / "aum_all", ids)
+    layout = session.layout
+    timed("aum", run_aum, session, layout.aum_dir("all"), ids)
     percentiles = [args.aum_percentile, *[k for k in args.extra_percentiles if k != args.aum_percentile]]
-    tables = timed("aum_recompute", aum_tables, session, args.run_dir / "aum_all", percentiles)
-    stored = pd.read_parquet(args.run_dir / "aum_all" / "aum.parquet")
+    tables = timed("aum_recompute", aum_tables, session, layout.aum_dir("all"), percentiles)
+    stored = pd.read_parquet(layout.aum_table("all"))
     recomputed_ok = bool(np.array_equal(stored["flagged"].to_numpy(), tables[args.aum_percentile]["flagged"].to_numpy()))
 
     def members(flagged_ids: np.ndarray) -> np.ndarray:
@@ -145,7 +147,7 @@ def main() -> None:
     def lowest(values: pd.Series) -> np.ndarray:
         return members(values.sort_values(kind="stable").index[:n_flip].to_numpy())
 
-    stats = pd.read_parquet(args.run_dir / "datamap" / "statistics.parquet")
+    stats = pd.read_parquet(layout.statistics)
     aum_run = tables[args.aum_percentile].set_index("sample_id")["aum"]
     masks = {f"aum_k{k:g}": members(t.loc[t["flagged"], "sample_id"].to_numpy()) for k, t in tables.items()}
     masks |= {f"region_{name}": members(region) for name, region in read_regions(session).items()}
@@ -172,8 +174,8 @@ def main() -> None:
         "seconds": seconds,
         "resumed": args.resume,  # stages finished before a resume show ~0 s here; stage_train_seconds stay true
         "stage_train_seconds": {"stage_full": full["train_seconds"],
-                                "aum": read_json(args.run_dir / "aum_all" / "summary.json")["train_seconds"],
-                                "cleanlab_folds": [read_json(d / "done.json")["train_seconds"]
+                                "aum": read_json(layout.aum_summary("all"))["train_seconds"],
+                                "cleanlab_folds": [read_json(d / DONE)["train_seconds"]
                                                    for d in sorted((args.run_dir / "cleanlab").glob("fold*/"))]},
         **provenance(args, session, load_before),
     }

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tdmixup.layout import DONE, RunLayout
 from tdmixup.runio import environment_info, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline_cost.json"
@@ -45,7 +46,7 @@ def timed(cmd: list[str]) -> dict[str, Any]:
 
 def stage_breakdown(run: Path) -> dict[str, float]:
     out: dict[str, float] = {}
-    for done in sorted(run.rglob("done.json")):
+    for done in sorted(run.rglob(DONE)):
         summary = json.loads(done.read_text())
         key = str(done.parent.relative_to(run))
         out[key] = round(summary.get("train_seconds", 0.0) + summary.get("eval_seconds", 0.0), 1)
@@ -65,8 +66,9 @@ def main() -> None:
     baseline = timed([*exe, "train", "--strategy", "none", "--output-dir", str(work / "baseline"), *common])
     pipeline = timed([*exe, "run", "--output-dir", str(work / "pipeline"), *common])
     stages = stage_breakdown(work / "pipeline")
-    full = json.loads((work / "pipeline" / "stage1_full" / "done.json").read_text())
-    td = json.loads((work / "pipeline" / "stage4_tdmixup" / "done.json").read_text())
+    layout = RunLayout(work / "pipeline")
+    full = json.loads((layout.stage1 / DONE).read_text())
+    td = json.loads((layout.tdmixup / DONE).read_text())
     result = {
         "benchmark": "pipeline_cost",
         "baseline": {k: v for k, v in baseline.items() if k != "stdout"},

@@ -15,8 +15,8 @@ against ``none``. Every mode writes the same per-epoch checkpoint (model + optim
 cost is in all three times equally; it is also timed, and the overhead is reported without it
 too. The recording itself (the inference pass or gathering the kept logits, plus the Parquet
 append) and the checkpoint writes are timed inside the run by wrapping
-``tdmixup.training._record_epoch`` and ``_save_checkpoint`` with a timer (measurement hooks;
-nothing else changes).
+``tdmixup.training._record_epoch`` and ``tdmixup.checkpoint.save`` with a timer (measurement
+hooks; nothing else changes).
 
 Full size (about 4 min on 2 quiet cores with MiniLM; ~2 min with --num-hidden-layers 3)::
 
@@ -39,21 +39,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+import tdmixup.checkpoint as checkpoint
 import tdmixup.training as training
 from tdmixup.config import DEFAULT_MODEL, MixupConfig, ModelConfig, TrainConfig
 from tdmixup.data.sources import SNLI_TRAIN, find_data_file
+from tdmixup.layout import DYNAMICS
 from tdmixup.runio import environment_info, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recording_overhead.json"
 MODES = ("none", "train_pass", "epoch_end")
 TARGET_PCT = 3.0
-HOOKED: dict[str, list[float]] = {"_record_epoch": [], "_save_checkpoint": []}
-"""Wall seconds of each call, per wrapped function of :mod:`tdmixup.training`, in the current run."""
+HOOKS: dict[str, tuple[Any, str]] = {"_record_epoch": (training, "_record_epoch"),
+                                     "_save_checkpoint": (checkpoint, "save")}
+"""The wrapped functions: ``training._record_epoch`` and ``checkpoint.save`` (module, name)."""
+HOOKED: dict[str, list[float]] = {name: [] for name in HOOKS}
+"""Wall seconds of each call, per wrapped function, in the current run."""
 
 
 def _hook(name: str) -> None:
-    """Replace ``training.<name>`` by a timed call of it (``train()`` looks it up at every epoch)."""
-    original = getattr(training, name)
+    """Replace the function ``HOOKS[name]`` by a timed call of it (``train()`` looks both up on
+    their modules at every epoch)."""
+    module, attribute = HOOKS[name]
+    original = getattr(module, attribute)
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
@@ -62,7 +69,7 @@ def _hook(name: str) -> None:
         finally:
             HOOKED[name].append(time.perf_counter() - start)
 
-    setattr(training, name, timed)
+    setattr(module, attribute, timed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,7 +103,7 @@ def run_once(mode: str, data: Any, args: argparse.Namespace, tokenizer: Any, acc
         train_config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                                  seed=args.seed),
         mixup_config=MixupConfig(strategy="none"), dynamics_mode=None if mode == "none" else mode,  # type: ignore[arg-type]
-        dynamics_path=None if mode == "none" else out_dir / "dynamics.parquet",
+        dynamics_path=None if mode == "none" else out_dir / DYNAMICS,
     )
     accelerator.free_memory()  # drop the references prepare() kept, so runs do not pile up models
     shutil.rmtree(out_dir)

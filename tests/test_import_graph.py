@@ -17,14 +17,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # What each layer is for, lowest first. A module imports only modules of its own or a lower
     # layer (function-level imports included); within a layer the cycle test keeps imports one-way.
     ("foundations: configs, files, data, array checks, metrics", frozenset({
-        "config", "runio", "arrays", "classmix", "noise", "samples", "calibration", "data",
-        "data._common", "data.batch_stats", "data.collate", "data.dd_format", "data.hub",
+        "config", "layout", "runio", "arrays", "classmix", "noise", "samples", "calibration",
+        "data", "data._common", "data.batch_stats", "data.collate", "data.dd_format", "data.hub",
         "data.readers", "data.schema", "data.sources", "data.tasks"})),
     ("the classifier and its predictions", frozenset({"model", "predict", "backtranslation"})),
     ("training dynamics, data maps, AUM on arrays", frozenset({
         "dynamics", "datamap", "datamap_plots", "aum", "aum_arrays"})),
     ("one training step per strategy", frozenset({"mixing", "kong", "aum_saliency", "mixup"})),
-    ("the training loop", frozenset({"training", "hf_trainer"})),
+    ("the training loop", frozenset({"checkpoint", "training", "hf_trainer"})),
     ("evaluation and reports", frozenset({"evaluation", "report"})),
     ("a run folder's session and its training stages", frozenset({"session", "aum_training"})),
     ("the pipeline of stages", frozenset({"pipeline"})),

@@ -177,7 +177,7 @@ def two_epoch_reference(model_dirs: dict[str, Path], tmp_path_factory: pytest.Te
 @pytest.mark.parametrize("crash", ["between_renames", "during_cleanup"])
 def test_resume_after_a_kill_inside_the_checkpoint_swap(model_dirs: dict[str, Path], tmp_path: Path, crash: str,
                                                         two_epoch_reference: object) -> None:
-    """_save_checkpoint renames checkpoint → checkpoint.old, checkpoint.tmp → checkpoint, then
+    """checkpoint.save renames checkpoint → checkpoint.old, checkpoint.tmp → checkpoint, then
     deletes checkpoint.old; a kill can leave either of the states made here."""
     with pytest.raises(Interrupted):
         train_tiny(model_dirs["dropout"], tmp_path, epochs=2, on_epoch_end=stop_before_checkpoint_2)

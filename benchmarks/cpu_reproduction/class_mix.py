@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tdmixup.layout import DONE, ExperimentLayout, RunLayout
 from tdmixup.runio import atomic_write_text, write_json
 
 
@@ -26,21 +27,22 @@ def _counts(counts: dict[str, int] | None) -> str:
 def collect(run: Path) -> dict[str, Any]:
     """``{seed: {"regions": {...}, "aum_easy": {...}}}`` from the run folders that exist."""
     out: dict[str, Any] = {}
-    for seed_dir in sorted(run.glob("seed_*"), key=lambda p: int(p.name.split("_")[1])):
+    for seed, seed_dir in ExperimentLayout(run).seed_dirs().items():
         entry: dict[str, Any] = {}
-        datamap = seed_dir / "datamap" / "done.json"
+        layout = RunLayout(seed_dir)
+        datamap = layout.datamap / DONE
         if datamap.exists():
             done = json.loads(datamap.read_text())
             entry["stratify_regions"] = done.get("stratify_regions")
             entry["regions"] = done.get("class_counts", {})
-        aum = seed_dir / "aum_easy" / "summary.json"
+        aum = layout.aum_summary("easy")
         if aum.exists():
             summary = json.loads(aum.read_text())
             entry["aum_easy"] = {"counts": summary.get("class_counts", {}), "n_kept": summary.get("n_kept"),
                                  "n_flagged": summary.get("n_flagged"), "threshold": summary.get("threshold"),
                                  "threshold_balance": summary.get("threshold_balance")}
         if entry:
-            out[seed_dir.name.split("_")[1]] = entry
+            out[str(seed)] = entry
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import tdmixup.config as tc
+from tdmixup.layout import AUM_PREFIX, AUM_TABLE, CHECKPOINT, DONE, SUMMARY, ExperimentLayout
 
 QUALITY = "datamap_quality"
 LIBRARY_ROWS = {"full": ("table2", "full"), "tdmixup": ("table3", "tdmixup"),
@@ -77,7 +78,9 @@ class JobRunner:
         key = (job.size, job.seed, quality)
         if key != self._key:
             self._session = None  # free the previous one's data first
-            run_dir = self.args.run_dir / str(job.size) / (f"seed_{job.seed}_chaosnli" if quality else f"seed_{job.seed}")
+            run_dir = ExperimentLayout(self.args.run_dir / str(job.size)).seed_dir(job.seed)
+            if quality:
+                run_dir = run_dir.with_name(f"{run_dir.name}_chaosnli")
             self._session = open_session(self.config(job.size, job.seed), run_dir)
             self._entropy = self._add_chaos(self._session) if quality else None
             self._key = key
@@ -114,8 +117,8 @@ class JobRunner:
 
         session = self.session(job)
         removed = []
-        for done in session.run_dir.glob("**/done.json"):
-            ckpt = done.parent / "checkpoint"
+        for done in session.run_dir.glob(f"**/{DONE}"):
+            ckpt = done.parent / CHECKPOINT
             if ckpt.is_dir():
                 shutil.rmtree(ckpt)
                 removed.append(ckpt)
@@ -176,11 +179,11 @@ class JobRunner:
 
         from tdmixup.pipeline import read_regions, stage_datamap, train_and_evaluate
 
-        stage_dir = session.run_dir / "stage1_full"  # where stage_datamap reads the dynamics
+        stage_dir = session.layout.stage1  # where stage_datamap reads the dynamics
         done = train_and_evaluate(session, stage_dir, strategy="none", train_sets=[session.train],
                                   dynamics_mode=session.config.dynamics.mode, evaluate=False)
         stage_datamap(session)
-        stats = pd.read_parquet(session.run_dir / "datamap" / "statistics.parquet")
+        stats = pd.read_parquet(session.layout.statistics)
         regions = read_regions(session)
         chaos, per_region, correlations = entropy_by_region(stats, regions, self._entropy)
         snli_ids = {k: v[~np.isin(v, chaos.index.to_numpy())] for k, v in regions.items()}
@@ -209,6 +212,7 @@ def class_counts(session: Any, regions: dict[str, np.ndarray], row: Any) -> dict
     samples, and the row's own training sets (in the order the row trains on them)."""
     from tdmixup.aum import read_aum_table
     from tdmixup.experiments import _row_sets
+    from tdmixup.layout import aum_subset
 
     n = session.task.spec.num_labels
     out: dict[str, Any] = {
@@ -216,9 +220,11 @@ def class_counts(session: Any, regions: dict[str, np.ndarray], row: Any) -> dict
         "regions": {k: _bincount(session, v) for k, v in regions.items()},
         "aum": {},
     }
-    for path in sorted(session.run_dir.glob("aum_*/aum.parquet")):
+    for aum_dir in session.layout.aum_dirs():
+        if not (path := aum_dir / AUM_TABLE).exists():
+            continue  # aum_saliency_split/, or a run in progress
         table = read_aum_table(path)
-        out["aum"][path.parent.name.removeprefix("aum_")] = {
+        out["aum"][aum_subset(aum_dir)] = {
             "kept": _bincount(session, table.loc[~table["flagged"], "sample_id"].to_numpy()),
             "flagged": _bincount(session, table.loc[table["flagged"], "sample_id"].to_numpy())}
     out["row_train_sets"] = [np.bincount(s.labels, minlength=n).tolist() for s in _row_sets(session, row, regions)]
@@ -228,7 +234,7 @@ def class_counts(session: Any, regions: dict[str, np.ndarray], row: Any) -> dict
 def stage_seconds(run_dir: Path) -> dict[str, float]:
     """Training seconds of every finished stage in a (size, seed) folder (shared ones included)."""
     out = {}
-    for path in sorted(run_dir.glob("**/done.json")):  # AUM: its passes' folders
+    for path in sorted(run_dir.glob(f"**/{DONE}")):  # AUM: its passes' folders
         data = json.loads(path.read_text())
         if "train_seconds" in data:
             name = str(path.parent.relative_to(run_dir))
@@ -241,7 +247,7 @@ def cost_seconds(run_dir: Path, row: str, done: dict[str, Any]) -> float:
     training and evaluation, plus (TDMixUp) the AUM runs it needs (stage 1 is the ``full`` job's)."""
     total = float(done["train_seconds"]) + float(done.get("eval_seconds") or 0.0)
     if row == "tdmixup":
-        for path in run_dir.glob("aum_*/summary.json"):
+        for path in run_dir.glob(f"{AUM_PREFIX}*/{SUMMARY}"):
             total += float(json.loads(path.read_text()).get("train_seconds", 0.0))
     return total
 

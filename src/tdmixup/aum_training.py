@@ -17,6 +17,16 @@ import numpy as np
 import pandas as pd
 
 from tdmixup.data.collate import TokenizedSet
+from tdmixup.layout import (
+    AUM_TABLE,
+    DYNAMICS,
+    FLAGGED,
+    KEPT,
+    SUMMARY,
+    aum_pass_dir,
+    id_file,
+    sample_csv,
+)
 from tdmixup.runio import atomic_write_text, read_json, write_json
 from tdmixup.session import (
     PipelineError,
@@ -61,7 +71,7 @@ def run_aum(session: Session, out_dir: Path, ids: np.ndarray, *, statistics: Pat
     from tdmixup.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
     from tdmixup.dynamics import read_dynamics
 
-    summary_path = out_dir / "summary.json"
+    summary_path = out_dir / SUMMARY
     if summary_path.exists():
         return dict(read_json(summary_path))
     cfg = with_task_defaults(session.config)  # already resolved in a session made by open_session
@@ -87,14 +97,14 @@ def run_aum(session: Session, out_dir: Path, ids: np.ndarray, *, statistics: Pat
         threshold_sets.append(chosen)
         balances.append(used)
         trained_on = _relabelled(session, subset, threshold_ids, seed=seed)
-        pass_dir = out_dir / f"pass{p + 1}"
+        pass_dir = aum_pass_dir(out_dir, p + 1)
         done = train_and_evaluate(
             session, pass_dir, strategy="none", train_sets=[trained_on], dynamics_mode=cfg.aum.dynamics_mode,
             evaluate=False, num_labels=spec.num_labels + (spec.kind == "pair"), keep_checkpoint=False,
             train_config=train_cfg,
         )
         seconds += float(done["train_seconds"])
-        dyn = read_dynamics(pass_dir / "dynamics.parquet")
+        dyn = read_dynamics(pass_dir / DYNAMICS)
         if dyn.logits.shape[2] != spec.num_labels + (spec.kind == "pair"):
             raise PipelineError(f"{pass_dir}: logits over {dyn.logits.shape[2]} choices, expected "
                                 f"{spec.num_labels + (spec.kind == 'pair')}: this pass was trained by an older tdmixup "
@@ -127,9 +137,10 @@ def run_aum(session: Session, out_dir: Path, ids: np.ndarray, *, statistics: Pat
         "train_seconds": seconds,
     }
     if session.is_main:
-        write_aum_table(table, out_dir / "aum.parquet")
-        atomic_write_text(out_dir / "kept.txt", "".join(f"{i}\n" for i in kept))  # a --subset file
-        _write_readable(session, out_dir, table, statistics or session.run_dir / "datamap" / "statistics.parquet")
+        write_aum_table(table, out_dir / AUM_TABLE)
+        kept_text = "".join(f"{i}\n" for i in kept)
+        atomic_write_text(id_file(out_dir, KEPT), kept_text)  # a --subset file
+        _write_readable(session, out_dir, table, statistics or session.layout.statistics)
         write_json(summary_path, summary)
     session.accelerator.wait_for_everyone()
     return summary
@@ -155,11 +166,12 @@ def _write_readable(session: Session, out_dir: Path, table: pd.DataFrame, statis
     texts = sample_texts(session.task.train.select(session.train.positions_of(ids).tolist()), spec.kind)
     indexed = table.set_index("sample_id")
     extra = {"aum": indexed["aum"], "threshold": indexed["threshold"]}
-    for name, rows in (("kept", table[~table["flagged"]].sort_values("sample_id")),
-                       ("flagged", table[table["flagged"]].sort_values(["aum", "sample_id"], na_position="last"))):
+    by_aum = ["aum", "sample_id"]
+    for name, rows in ((KEPT, table[~table["flagged"]].sort_values("sample_id")),
+                       (FLAGGED, table[table["flagged"]].sort_values(by_aum, na_position="last"))):
         readable = sample_table(rows["sample_id"].to_numpy(), texts=texts, gold=gold, label_names=spec.label_names,
                                 stats=stats, extra=extra)
-        write_sample_csv(readable, out_dir / f"{name}.csv")
+        write_sample_csv(readable, sample_csv(out_dir, name))
 
 
 

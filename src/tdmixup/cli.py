@@ -20,6 +20,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from tdmixup import config as C
+from tdmixup.layout import (
+    STAGES,
+    STATISTICS,
+    SUMMARY,
+    TRAIN_ARGS,
+    ExperimentLayout,
+    RunLayout,
+)
 
 SECTIONS: dict[str, type] = {
     "data": C.DataConfig, "model": C.ModelConfig, "train": C.TrainConfig,
@@ -198,7 +206,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             if stage in results and "metrics" in results[stage]:
                 print(f"\n== {stage}: {results[stage]['strategy']} on {results[stage]['train_sizes']} samples ==")
                 print(format_metrics(results[stage]["metrics"]))
-        print(f"\nreport: {Path(ns.output_dir) / 'report.md'}")
+        print(f"\nreport: {RunLayout(Path(ns.output_dir)).report}")
     return 0
 
 
@@ -244,7 +252,7 @@ def _check_train_args(out: Path, ns: argparse.Namespace, is_main: bool) -> None:
 
     args = {"strategy": ns.strategy, "record_dynamics": ns.record_dynamics,
             "subsets": [{"path": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()} for p in ns.subset or []]}
-    path = out / "train_args.json"
+    path = out / TRAIN_ARGS
     if path.exists():
         if read_json(path) != args:
             raise PipelineError(f"{path}: this folder was trained with other --strategy/--subset/--record-dynamics "
@@ -310,7 +318,7 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
     log_warnings(mix["warnings"])
     summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()},
                "stratify_regions": stratify, "class_counts": mix["counts"], "class_warnings": mix["warnings"]}
-    write_json(out / "summary.json", summary)
+    write_json(out / SUMMARY, summary)
     print(json.dumps(summary), f"→ {out}")
     return 0
 
@@ -342,7 +350,8 @@ def cmd_aum(ns: argparse.Namespace) -> int:
     _announce(cfg, ns)
     session = open_session(cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state)
     ids = read_region_file(ns.subset) if ns.subset else session.train.sample_ids
-    beside = Path(ns.subset).parent.parent / "statistics.parquet" if ns.subset else None  # datamap/regions/x.txt
+    # datamap/regions/x.txt: the data map's statistics are two folders up
+    beside = Path(ns.subset).parent.parent / STATISTICS if ns.subset else None
     summary = run_aum(session, Path(ns.output_dir), ids, statistics=beside if beside and beside.exists() else None)
     if session.is_main:
         print(json.dumps(summary, indent=2))
@@ -360,7 +369,7 @@ def cmd_experiment(ns: argparse.Namespace) -> int:
         from tdmixup.experiments import write_finished_table
 
         write_finished_table(ns.table, output_dir=Path(ns.output_dir), task=cfg.data.task, seeds=ns.seeds)
-        print(f"{Path(ns.output_dir) / ns.table / 'table.md'} (finished rows only)")
+        print(f"{ExperimentLayout(Path(ns.output_dir)).table_md(ns.table)} (finished rows only)")
         return 0
     _announce(cfg, ns)
     only = [name.strip() for part in ns.rows for name in part.split(",") if name.strip()] if ns.rows else None
@@ -389,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     everything = tuple(SECTIONS)
     training = ("data", "model", "train")
-    stages = ["full", "datamap", "aum", "tdmixup", "report"]
+    stages = list(STAGES)
     keep = "Keep each finished stage's optimizer, scheduler and RNG state (checkpoint/training_state.pt, about twice the model's size); by default only an unfinished stage keeps it, to resume exactly."
 
     def command(name: str, help: str) -> argparse.ArgumentParser:

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tdmixup.layout import id_file
 from tdmixup.runio import atomic_output
 
 REGIONS = ("easy", "ambiguous", "hard")
@@ -217,7 +218,7 @@ def write_regions(
     for name, ids in regions.items():
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ValueError(f"region name {name!r} is not a plain file name")
-        path = Path(folder) / f"{name}.txt"
+        path = id_file(Path(folder), name)
         lines = np.asarray(ids, dtype=np.int64).astype(str)
         with atomic_output(path) as tmp:
             tmp.write_text("".join(f"{line}\n" for line in lines.tolist()))

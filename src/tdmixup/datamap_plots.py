@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tdmixup.datamap import REGION_TITLES, statistics_columns, write_regions
+from tdmixup.layout import DATAMAP_HTML, DATAMAP_PNG, REGIONS_DIR, STATISTICS, sample_csv
 from tdmixup.runio import atomic_output, atomic_write_bytes
 from tdmixup.samples import sample_table, write_sample_csv
 
@@ -458,18 +459,18 @@ def save_datamap(
     ``datamap.png`` and ``datamap.html``.
     """
     folder = Path(folder)
-    write_regions(regions, folder / "regions")
+    write_regions(regions, folder / REGIONS_DIR)
     text_map = dict(texts) if texts is not None else None
     for name, ids in regions.items():
         table = sample_table(ids, texts=text_map, label_names=gold_names, stats=stats)
-        write_sample_csv(table, folder / "regions" / f"{name}.csv")
-    atomic_write_bytes(folder / "statistics.parquet", stats.to_parquet())
+        write_sample_csv(table, sample_csv(folder / REGIONS_DIR, name))
+    atomic_write_bytes(folder / STATISTICS, stats.to_parquet())
     plot_datamap_png(
-        stats, folder / "datamap.png", title=title, regions=regions, gold_names=gold_names
+        stats, folder / DATAMAP_PNG, title=title, regions=regions, gold_names=gold_names
     )
     plot_datamap_html(
         stats,
-        folder / "datamap.html",
+        folder / DATAMAP_HTML,
         title=title,
         texts=texts,
         gold_names=gold_names,

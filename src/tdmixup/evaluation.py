@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tdmixup.data.collate import TokenizedSet
+from tdmixup.layout import METRICS, reliability_png
 from tdmixup.model import Classifier
 from tdmixup.predict import predict_logits
 from tdmixup.runio import write_json
@@ -57,11 +58,11 @@ def evaluate_sets(
         if check is None:
             check = learning_check(labels, logits, set_name=name)
         if out_dir is not None and accelerator.is_main_process:
-            reliability_diagram(labels=labels, logits=logits, path=out_dir / f"reliability_{name}.png",
+            reliability_diagram(labels=labels, logits=logits, path=reliability_png(out_dir, name),
                                 title=f"{name} (n={len(ids)})")
     results["learning_check"] = check
     if out_dir is not None and accelerator.is_main_process:
-        write_json(out_dir / "metrics.json", results)
+        write_json(out_dir / METRICS, results)
     return results
 
 

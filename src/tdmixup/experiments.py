@@ -11,6 +11,8 @@ Layout of ``<output_dir>/``::
                               scaling" is stage 1 read after scaling)
     <table>/table.{md,csv,json}, accuracy_vs_ece.png
 
+(names from :class:`tdmixup.layout.ExperimentLayout` and :class:`~tdmixup.layout.RunLayout`).
+
 Rows share work: stage 1, the data map and the AUM runs are computed once per seed and reused by
 every row and table that needs them; a finished row is never trained again (``done.json``).
 """
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from tdmixup.config import MixupConfig, RunConfig, Strategy
+from tdmixup.layout import TABLE_CSV, TABLE_JSON, TABLE_MD, TABLE_PLOT, ExperimentLayout, RunLayout
 from tdmixup.model import ModelLoadError
 from tdmixup.report import ece_winners
 from tdmixup.runio import atomic_output, atomic_write_text, write_json
@@ -243,7 +246,8 @@ def _backtranslated(session: Session) -> TokenizedSet:
 
     with session.accelerator.main_process_first():  # translate once; the other ranks read the cache
         augmented = augment_with_back_translation(session.task.train, session.task.spec.kind, BackTranslationConfig(
-            seed=session.config.train.seed), cache_dir=session.run_dir.parent / "backtranslation_cache")
+            seed=session.config.train.seed),
+            cache_dir=ExperimentLayout(session.run_dir.parent).backtranslation_cache)
     return tokenize(augmented, session.task.spec, session.tokenizer, max_length=session.config.data.max_seq_length)
 
 
@@ -271,10 +275,10 @@ def run_row(session: Session, row: Row) -> dict[str, Any]:
     regions = read_regions(session)
     aum_regions = set(row.aum) | (set(session.config.aum.subsets) if "tdmixup" in row.sets else set())
     for region in sorted(aum_regions):  # each AUM run is shared by every row that filters this region
-        run_aum(session, session.run_dir / f"aum_{region}", regions[region])
+        run_aum(session, session.layout.aum_dir(region), regions[region])
     if row.key == "tdmixup" and row.epoch == "pass" and not row.mixup:  # stage 4, shared with `tdmixup run`
         return stage_tdmixup(session)
-    stage_dir = session.run_dir / "rows" / row.key
+    stage_dir = session.layout.row_dir(row.key)
     if is_done(stage_dir):  # before building its sets (back-translation is costly)
         return read_done(stage_dir)
     sets = _row_sets(session, row, regions)
@@ -343,8 +347,10 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
     rows = select_rows(table, only_rows)
     seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
     results: dict[str, dict[int, dict[str, Any]]] = {row.key: {} for row in rows}
+    folders = ExperimentLayout(output_dir)
     for seed in seed_list:
-        session = open_session(_seed_config(config, seed), output_dir / f"seed_{seed}", keep_training_state=keep_training_state)
+        session = open_session(_seed_config(config, seed), folders.seed_dir(seed),
+                               keep_training_state=keep_training_state)
         for i, row in enumerate(rows, 1):
             start = time.perf_counter()
             try:
@@ -354,7 +360,7 @@ def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: in
             if session.is_main:
                 print(f"[{table}] seed {seed} row {i}/{len(rows)} {row.key}: {time.perf_counter() - start:.0f} s", flush=True)
     if _is_main():
-        write_table(table, rows, results, config.data.task, output_dir / table)
+        write_table(table, rows, results, config.data.task, folders.table_dir(table))
     return results
 
 
@@ -381,15 +387,14 @@ NOT_RUN = "not run yet"
 def row_folder(run_dir: Path, row: Row) -> Path:
     """The stage folder of one seed's run folder whose ``done.json`` holds ``row``'s result
     (rows share stage 1, stage 4 and ``tdmixup run --strategy aum_saliency``'s stage, see :func:`run_row`)."""
+    layout = RunLayout(run_dir)
     if _is_stage1(row):
-        return run_dir / "stage1_full"
+        return layout.stage1
     if row.strategy == "aum_saliency":
-        from tdmixup.pipeline import AUM_SALIENCY_STAGE
-
-        return run_dir / AUM_SALIENCY_STAGE
+        return layout.aum_saliency_stage
     if row.key == "tdmixup" and row.epoch == "pass" and not row.mixup:
-        return run_dir / "stage4_tdmixup"
-    return run_dir / "rows" / row.key
+        return layout.tdmixup
+    return layout.row_dir(row.key)
 
 
 def write_finished_table(table: str, *, output_dir: Path, task: str, seeds: int | list[int]) -> dict[str, Any]:
@@ -401,11 +406,12 @@ def write_finished_table(table: str, *, output_dir: Path, task: str, seeds: int 
     rows = TABLES[table]
     seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
     results: dict[str, dict[int, dict[str, Any]]] = {}
+    folders = ExperimentLayout(output_dir)
     for row in rows:
         done = {seed: read_done(folder) for seed in seed_list
-                if is_done(folder := row_folder(output_dir / f"seed_{seed}", row))}
+                if is_done(folder := row_folder(folders.seed_dir(seed), row))}
         results[row.key] = done or {0: {"skipped": NOT_RUN}}
-    write_table(table, rows, results, task, output_dir / table)
+    write_table(table, rows, results, task, folders.table_dir(table))
     return results
 
 
@@ -484,13 +490,13 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
     if table in TABLE_NOTES:
         notes.insert(1, f"- {TABLE_NOTES[table]}")
     footer = ("\n" + "\n".join(notes) + "\n") if notes else ""
-    atomic_write_text(out / "table.md", title + "\n".join(lines) + "\n" + footer)
+    atomic_write_text(out / TABLE_MD, title + "\n".join(lines) + "\n" + footer)
     buf = io.StringIO()
     csv.writer(buf).writerows(csv_rows)
-    atomic_write_text(out / "table.csv", buf.getvalue())
-    write_json(out / "table.json", {"table": table, "task": task, "rows": {r.key: {"label": r.label, **agg[r.key],
-                                   "paper": paper.get(r.key)} for r in rows}})
-    _scatter(agg, rows, sets, out / "accuracy_vs_ece.png", title=f"{table} on {task}")
+    atomic_write_text(out / TABLE_CSV, buf.getvalue())
+    table_rows = {r.key: {"label": r.label, **agg[r.key], "paper": paper.get(r.key)} for r in rows}
+    write_json(out / TABLE_JSON, {"table": table, "task": task, "rows": table_rows})
+    _scatter(agg, rows, sets, out / TABLE_PLOT, title=f"{table} on {task}")
 
 
 def _mean_std(metrics: dict[str, Any], key: str) -> str:

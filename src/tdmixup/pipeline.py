@@ -1,6 +1,7 @@
 """``tdmixup run``: the TDMixUp method as stages over one run directory.
 
-Stages (each reads only the previous stages' files, and is skipped when its ``done.json`` exists):
+Stages (each reads only the previous stages' files, and is skipped when its ``done.json`` exists;
+every folder and file name, and the stage order, is in :mod:`tdmixup.layout`):
 
 1. ``full``     — fine-tune on 100 % of the training data while recording training dynamics;
                   this is also the "100 % train" baseline (``stage1_full/``).
@@ -23,12 +24,12 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tdmixup.data.collate import TokenizedSet
+from tdmixup.layout import AUM_SALIENCY_SPLIT, AUM_SALIENCY_STAGE, STAGES  # re-exported
 from tdmixup.session import (  # the pipeline's public API is re-exported from here
     CHANGEABLE_FROM,
     DONE,
@@ -59,13 +60,11 @@ __all__ = [
 
 log = logging.getLogger("tdmixup.pipeline")
 
-STAGES = ("full", "datamap", "aum", "tdmixup", "report")
-
 
 # --- the stages ------------------------------------------------------------------------------
 def stage_full(session: Session) -> dict[str, Any]:
     """Stage 1: 100 % fine-tuning with dynamics (the baseline row)."""
-    return train_and_evaluate(session, session.run_dir / "stage1_full", strategy="none",
+    return train_and_evaluate(session, session.layout.stage1, strategy="none",
                               train_sets=[session.train], dynamics_mode=session.config.dynamics.mode)
 
 
@@ -75,10 +74,10 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     from tdmixup.datamap_plots import save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
 
-    out = session.run_dir / "datamap"
+    out = session.layout.datamap
     if is_done(out):
         return read_done(out)
-    table = session.run_dir / "stage1_full" / "dynamics.parquet"
+    table = session.layout.stage1_dynamics
     if not table.exists():
         raise PipelineError(f"{table} is missing: run stage 'full' first")
     stats = compute_statistics(read_dynamics(table))
@@ -99,10 +98,9 @@ def read_regions(session: Session) -> dict[str, np.ndarray]:
     """The region id lists written by stage 2, checked against this run's training set."""
     from tdmixup.datamap import read_region_file
 
-    folder = session.run_dir / "datamap" / "regions"
     regions = {}
     for name in ("easy", "ambiguous", "hard"):
-        path = folder / f"{name}.txt"
+        path = session.layout.region_file(name)
         if not path.exists():
             raise PipelineError(f"{path} is missing: run stage 'datamap' first")
         ids = read_region_file(path)
@@ -120,7 +118,7 @@ def stage_aum(session: Session) -> dict[str, Any]:
     for subset in session.config.aum.subsets:
         if subset not in regions:
             raise PipelineError(f"--aum-subsets {subset!r}: not a region (easy, ambiguous, hard)")
-        summary[subset] = run_aum(session, session.run_dir / f"aum_{subset}", regions[subset])
+        summary[subset] = run_aum(session, session.layout.aum_dir(subset), regions[subset])
     return summary
 
 
@@ -128,7 +126,7 @@ def filtered_ids(session: Session, subset: str, ids: np.ndarray) -> np.ndarray:
     """``ids`` minus the samples flagged by the AUM stage for ``subset``."""
     from tdmixup.aum import read_aum_table
 
-    path = session.run_dir / f"aum_{subset}" / "aum.parquet"
+    path = session.layout.aum_table(subset)
     if not path.exists():
         raise PipelineError(f"{path} is missing: run stage 'aum' first (with --aum-subsets {subset})")
     table = read_aum_table(path)
@@ -138,7 +136,7 @@ def filtered_ids(session: Session, subset: str, ids: np.ndarray) -> np.ndarray:
 
 def stage_tdmixup(session: Session) -> dict[str, Any]:
     """Stage 4: TDMixUp on easy-with-AUM (+ ambiguous, AUM-filtered only when asked)."""
-    return train_and_evaluate(session, session.run_dir / "stage4_tdmixup", strategy="tdmixup",
+    return train_and_evaluate(session, session.layout.tdmixup, strategy="tdmixup",
                               train_sets=tdmixup_sets(session))
 
 
@@ -157,8 +155,6 @@ def tdmixup_sets(session: Session) -> list[TokenizedSet]:
 
 
 # --- stages 3 and 4 of --strategy aum_saliency (Park & Caragea, ACL 2022) -------------------
-AUM_SALIENCY_SPLIT = "aum_saliency_split"
-AUM_SALIENCY_STAGE = "stage4_aum_saliency"
 
 
 def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
@@ -172,11 +168,11 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
     from tdmixup.dynamics import read_dynamics
     from tdmixup.runio import atomic_output
 
-    out = session.run_dir / AUM_SALIENCY_SPLIT
+    out = session.layout.aum_saliency_split
     quantile = session.config.mixup.aum_saliency_quantile
     if is_done(out) and read_done(out).get("quantile") == quantile:
         return read_done(out)
-    table = session.run_dir / "stage1_full" / "dynamics.parquet"
+    table = session.layout.stage1_dynamics
     if not table.exists():
         raise PipelineError(f"{table} is missing: run stage 'full' first")
     dyn = read_dynamics(table)
@@ -190,7 +186,7 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
         frame = pandas.DataFrame({"sample_id": split.sample_ids, "gold": split.gold, "aum": split.aum, "high": split.high})
         for k in range(split.saliency.shape[1]):
             frame[f"saliency_{k}"] = split.saliency[:, k]
-        with atomic_output(out / "split.parquet") as tmp:
+        with atomic_output(session.layout.aum_saliency_split_table) as tmp:
             frame.to_parquet(tmp, index=False)
         write_regions({"high": split.sample_ids[split.high], "low": split.sample_ids[~split.high]}, out)
     summary = {"quantile": quantile, "threshold": split.threshold, "n": len(split.high), "n_high": n_high,
@@ -205,7 +201,7 @@ def aum_saliency_sets(session: Session) -> tuple[list[TokenizedSet], SaliencyCol
     from tdmixup.aum_saliency import SaliencyColumn, read_split
 
     stage_aum_saliency_split(session)
-    ids, high, saliency = read_split(session.run_dir / AUM_SALIENCY_SPLIT / "split.parquet")
+    ids, high, saliency = read_split(session.layout.aum_saliency_split_table)
     sets = [session.train.subset(ids[high], source="aum_saliency high half"),
             session.train.subset(ids[~high], source="aum_saliency low half")]
     return sets, SaliencyColumn(ids, saliency)
@@ -214,8 +210,8 @@ def aum_saliency_sets(session: Session) -> tuple[list[TokenizedSet], SaliencyCol
 def stage_aum_saliency(session: Session) -> dict[str, Any]:
     """Stage ``tdmixup`` of ``--strategy aum_saliency``: train on (high, low) → ``stage4_aum_saliency/``."""
     sets, column = aum_saliency_sets(session)
-    return train_and_evaluate(session, session.run_dir / AUM_SALIENCY_STAGE, strategy="aum_saliency", train_sets=sets,
-                              batch_columns=column)
+    return train_and_evaluate(session, session.layout.aum_saliency_stage, strategy="aum_saliency",
+                              train_sets=sets, batch_columns=column)
 
 
 def run_pipeline(session: Session, *, from_stage: str | None = None, until: str = "report") -> dict[str, Any]:
@@ -243,19 +239,11 @@ def run_pipeline(session: Session, *, from_stage: str | None = None, until: str 
     return results
 
 
-def _stage_dirs(run_dir: Path, stage: str) -> list[Path]:
-    fixed = {"full": ["stage1_full"], "datamap": ["datamap"], "tdmixup": ["stage4_tdmixup", "stage4_aum_saliency"],
-             "report": []}
-    if stage == "aum":
-        return sorted(run_dir.glob("aum_*"))
-    return [run_dir / d for d in fixed[stage]]
-
-
 def _invalidate_from(session: Session, stage: str) -> None:
     if stage not in STAGES:
         raise PipelineError(f"--from-stage {stage!r}: expected one of {', '.join(STAGES)}")
     if session.is_main:
         for later in STAGES[STAGES.index(stage):]:
-            for d in _stage_dirs(session.run_dir, later):
+            for d in session.layout.stage_dirs(later):
                 shutil.rmtree(d, ignore_errors=True)
     session.accelerator.wait_for_everyone()

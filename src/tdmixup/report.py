@@ -15,10 +15,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tdmixup.layout import (
+    AUM_SALIENCY_STAGE,
+    DATAMAP,
+    DATAMAP_HTML,
+    DATAMAP_PNG,
+    DONE,
+    STAGE1,
+    SUMMARY,
+    TDMIXUP_STAGE,
+    RunLayout,
+    aum_subset,
+    reliability_pngs,
+)
 from tdmixup.runio import atomic_write_text, read_json
 
-ROWS = (("stage1_full", "100% train (baseline, stage 1)"), ("stage4_tdmixup", "TDMixUp: easy with AUM + ambiguous"),
-        ("stage4_aum_saliency", "MixUp guided by AUM and saliency (Park & Caragea, ACL 2022)"))
+ROWS = ((STAGE1, "100% train (baseline, stage 1)"),
+        (TDMIXUP_STAGE, "TDMixUp: easy with AUM + ambiguous"),
+        (AUM_SALIENCY_STAGE, "MixUp guided by AUM and saliency (Park & Caragea, ACL 2022)"))
 SMALL_SCALE = 10_000
 """Below this many training rows the report points to the CPU-scale benchmark (the paper: 550k)."""
 NOISE_Z = 2.0
@@ -113,7 +127,8 @@ def ece_winners(entries: Sequence[Mapping[str, Any]]) -> list[str]:
 def write_run_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.md`` from the finished stages and return its path."""
     run_dir = Path(run_dir)
-    config = _load(run_dir / "config.json") or {}
+    layout = RunLayout(run_dir)
+    config = _load(layout.config) or {}
     cfg = config.get("config", {})
     env = config.get("environment", {})
     out = ["# TDMixUp run report", ""]
@@ -123,7 +138,7 @@ def write_run_report(run_dir: str | Path) -> Path:
             f"batch: {train.get('batch_size')}, seed: {train.get('seed')}",
             f"- machine: {env.get('platform')}, {env.get('cpu_count')} CPUs, GPU: {env.get('gpu')}, "
             f"world size: {env.get('world_size')}, torch {env.get('versions', {}).get('torch')}", ""]
-    rows = [(label, s) for d, label in ROWS if (s := _load(run_dir / d / "done.json")) is not None]
+    rows = [(label, s) for d, label in ROWS if (s := _load(run_dir / d / DONE)) is not None]
     if rows:
         out += ["## Accuracy and ECE (×100; ECE with 10 bins; (T) = after temperature scaling fitted on dev)", "",
                 metrics_table(rows), ""]
@@ -136,31 +151,33 @@ def write_run_report(run_dir: str | Path) -> Path:
     out += _class_mix(run_dir)
     out += _timings(run_dir)
     out += _plots(run_dir)
-    path = run_dir / "report.md"
+    path = layout.report
     atomic_write_text(path, "\n".join(out) + "\n")
     return path
 
 
 def _counts(run_dir: Path) -> list[str]:
     lines = ["## Samples per stage", ""]
-    full = _load(run_dir / "stage1_full" / "done.json")
+    layout = RunLayout(run_dir)
+    full = _load(layout.stage1 / DONE)
     if full:
         lines.append(f"- stage 1 (100 %): {full['train_sizes'][0]} training samples, dynamics mode `{full.get('dynamics_mode')}`")
-    dm = _load(run_dir / "datamap" / "done.json")
+    dm = _load(layout.datamap / DONE)
     if dm:
         lines.append("- regions: " + ", ".join(f"{k} {v}" for k, v in dm["regions"].items()))
-    for aum_dir in sorted(run_dir.glob("aum_*")):
-        s = _load(aum_dir / "summary.json")
+    for aum_dir in layout.aum_dirs():
+        s = _load(aum_dir / SUMMARY)
         if s:
-            lines.append(f"- AUM on {aum_dir.name[4:]}: {s.get('n_flagged')} of {s.get('n')} flagged "
+            lines.append(f"- AUM on {aum_subset(aum_dir)}: "
+                         f"{s.get('n_flagged')} of {s.get('n')} flagged "
                          f"(procedure `{s.get('procedure')}`, k = {s.get('percentile')}, threshold samples "
                          f"`{s.get('threshold_balance', 'equal')}`, skip_epochs = {s.get('skip_epochs', 0)}), "
                          f"{s.get('n_kept')} kept")
-    td = _load(run_dir / "stage4_tdmixup" / "done.json")
+    td = _load(layout.tdmixup / DONE)
     if td:
         sizes = td["train_sizes"]
         lines.append(f"- stage 4 (TDMixUp): easy with AUM {sizes[0]} + ambiguous {sizes[1]}")
-    split = _load(run_dir / "aum_saliency_split" / "done.json")
+    split = _load(layout.aum_saliency_split / DONE)
     if split:
         lines.append(f"- AUM split for aum_saliency (quantile {split['quantile']}, AUM threshold {split['threshold']:.3f}, "
                      f"from `{split['dynamics_mode']}` dynamics): high {split['n_high']}, low {split['n_low']}")
@@ -184,25 +201,26 @@ def _class_mix(run_dir: Path) -> list[str]:
     """The class mix of the training set, the regions, the AUM sets and each training stage's sets."""
     rows: list[tuple[str, dict[str, int]]] = []
     warnings: list[str] = []
-    dm = _load(run_dir / "datamap" / "done.json") or {}
+    layout = RunLayout(run_dir)
+    dm = _load(layout.datamap / DONE) or {}
     for name, counts in dm.get("class_counts", {}).items():
         rows.append(("training set" if name == "train" else f"{name} region", counts))
     warnings += dm.get("class_warnings", [])
-    for aum_dir in sorted(run_dir.glob("aum_*")):
-        s = _load(aum_dir / "summary.json") or {}
+    for aum_dir in layout.aum_dirs():
+        s = _load(aum_dir / SUMMARY) or {}
         for name in ("kept", "flagged"):
             if name in s.get("class_counts", {}):
-                rows.append((f"AUM on {aum_dir.name[4:]}: {name}", s["class_counts"][name]))
+                rows.append((f"AUM on {aum_subset(aum_dir)}: {name}", s["class_counts"][name]))
         warnings += s.get("class_warnings", [])
     for d, label in ROWS:
-        s = _load(run_dir / d / "done.json") or {}
+        s = _load(run_dir / d / DONE) or {}
         for i, counts in enumerate(s.get("train_class_counts", [])):
-            if d != "stage1_full":  # stage 1 trains on the training set, shown above
+            if d != STAGE1:  # stage 1 trains on the training set, shown above
                 rows.append((f"{label}: set {i + 1}", counts))
         warnings += s.get("class_warnings", [])
     if not rows:
         return []
-    config = (_load(run_dir / "config.json") or {}).get("config", {})
+    config = (_load(layout.config) or {}).get("config", {})
     strat = config.get("dynamics", {}).get("stratify_regions")
     how = {True: "taken within each class (`--stratify-regions`)", False: "one ranking over all samples "
            "(`--no-stratify-regions`)"}.get(strat, "one ranking over all samples (written before `--stratify-regions`)")
@@ -215,8 +233,9 @@ def _class_mix(run_dir: Path) -> list[str]:
 
 def _timings(run_dir: Path) -> list[str]:
     lines = ["## Compute", ""]
-    for d in ("stage1_full", *(p.name for p in sorted(run_dir.glob("aum_*"))), "stage4_tdmixup", "stage4_aum_saliency"):
-        s = _load(run_dir / d / "done.json") or _load(run_dir / d / "summary.json")
+    aum_dirs = [p.name for p in RunLayout(run_dir).aum_dirs()]
+    for d in (STAGE1, *aum_dirs, TDMIXUP_STAGE, AUM_SALIENCY_STAGE):
+        s = _load(run_dir / d / DONE) or _load(run_dir / d / SUMMARY)
         if s and "train_seconds" in s:
             lines.append(f"- {d}: train {s['train_seconds']:.0f} s" + (f", eval {s['eval_seconds']:.0f} s" if "eval_seconds" in s else ""))
     return lines + [""]
@@ -224,12 +243,12 @@ def _timings(run_dir: Path) -> list[str]:
 
 def _plots(run_dir: Path) -> list[str]:
     lines = ["## Plots", ""]
-    if (run_dir / "datamap" / "datamap.png").exists():
-        lines += ["Data map (interactive: [datamap/datamap.html](datamap/datamap.html)):", "",
-                  "![data map](datamap/datamap.png)", ""]
+    if RunLayout(run_dir).datamap_png.exists():
+        html, png = f"{DATAMAP}/{DATAMAP_HTML}", f"{DATAMAP}/{DATAMAP_PNG}"
+        lines += [f"Data map (interactive: [{html}]({html})):", "", f"![data map]({png})", ""]
     for d, label in ROWS:
-        for png in sorted((run_dir / d).glob("reliability_*.png")):
-            lines += [f"{label}, {png.stem[len('reliability_'):]}:", "", f"![reliability]({d}/{png.name})", ""]
+        for name, plot in reliability_pngs(run_dir / d).items():
+            lines += [f"{label}, {name}:", "", f"![reliability]({d}/{plot.name})", ""]
     return lines
 
 

@@ -30,6 +30,7 @@ from tdmixup.config import (
     to_json_dict,
 )
 from tdmixup.data.collate import TokenizedSet, tokenize
+from tdmixup.layout import CHECKPOINT, DONE, DYNAMICS, TRAINING_STATE, RunLayout
 from tdmixup.runio import environment_info, read_json, write_json
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
     from tdmixup.data.tasks import TaskData
 
 log = logging.getLogger("tdmixup.pipeline")
-
-DONE = "done.json"
 
 
 class PipelineError(RuntimeError):
@@ -67,6 +66,11 @@ class Session:
     @property
     def is_main(self) -> bool:
         return bool(self.accelerator.is_main_process)
+
+    @property
+    def layout(self) -> RunLayout:
+        """Where this run's stages read and write (:class:`tdmixup.layout.RunLayout`)."""
+        return RunLayout(self.run_dir)
 
 
 # Config fields that only stages from this one on read: ``--from-stage X`` may change them.
@@ -130,7 +134,7 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     from tdmixup.training import make_accelerator, seed_everything
 
     run_dir = Path(run_dir)
-    saved = run_dir / "config.json"
+    saved = RunLayout(run_dir).config
     if saved.exists() and not overwrite:
         stored, missing = read_saved_config(saved)
         kept = [f"{section}.{name} = {value!r}" for (section, name), value in FOLDER_KEEPS.items()
@@ -156,7 +160,7 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     if record is not None and accelerator.is_main_process:
         if overwrite and run_dir.exists():
             shutil.rmtree(run_dir)
-        write_json(run_dir / "config.json", {**record, "environment": environment_info(accelerator.num_processes)})
+        write_json(saved, {**record, "environment": environment_info(accelerator.num_processes)})
     accelerator.wait_for_everyone()
     return session
 
@@ -186,7 +190,7 @@ def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool,
                   from_stage: str | None = None) -> dict[str, Any] | None:
     """Refuse a folder made by another configuration; return what ``config.json`` must say
     (without the environment), or None when it already says it."""
-    path = run_dir / "config.json"
+    path = RunLayout(run_dir).config
     if path.exists() and not overwrite:
         saved, _ = read_saved_config(path)
         if saved == config:
@@ -275,7 +279,7 @@ def train_and_evaluate(
     result = train(
         model, train_sets, train_config=train_cfg, mixup_config=mixup_cfg, out_dir=stage_dir,
         accelerator=session.accelerator, dynamics_mode=dynamics_mode,
-        dynamics_path=stage_dir / "dynamics.parquet" if dynamics_mode else None,
+        dynamics_path=stage_dir / DYNAMICS if dynamics_mode else None,
         tokenizer=session.tokenizer, task_name=session.task.spec.name, resume=True, batch_columns=batch_columns,
     )
     summary: dict[str, Any] = {
@@ -299,7 +303,7 @@ def train_and_evaluate(
         if check.get("near_chance") and session.is_main:
             log.warning("%s: %s", stage_dir.name, check["message"])
     if not keep_checkpoint and session.is_main:
-        shutil.rmtree(stage_dir / "checkpoint", ignore_errors=True)
+        shutil.rmtree(stage_dir / CHECKPOINT, ignore_errors=True)
     mark_done(session, stage_dir, summary)
     drop_training_state(session, stage_dir)  # only after done.json: a kill before it still resumes exactly
     return summary
@@ -331,8 +335,6 @@ def drop_training_state(session: Session, stage_dir: Path) -> None:
     """Delete a finished stage's optimizer/scheduler/RNG state (``checkpoint/training_state.pt``)
     unless the session keeps it: later stages read only the model weights (MiniLM: 91 MB of a
     272 MB checkpoint)."""
-    from tdmixup.training import CHECKPOINT, TRAINING_STATE
-
     if not session.keep_training_state and session.is_main:
         (stage_dir / CHECKPOINT / TRAINING_STATE).unlink(missing_ok=True)
 

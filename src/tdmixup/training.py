@@ -4,7 +4,8 @@ Read top to bottom: :func:`train` is the loop. ``_start`` builds the optimiser, 
 strategy RNG (restored from the last epoch's checkpoint on resume); per epoch ``_train_epoch``
 plans the batches (:mod:`tdmixup.data.collate`) and runs ``_optimiser_step`` on each step (the
 strategy's loss from :func:`tdmixup.mixup.compute_step`, NaN/inf guards, clipping, AdamW), and
-``_end_epoch`` records training dynamics, logs the epoch and writes a checkpoint.
+``_end_epoch`` records training dynamics, logs the epoch and writes a checkpoint
+(:mod:`tdmixup.checkpoint`).
 
 *An epoch* is one pass over the training set. With two training sets (``tdmixup``: easy and
 ambiguous) it is one pass over the larger one; the smaller one is re-shuffled and cycled.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tdmixup import mixup
+from tdmixup import checkpoint, mixup
 from tdmixup.config import DynamicsMode, MixupConfig, TrainConfig
 from tdmixup.data.collate import (
     PlannedBatch,
@@ -42,16 +42,12 @@ from tdmixup.data.collate import (
     cycled_batches,
     epoch_batches,
 )
+from tdmixup.layout import CHECKPOINT, TRAINING_STATE  # re-exported: training.CHECKPOINT
 from tdmixup.mixup import Batch, StepOutput
-from tdmixup.model import Classifier, save_classifier
+from tdmixup.model import Classifier
 from tdmixup.predict import gather_by_id, predict_logits, to_device
-from tdmixup.runio import read_json, write_json
 
 log = logging.getLogger("tdmixup.training")
-
-CHECKPOINT = "checkpoint"
-TRAINING_STATE = "training_state.pt"
-"""Optimizer, scheduler, RNG states and epoch count in ``checkpoint/``: what an exact resume needs."""
 
 Columns = Callable[[Batch], Batch]
 """``batch -> extra columns`` for each collated training batch (``train(batch_columns=...)``)."""
@@ -304,9 +300,9 @@ def _start(model: Classifier, train_sets: list[TokenizedSet], cfg: TrainConfig,
     first_epoch, history = 0, list[dict[str, float]]()
     ckpt = out_dir / CHECKPOINT
     if resume:
-        _recover_checkpoint(ckpt, accelerator)
+        checkpoint.recover(ckpt, accelerator)
     if resume and (ckpt / TRAINING_STATE).exists():
-        first_epoch, history = _load_checkpoint(ckpt, model, optimizer, scheduler, generator)
+        first_epoch, history = checkpoint.load(ckpt, model, optimizer, scheduler, generator)
         log.info("resuming %s after epoch %d", out_dir, first_epoch)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     return _Loop(cfg=cfg, mixup_config=mixup_config, accelerator=accelerator, model=wrapped,
@@ -404,8 +400,8 @@ def _end_epoch(loop: _Loop, epoch: int, totals: _EpochTotals, start: float,
     loop.history.append(entry)
     if acc.is_main_process:
         log.info("%s", epoch_line(loop.out_dir, entry, loop.cfg.epochs))
-    _save_checkpoint(loop.ckpt, model, tokenizer, loop.optimizer, loop.scheduler, loop.generator,
-                     epoch + 1, loop.history, acc)
+    checkpoint.save(loop.ckpt, model, tokenizer, loop.optimizer, loop.scheduler, loop.generator,
+                    epoch + 1, loop.history, acc)
 
 
 def _epoch_entry(epoch: int, totals: _EpochTotals, accelerator: Any) -> dict[str, float]:
@@ -520,7 +516,7 @@ def _kept(ckpt: Path) -> str:
     return f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
 
 
-# --- dynamics and checkpoints ---------------------------------------------------------
+# --- dynamics ------------------------------------------------------------------------------
 def _record_epoch(mode: DynamicsMode, path: Path, epoch: int, data: TokenizedSet, model: Classifier, accelerator: Any,
                   batch_size: int, seen_ids: list[np.ndarray], seen_logits: list[np.ndarray], task: str) -> None:
     from tdmixup.dynamics import append_epoch
@@ -538,56 +534,3 @@ def _record_epoch(mode: DynamicsMode, path: Path, epoch: int, data: TokenizedSet
         gold = data.labels[data.positions_of(ids)]
         append_epoch(path, epoch=epoch, sample_ids=ids, gold=gold, logits=logits, mode=mode, task=task)
     accelerator.wait_for_everyone()
-
-
-# --- checkpoints ---------------------------------------------------------------------------
-def _save_checkpoint(ckpt: Path, model: Classifier, tokenizer: Any, optimizer: Any, scheduler: Any, generator: torch.Generator,
-                     epochs_done: int, history: list[dict[str, float]], accelerator: Any) -> None:
-    """Write ``checkpoint/`` atomically (temp folder + rename): a kill never leaves half of one."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        tmp = ckpt.with_name(ckpt.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_classifier(model, tokenizer, tmp)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                    "numpy_rng": np.random.get_state(), "epochs_done": epochs_done,
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-                   tmp / TRAINING_STATE)
-        write_json(tmp / "train_log.json", history)
-        old = ckpt.with_name(ckpt.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)  # left over when a kill interrupted the last save
-        if ckpt.exists():
-            ckpt.rename(old)
-        tmp.rename(ckpt)
-        shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def _recover_checkpoint(ckpt: Path, accelerator: Any) -> None:
-    """Put back ``checkpoint.old`` when a kill fell between the two renames of
-    :func:`_save_checkpoint` (then it is complete and no ``checkpoint/`` exists)."""
-    old = ckpt.with_name(ckpt.name + ".old")
-    if accelerator.is_main_process and not ckpt.exists() and (old / TRAINING_STATE).exists():
-        old.rename(ckpt)
-    accelerator.wait_for_everyone()
-
-
-def _load_checkpoint(ckpt: Path, model: Classifier, optimizer: Any, scheduler: Any,
-                     generator: torch.Generator) -> tuple[int, list[dict[str, float]]]:
-    from tdmixup.model import load_classifier
-
-    saved, _ = load_classifier(ckpt)
-    # load_classifier's AutoModel builds a pooler that the trained model (built without one) lacks
-    wanted = model.state_dict().keys()
-    model.load_state_dict({k: v for k, v in saved.state_dict().items() if k in wanted})
-    state = torch.load(ckpt / TRAINING_STATE, map_location="cpu", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    np.random.set_state(state["numpy_rng"])
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["epochs_done"]), list(read_json(ckpt / "train_log.json"))
-
