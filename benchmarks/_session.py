@@ -20,8 +20,13 @@ from tdmixup.layout import RunLayout
 from tdmixup.runio import read_json, write_json
 
 
-def add_run_options(p: argparse.ArgumentParser, *, run_dir: Path, results: Path,
-                    train_size_help: str = "SNLI training pairs.") -> None:
+def add_run_options(
+    p: argparse.ArgumentParser,
+    *,
+    run_dir: Path,
+    results: Path,
+    train_size_help: str = "SNLI training pairs.",
+) -> None:
     """The options every SNLI pipeline benchmark takes: sizes, model, loop, data map, folders."""
     p.add_argument("--train-size", type=int, default=10_000, help=train_size_help)
     p.add_argument("--dev-size", type=int, default=1000)
@@ -35,7 +40,9 @@ def add_run_options(p: argparse.ArgumentParser, *, run_dir: Path, results: Path,
     p.add_argument("--dynamics-mode", choices=("epoch_end", "train_pass"), default="epoch_end")
     p.add_argument("--fraction", type=float, default=0.33)
     p.add_argument("--run-dir", type=Path, default=run_dir)
-    p.add_argument("--resume", action="store_true", help="Reuse finished stages of --run-dir (same settings).")
+    p.add_argument(
+        "--resume", action="store_true", help="Reuse finished stages of --run-dir (same settings)."
+    )
     p.add_argument("--out", type=Path, default=results)
 
 
@@ -43,7 +50,9 @@ def data_missing(names: tuple[str, ...]) -> bool:
     """Print a skip message and return True when any of the data files is absent."""
     missing = [name for name in names if find_data_file(name, download=False) is None]
     if missing:
-        print(f"skipped: {', '.join(missing)} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written")
+        print(
+            f"skipped: {', '.join(missing)} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written"
+        )
     return bool(missing)
 
 
@@ -59,10 +68,19 @@ def quiet_logging() -> None:
 def snli_config(args: argparse.Namespace, **sections: Any) -> tc.RunConfig:
     """The run configuration from :func:`add_run_options`' options (plus e.g. ``aum=AUMConfig(...)``)."""
     return tc.RunConfig(
-        data=tc.DataConfig(task="snli", train_size=args.train_size, dev_size=args.dev_size, test_size=args.test_size),
+        data=tc.DataConfig(
+            task="snli",
+            train_size=args.train_size,
+            dev_size=args.dev_size,
+            test_size=args.test_size,
+        ),
         model=tc.ModelConfig(name_or_path=args.model, num_hidden_layers=args.num_hidden_layers),
-        train=tc.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             seed=args.seed),
+        train=tc.TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+        ),
         dynamics=tc.DynamicsConfig(mode=args.dynamics_mode, fraction=args.fraction),
         **sections,
     )
@@ -75,13 +93,17 @@ def open_run(config: tc.RunConfig, run_dir: Path, settings: dict[str, Any], resu
     marker = run_dir / "benchmark_settings.json"
     made = RunLayout(run_dir).config.exists()
     if resume and made and (not marker.exists() or read_json(marker) != settings):
-        sys.exit(f"{run_dir} was made with other benchmark settings; run without --resume to start afresh")
+        sys.exit(
+            f"{run_dir} was made with other benchmark settings; run without --resume to start afresh"
+        )
     session = open_session(config, run_dir, overwrite=not resume)
     write_json(marker, settings)
     return session
 
 
-def provenance(args: argparse.Namespace, session: Any, load_before: tuple[float, ...]) -> dict[str, Any]:
+def provenance(
+    args: argparse.Namespace, session: Any, load_before: tuple[float, ...]
+) -> dict[str, Any]:
     """What a result JSON records about how it was made: config, folder, command, load, machine."""
     import os
     import shlex

@@ -48,8 +48,12 @@ ID_OFFSET = 10_000_000
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_options(p, run_dir=Path("/tmp/tdmixup-bench/human_ambiguity"), results=RESULTS,
-                    train_size_help="SNLI pairs besides the ChaosNLI ones.")
+    add_run_options(
+        p,
+        run_dir=Path("/tmp/tdmixup-bench/human_ambiguity"),
+        results=RESULTS,
+        train_size_help="SNLI pairs besides the ChaosNLI ones.",
+    )
     p.add_argument("--chaos-label", choices=("old_label", "majority_label"), default="old_label")
     return p.parse_args()
 
@@ -64,12 +68,25 @@ def add_chaos_rows(session: Any, path: Path, label_field: str) -> pd.Series:
     datasets.disable_progress_bars()
     train = session.task.train
     chaos = read_chaosnli(path, label_names=session.task.spec.label_names, label_field=label_field)
-    chaos = chaos.map(lambda b: {"sample_id": [i + ID_OFFSET for i in b["sample_id"]]}, batched=True)
-    entropy = pd.Series(np.asarray(chaos["entropy"], dtype=float), index=np.asarray(chaos["sample_id"]), name="entropy")
+    chaos = chaos.map(
+        lambda b: {"sample_id": [i + ID_OFFSET for i in b["sample_id"]]}, batched=True
+    )
+    entropy = pd.Series(
+        np.asarray(chaos["entropy"], dtype=float),
+        index=np.asarray(chaos["sample_id"]),
+        name="entropy",
+    )
     extra = chaos.select_columns(train.column_names).cast(train.features)
     combined = datasets.concatenate_datasets([train, extra])
-    session.task = dataclasses.replace(session.task, train=combined)  # stage_datamap reads texts from it
-    session.train = tokenize(combined, session.task.spec, session.tokenizer, max_length=session.config.data.max_seq_length)
+    session.task = dataclasses.replace(
+        session.task, train=combined
+    )  # stage_datamap reads texts from it
+    session.train = tokenize(
+        combined,
+        session.task.spec,
+        session.tokenizer,
+        max_length=session.config.data.max_seq_length,
+    )
     return entropy
 
 
@@ -82,8 +99,11 @@ def spearman(a: pd.Series, b: pd.Series) -> dict[str, float | None]:
     return {"rho": float(rho), "p_value": float(p_value)}
 
 
-def entropy_by_region(stats: pd.DataFrame, regions: dict[str, np.ndarray], entropy: pd.Series,
-                      ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], dict[str, dict[str, float | None]]]:
+def entropy_by_region(
+    stats: pd.DataFrame,
+    regions: dict[str, np.ndarray],
+    entropy: pd.Series,
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], dict[str, dict[str, float | None]]]:
     """The ChaosNLI rows' crowd entropy per data-map region, and its Spearman correlations.
 
     Args:
@@ -103,12 +123,17 @@ def entropy_by_region(stats: pd.DataFrame, regions: dict[str, np.ndarray], entro
     per_region = {}
     for name in ("easy", "ambiguous", "hard", "none"):
         rows = chaos.loc[chaos["region"] == name, "entropy"]
-        per_region[name] = {"chaosnli_rows": int(len(rows)), "mean_entropy": float(rows.mean()) if len(rows) else None,
-                            "median_entropy": float(rows.median()) if len(rows) else None,
-                            "share_of_chaosnli_rows": len(rows) / len(chaos),
-                            "share_of_all_rows": float((region == name).mean())}
-    correlations = {f"{col}_vs_entropy": spearman(chaos[col], chaos["entropy"])
-                    for col in ("variability", "confidence", "aum")}
+        per_region[name] = {
+            "chaosnli_rows": int(len(rows)),
+            "mean_entropy": float(rows.mean()) if len(rows) else None,
+            "median_entropy": float(rows.median()) if len(rows) else None,
+            "share_of_chaosnli_rows": len(rows) / len(chaos),
+            "share_of_all_rows": float((region == name).mean()),
+        }
+    correlations = {
+        f"{col}_vs_entropy": spearman(chaos[col], chaos["entropy"])
+        for col in ("variability", "confidence", "aum")
+    }
     return chaos, per_region, correlations
 
 
@@ -121,7 +146,9 @@ def main() -> None:
 
     load_before, start = os.getloadavg(), time.perf_counter()
     config = snli_config(args)
-    session = open_run(config, args.run_dir, {"chaos_label": args.chaos_label, "id_offset": ID_OFFSET}, args.resume)
+    session = open_run(
+        config, args.run_dir, {"chaos_label": args.chaos_label, "id_offset": ID_OFFSET}, args.resume
+    )
     entropy = add_chaos_rows(session, find_data_file(CHAOS_SNLI, download=False), args.chaos_label)
     seconds = {"setup": time.perf_counter() - start}
     t = time.perf_counter()
@@ -137,25 +164,42 @@ def main() -> None:
 
     result = {
         "what": "ChaosNLI crowd-label entropy (bits) of the 1,514 ChaosNLI SNLI pairs, by data-map region",
-        "rows": {"snli": int(len(stats) - len(chaos)), "chaosnli": int(len(chaos)), "chaos_label": args.chaos_label,
-                 "chaosnli_mean_entropy": float(chaos["entropy"].mean())},
+        "rows": {
+            "snli": int(len(stats) - len(chaos)),
+            "chaosnli": int(len(chaos)),
+            "chaos_label": args.chaos_label,
+            "chaosnli_mean_entropy": float(chaos["entropy"].mean()),
+        },
         "per_region": per_region,
         "spearman": correlations,
-        "test_accuracy": {k: v["accuracy"] for k, v in full.get("metrics", {}).get("sets", {}).items()},
+        "test_accuracy": {
+            k: v["accuracy"] for k, v in full.get("metrics", {}).get("sets", {}).items()
+        },
         "seconds": seconds,
         "resumed": args.resume,  # stages finished before a resume show ~0 s here; stage_full_train_seconds stays true
         "stage_full_train_seconds": full["train_seconds"],
         **provenance(args, session, load_before),
     }
     write_json(args.out, result)
-    print(f"{result['rows']['snli']:,} SNLI + {len(chaos):,} ChaosNLI training rows ({args.chaos_label}); "
-          f"ChaosNLI mean entropy {chaos['entropy'].mean():.3f} bits")
-    print(f"{'region':<11}{'ChaosNLI rows':>14}{'share':>8}{'all rows':>11}{'mean H':>8}{'median H':>10}")
+    print(
+        f"{result['rows']['snli']:,} SNLI + {len(chaos):,} ChaosNLI training rows ({args.chaos_label}); "
+        f"ChaosNLI mean entropy {chaos['entropy'].mean():.3f} bits"
+    )
+    print(
+        f"{'region':<11}{'ChaosNLI rows':>14}{'share':>8}{'all rows':>11}{'mean H':>8}{'median H':>10}"
+    )
     for name, r in per_region.items():
-        mean, median = (f"{r[k]:.3f}" if r[k] is not None else "-" for k in ("mean_entropy", "median_entropy"))
-        print(f"{name:<11}{r['chaosnli_rows']:>14,}{r['share_of_chaosnli_rows']:>8.1%}{r['share_of_all_rows']:>11.1%}"
-              f"{mean:>8}{median:>10}")
-    print("Spearman with entropy: " + ", ".join(f"{k.split('_')[0]} {v['rho']:+.3f}" for k, v in correlations.items()))
+        mean, median = (
+            f"{r[k]:.3f}" if r[k] is not None else "-" for k in ("mean_entropy", "median_entropy")
+        )
+        print(
+            f"{name:<11}{r['chaosnli_rows']:>14,}{r['share_of_chaosnli_rows']:>8.1%}{r['share_of_all_rows']:>11.1%}"
+            f"{mean:>8}{median:>10}"
+        )
+    print(
+        "Spearman with entropy: "
+        + ", ".join(f"{k.split('_')[0]} {v['rho']:+.3f}" for k, v in correlations.items())
+    )
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
     print(f"→ {args.out}")
 

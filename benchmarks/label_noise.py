@@ -57,7 +57,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--aum-epochs", type=int, default=None, help="Default: --epochs.")
     p.add_argument("--aum-percentile", type=float, default=80.0)
     p.add_argument("--extra-percentiles", type=float, nargs="*", default=[99.0, 50.0])
-    p.add_argument("--cleanlab", action="store_true", help="Also score cleanlab's find_label_issues.")
+    p.add_argument(
+        "--cleanlab", action="store_true", help="Also score cleanlab's find_label_issues."
+    )
     p.add_argument("--folds", type=int, default=2, help="Cross-validation folds for --cleanlab.")
     return p.parse_args()
 
@@ -70,11 +72,22 @@ def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[fl
     passes = []
     for pass_dir in sorted(aum_dir.glob(f"{AUM_PASS_PREFIX}*")):
         dyn = read_dynamics(pass_dir / DYNAMICS)  # threshold samples carry the extra class
-        passes.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, dyn.sample_ids[dyn.gold == dyn.num_classes - 1]))
+        passes.append(
+            AUMPass(
+                dyn.sample_ids,
+                dyn.logits,
+                dyn.gold,
+                dyn.sample_ids[dyn.gold == dyn.num_classes - 1],
+            )
+        )
     procedure = session.config.aum.procedure
     skip = session.config.aum.skip_epochs
-    return {k: find_mislabeled_with_aum(passes, percentile=k, procedure=procedure, skip_epochs=skip).table
-            for k in percentiles}
+    return {
+        k: find_mislabeled_with_aum(
+            passes, percentile=k, procedure=procedure, skip_epochs=skip
+        ).table
+        for k in percentiles
+    }
 
 
 def cleanlab_flags(session: Any, out_dir: Path, folds: int, seed: int) -> np.ndarray:
@@ -88,20 +101,30 @@ def cleanlab_flags(session: Any, out_dir: Path, folds: int, seed: int) -> np.nda
 
     data, cfg = session.train, session.config
     logits = np.zeros((len(data), session.task.spec.num_labels))
-    for k, held in enumerate(np.array_split(np.random.default_rng(seed).permutation(len(data)), folds)):
+    for k, held in enumerate(
+        np.array_split(np.random.default_rng(seed).permutation(len(data)), folds)
+    ):
         fold_dir, saved = out_dir / f"fold{k}", out_dir / f"fold{k}_heldout_logits.npz"
         if not saved.exists():
             rest = data.sample_ids[np.setdiff1d(np.arange(len(data)), held)]
-            train_and_evaluate(session, fold_dir, strategy="none", train_sets=[data.subset(rest)], evaluate=False)
+            train_and_evaluate(
+                session, fold_dir, strategy="none", train_sets=[data.subset(rest)], evaluate=False
+            )
             model, _ = load_classifier(fold_dir / CHECKPOINT)
-            ids, z = predict_logits(model.to(session.accelerator.device), data.subset(data.sample_ids[held]),
-                                    batch_size=cfg.train.eval_batch_size, accelerator=session.accelerator)
+            ids, z = predict_logits(
+                model.to(session.accelerator.device),
+                data.subset(data.sample_ids[held]),
+                batch_size=cfg.train.eval_batch_size,
+                accelerator=session.accelerator,
+            )
             np.savez(out_dir / "heldout.tmp.npz", ids=ids, logits=z)
             os.replace(out_dir / "heldout.tmp.npz", saved)
             shutil.rmtree(fold_dir / CHECKPOINT)
         part = np.load(saved)
         logits[data.positions_of(part["ids"])] = part["logits"]
-    return np.asarray(find_label_issues(labels=data.labels, pred_probs=softmax(logits, axis=1)), dtype=bool)
+    return np.asarray(
+        find_label_issues(labels=data.labels, pred_probs=softmax(logits, axis=1)), dtype=bool
+    )
 
 
 def main() -> None:
@@ -113,13 +136,20 @@ def main() -> None:
     from tdmixup.pipeline import read_regions, stage_datamap, stage_full
 
     load_before, start = os.getloadavg(), time.perf_counter()
-    config = snli_config(args, aum=tc.AUMConfig(percentile=args.aum_percentile, epochs=args.aum_epochs))
-    settings = {"noise_rate": args.noise_rate, "noise_kind": args.noise_kind, "noise_seed": args.noise_seed,
-                "folds": args.folds}
+    config = snli_config(
+        args, aum=tc.AUMConfig(percentile=args.aum_percentile, epochs=args.aum_epochs)
+    )
+    settings = {
+        "noise_rate": args.noise_rate,
+        "noise_kind": args.noise_kind,
+        "noise_seed": args.noise_seed,
+        "folds": args.folds,
+    }
     session = open_run(config, args.run_dir, settings, args.resume)
     num_labels, clean = session.task.spec.num_labels, session.train.labels
-    noisy, flipped = inject_label_noise(clean, num_labels, rate=args.noise_rate, seed=args.noise_seed,
-                                        kind=args.noise_kind)
+    noisy, flipped = inject_label_noise(
+        clean, num_labels, rate=args.noise_rate, seed=args.noise_seed, kind=args.noise_kind
+    )
     session.train = session.train.with_labels(noisy)  # dev / tests keep their clean labels
     ids, n_flip = session.train.sample_ids, int(flipped.sum())
     seconds: dict[str, float] = {"setup": time.perf_counter() - start}
@@ -136,10 +166,17 @@ def main() -> None:
     timed("stage_datamap", stage_datamap, session)
     layout = session.layout
     timed("aum", run_aum, session, layout.aum_dir("all"), ids)
-    percentiles = [args.aum_percentile, *[k for k in args.extra_percentiles if k != args.aum_percentile]]
+    percentiles = [
+        args.aum_percentile,
+        *[k for k in args.extra_percentiles if k != args.aum_percentile],
+    ]
     tables = timed("aum_recompute", aum_tables, session, layout.aum_dir("all"), percentiles)
     stored = pd.read_parquet(layout.aum_table("all"))
-    recomputed_ok = bool(np.array_equal(stored["flagged"].to_numpy(), tables[args.aum_percentile]["flagged"].to_numpy()))
+    recomputed_ok = bool(
+        np.array_equal(
+            stored["flagged"].to_numpy(), tables[args.aum_percentile]["flagged"].to_numpy()
+        )
+    )
 
     def members(flagged_ids: np.ndarray) -> np.ndarray:
         return np.isin(ids, flagged_ids)
@@ -149,42 +186,68 @@ def main() -> None:
 
     stats = pd.read_parquet(layout.statistics)
     aum_run = tables[args.aum_percentile].set_index("sample_id")["aum"]
-    masks = {f"aum_k{k:g}": members(t.loc[t["flagged"], "sample_id"].to_numpy()) for k, t in tables.items()}
+    masks = {
+        f"aum_k{k:g}": members(t.loc[t["flagged"], "sample_id"].to_numpy())
+        for k, t in tables.items()
+    }
     masks |= {f"region_{name}": members(region) for name, region in read_regions(session).items()}
-    masks |= {"lowest_stage1_confidence": lowest(stats["confidence"]), "lowest_stage1_aum": lowest(stats["aum"]),
-              "lowest_threshold_run_aum": lowest(aum_run)}
+    masks |= {
+        "lowest_stage1_confidence": lowest(stats["confidence"]),
+        "lowest_stage1_aum": lowest(stats["aum"]),
+        "lowest_threshold_run_aum": lowest(aum_run),
+    }
     if args.cleanlab:
         try:
             import cleanlab  # noqa: F401
         except ImportError:
             print("--cleanlab: the cleanlab package is not installed; skipping it")
         else:
-            masks["cleanlab_find_label_issues"] = timed("cleanlab", cleanlab_flags, session, args.run_dir / "cleanlab",
-                                                        args.folds, args.seed)
+            masks["cleanlab_find_label_issues"] = timed(
+                "cleanlab",
+                cleanlab_flags,
+                session,
+                args.run_dir / "cleanlab",
+                args.folds,
+                args.seed,
+            )
     scores = {name: flag_metrics(mask, flipped) for name, mask in masks.items()}
     seconds["total"] = time.perf_counter() - start
 
     result = {
         "what": "precision / recall / F1 of flagged samples against injected label flips (fractions)",
-        "noise": {**settings, "train_size": len(ids), "flipped": n_flip,
-                  "flips_per_true_class": np.bincount(clean[flipped], minlength=num_labels).tolist()},
+        "noise": {
+            **settings,
+            "train_size": len(ids),
+            "flipped": n_flip,
+            "flips_per_true_class": np.bincount(clean[flipped], minlength=num_labels).tolist(),
+        },
         "scores": scores,
         "aum_recomputed_at_default_k_matches_stored_table": recomputed_ok,
-        "test_accuracy_after_noisy_training": {k: v["accuracy"] for k, v in full.get("metrics", {}).get("sets", {}).items()},
+        "test_accuracy_after_noisy_training": {
+            k: v["accuracy"] for k, v in full.get("metrics", {}).get("sets", {}).items()
+        },
         "seconds": seconds,
         "resumed": args.resume,  # stages finished before a resume show ~0 s here; stage_train_seconds stay true
-        "stage_train_seconds": {"stage_full": full["train_seconds"],
-                                "aum": read_json(layout.aum_summary("all"))["train_seconds"],
-                                "cleanlab_folds": [read_json(d / DONE)["train_seconds"]
-                                                   for d in sorted((args.run_dir / "cleanlab").glob("fold*/"))]},
+        "stage_train_seconds": {
+            "stage_full": full["train_seconds"],
+            "aum": read_json(layout.aum_summary("all"))["train_seconds"],
+            "cleanlab_folds": [
+                read_json(d / DONE)["train_seconds"]
+                for d in sorted((args.run_dir / "cleanlab").glob("fold*/"))
+            ],
+        },
         **provenance(args, session, load_before),
     }
     write_json(args.out, result)
-    print(f"{len(ids):,} SNLI pairs, {n_flip:,} labels flipped ({args.noise_kind}, seed {args.noise_seed}); "
-          f"AUM recomputation matches run_aum's table: {recomputed_ok}")
+    print(
+        f"{len(ids):,} SNLI pairs, {n_flip:,} labels flipped ({args.noise_kind}, seed {args.noise_seed}); "
+        f"AUM recomputation matches run_aum's table: {recomputed_ok}"
+    )
     print(f"{'flags':<28}{'flagged':>9}{'precision':>11}{'recall':>8}{'F1':>7}")
     for name, s in scores.items():
-        print(f"{name:<28}{s['n_flagged']:>9,}{s['precision']:>11.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}")
+        print(
+            f"{name:<28}{s['n_flagged']:>9,}{s['precision']:>11.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}"
+        )
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
     print(f"→ {args.out}")
 

@@ -65,7 +65,9 @@ def snli_lengths(n: int, max_length: int) -> np.ndarray:
     return np.asarray(data.lengths)
 
 
-def plan(lengths: np.ndarray, variant: str, *, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+def plan(
+    lengths: np.ndarray, variant: str, *, batch_size: int, seed: int, epoch: int
+) -> list[np.ndarray]:
     return epoch_order(lengths, batch_size=batch_size, seed=seed, epoch=epoch, **PLANS[variant])
 
 
@@ -75,31 +77,48 @@ def in_batch_partners(batches: list[np.ndarray], rng: np.random.Generator) -> li
     return [b[rng.permutation(len(b))] for b in batches]
 
 
-def measure(a: np.ndarray, b: np.ndarray, variant: str, *, batch_size: int, seeds: int, epochs: int) -> dict[str, Any]:
+def measure(
+    a: np.ndarray, b: np.ndarray, variant: str, *, batch_size: int, seeds: int, epochs: int
+) -> dict[str, Any]:
     """All measures for sets with lengths ``a`` (re-occurrence, padding) and ``b`` (TDMixUp's partner set)."""
     again, padding, rank_r, length_r, rp_r, in_batch_r = [], [], [], [], [], []
     for seed in range(1, seeds + 1):
-        plans_a = [plan(a, variant, batch_size=batch_size, seed=seed, epoch=e) for e in range(epochs)]
-        plans_b = [plan(b, variant, batch_size=batch_size, seed=seed + 7919, epoch=e) for e in range(epochs)]
+        plans_a = [
+            plan(a, variant, batch_size=batch_size, seed=seed, epoch=e) for e in range(epochs)
+        ]
+        plans_b = [
+            plan(b, variant, batch_size=batch_size, seed=seed + 7919, epoch=e)
+            for e in range(epochs)
+        ]
         rng = np.random.default_rng(seed)
         for e in range(epochs):
             if e + 1 < epochs:
                 again.append(reoccurrence(plans_a[e], plans_a[e + 1], len(a)))
             padding.append(padding_fraction(a, plans_a[e]))
             rank_r.append(paired_length_correlation(a, plans_a[e], b, plans_b[e]))
-            length_r.append(paired_length_correlation(a, plans_a[e], b, plans_b[e], within_batch=False))
+            length_r.append(
+                paired_length_correlation(a, plans_a[e], b, plans_b[e], within_batch=False)
+            )
             partners = in_batch_partners(plans_a[e], rng)
-            in_batch_r.append(paired_length_correlation(a, plans_a[e], a, partners, within_batch=False))
+            in_batch_r.append(
+                paired_length_correlation(a, plans_a[e], a, partners, within_batch=False)
+            )
             if variant == "new":  # the loop pairs batch 2s with batch 2s + 1 of one pass
-                rp_r.append(paired_length_correlation(a, plans_a[e][0::2], a, plans_a[e][1::2], within_batch=False))
+                rp_r.append(
+                    paired_length_correlation(
+                        a, plans_a[e][0::2], a, plans_a[e][1::2], within_batch=False
+                    )
+                )
             else:
                 rp_r.append(in_batch_r[-1])
     pad = float(np.mean(padding))
     n = len(a)
     return {
-        "reoccurrence": float(np.mean(again)), "reoccurrence_range": [float(min(again)), float(max(again))],
+        "reoccurrence": float(np.mean(again)),
+        "reoccurrence_range": [float(min(again)), float(max(again))],
         "random_expectation": (batch_size - 1) / (n - 1),
-        "padding_fraction": pad, "slots_per_token": 1 / (1 - pad),
+        "padding_fraction": pad,
+        "slots_per_token": 1 / (1 - pad),
         "tdmixup_rank_correlation": float(np.mean(rank_r)),
         "tdmixup_length_correlation": float(np.mean(length_r)),
         "random_pairs_length_correlation": float(np.mean(rp_r)),
@@ -121,17 +140,39 @@ def main() -> None:
     start = time.perf_counter()
     lengths = snli_lengths(args.n, args.max_length)
     order = np.random.default_rng(0).permutation(len(lengths))
-    sets = {str(args.region): (lengths[order[: args.region]], lengths[order[args.region : 2 * args.region]]),
-            str(args.n): (lengths, lengths)}
-    sizes = {size: {variant: measure(a, b, variant, batch_size=args.batch_size, seeds=args.seeds, epochs=args.epochs)
-                    for variant in PLANS}
-             for size, (a, b) in sets.items()}
+    sets = {
+        str(args.region): (
+            lengths[order[: args.region]],
+            lengths[order[args.region : 2 * args.region]],
+        ),
+        str(args.n): (lengths, lengths),
+    }
+    sizes = {
+        size: {
+            variant: measure(
+                a, b, variant, batch_size=args.batch_size, seeds=args.seeds, epochs=args.epochs
+            )
+            for variant in PLANS
+        }
+        for size, (a, b) in sets.items()
+    }
     result = {
         "benchmark": "partner_randomness",
-        "setting": {"pairs": args.n, "region": args.region, "batch_size": args.batch_size, "max_length": args.max_length,
-                    "seeds": args.seeds, "epochs": args.epochs, "tokenizer": "offline all-MiniLM-L6-v2",
-                    "lengths": {"mean": float(lengths.mean()), "min": int(lengths.min()), "max": int(lengths.max())},
-                    "plans": {k: v or "defaults" for k, v in PLANS.items()}},
+        "setting": {
+            "pairs": args.n,
+            "region": args.region,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "tokenizer": "offline all-MiniLM-L6-v2",
+            "lengths": {
+                "mean": float(lengths.mean()),
+                "min": int(lengths.min()),
+                "max": int(lengths.max()),
+            },
+            "plans": {k: v or "defaults" for k, v in PLANS.items()},
+        },
         "sizes": sizes,
         "seconds": time.perf_counter() - start,
         "machine": environment_info(world_size=1),
@@ -140,10 +181,12 @@ def main() -> None:
     for size, variants in sizes.items():
         print(f"N = {size}")
         for variant, m in variants.items():
-            print(f"  {variant:9s} re-occurrence {m['reoccurrence']:.3f} (random {m['random_expectation']:.3f})  "
-                  f"padding {m['padding_fraction']:.3f}  TDMixUp rank r {m['tdmixup_rank_correlation']:+.3f}  "
-                  f"length r {m['tdmixup_length_correlation']:+.3f}  random-pairs length r "
-                  f"{m['random_pairs_length_correlation']:+.3f}  in-batch r {m['in_batch_partner_length_correlation']:+.3f}")
+            print(
+                f"  {variant:9s} re-occurrence {m['reoccurrence']:.3f} (random {m['random_expectation']:.3f})  "
+                f"padding {m['padding_fraction']:.3f}  TDMixUp rank r {m['tdmixup_rank_correlation']:+.3f}  "
+                f"length r {m['tdmixup_length_correlation']:+.3f}  random-pairs length r "
+                f"{m['random_pairs_length_correlation']:+.3f}  in-batch r {m['in_batch_partner_length_correlation']:+.3f}"
+            )
     print(f"wrote {args.out}")
 
 

@@ -34,14 +34,23 @@ RESULTS = Path(__file__).resolve().parent / "results" / "pipeline_cost.json"
 def timed(cmd: list[str]) -> dict[str, Any]:
     """Run ``cmd`` under GNU time; wall seconds and its own peak RSS (MiB)."""
     start = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd], env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
     peak_kb = int(proc.stderr.rsplit("MAXRSS_KB", 1)[1].split()[0])
-    return {"command": cmd, "wall_s": wall, "peak_rss_mib": peak_kb / 1024, "stdout": proc.stdout[-3000:]}
+    return {
+        "command": cmd,
+        "wall_s": wall,
+        "peak_rss_mib": peak_kb / 1024,
+        "stdout": proc.stdout[-3000:],
+    }
 
 
 def stage_breakdown(run: Path) -> dict[str, float]:
@@ -54,7 +63,9 @@ def stage_breakdown(run: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work-dir", default="runs/bench_pipeline_cost")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("extra", nargs="*", help="options passed to both commands (after --)")
@@ -63,7 +74,9 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     exe = [sys.executable, "-m", "tdmixup.cli"]
     common = list(args.extra)  # none: the default profile, cpu-small = `make demo`
-    baseline = timed([*exe, "train", "--strategy", "none", "--output-dir", str(work / "baseline"), *common])
+    baseline = timed(
+        [*exe, "train", "--strategy", "none", "--output-dir", str(work / "baseline"), *common]
+    )
     pipeline = timed([*exe, "run", "--output-dir", str(work / "pipeline"), *common])
     stages = stage_breakdown(work / "pipeline")
     layout = RunLayout(work / "pipeline")
@@ -75,8 +88,11 @@ def main() -> None:
         "pipeline": {k: v for k, v in pipeline.items() if k != "stdout"},
         "ratio_pipeline_over_baseline": pipeline["wall_s"] / baseline["wall_s"],
         "pipeline_stage_seconds": stages,
-        "metrics": {"stage1_full_100pct": full["metrics"], "stage4_tdmixup": td["metrics"],
-                    "train_sizes": {"full": full["train_sizes"], "tdmixup": td["train_sizes"]}},
+        "metrics": {
+            "stage1_full_100pct": full["metrics"],
+            "stage4_tdmixup": td["metrics"],
+            "train_sizes": {"full": full["train_sizes"], "tdmixup": td["train_sizes"]},
+        },
         "environment": environment_info(),
         "load_average": os.getloadavg(),
     }

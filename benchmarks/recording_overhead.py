@@ -49,8 +49,10 @@ from tdmixup.runio import environment_info, write_json
 RESULTS = Path(__file__).resolve().parent / "results" / "recording_overhead.json"
 MODES = ("none", "train_pass", "epoch_end")
 TARGET_PCT = 3.0
-HOOKS: dict[str, tuple[Any, str]] = {"_record_epoch": (training, "_record_epoch"),
-                                     "_save_checkpoint": (checkpoint, "save")}
+HOOKS: dict[str, tuple[Any, str]] = {
+    "_record_epoch": (training, "_record_epoch"),
+    "_save_checkpoint": (checkpoint, "save"),
+}
 """The wrapped functions: ``training._record_epoch`` and ``checkpoint.save`` (module, name)."""
 HOOKED: dict[str, list[float]] = {name: [] for name in HOOKS}
 """Wall seconds of each call, per wrapped function, in the current run."""
@@ -83,39 +85,62 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--learning-rate", type=float, default=1e-5)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--warmup-size", type=int, default=64, help="Samples of the untimed warm-up run (0: none).")
+    p.add_argument(
+        "--warmup-size", type=int, default=64, help="Samples of the untimed warm-up run (0: none)."
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args()
 
 
-def run_once(mode: str, data: Any, args: argparse.Namespace, tokenizer: Any, accelerator: Any, work: Path) -> dict[str, Any]:
+def run_once(
+    mode: str, data: Any, args: argparse.Namespace, tokenizer: Any, accelerator: Any, work: Path
+) -> dict[str, Any]:
     """Train a fresh model once in ``mode``; wall seconds of ``train`` and of each epoch's recording."""
     from tdmixup.model import build_classifier
 
     training.seed_everything(args.seed)
-    model = build_classifier(ModelConfig(name_or_path=args.model, num_hidden_layers=args.num_hidden_layers), "pair", 3)
+    model = build_classifier(
+        ModelConfig(name_or_path=args.model, num_hidden_layers=args.num_hidden_layers), "pair", 3
+    )
     out_dir = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=work))
     for calls in HOOKED.values():
         calls.clear()
     load = os.getloadavg()[0]
     result = training.train(
-        model, [data], out_dir=out_dir, accelerator=accelerator, tokenizer=tokenizer, task_name="snli",
-        train_config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                                 seed=args.seed),
-        mixup_config=MixupConfig(strategy="none"), dynamics_mode=None if mode == "none" else mode,  # type: ignore[arg-type]
+        model,
+        [data],
+        out_dir=out_dir,
+        accelerator=accelerator,
+        tokenizer=tokenizer,
+        task_name="snli",
+        train_config=TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+        ),
+        mixup_config=MixupConfig(strategy="none"),
+        dynamics_mode=None if mode == "none" else mode,  # type: ignore[arg-type]
         dynamics_path=None if mode == "none" else out_dir / DYNAMICS,
     )
     accelerator.free_memory()  # drop the references prepare() kept, so runs do not pile up models
     shutil.rmtree(out_dir)
-    return {"mode": mode, "seconds": result.seconds, "recording_seconds_per_epoch": list(HOOKED["_record_epoch"]),
-            "checkpoint_seconds": sum(HOOKED["_save_checkpoint"]), "load_average_1min_before": load}
+    return {
+        "mode": mode,
+        "seconds": result.seconds,
+        "recording_seconds_per_epoch": list(HOOKED["_record_epoch"]),
+        "checkpoint_seconds": sum(HOOKED["_save_checkpoint"]),
+        "load_average_1min_before": load,
+    }
 
 
 def main() -> None:
     args = parse_args()
     path = find_data_file(SNLI_TRAIN, download=False)
     if path is None:
-        print(f"skipped: {SNLI_TRAIN} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written")
+        print(
+            f"skipped: {SNLI_TRAIN} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written"
+        )
         return
     import transformers
 
@@ -136,14 +161,26 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory(prefix="tdmixup-recording-") as tmp:
         if args.warmup_size:
-            run_once("none", data.subset(data.sample_ids[: args.warmup_size]), args, tokenizer, accelerator, Path(tmp))
+            run_once(
+                "none",
+                data.subset(data.sample_ids[: args.warmup_size]),
+                args,
+                tokenizer,
+                accelerator,
+                Path(tmp),
+            )
         for r in range(args.rounds):
             for mode in MODES if r % 2 == 0 else MODES[::-1]:
-                runs.append({"round": r, **run_once(mode, data, args, tokenizer, accelerator, Path(tmp))})
+                runs.append(
+                    {"round": r, **run_once(mode, data, args, tokenizer, accelerator, Path(tmp))}
+                )
                 run = runs[-1]
                 record = ", ".join(f"{s:.2f}" for s in run["recording_seconds_per_epoch"]) or "-"
-                print(f"round {r + 1}/{args.rounds} {mode:<10} {run['seconds']:7.2f} s (checkpoints "
-                      f"{run['checkpoint_seconds']:.2f} s), recording {record} s/epoch", flush=True)
+                print(
+                    f"round {r + 1}/{args.rounds} {mode:<10} {run['seconds']:7.2f} s (checkpoints "
+                    f"{run['checkpoint_seconds']:.2f} s), recording {record} s/epoch",
+                    flush=True,
+                )
 
     def median(mode: str, key: Any) -> float:
         return statistics.median(key(x) for x in runs if x["mode"] == mode)
@@ -153,36 +190,54 @@ def main() -> None:
     summary = {}
     for m in MODES:
         record = [s for x in runs if x["mode"] == m for s in x["recording_seconds_per_epoch"]]
-        summary[m] = {"median_seconds": total[m], "min_seconds": min(x["seconds"] for x in runs if x["mode"] == m),
-                      "train_samples_per_s": args.train_size * args.epochs / total[m],
-                      "overhead_pct_vs_none": 100 * (total[m] / total["none"] - 1),
-                      "median_seconds_without_checkpoints": no_ckpt[m],
-                      "overhead_pct_vs_none_without_checkpoints": 100 * (no_ckpt[m] / no_ckpt["none"] - 1),
-                      "median_checkpoint_seconds": median(m, lambda x: x["checkpoint_seconds"]),
-                      "median_recording_seconds_per_epoch": statistics.median(record) if record else 0.0}
+        summary[m] = {
+            "median_seconds": total[m],
+            "min_seconds": min(x["seconds"] for x in runs if x["mode"] == m),
+            "train_samples_per_s": args.train_size * args.epochs / total[m],
+            "overhead_pct_vs_none": 100 * (total[m] / total["none"] - 1),
+            "median_seconds_without_checkpoints": no_ckpt[m],
+            "overhead_pct_vs_none_without_checkpoints": 100 * (no_ckpt[m] / no_ckpt["none"] - 1),
+            "median_checkpoint_seconds": median(m, lambda x: x["checkpoint_seconds"]),
+            "median_recording_seconds_per_epoch": statistics.median(record) if record else 0.0,
+        }
     within = summary["train_pass"]["overhead_pct_vs_none"] <= TARGET_PCT
     result = {
         "what": "wall seconds of tdmixup.training.train per dynamics mode (median over rounds) and overhead vs none",
-        "target": f"train_pass overhead <= {TARGET_PCT} %", "train_pass_within_target": within,
+        "target": f"train_pass overhead <= {TARGET_PCT} %",
+        "train_pass_within_target": within,
         "summary": summary,
         "runs": runs,
-        "setup": {"train_size": args.train_size, "epochs": args.epochs, "rounds": args.rounds, "batch_size": args.batch_size,
-                  "model": args.model, "num_hidden_layers": args.num_hidden_layers, "seed": args.seed,
-                  "mean_tokens": float(data.lengths.mean()), "warmup_size": args.warmup_size},
-        "note": ("every run writes one checkpoint per epoch (model + optimizer), so that cost is in all modes "
-                 "(timed: *_without_checkpoints subtracts it); "
-                 "recording seconds = inference pass (epoch_end) or gathering kept logits (train_pass) + Parquet append"),
+        "setup": {
+            "train_size": args.train_size,
+            "epochs": args.epochs,
+            "rounds": args.rounds,
+            "batch_size": args.batch_size,
+            "model": args.model,
+            "num_hidden_layers": args.num_hidden_layers,
+            "seed": args.seed,
+            "mean_tokens": float(data.lengths.mean()),
+            "warmup_size": args.warmup_size,
+        },
+        "note": (
+            "every run writes one checkpoint per epoch (model + optimizer), so that cost is in all modes "
+            "(timed: *_without_checkpoints subtracts it); "
+            "recording seconds = inference pass (epoch_end) or gathering kept logits (train_pass) + Parquet append"
+        ),
         "seconds_total": time.perf_counter() - start,
         "command": shlex.join([sys.executable, *sys.argv]),
         "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
         "machine": environment_info(world_size=accelerator.num_processes),
     }
     write_json(args.out, result)
-    print(f"{args.train_size} SNLI pairs × {args.epochs} epoch(s), median of {args.rounds} round(s):")
+    print(
+        f"{args.train_size} SNLI pairs × {args.epochs} epoch(s), median of {args.rounds} round(s):"
+    )
     for m, s in summary.items():
-        print(f"  {m:<10} {s['median_seconds']:7.2f} s  {s['train_samples_per_s']:6.1f} samples/s  "
-              f"overhead {s['overhead_pct_vs_none']:+5.1f} % ({s['overhead_pct_vs_none_without_checkpoints']:+5.1f} % "
-              f"without checkpoints)  recording {s['median_recording_seconds_per_epoch']:.2f} s/epoch")
+        print(
+            f"  {m:<10} {s['median_seconds']:7.2f} s  {s['train_samples_per_s']:6.1f} samples/s  "
+            f"overhead {s['overhead_pct_vs_none']:+5.1f} % ({s['overhead_pct_vs_none_without_checkpoints']:+5.1f} % "
+            f"without checkpoints)  recording {s['median_recording_seconds_per_epoch']:.2f} s/epoch"
+        )
     print(f"train_pass within {TARGET_PCT} %: {within}")
     print(f"→ {args.out}")
 

@@ -55,12 +55,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "throughput.json"
 OPTIONS = ("compile", "attn_eager", "bf16_autocast", "onednn_bf16_matmul")
-SAME_NUMERICS = {"compile": True, "attn_eager": True, "bf16_autocast": False, "onednn_bf16_matmul": False}
+SAME_NUMERICS = {
+    "compile": True,
+    "attn_eager": True,
+    "bf16_autocast": False,
+    "onednn_bf16_matmul": False,
+}
 ADOPT_AT = 1.15
 CURVE_TOLERANCE = 0.005
-ADOPT_RULE = (f"median paired speed-up >= {ADOPT_AT} and either the same numerics (up to float rounding) or, for an "
-              f"option that changes them, a whole 3-epoch run beside fp32 (--curve) whose per-epoch mean training "
-              f"losses stay within {CURVE_TOLERANCE}")
+ADOPT_RULE = (
+    f"median paired speed-up >= {ADOPT_AT} and either the same numerics (up to float rounding) or, for an "
+    f"option that changes them, a whole 3-epoch run beside fp32 (--curve) whose per-epoch mean training "
+    f"losses stay within {CURVE_TOLERANCE}"
+)
 
 
 def decide(section: dict[str, Any]) -> list[str]:
@@ -70,9 +77,18 @@ def decide(section: dict[str, Any]) -> list[str]:
         if t["speedup_median_of_paired_ratios"] < ADOPT_AT:
             continue
         curve = section["loss_curves"].get(name)
-        same_curve = curve is not None and max(
-            abs(a - b) for a, b in zip(curve["mean_loss_per_epoch"]["baseline"], curve["mean_loss_per_epoch"]["option"],
-                                       strict=True)) <= CURVE_TOLERANCE
+        same_curve = (
+            curve is not None
+            and max(
+                abs(a - b)
+                for a, b in zip(
+                    curve["mean_loss_per_epoch"]["baseline"],
+                    curve["mean_loss_per_epoch"]["option"],
+                    strict=True,
+                )
+            )
+            <= CURVE_TOLERANCE
+        )
         if SAME_NUMERICS[name] or same_curve:
             adopted.append(name)
     return adopted
@@ -80,18 +96,52 @@ def decide(section: dict[str, Any]) -> list[str]:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--options", nargs="*", choices=OPTIONS, default=list(OPTIONS), help="options to time")
-    p.add_argument("--n", type=int, default=320, help="SNLI training pairs (one epoch = n / 16 steps).")
-    p.add_argument("--steps", type=int, default=60, help="Paired steps per option (epochs cycle over the pairs).")
-    p.add_argument("--warmup-steps", type=int, default=3, help="First steps per side counted as warm-up/compile.")
-    p.add_argument("--eval-rounds", type=int, default=4, help="Alternating evaluation passes per variant (0: none).")
-    p.add_argument("--curve", nargs="*", choices=OPTIONS, default=[],
-                   help="options to also train for a whole small run beside the baseline (loss curve, test metrics)")
-    p.add_argument("--curve-n", type=int, default=1500, help="training pairs of the --curve runs (3 epochs)")
-    p.add_argument("--curve-test", type=int, default=1000, help="official SNLI test pairs the --curve models are scored on")
+    p.add_argument(
+        "--options", nargs="*", choices=OPTIONS, default=list(OPTIONS), help="options to time"
+    )
+    p.add_argument(
+        "--n", type=int, default=320, help="SNLI training pairs (one epoch = n / 16 steps)."
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=60,
+        help="Paired steps per option (epochs cycle over the pairs).",
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=3,
+        help="First steps per side counted as warm-up/compile.",
+    )
+    p.add_argument(
+        "--eval-rounds",
+        type=int,
+        default=4,
+        help="Alternating evaluation passes per variant (0: none).",
+    )
+    p.add_argument(
+        "--curve",
+        nargs="*",
+        choices=OPTIONS,
+        default=[],
+        help="options to also train for a whole small run beside the baseline (loss curve, test metrics)",
+    )
+    p.add_argument(
+        "--curve-n", type=int, default=1500, help="training pairs of the --curve runs (3 epochs)"
+    )
+    p.add_argument(
+        "--curve-test",
+        type=int,
+        default=1000,
+        help="official SNLI test pairs the --curve models are scored on",
+    )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--fallback-random", action="store_true",
-                   help="compile: inductor draws dropout masks from torch's generator (same masks as eager)")
+    p.add_argument(
+        "--fallback-random",
+        action="store_true",
+        help="compile: inductor draws dropout masks from torch's generator (same masks as eager)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args()
 
@@ -117,7 +167,9 @@ class Side:
         torch.manual_seed(seed)
         start = time.perf_counter()
         with self.context():
-            feats = self.model.features(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+            feats = self.model.features(
+                batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+            )
             loss = F.cross_entropy(self.model.classify(feats).float(), batch["labels"])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -160,8 +212,9 @@ def make_option(name: str, base: Any, fallback_random: bool) -> tuple[Any, Calla
     raise ValueError(f"unknown option {name!r}")
 
 
-def paired_steps(name: str, base: Any, data: Any, steps: int, fallback_random: bool,
-                 log_every: int = 10) -> tuple[Side, Side]:
+def paired_steps(
+    name: str, base: Any, data: Any, steps: int, fallback_random: bool, log_every: int = 10
+) -> tuple[Side, Side]:
     """``steps`` paired steps (epochs cycle over ``data``) of the baseline and option ``name``,
     alternating which side goes first; both sides reseed torch's RNG to the same value per step."""
     from tdmixup.data.collate import collate, epoch_batches
@@ -173,7 +226,9 @@ def paired_steps(name: str, base: Any, data: Any, steps: int, fallback_random: b
     batches: list[Any] = []
     epoch = 0
     while len(batches) < steps:
-        batches += list(epoch_batches(data.lengths, batch_size=16, seed=0, epoch=epoch, group_by_length=True))
+        batches += list(
+            epoch_batches(data.lengths, batch_size=16, seed=0, epoch=epoch, group_by_length=True)
+        )
         epoch += 1
     for i, planned in enumerate(batches[:steps]):
         batch = collate(data, planned.positions, planned.weights)
@@ -181,8 +236,11 @@ def paired_steps(name: str, base: Any, data: Any, steps: int, fallback_random: b
         first.step(batch, seed=1000 + i)
         second.step(batch, seed=1000 + i)
         if i < 3 or i % log_every == 0:
-            print(f"  {name} step {i}: baseline {baseline.times[-1]:.2f} s, option {option.times[-1]:.2f} s, "
-                  f"losses {baseline.losses[-1]:.4f} / {option.losses[-1]:.4f}", flush=True)
+            print(
+                f"  {name} step {i}: baseline {baseline.times[-1]:.2f} s, option {option.times[-1]:.2f} s, "
+                f"losses {baseline.losses[-1]:.4f} / {option.losses[-1]:.4f}",
+                flush=True,
+            )
     return baseline, option
 
 
@@ -201,12 +259,17 @@ def paired_training(name: str, base: Any, data: Any, args: argparse.Namespace) -
         "option_step_s_median": statistics.median(option.times[w:]),
         "speedup_median_of_paired_ratios": statistics.median(ratios),
         "speedup_quartiles": statistics.quantiles(ratios, n=4),
-        "warmup_s": {"baseline": sum(baseline.times[:w]), "option": sum(option.times[:w]),
-                     "option_extra_over_baseline": sum(option.times[:w]) - sum(baseline.times[:w])},
+        "warmup_s": {
+            "baseline": sum(baseline.times[:w]),
+            "option": sum(option.times[:w]),
+            "option_extra_over_baseline": sum(option.times[:w]) - sum(baseline.times[:w]),
+        },
         "loss_abs_diff_max": max(diffs),
         "loss_abs_diff_median": statistics.median(diffs),
-        "mean_loss_last_half": {"baseline": statistics.fmean(baseline.losses[half:]),
-                                "option": statistics.fmean(option.losses[half:])},
+        "mean_loss_last_half": {
+            "baseline": statistics.fmean(baseline.losses[half:]),
+            "option": statistics.fmean(option.losses[half:]),
+        },
         "losses": {"baseline": baseline.losses, "option": option.losses},
         "step_s": {"baseline": baseline.times, "option": option.times},
         "load_avg_before": list(load_before),
@@ -214,7 +277,9 @@ def paired_training(name: str, base: Any, data: Any, args: argparse.Namespace) -
     }
 
 
-def loss_curve(name: str, base: Any, data: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
+def loss_curve(
+    name: str, base: Any, data: Any, test: Any, args: argparse.Namespace
+) -> dict[str, Any]:
     """A whole small training run (``args.curve_n`` pairs, 3 epochs, as the study's smallest size)
     of the baseline and option ``name``, paired step by step, then both models evaluated in fp32
     on ``test``: do the loss curve and the calibration stay the same?"""
@@ -234,22 +299,44 @@ def loss_curve(name: str, base: Any, data: Any, test: Any, args: argparse.Namesp
         with torch.no_grad():
             for pos in inference_batches(test.lengths, batch_size=64):
                 b = collate(test, pos)
-                parts.append(side.model(**{k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in b}).logits)
+                parts.append(
+                    side.model(
+                        **{
+                            k: b[k]
+                            for k in ("input_ids", "attention_mask", "token_type_ids")
+                            if k in b
+                        }
+                    ).logits
+                )
                 labels.append(b["labels"])
-        report = calibration_report(logits=torch.cat(parts).numpy(), labels=torch.cat(labels).numpy())
+        report = calibration_report(
+            logits=torch.cat(parts).numpy(), labels=torch.cat(labels).numpy()
+        )
         metrics[side_name] = {k: report[k] for k in ("accuracy", "ece", "nll", "brier")}
     diffs = np.abs(np.array(baseline.losses) - np.array(option.losses))
     return {
-        "pairs": len(data), "steps": steps, "test_pairs": len(test),
-        "loss_abs_diff": {"max": float(diffs.max()), "median": float(np.median(diffs)),
-                          "last_50_steps_mean": float(diffs[-50:].mean())},
-        "mean_loss_per_epoch": {"baseline": [float(np.mean(baseline.losses[e * steps // 3:(e + 1) * steps // 3]))
-                                             for e in range(3)],
-                                "option": [float(np.mean(option.losses[e * steps // 3:(e + 1) * steps // 3]))
-                                           for e in range(3)]},
+        "pairs": len(data),
+        "steps": steps,
+        "test_pairs": len(test),
+        "loss_abs_diff": {
+            "max": float(diffs.max()),
+            "median": float(np.median(diffs)),
+            "last_50_steps_mean": float(diffs[-50:].mean()),
+        },
+        "mean_loss_per_epoch": {
+            "baseline": [
+                float(np.mean(baseline.losses[e * steps // 3 : (e + 1) * steps // 3]))
+                for e in range(3)
+            ],
+            "option": [
+                float(np.mean(option.losses[e * steps // 3 : (e + 1) * steps // 3]))
+                for e in range(3)
+            ],
+        },
         "test_metrics_fp32_eval": metrics,
         "speedup_median_of_paired_ratios": statistics.median(
-            [a / b for a, b in zip(baseline.times[3:], option.times[3:], strict=True)]),
+            [a / b for a, b in zip(baseline.times[3:], option.times[3:], strict=True)]
+        ),
         "losses": {"baseline": baseline.losses, "option": option.losses},
         "load_avg_before": list(load_before),
         "load_avg_after": list(os.getloadavg()),
@@ -266,8 +353,10 @@ def paired_evaluation(base: Any, data: Any, rounds: int) -> dict[str, Any]:
     compiled = copy.deepcopy(base)
     compiled.encoder.compile(dynamic=True)
     variants: dict[str, tuple[Any, Callable[[], Any]]] = {
-        "no_grad": (base, torch.no_grad), "inference_mode": (base, torch.inference_mode),
-        "compiled_no_grad": (compiled, torch.no_grad)}
+        "no_grad": (base, torch.no_grad),
+        "inference_mode": (base, torch.inference_mode),
+        "compiled_no_grad": (compiled, torch.no_grad),
+    }
     batches = [collate(data, pos) for pos in inference_batches(data.lengths, batch_size=64)]
     times: dict[str, list[float]] = {k: [] for k in variants}
     logits: dict[str, Any] = {}
@@ -278,17 +367,30 @@ def paired_evaluation(base: Any, data: Any, rounds: int) -> dict[str, Any]:
             model.eval()
             start = time.perf_counter()
             with ctx():
-                out = torch.cat([model(**{k: v for k, v in b.items() if k in ("input_ids", "attention_mask",
-                                                                                "token_type_ids")}).logits for b in batches])
+                out = torch.cat(
+                    [
+                        model(
+                            **{
+                                k: v
+                                for k, v in b.items()
+                                if k in ("input_ids", "attention_mask", "token_type_ids")
+                            }
+                        ).logits
+                        for b in batches
+                    ]
+                )
             times[name].append(time.perf_counter() - start)
             logits[name] = out.clone()
     base_median = statistics.median(times["no_grad"][1:])
     return {
-        "pairs": len(data), "rounds": rounds,
+        "pairs": len(data),
+        "rounds": rounds,
         "pass_s_median": {k: statistics.median(v[1:]) for k, v in times.items()},
         "first_pass_s": {k: v[0] for k, v in times.items()},
         "speedup_vs_no_grad": {k: base_median / statistics.median(v[1:]) for k, v in times.items()},
-        "logits_max_abs_diff_vs_no_grad": {k: float((v - logits["no_grad"]).abs().max()) for k, v in logits.items()},
+        "logits_max_abs_diff_vs_no_grad": {
+            k: float((v - logits["no_grad"]).abs().max()) for k, v in logits.items()
+        },
     }
 
 
@@ -309,7 +411,9 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
-    data = tokenize(load_pairs(SNLI, args.n), TaskSpec("snli", "pair", LABELS), tokenizer, max_length=128)
+    data = tokenize(
+        load_pairs(SNLI, args.n), TaskSpec("snli", "pair", LABELS), tokenizer, max_length=128
+    )
     torch.manual_seed(0)
     base = build_classifier(ModelConfig(), "pair", len(LABELS))
     started, load_start = time.strftime("%Y-%m-%dT%H:%M:%S%z"), list(os.getloadavg())
@@ -318,30 +422,51 @@ def main() -> None:
         print(f"{name}:", flush=True)
         training[name] = paired_training(name, base, data, args)
         t = training[name]
-        print(f"{name}: baseline {t['baseline_step_s_median']:.3f} s/step, option {t['option_step_s_median']:.3f} "
-              f"s/step, speed-up {t['speedup_median_of_paired_ratios']:.3f}x (quartiles "
-              f"{', '.join(f'{q:.2f}' for q in t['speedup_quartiles'])}); warm-up extra "
-              f"{t['warmup_s']['option_extra_over_baseline']:.0f} s; max |Δloss| {t['loss_abs_diff_max']:.2e}",
-              flush=True)
+        print(
+            f"{name}: baseline {t['baseline_step_s_median']:.3f} s/step, option {t['option_step_s_median']:.3f} "
+            f"s/step, speed-up {t['speedup_median_of_paired_ratios']:.3f}x (quartiles "
+            f"{', '.join(f'{q:.2f}' for q in t['speedup_quartiles'])}); warm-up extra "
+            f"{t['warmup_s']['option_extra_over_baseline']:.0f} s; max |Δloss| {t['loss_abs_diff_max']:.2e}",
+            flush=True,
+        )
     evaluation = None
     if args.eval_rounds > 0:
         print("evaluation passes:", flush=True)
         evaluation = paired_evaluation(base, data, args.eval_rounds)
-        print(json.dumps({k: evaluation[k] for k in ("pass_s_median", "first_pass_s", "speedup_vs_no_grad")}), flush=True)
+        print(
+            json.dumps(
+                {k: evaluation[k] for k in ("pass_s_median", "first_pass_s", "speedup_vs_no_grad")}
+            ),
+            flush=True,
+        )
     curves = {}
     if args.curve:
-        curve_data = tokenize(load_pairs(SNLI, args.curve_n), TaskSpec("snli", "pair", LABELS), tokenizer, max_length=128)
-        test = tokenize(load_pairs(SNLI.with_name("snli_1.0_test.jsonl"), args.curve_test), TaskSpec("snli", "pair", LABELS),
-                        tokenizer, max_length=128)
+        curve_data = tokenize(
+            load_pairs(SNLI, args.curve_n),
+            TaskSpec("snli", "pair", LABELS),
+            tokenizer,
+            max_length=128,
+        )
+        test = tokenize(
+            load_pairs(SNLI.with_name("snli_1.0_test.jsonl"), args.curve_test),
+            TaskSpec("snli", "pair", LABELS),
+            tokenizer,
+            max_length=128,
+        )
         for name in args.curve:
             print(f"loss curve, {name}:", flush=True)
             curves[name] = loss_curve(name, base, curve_data, test, args)
             c = curves[name]
-            print(f"{name}: mean loss per epoch {c['mean_loss_per_epoch']}; |Δloss| max {c['loss_abs_diff']['max']:.2e}; "
-                  f"test {c['test_metrics_fp32_eval']}; speed-up {c['speedup_median_of_paired_ratios']:.3f}x", flush=True)
+            print(
+                f"{name}: mean loss per epoch {c['mean_loss_per_epoch']}; |Δloss| max {c['loss_abs_diff']['max']:.2e}; "
+                f"test {c['test_metrics_fp32_eval']}; speed-up {c['speedup_median_of_paired_ratios']:.3f}x",
+                flush=True,
+            )
     invocation = {
         "started": started,
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"},
+        "config": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"
+        },
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "torch_threads": torch.get_num_threads(),
         "load_avg_start": load_start,
@@ -353,7 +478,10 @@ def main() -> None:
         "benchmark": "speed options against eager fp32 PyTorch, paired step by step (MiniLM, SNLI, batch 16, lr 5e-5)",
         "machine": machine_info(),
         "adopt_rule": ADOPT_RULE,
-        "training": {**old.get("training", {}), **training},  # later invocations add or replace options
+        "training": {
+            **old.get("training", {}),
+            **training,
+        },  # later invocations add or replace options
         "evaluation": evaluation if evaluation is not None else old.get("evaluation"),
         "loss_curves": {**old.get("loss_curves", {}), **curves},
         "invocations": [*old.get("invocations", []), invocation],
@@ -364,7 +492,9 @@ def main() -> None:
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(args.out)
-    print(f"adopted ({ADOPT_RULE}): {section['adopted'] or 'none'}; wrote {args.out} [speed_options]")
+    print(
+        f"adopted ({ADOPT_RULE}): {section['adopted'] or 'none'}; wrote {args.out} [speed_options]"
+    )
 
 
 if __name__ == "__main__":

@@ -60,10 +60,15 @@ def best_of(fn: Callable[[], Any], repeats: int, name: str) -> tuple[float, Any]
     return min(times), result
 
 
-def pandas_statistics(dyn: TrainingDynamics, fraction: float) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def pandas_statistics(
+    dyn: TrainingDynamics, fraction: float
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The obvious pandas version: long table → per-row columns → groupby → sort_values."""
     num_epochs, num_samples, num_classes = dyn.logits.shape
-    long = pd.DataFrame(dyn.logits.reshape(-1, num_classes).astype(np.float64), columns=[f"z{k}" for k in range(num_classes)])
+    long = pd.DataFrame(
+        dyn.logits.reshape(-1, num_classes).astype(np.float64),
+        columns=[f"z{k}" for k in range(num_classes)],
+    )
     long["sample_id"] = np.tile(dyn.sample_ids, num_epochs)
     long["epoch"] = np.repeat(dyn.epochs, num_samples)
     long["gold"] = np.tile(dyn.gold, num_epochs)
@@ -78,13 +83,15 @@ def pandas_statistics(dyn: TrainingDynamics, fraction: float) -> tuple[pd.DataFr
     previous = long.groupby("sample_id")["correct"].shift(1, fill_value=False)
     long["forgot"] = previous & ~long["correct"]
     grouped = long.groupby("sample_id")
-    stats = pd.DataFrame({
-        "confidence": grouped["p_gold"].mean(),
-        "variability": grouped["p_gold"].std(ddof=0),
-        "correctness": grouped["correct"].mean(),
-        "forgetting_events": grouped["forgot"].sum(),
-        "aum": grouped["margin"].mean(),
-    })
+    stats = pd.DataFrame(
+        {
+            "confidence": grouped["p_gold"].mean(),
+            "variability": grouped["p_gold"].std(ddof=0),
+            "correctness": grouped["correct"].mean(),
+            "forgetting_events": grouped["forgot"].sum(),
+            "aum": grouped["margin"].mean(),
+        }
+    )
     n = int(np.floor(fraction * len(stats) + 1e-9))
     regions = {
         "easy": stats.sort_values("confidence", ascending=False).index[:n].to_numpy(),
@@ -94,7 +101,9 @@ def pandas_statistics(dyn: TrainingDynamics, fraction: float) -> tuple[pd.DataFr
     return stats, regions
 
 
-def aum_package(dyn: TrainingDynamics, rows: np.ndarray, batch_size: int, seed: int) -> tuple[float, float, np.ndarray]:
+def aum_package(
+    dyn: TrainingDynamics, rows: np.ndarray, batch_size: int, seed: int
+) -> tuple[float, float, np.ndarray]:
     """Feed the ``aum`` package like a training loop; return (update seconds, finalize seconds, AUM)."""
     import torch
     from aum import AUMCalculator
@@ -104,9 +113,13 @@ def aum_package(dyn: TrainingDynamics, rows: np.ndarray, batch_size: int, seed: 
     calculator = AUMCalculator(save_dir=tempfile.mkdtemp(prefix="aum-bench-"), compressed=True)
     start, start_cpu = time.perf_counter(), time.process_time()
     for e in range(len(dyn.epochs)):
-        logits = torch.from_numpy(np.array(dyn.logits[e]))  # writable copy, as a model would hand over
+        logits = torch.from_numpy(
+            np.array(dyn.logits[e])
+        )  # writable copy, as a model would hand over
         order = rng.permutation(rows)
-        batches = np.array_split(order, max(1, len(order) // batch_size))  # no batch of one (the package fails)
+        batches = np.array_split(
+            order, max(1, len(order) // batch_size)
+        )  # no batch of one (the package fails)
         for batch in batches:
             index = torch.from_numpy(batch)
             calculator.update(logits[index], gold[index], dyn.sample_ids[batch].tolist())
@@ -115,7 +128,9 @@ def aum_package(dyn: TrainingDynamics, rows: np.ndarray, batch_size: int, seed: 
     calculator.finalize()
     finalize = time.perf_counter() - start
     CPU_SECONDS[f"aum_package_{len(rows)}"] = time.process_time() - start_cpu
-    values = np.array([calculator.sums[i] / calculator.counts[i] for i in dyn.sample_ids[rows].tolist()])
+    values = np.array(
+        [calculator.sums[i] / calculator.counts[i] for i in dyn.sample_ids[rows].tolist()]
+    )
     return updates, finalize, values
 
 
@@ -126,10 +141,22 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fraction", type=float, default=0.33)
-    parser.add_argument("--repeats", type=int, default=5, help="Best of this many runs for the fast paths.")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="Best of this many runs for the fast paths."
+    )
     parser.add_argument("--aum-batch-size", type=int, default=512)
-    parser.add_argument("--aum-subset", type=int, default=55_015, help="Samples timed first to project the aum package's full run.")
-    parser.add_argument("--aum-budget-s", type=float, default=300.0, help="Run the aum package on all samples only if projected below this.")
+    parser.add_argument(
+        "--aum-subset",
+        type=int,
+        default=55_015,
+        help="Samples timed first to project the aum package's full run.",
+    )
+    parser.add_argument(
+        "--aum-budget-s",
+        type=float,
+        default=300.0,
+        help="Run the aum package on all samples only if projected below this.",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -138,7 +165,9 @@ def main() -> None:
     n, e, c = args.samples, args.epochs, args.classes
     ids = rng.permutation(n).astype(np.int64)  # recorder order; the table sorts by id
     gold = rng.integers(0, c, n)
-    drift = rng.normal(size=(1, n, c)) * np.linspace(0.5, 2.0, e)[:, None, None]  # logits that move across epochs
+    drift = (
+        rng.normal(size=(1, n, c)) * np.linspace(0.5, 2.0, e)[:, None, None]
+    )  # logits that move across epochs
     logits = (drift + rng.normal(scale=1.5, size=(e, n, c))).astype(np.float32)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -146,43 +175,84 @@ def main() -> None:
         append_s = []
         for epoch in range(e):
             start = time.perf_counter()
-            append_epoch(path, epoch=epoch, sample_ids=ids, gold=gold, logits=logits[epoch], mode="epoch_end", task="snli")
+            append_epoch(
+                path,
+                epoch=epoch,
+                sample_ids=ids,
+                gold=gold,
+                logits=logits[epoch],
+                mode="epoch_end",
+                task="snli",
+            )
             append_s.append(time.perf_counter() - start)
         file_mb = path.stat().st_size / 1e6
         read_s, dyn = best_of(lambda: read_dynamics(path), args.repeats, "read_dynamics")
 
     stats_s, stats = best_of(lambda: compute_statistics(dyn), args.repeats, "compute_statistics")
-    regions_s, regions = best_of(lambda: assign_regions(stats, fraction=args.fraction), args.repeats, "assign_regions")
-    overlap_s, overlap = best_of(lambda: assign_regions(stats, fraction=args.fraction, allow_overlap=True), args.repeats, "assign_regions_overlap")
-    aum_s, _ = best_of(lambda: area_under_margin(dyn.logits, dyn.gold), args.repeats, "area_under_margin")
+    regions_s, regions = best_of(
+        lambda: assign_regions(stats, fraction=args.fraction), args.repeats, "assign_regions"
+    )
+    overlap_s, overlap = best_of(
+        lambda: assign_regions(stats, fraction=args.fraction, allow_overlap=True),
+        args.repeats,
+        "assign_regions_overlap",
+    )
+    aum_s, _ = best_of(
+        lambda: area_under_margin(dyn.logits, dyn.gold), args.repeats, "area_under_margin"
+    )
     tdmixup_s = stats_s + regions_s
-    pandas_s, (pandas_stats, pandas_regions) = best_of(lambda: pandas_statistics(dyn, args.fraction), 1, "pandas_groupby")
+    pandas_s, (pandas_stats, pandas_regions) = best_of(
+        lambda: pandas_statistics(dyn, args.fraction), 1, "pandas_groupby"
+    )
 
     columns = ["confidence", "variability", "correctness", "forgetting_events", "aum"]
-    pandas_diff = float(np.abs(pandas_stats[columns].to_numpy(float) - stats[columns].to_numpy(float)).max())
+    pandas_diff = float(
+        np.abs(pandas_stats[columns].to_numpy(float) - stats[columns].to_numpy(float)).max()
+    )
     region_mismatch = {k: int(len(np.setxor1d(pandas_regions[k], overlap[k]))) for k in regions}
 
     subset = np.sort(rng.choice(n, size=min(args.aum_subset, n), replace=False))
     sub_update, sub_finalize, sub_values = aum_package(dyn, subset, args.aum_batch_size, args.seed)
     projected = (sub_update + sub_finalize) * n / len(subset)
     if projected <= args.aum_budget_s and len(subset) < n:
-        update_s, finalize_s, values = aum_package(dyn, np.arange(n), args.aum_batch_size, args.seed)
-        aum_pkg = {"measured_on": n, "extrapolated": False, "update_s": update_s, "finalize_s": finalize_s}
+        update_s, finalize_s, values = aum_package(
+            dyn, np.arange(n), args.aum_batch_size, args.seed
+        )
+        aum_pkg = {
+            "measured_on": n,
+            "extrapolated": False,
+            "update_s": update_s,
+            "finalize_s": finalize_s,
+        }
         aum_diff = float(np.abs(values - stats["aum"].to_numpy()).max())
     else:
-        aum_pkg = {"measured_on": len(subset), "extrapolated": True, "update_s": sub_update * n / len(subset),
-                   "finalize_s": sub_finalize * n / len(subset),
-                   "note": f"timed on {len(subset):,} random samples and scaled linearly to {n:,}"}
+        aum_pkg = {
+            "measured_on": len(subset),
+            "extrapolated": True,
+            "update_s": sub_update * n / len(subset),
+            "finalize_s": sub_finalize * n / len(subset),
+            "note": f"timed on {len(subset):,} random samples and scaled linearly to {n:,}",
+        }
         aum_diff = float(np.abs(sub_values - stats["aum"].to_numpy()[subset]).max())
     aum_pkg["total_s"] = aum_pkg["update_s"] + aum_pkg["finalize_s"]
-    aum_pkg["subset_probe"] = {"samples": len(subset), "update_s": sub_update, "finalize_s": sub_finalize}
+    aum_pkg["subset_probe"] = {
+        "samples": len(subset),
+        "update_s": sub_update,
+        "finalize_s": sub_finalize,
+    }
 
     import aum
     import pyarrow
     import torch
 
     result = {
-        "table": {"samples": n, "epochs": e, "classes": c, "seed": args.seed, "parquet_mb": round(file_mb, 2)},
+        "table": {
+            "samples": n,
+            "epochs": e,
+            "classes": c,
+            "seed": args.seed,
+            "parquet_mb": round(file_mb, 2),
+        },
         "seconds": {
             "tdmixup_statistics_plus_regions": tdmixup_s,
             "tdmixup_compute_statistics": stats_s,
@@ -201,8 +271,11 @@ def main() -> None:
         },
         "speedup_cpu_seconds": {
             "aum_package_vs_tdmixup_total": CPU_SECONDS[f"aum_package_{aum_pkg['measured_on']}"]
-            * n / aum_pkg["measured_on"] / (CPU_SECONDS["compute_statistics"] + CPU_SECONDS["assign_regions"]),
-            "pandas_vs_tdmixup_total": CPU_SECONDS["pandas_groupby"] / (CPU_SECONDS["compute_statistics"] + CPU_SECONDS["assign_regions"]),
+            * n
+            / aum_pkg["measured_on"]
+            / (CPU_SECONDS["compute_statistics"] + CPU_SECONDS["assign_regions"]),
+            "pandas_vs_tdmixup_total": CPU_SECONDS["pandas_groupby"]
+            / (CPU_SECONDS["compute_statistics"] + CPU_SECONDS["assign_regions"]),
         },
         "agreement": {
             "max_abs_diff_aum_vs_aum_package": aum_diff,
@@ -211,26 +284,42 @@ def main() -> None:
             "overlap_regions_ids_not_shared_with_pandas_sorts": region_mismatch,
         },
         "cpu_seconds": CPU_SECONDS,
-        "timing": (f"wall seconds, best of {args.repeats} for tdmixup and read_dynamics; one run for pandas and the "
-                   "aum package (its update loop is single-threaded Python, so its CPU seconds are the fairer figure "
-                   "on a loaded machine); load averages show how busy the shared machine was"),
+        "timing": (
+            f"wall seconds, best of {args.repeats} for tdmixup and read_dynamics; one run for pandas and the "
+            "aum package (its update loop is single-threaded Python, so its CPU seconds are the fairer figure "
+            "on a loaded machine); load averages show how busy the shared machine was"
+        ),
         "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
         "machine": {
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
-            "pandas": pd.__version__, "pyarrow": pyarrow.__version__, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "aum": getattr(aum, "__version__", "1.0.2"),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "pyarrow": pyarrow.__version__,
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "aum": getattr(aum, "__version__", "1.0.2"),
         },
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"tdmixup statistics + regions: {tdmixup_s:.3f} s (statistics {stats_s:.3f}, regions {regions_s:.3f}, AUM alone {aum_s:.3f})")
-    print(f"pandas groupby:               {pandas_s:.3f} s  → {pandas_s / tdmixup_s:.1f}× slower (max diff {pandas_diff:.1e})")
+    print(
+        f"tdmixup statistics + regions: {tdmixup_s:.3f} s (statistics {stats_s:.3f}, regions {regions_s:.3f}, AUM alone {aum_s:.3f})"
+    )
+    print(
+        f"pandas groupby:               {pandas_s:.3f} s  → {pandas_s / tdmixup_s:.1f}× slower (max diff {pandas_diff:.1e})"
+    )
     extrapolated = " (extrapolated)" if aum_pkg["extrapolated"] else ""
-    print(f"aum package:                  {aum_pkg['total_s']:.1f} s{extrapolated} → {aum_pkg['total_s'] / tdmixup_s:.0f}× slower "
-          f"than tdmixup total, {aum_pkg['total_s'] / aum_s:.0f}× than its AUM (max diff {aum_diff:.1e})")
+    print(
+        f"aum package:                  {aum_pkg['total_s']:.1f} s{extrapolated} → {aum_pkg['total_s'] / tdmixup_s:.0f}× slower "
+        f"than tdmixup total, {aum_pkg['total_s'] / aum_s:.0f}× than its AUM (max diff {aum_diff:.1e})"
+    )
     print(f"CPU seconds: {', '.join(f'{k} {v:.3f}' for k, v in CPU_SECONDS.items())}")
-    print(f"append_epoch: {', '.join(f'{s:.2f}' for s in append_s)} s; read_dynamics: {read_s:.3f} s ({file_mb:.1f} MB)")
+    print(
+        f"append_epoch: {', '.join(f'{s:.2f}' for s in append_s)} s; read_dynamics: {read_s:.3f} s ({file_mb:.1f} MB)"
+    )
     print(f"→ {args.output}")
 
 

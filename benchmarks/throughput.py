@@ -98,33 +98,67 @@ def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict
     from tdmixup.training import _plan_epoch, make_accelerator, seed_everything, train
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
-    data = tokenize(load_pairs(args.snli, args.n), TaskSpec("snli", "pair", LABELS), tokenizer, max_length=args.max_length)
+    data = tokenize(
+        load_pairs(args.snli, args.n),
+        TaskSpec("snli", "pair", LABELS),
+        tokenizer,
+        max_length=args.max_length,
+    )
     ids = data.sample_ids
-    sets = [data] if strategy == "none" else [data.subset(ids[: len(ids) // 2]), data.subset(ids[len(ids) // 2 :])]
+    sets = (
+        [data]
+        if strategy == "none"
+        else [data.subset(ids[: len(ids) // 2]), data.subset(ids[len(ids) // 2 :])]
+    )
     columns = None
     if strategy == "aum_saliency":
         g = torch.Generator().manual_seed(args.seed)
-        recorded = logit_saliency(torch.randn(len(ids), len(LABELS), generator=g), torch.as_tensor(data.labels))
+        recorded = logit_saliency(
+            torch.randn(len(ids), len(LABELS), generator=g), torch.as_tensor(data.labels)
+        )
         columns = SaliencyColumn(ids, recorded.numpy())
     accelerator = make_accelerator()
     seed_everything(args.seed)
     model = build_classifier(ModelConfig(), "pair", len(LABELS))
-    config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    config = TrainConfig(
+        learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed
+    )
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = train(model, sets, train_config=config, mixup_config=MixupConfig(strategy=strategy),  # type: ignore[arg-type]
-                   out_dir=out_dir, accelerator=accelerator, tokenizer=tokenizer, batch_columns=columns)
+    result = train(
+        model,
+        sets,
+        train_config=config,
+        mixup_config=MixupConfig(strategy=strategy),  # type: ignore[arg-type]
+        out_dir=out_dir,
+        accelerator=accelerator,
+        tokenizer=tokenizer,
+        batch_columns=columns,
+    )
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     rows = padded = real = 0
     for e in range(args.epochs):
         for step in _plan_epoch(sets, config, e, 1, 0, args.batch_size):
             for s, planned in zip(sets, step, strict=True):
                 lengths = s.lengths[planned.positions]
-                rows, real, padded = rows + len(lengths), real + int(lengths.sum()), padded + len(lengths) * int(np.max(lengths))
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "final_train_loss": result.history[-1]["train_loss"],
-            "padded_tokens": padded, "real_tokens": real, "samples": rows, "strategy": strategy}
+                rows, real, padded = (
+                    rows + len(lengths),
+                    real + int(lengths.sum()),
+                    padded + len(lengths) * int(np.max(lengths)),
+                )
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "final_train_loss": result.history[-1]["train_loss"],
+        "padded_tokens": padded,
+        "real_tokens": real,
+        "samples": rows,
+        "strategy": strategy,
+    }
 
 
-def run_tdmixup(args: argparse.Namespace, out_dir: Path, *, group_by_length: bool) -> dict[str, Any]:
+def run_tdmixup(
+    args: argparse.Namespace, out_dir: Path, *, group_by_length: bool
+) -> dict[str, Any]:
     from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
     from tdmixup.data.collate import epoch_batches, tokenize
     from tdmixup.data.schema import TaskSpec
@@ -132,22 +166,51 @@ def run_tdmixup(args: argparse.Namespace, out_dir: Path, *, group_by_length: boo
     from tdmixup.training import make_accelerator, seed_everything, train
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
-    data = tokenize(load_pairs(args.snli, args.n), TaskSpec("snli", "pair", LABELS), tokenizer, max_length=args.max_length)
+    data = tokenize(
+        load_pairs(args.snli, args.n),
+        TaskSpec("snli", "pair", LABELS),
+        tokenizer,
+        max_length=args.max_length,
+    )
     accelerator = make_accelerator()
     seed_everything(args.seed)
     model = build_classifier(ModelConfig(), "pair", len(LABELS))
-    config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                         group_by_length=group_by_length)
+    config = TrainConfig(
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        group_by_length=group_by_length,
+    )
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = train(model, [data], train_config=config, mixup_config=MixupConfig(strategy="none"),
-                   out_dir=out_dir, accelerator=accelerator, tokenizer=tokenizer)
+    result = train(
+        model,
+        [data],
+        train_config=config,
+        mixup_config=MixupConfig(strategy="none"),
+        out_dir=out_dir,
+        accelerator=accelerator,
+        tokenizer=tokenizer,
+    )
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    padded = sum(len(b.positions) * int(data.lengths[b.positions].max())
-                 for e in range(args.epochs)
-                 for b in epoch_batches(data.lengths, batch_size=args.batch_size, seed=args.seed, epoch=e,
-                                        group_by_length=group_by_length))
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "final_train_loss": result.history[-1]["train_loss"],
-            "padded_tokens": padded, "real_tokens": int(data.lengths.sum()) * args.epochs}
+    padded = sum(
+        len(b.positions) * int(data.lengths[b.positions].max())
+        for e in range(args.epochs)
+        for b in epoch_batches(
+            data.lengths,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            epoch=e,
+            group_by_length=group_by_length,
+        )
+    )
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "final_train_loss": result.history[-1]["train_loss"],
+        "padded_tokens": padded,
+        "real_tokens": int(data.lengths.sum()) * args.epochs,
+    }
 
 
 def run_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> dict[str, Any]:
@@ -167,10 +230,16 @@ def run_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> di
             super().__init__()
             self.classifier = classifier
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict[str, Any]:
-            logits = self.classifier(input_ids=input_ids, attention_mask=attention_mask,
-                                     token_type_ids=token_type_ids).logits
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+            labels: torch.Tensor | None = None,
+        ) -> dict[str, Any]:
+            logits = self.classifier(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits
             out = {"logits": logits}
             if labels is not None:
                 out["loss"] = F.cross_entropy(logits, labels)
@@ -183,20 +252,40 @@ def run_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> di
     torch.manual_seed(args.seed)
     model = ForTrainer(build_classifier(ModelConfig(), "pair", len(LABELS)))
     training_args = TrainingArguments(
-        output_dir=str(out_dir), per_device_train_batch_size=args.batch_size, num_train_epochs=args.epochs,
-        learning_rate=args.lr, weight_decay=0.0, warmup_steps=0, lr_scheduler_type="linear", max_grad_norm=1.0,
-        logging_strategy="no", save_strategy="epoch", report_to="none", disable_tqdm=True, use_cpu=True,
-        seed=args.seed, dataloader_num_workers=0,
+        output_dir=str(out_dir),
+        per_device_train_batch_size=args.batch_size,
+        num_train_epochs=args.epochs,
+        learning_rate=args.lr,
+        weight_decay=0.0,
+        warmup_steps=0,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        logging_strategy="no",
+        save_strategy="epoch",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=args.seed,
+        dataloader_num_workers=0,
         train_sampling_strategy="group_by_length" if grouped else "random",
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
     start, cpu_start = time.perf_counter(), time.process_time()
     output = trainer.train()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     padded = args.epochs * sum(int(b["input_ids"].numel()) for b in trainer.get_train_dataloader())
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "final_train_loss": float(output.training_loss),
-            "padded_tokens": padded, "real_tokens": sum(len(x) for x in enc["input_ids"]) * args.epochs}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "final_train_loss": float(output.training_loss),
+        "padded_tokens": padded,
+        "real_tokens": sum(len(x) for x in enc["input_ids"]) * args.epochs,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -207,16 +296,20 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix=f"throughput_{args.child}_") as tmp:
         if args.child.startswith("strategy_"):
-            result = run_strategy(args, Path(tmp), args.child[len("strategy_"):])
+            result = run_strategy(args, Path(tmp), args.child[len("strategy_") :])
         elif args.child.startswith("tdmixup"):
             result = run_tdmixup(args, Path(tmp), group_by_length=args.child == "tdmixup")
         else:
             result = run_trainer(args, Path(tmp), grouped=args.child == "hf_trainer_grouped")
     samples = result.get("samples", args.n * args.epochs)
-    result.update(side=args.child, samples_per_s=samples / result["seconds"], samples_per_cpu_s=samples / result["cpu_seconds"],
-                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  torch_threads=torch.get_num_threads(),
-                  cpu_share=result["cpu_seconds"] / (result["seconds"] * torch.get_num_threads()))
+    result.update(
+        side=args.child,
+        samples_per_s=samples / result["seconds"],
+        samples_per_cpu_s=samples / result["cpu_seconds"],
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        torch_threads=torch.get_num_threads(),
+        cpu_share=result["cpu_seconds"] / (result["seconds"] * torch.get_num_threads()),
+    )
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -245,11 +338,35 @@ def wait_until_quiet(max_other: float, max_wait_s: float) -> tuple[float, float]
 
 
 def run_side(side: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--n", str(args.n),
-           "--max-length", str(args.max_length), "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
-           "--threads", str(args.threads), "--lr", str(args.lr), "--seed", str(args.seed), "--snli", str(args.snli)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        side,
+        "--n",
+        str(args.n),
+        "--max-length",
+        str(args.max_length),
+        "--batch-size",
+        str(args.batch_size),
+        "--epochs",
+        str(args.epochs),
+        "--threads",
+        str(args.threads),
+        "--lr",
+        str(args.lr),
+        "--seed",
+        str(args.seed),
+        "--snli",
+        str(args.snli),
+    ]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TQDM_DISABLE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     if args.omp_wait_policy != "default":
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
     waited, others = wait_until_quiet(args.max_other_runnable, args.max_wait)
@@ -258,17 +375,31 @@ def run_side(side: str, args: argparse.Namespace) -> dict[str, Any]:
     lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{side} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    result.update(load_avg_before=list(load_before), load_avg_after=list(os.getloadavg()),
-                  waited_for_quiet_s=waited, other_runnable_at_start=others)
+    result = json.loads(lines[-1][len("RESULT ") :])
+    result.update(
+        load_avg_before=list(load_before),
+        load_avg_after=list(os.getloadavg()),
+        waited_for_quiet_s=waited,
+        other_runnable_at_start=others,
+    )
     return result
 
 
 def machine_info() -> dict[str, Any]:
     from tdmixup.runio import environment_info
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     return {**environment_info(world_size=1, device="cpu"), "cpu_model": cpu}
 
 
@@ -292,10 +423,13 @@ def summarise(runs: list[dict[str, Any]], sides: list[str]) -> dict[str, Any]:
 def contention_note(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """How many runs started while other tasks were runnable (``other_runnable_at_start`` > 0.5)."""
     shared = sum(r["other_runnable_at_start"] > 0.5 for r in runs)
-    text = ("every run started on an otherwise idle machine" if shared == 0 else
-            f"{shared} of {len(runs)} runs started while other work was runnable (see other_runnable_at_start, "
-            "load_avg_* and cpu_share per run): absolute samples/s are lower bounds; the sides alternated under "
-            "the same conditions, so the ratios compare like with like")
+    text = (
+        "every run started on an otherwise idle machine"
+        if shared == 0
+        else f"{shared} of {len(runs)} runs started while other work was runnable (see other_runnable_at_start, "
+        "load_avg_* and cpu_share per run): absolute samples/s are lower bounds; the sides alternated under "
+        "the same conditions, so the ratios compare like with like"
+    )
     return {"runs_started_under_load": shared, "note": text}
 
 
@@ -311,13 +445,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sides", nargs="+", choices=SIDES + STRATEGY_SIDES, default=list(SIDES))
     parser.add_argument("--snli", type=Path, default=SNLI)
-    parser.add_argument("--max-other-runnable", type=float, default=0.5,
-                        help="before each run, wait until at most this many other tasks are runnable ...")
-    parser.add_argument("--max-wait", type=float, default=300.0, help="... or this many seconds have passed")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "throughput.json")
-    parser.add_argument("--omp-wait-policy", choices=["default", "PASSIVE", "ACTIVE"], default="default",
-                        help="OMP_WAIT_POLICY of the runs; PASSIVE on a shared machine (spinning OpenMP workers "
-                             "that lose their core stall every step: 3x slower here under load)")
+    parser.add_argument(
+        "--max-other-runnable",
+        type=float,
+        default=0.5,
+        help="before each run, wait until at most this many other tasks are runnable ...",
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=300.0, help="... or this many seconds have passed"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "throughput.json"
+    )
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=["default", "PASSIVE", "ACTIVE"],
+        default="default",
+        help="OMP_WAIT_POLICY of the runs; PASSIVE on a shared machine (spinning OpenMP workers "
+        "that lose their core stall every step: 3x slower here under load)",
+    )
     parser.add_argument("--child", choices=SIDES + STRATEGY_SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -329,38 +475,60 @@ def main() -> None:
     started, load_start = time.strftime("%Y-%m-%dT%H:%M:%S%z"), list(os.getloadavg())
     runs = []
     for r in range(args.rounds):
-        for side in (args.sides if r % 2 == 0 else list(reversed(args.sides))):
+        for side in args.sides if r % 2 == 0 else list(reversed(args.sides)):
             result = run_side(side, args)
             runs.append({"round": r, **result})
-            print(f"round {r + 1} {side:<20} {result['samples_per_s']:6.1f} samples/s  "
-                  f"peak RSS {result['peak_rss_mb']:6.0f} MB  load {result['load_avg_before'][0]:.2f}  "
-                  f"cpu share {result['cpu_share']:.2f}", flush=True)
+            print(
+                f"round {r + 1} {side:<20} {result['samples_per_s']:6.1f} samples/s  "
+                f"peak RSS {result['peak_rss_mb']:6.0f} MB  load {result['load_avg_before'][0]:.2f}  "
+                f"cpu share {result['cpu_share']:.2f}",
+                flush=True,
+            )
     summary = summarise(runs, args.sides)
     ratios = {}
     if "tdmixup" in summary:
         ours = summary["tdmixup"]["samples_per_s_median"]
-        ratios = {f"tdmixup_vs_{s}": ours / summary[s]["samples_per_s_median"] for s in summary if s != "tdmixup"}
+        ratios = {
+            f"tdmixup_vs_{s}": ours / summary[s]["samples_per_s_median"]
+            for s in summary
+            if s != "tdmixup"
+        }
     if "strategy_aum_saliency" in summary:
         ours = summary["strategy_aum_saliency"]["samples_per_s_median"]
         per_cpu = summary["strategy_aum_saliency"]["samples_per_cpu_s_median"]
         for other in ("strategy_none", "strategy_tdmixup"):
             if other in summary:
-                name = other[len("strategy_"):]
+                name = other[len("strategy_") :]
                 ratios[f"aum_saliency_vs_{name}"] = ours / summary[other]["samples_per_s_median"]
-                ratios[f"aum_saliency_vs_{name}_per_cpu_s"] = per_cpu / summary[other]["samples_per_cpu_s_median"]
+                ratios[f"aum_saliency_vs_{name}_per_cpu_s"] = (
+                    per_cpu / summary[other]["samples_per_cpu_s_median"]
+                )
     report = {
-        "benchmark": ("training samples/s of the strategies none, tdmixup and aum_saliency in tdmixup's loop"
-                      if set(args.sides) <= set(STRATEGY_SIDES) else "training samples/s, tdmixup loop vs Hugging Face Trainer"),
+        "benchmark": (
+            "training samples/s of the strategies none, tdmixup and aum_saliency in tdmixup's loop"
+            if set(args.sides) <= set(STRATEGY_SIDES)
+            else "training samples/s, tdmixup loop vs Hugging Face Trainer"
+        ),
         "started": started,
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("child", "out")},
+        "config": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k not in ("child", "out")
+        },
         "machine": machine_info(),
         "load_avg_start": load_start,
         "load_avg_end": list(os.getloadavg()),
         "summary": summary,
         "ratios": ratios,
         "contention": contention_note(runs),
-        **({"target_ratio_vs_hf_trainer": TARGET_RATIO,
-            "meets_target": ratios.get("tdmixup_vs_hf_trainer", 0.0) >= TARGET_RATIO} if "hf_trainer" in summary else {}),
+        **(
+            {
+                "target_ratio_vs_hf_trainer": TARGET_RATIO,
+                "meets_target": ratios.get("tdmixup_vs_hf_trainer", 0.0) >= TARGET_RATIO,
+            }
+            if "hf_trainer" in summary
+            else {}
+        ),
         "runs": runs,
     }
     if args.out.exists():  # sections other benchmarks keep in this file (speed_options.py)
@@ -369,8 +537,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for side, s in summary.items():
-        print(f"{side:<20} median {s['samples_per_s_median']:6.1f} samples/s  peak RSS {s['peak_rss_mb_max']:6.0f} MB  "
-              f"padding {100 * s['padding_fraction']:4.1f} %")
+        print(
+            f"{side:<20} median {s['samples_per_s_median']:6.1f} samples/s  peak RSS {s['peak_rss_mb_max']:6.0f} MB  "
+            f"padding {100 * s['padding_fraction']:4.1f} %"
+        )
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")
     print(f"wrote {args.out}")

@@ -21,7 +21,22 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = str(build_tiny_model_dir(tmp_path_factory.mktemp("tiny_bert")))
     out = tmp_path_factory.mktemp("experiments")
     for table in ("table1", "table2", "table3", "steps"):
-        assert main(["experiment", table, "--seeds", "2", "--output-dir", str(out), "--model", model, *SMALL]) == 0
+        assert (
+            main(
+                [
+                    "experiment",
+                    table,
+                    "--seeds",
+                    "2",
+                    "--output-dir",
+                    str(out),
+                    "--model",
+                    model,
+                    *SMALL,
+                ]
+            )
+            == 0
+        )
     return out
 
 
@@ -42,7 +57,10 @@ def test_table_files_have_every_row(tables: Path, table: str) -> None:
         for metrics in row["sets"].values():
             assert 0 <= metrics["accuracy"]["mean"] <= 100 and metrics["accuracy"]["std"] >= 0
         # the ablation rows and the rows beyond the paper have no paper numbers (full_ts: Desai & Durrett's)
-        ablation = key.endswith(("_steps", "_samples", "_paper_weights")) or key in ("full_ls", "aum_saliency")
+        ablation = key.endswith(("_steps", "_samples", "_paper_weights")) or key in (
+            "full_ls",
+            "aum_saliency",
+        )
         assert (row["paper"] is None) == ablation, key
     assert "90.31 / 1.22" in md or table == "table1"
 
@@ -53,10 +71,23 @@ def test_rows_reuse_shared_stages(tables: Path) -> None:
     for seed in (1, 2):
         run = tables / f"seed_{seed}"
         assert (run / "stage1_full" / "done.json").exists()
-        assert (run / "aum_easy" / "aum.parquet").exists() and (run / "aum_ambiguous" / "aum.parquet").exists()
+        assert (run / "aum_easy" / "aum.parquet").exists() and (
+            run / "aum_ambiguous" / "aum.parquet"
+        ).exists()
         rows = sorted(p.name for p in (run / "rows").iterdir())
-        assert not {"full", "tdmixup", "full_ts", "aum_saliency"} & set(rows)  # stage 1 / the pipeline's stage 4
-        assert {"easy", "easy_aum", "mixup", "manifold", "kong", "random_pairs", "tdmixup_noaum", "full_ls"} <= set(rows)
+        assert not {"full", "tdmixup", "full_ts", "aum_saliency"} & set(
+            rows
+        )  # stage 1 / the pipeline's stage 4
+        assert {
+            "easy",
+            "easy_aum",
+            "mixup",
+            "manifold",
+            "kong",
+            "random_pairs",
+            "tdmixup_noaum",
+            "full_ls",
+        } <= set(rows)
         assert (run / "stage4_aum_saliency" / "done.json").exists()
 
 
@@ -69,15 +100,20 @@ def test_sizes_cell_shows_the_range_over_seeds() -> None:
 
 
 def _seed_run(acc: float) -> dict:
-    return {"metrics": {"sets": {"t": {"accuracy": acc, "ece": 0.1, "ece_scaled": 0.05}}}, "train_sizes": [10],
-            "train_seconds": 1.0}
+    return {
+        "metrics": {"sets": {"t": {"accuracy": acc, "ece": 0.1, "ece_scaled": 0.05}}},
+        "train_sizes": [10],
+        "train_seconds": 1.0,
+    }
 
 
 def test_aggregate_mean_and_sample_std() -> None:
     agg = aggregate({1: _seed_run(0.8), 2: _seed_run(0.9), 3: _seed_run(0.7)})
     assert agg["seeds"] == 3 and agg["train_sizes_per_seed"] == [[10], [10], [10]]
     assert agg["sets"]["t"]["accuracy"]["mean"] == pytest.approx(80.0)
-    assert agg["sets"]["t"]["accuracy"]["std"] == pytest.approx(10.0)  # sqrt((100 + 0 + 100) / 2); population: 8.16
+    assert agg["sets"]["t"]["accuracy"]["std"] == pytest.approx(
+        10.0
+    )  # sqrt((100 + 0 + 100) / 2); population: 8.16
     assert agg["sets"]["t"]["ece"]["std"] == pytest.approx(0.0)
 
 
@@ -85,12 +121,20 @@ def test_one_seed_reports_no_std_and_tables_say_which_std(tmp_path: Path) -> Non
     one = aggregate({1: _seed_run(0.8)})
     assert one["sets"]["t"]["accuracy"] == {"mean": pytest.approx(80.0), "std": None}
     rows = TABLES["table3"][:2]
-    results = {rows[0].key: {1: _seed_run(0.8)}, rows[1].key: {1: _seed_run(0.7), 2: _seed_run(0.9)}}
+    results = {
+        rows[0].key: {1: _seed_run(0.8)},
+        rows[1].key: {1: _seed_run(0.7), 2: _seed_run(0.9)},
+    }
     write_table("table3", rows, results, "snli", tmp_path)
     md = (tmp_path / "table.md").read_text()
     assert "80.00 ± –" in md and "80.00 ± 14.14" in md
     assert "± sample std over seeds (ddof = 1" in md and "mean ± sample std over seeds" in md
-    assert json.loads((tmp_path / "table.json").read_text())["rows"][rows[0].key]["sets"]["t"]["accuracy"]["std"] is None
+    assert (
+        json.loads((tmp_path / "table.json").read_text())["rows"][rows[0].key]["sets"]["t"][
+            "accuracy"
+        ]["std"]
+        is None
+    )
 
 
 @pytest.mark.slow
@@ -98,14 +142,19 @@ def test_steps_rows_train_as_many_steps_as_the_full_row(tables: Path) -> None:
     """48 pairs at batch 8 = 6 steps per epoch for the 100 % row; TDMixUp's subsets (~16 pairs
     each) take 2 per epoch by the paper's definition, 6 in the ``_steps`` rows and 3 (= 48 rows
     at two batches of 8 per step) in the ``_samples`` rows; random pairs the same."""
+
     def steps(run: Path, stage: str) -> list[int]:
         return [h["steps"] for h in json.loads((run / stage / "done.json").read_text())["history"]]
 
     for seed in (1, 2):
         run = tables / f"seed_{seed}"
         assert steps(run, "stage1_full") == [6, 6]
-        assert steps(run, "rows/tdmixup_steps") == [6, 6] and steps(run, "rows/random_pairs_steps") == [6, 6]
-        assert steps(run, "rows/tdmixup_samples") == [3, 3] and steps(run, "rows/random_pairs_samples") == [3, 3]
+        assert steps(run, "rows/tdmixup_steps") == [6, 6] and steps(
+            run, "rows/random_pairs_steps"
+        ) == [6, 6]
+        assert steps(run, "rows/tdmixup_samples") == [3, 3] and steps(
+            run, "rows/random_pairs_samples"
+        ) == [3, 3]
         assert max(steps(run, "stage4_tdmixup")) < 6 and max(steps(run, "rows/random_pairs")) < 6
     md = (tables / "steps" / "table.md").read_text()
     assert "Not in the paper" in md
@@ -114,7 +163,9 @@ def test_steps_rows_train_as_many_steps_as_the_full_row(tables: Path) -> None:
 @pytest.mark.slow
 def test_paper_weights_row_trains_with_the_paper_codes_loss(tables: Path) -> None:
     for seed in (1, 2):
-        done = json.loads((tables / f"seed_{seed}" / "rows" / "tdmixup_paper_weights" / "done.json").read_text())
+        done = json.loads(
+            (tables / f"seed_{seed}" / "rows" / "tdmixup_paper_weights" / "done.json").read_text()
+        )
         assert done["mixup"]["mixed_weight"] == pytest.approx(0.01 * 8 / 3)  # batch 8, 3 classes
         assert done["mixup"]["unmixed_weight"] == 0.5 and done["mixup"]["strategy"] == "tdmixup"
 
@@ -128,7 +179,9 @@ def test_paper_weights_row_config() -> None:
     config = row_mixup_config(row, MixupConfig(alpha=0.3), batch_size=16, num_classes=3)
     assert config.mixed_weight == pytest.approx(0.0533, abs=1e-4) and config.unmixed_weight == 0.5
     assert config.strategy == "tdmixup" and config.alpha == 0.3
-    assert row_mixup_config(row, MixupConfig(), batch_size=4, num_classes=4).mixed_weight == pytest.approx(0.01)  # SWAG
+    assert row_mixup_config(
+        row, MixupConfig(), batch_size=4, num_classes=4
+    ).mixed_weight == pytest.approx(0.01)  # SWAG
     with pytest.raises(ValueError, match="not a MixupConfig field"):
         Row("x", "x", mixup=(("mixed_weigth", 0.1),))
     with pytest.raises(ValueError, match="wrong type"):
@@ -140,7 +193,7 @@ def test_paper_weights_row_config() -> None:
 
 @pytest.mark.slow
 def test_table2_scaling_and_smoothing_rows(tables: Path) -> None:
-    """"100% + temperature scaling" is the 100 % run read after scaling; "+ label smoothing" trained with ε = 0.1."""
+    """ "100% + temperature scaling" is the 100 % run read after scaling; "+ label smoothing" trained with ε = 0.1."""
     data = json.loads((tables / "table2" / "table.json").read_text())["rows"]
     for name, full in data["full"]["sets"].items():
         scaled = data["full_ts"]["sets"][name]
@@ -152,25 +205,36 @@ def test_table2_scaling_and_smoothing_rows(tables: Path) -> None:
 
 
 def _result(acc: float, ece: float, ece_scaled: float) -> dict:
-    return {"metrics": {"sets": {"t": {"accuracy": acc, "ece": ece, "ece_scaled": ece_scaled}}}, "train_sizes": [10],
-            "train_seconds": 1.0}
+    return {
+        "metrics": {"sets": {"t": {"accuracy": acc, "ece": ece, "ece_scaled": ece_scaled}}},
+        "train_sizes": [10],
+        "train_seconds": 1.0,
+    }
 
 
 def test_write_table_shows_scaled_ece_and_the_winners(tmp_path: Path) -> None:
     from tdmixup.experiments import Row, write_table
 
-    rows = (Row("full", "100%"), Row("full_ts", "100% + TS", temperature_scaled=True), Row("mix", "MixUp", strategy="mixup"))
-    results = {"full": {1: _result(0.7, 0.05, 0.02), 2: _result(0.7, 0.07, 0.02)},
-               "full_ts": {1: _result(0.7, 0.05, 0.02), 2: _result(0.7, 0.07, 0.02)},
-               "mix": {1: _result(0.6, 0.03, 0.04), 2: _result(0.6, 0.03, 0.04)}}
+    rows = (
+        Row("full", "100%"),
+        Row("full_ts", "100% + TS", temperature_scaled=True),
+        Row("mix", "MixUp", strategy="mixup"),
+    )
+    results = {
+        "full": {1: _result(0.7, 0.05, 0.02), 2: _result(0.7, 0.07, 0.02)},
+        "full_ts": {1: _result(0.7, 0.05, 0.02), 2: _result(0.7, 0.07, 0.02)},
+        "mix": {1: _result(0.6, 0.03, 0.04), 2: _result(0.6, 0.03, 0.04)},
+    }
     write_table("table2", rows, results, "snli", tmp_path)
     md = (tmp_path / "table.md").read_text()
     header = md.splitlines()[2]
     assert "t Acc | t ECE | t ECE (T)" in header
     assert "| 100% + TS | 10 | 2 | 70.00 ± 0.00 | 2.00 ± 0.00 | 2.00 ± 0.00 |" in md
     assert "| 100% | 10 | 2 | 70.00 ± 0.00 | 6.00 ± 1.41 | 2.00 ± 0.00 |" in md
-    assert ("- lowest ECE on `t`: as trained **MixUp** (3.00; next 100% 6.00); after temperature scaling **100%** "
-            "(2.00; next MixUp 4.00); for comparison 100% + TS 2.00") in md
+    assert (
+        "- lowest ECE on `t`: as trained **MixUp** (3.00; next 100% 6.00); after temperature scaling **100%** "
+        "(2.00; next MixUp 4.00); for comparison 100% + TS 2.00"
+    ) in md
     data = json.loads((tmp_path / "table.json").read_text())
     assert data["rows"]["full_ts"]["sets"]["t"]["ece"]["mean"] == pytest.approx(2.0)
     assert (tmp_path / "table.csv").read_text().splitlines()[0].count("ECE (T)") == 1
@@ -196,23 +260,39 @@ def test_tables_only_writes_the_finished_rows_without_training(tmp_path: Path) -
     assert folder == tmp_path / "seed_1" / "stage4_tdmixup"
     folder.mkdir(parents=True)
     (folder / DONE).write_text(json.dumps(_seed_run(0.7)))
-    assert main(["experiment", "table3", "--tables-only", "--seeds", "3", "--output-dir", str(tmp_path)]) == 0
+    assert (
+        main(
+            ["experiment", "table3", "--tables-only", "--seeds", "3", "--output-dir", str(tmp_path)]
+        )
+        == 0
+    )
     md = (tmp_path / "table3" / "table.md").read_text()
-    lines = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    lines = {
+        line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")
+    }
     assert "| 2 | 70.00 ± 14.14 |" in lines[rows["random_pairs"].label]
     assert "| 1 | 70.00 ± – |" in lines[rows["tdmixup"].label]
     assert "not run yet" in lines[rows["tdmixup_paper_weights"].label]
     assert not (tmp_path / "seed_3").exists()
 
 
-def test_rows_option_selects_rows_and_refuses_unknown_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rows_option_selects_rows_and_refuses_unknown_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tdmixup.cli import main
     from tdmixup.experiments import select_rows
 
-    assert [r.key for r in select_rows("table2", ["aum_saliency", "full_ls"])] == ["full_ls", "aum_saliency"]
+    assert [r.key for r in select_rows("table2", ["aum_saliency", "full_ls"])] == [
+        "full_ls",
+        "aum_saliency",
+    ]
     assert select_rows("table3") == TABLES["table3"]
-    with pytest.raises(ValueError, match="full_lx is not a row of table2; its rows are full, mixup"):
+    with pytest.raises(
+        ValueError, match="full_lx is not a row of table2; its rows are full, mixup"
+    ):
         select_rows("table2", ["full_lx"])
-    assert main(["experiment", "table2", "--rows", "full,full_lx", "--output-dir", str(tmp_path)]) == 2
+    assert (
+        main(["experiment", "table2", "--rows", "full,full_lx", "--output-dir", str(tmp_path)]) == 2
+    )
     assert "--rows: full_lx is not a row of table2" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before anything is written

@@ -16,13 +16,36 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tdmixup"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # What each layer is for, lowest first. A module imports only modules of its own or a lower
     # layer (function-level imports included); within a layer the cycle test keeps imports one-way.
-    ("foundations: configs, files, data, array checks, metrics", frozenset({
-        "config", "layout", "runio", "arrays", "classmix", "noise", "samples", "calibration",
-        "data", "data._common", "data.batch_stats", "data.collate", "data.dd_format", "data.hub",
-        "data.readers", "data.schema", "data.sources", "data.tasks"})),
+    (
+        "foundations: configs, files, data, array checks, metrics",
+        frozenset(
+            {
+                "config",
+                "layout",
+                "runio",
+                "arrays",
+                "classmix",
+                "noise",
+                "samples",
+                "calibration",
+                "data",
+                "data._common",
+                "data.batch_stats",
+                "data.collate",
+                "data.dd_format",
+                "data.hub",
+                "data.readers",
+                "data.schema",
+                "data.sources",
+                "data.tasks",
+            }
+        ),
+    ),
     ("the classifier and its predictions", frozenset({"model", "predict", "backtranslation"})),
-    ("training dynamics, data maps, AUM on arrays", frozenset({
-        "dynamics", "datamap", "datamap_plots", "aum", "aum_arrays"})),
+    (
+        "training dynamics, data maps, AUM on arrays",
+        frozenset({"dynamics", "datamap", "datamap_plots", "aum", "aum_arrays"}),
+    ),
     ("one training step per strategy", frozenset({"mixing", "kong", "aum_saliency", "mixup"})),
     ("the training loop", frozenset({"checkpoint", "training", "hf_trainer"})),
     ("evaluation and reports", frozenset({"evaluation", "report"})),
@@ -84,9 +107,17 @@ def test_the_cycle_finder_sees_function_level_and_package_imports(tmp_path: Path
     (package / "data" / "__init__.py").write_text("")
     (package / "data" / "schema.py").write_text("from .. import plots\n")  # relative, two levels
     (package / "plots.py").write_text("def f():\n    from tdmixup import stats\n")  # package form
-    (package / "stats.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    import tdmixup.data.schema\n")
+    (package / "stats.py").write_text(
+        "import typing\nif typing.TYPE_CHECKING:\n    import tdmixup.data.schema\n"
+    )
     small = import_graph(package)
-    assert small == {"tdmixup": set(), "data": set(), "data.schema": {"plots"}, "plots": {"stats"}, "stats": {"data.schema"}}
+    assert small == {
+        "tdmixup": set(),
+        "data": set(),
+        "data.schema": {"plots"},
+        "plots": {"stats"},
+        "stats": {"data.schema"},
+    }
     assert simple_cycles(small) == {"data.schema -> plots -> stats"}
     assert simple_cycles({"a": {"b"}, "b": {"c", "a"}, "c": {"a"}}) == {"a -> b", "a -> b -> c"}
 
@@ -105,13 +136,19 @@ def layer_of() -> dict[str, int]:
 
 def back_reaches(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
     """Imports from a module to a module of a higher layer, as ``"a -> b"``."""
-    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
-                  if a in layers and b in layers and layers[b] > layers[a])
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        for b in targets
+        if a in layers and b in layers and layers[b] > layers[a]
+    )
 
 
 def test_every_module_has_a_layer() -> None:
     unplaced = sorted(set(import_graph()) - set(layer_of()) - {"tdmixup"})
-    assert not unplaced, f"modules missing from LAYERS in this test: {unplaced}; place each in its layer"
+    assert not unplaced, (
+        f"modules missing from LAYERS in this test: {unplaced}; place each in its layer"
+    )
 
 
 def test_no_module_imports_a_later_layer() -> None:

@@ -28,7 +28,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_check() -> None:
     out = _run(_tool("ruff"), "check", *TARGETS)
-    assert out.returncode == 0, f"ruff check found problems (fix, or `ruff check --fix`):\n{out.stdout[-4000:]}"
+    assert out.returncode == 0, (
+        f"ruff check found problems (fix, or `ruff check --fix`):\n{out.stdout[-4000:]}"
+    )
 
 
 def test_ruff_format() -> None:

@@ -12,21 +12,43 @@ import pytest
 from tdmixup.report import accuracy_se, write_run_report
 
 
-def _stage(path: Path, sizes: list[int], sets: dict[str, tuple[float, int]], near_chance: bool = False) -> None:
+def _stage(
+    path: Path, sizes: list[int], sets: dict[str, tuple[float, int]], near_chance: bool = False
+) -> None:
     path.mkdir(parents=True)
-    metrics = {"temperature": 1.2, "sets": {name: {"n": n, "accuracy": acc, "ece": 0.05, "ece_scaled": 0.03}
-                                            for name, (acc, n) in sets.items()},
-               "learning_check": {"set": "dev", "n": 500, "accuracy": 0.35, "chance": 0.34, "threshold": 0.38,
-                                  "near_chance": near_chance, "message": "the model has not learned: … mean nothing; …"}}
-    (path / "done.json").write_text(json.dumps({"strategy": "none", "train_sizes": sizes, "metrics": metrics}))
+    metrics = {
+        "temperature": 1.2,
+        "sets": {
+            name: {"n": n, "accuracy": acc, "ece": 0.05, "ece_scaled": 0.03}
+            for name, (acc, n) in sets.items()
+        },
+        "learning_check": {
+            "set": "dev",
+            "n": 500,
+            "accuracy": 0.35,
+            "chance": 0.34,
+            "threshold": 0.38,
+            "near_chance": near_chance,
+            "message": "the model has not learned: … mean nothing; …",
+        },
+    }
+    (path / "done.json").write_text(
+        json.dumps({"strategy": "none", "train_sizes": sizes, "metrics": metrics})
+    )
 
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    (tmp_path / "config.json").write_text(json.dumps({"config": {"data": {"task": "snli", "train_size": 1000}}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"config": {"data": {"task": "snli", "train_size": 1000}}})
+    )
     _stage(tmp_path / "stage1_full", [1000], {"snli_test": (0.70, 2000), "mnli_ood": (0.40, 1599)})
-    _stage(tmp_path / "stage4_tdmixup", [300, 330], {"snli_test": (0.60, 2000), "mnli_ood": (0.41, 1599)},
-           near_chance=True)
+    _stage(
+        tmp_path / "stage4_tdmixup",
+        [300, 330],
+        {"snli_test": (0.60, 2000), "mnli_ood": (0.41, 1599)},
+        near_chance=True,
+    )
     return tmp_path
 
 
@@ -40,8 +62,10 @@ def test_report_shows_noise_and_says_which_differences_exceed_it(run_dir: Path) 
     assert f"70.00 ± {100 * math.sqrt(0.7 * 0.3 / 2000):.2f}" in text  # 1.02
     assert f"41.00 ± {100 * math.sqrt(0.41 * 0.59 / 1599):.2f}" in text
     se_test = math.hypot(accuracy_se(0.7, 2000), accuracy_se(0.6, 2000))
-    assert f"on snli_test (n = 2,000) TDMixUp differs from the baseline by -10.00 points (standard error of the " \
-           f"difference ±{100 * se_test:.2f}): larger than noise" in text
+    assert (
+        f"on snli_test (n = 2,000) TDMixUp differs from the baseline by -10.00 points (standard error of the "
+        f"difference ±{100 * se_test:.2f}): larger than noise" in text
+    )
     assert "on mnli_ood (n = 1,599) TDMixUp differs from the baseline by +1.00 points" in text
     assert "within noise" in text.split("on mnli_ood")[1]
     assert "benchmarks/cpu_reproduction/README.md" in text and "1,000 rows" in text

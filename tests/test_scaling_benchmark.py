@@ -32,52 +32,109 @@ def study() -> Any:
     return module
 
 
-def fake_run(size: int, row: str, seed: int, *, acc: float = 0.7, ece: float = 0.05, ece_scaled: float = 0.02,
-             settings: dict[str, Any] | None = None, rho: float = 0.1) -> dict[str, Any]:
+def fake_run(
+    size: int,
+    row: str,
+    seed: int,
+    *,
+    acc: float = 0.7,
+    ece: float = 0.05,
+    ece_scaled: float = 0.02,
+    settings: dict[str, Any] | None = None,
+    rho: float = 0.1,
+) -> dict[str, Any]:
     """A run record with the fields the summary reads (values chosen by the test)."""
-    metrics = {"n": 100, "accuracy": acc, "ece": ece, "ece_scaled": ece_scaled, "nll": 0.8, "brier": 0.4}
+    metrics = {
+        "n": 100,
+        "accuracy": acc,
+        "ece": ece,
+        "ece_scaled": ece_scaled,
+        "nll": 0.8,
+        "brier": 0.4,
+    }
     record: dict[str, Any] = {
-        "size": size, "row": row, "seed": seed, "settings": settings or {"model": "m", "test_size": 3000},
+        "size": size,
+        "row": row,
+        "seed": seed,
+        "settings": settings or {"model": "m", "test_size": 3000},
         "test_set_notes": {"snli_test": "first 3,000", "mnli_ood": "ChaosNLI MNLI"},
-        "label_names": ["entailment", "neutral", "contradiction"], "cost_seconds": 0.1 * size,
-        "train_seconds": 0.1 * size, "wall_seconds": 0.1 * size,
+        "label_names": ["entailment", "neutral", "contradiction"],
+        "cost_seconds": 0.1 * size,
+        "train_seconds": 0.1 * size,
+        "wall_seconds": 0.1 * size,
     }
     if row == "datamap_quality":
-        record["per_region"] = {g: {"mean_entropy": 0.8, "share_of_chaosnli_rows": 0.3} for g in ("easy", "ambiguous", "hard", "none")}
-        record["spearman"] = {"variability_vs_entropy": {"rho": rho}, "confidence_vs_entropy": {"rho": -rho}}
+        record["per_region"] = {
+            g: {"mean_entropy": 0.8, "share_of_chaosnli_rows": 0.3}
+            for g in ("easy", "ambiguous", "hard", "none")
+        }
+        record["spearman"] = {
+            "variability_vs_entropy": {"rho": rho},
+            "confidence_vs_entropy": {"rho": -rho},
+        }
         return record
-    record.update(test_sets={"snli_test": metrics, "mnli_ood": dict(metrics, accuracy=acc - 0.3)},
-                  temperature=1.5, train_sizes=[size],
-                  class_counts={"train": [size // 2, size // 4, size // 4],
-                                "regions": {"easy": [10, 0, 30], "ambiguous": [20, 20, 0], "hard": [0, 40, 0]}})
+    record.update(
+        test_sets={"snli_test": metrics, "mnli_ood": dict(metrics, accuracy=acc - 0.3)},
+        temperature=1.5,
+        train_sizes=[size],
+        class_counts={
+            "train": [size // 2, size // 4, size // 4],
+            "regions": {"easy": [10, 0, 30], "ambiguous": [20, 20, 0], "hard": [0, 40, 0]},
+        },
+    )
     return record
 
 
 def write_runs(results: Path, runs: list[dict[str, Any]]) -> None:
     (results / "runs").mkdir(parents=True, exist_ok=True)
     for r in runs:
-        (results / "runs" / f"{r['size']}_{r['row']}_seed{r['seed']}.json").write_text(json.dumps(r))
+        (results / "runs" / f"{r['size']}_{r['row']}_seed{r['seed']}.json").write_text(
+            json.dumps(r)
+        )
 
 
 # --- the plan ----------------------------------------------------------------------------------
 def test_plan_order_and_filters(study: Any) -> None:
     jobs = [j.name for j in study.plan(study.parse_args([]))]
-    assert jobs[:5] == ["1500_full_seed1", "1500_tdmixup_seed1", "1500_random_pairs_seed1", "1500_manifold_seed1",
-                        "1500_full_seed2"]
-    assert jobs.index("1500_datamap_quality_seed1") > jobs.index("1500_manifold_seed3")  # rows first, then quality
+    assert jobs[:5] == [
+        "1500_full_seed1",
+        "1500_tdmixup_seed1",
+        "1500_random_pairs_seed1",
+        "1500_manifold_seed1",
+        "1500_full_seed2",
+    ]
+    assert jobs.index("1500_datamap_quality_seed1") > jobs.index(
+        "1500_manifold_seed3"
+    )  # rows first, then quality
     assert jobs.index("5000_full_seed1") > jobs.index("1500_datamap_quality_seed3")
     assert not any(j.startswith(("20000_manifold", "50000")) for j in jobs)  # only with their flags
     assert jobs.index("20000_full_seed2") < jobs.index("20000_full_seed3")
     flagged = [j.name for j in study.plan(study.parse_args(["--manifold-20k", "--with-50k"]))]
-    assert "20000_manifold_seed3" in flagged and flagged[-1].startswith("50000_") and "50000_full_seed2" not in flagged
-    only = [j.name for j in study.plan(study.parse_args(["--only", "20000", "--max-seeds", "1", "--rows", "full", "tdmixup"]))]
+    assert (
+        "20000_manifold_seed3" in flagged
+        and flagged[-1].startswith("50000_")
+        and "50000_full_seed2" not in flagged
+    )
+    only = [
+        j.name
+        for j in study.plan(
+            study.parse_args(["--only", "20000", "--max-seeds", "1", "--rows", "full", "tdmixup"])
+        )
+    ]
     assert only == ["20000_full_seed1", "20000_tdmixup_seed1"]
     smoke = [j.name for j in study.plan(study.parse_args(["--sizes", "64", "--seeds", "1"]))]
-    assert smoke == ["64_full_seed1", "64_tdmixup_seed1", "64_random_pairs_seed1", "64_manifold_seed1",
-                     "64_datamap_quality_seed1"]
+    assert smoke == [
+        "64_full_seed1",
+        "64_tdmixup_seed1",
+        "64_random_pairs_seed1",
+        "64_manifold_seed1",
+        "64_datamap_quality_seed1",
+    ]
 
 
-def test_finished_runs_are_skipped_and_a_stopped_study_resumes(study: Any, tmp_path: Path, monkeypatch: Any) -> None:
+def test_finished_runs_are_skipped_and_a_stopped_study_resumes(
+    study: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
     """Invocations: the first stops after 2 jobs (like a kill between jobs), the second runs only
     the other 3, but one fails: the others still run and the exit status says so; the third runs
     only the failed one. Nothing runs twice, and each run's JSON is written when it finishes."""
@@ -101,14 +158,28 @@ def test_finished_runs_are_skipped_and_a_stopped_study_resumes(study: Any, tmp_p
             pass
 
         def prune_checkpoints(self, job: Any) -> None:
-            assert (tmp_path / "runs" / f"{job.name}.json").exists()  # only after its JSON is written
+            assert (
+                tmp_path / "runs" / f"{job.name}.json"
+            ).exists()  # only after its JSON is written
             pruned.append(job.name)
 
     monkeypatch.setattr(jobs_module, "JobRunner", FakeRunner)
-    common = ["--sizes", "64", "--seeds", "1", "--results", str(tmp_path), "--run-dir", str(tmp_path / "runs_dir")]
+    common = [
+        "--sizes",
+        "64",
+        "--seeds",
+        "1",
+        "--results",
+        str(tmp_path),
+        "--run-dir",
+        str(tmp_path / "runs_dir"),
+    ]
     study.main([*common, "--max-runs", "2"])
     assert ran == ["64_full_seed1", "64_tdmixup_seed1"]
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["64_full_seed1.json", "64_tdmixup_seed1.json"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "64_full_seed1.json",
+        "64_tdmixup_seed1.json",
+    ]
     with pytest.raises(SystemExit, match="1 job.s. failed: 64_random_pairs_seed1"):
         study.main(common)
     assert ran[2:] == ["64_random_pairs_seed1", "64_manifold_seed1", "64_datamap_quality_seed1"]
@@ -116,12 +187,18 @@ def test_finished_runs_are_skipped_and_a_stopped_study_resumes(study: Any, tmp_p
     failing.clear()
     study.main(common)
     assert ran[5:] == ["64_random_pairs_seed1"]
-    assert (tmp_path / "summary.json").exists() and (tmp_path / "scaling.png").stat().st_size > 10_000
+    assert (tmp_path / "summary.json").exists() and (
+        tmp_path / "scaling.png"
+    ).stat().st_size > 10_000
     study.main(common)  # all finished: runs nothing
     assert len(ran) == 6 and sorted(pruned) == sorted(set(ran))
-    with pytest.raises(SystemExit, match="other study settings"):  # no mixing of test sizes in one folder
+    with pytest.raises(
+        SystemExit, match="other study settings"
+    ):  # no mixing of test sizes in one folder
         study.main([*common, "--full-test", "--rows", "full", "--sizes", "96"])
-    held = study.hold_lock(tmp_path / "runs_dir")  # a study already running on these run folders ...
+    held = study.hold_lock(
+        tmp_path / "runs_dir"
+    )  # a study already running on these run folders ...
     with pytest.raises(SystemExit, match=f"another run.py works on .* \\(pid {os.getpid()}\\)"):
         study.main([*common, "--sizes", "96"])  # ... is not started twice
     held.close()
@@ -131,14 +208,21 @@ def test_finished_runs_are_skipped_and_a_stopped_study_resumes(study: Any, tmp_p
 def test_summary_uses_the_sample_std_and_shows_seed_counts(study: Any, tmp_path: Path) -> None:
     import scaling_summary as ss
 
-    runs = [fake_run(1500, "full", s, acc=a, ece_scaled=e) for s, a, e in ((1, 0.70, 0.01), (2, 0.72, 0.02), (3, 0.74, 0.03))]
+    runs = [
+        fake_run(1500, "full", s, acc=a, ece_scaled=e)
+        for s, a, e in ((1, 0.70, 0.01), (2, 0.72, 0.02), (3, 0.74, 0.03))
+    ]
     runs += [fake_run(1500, "tdmixup", s, acc=a) for s, a in ((1, 0.60), (2, 0.64))]
     runs += [fake_run(20000, "full", 1, acc=0.85)]
     runs += [fake_run(1500, "datamap_quality", s, rho=r) for s, r in ((1, 0.1), (2, 0.3))]
     write_runs(tmp_path, runs)
     summary = ss.summarize(tmp_path)
     full = summary["rows"]["1500"]["full"]["sets"]["snli_test"]["accuracy"]
-    assert full["n"] == 3 and full["mean"] == pytest.approx(0.72) and full["std"] == pytest.approx(0.02)  # ddof=1
+    assert (
+        full["n"] == 3
+        and full["mean"] == pytest.approx(0.72)
+        and full["std"] == pytest.approx(0.02)
+    )  # ddof=1
     td = summary["rows"]["1500"]["tdmixup"]["sets"]["snli_test"]["accuracy"]
     assert td["std"] == pytest.approx(0.0282842712)  # sqrt(0.0008), not the population 0.02
     one = summary["rows"]["20000"]["full"]["sets"]["snli_test"]["accuracy"]
@@ -159,17 +243,27 @@ def test_summary_uses_the_sample_std_and_shows_seed_counts(study: Any, tmp_path:
 def test_runs_with_other_settings_are_not_averaged(study: Any, tmp_path: Path) -> None:
     import scaling_summary as ss
 
-    write_runs(tmp_path, [fake_run(1500, "full", 1), fake_run(1500, "full", 2, settings={"model": "m", "test_size": None})])
+    write_runs(
+        tmp_path,
+        [
+            fake_run(1500, "full", 1),
+            fake_run(1500, "full", 2, settings={"model": "m", "test_size": None}),
+        ],
+    )
     with pytest.raises(ValueError, match="other study settings"):
         ss.summarize(tmp_path)
 
 
 # --- committing --------------------------------------------------------------------------------
 def git(repo: Path, *cmd: str) -> str:
-    return subprocess.run(["git", *cmd], cwd=repo, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *cmd], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
 
 
-def test_commit_takes_only_the_run_file_and_waits_for_the_index_lock(study: Any, tmp_path: Path) -> None:
+def test_commit_takes_only_the_run_file_and_waits_for_the_index_lock(
+    study: Any, tmp_path: Path
+) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
@@ -182,11 +276,19 @@ def test_commit_takes_only_the_run_file_and_waits_for_the_index_lock(study: Any,
     result.write_text("{}\n")
     lock = repo / ".git" / "index.lock"
     lock.write_text("")  # another git process is busy ...
-    threading.Thread(target=lambda: (time.sleep(0.5), lock.unlink()), daemon=True).start()  # ... for 0.5 s
+    threading.Thread(
+        target=lambda: (time.sleep(0.5), lock.unlink()), daemon=True
+    ).start()  # ... for 0.5 s
     assert study.commit_files([result], "scaling study: 1500_full_seed1", wait_s=0.2)
     assert git(repo, "show", "--name-only", "--format=%s", "HEAD").split() == [
-        "scaling", "study:", "1500_full_seed1", "results/runs/1500_full_seed1.json"]
-    assert git(repo, "diff", "--cached", "--name-only").split() == ["other.txt"]  # still staged, not committed
+        "scaling",
+        "study:",
+        "1500_full_seed1",
+        "results/runs/1500_full_seed1.json",
+    ]
+    assert git(repo, "diff", "--cached", "--name-only").split() == [
+        "other.txt"
+    ]  # still staged, not committed
     assert study.commit_files([result], "again")  # unchanged file: nothing to commit is fine
     outside = tmp_path / "not_a_repo" / "x.json"
     outside.parent.mkdir()
@@ -196,8 +298,15 @@ def test_commit_takes_only_the_run_file_and_waits_for_the_index_lock(study: Any,
 
 def test_import_does_not_load_torch() -> None:
     """``run.py plan`` / ``summarize`` answer in about a second: torch loads only to train."""
-    code = (f"import sys; sys.argv = ['run.py']; sys.path.insert(0, {str(SCALING)!r}); import run; "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    code = (
+        f"import sys; sys.argv = ['run.py']; sys.path.insert(0, {str(SCALING)!r}); import run; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert out.stdout.strip() == "False"

@@ -45,8 +45,10 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     require_snli()
     require_minilm()
     root = tmp_path_factory.mktemp("tiny")
-    return {"dropout": build_tiny_model_dir(root / "dropout", dropout=0.1),
-            "no_dropout": build_tiny_model_dir(root / "no_dropout", dropout=0.0)}
+    return {
+        "dropout": build_tiny_model_dir(root / "dropout", dropout=0.1),
+        "no_dropout": build_tiny_model_dir(root / "no_dropout", dropout=0.0),
+    }
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -76,19 +78,33 @@ def per_epoch_ids(path: Path) -> dict[int, list[int]]:
     return {int(e): sorted(g["sample_id"].tolist()) for e, g in table.groupby("epoch")}
 
 
-def test_same_seed_same_logits_other_seed_different(model_dirs: dict[str, Path], tmp_path: Path) -> None:
-    runs = {name: final_logits(train_tiny(model_dirs["dropout"], tmp_path / name, epochs=1, seed=seed))
-            for name, seed in [("a", 5), ("b", 5), ("c", 6)]}
+def test_same_seed_same_logits_other_seed_different(
+    model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    runs = {
+        name: final_logits(train_tiny(model_dirs["dropout"], tmp_path / name, epochs=1, seed=seed))
+        for name, seed in [("a", 5), ("b", 5), ("c", 6)]
+    }
     np.testing.assert_array_equal(runs["a"], runs["b"])
     assert np.abs(runs["a"] - runs["c"]).max() > 1e-4
 
 
 def test_tiny_model_overfits_32_samples(model_dirs: dict[str, Path], tmp_path: Path) -> None:
-    result = train_tiny(model_dirs["no_dropout"], tmp_path, n=32, epochs=12, batch_size=8, learning_rate=1e-2, dropout=0.0)
+    result = train_tiny(
+        model_dirs["no_dropout"],
+        tmp_path,
+        n=32,
+        epochs=12,
+        batch_size=8,
+        learning_rate=1e-2,
+        dropout=0.0,
+    )
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < 0.25 * losses[0], losses
     data = tokenized_snli(32)
-    accuracy = (final_logits(result, 32).argmax(1) == data.labels[np.argsort(data.sample_ids)]).mean()
+    accuracy = (
+        final_logits(result, 32).argmax(1) == data.labels[np.argsort(data.sample_ids)]
+    ).mean()
     assert accuracy >= 0.9, (accuracy, losses)
     assert [h["epoch"] for h in result.history] == list(range(1, 13))
     assert all(h["steps"] == 4 for h in result.history)
@@ -96,8 +112,9 @@ def test_tiny_model_overfits_32_samples(model_dirs: dict[str, Path], tmp_path: P
 
 @pytest.mark.parametrize("strategy", ["none", "tdmixup"])
 @pytest.mark.parametrize("mode", ["train_pass", "epoch_end"])
-def test_dynamics_table_has_every_id_once_per_epoch(model_dirs: dict[str, Path], tmp_path: Path, mode: str,
-                                                    strategy: str) -> None:
+def test_dynamics_table_has_every_id_once_per_epoch(
+    model_dirs: dict[str, Path], tmp_path: Path, mode: str, strategy: str
+) -> None:
     # tdmixup: 18 easy + 19 ambiguous samples, the easy set cycled; dynamics over all 37
     train_tiny(model_dirs["dropout"], tmp_path, epochs=2, strategy=strategy, dynamics_mode=mode)
     expected = sorted(tokenized_snli(37).sample_ids.tolist())
@@ -107,8 +124,9 @@ def test_dynamics_table_has_every_id_once_per_epoch(model_dirs: dict[str, Path],
     assert np.isfinite(np.stack(table["logits"].to_numpy())).all()
 
 
-def test_nan_loss_raises_and_keeps_the_last_good_checkpoint(model_dirs: dict[str, Path], tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_loss_raises_and_keeps_the_last_good_checkpoint(
+    model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_step = mixup.compute_step
     calls = {"n": 0}
 
@@ -120,7 +138,10 @@ def test_nan_loss_raises_and_keeps_the_last_good_checkpoint(model_dirs: dict[str
         return out
 
     monkeypatch.setattr(mixup, "compute_step", nan_in_epoch_two)
-    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at epoch 2, step 3; the last good checkpoint is kept"):
+    with pytest.raises(
+        TrainingError,
+        match=r"non-finite loss \(nan\) at epoch 2, step 3; the last good checkpoint is kept",
+    ):
         train_tiny(model_dirs["dropout"], tmp_path, epochs=3)
     ckpt = tmp_path / "checkpoint"
     assert [h["epoch"] for h in json.loads((ckpt / "train_log.json").read_text())] == [1]
@@ -129,8 +150,9 @@ def test_nan_loss_raises_and_keeps_the_last_good_checkpoint(model_dirs: dict[str
     assert not (tmp_path / "checkpoint.tmp").exists()
 
 
-def test_nan_in_the_first_epoch_says_no_checkpoint_exists(model_dirs: dict[str, Path], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_in_the_first_epoch_says_no_checkpoint_exists(
+    model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_step = mixup.compute_step
 
     def always_nan(*args: object, **kwargs: object) -> mixup.StepOutput:
@@ -143,19 +165,25 @@ def test_nan_in_the_first_epoch_says_no_checkpoint_exists(model_dirs: dict[str, 
         train_tiny(model_dirs["dropout"], tmp_path, epochs=1)
 
 
-def test_nan_gradient_from_a_finite_loss_raises(model_dirs: dict[str, Path], tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_gradient_from_a_finite_loss_raises(
+    model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_step = mixup.compute_step
 
     def nan_gradient(*args: object, **kwargs: object) -> mixup.StepOutput:
         out = real_step(*args, **kwargs)  # type: ignore[arg-type]
         # where() picks 0 in the forward pass, but sqrt's derivative at -loss is NaN and 0 * NaN = NaN
-        out.loss = out.loss + torch.where(torch.tensor(True), torch.zeros(()), torch.sqrt(-out.loss))
+        out.loss = out.loss + torch.where(
+            torch.tensor(True), torch.zeros(()), torch.sqrt(-out.loss)
+        )
         return out
 
     monkeypatch.setattr(mixup, "compute_step", nan_gradient)
-    with pytest.raises(TrainingError, match=r"non-finite gradient norm \(nan\) at epoch 1, step 1 although the loss "
-                                            r"was finite \(\d"):
+    with pytest.raises(
+        TrainingError,
+        match=r"non-finite gradient norm \(nan\) at epoch 1, step 1 although the loss "
+        r"was finite \(\d",
+    ):
         train_tiny(model_dirs["dropout"], tmp_path, epochs=1)
 
 
@@ -170,13 +198,16 @@ def stop_before_checkpoint_2(epoch: int, model: object) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def two_epoch_reference(model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> object:
+def two_epoch_reference(
+    model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> object:
     return train_tiny(model_dirs["dropout"], tmp_path_factory.mktemp("reference"), epochs=2)
 
 
 @pytest.mark.parametrize("crash", ["between_renames", "during_cleanup"])
-def test_resume_after_a_kill_inside_the_checkpoint_swap(model_dirs: dict[str, Path], tmp_path: Path, crash: str,
-                                                        two_epoch_reference: object) -> None:
+def test_resume_after_a_kill_inside_the_checkpoint_swap(
+    model_dirs: dict[str, Path], tmp_path: Path, crash: str, two_epoch_reference: object
+) -> None:
     """checkpoint.save renames checkpoint → checkpoint.old, checkpoint.tmp → checkpoint, then
     deletes checkpoint.old; a kill can leave either of the states made here."""
     with pytest.raises(Interrupted):
@@ -189,13 +220,22 @@ def test_resume_after_a_kill_inside_the_checkpoint_swap(model_dirs: dict[str, Pa
         shutil.copytree(ckpt, old)
         (old / "training_state.pt").unlink()
     epochs_run: list[int] = []
-    resumed = train_tiny(model_dirs["dropout"], tmp_path, epochs=2, resume=True,
-                         on_epoch_end=lambda epoch, model: epochs_run.append(epoch) or {})
+    resumed = train_tiny(
+        model_dirs["dropout"],
+        tmp_path,
+        epochs=2,
+        resume=True,
+        on_epoch_end=lambda epoch, model: epochs_run.append(epoch) or {},
+    )
     assert epochs_run == [1], "the resumed run trained the first epoch again"
     assert untimed(resumed.history) == untimed(two_epoch_reference.history)  # type: ignore[attr-defined]
-    assert all(h["seconds"] > 0 for h in resumed.history)  # the epoch before the kill keeps its time
+    assert all(
+        h["seconds"] > 0 for h in resumed.history
+    )  # the epoch before the kill keeps its time
     assert resumed.seconds == pytest.approx(sum(h["seconds"] for h in resumed.history))  # type: ignore[attr-defined]
-    assert max_abs_difference(weights_of(resumed.model), weights_of(two_epoch_reference.model)) == 0.0  # type: ignore[attr-defined]
+    assert (
+        max_abs_difference(weights_of(resumed.model), weights_of(two_epoch_reference.model)) == 0.0
+    )  # type: ignore[attr-defined]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
 
 
@@ -214,13 +254,27 @@ def run_script(args: list[str], *, torchrun: bool = False) -> subprocess.Complet
 
 
 @pytest.mark.slow
-def test_resume_after_kill_9_matches_an_uninterrupted_run(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+def test_resume_after_kill_9_matches_an_uninterrupted_run(
+    model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "run"
-    args = ["--model-dir", str(model_dirs["dropout"]), "--out", str(out), "--dynamics", "train_pass"]
+    args = [
+        "--model-dir",
+        str(model_dirs["dropout"]),
+        "--out",
+        str(out),
+        "--dynamics",
+        "train_pass",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
     # the script sleeps at the end of epochs 2 and 3, before their checkpoints: the kill lands there
-    child = subprocess.Popen([sys.executable, str(SCRIPT), *args, "--epoch-sleep", "10"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args, "--epoch-sleep", "10"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log = out / "train_pass" / "checkpoint" / "train_log.json"
     deadline = time.monotonic() + 120
     while not log.exists() and child.poll() is None and time.monotonic() < deadline:
@@ -231,43 +285,77 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(model_dirs: dict[str, 
     child.send_signal(signal.SIGKILL)
     child.communicate()
     assert child.returncode == -signal.SIGKILL
-    assert [h["epoch"] for h in json.loads(log.read_text())] == [1], "killed too late to test a resume"
+    assert [h["epoch"] for h in json.loads(log.read_text())] == [1], (
+        "killed too late to test a resume"
+    )
     assert not (out / "train_pass" / "final.npz").exists()
 
     run_script([*args, "--resume"])
     assert json.loads((out / "train_pass" / "epochs_run.json").read_text()) == [1, 2]
     resumed = dict(np.load(out / "train_pass" / "final.npz"))
-    reference = train_tiny(model_dirs["dropout"], tmp_path / "reference", dynamics_mode="train_pass")
+    reference = train_tiny(
+        model_dirs["dropout"], tmp_path / "reference", dynamics_mode="train_pass"
+    )
     assert max_abs_difference(resumed, weights_of(reference.model)) == 0.0
-    assert untimed(json.loads((out / "train_pass" / "history.json").read_text())) == untimed(reference.history)
+    assert untimed(json.loads((out / "train_pass" / "history.json").read_text())) == untimed(
+        reference.history
+    )
     got = pd.read_parquet(out / "train_pass" / "dynamics.parquet")
     want = pd.read_parquet(tmp_path / "reference" / "dynamics.parquet")
     np.testing.assert_array_equal(got["sample_id"], want["sample_id"])
-    np.testing.assert_array_equal(np.stack(got["logits"].to_numpy()), np.stack(want["logits"].to_numpy()))
+    np.testing.assert_array_equal(
+        np.stack(got["logits"].to_numpy()), np.stack(want["logits"].to_numpy())
+    )
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_see_every_sample_once_and_match_one_process(model_dirs: dict[str, Path],
-                                                                       tmp_path: Path) -> None:
+def test_two_cpu_processes_see_every_sample_once_and_match_one_process(
+    model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "run"
-    run_script(["--model-dir", str(model_dirs["no_dropout"]), "--out", str(out), "--dropout", "0",
-                "--dynamics", "both", "--epochs", "2"], torchrun=True)
+    run_script(
+        [
+            "--model-dir",
+            str(model_dirs["no_dropout"]),
+            "--out",
+            str(out),
+            "--dropout",
+            "0",
+            "--dynamics",
+            "both",
+            "--epochs",
+            "2",
+        ],
+        torchrun=True,
+    )
     expected = sorted(tokenized_snli(37).sample_ids.tolist())
     writes = {r: json.loads((tmp_path / f"writes.rank{r}.json").read_text()) for r in (0, 1)}
     assert writes[1] == [], f"rank 1 wrote under the run folder: {writes[1][:5]}"
-    assert any("checkpoint" in w for w in writes[0]) and any("dynamics.parquet" in w for w in writes[0])
+    assert any("checkpoint" in w for w in writes[0]) and any(
+        "dynamics.parquet" in w for w in writes[0]
+    )
 
     for mode in ("epoch_end", "train_pass"):
         assert per_epoch_ids(out / mode / "dynamics.parquet") == {0: expected, 1: expected}, mode
-        one = train_tiny(model_dirs["no_dropout"], tmp_path / f"one_{mode}", epochs=2, dropout=0.0, dynamics_mode=mode)
+        one = train_tiny(
+            model_dirs["no_dropout"],
+            tmp_path / f"one_{mode}",
+            epochs=2,
+            dropout=0.0,
+            dynamics_mode=mode,
+        )
         two = dict(np.load(out / mode / "final.npz"))
         assert max_abs_difference(two, weights_of(one.model)) < 1e-5, mode
         history = json.loads((out / mode / "history.json").read_text())
         assert [h["steps"] for h in history] == [10, 10]
-        np.testing.assert_allclose([h["train_loss"] for h in history], [h["train_loss"] for h in one.history], rtol=1e-5)
+        np.testing.assert_allclose(
+            [h["train_loss"] for h in history], [h["train_loss"] for h in one.history], rtol=1e-5
+        )
         got = pd.read_parquet(out / mode / "dynamics.parquet")
         want = pd.read_parquet(tmp_path / f"one_{mode}" / "dynamics.parquet")
-        np.testing.assert_allclose(np.stack(got["logits"].to_numpy()), np.stack(want["logits"].to_numpy()), atol=1e-4)
+        np.testing.assert_allclose(
+            np.stack(got["logits"].to_numpy()), np.stack(want["logits"].to_numpy()), atol=1e-4
+        )
 
 
 def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
@@ -275,24 +363,54 @@ def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
     from tdmixup.training import _plan_epoch
 
     data = tokenized_snli(37)
-    small, large = data.subset(data.sample_ids[:10]), data.subset(data.sample_ids[10:])  # 3 and 7 batches of <= 4
+    small, large = (
+        data.subset(data.sample_ids[:10]),
+        data.subset(data.sample_ids[10:]),
+    )  # 3 and 7 batches of <= 4
     paper = _plan_epoch([small, large], TrainConfig(seed=0), epoch=0, world=1, rank=0, batch_size=4)
     assert len(paper) == 7  # one pass over the larger set
-    plan = _plan_epoch([small, large], TrainConfig(seed=0, steps_per_epoch=12), epoch=0, world=1, rank=0, batch_size=4)
+    plan = _plan_epoch(
+        [small, large],
+        TrainConfig(seed=0, steps_per_epoch=12),
+        epoch=0,
+        world=1,
+        rank=0,
+        batch_size=4,
+    )
     assert len(plan) == 12 and all(len(step) == 2 for step in plan)
     small_rows = np.concatenate([step[0].positions for step in plan])
     large_rows = np.concatenate([step[1].positions for step in plan])
-    np.testing.assert_array_equal(np.bincount(small_rows, minlength=10), np.full(10, 4))  # 4 whole cycles
+    np.testing.assert_array_equal(
+        np.bincount(small_rows, minlength=10), np.full(10, 4)
+    )  # 4 whole cycles
     assert set(large_rows.tolist()) == set(range(27))  # one whole cycle, then 5 batches of the next
-    again = _plan_epoch([small, large], TrainConfig(seed=0, steps_per_epoch=12), epoch=0, world=1, rank=0, batch_size=4)
-    assert all(np.array_equal(a[1].positions, b[1].positions) for a, b in zip(plan, again, strict=True))
-    next_epoch = _plan_epoch([small, large], TrainConfig(seed=0, steps_per_epoch=12), epoch=1, world=1, rank=0,
-                             batch_size=4)
-    assert not np.array_equal(np.concatenate([s[1].positions for s in next_epoch]), large_rows)  # re-shuffled
+    again = _plan_epoch(
+        [small, large],
+        TrainConfig(seed=0, steps_per_epoch=12),
+        epoch=0,
+        world=1,
+        rank=0,
+        batch_size=4,
+    )
+    assert all(
+        np.array_equal(a[1].positions, b[1].positions) for a, b in zip(plan, again, strict=True)
+    )
+    next_epoch = _plan_epoch(
+        [small, large],
+        TrainConfig(seed=0, steps_per_epoch=12),
+        epoch=1,
+        world=1,
+        rank=0,
+        batch_size=4,
+    )
+    assert not np.array_equal(
+        np.concatenate([s[1].positions for s in next_epoch]), large_rows
+    )  # re-shuffled
 
 
-def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(model_dirs: dict[str, Path],
-                                                                               tmp_path: Path) -> None:
+def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(
+    model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
     """``TrainConfig(bf16=True)``: the 4 training steps' head outputs are bfloat16, the epoch-end
     dynamics pass and the weights stay fp32, and the loss stays close to the fp32 run's."""
     from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
@@ -305,9 +423,16 @@ def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(mo
         seen: list[torch.dtype] = []
         handle = model.head.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
         out = tmp_path / f"bf16_{bf16}"
-        result = train(model, [tokenized_snli(16)], mixup_config=MixupConfig(), out_dir=out, accelerator=make_accelerator(),
-                       train_config=TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, seed=0, bf16=bf16),
-                       dynamics_mode="epoch_end", dynamics_path=out / "dynamics.parquet")
+        result = train(
+            model,
+            [tokenized_snli(16)],
+            mixup_config=MixupConfig(),
+            out_dir=out,
+            accelerator=make_accelerator(),
+            train_config=TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, seed=0, bf16=bf16),
+            dynamics_mode="epoch_end",
+            dynamics_path=out / "dynamics.parquet",
+        )
         handle.remove()
         return result, seen
 
@@ -325,12 +450,20 @@ def test_steps_per_epoch_refuses_training_pass_dynamics(tmp_path: Path) -> None:
     from tdmixup.training import train
 
     with pytest.raises(ValueError, match="epoch_end"):
-        train(None, [tokenized_snli(8)], train_config=TrainConfig(steps_per_epoch=3), mixup_config=MixupConfig(),  # type: ignore[arg-type]
-              out_dir=tmp_path, accelerator=None, dynamics_mode="train_pass")
+        train(
+            None,
+            [tokenized_snli(8)],
+            train_config=TrainConfig(steps_per_epoch=3),
+            mixup_config=MixupConfig(),  # type: ignore[arg-type]
+            out_dir=tmp_path,
+            accelerator=None,
+            dynamics_mode="train_pass",
+        )
 
 
-def test_table3_arms_take_the_same_samples_per_step_and_mixed_share(model_dirs: dict[str, Path], tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_table3_arms_take_the_same_samples_per_step_and_mixed_share(
+    model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """TDMixUp on 20 + 20 pairs and random pairs on their union (40), batch 4, one epoch: the
     loop hands both strategies 5 steps of two 4-row batches (8 unmixed + 4 mixed rows, mixed
     share of the loss m / (m + 2v) = 1/3). Random pairs used to take 10 steps of one batch
@@ -338,12 +471,21 @@ def test_table3_arms_take_the_same_samples_per_step_and_mixed_share(model_dirs: 
     seen: dict[str, list[tuple[int, ...]]] = {}
     real_step = mixup.compute_step
 
-    def spy(strategy: str, model: object, batches: list[dict[str, torch.Tensor]], *args: object, **kw: object) -> object:
+    def spy(
+        strategy: str,
+        model: object,
+        batches: list[dict[str, torch.Tensor]],
+        *args: object,
+        **kw: object,
+    ) -> object:
         seen.setdefault(strategy, []).append(tuple(int((b["weight"] > 0).sum()) for b in batches))
         return real_step(strategy, model, batches, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(mixup, "compute_step", spy)
-    for strategy in ("tdmixup", "random_pairs"):  # train_tiny: tdmixup on the halves, random pairs on all 40
+    for strategy in (
+        "tdmixup",
+        "random_pairs",
+    ):  # train_tiny: tdmixup on the halves, random pairs on all 40
         train_tiny(model_dirs["no_dropout"], tmp_path / strategy, n=40, epochs=1, strategy=strategy)
 
     def budget(steps: list[tuple[int, ...]]) -> list[tuple[int, int, float]]:
@@ -364,14 +506,21 @@ def test_random_pairs_plan_one_pass_in_two_batches_per_step(n: int, world: int) 
 
     data = tokenized_snli(n)
     per_set = batches_per_set("random_pairs", 1)
-    plans = [_plan_epoch([data], TrainConfig(seed=0), 0, world, rank, 4, per_set=per_set) for rank in range(world)]
+    plans = [
+        _plan_epoch([data], TrainConfig(seed=0), 0, world, rank, 4, per_set=per_set)
+        for rank in range(world)
+    ]
     batches = -(-n // 4)
-    assert per_set == 2 and {len(p) for p in plans} == {-(-batches // 2)} == {steps_per_epoch([data], 4, per_set=2)}
+    assert per_set == 2 and {len(p) for p in plans} == {-(-batches // 2)} == {
+        steps_per_epoch([data], 4, per_set=2)
+    }
     assert all(len(step) == 2 for p in plans for step in p)
     rows = np.concatenate([b.positions[b.weights > 0] for p in plans for step in p for b in step])
     counts = np.bincount(rows, minlength=n)
     assert counts.min() == 1 and (counts > 1).sum() <= (4 if batches % 2 else 0)
-    for step in range(len(plans[0])):  # each of the two batches' weights sum to 1 over the processes
+    for step in range(
+        len(plans[0])
+    ):  # each of the two batches' weights sum to 1 over the processes
         for j in range(2):
             assert sum(float(p[step][j].weights.sum()) for p in plans) == pytest.approx(world)
     with pytest.raises(ValueError, match="tdmixup.*2 batch"):

@@ -38,29 +38,46 @@ def collect(run: Path) -> dict[str, Any]:
         aum = layout.aum_summary("easy")
         if aum.exists():
             summary = json.loads(aum.read_text())
-            entry["aum_easy"] = {"counts": summary.get("class_counts", {}), "n_kept": summary.get("n_kept"),
-                                 "n_flagged": summary.get("n_flagged"), "threshold": summary.get("threshold"),
-                                 "threshold_balance": summary.get("threshold_balance")}
+            entry["aum_easy"] = {
+                "counts": summary.get("class_counts", {}),
+                "n_kept": summary.get("n_kept"),
+                "n_flagged": summary.get("n_flagged"),
+                "threshold": summary.get("threshold"),
+                "threshold_balance": summary.get("threshold_balance"),
+            }
         if entry:
             out[str(seed)] = entry
     return out
 
 
 def markdown(mix: dict[str, Any]) -> str:
-    names = next((list(e["regions"].get("train", {})) for e in mix.values() if e.get("regions")), [])
-    lines = [f"Samples per class ({' / '.join(names)}); AUM on the easy region, k = the task's percentile.", "",
-             "| seed | easy | ambiguous | hard | AUM kept (easy) | AUM flagged (easy) |", "|---|---|---|---|---|---|"]
+    names = next(
+        (list(e["regions"].get("train", {})) for e in mix.values() if e.get("regions")), []
+    )
+    lines = [
+        f"Samples per class ({' / '.join(names)}); AUM on the easy region, k = the task's percentile.",
+        "",
+        "| seed | easy | ambiguous | hard | AUM kept (easy) | AUM flagged (easy) |",
+        "|---|---|---|---|---|---|",
+    ]
     for seed, e in mix.items():
         regions, aum = e.get("regions", {}), e.get("aum_easy", {}).get("counts", {})
-        lines.append(f"| {seed} | {_counts(regions.get('easy'))} | {_counts(regions.get('ambiguous'))} | "
-                     f"{_counts(regions.get('hard'))} | {_counts(aum.get('kept'))} | {_counts(aum.get('flagged'))} |")
+        lines.append(
+            f"| {seed} | {_counts(regions.get('easy'))} | {_counts(regions.get('ambiguous'))} | "
+            f"{_counts(regions.get('hard'))} | {_counts(aum.get('kept'))} | {_counts(aum.get('flagged'))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="The experiment output folder (holds seed_<s>/).")
-    p.add_argument("--out", type=Path, default=None, help="Write the JSON here (and the table beside it as .md).")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="Write the JSON here (and the table beside it as .md).",
+    )
     args = p.parse_args()
     mix = collect(args.run)
     table = markdown(mix)

@@ -22,8 +22,12 @@ import tdmixup.config as tc
 from tdmixup.layout import AUM_PREFIX, AUM_TABLE, CHECKPOINT, DONE, SUMMARY, ExperimentLayout
 
 QUALITY = "datamap_quality"
-LIBRARY_ROWS = {"full": ("table2", "full"), "tdmixup": ("table3", "tdmixup"),
-                "random_pairs": ("table3", "random_pairs"), "manifold": ("table2", "manifold")}
+LIBRARY_ROWS = {
+    "full": ("table2", "full"),
+    "tdmixup": ("table3", "tdmixup"),
+    "random_pairs": ("table3", "random_pairs"),
+    "manifold": ("table2", "manifold"),
+}
 """Which row of :data:`tdmixup.experiments.TABLES` each study row runs (looked up at run time, so
 the study runs whatever the library's rows are when it runs)."""
 SNLI_TEST_ROWS = 9824
@@ -47,7 +51,9 @@ class JobRunner:
     """Opens (and keeps, while consecutive jobs share it) the session of a (size, seed) and runs
     the jobs of the plan, returning one record per job."""
 
-    def __init__(self, args: argparse.Namespace, settings: dict[str, Any], code: dict[str, Any], command: str) -> None:
+    def __init__(
+        self, args: argparse.Namespace, settings: dict[str, Any], code: dict[str, Any], command: str
+    ) -> None:
         from _session import quiet_logging
 
         quiet_logging()
@@ -65,10 +71,17 @@ class JobRunner:
         if s["model"] != tc.DEFAULT_MODEL:
             model = replace(model, name_or_path=s["model"])
         return tc.RunConfig(
-            data=tc.DataConfig(task="snli", train_size=size, dev_size=s["dev_size"], test_size=s["test_size"]),
+            data=tc.DataConfig(
+                task="snli", train_size=size, dev_size=s["dev_size"], test_size=s["test_size"]
+            ),
             model=model,
-            train=tc.TrainConfig(epochs=s["epochs"], learning_rate=s["learning_rate"], batch_size=s["batch_size"],
-                                 seed=seed, bf16=s["bf16"]),
+            train=tc.TrainConfig(
+                epochs=s["epochs"],
+                learning_rate=s["learning_rate"],
+                batch_size=s["batch_size"],
+                seed=seed,
+                bf16=s["bf16"],
+            ),
         )
 
     def session(self, job: Job) -> Any:
@@ -99,12 +112,16 @@ class JobRunner:
         marker = session.run_dir / "benchmark_settings.json"
         mine = {"chaos_label": self.settings["chaos_label"], "id_offset": ID_OFFSET}
         if marker.exists() and read_json(marker) != mine:
-            raise RuntimeError(f"{marker} was made with other ChaosNLI settings ({read_json(marker)}); remove "
-                             f"{session.run_dir} to start it afresh")
+            raise RuntimeError(
+                f"{marker} was made with other ChaosNLI settings ({read_json(marker)}); remove "
+                f"{session.run_dir} to start it afresh"
+            )
         path = find_data_file(CHAOS_SNLI, download=False)
         if path is None:
-            raise FileNotFoundError(f"{CHAOS_SNLI} not found in ../shared/data: the data map's quality runs need it "
-                             "(or run with --rows full tdmixup random_pairs manifold)")
+            raise FileNotFoundError(
+                f"{CHAOS_SNLI} not found in ../shared/data: the data map's quality runs need it "
+                "(or run with --rows full tdmixup random_pairs manifold)"
+            )
         entropy = add_chaos_rows(session, path, self.settings["chaos_label"])
         write_json(marker, mine)
         return entropy
@@ -131,7 +148,9 @@ class JobRunner:
         session = self.session(job)
         body = self._quality(session) if job.row == QUALITY else self._row(session, job)
         return {
-            "size": job.size, "row": job.row, "seed": job.seed,
+            "size": job.size,
+            "row": job.row,
+            "seed": job.seed,
             **body,
             "settings": self.settings,
             "test_set_notes": test_set_notes(session, self.settings),
@@ -153,19 +172,32 @@ class JobRunner:
         table, key = LIBRARY_ROWS[job.row]
         row = next((r for r in TABLES.get(table, ()) if r.key == key), None)
         if row is None:
-            raise KeyError(f"tdmixup.experiments.TABLES[{table!r}] has no row {key!r} any more: update LIBRARY_ROWS "
-                           "in benchmarks/scaling/jobs.py")
+            raise KeyError(
+                f"tdmixup.experiments.TABLES[{table!r}] has no row {key!r} any more: update LIBRARY_ROWS "
+                "in benchmarks/scaling/jobs.py"
+            )
         done = run_row(session, row)
-        stage_datamap(session)  # every record reports its regions' class mix (stage 2 is shared and cheap)
+        stage_datamap(
+            session
+        )  # every record reports its regions' class mix (stage 2 is shared and cheap)
         regions = read_regions(session)
         counts = class_counts(session, regions, row)
         metrics = done["metrics"]
         return {
-            "label": row.label, "library_row": {"table": table, "key": row.key, "strategy": row.strategy,
-                                                "sets": list(row.sets), "aum": list(row.aum), "epoch": row.epoch,
-                                                "mixup": [list(kv) for kv in row.mixup]},
-            "test_sets": metrics["sets"], "temperature": metrics.get("temperature"),
-            "train_sizes": done["train_sizes"], "train_seconds": done["train_seconds"],
+            "label": row.label,
+            "library_row": {
+                "table": table,
+                "key": row.key,
+                "strategy": row.strategy,
+                "sets": list(row.sets),
+                "aum": list(row.aum),
+                "epoch": row.epoch,
+                "mixup": [list(kv) for kv in row.mixup],
+            },
+            "test_sets": metrics["sets"],
+            "temperature": metrics.get("temperature"),
+            "train_sizes": done["train_sizes"],
+            "train_seconds": done["train_seconds"],
             "eval_seconds": done.get("eval_seconds"),
             "history": done.get("history", []),
             "class_counts": counts,
@@ -180,8 +212,14 @@ class JobRunner:
         from tdmixup.pipeline import read_regions, stage_datamap, train_and_evaluate
 
         stage_dir = session.layout.stage1  # where stage_datamap reads the dynamics
-        done = train_and_evaluate(session, stage_dir, strategy="none", train_sets=[session.train],
-                                  dynamics_mode=session.config.dynamics.mode, evaluate=False)
+        done = train_and_evaluate(
+            session,
+            stage_dir,
+            strategy="none",
+            train_sets=[session.train],
+            dynamics_mode=session.config.dynamics.mode,
+            evaluate=False,
+        )
         stage_datamap(session)
         stats = pd.read_parquet(session.layout.statistics)
         regions = read_regions(session)
@@ -189,13 +227,19 @@ class JobRunner:
         snli_ids = {k: v[~np.isin(v, chaos.index.to_numpy())] for k, v in regions.items()}
         return {
             "label": "data map's quality: dynamics on the size's pairs + the 1,514 ChaosNLI SNLI pairs",
-            "rows": {"snli": int(len(stats) - len(chaos)), "chaosnli": int(len(chaos)),
-                     "chaosnli_mean_entropy": float(chaos["entropy"].mean())},
+            "rows": {
+                "snli": int(len(stats) - len(chaos)),
+                "chaosnli": int(len(chaos)),
+                "chaosnli_mean_entropy": float(chaos["entropy"].mean()),
+            },
             "per_region": per_region,
             "spearman": correlations,
-            "class_counts": {"regions_snli_rows": {k: _bincount(session, v) for k, v in snli_ids.items()},
-                             "regions_all_rows": {k: _bincount(session, v) for k, v in regions.items()}},
-            "train_sizes": done["train_sizes"], "train_seconds": done["train_seconds"],
+            "class_counts": {
+                "regions_snli_rows": {k: _bincount(session, v) for k, v in snli_ids.items()},
+                "regions_all_rows": {k: _bincount(session, v) for k, v in regions.items()},
+            },
+            "train_sizes": done["train_sizes"],
+            "train_seconds": done["train_seconds"],
             "history": done.get("history", []),
             "cost_seconds": float(done["train_seconds"]),
         }
@@ -226,8 +270,11 @@ def class_counts(session: Any, regions: dict[str, np.ndarray], row: Any) -> dict
         table = read_aum_table(path)
         out["aum"][aum_subset(aum_dir)] = {
             "kept": _bincount(session, table.loc[~table["flagged"], "sample_id"].to_numpy()),
-            "flagged": _bincount(session, table.loc[table["flagged"], "sample_id"].to_numpy())}
-    out["row_train_sets"] = [np.bincount(s.labels, minlength=n).tolist() for s in _row_sets(session, row, regions)]
+            "flagged": _bincount(session, table.loc[table["flagged"], "sample_id"].to_numpy()),
+        }
+    out["row_train_sets"] = [
+        np.bincount(s.labels, minlength=n).tolist() for s in _row_sets(session, row, regions)
+    ]
     return out
 
 
@@ -257,12 +304,17 @@ def test_set_notes(session: Any, settings: dict[str, Any]) -> dict[str, str]:
     notes = {}
     for name, data in session.tests.items():
         if name == "snli_test":
-            notes[name] = (f"the official SNLI test set, all {len(data):,} rows with a gold label" if settings["test_size"] is None
-                           else f"the first {len(data):,} rows (of {SNLI_TEST_ROWS:,} with a gold label) of the official "
-                                "SNLI test set, a fixed subset")
+            notes[name] = (
+                f"the official SNLI test set, all {len(data):,} rows with a gold label"
+                if settings["test_size"] is None
+                else f"the first {len(data):,} rows (of {SNLI_TEST_ROWS:,} with a gold label) of the official "
+                "SNLI test set, a fixed subset"
+            )
         elif name == "mnli_ood":
-            notes[name] = (f"out of domain: the {len(data):,} MultiNLI dev-matched pairs of ChaosNLI (majority of 100 "
-                           "crowd labels), biased toward low-agreement pairs")
+            notes[name] = (
+                f"out of domain: the {len(data):,} MultiNLI dev-matched pairs of ChaosNLI (majority of 100 "
+                "crowd labels), biased toward low-agreement pairs"
+            )
         else:
             notes[name] = f"{len(data):,} rows"
     return notes
@@ -271,5 +323,8 @@ def test_set_notes(session: Any, settings: dict[str, Any]) -> dict[str, str]:
 def machine(session: Any) -> dict[str, Any]:
     from throughput import machine_info
 
-    return {**machine_info(), "world_size": session.accelerator.num_processes,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    return {
+        **machine_info(),
+        "world_size": session.accelerator.num_processes,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    }

@@ -70,7 +70,13 @@ seed and row by row. All rows at 1,500 × 3 seeds (cheap), then 5,000 × 3, then
 seed (two seeds and the data map's quality first: the issue's "done" point), Manifold MixUp at
 20,000 only with ``--manifold-20k``, one 50,000 seed only with ``--with-50k``."""
 
-PRIOR_S_PER_PAIR = {"full": 0.14, "tdmixup": 0.26, "random_pairs": 0.06, "manifold": 0.11, QUALITY: 0.13}
+PRIOR_S_PER_PAIR = {
+    "full": 0.14,
+    "tdmixup": 0.26,
+    "random_pairs": 0.06,
+    "manifold": 0.11,
+    QUALITY: 0.13,
+}
 """Seconds per training pair of a job before any has finished (MiniLM, 3 epochs, fp32), from the
 CPU reproduction at 1,500 pairs on this machine's 2 cores, often shared (its table.json train
 seconds + ~40 s of evaluation), and benchmarks/results/pipeline_cost.json (AUM: 0.15 s/pair);
@@ -81,36 +87,77 @@ PRIOR_BF16_FACTOR = 0.75
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", nargs="?", choices=("run", "plan", "summarize"), default="run",
-                   help="run the pending jobs (default), list the plan, or only write the summary")
-    p.add_argument("--results", type=Path, default=RESULTS, help="results folder (runs/*.json, summary.json, ...)")
-    p.add_argument("--run-dir", type=Path, default=RUN_DIR, help="run folders (checkpoints; outside git)")
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "command",
+        nargs="?",
+        choices=("run", "plan", "summarize"),
+        default="run",
+        help="run the pending jobs (default), list the plan, or only write the summary",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="results folder (runs/*.json, summary.json, ...)",
+    )
+    p.add_argument(
+        "--run-dir", type=Path, default=RUN_DIR, help="run folders (checkpoints; outside git)"
+    )
     p.add_argument("--only", type=int, nargs="+", metavar="SIZE", help="only these training sizes")
     p.add_argument("--max-seeds", type=int, default=None, help="only seeds 1..N")
     p.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="only these rows")
-    p.add_argument("--manifold-20k", action="store_true", help="also Manifold MixUp at 20,000 (3 seeds)")
+    p.add_argument(
+        "--manifold-20k", action="store_true", help="also Manifold MixUp at 20,000 (3 seeds)"
+    )
     p.add_argument("--with-50k", action="store_true", help="also 50,000 pairs, one seed")
-    p.add_argument("--sizes", type=int, nargs="+", default=None,
-                   help="replace the plan's sizes (each: every row, --seeds seeds); for smoke tests")
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="replace the plan's sizes (each: every row, --seeds seeds); for smoke tests",
+    )
     p.add_argument("--seeds", type=int, default=3, help="seeds per size with --sizes")
-    p.add_argument("--test-size", type=int, default=3000,
-                   help="rows of the official SNLI test set used (the first N; ChaosNLI MNLI keeps all 1,599)")
-    p.add_argument("--full-test", action="store_true", help=f"all {SNLI_TEST_ROWS:,} SNLI test rows")
-    p.add_argument("--dev-size", type=int, default=500, help="held-out dev pairs (temperature scaling)")
+    p.add_argument(
+        "--test-size",
+        type=int,
+        default=3000,
+        help="rows of the official SNLI test set used (the first N; ChaosNLI MNLI keeps all 1,599)",
+    )
+    p.add_argument(
+        "--full-test", action="store_true", help=f"all {SNLI_TEST_ROWS:,} SNLI test rows"
+    )
+    p.add_argument(
+        "--dev-size", type=int, default=500, help="held-out dev pairs (temperature scaling)"
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--fp32", action="store_true",
-                   help="train in fp32 (default: TrainConfig.bf16, bfloat16 autocast of the training forward pass: "
-                        "1.48x faster steps here with the fp32 loss curve; benchmarks/results/throughput.json)")
+    p.add_argument(
+        "--fp32",
+        action="store_true",
+        help="train in fp32 (default: TrainConfig.bf16, bfloat16 autocast of the training forward pass: "
+        "1.48x faster steps here with the fp32 loss curve; benchmarks/results/throughput.json)",
+    )
     p.add_argument("--model", default=None, help="default: the library's offline MiniLM")
     p.add_argument("--num-hidden-layers", type=int, default=None)
-    p.add_argument("--max-runs", type=int, default=None, help="stop after this many jobs (then summarise)")
-    p.add_argument("--commit", action="store_true", help="git-commit each run JSON (and the summary at the end)")
-    p.add_argument("--keep-checkpoints", action="store_true",
-                   help="keep finished stages' epoch checkpoints (default: removed once the run's JSON is written; "
-                        "~270 MB each with MiniLM, ~14 GB for the whole study otherwise)")
+    p.add_argument(
+        "--max-runs", type=int, default=None, help="stop after this many jobs (then summarise)"
+    )
+    p.add_argument(
+        "--commit",
+        action="store_true",
+        help="git-commit each run JSON (and the summary at the end)",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep finished stages' epoch checkpoints (default: removed once the run's JSON is written; "
+        "~270 MB each with MiniLM, ~14 GB for the whole study otherwise)",
+    )
     return p.parse_args(argv)
 
 
@@ -129,8 +176,11 @@ def plan(args: argparse.Namespace) -> list[Job]:
     for size, seeds, rows, _ in blocks:
         for seed in seeds:
             for row in rows:
-                if (args.only and size not in args.only) or (args.max_seeds and seed > args.max_seeds) \
-                        or row not in args.rows:
+                if (
+                    (args.only and size not in args.only)
+                    or (args.max_seeds and seed > args.max_seeds)
+                    or row not in args.rows
+                ):
                     continue
                 jobs.append(Job(size, row, seed))
     return list(dict.fromkeys(jobs))
@@ -149,10 +199,18 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What every run of one study shares; runs with other settings cannot be averaged together."""
     from tdmixup.config import DEFAULT_MODEL
 
-    return {"task": "snli", "model": args.model or DEFAULT_MODEL, "num_hidden_layers": args.num_hidden_layers,
-            "epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
-            "dev_size": args.dev_size, "test_size": None if args.full_test else args.test_size,
-            "bf16": not args.fp32, "chaos_label": "old_label"}
+    return {
+        "task": "snli",
+        "model": args.model or DEFAULT_MODEL,
+        "num_hidden_layers": args.num_hidden_layers,
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size,
+        "dev_size": args.dev_size,
+        "test_size": None if args.full_test else args.test_size,
+        "bf16": not args.fp32,
+        "chaos_label": "old_label",
+    }
 
 
 def check_results_settings(results: Path, settings: dict[str, Any]) -> None:
@@ -162,16 +220,22 @@ def check_results_settings(results: Path, settings: dict[str, Any]) -> None:
     for path in sorted((results / "runs").glob("*_seed*.json"))[:1]:
         theirs = json.loads(path.read_text()).get("settings")
         if theirs != settings:
-            diff = {k: (theirs.get(k) if theirs else None, settings.get(k)) for k in settings
-                    if not theirs or theirs.get(k) != settings.get(k)}
-            sys.exit(f"{path} was made with other study settings (theirs, these): {diff}; use another --results "
-                     "(and --run-dir) for these settings")
+            diff = {
+                k: (theirs.get(k) if theirs else None, settings.get(k))
+                for k in settings
+                if not theirs or theirs.get(k) != settings.get(k)
+            }
+            sys.exit(
+                f"{path} was made with other study settings (theirs, these): {diff}; use another --results "
+                "(and --run-dir) for these settings"
+            )
 
 
 def estimate_hours(jobs: list[Job], results: Path, *, bf16: bool = True) -> dict[int, float]:
     """Estimated hours per size for ``jobs``: seconds per training pair of each row from the
     finished runs in ``results`` (median of ``cost_seconds`` / training pairs: the job's training and
     evaluation from scratch, whatever was reused), else :data:`PRIOR_S_PER_PAIR`."""
+
     def pairs(size: int, row: str) -> int:  # the quality runs also train on the ChaosNLI pairs
         return size + CHAOS_SNLI_PAIRS if row == QUALITY else size
 
@@ -181,24 +245,32 @@ def estimate_hours(jobs: list[Job], results: Path, *, bf16: bool = True) -> dict
             rates.setdefault(r["row"], []).append(r["cost_seconds"] / pairs(r["size"], r["row"]))
     out: dict[int, float] = {}
     for j in jobs:
-        rate = (statistics.median(rates[j.row]) if j.row in rates
-                else PRIOR_S_PER_PAIR[j.row] * (PRIOR_BF16_FACTOR if bf16 else 1.0))
+        rate = (
+            statistics.median(rates[j.row])
+            if j.row in rates
+            else PRIOR_S_PER_PAIR[j.row] * (PRIOR_BF16_FACTOR if bf16 else 1.0)
+        )
         out[j.size] = out.get(j.size, 0.0) + rate * pairs(j.size, j.row) / 3600
     return out
 
 
 # --- git -------------------------------------------------------------------------------------
-def commit_files(paths: list[Path], message: str, *, attempts: int = 6, wait_s: float = 2.0) -> bool:
+def commit_files(
+    paths: list[Path], message: str, *, attempts: int = 6, wait_s: float = 2.0
+) -> bool:
     """Commit only ``paths`` (one commit) to the git repository they lie in (``git add`` + ``git
     commit -- paths``; other staged or modified files stay as they are), retrying while another
     git process holds ``.git/index.lock``. Returns False (with a warning: the study goes on)
     when it cannot."""
+
     def git(*cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", *cmd], cwd=cwd, capture_output=True, text=True)
 
     top = git("rev-parse", "--show-toplevel", cwd=paths[0].parent)
     if top.returncode != 0:
-        print(f"warning: {paths[0].parent} is not in a git repository; nothing committed", flush=True)
+        print(
+            f"warning: {paths[0].parent} is not in a git repository; nothing committed", flush=True
+        )
         return False
     repo = Path(top.stdout.strip())
     rel = [str(p.resolve().relative_to(repo.resolve())) for p in paths]
@@ -230,8 +302,10 @@ def hold_lock(run_dir: Path) -> Any:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
-        sys.exit(f"another run.py works on {run_dir} (pid {handle.read().strip() or '?'}); stop it first or use "
-                 "another --run-dir")
+        sys.exit(
+            f"another run.py works on {run_dir} (pid {handle.read().strip() or '?'}); stop it first or use "
+            "another --run-dir"
+        )
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
@@ -242,8 +316,12 @@ def hold_lock(run_dir: Path) -> Any:
 def code_version() -> dict[str, Any]:
     """The commit of this checkout and whether it had uncommitted changes."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks/scaling/run.py"], cwd=REPO,
-                           capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src", "benchmarks/scaling/run.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     return {"git_commit": head.stdout.strip() or None, "src_dirty": bool(dirty.stdout.strip())}
 
 
@@ -256,8 +334,12 @@ def main(argv: list[str] | None = None) -> None:
     jobs = plan(args)
     todo = pending(jobs, args.results)
     hours = estimate_hours(todo, args.results, bf16=not args.fp32)
-    print(f"{len(jobs)} jobs in the plan, {len(jobs) - len(todo)} finished, {len(todo)} to run; estimated hours "
-          f"(at the pace of {'the finished runs' if len(todo) < len(jobs) else 'the CPU reproduction'}): " + ", ".join(f"{s:,}: {h:.1f}" for s, h in hours.items()) + f" (total {sum(hours.values()):.1f})")
+    print(
+        f"{len(jobs)} jobs in the plan, {len(jobs) - len(todo)} finished, {len(todo)} to run; estimated hours "
+        f"(at the pace of {'the finished runs' if len(todo) < len(jobs) else 'the CPU reproduction'}): "
+        + ", ".join(f"{s:,}: {h:.1f}" for s, h in hours.items())
+        + f" (total {sum(hours.values()):.1f})"
+    )
     if args.command == "plan":
         for j in jobs:
             print(f"  {'done   ' if j not in todo else 'pending'} {j.name}")
@@ -283,7 +365,10 @@ def main(argv: list[str] | None = None) -> None:
             record = runner.run(job)
         except Exception:  # one failed job must not stop hours of others; the next start retries it
             traceback.print_exc()
-            print(f"[scaling] {job.name} FAILED (no JSON written); going on with the next job", flush=True)
+            print(
+                f"[scaling] {job.name} FAILED (no JSON written); going on with the next job",
+                flush=True,
+            )
             failed.append(job.name)
             runner.forget_session()
             continue
@@ -308,8 +393,10 @@ def summarize(args: argparse.Namespace) -> None:
     scaling_summary.summarize(args.results)
     print(f"wrote {args.results}/summary.json, table.md, scaling.png")
     if args.commit:
-        commit_files([args.results / n for n in ("summary.json", "table.md", "scaling.png")],
-                     "scaling study: summary, table and figure")
+        commit_files(
+            [args.results / n for n in ("summary.json", "table.md", "scaling.png")],
+            "scaling study: summary, table and figure",
+        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,11 @@ def mean_std(values: Iterable[float]) -> dict[str, Any]:
     v = v[np.isfinite(v)]
     if v.size == 0:
         return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else None, "n": int(v.size)}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if v.size > 1 else None,
+        "n": int(v.size),
+    }
 
 
 def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
@@ -57,10 +61,15 @@ def check_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
     first = runs[0]["settings"]
     for r in runs[1:]:
         if r["settings"] != first:
-            diff = {k: (first.get(k), r["settings"].get(k)) for k in set(first) | set(r["settings"])
-                    if first.get(k) != r["settings"].get(k)}
-            raise ValueError(f"run {r['size']}_{r['row']}_seed{r['seed']} has other study settings than "
-                             f"{first_name(runs)}: {diff}; summarise them from separate results folders")
+            diff = {
+                k: (first.get(k), r["settings"].get(k))
+                for k in set(first) | set(r["settings"])
+                if first.get(k) != r["settings"].get(k)
+            }
+            raise ValueError(
+                f"run {r['size']}_{r['row']}_seed{r['seed']} has other study settings than "
+                f"{first_name(runs)}: {diff}; summarise them from separate results folders"
+            )
     return dict(first)
 
 
@@ -84,17 +93,26 @@ def aggregate_rows(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             sets = sorted({s for r in rs for s in r["test_sets"]})
             out[size][row] = {
                 "seeds": sorted(r["seed"] for r in rs),
-                "sets": {s: {m: mean_std(r["test_sets"][s][m] for r in rs if s in r["test_sets"])
-                             for m in METRICS} for s in sets},
+                "sets": {
+                    s: {
+                        m: mean_std(r["test_sets"][s][m] for r in rs if s in r["test_sets"])
+                        for m in METRICS
+                    }
+                    for s in sets
+                },
                 "train_sizes": [r["train_sizes"] for r in rs],
                 "train_seconds": mean_std(r["train_seconds"] for r in rs),
-                "temperature": mean_std(r["temperature"] for r in rs if r.get("temperature") is not None),
+                "temperature": mean_std(
+                    r["temperature"] for r in rs if r.get("temperature") is not None
+                ),
             }
             if row == "full":
                 out[size]["full_ts"] = {
                     "seeds": out[size][row]["seeds"],
-                    "sets": {s: {"accuracy": v["accuracy"], "ece": v["ece_scaled"]}
-                             for s, v in out[size][row]["sets"].items()},
+                    "sets": {
+                        s: {"accuracy": v["accuracy"], "ece": v["ece_scaled"]}
+                        for s, v in out[size][row]["sets"].items()
+                    },
                 }
     return out
 
@@ -107,20 +125,39 @@ def aggregate_quality(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         q = [r for r in runs if int(r["size"]) == size and r["row"] == QUALITY_ROW]
         entry: dict[str, Any] = {"seeds": sorted(r["seed"] for r in q)}
         if q:
-            entry["mean_entropy"] = {g: mean_std(r["per_region"][g]["mean_entropy"] for r in q
-                                               if r["per_region"][g]["mean_entropy"] is not None)
-                                     for g in (*REGIONS, "none")}
-            entry["share_of_chaosnli_rows"] = {g: mean_std(r["per_region"][g]["share_of_chaosnli_rows"] for r in q)
-                                               for g in (*REGIONS, "none")}
-            entry["spearman"] = {k: mean_std(r["spearman"][k]["rho"] for r in q) for k in q[0]["spearman"]}
-        full = [r for r in runs if int(r["size"]) == size and r["row"] == "full" and r.get("class_counts")]
+            entry["mean_entropy"] = {
+                g: mean_std(
+                    r["per_region"][g]["mean_entropy"]
+                    for r in q
+                    if r["per_region"][g]["mean_entropy"] is not None
+                )
+                for g in (*REGIONS, "none")
+            }
+            entry["share_of_chaosnli_rows"] = {
+                g: mean_std(r["per_region"][g]["share_of_chaosnli_rows"] for r in q)
+                for g in (*REGIONS, "none")
+            }
+            entry["spearman"] = {
+                k: mean_std(r["spearman"][k]["rho"] for r in q) for k in q[0]["spearman"]
+            }
+        full = [
+            r
+            for r in runs
+            if int(r["size"]) == size and r["row"] == "full" and r.get("class_counts")
+        ]
         if full:
             names = full[0]["label_names"]
             entry["class_share_per_region"] = {
-                g: {name: mean_std(_share(r["class_counts"]["regions"][g], i) for r in full) for i, name in enumerate(names)}
-                for g in REGIONS}
+                g: {
+                    name: mean_std(_share(r["class_counts"]["regions"][g], i) for r in full)
+                    for i, name in enumerate(names)
+                }
+                for g in REGIONS
+            }
             entry["class_share_of_training_set"] = {
-                name: mean_std(_share(r["class_counts"]["train"], i) for r in full) for i, name in enumerate(names)}
+                name: mean_std(_share(r["class_counts"]["train"], i) for r in full)
+                for i, name in enumerate(names)
+            }
         out[size] = entry
     return out
 
@@ -138,11 +175,13 @@ def summarize(results: Path) -> dict[str, Any]:
     trained = [r for r in runs if "test_sets" in r]
     summary = {
         "what": "TDMixUp against plain fine-tuning by training size (real SNLI, MiniLM, CPU): mean ± sample "
-                "std (ddof = 1) over seeds; metrics are fractions (accuracy, ECE, ECE after temperature "
-                "scaling on dev, NLL, Brier)",
+        "std (ddof = 1) over seeds; metrics are fractions (accuracy, ECE, ECE after temperature "
+        "scaling on dev, NLL, Brier)",
         "settings": settings,
         "test_sets": runs[0]["test_set_notes"] if runs else {},
-        "test_rows": {s: m.get("n") for s, m in (trained[0]["test_sets"].items() if trained else [])},
+        "test_rows": {
+            s: m.get("n") for s, m in (trained[0]["test_sets"].items() if trained else [])
+        },
         "runs": len(runs),
         "rows": {str(k): v for k, v in aggregate_rows(runs).items()},
         "datamap_quality": {str(k): v for k, v in aggregate_quality(runs).items()},
@@ -165,47 +204,72 @@ def _cell(ms: dict[str, Any] | None, scale: float = 100.0, digits: int = 2) -> s
 def markdown(summary: dict[str, Any]) -> str:
     """The tables of ``table.md``: one per test set (rows × sizes), then the data map's quality."""
     s = summary["settings"]
-    lines = ["# Scaling study: TDMixUp against plain fine-tuning by training size", "",
-             f"Real SNLI, {s.get('model', '?')}, {s.get('epochs', '?')} epochs, lr {s.get('learning_rate', '?')}, "
-             f"batch {s.get('batch_size', '?')}, dev {s.get('dev_size', '?')} pairs (temperature), CPU. "
-             "Mean ± sample std (ddof = 1) over the seeds shown (n); accuracy and ECE ×100, NLL and Brier as is. "
-             "A cell without ± has one seed.", ""]
+    lines = [
+        "# Scaling study: TDMixUp against plain fine-tuning by training size",
+        "",
+        f"Real SNLI, {s.get('model', '?')}, {s.get('epochs', '?')} epochs, lr {s.get('learning_rate', '?')}, "
+        f"batch {s.get('batch_size', '?')}, dev {s.get('dev_size', '?')} pairs (temperature), CPU. "
+        "Mean ± sample std (ddof = 1) over the seeds shown (n); accuracy and ECE ×100, NLL and Brier as is. "
+        "A cell without ± has one seed.",
+        "",
+    ]
     for name, note in summary["test_sets"].items():
         lines.append(f"- `{name}`: {note}")
     rows = summary["rows"]
     for test in summary["test_sets"]:
-        lines += ["", f"## {SET_TITLES.get(test, test)} (`{test}`)", "",
-                  "| size | method | n | acc | ECE | ECE after TS | NLL | Brier | train n | train s |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {SET_TITLES.get(test, test)} (`{test}`)",
+            "",
+            "| size | method | n | acc | ECE | ECE after TS | NLL | Brier | train n | train s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for size, by_row in rows.items():
             for key, agg in by_row.items():
                 if key == "full_ts" or test not in agg["sets"]:
                     continue
                 m = agg["sets"][test]
                 sizes = sorted({" + ".join(map(str, t)) for t in agg["train_sizes"]})
-                lines.append(f"| {int(size):,} | {ROW_STYLE.get(key, (key,))[0]} | {len(agg['seeds'])} | "
-                             f"{_cell(m['accuracy'])} | {_cell(m['ece'])} | {_cell(m['ece_scaled'])} | "
-                             f"{_cell(m['nll'], 1, 3)} | {_cell(m['brier'], 1, 3)} | "
-                             f"{sizes[0] if len(sizes) == 1 else sizes[0] + ' … ' + sizes[-1]} | "
-                             f"{_cell(agg['train_seconds'], 1, 0)} |")
-    lines += ["", "## The data map against human ambiguity (ChaosNLI SNLI pairs, 100 crowd labels each)", "",
-              "Dynamics-only runs on the size's pairs + the 1,514 ChaosNLI SNLI pairs (see the README); "
-              "crowd entropy in bits (higher = humans disagree more).", "",
-              "| size | n | Spearman(variability, H) | Spearman(confidence, H) | mean H easy | mean H ambiguous "
-              "| mean H hard |", "|---|---|---|---|---|---|---|"]
+                lines.append(
+                    f"| {int(size):,} | {ROW_STYLE.get(key, (key,))[0]} | {len(agg['seeds'])} | "
+                    f"{_cell(m['accuracy'])} | {_cell(m['ece'])} | {_cell(m['ece_scaled'])} | "
+                    f"{_cell(m['nll'], 1, 3)} | {_cell(m['brier'], 1, 3)} | "
+                    f"{sizes[0] if len(sizes) == 1 else sizes[0] + ' … ' + sizes[-1]} | "
+                    f"{_cell(agg['train_seconds'], 1, 0)} |"
+                )
+    lines += [
+        "",
+        "## The data map against human ambiguity (ChaosNLI SNLI pairs, 100 crowd labels each)",
+        "",
+        "Dynamics-only runs on the size's pairs + the 1,514 ChaosNLI SNLI pairs (see the README); "
+        "crowd entropy in bits (higher = humans disagree more).",
+        "",
+        "| size | n | Spearman(variability, H) | Spearman(confidence, H) | mean H easy | mean H ambiguous "
+        "| mean H hard |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for size, q in summary["datamap_quality"].items():
         if not q.get("seeds"):
             continue
         sp, h = q["spearman"], q["mean_entropy"]
-        lines.append(f"| {int(size):,} | {len(q['seeds'])} | {_cell(sp.get('variability_vs_entropy'), 1, 3)} | "
-                     f"{_cell(sp.get('confidence_vs_entropy'), 1, 3)} | " +
-                     " | ".join(_cell(h[g], 1, 3) for g in REGIONS) + " |")
-    lines += ["", "Each class's share of each region (%) of the data map the rows used (the 100 % runs):", "",
-              "| size | region | " + " | ".join(_label_names(summary)) + " |",
-              "|---|---|" + "---|" * len(_label_names(summary))]
+        lines.append(
+            f"| {int(size):,} | {len(q['seeds'])} | {_cell(sp.get('variability_vs_entropy'), 1, 3)} | "
+            f"{_cell(sp.get('confidence_vs_entropy'), 1, 3)} | "
+            + " | ".join(_cell(h[g], 1, 3) for g in REGIONS)
+            + " |"
+        )
+    lines += [
+        "",
+        "Each class's share of each region (%) of the data map the rows used (the 100 % runs):",
+        "",
+        "| size | region | " + " | ".join(_label_names(summary)) + " |",
+        "|---|---|" + "---|" * len(_label_names(summary)),
+    ]
     for size, q in summary["datamap_quality"].items():
         for g, shares in q.get("class_share_per_region", {}).items():
-            lines.append(f"| {int(size):,} | {g} | " + " | ".join(_cell(v) for v in shares.values()) + " |")
+            lines.append(
+                f"| {int(size):,} | {g} | " + " | ".join(_cell(v) for v in shares.values()) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -236,32 +300,66 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             if metric == "ece" and any("full_ts" in rows[s] for s in rows):
                 lines.append(("full_ts", TS_LABEL, "tab:blue", "o", "ece", "--"))
             for n, (key, label, colour, marker, m, style) in enumerate(lines):
-                pts = [(int(s), rows[s][key]["sets"][test][m]) for s in rows
-                       if key in rows[s] and test in rows[s][key]["sets"] and rows[s][key]["sets"][test][m]["mean"] is not None]
+                pts = [
+                    (int(s), rows[s][key]["sets"][test][m])
+                    for s in rows
+                    if key in rows[s]
+                    and test in rows[s][key]["sets"]
+                    and rows[s][key]["sets"][test][m]["mean"] is not None
+                ]
                 if not pts:
                     continue
-                jitter = 1 + 0.025 * (n - (len(lines) - 1) / 2)  # keeps error bars apart on the log axis
+                jitter = 1 + 0.025 * (
+                    n - (len(lines) - 1) / 2
+                )  # keeps error bars apart on the log axis
                 x = [p[0] * jitter for p in pts]
                 y = [100 * p[1]["mean"] for p in pts]
                 err = [100 * (p[1]["std"] or 0.0) for p in pts]
-                ax.errorbar(x, y, yerr=err, label=label, color=colour, marker=marker, linestyle=style, capsize=4,
-                            markerfacecolor="white" if style == "--" else colour, linewidth=1.6, markersize=6)
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=err,
+                    label=label,
+                    color=colour,
+                    marker=marker,
+                    linestyle=style,
+                    capsize=4,
+                    markerfacecolor="white" if style == "--" else colour,
+                    linewidth=1.6,
+                    markersize=6,
+                )
             ax.set_xscale("log")
             ax.set_xticks(sizes_all, [f"{s:,}" for s in sizes_all])
             ax.minorticks_off()
             ax.grid(True, alpha=0.3)
             n = summary.get("test_rows", {}).get(test)
             ax.set_title(SET_TITLES.get(test, test) + (f" ({n:,} pairs)" if n else ""), fontsize=11)
-            ax.set_ylabel("accuracy ×100 (higher is better)" if metric == "accuracy" else "ECE ×100 (lower is better)")
+            ax.set_ylabel(
+                "accuracy ×100 (higher is better)"
+                if metric == "accuracy"
+                else "ECE ×100 (lower is better)"
+            )
             if i == 1:
                 ax.set_xlabel("training pairs (log scale)")
     handles, labels = axes[1][0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False, fontsize=10)
-    nseeds = sorted({len(v["seeds"]) for r in rows.values() for k, v in r.items() if k != "full_ts"})
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=min(len(labels), 5),
+            frameon=False,
+            fontsize=10,
+        )
+    nseeds = sorted(
+        {len(v["seeds"]) for r in rows.values() for k, v in r.items() if k != "full_ts"}
+    )
     model = str(summary["settings"].get("model", "")).split(":")[-1].rstrip("/").split("/")[-1]
-    fig.suptitle(f"TDMixUp vs plain fine-tuning by training size (SNLI, {model}; mean ± sample std over "
-                 f"{'/'.join(map(str, nseeds)) or '0'} seeds)", fontsize=12)
+    fig.suptitle(
+        f"TDMixUp vs plain fine-tuning by training size (SNLI, {model}; mean ± sample std over "
+        f"{'/'.join(map(str, nseeds)) or '0'} seeds)",
+        fontsize=12,
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -96,8 +96,10 @@ def logit_saliency(logits: Tensor, labels: Tensor) -> Tensor:
     tensor([[0.5000, 0.5000]])
     """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
-        raise ValueError(f"logit_saliency: expected logits [B, C] and labels [B], got {tuple(logits.shape)} and "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"logit_saliency: expected logits [B, C] and labels [B], got {tuple(logits.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
     saliency = torch.softmax(logits.detach().double(), dim=-1)
     gold = labels.long().view(-1, 1).to(saliency.device)
     saliency = saliency.scatter(1, gold, 0.0)
@@ -109,9 +111,12 @@ def saliency_cosine(recorded: Tensor, current: Tensor) -> Tensor:
     """Cosine similarity of every recorded saliency ``[B, C]`` with every current one ``[M, C]`` →
     ``[B, M]`` (float64). Rows are first divided by their largest entry, so saliencies of ~1e-30
     still have a direction; an all-zero row has cosine 0 with everything."""
+
     def unit(x: Tensor) -> Tensor:
         x = x.double()
-        return F.normalize(x / x.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny), dim=-1)
+        return F.normalize(
+            x / x.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny), dim=-1
+        )
 
     return unit(recorded) @ unit(current).to(recorded.device).T
 
@@ -137,7 +142,9 @@ def saliency_partners(recorded: Tensor, current: Tensor, valid: Tensor) -> tuple
     if not bool(valid.any()):
         zeros = torch.zeros(len(recorded), dtype=torch.long, device=sim.device)
         return zeros, zeros
-    return sim.masked_fill(~valid, -np.inf).argmax(dim=1), sim.masked_fill(~valid, np.inf).argmin(dim=1)
+    return sim.masked_fill(~valid, -np.inf).argmax(dim=1), sim.masked_fill(~valid, np.inf).argmin(
+        dim=1
+    )
 
 
 @dataclass
@@ -151,8 +158,9 @@ class Half:
     recorded: Tensor
 
 
-def aum_saliency_loss(high: Half, low: Half, lam_high: Tensor | float, lam_low: Tensor | float,
-                      config: MixupConfig) -> tuple[Tensor, dict[str, Tensor]]:
+def aum_saliency_loss(
+    high: Half, low: Half, lam_high: Tensor | float, lam_low: Tensor | float, config: MixupConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``(L_high + L_low) / 2`` of the module docstring, and the partners chosen.
 
     Args:
@@ -182,37 +190,60 @@ def aum_saliency_loss(high: Half, low: Half, lam_high: Tensor | float, lam_low: 
         def mixed(index: Tensor) -> Tensor:
             index = index.to(other.logits.device)
             z = mix_tensors(me.logits, other.logits[index], lam)
-            return weighted_sum(soft_cross_entropy(z, mix_tensors(mine, theirs[index], lam)), mix_weight)
+            return weighted_sum(
+                soft_cross_entropy(z, mix_tensors(mine, theirs[index], lam)), mix_weight
+            )
 
         ce = weighted_sum(hard_cross_entropy(me.logits, me.labels, eps), me.weight)
-        return (config.aum_saliency_ce_weight * ce + config.aum_saliency_similar_weight * mixed(similar)
-                + config.aum_saliency_dissimilar_weight * mixed(dissimilar))
+        return (
+            config.aum_saliency_ce_weight * ce
+            + config.aum_saliency_similar_weight * mixed(similar)
+            + config.aum_saliency_dissimilar_weight * mixed(dissimilar)
+        )
 
     loss = (half_loss("high", high, low, lam_high) + half_loss("low", low, high, lam_low)) / 2
     return loss, partners
 
 
-def step_aum_saliency(model: Classifier, batches: list[Batch], config: MixupConfig, generator: torch.Generator,
-                      pad: int) -> StepOutput:
+def step_aum_saliency(
+    model: Classifier,
+    batches: list[Batch],
+    config: MixupConfig,
+    generator: torch.Generator,
+    pad: int,
+) -> StepOutput:
     """One training step of ``aum_saliency``: ``batches = (high, low)``, each with a ``saliency``
     column ``[B, C]`` (added by :class:`SaliencyColumn`); λ drawn as one per step (or per row)."""
     high, low = batches
     for name, batch in (("high", high), ("low", low)):
         if "saliency" not in batch:
-            raise ValueError(f"aum_saliency: the {name} batch has no 'saliency' column; train it through "
-                             "`tdmixup run --strategy aum_saliency` (or pass batch_columns=SaliencyColumn(...))")
+            raise ValueError(
+                f"aum_saliency: the {name} batch has no 'saliency' column; train it through "
+                "`tdmixup run --strategy aum_saliency` (or pass batch_columns=SaliencyColumn(...))"
+            )
     if num_choices_of(high) != num_choices_of(low):
-        raise ValueError(f"high and low batches differ in number of choices: {num_choices_of(high)} vs {num_choices_of(low)}")
+        raise ValueError(
+            f"high and low batches differ in number of choices: {num_choices_of(high)} vs {num_choices_of(low)}"
+        )
     (_, z_high), (_, z_low) = forward_unmixed(model, high), forward_unmixed(model, low)
     if config.lambda_mode == "batch":
         lam_high = lam_low = sample_lambda(config.alpha, generator=generator)
     else:
         lam_high = sample_lambda(config.alpha, len(z_high), generator=generator)
         lam_low = sample_lambda(config.alpha, len(z_low), generator=generator)
-    halves = [Half(z, b["labels"], b["weight"], b["saliency"]) for z, b in ((z_high, high), (z_low, low))]
-    loss, _ = aum_saliency_loss(halves[0], halves[1], lam_high.to(z_high.device), lam_low.to(z_low.device), config)
+    halves = [
+        Half(z, b["labels"], b["weight"], b["saliency"]) for z, b in ((z_high, high), (z_low, low))
+    ]
+    loss, _ = aum_saliency_loss(
+        halves[0], halves[1], lam_high.to(z_high.device), lam_low.to(z_low.device), config
+    )
     lam = float(torch.cat([lam_high.flatten(), lam_low.flatten()]).mean())
-    return StepOutput(loss, torch.cat([z_high, z_low]).detach(), torch.cat([high["sample_id"], low["sample_id"]]), lam)
+    return StepOutput(
+        loss,
+        torch.cat([z_high, z_low]).detach(),
+        torch.cat([high["sample_id"], low["sample_id"]]),
+        lam,
+    )
 
 
 @dataclass(frozen=True)
@@ -235,7 +266,9 @@ class AUMSaliencySplit:
     quantile: float
 
 
-def split_by_aum(sample_ids: np.ndarray, gold: np.ndarray, logits: np.ndarray, *, quantile: float = 0.5) -> AUMSaliencySplit:
+def split_by_aum(
+    sample_ids: np.ndarray, gold: np.ndarray, logits: np.ndarray, *, quantile: float = 0.5
+) -> AUMSaliencySplit:
     """AUM per sample from per-epoch logits ``[E, N, C]``, the split at its ``quantile``, and the
     saliency of the last epoch's logits.
 
@@ -252,8 +285,15 @@ def split_by_aum(sample_ids: np.ndarray, gold: np.ndarray, logits: np.ndarray, *
     threshold = float(np.quantile(aum, quantile))
     last = torch.from_numpy(np.asarray(logits[-1], dtype=np.float64))
     saliency = logit_saliency(last, torch.from_numpy(np.asarray(gold, dtype=np.int64))).numpy()
-    return AUMSaliencySplit(np.asarray(sample_ids, dtype=np.int64), np.asarray(gold, dtype=np.int64), aum,
-                            saliency, aum >= threshold, threshold, quantile)
+    return AUMSaliencySplit(
+        np.asarray(sample_ids, dtype=np.int64),
+        np.asarray(gold, dtype=np.int64),
+        aum,
+        saliency,
+        aum >= threshold,
+        threshold,
+        quantile,
+    )
 
 
 class SaliencyColumn:
@@ -269,13 +309,21 @@ class SaliencyColumn:
         pos = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
         missing = ids[self.ids[pos] != ids] if len(self.ids) else ids
         if len(missing):
-            raise ValueError(f"no recorded saliency for sample ids {missing[:5].tolist()}: was the split made from "
-                             "another training set?")
+            raise ValueError(
+                f"no recorded saliency for sample ids {missing[:5].tolist()}: was the split made from "
+                "another training set?"
+            )
         return {"saliency": self.values[pos]}
 
 
 def read_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(sample_ids [N], high [N] bool, saliency [N, C])`` from a ``split.parquet``."""
     frame = pd.read_parquet(path)
-    columns = sorted((c for c in frame.columns if c.startswith("saliency_")), key=lambda c: int(c.split("_")[1]))
-    return frame["sample_id"].to_numpy(np.int64), frame["high"].to_numpy(bool), frame[columns].to_numpy(np.float32)
+    columns = sorted(
+        (c for c in frame.columns if c.startswith("saliency_")), key=lambda c: int(c.split("_")[1])
+    )
+    return (
+        frame["sample_id"].to_numpy(np.int64),
+        frame["high"].to_numpy(bool),
+        frame[columns].to_numpy(np.float32),
+    )

@@ -42,18 +42,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("tdmixup.aum")
 
 
-def _relabelled(session: Session, subset: TokenizedSet, threshold_ids: np.ndarray, *, seed: int) -> TokenizedSet:
+def _relabelled(
+    session: Session, subset: TokenizedSet, threshold_ids: np.ndarray, *, seed: int
+) -> TokenizedSet:
     """The subset with its threshold samples relabelled (:func:`tdmixup.aum.relabel_threshold_labels`):
     the extra fake class for pair tasks, a wrong existing ending for multiple choice."""
     from tdmixup.aum import relabel_threshold_labels
 
     spec = session.task.spec
     is_th = np.isin(subset.sample_ids, threshold_ids)
-    labels = relabel_threshold_labels(subset.labels, is_th, kind=spec.kind, num_classes=spec.num_labels, seed=seed)
+    labels = relabel_threshold_labels(
+        subset.labels, is_th, kind=spec.kind, num_classes=spec.num_labels, seed=seed
+    )
     return subset.with_labels(labels)
 
 
-def run_aum(session: Session, out_dir: Path, ids: np.ndarray, *, statistics: Path | None = None) -> dict[str, Any]:
+def run_aum(
+    session: Session, out_dir: Path, ids: np.ndarray, *, statistics: Path | None = None
+) -> dict[str, Any]:
     """AUM with threshold samples on the training samples ``ids``; returns the summary.
 
     ``two_pass`` (default): two trainings with disjoint threshold sets, every sample judged in
@@ -80,7 +86,9 @@ def run_aum(session: Session, out_dir: Path, ids: np.ndarray, *, statistics: Pat
     passes = 2 if cfg.aum.procedure == "two_pass" else 1
     epochs = cfg.aum.epochs or cfg.train.epochs
     if cfg.aum.skip_epochs >= epochs:
-        raise ValueError(f"--aum-skip-epochs {cfg.aum.skip_epochs} leaves none of the AUM run's {epochs} epochs")
+        raise ValueError(
+            f"--aum-skip-epochs {cfg.aum.skip_epochs} leaves none of the AUM run's {epochs} epochs"
+        )
     # Margins are averaged over passes through the data: every sample once per epoch, whatever
     # step count the session's other stages use.
     train_cfg = replace(cfg.train, epochs=epochs, steps_per_epoch=None)
@@ -92,31 +100,50 @@ def run_aum(session: Session, out_dir: Path, ids: np.ndarray, *, statistics: Pat
     for p in range(passes):
         exclude = np.concatenate(threshold_sets) if threshold_sets else None
         seed = cfg.train.seed + 101 * p
-        chosen, used = _choose(subset.labels, spec.num_labels, balance=balance, seed=seed, exclude=exclude)
+        chosen, used = _choose(
+            subset.labels, spec.num_labels, balance=balance, seed=seed, exclude=exclude
+        )
         threshold_ids = subset.sample_ids[chosen]
         threshold_sets.append(chosen)
         balances.append(used)
         trained_on = _relabelled(session, subset, threshold_ids, seed=seed)
         pass_dir = aum_pass_dir(out_dir, p + 1)
         done = train_and_evaluate(
-            session, pass_dir, strategy="none", train_sets=[trained_on], dynamics_mode=cfg.aum.dynamics_mode,
-            evaluate=False, num_labels=spec.num_labels + (spec.kind == "pair"), keep_checkpoint=False,
+            session,
+            pass_dir,
+            strategy="none",
+            train_sets=[trained_on],
+            dynamics_mode=cfg.aum.dynamics_mode,
+            evaluate=False,
+            num_labels=spec.num_labels + (spec.kind == "pair"),
+            keep_checkpoint=False,
             train_config=train_cfg,
         )
         seconds += float(done["train_seconds"])
         dyn = read_dynamics(pass_dir / DYNAMICS)
         if dyn.logits.shape[2] != spec.num_labels + (spec.kind == "pair"):
-            raise PipelineError(f"{pass_dir}: logits over {dyn.logits.shape[2]} choices, expected "
-                                f"{spec.num_labels + (spec.kind == 'pair')}: this pass was trained by an older tdmixup "
-                                "(multiple choice then added a 5th ending); re-run with --from-stage aum")
-        pass_results.append(AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids, extra_class=spec.kind == "pair"))
+            raise PipelineError(
+                f"{pass_dir}: logits over {dyn.logits.shape[2]} choices, expected "
+                f"{spec.num_labels + (spec.kind == 'pair')}: this pass was trained by an older tdmixup "
+                "(multiple choice then added a 5th ending); re-run with --from-stage aum"
+            )
+        pass_results.append(
+            AUMPass(
+                dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids, extra_class=spec.kind == "pair"
+            )
+        )
     k = cfg.aum.percentile
     assert k is not None
-    result = find_mislabeled_with_aum(pass_results, percentile=k, procedure=cfg.aum.procedure,
-                                      skip_epochs=cfg.aum.skip_epochs)
+    result = find_mislabeled_with_aum(
+        pass_results, percentile=k, procedure=cfg.aum.procedure, skip_epochs=cfg.aum.skip_epochs
+    )
     table = result.table
     kept = np.sort(table.loc[~table["flagged"], "sample_id"].to_numpy())
-    sets = {"region": subset.sample_ids, "kept": kept, "flagged": table.loc[table["flagged"], "sample_id"].to_numpy()}
+    sets = {
+        "region": subset.sample_ids,
+        "kept": kept,
+        "flagged": table.loc[table["flagged"], "sample_id"].to_numpy(),
+    }
     sets |= {f"threshold_pass{p + 1}": subset.sample_ids[c] for p, c in enumerate(threshold_sets)}
     mix = class_mix(session, sets, warn_for=("kept",), context=f"{out_dir.name}: ")
     summary = {
@@ -163,20 +190,30 @@ def _write_readable(session: Session, out_dir: Path, table: pd.DataFrame, statis
     stats = None
     if statistics.exists():
         stats = pd.read_parquet(statistics)[["confidence", "variability", "correctness"]]
-    texts = sample_texts(session.task.train.select(session.train.positions_of(ids).tolist()), spec.kind)
+    texts = sample_texts(
+        session.task.train.select(session.train.positions_of(ids).tolist()), spec.kind
+    )
     indexed = table.set_index("sample_id")
     extra = {"aum": indexed["aum"], "threshold": indexed["threshold"]}
     by_aum = ["aum", "sample_id"]
-    for name, rows in ((KEPT, table[~table["flagged"]].sort_values("sample_id")),
-                       (FLAGGED, table[table["flagged"]].sort_values(by_aum, na_position="last"))):
-        readable = sample_table(rows["sample_id"].to_numpy(), texts=texts, gold=gold, label_names=spec.label_names,
-                                stats=stats, extra=extra)
+    for name, rows in (
+        (KEPT, table[~table["flagged"]].sort_values("sample_id")),
+        (FLAGGED, table[table["flagged"]].sort_values(by_aum, na_position="last")),
+    ):
+        readable = sample_table(
+            rows["sample_id"].to_numpy(),
+            texts=texts,
+            gold=gold,
+            label_names=spec.label_names,
+            stats=stats,
+            extra=extra,
+        )
         write_sample_csv(readable, sample_csv(out_dir, name))
 
 
-
-def _choose(labels: np.ndarray, num_classes: int, *, balance: str, seed: int,
-            exclude: np.ndarray | None) -> tuple[np.ndarray, str]:
+def _choose(
+    labels: np.ndarray, num_classes: int, *, balance: str, seed: int, exclude: np.ndarray | None
+) -> tuple[np.ndarray, str]:
     """One pass's threshold samples (positions into ``labels``) and the balance used.
 
     ``uniform`` (the default) always succeeds on a region of more than ``c + 1`` samples. A
@@ -189,10 +226,17 @@ def _choose(labels: np.ndarray, num_classes: int, *, balance: str, seed: int,
     tries = _FALLBACKS[balance]
     for i, used in enumerate(tries):
         try:
-            pos = choose_threshold_samples(labels, num_classes, seed=seed, exclude=exclude, balance=used)
+            pos = choose_threshold_samples(
+                labels, num_classes, seed=seed, exclude=exclude, balance=used
+            )
             return pos, used
         except ValueError as err:
             if i == len(tries) - 1:
                 raise
-            log.info("threshold samples: balance=%s does not fit this region (%s); trying %s", used, err, tries[i + 1])
+            log.info(
+                "threshold samples: balance=%s does not fit this region (%s); trying %s",
+                used,
+                err,
+                tries[i + 1],
+            )
     raise AssertionError("unreachable")

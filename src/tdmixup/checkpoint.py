@@ -21,21 +21,35 @@ from tdmixup.model import Classifier, load_classifier, save_classifier
 from tdmixup.runio import read_json, write_json
 
 
-def save(ckpt: Path, model: Classifier, tokenizer: Any, optimizer: Any, scheduler: Any,
-         generator: torch.Generator, epochs_done: int, history: list[dict[str, float]],
-         accelerator: Any) -> None:
+def save(
+    ckpt: Path,
+    model: Classifier,
+    tokenizer: Any,
+    optimizer: Any,
+    scheduler: Any,
+    generator: torch.Generator,
+    epochs_done: int,
+    history: list[dict[str, float]],
+    accelerator: Any,
+) -> None:
     """Write ``checkpoint/`` atomically (temp folder + rename): a kill never leaves half of one."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         tmp = ckpt.with_name(ckpt.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         save_classifier(model, tokenizer, tmp)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                    "numpy_rng": np.random.get_state(), "epochs_done": epochs_done,
-                    "cuda_rng": (torch.cuda.get_rng_state_all() if torch.cuda.is_available()
-                                 else None)},
-                   tmp / TRAINING_STATE)
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "numpy_rng": np.random.get_state(),
+                "epochs_done": epochs_done,
+                "cuda_rng": (torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
+            },
+            tmp / TRAINING_STATE,
+        )
         write_json(tmp / TRAIN_LOG, history)
         old = ckpt.with_name(ckpt.name + ".old")
         shutil.rmtree(old, ignore_errors=True)  # left over when a kill interrupted the last save
@@ -55,8 +69,9 @@ def recover(ckpt: Path, accelerator: Any) -> None:
     accelerator.wait_for_everyone()
 
 
-def load(ckpt: Path, model: Classifier, optimizer: Any, scheduler: Any,
-         generator: torch.Generator) -> tuple[int, list[dict[str, float]]]:
+def load(
+    ckpt: Path, model: Classifier, optimizer: Any, scheduler: Any, generator: torch.Generator
+) -> tuple[int, list[dict[str, float]]]:
     """Restore ``model``'s weights, the optimizer, scheduler and every RNG state from ``ckpt``;
     returns the epochs done and the per-epoch history."""
     saved, _ = load_classifier(ckpt)

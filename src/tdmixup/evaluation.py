@@ -45,21 +45,31 @@ def evaluate_sets(
     temperature = None
     check = None
     if dev is not None and len(dev):
-        dev_ids, dev_logits = predict_logits(model, dev, batch_size=batch_size, accelerator=accelerator, desc="dev")
+        dev_ids, dev_logits = predict_logits(
+            model, dev, batch_size=batch_size, accelerator=accelerator, desc="dev"
+        )
         dev_labels = dev.labels[dev.positions_of(dev_ids)]  # logits come back sorted by sample_id
-        temperature = float(fit_temperature(dev_logits=dev_logits, dev_labels=dev_labels, method=temperature_method))
+        temperature = float(
+            fit_temperature(dev_logits=dev_logits, dev_labels=dev_labels, method=temperature_method)
+        )
         check = learning_check(dev_labels, dev_logits, set_name="dev")
     results: dict[str, Any] = {"temperature": temperature, "sets": {}}
     for name, data in sets.items():
-        ids, logits = predict_logits(model, data, batch_size=batch_size, accelerator=accelerator, desc=name)
+        ids, logits = predict_logits(
+            model, data, batch_size=batch_size, accelerator=accelerator, desc=name
+        )
         labels = data.labels[data.positions_of(ids)]
         report = calibration_report(logits=logits, labels=labels, temperature=temperature)
         results["sets"][name] = {"n": int(len(ids)), **report}
         if check is None:
             check = learning_check(labels, logits, set_name=name)
         if out_dir is not None and accelerator.is_main_process:
-            reliability_diagram(labels=labels, logits=logits, path=reliability_png(out_dir, name),
-                                title=f"{name} (n={len(ids)})")
+            reliability_diagram(
+                labels=labels,
+                logits=logits,
+                path=reliability_png(out_dir, name),
+                title=f"{name} (n={len(ids)})",
+            )
     results["learning_check"] = check
     if out_dir is not None and accelerator.is_main_process:
         write_json(out_dir / METRICS, results)
@@ -104,11 +114,20 @@ def learning_check(labels: np.ndarray, logits: np.ndarray, *, set_name: str) -> 
     near = accuracy < threshold
     message = None
     if near:
-        message = (f"the model has not learned: {set_name} accuracy {100 * accuracy:.1f} % is not clearly above chance "
-                   f"({100 * chance:.1f} %; n = {n} needs > {100 * threshold:.1f} %), so the data map and AUM of this "
-                   "run mean nothing; train on more data (--train-size), with a higher --learning-rate or more --epochs")
-    return {"set": set_name, "n": int(n), "accuracy": accuracy, "chance": chance, "threshold": threshold,
-            "near_chance": bool(near), "message": message}
+        message = (
+            f"the model has not learned: {set_name} accuracy {100 * accuracy:.1f} % is not clearly above chance "
+            f"({100 * chance:.1f} %; n = {n} needs > {100 * threshold:.1f} %), so the data map and AUM of this "
+            "run mean nothing; train on more data (--train-size), with a higher --learning-rate or more --epochs"
+        )
+    return {
+        "set": set_name,
+        "n": int(n),
+        "accuracy": accuracy,
+        "chance": chance,
+        "threshold": threshold,
+        "near_chance": bool(near),
+        "message": message,
+    }
 
 
 def format_metrics(results: dict[str, Any]) -> str:
@@ -125,5 +144,3 @@ def format_metrics(results: dict[str, Any]) -> str:
     if check.get("near_chance"):
         lines.append(f"warning: {check['message']}")
     return "\n".join(lines)
-
-

@@ -68,27 +68,41 @@ class Row:
     key: str
     label: str
     strategy: Strategy = "none"
-    sets: tuple[str, ...] = ("all",)   # region names, "+"-joined names are unions; "tdmixup" = the
-                                       # pipeline's TDMixUp sets (easy with AUM, ambiguous)
-    aum: tuple[str, ...] = ()          # regions filtered with AUM
+    sets: tuple[str, ...] = ("all",)  # region names, "+"-joined names are unions; "tdmixup" = the
+    # pipeline's TDMixUp sets (easy with AUM, ambiguous)
+    aum: tuple[str, ...] = ()  # regions filtered with AUM
     epoch: EpochBudget = "pass"
     mixup: tuple[tuple[str, float | str], ...] = ()
     label_smoothing: float | None = None  # this row's --label-smoothing ε (None: the run's)
-    temperature_scaled: bool = False   # report this row's metrics after temperature scaling (T fitted on dev)
+    temperature_scaled: bool = (
+        False  # report this row's metrics after temperature scaling (T fitted on dev)
+    )
 
     def __post_init__(self) -> None:
         defaults = {f.name: f.default for f in fields(MixupConfig) if f.name != "strategy"}
         for name, value in self.mixup:
             if name not in defaults:
-                raise ValueError(f"row {self.key!r}: {name!r} is not a MixupConfig field (one of {sorted(defaults)})")
-            if isinstance(value, str) != isinstance(defaults[name], str) and (name, value) != ("mixed_weight", PAPER_CODE):
-                raise ValueError(f"row {self.key!r}: {name} = {value!r} has the wrong type "
-                                 f"(like {defaults[name]!r}; mixed_weight may also be {PAPER_CODE!r})")
+                raise ValueError(
+                    f"row {self.key!r}: {name!r} is not a MixupConfig field (one of {sorted(defaults)})"
+                )
+            if isinstance(value, str) != isinstance(defaults[name], str) and (name, value) != (
+                "mixed_weight",
+                PAPER_CODE,
+            ):
+                raise ValueError(
+                    f"row {self.key!r}: {name} = {value!r} has the wrong type "
+                    f"(like {defaults[name]!r}; mixed_weight may also be {PAPER_CODE!r})"
+                )
         if self.epoch not in get_args(EpochBudget):
-            raise ValueError(f"row {self.key!r}: epoch must be one of {get_args(EpochBudget)}, got {self.epoch!r}")
+            raise ValueError(
+                f"row {self.key!r}: epoch must be one of {get_args(EpochBudget)}, got {self.epoch!r}"
+            )
 
 
-PAPER_CODE_WEIGHTS: tuple[tuple[str, float | str], ...] = (("mixed_weight", PAPER_CODE), ("unmixed_weight", 0.5))
+PAPER_CODE_WEIGHTS: tuple[tuple[str, float | str], ...] = (
+    ("mixed_weight", PAPER_CODE),
+    ("unmixed_weight", 0.5),
+)
 """The paper code's loss: 0.01 × Σ mixed CE / C + 0.5 × CE(easy) + 0.5 × CE(ambiguous)."""
 
 
@@ -105,7 +119,12 @@ TABLES: dict[str, tuple[Row, ...]] = {
         Row("easy", "33% train, Easy-to-learn", sets=("easy",)),
         Row("easy_aum", "24% train, Easy-to-learn with AUM", sets=("easy",), aum=("easy",)),
         Row("ambiguous", "33% train, Ambiguous", sets=("ambiguous",)),
-        Row("ambiguous_aum", "24% train, Ambiguous with AUM", sets=("ambiguous",), aum=("ambiguous",)),
+        Row(
+            "ambiguous_aum",
+            "24% train, Ambiguous with AUM",
+            sets=("ambiguous",),
+            aum=("ambiguous",),
+        ),
         Row("easy_ambiguous", "66% train, Easy-to-learn & Ambiguous", sets=("easy+ambiguous",)),
     ),
     "table2": (
@@ -113,37 +132,98 @@ TABLES: dict[str, tuple[Row, ...]] = {
         Row("mixup", "100% train, MixUp (Zhang et al., 2018)", strategy="mixup"),
         Row("manifold", "100% train, M-MixUp (Verma et al., 2019)", strategy="manifold"),
         Row("kong", "100% train, MixUp for Calibration (Kong et al., 2020)", strategy="kong"),
-        Row("backtranslation", "100% train, Back Translation (Edunov et al., 2018)", sets=("backtranslation",)),
-        Row("tdmixup_noaum", "66% train, TDMixUp, Easy-to-learn + Ambiguous", strategy="tdmixup", sets=("easy", "ambiguous")),
-        Row("tdmixup", "57% train, TDMixUp, Easy-to-learn with AUM + Ambiguous (Ours)", strategy="tdmixup",
-            sets=("tdmixup",)),
-        Row("full_ts", "100% train + temperature scaling (Guo et al., 2017; Desai & Durrett, 2020)",
-            temperature_scaled=True),
-        Row("full_ls", f"100% train + label smoothing ε = {LABEL_SMOOTHING_ROW} (Desai & Durrett, 2020)",
-            label_smoothing=LABEL_SMOOTHING_ROW),
-        Row("aum_saliency", "100% train, MixUp guided by AUM and saliency (Park & Caragea, ACL 2022)",
-            strategy="aum_saliency", sets=("aum_saliency",)),
+        Row(
+            "backtranslation",
+            "100% train, Back Translation (Edunov et al., 2018)",
+            sets=("backtranslation",),
+        ),
+        Row(
+            "tdmixup_noaum",
+            "66% train, TDMixUp, Easy-to-learn + Ambiguous",
+            strategy="tdmixup",
+            sets=("easy", "ambiguous"),
+        ),
+        Row(
+            "tdmixup",
+            "57% train, TDMixUp, Easy-to-learn with AUM + Ambiguous (Ours)",
+            strategy="tdmixup",
+            sets=("tdmixup",),
+        ),
+        Row(
+            "full_ts",
+            "100% train + temperature scaling (Guo et al., 2017; Desai & Durrett, 2020)",
+            temperature_scaled=True,
+        ),
+        Row(
+            "full_ls",
+            f"100% train + label smoothing ε = {LABEL_SMOOTHING_ROW} (Desai & Durrett, 2020)",
+            label_smoothing=LABEL_SMOOTHING_ROW,
+        ),
+        Row(
+            "aum_saliency",
+            "100% train, MixUp guided by AUM and saliency (Park & Caragea, ACL 2022)",
+            strategy="aum_saliency",
+            sets=("aum_saliency",),
+        ),
     ),
     "table3": (
-        Row("random_pairs", "Random (MixUp on easy ∪ ambiguous)", strategy="random_pairs", sets=("easy+ambiguous",)),
+        Row(
+            "random_pairs",
+            "Random (MixUp on easy ∪ ambiguous)",
+            strategy="random_pairs",
+            sets=("easy+ambiguous",),
+        ),
         Row("tdmixup", "Ours (TDMixUp)", strategy="tdmixup", sets=("tdmixup",)),
-        Row("tdmixup_paper_weights", "Ours (TDMixUp), the paper code's loss weights", strategy="tdmixup",
-            sets=("tdmixup",), mixup=PAPER_CODE_WEIGHTS),
+        Row(
+            "tdmixup_paper_weights",
+            "Ours (TDMixUp), the paper code's loss weights",
+            strategy="tdmixup",
+            sets=("tdmixup",),
+            mixup=PAPER_CODE_WEIGHTS,
+        ),
     ),
     "steps": (  # an ablation, not in the paper
         Row("full", "100% train"),
-        Row("random_pairs", "Random pairs, one pass over easy ∪ ambiguous per epoch (paper)", strategy="random_pairs",
-            sets=("easy+ambiguous",)),
-        Row("random_pairs_samples", "Random pairs, the 100% row's samples per epoch", strategy="random_pairs",
-            sets=("easy+ambiguous",), epoch="full_samples"),
-        Row("random_pairs_steps", "Random pairs, the 100% row's steps per epoch", strategy="random_pairs",
-            sets=("easy+ambiguous",), epoch="full_steps"),
-        Row("tdmixup", "TDMixUp, one pass over the larger set per epoch (paper)", strategy="tdmixup",
-            sets=("tdmixup",)),
-        Row("tdmixup_samples", "TDMixUp, the 100% row's samples per epoch", strategy="tdmixup", sets=("tdmixup",),
-            epoch="full_samples"),
-        Row("tdmixup_steps", "TDMixUp, the 100% row's steps per epoch", strategy="tdmixup", sets=("tdmixup",),
-            epoch="full_steps"),
+        Row(
+            "random_pairs",
+            "Random pairs, one pass over easy ∪ ambiguous per epoch (paper)",
+            strategy="random_pairs",
+            sets=("easy+ambiguous",),
+        ),
+        Row(
+            "random_pairs_samples",
+            "Random pairs, the 100% row's samples per epoch",
+            strategy="random_pairs",
+            sets=("easy+ambiguous",),
+            epoch="full_samples",
+        ),
+        Row(
+            "random_pairs_steps",
+            "Random pairs, the 100% row's steps per epoch",
+            strategy="random_pairs",
+            sets=("easy+ambiguous",),
+            epoch="full_steps",
+        ),
+        Row(
+            "tdmixup",
+            "TDMixUp, one pass over the larger set per epoch (paper)",
+            strategy="tdmixup",
+            sets=("tdmixup",),
+        ),
+        Row(
+            "tdmixup_samples",
+            "TDMixUp, the 100% row's samples per epoch",
+            strategy="tdmixup",
+            sets=("tdmixup",),
+            epoch="full_samples",
+        ),
+        Row(
+            "tdmixup_steps",
+            "TDMixUp, the 100% row's steps per epoch",
+            strategy="tdmixup",
+            sets=("tdmixup",),
+            epoch="full_steps",
+        ),
     ),
 }
 """Rows per table. In ``table3`` both arms have TDMixUp's structure (two batches of ``batch_size`` per
@@ -153,55 +233,76 @@ random pairs lose to the 100 % row only because an epoch over a subset is shorte
 
 TABLE_NOTES = {
     "table2": "Rows after TDMixUp are not in the paper. `100% + temperature scaling` is the 100 % row's own run "
-              "with T fitted on dev (no extra training); its paper column is Desai & Durrett's BERT-base numbers "
-              "after scaling. `ECE (T)` of every row is its ECE after the same scaling.",
+    "with T fitted on dev (no extra training); its paper column is Desai & Durrett's BERT-base numbers "
+    "after scaling. `ECE (T)` of every row is its ECE after the same scaling.",
     "table3": "Both arms take two batches of `batch_size` per step, mix row i with row i and weight the loss "
-              "alike (random pairs: both batches from one pass over easy ∪ ambiguous, so with equal regions both "
-              "take as many steps per epoch); only who is paired with whom differs. The paper-weights "
-              "row uses the paper code's loss, 0.01·B/C × mixed + 0.5 × each unmixed batch "
-              "(`--mixed-weight 0.0533 --unmixed-weight 0.5` on SNLI).",
+    "alike (random pairs: both batches from one pass over easy ∪ ambiguous, so with equal regions both "
+    "take as many steps per epoch); only who is paired with whom differs. The paper-weights "
+    "row uses the paper code's loss, 0.01·B/C × mixed + 0.5 × each unmixed batch "
+    "(`--mixed-weight 0.0533 --unmixed-weight 0.5` on SNLI).",
     "steps": "Not in the paper. TDMixUp and random pairs train on subsets (easy ∪ ambiguous) with two batches "
-             "per step, so one epoch has fewer optimiser steps and samples than the 100 % row's. The `_samples` "
-             "rows train on as many samples per epoch as the 100 % row (N rows = N / (2 × batch) steps), the "
-             "`_steps` rows take its number of steps (twice its samples); the sets are cycled "
-             "(`--steps-per-epoch`), everything else equal.",
+    "per step, so one epoch has fewer optimiser steps and samples than the 100 % row's. The `_samples` "
+    "rows train on as many samples per epoch as the 100 % row (N rows = N / (2 × batch) steps), the "
+    "`_steps` rows take its number of steps (twice its samples); the sets are cycled "
+    "(`--steps-per-epoch`), everything else equal.",
 }
 
 # The paper's numbers (BERT-base, mean of 5 runs): (in-domain acc, ECE, out-of-domain acc, ECE).
 PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "snli": {
-        "full": (90.04, 2.54, 73.52, 7.09), "easy": (82.78, 16.22, 61.41, 36.68),
-        "easy_aum": (83.03, 15.05, 62.97, 32.48), "ambiguous": (89.71, 0.74, 72.52, 10.73),
-        "ambiguous_aum": (87.88, 7.09, 70.87, 17.23), "easy_ambiguous": (89.65, 2.64, 73.89, 3.46),
-        "mixup": (88.82, 7.73, 69.19, 19.51), "manifold": (89.45, 1.51, 73.22, 8.06),
-        "kong": (89.25, 2.16, 64.90, 17.75), "backtranslation": (89.22, 1.98, 73.15, 8.46),
-        "tdmixup_noaum": (89.73, 2.39, 72.83, 5.84), "tdmixup": (90.31, 1.22, 74.28, 2.91),
-        "random_pairs": (89.59, 1.70, 73.22, 6.89), "full_ts": (90.04, 1.14, 73.52, 3.61),
+        "full": (90.04, 2.54, 73.52, 7.09),
+        "easy": (82.78, 16.22, 61.41, 36.68),
+        "easy_aum": (83.03, 15.05, 62.97, 32.48),
+        "ambiguous": (89.71, 0.74, 72.52, 10.73),
+        "ambiguous_aum": (87.88, 7.09, 70.87, 17.23),
+        "easy_ambiguous": (89.65, 2.64, 73.89, 3.46),
+        "mixup": (88.82, 7.73, 69.19, 19.51),
+        "manifold": (89.45, 1.51, 73.22, 8.06),
+        "kong": (89.25, 2.16, 64.90, 17.75),
+        "backtranslation": (89.22, 1.98, 73.15, 8.46),
+        "tdmixup_noaum": (89.73, 2.39, 72.83, 5.84),
+        "tdmixup": (90.31, 1.22, 74.28, 2.91),
+        "random_pairs": (89.59, 1.70, 73.22, 6.89),
+        "full_ts": (90.04, 1.14, 73.52, 3.61),
     },
     "qqp": {
-        "full": (90.27, 2.71, 87.63, 8.51), "easy": (63.16, 36.88, 81.07, 18.92),
-        "easy_aum": (66.43, 33.93, 82.16, 17.46), "ambiguous": (87.51, 1.71, 86.62, 6.01),
-        "ambiguous_aum": (88.63, 6.36, 86.59, 7.31), "easy_ambiguous": (90.23, 1.35, 87.29, 8.04),
-        "mixup": (89.12, 9.04, 87.45, 11.70), "manifold": (89.93, 3.02, 87.58, 7.68),
-        "kong": (90.24, 5.22, 74.51, 11.83), "backtranslation": (89.18, 5.01, 86.82, 8.83),
-        "tdmixup_noaum": (89.77, 1.89, 87.63, 6.48), "tdmixup": (90.42, 1.53, 87.89, 6.08),
-        "random_pairs": (89.87, 3.06, 87.23, 6.53), "full_ts": (90.27, 0.97, 87.63, 7.15),
+        "full": (90.27, 2.71, 87.63, 8.51),
+        "easy": (63.16, 36.88, 81.07, 18.92),
+        "easy_aum": (66.43, 33.93, 82.16, 17.46),
+        "ambiguous": (87.51, 1.71, 86.62, 6.01),
+        "ambiguous_aum": (88.63, 6.36, 86.59, 7.31),
+        "easy_ambiguous": (90.23, 1.35, 87.29, 8.04),
+        "mixup": (89.12, 9.04, 87.45, 11.70),
+        "manifold": (89.93, 3.02, 87.58, 7.68),
+        "kong": (90.24, 5.22, 74.51, 11.83),
+        "backtranslation": (89.18, 5.01, 86.82, 8.83),
+        "tdmixup_noaum": (89.77, 1.89, 87.63, 6.48),
+        "tdmixup": (90.42, 1.53, 87.89, 6.08),
+        "random_pairs": (89.87, 3.06, 87.23, 6.53),
+        "full_ts": (90.27, 0.97, 87.63, 7.15),
     },
     "swag": {
-        "full": (79.40, 2.49, 34.48, 12.62), "easy": (75.39, 17.51, 33.59, 29.38),
-        "easy_aum": (75.56, 15.81, 33.67, 16.89), "ambiguous": (75.91, 1.84, 34.29, 8.40),
-        "ambiguous_aum": (71.74, 7.55, 33.81, 3.76), "easy_ambiguous": (78.78, 2.51, 34.43, 9.68),
-        "mixup": (74.98, 7.08, 33.22, 10.93), "manifold": (78.26, 4.12, 34.86, 13.56),
-        "kong": (79.44, 1.10, 32.51, 31.61), "backtranslation": (76.22, 1.24, 34.97, 22.68),
-        "tdmixup_noaum": (78.38, 4.21, 34.11, 10.54), "tdmixup": (79.59, 2.16, 35.21, 9.45),
-        "random_pairs": (79.15, 4.51, 34.43, 15.87), "full_ts": (79.40, 0.85, 34.48, 12.83),
+        "full": (79.40, 2.49, 34.48, 12.62),
+        "easy": (75.39, 17.51, 33.59, 29.38),
+        "easy_aum": (75.56, 15.81, 33.67, 16.89),
+        "ambiguous": (75.91, 1.84, 34.29, 8.40),
+        "ambiguous_aum": (71.74, 7.55, 33.81, 3.76),
+        "easy_ambiguous": (78.78, 2.51, 34.43, 9.68),
+        "mixup": (74.98, 7.08, 33.22, 10.93),
+        "manifold": (78.26, 4.12, 34.86, 13.56),
+        "kong": (79.44, 1.10, 32.51, 31.61),
+        "backtranslation": (76.22, 1.24, 34.97, 22.68),
+        "tdmixup_noaum": (78.38, 4.21, 34.11, 10.54),
+        "tdmixup": (79.59, 2.16, 35.21, 9.45),
+        "random_pairs": (79.15, 4.51, 34.43, 15.87),
+        "full_ts": (79.40, 0.85, 34.48, 12.83),
     },
 }
 
 
 SET_NOTES = {
     "mnli_ood": "the 1,599 MultiNLI dev-matched pairs of ChaosNLI (majority of 100 crowd labels), biased toward "
-                "low-agreement pairs; the paper's out-of-domain column is the full MNLI test half (4,907 pairs)",
+    "low-agreement pairs; the paper's out-of-domain column is the full MNLI test half (4,907 pairs)",
     "snli_test": "the official SNLI test set (rows with a gold label), possibly capped by --test-size",
     "hellaswag_test": "a seeded 20 % split of the HellaSWAG validation set; in the paper HellaSWAG is out-of-domain for SWAG",
 }
@@ -236,7 +337,11 @@ def _row_sets(session: Session, row: Row, regions: dict[str, np.ndarray]) -> lis
             if region in row.aum:
                 ids = filtered_ids(session, region, ids)
             parts.append(ids)
-        out.append(session.train.subset(np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0], source=name))
+        out.append(
+            session.train.subset(
+                np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0], source=name
+            )
+        )
     return out
 
 
@@ -245,10 +350,18 @@ def _backtranslated(session: Session) -> TokenizedSet:
     from tdmixup.data.collate import tokenize
 
     with session.accelerator.main_process_first():  # translate once; the other ranks read the cache
-        augmented = augment_with_back_translation(session.task.train, session.task.spec.kind, BackTranslationConfig(
-            seed=session.config.train.seed),
-            cache_dir=ExperimentLayout(session.run_dir.parent).backtranslation_cache)
-    return tokenize(augmented, session.task.spec, session.tokenizer, max_length=session.config.data.max_seq_length)
+        augmented = augment_with_back_translation(
+            session.task.train,
+            session.task.spec.kind,
+            BackTranslationConfig(seed=session.config.train.seed),
+            cache_dir=ExperimentLayout(session.run_dir.parent).backtranslation_cache,
+        )
+    return tokenize(
+        augmented,
+        session.task.spec,
+        session.tokenizer,
+        max_length=session.config.data.max_seq_length,
+    )
 
 
 def run_row(session: Session, row: Row) -> dict[str, Any]:
@@ -267,16 +380,24 @@ def run_row(session: Session, row: Row) -> dict[str, Any]:
     if _is_stage1(row):  # e.g. "100% + temperature scaling": the same run, read after scaling
         return stage_full(session)
     stage_full(session)
-    if row.strategy == "aum_saliency":  # its own split of stage 1; shared with `tdmixup run --strategy aum_saliency`
+    if (
+        row.strategy == "aum_saliency"
+    ):  # its own split of stage 1; shared with `tdmixup run --strategy aum_saliency`
         from tdmixup.pipeline import stage_aum_saliency
 
         return stage_aum_saliency(session)
     stage_datamap(session)
     regions = read_regions(session)
-    aum_regions = set(row.aum) | (set(session.config.aum.subsets) if "tdmixup" in row.sets else set())
-    for region in sorted(aum_regions):  # each AUM run is shared by every row that filters this region
+    aum_regions = set(row.aum) | (
+        set(session.config.aum.subsets) if "tdmixup" in row.sets else set()
+    )
+    for region in sorted(
+        aum_regions
+    ):  # each AUM run is shared by every row that filters this region
         run_aum(session, session.layout.aum_dir(region), regions[region])
-    if row.key == "tdmixup" and row.epoch == "pass" and not row.mixup:  # stage 4, shared with `tdmixup run`
+    if (
+        row.key == "tdmixup" and row.epoch == "pass" and not row.mixup
+    ):  # stage 4, shared with `tdmixup run`
         return stage_tdmixup(session)
     stage_dir = session.layout.row_dir(row.key)
     if is_done(stage_dir):  # before building its sets (back-translation is costly)
@@ -284,22 +405,42 @@ def run_row(session: Session, row: Row) -> dict[str, Any]:
     sets = _row_sets(session, row, regions)
     train_config = None
     if row.epoch != "pass":
-        train_config = replace(session.config.train, steps_per_epoch=row_steps_per_epoch(session, row))
+        train_config = replace(
+            session.config.train, steps_per_epoch=row_steps_per_epoch(session, row)
+        )
     mixup_config = None
     if row.mixup:
-        mixup_config = row_mixup_config(row, session.config.mixup, batch_size=_batch_size(session),
-                                        num_classes=session.task.spec.num_labels)
+        mixup_config = row_mixup_config(
+            row,
+            session.config.mixup,
+            batch_size=_batch_size(session),
+            num_classes=session.task.spec.num_labels,
+        )
     if row.label_smoothing is not None:
-        mixup_config = replace(mixup_config or session.config.mixup, label_smoothing=row.label_smoothing)
-    return train_and_evaluate(session, stage_dir, strategy=row.strategy, train_sets=sets, train_config=train_config,
-                              mixup_config=mixup_config)
+        mixup_config = replace(
+            mixup_config or session.config.mixup, label_smoothing=row.label_smoothing
+        )
+    return train_and_evaluate(
+        session,
+        stage_dir,
+        strategy=row.strategy,
+        train_sets=sets,
+        train_config=train_config,
+        mixup_config=mixup_config,
+    )
 
 
-def row_mixup_config(row: Row, base: MixupConfig, *, batch_size: int, num_classes: int) -> MixupConfig:
+def row_mixup_config(
+    row: Row, base: MixupConfig, *, batch_size: int, num_classes: int
+) -> MixupConfig:
     """``base`` with the row's strategy and :attr:`Row.mixup` overrides (:data:`PAPER_CODE` →
     ``0.01 · batch_size / num_classes``; ``num_classes`` = endings for multiple choice)."""
-    values: dict[str, Any] = {name: 0.01 * batch_size / num_classes if (name, value) == ("mixed_weight", PAPER_CODE)
-                              else value for name, value in row.mixup}
+    values: dict[str, Any] = {
+        name: 0.01 * batch_size / num_classes
+        if (name, value) == ("mixed_weight", PAPER_CODE)
+        else value
+        for name, value in row.mixup
+    }
     return replace(base, strategy=row.strategy, **values)
 
 
@@ -310,15 +451,23 @@ def _batch_size(session: Session) -> int:
 
 def _is_stage1(row: Row) -> bool:
     """Whether ``row`` trains exactly what stage 1 trains (100 %, plain CE, the run's settings)."""
-    return (row.strategy == "none" and row.sets == ("all",) and not row.aum and row.epoch == "pass" and not row.mixup
-            and row.label_smoothing is None)
+    return (
+        row.strategy == "none"
+        and row.sets == ("all",)
+        and not row.aum
+        and row.epoch == "pass"
+        and not row.mixup
+        and row.label_smoothing is None
+    )
 
 
 def full_steps_per_epoch(session: Session) -> int:
     """Optimiser steps in one epoch of the 100 % row (one pass over the whole training set)."""
     from tdmixup.training import steps_per_epoch
 
-    return steps_per_epoch([session.train], _batch_size(session), fixed=session.config.train.steps_per_epoch)
+    return steps_per_epoch(
+        [session.train], _batch_size(session), fixed=session.config.train.steps_per_epoch
+    )
 
 
 def row_steps_per_epoch(session: Session, row: Row) -> int:
@@ -330,35 +479,55 @@ def row_steps_per_epoch(session: Session, row: Row) -> int:
     if row.epoch == "full_steps":
         return full_steps_per_epoch(session)
     if row.epoch == "full_samples":
-        return math.ceil(len(session.train) / (batches_per_step(row.strategy) * _batch_size(session)))
+        return math.ceil(
+            len(session.train) / (batches_per_step(row.strategy) * _batch_size(session))
+        )
     raise ValueError(f"row {row.key!r}: one pass over its data has no fixed step count")
 
 
-def run_experiment(table: str, config: RunConfig, *, output_dir: Path, seeds: int | list[int],
-                   keep_training_state: bool = False, only_rows: Sequence[str] | None = None) -> dict[str, Any]:
+def run_experiment(
+    table: str,
+    config: RunConfig,
+    *,
+    output_dir: Path,
+    seeds: int | list[int],
+    keep_training_state: bool = False,
+    only_rows: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Run every row of ``table`` (or only the rows named in ``only_rows``) for every seed
     (resumably) and write the table files of the rows run (``keep_training_state``: see
     :class:`tdmixup.pipeline.Session`)."""
     from tdmixup.pipeline import open_session
 
     if table == "steps" and config.train.steps_per_epoch is not None:
-        raise ValueError("the 'steps' table compares the paper's step count with the 100% row's; a global "
-                         "--steps-per-epoch would give every row the same count: leave it unset")
+        raise ValueError(
+            "the 'steps' table compares the paper's step count with the 100% row's; a global "
+            "--steps-per-epoch would give every row the same count: leave it unset"
+        )
     rows = select_rows(table, only_rows)
     seed_list = list(range(1, seeds + 1)) if isinstance(seeds, int) else list(seeds)
     results: dict[str, dict[int, dict[str, Any]]] = {row.key: {} for row in rows}
     folders = ExperimentLayout(output_dir)
     for seed in seed_list:
-        session = open_session(_seed_config(config, seed), folders.seed_dir(seed),
-                               keep_training_state=keep_training_state)
+        session = open_session(
+            _seed_config(config, seed),
+            folders.seed_dir(seed),
+            keep_training_state=keep_training_state,
+        )
         for i, row in enumerate(rows, 1):
             start = time.perf_counter()
             try:
                 results[row.key][seed] = run_row(session, row)
-            except (ImportError, ModelLoadError) as err:  # e.g. back-translation models need the hub
+            except (
+                ImportError,
+                ModelLoadError,
+            ) as err:  # e.g. back-translation models need the hub
                 results[row.key][seed] = {"skipped": str(err)}
             if session.is_main:
-                print(f"[{table}] seed {seed} row {i}/{len(rows)} {row.key}: {time.perf_counter() - start:.0f} s", flush=True)
+                print(
+                    f"[{table}] seed {seed} row {i}/{len(rows)} {row.key}: {time.perf_counter() - start:.0f} s",
+                    flush=True,
+                )
     if _is_main():
         write_table(table, rows, results, config.data.task, folders.table_dir(table))
     return results
@@ -376,7 +545,9 @@ def select_rows(table: str, only_rows: Sequence[str] | None = None) -> tuple[Row
     keys = [row.key for row in rows]
     unknown = [name for name in only_rows if name not in keys]
     if unknown or not only_rows:
-        raise ValueError(f"--rows: {', '.join(unknown) or 'no row'} is not a row of {table}; its rows are {', '.join(keys)}")
+        raise ValueError(
+            f"--rows: {', '.join(unknown) or 'no row'} is not a row of {table}; its rows are {', '.join(keys)}"
+        )
     return tuple(row for row in rows if row.key in only_rows)
 
 
@@ -397,7 +568,9 @@ def row_folder(run_dir: Path, row: Row) -> Path:
     return layout.row_dir(row.key)
 
 
-def write_finished_table(table: str, *, output_dir: Path, task: str, seeds: int | list[int]) -> dict[str, Any]:
+def write_finished_table(
+    table: str, *, output_dir: Path, task: str, seeds: int | list[int]
+) -> dict[str, Any]:
     """Write ``table``'s files from the rows already finished (no training): for a long run that is
     still going, or one stopped before every row of every seed had trained. A row with no finished
     seed shows "not run yet"; the ``seeds`` column says how many seeds each row has."""
@@ -408,8 +581,11 @@ def write_finished_table(table: str, *, output_dir: Path, task: str, seeds: int 
     results: dict[str, dict[int, dict[str, Any]]] = {}
     folders = ExperimentLayout(output_dir)
     for row in rows:
-        done = {seed: read_done(folder) for seed in seed_list
-                if is_done(folder := row_folder(folders.seed_dir(seed), row))}
+        done = {
+            seed: read_done(folder)
+            for seed in seed_list
+            if is_done(folder := row_folder(folders.seed_dir(seed), row))
+        }
         results[row.key] = done or {0: {"skipped": NOT_RUN}}
     write_table(table, rows, results, task, folders.table_dir(table))
     return results
@@ -428,13 +604,22 @@ def aggregate(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """
     runs = [r for r in per_seed.values() if "metrics" in r]
     skipped = [r["skipped"] for r in per_seed.values() if "skipped" in r]
-    out: dict[str, Any] = {"seeds": len(runs), "skipped": skipped[0] if skipped and not runs else None, "sets": {}}
+    out: dict[str, Any] = {
+        "seeds": len(runs),
+        "skipped": skipped[0] if skipped and not runs else None,
+        "sets": {},
+    }
     if not runs:
         return out
     for name in runs[0]["metrics"]["sets"]:
-        values = {k: np.array([100 * r["metrics"]["sets"][name][k] for r in runs]) for k in ("accuracy", "ece", "ece_scaled")
-                  if k in runs[0]["metrics"]["sets"][name]}
-        out["sets"][name] = {k: {"mean": float(v.mean()), "std": _sample_std(v)} for k, v in values.items()}
+        values = {
+            k: np.array([100 * r["metrics"]["sets"][name][k] for r in runs])
+            for k in ("accuracy", "ece", "ece_scaled")
+            if k in runs[0]["metrics"]["sets"][name]
+        }
+        out["sets"][name] = {
+            k: {"mean": float(v.mean()), "std": _sample_std(v)} for k, v in values.items()
+        }
     out["train_size"] = runs[0]["train_sizes"]  # the first seed's (kept for older readers)
     out["train_sizes_per_seed"] = [r["train_sizes"] for r in runs]
     out["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
@@ -458,16 +643,29 @@ def _sizes_cell(per_seed: list[list[int]]) -> str:
     return " + ".join(parts)
 
 
-def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, dict[str, Any]]], task: str, out: Path) -> None:
+def write_table(
+    table: str,
+    rows: tuple[Row, ...],
+    results: dict[str, dict[int, dict[str, Any]]],
+    task: str,
+    out: Path,
+) -> None:
     """``table.md`` / ``table.csv`` / ``table.json`` in the paper's layout (×100, mean ± sample std): per set
     accuracy, ECE and ECE after temperature scaling (``ECE (T)``), and which row has the lowest ECE
     before and after scaling (under the table)."""
-    agg = {row.key: _scaled_view(aggregate(results[row.key])) if row.temperature_scaled else aggregate(results[row.key])
-           for row in rows}
+    agg = {
+        row.key: _scaled_view(aggregate(results[row.key]))
+        if row.temperature_scaled
+        else aggregate(results[row.key])
+        for row in rows
+    }
     sets = next((list(a["sets"]) for a in agg.values() if a["sets"]), [])
     paper = PAPER.get(task, {})
-    header = (["method", "train n", "seeds"] + [f"{s} {m}" for s in sets for m in ("Acc", "ECE", "ECE (T)")]
-              + ["paper Acc/ECE (ID)", "paper Acc/ECE (OOD)", "train s/seed"])
+    header = (
+        ["method", "train n", "seeds"]
+        + [f"{s} {m}" for s in sets for m in ("Acc", "ECE", "ECE (T)")]
+        + ["paper Acc/ECE (ID)", "paper Acc/ECE (OOD)", "train s/seed"]
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     csv_rows = [header]
     for row in rows:
@@ -476,17 +674,32 @@ def write_table(table: str, rows: tuple[Row, ...], results: dict[str, dict[int, 
         for s in sets:
             m = a["sets"].get(s)
             missing = "–" if a.get("skipped") == NOT_RUN else "skipped"
-            cells += [_mean_std(m, k) for k in ("accuracy", "ece", "ece_scaled")] if m else [missing] * 3
+            cells += (
+                [_mean_std(m, k) for k in ("accuracy", "ece", "ece_scaled")] if m else [missing] * 3
+            )
         p = paper.get(row.key)
-        cells += [f"{p[0]:.2f} / {p[1]:.2f}" if p else "–", f"{p[2]:.2f} / {p[3]:.2f}" if p else "–",
-                  f"{a['train_seconds']:.0f}" if "train_seconds" in a else (a.get("skipped") or "–")[:60]]
+        cells += [
+            f"{p[0]:.2f} / {p[1]:.2f}" if p else "–",
+            f"{p[2]:.2f} / {p[3]:.2f}" if p else "–",
+            f"{a['train_seconds']:.0f}" if "train_seconds" in a else (a.get("skipped") or "–")[:60],
+        ]
         lines.append("| " + " | ".join(cells) + " |")
         csv_rows.append(cells)
     title = f"# {table} on {task} (accuracy and ECE ×100, mean ± sample std over seeds; paper: BERT-base, 5 seeds)\n\n"
     notes = [STD_NOTE] + [f"- `{s}`: {SET_NOTES[s]}" for s in sets if s in SET_NOTES]
-    notes += ece_winners([{"label": row.label, "scaled_only": row.temperature_scaled,
-                           "sets": {s: {k: (m[k]["mean"], m[k]["std"]) for k in ("ece", "ece_scaled") if k in m}
-                                    for s, m in agg[row.key]["sets"].items()}} for row in rows])
+    notes += ece_winners(
+        [
+            {
+                "label": row.label,
+                "scaled_only": row.temperature_scaled,
+                "sets": {
+                    s: {k: (m[k]["mean"], m[k]["std"]) for k in ("ece", "ece_scaled") if k in m}
+                    for s, m in agg[row.key]["sets"].items()
+                },
+            }
+            for row in rows
+        ]
+    )
     if table in TABLE_NOTES:
         notes.insert(1, f"- {TABLE_NOTES[table]}")
     footer = ("\n" + "\n".join(notes) + "\n") if notes else ""
@@ -511,12 +724,19 @@ def _mean_std(metrics: dict[str, Any], key: str) -> str:
 def _scaled_view(agg: dict[str, Any]) -> dict[str, Any]:
     """An aggregated row read after temperature scaling: its ECE is the scaled ECE (accuracy is
     unchanged by a temperature)."""
-    sets = {name: {**{k: v for k, v in m.items() if k != "ece"}, **({"ece": m["ece_scaled"]} if "ece_scaled" in m else {})}
-            for name, m in agg["sets"].items()}
+    sets = {
+        name: {
+            **{k: v for k, v in m.items() if k != "ece"},
+            **({"ece": m["ece_scaled"]} if "ece_scaled" in m else {}),
+        }
+        for name, m in agg["sets"].items()
+    }
     return {**agg, "sets": sets}
 
 
-def _scatter(agg: dict[str, Any], rows: tuple[Row, ...], sets: list[str], path: Path, title: str) -> None:
+def _scatter(
+    agg: dict[str, Any], rows: tuple[Row, ...], sets: list[str], path: Path, title: str
+) -> None:
     from matplotlib.figure import Figure
 
     if not sets:
@@ -527,8 +747,14 @@ def _scatter(agg: dict[str, Any], rows: tuple[Row, ...], sets: list[str], path: 
         for row in rows:
             m = agg[row.key]["sets"].get(s)
             if m:
-                ax.errorbar(m["ece"]["mean"], m["accuracy"]["mean"], xerr=m["ece"]["std"] or 0.0,
-                            yerr=m["accuracy"]["std"] or 0.0, fmt="o", capsize=3)
+                ax.errorbar(
+                    m["ece"]["mean"],
+                    m["accuracy"]["mean"],
+                    xerr=m["ece"]["std"] or 0.0,
+                    yerr=m["accuracy"]["std"] or 0.0,
+                    fmt="o",
+                    capsize=3,
+                )
                 ax.annotate(row.key, (m["ece"]["mean"], m["accuracy"]["mean"]), fontsize=8)
         ax.set_xlabel("ECE ×100 (lower is better)")
         ax.set_ylabel("accuracy ×100")

@@ -102,12 +102,16 @@ class _IdCollator:
         if not any(has_id):
             return self.collator(features)
         if not all(has_id):
-            raise ValueError(f"some rows of this batch have a '{self.column}' and some do not; "
-                             "every row of the training set needs one")
+            raise ValueError(
+                f"some rows of this batch have a '{self.column}' and some do not; "
+                "every row of the training set needs one"
+            )
         ids = [_as_int(f[self.column], self.column) for f in features]
         batch = self.collator([{k: v for k, v in f.items() if k != self.column} for f in features])
         if not isinstance(batch, MutableMapping):
-            raise TypeError(f"DynamicsCallback needs a data collator that returns a dict; got {type(batch).__name__}")
+            raise TypeError(
+                f"DynamicsCallback needs a data collator that returns a dict; got {type(batch).__name__}"
+            )
         gold = _batch_gold(batch, self.label_names, len(ids))
         batch[_BATCH_KEY] = torch.stack([torch.tensor(ids, dtype=torch.int64), gold], dim=1)
         return batch
@@ -116,7 +120,9 @@ class _IdCollator:
 def _as_int(value: Any, column: str) -> int:
     item = value.item() if hasattr(value, "item") else value
     if not isinstance(item, int) or isinstance(item, bool):
-        raise ValueError(f"'{column}' values must be integers; got {value!r} ({type(value).__name__})")
+        raise ValueError(
+            f"'{column}' values must be integers; got {value!r} ({type(value).__name__})"
+        )
     return item
 
 
@@ -126,7 +132,11 @@ def _batch_gold(batch: Mapping[str, Any], label_names: Sequence[str], size: int)
         value = batch.get(name)
         if value is not None:
             labels = torch.as_tensor(value)
-            if labels.shape == (size,) and not labels.is_floating_point() and not labels.is_complex():
+            if (
+                labels.shape == (size,)
+                and not labels.is_floating_point()
+                and not labels.is_complex()
+            ):
                 return labels.detach().to("cpu", torch.int64)
             break
     return torch.full((size,), -1, dtype=torch.int64)
@@ -139,7 +149,9 @@ def _ensure_pre_hook(model: torch.nn.Module) -> None:
         model.register_forward_pre_hook(_pop_ids, with_kwargs=True)
 
 
-def _pop_ids(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _pop_ids(
+    module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Forward pre-hook: take the private key out of the model inputs, remember it for this call."""
     _STASH.ids_gold = kwargs.pop(_BATCH_KEY, None)
     return args, kwargs
@@ -150,13 +162,17 @@ def _logits_of(output: Any, size: int) -> torch.Tensor:
     if isinstance(output, Mapping):
         logits = output.get("logits")
     elif isinstance(output, (tuple, list)):
-        logits = next((t for t in output if torch.is_tensor(t) and t.ndim == 2 and len(t) == size), None)
+        logits = next(
+            (t for t in output if torch.is_tensor(t) and t.ndim == 2 and len(t) == size), None
+        )
     else:
         logits = output
     if not torch.is_tensor(logits) or logits.ndim != 2 or len(logits) != size:
         shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
-        raise ValueError(f"DynamicsCallback expects classification logits [batch={size}, classes]; "
-                         f"the model output holds {shape}")
+        raise ValueError(
+            f"DynamicsCallback expects classification logits [batch={size}, classes]; "
+            f"the model output holds {shape}"
+        )
     return logits
 
 
@@ -170,19 +186,25 @@ def _rng_preserved() -> Iterator[None]:
 
 def _check_id_column(dataset: Any, column: str) -> None:
     """Raise if a map-style training set visibly lacks the sample-id column."""
-    how = (f"add one, e.g. dataset = dataset.add_column('{column}', list(range(len(dataset)))), "
-           "or pass sample_id_column= the name of yours")
+    how = (
+        f"add one, e.g. dataset = dataset.add_column('{column}', list(range(len(dataset)))), "
+        "or pass sample_id_column= the name of yours"
+    )
     names = getattr(dataset, "column_names", None)
     if isinstance(names, list):
         if column not in names:
-            raise ValueError(f"the training dataset has no '{column}' column (it has {names}); {how}")
+            raise ValueError(
+                f"the training dataset has no '{column}' column (it has {names}); {how}"
+            )
         return
     if isinstance(dataset, torch.utils.data.IterableDataset) or not hasattr(dataset, "__getitem__"):
         return
     if hasattr(dataset, "__len__") and len(dataset) > 0:
         first = dataset[0]
         if isinstance(first, Mapping) and column not in first:
-            raise ValueError(f"the training dataset's rows have no '{column}' key (they have {sorted(first)}); {how}")
+            raise ValueError(
+                f"the training dataset's rows have no '{column}' key (they have {sorted(first)}); {how}"
+            )
 
 
 def _num_rows(dataset: Any) -> int | None:
@@ -257,8 +279,10 @@ class DynamicsCallback(TrainerCallback):
         collator = trainer.data_collator
         if isinstance(collator, _IdCollator):
             if collator.column != sample_id_column:
-                raise ValueError(f"this trainer already records ids from '{collator.column}'; "
-                                 f"cannot also use '{sample_id_column}'")
+                raise ValueError(
+                    f"this trainer already records ids from '{collator.column}'; "
+                    f"cannot also use '{sample_id_column}'"
+                )
         else:
             trainer.data_collator = _IdCollator(collator, sample_id_column, trainer.label_names)
         trainer._set_signature_columns_if_needed()
@@ -268,7 +292,9 @@ class DynamicsCallback(TrainerCallback):
         _ensure_pre_hook(trainer.accelerator.unwrap_model(trainer.model))
         callbacks = trainer.callback_handler.callbacks
         if any(isinstance(c, DynamicsCallback) for c in callbacks):
-            callbacks.append(callback)  # one per mode/path is fine: skip add_callback's duplicate warning
+            callbacks.append(
+                callback
+            )  # one per mode/path is fine: skip add_callback's duplicate warning
         else:
             trainer.add_callback(callback)
         return callback
@@ -282,12 +308,19 @@ class DynamicsCallback(TrainerCallback):
 
     def _record_training_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         """Forward hook: in ``train_pass`` mode keep the logits of every training forward pass."""
-        if self.mode != "train_pass" or not self._recording or not module.training or not torch.is_grad_enabled():
+        if (
+            self.mode != "train_pass"
+            or not self._recording
+            or not module.training
+            or not torch.is_grad_enabled()
+        ):
             return
         ids_gold = getattr(_STASH, "ids_gold", None)
         if ids_gold is None:
-            raise ValueError(f"a training batch came without sample ids: the training dataset needs an integer "
-                             f"'{self.sample_id_column}' column (or pass sample_id_column=)")
+            raise ValueError(
+                f"a training batch came without sample ids: the training dataset needs an integer "
+                f"'{self.sample_id_column}' column (or pass sample_id_column=)"
+            )
         logits = _logits_of(output, len(ids_gold))
         self._records.append((ids_gold.detach(), logits.detach().float()))
 
@@ -296,11 +329,15 @@ class DynamicsCallback(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         trainer = self._trainer
         if trainer is None:
-            raise RuntimeError("DynamicsCallback must be attached with DynamicsCallback.attach(trainer, path, ...), "
-                               "which also makes the Trainer keep the sample ids; trainer.add_callback alone cannot")
+            raise RuntimeError(
+                "DynamicsCallback must be attached with DynamicsCallback.attach(trainer, path, ...), "
+                "which also makes the Trainer keep the sample ids; trainer.add_callback alone cannot"
+            )
         if args.dataloader_drop_last:
-            raise ValueError("DynamicsCallback records every training sample each epoch, but dataloader_drop_last=True "
-                             "drops the last partial batch; set dataloader_drop_last=False")
+            raise ValueError(
+                "DynamicsCallback records every training sample each epoch, but dataloader_drop_last=True "
+                "drops the last partial batch; set dataloader_drop_last=False"
+            )
         _check_id_column(trainer.train_dataset, self.sample_id_column)
         model = trainer.accelerator.unwrap_model(trainer.model)
         _ensure_pre_hook(model)  # model_init builds a new model in train()
@@ -323,20 +360,32 @@ class DynamicsCallback(TrainerCallback):
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._recording = False
-        partial = self._partial or not math.isclose(float(state.epoch or 0.0), self._epoch + 1, abs_tol=1e-6)
+        partial = self._partial or not math.isclose(
+            float(state.epoch or 0.0), self._epoch + 1, abs_tol=1e-6
+        )
         if self.mode == "train_pass":
             records, self._records = self._records, []
             if partial:
-                logger.warning("DynamicsCallback: epoch %d was only partly trained (resumed mid-epoch or cut by "
-                               "max_steps); train_pass logits of it are not recorded", self._epoch)
+                logger.warning(
+                    "DynamicsCallback: epoch %d was only partly trained (resumed mid-epoch or cut by "
+                    "max_steps); train_pass logits of it are not recorded",
+                    self._epoch,
+                )
                 return
         else:
             records = self._predict_train_set()
         ids, gold, logits = self._gather(records)
         self._check_complete(ids, gold)
         if self._trainer.is_world_process_zero():
-            append_epoch(self.path, epoch=self._epoch, sample_ids=ids, gold=gold, logits=logits,
-                         mode=self.mode, task=self.task)
+            append_epoch(
+                self.path,
+                epoch=self._epoch,
+                sample_ids=ids,
+                gold=gold,
+                logits=logits,
+                mode=self.mode,
+                task=self.task,
+            )
 
     # ------------------------------------------------------------------ epoch end
 
@@ -354,24 +403,34 @@ class DynamicsCallback(TrainerCallback):
                 optimizer.eval()  # schedule-free optimizers, as in Trainer.evaluation_loop
             try:
                 for batch in loader:
-                    ids_gold = batch.pop(_BATCH_KEY, None) if isinstance(batch, MutableMapping) else None
+                    ids_gold = (
+                        batch.pop(_BATCH_KEY, None) if isinstance(batch, MutableMapping) else None
+                    )
                     if ids_gold is None:
-                        raise ValueError(f"a batch of the training set came without sample ids; the dataset needs "
-                                         f"an integer '{self.sample_id_column}' column")
+                        raise ValueError(
+                            f"a batch of the training set came without sample ids; the dataset needs "
+                            f"an integer '{self.sample_id_column}' column"
+                        )
                     _, logits, _ = trainer.prediction_step(model, batch, prediction_loss_only=False)
                     logits = logits[0] if isinstance(logits, (tuple, list)) else logits
-                    records.append((ids_gold.cpu(), _logits_of(logits, len(ids_gold)).float().cpu()))
+                    records.append(
+                        (ids_gold.cpu(), _logits_of(logits, len(ids_gold)).float().cpu())
+                    )
             finally:
                 model.train(was_training)
                 if callable(getattr(optimizer, "train", None)):
                     optimizer.train()
         return records
 
-    def _gather(self, records: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _gather(
+        self, records: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Concatenate this process's records, gather all processes', keep each id's first row."""
         if records:
             ids_gold = torch.cat([r[0] for r in records]).cpu().numpy()
-            local = [(ids_gold[:, 0], ids_gold[:, 1], torch.cat([r[1] for r in records]).cpu().numpy())]
+            local = [
+                (ids_gold[:, 0], ids_gold[:, 1], torch.cat([r[1] for r in records]).cpu().numpy())
+            ]
         else:
             local = []
         if self._trainer.accelerator.num_processes > 1:
@@ -390,10 +449,16 @@ class DynamicsCallback(TrainerCallback):
             raise ValueError(
                 f"epoch {self._epoch}: recorded {len(ids)} distinct sample ids but the training set has {expected} "
                 f"rows; '{self.sample_id_column}' must be unique per row"
-                + (" and every row must be trained on each epoch" if self.mode == "train_pass" else "")
+                + (
+                    " and every row must be trained on each epoch"
+                    if self.mode == "train_pass"
+                    else ""
+                )
             )
         unlabelled = ids[gold < 0]
         if len(unlabelled):
-            raise ValueError(f"epoch {self._epoch}: no integer class label in the batch for sample ids "
-                             f"{unlabelled[:5].tolist()}; the collated batch needs one of {self._trainer.label_names} "
-                             "or 'labels' of shape [batch]")
+            raise ValueError(
+                f"epoch {self._epoch}: no integer class label in the batch for sample ids "
+                f"{unlabelled[:5].tolist()}; the collated batch needs one of {self._trainer.label_names} "
+                "or 'labels' of shape [batch]"
+            )

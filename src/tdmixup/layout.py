@@ -136,8 +136,10 @@ def reliability_png(folder: Path, set_name: str) -> Path:
 
 def reliability_pngs(folder: Path) -> dict[str, Path]:
     """The reliability diagrams in ``folder``, by test set name, in file-name order."""
-    return {png.stem[len(RELIABILITY_PREFIX):]: png
-            for png in sorted(folder.glob(f"{RELIABILITY_PREFIX}*.png"))}
+    return {
+        png.stem[len(RELIABILITY_PREFIX) :]: png
+        for png in sorted(folder.glob(f"{RELIABILITY_PREFIX}*.png"))
+    }
 
 
 def aum_pass_dir(aum_dir: Path, number: int) -> Path:
@@ -147,7 +149,7 @@ def aum_pass_dir(aum_dir: Path, number: int) -> Path:
 
 def aum_subset(aum_dir: Path) -> str:
     """The region an ``aum_<subset>/`` folder was run on (``aum_easy`` → ``easy``)."""
-    return aum_dir.name[len(AUM_PREFIX):]
+    return aum_dir.name[len(AUM_PREFIX) :]
 
 
 @dataclass(frozen=True)
@@ -247,8 +249,12 @@ class RunLayout:
         deletes; ``report`` has none (its ``report.md`` is rewritten)."""
         if stage == "aum":
             return self.aum_dirs()
-        fixed = {"full": [self.stage1], "datamap": [self.datamap],
-                 "tdmixup": [self.tdmixup, self.aum_saliency_stage], "report": []}
+        fixed = {
+            "full": [self.stage1],
+            "datamap": [self.datamap],
+            "tdmixup": [self.tdmixup, self.aum_saliency_stage],
+            "report": [],
+        }
         return fixed[stage]
 
 
@@ -267,8 +273,11 @@ class ExperimentLayout:
 
     def seed_dirs(self) -> dict[int, Path]:
         """The ``seed_<n>/`` folders there are, by seed, in seed order."""
-        found = {int(m.group(1)): p for p in self.output_dir.glob(f"{SEED_PREFIX}*")
-                 if (m := re.fullmatch(rf"{SEED_PREFIX}(\d+)", p.name))}
+        found = {
+            int(m.group(1)): p
+            for p in self.output_dir.glob(f"{SEED_PREFIX}*")
+            if (m := re.fullmatch(rf"{SEED_PREFIX}(\d+)", p.name))
+        }
         return dict(sorted(found.items()))
 
     def table_dir(self, table: str) -> Path:

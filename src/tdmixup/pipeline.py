@@ -52,10 +52,34 @@ if TYPE_CHECKING:
     from tdmixup.aum_saliency import SaliencyColumn
 
 __all__ = [
-    "AUM_SALIENCY_SPLIT", "AUM_SALIENCY_STAGE", "CHANGEABLE_FROM", "DONE", "FOLDER_KEEPS", "READ_BY_EVERY_STAGE", "STAGES", "PipelineError",
-    "Session", "aum_saliency_sets", "class_mix", "filtered_ids", "is_done", "mark_done", "open_session", "read_done",
-    "read_regions", "read_saved_config", "run_pipeline", "stage_aum", "stage_aum_saliency", "stage_aum_saliency_split", "stage_datamap", "stage_full",
-    "stage_tdmixup", "tdmixup_sets", "train_and_evaluate", "with_task_defaults",
+    "AUM_SALIENCY_SPLIT",
+    "AUM_SALIENCY_STAGE",
+    "CHANGEABLE_FROM",
+    "DONE",
+    "FOLDER_KEEPS",
+    "READ_BY_EVERY_STAGE",
+    "STAGES",
+    "PipelineError",
+    "Session",
+    "aum_saliency_sets",
+    "class_mix",
+    "filtered_ids",
+    "is_done",
+    "mark_done",
+    "open_session",
+    "read_done",
+    "read_regions",
+    "read_saved_config",
+    "run_pipeline",
+    "stage_aum",
+    "stage_aum_saliency",
+    "stage_aum_saliency_split",
+    "stage_datamap",
+    "stage_full",
+    "stage_tdmixup",
+    "tdmixup_sets",
+    "train_and_evaluate",
+    "with_task_defaults",
 ]
 
 log = logging.getLogger("tdmixup.pipeline")
@@ -64,8 +88,13 @@ log = logging.getLogger("tdmixup.pipeline")
 # --- the stages ------------------------------------------------------------------------------
 def stage_full(session: Session) -> dict[str, Any]:
     """Stage 1: 100 % fine-tuning with dynamics (the baseline row)."""
-    return train_and_evaluate(session, session.layout.stage1, strategy="none",
-                              train_sets=[session.train], dynamics_mode=session.config.dynamics.mode)
+    return train_and_evaluate(
+        session,
+        session.layout.stage1,
+        strategy="none",
+        train_sets=[session.train],
+        dynamics_mode=session.config.dynamics.mode,
+    )
 
 
 def stage_datamap(session: Session) -> dict[str, Any]:
@@ -83,13 +112,26 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     stats = compute_statistics(read_dynamics(table))
     dcfg = with_task_defaults(session.config).dynamics
     stratify = bool(dcfg.stratify_regions)
-    regions = assign_regions(stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap, stratify=stratify)
+    regions = assign_regions(
+        stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap, stratify=stratify
+    )
     if session.is_main:
-        save_datamap(stats, regions, out, title=datamap_title(stats), texts=sample_texts_of(session),
-                     gold_names=list(session.task.spec.label_names))
+        save_datamap(
+            stats,
+            regions,
+            out,
+            title=datamap_title(stats),
+            texts=sample_texts_of(session),
+            gold_names=list(session.task.spec.label_names),
+        )
     mix = class_mix(session, regions, reference="train", context="data map: ")
-    summary = {"n": int(len(stats)), "regions": {k: int(len(v)) for k, v in regions.items()},
-               "stratify_regions": stratify, "class_counts": mix["counts"], "class_warnings": mix["warnings"]}
+    summary = {
+        "n": int(len(stats)),
+        "regions": {k: int(len(v)) for k, v in regions.items()},
+        "stratify_regions": stratify,
+        "class_counts": mix["counts"],
+        "class_warnings": mix["warnings"],
+    }
     mark_done(session, out, summary)
     return summary
 
@@ -128,7 +170,9 @@ def filtered_ids(session: Session, subset: str, ids: np.ndarray) -> np.ndarray:
 
     path = session.layout.aum_table(subset)
     if not path.exists():
-        raise PipelineError(f"{path} is missing: run stage 'aum' first (with --aum-subsets {subset})")
+        raise PipelineError(
+            f"{path} is missing: run stage 'aum' first (with --aum-subsets {subset})"
+        )
     table = read_aum_table(path)
     flagged = table.loc[table["flagged"], "sample_id"].to_numpy()
     return ids[~np.isin(ids, flagged)]
@@ -136,8 +180,9 @@ def filtered_ids(session: Session, subset: str, ids: np.ndarray) -> np.ndarray:
 
 def stage_tdmixup(session: Session) -> dict[str, Any]:
     """Stage 4: TDMixUp on easy-with-AUM (+ ambiguous, AUM-filtered only when asked)."""
-    return train_and_evaluate(session, session.layout.tdmixup, strategy="tdmixup",
-                              train_sets=tdmixup_sets(session))
+    return train_and_evaluate(
+        session, session.layout.tdmixup, strategy="tdmixup", train_sets=tdmixup_sets(session)
+    )
 
 
 def tdmixup_sets(session: Session) -> list[TokenizedSet]:
@@ -149,9 +194,14 @@ def tdmixup_sets(session: Session) -> list[TokenizedSet]:
     if "ambiguous" in session.config.aum.subsets:
         amb = filtered_ids(session, "ambiguous", amb)
     if len(easy) == 0:
-        raise PipelineError(f"the easy set is empty after AUM filtering (k = {session.config.aum.percentile}); "
-                            "lower --aum-percentile or raise --dynamics-fraction")
-    return [session.train.subset(easy, source="easy (AUM-filtered)"), session.train.subset(amb, source="ambiguous")]
+        raise PipelineError(
+            f"the easy set is empty after AUM filtering (k = {session.config.aum.percentile}); "
+            "lower --aum-percentile or raise --dynamics-fraction"
+        )
+    return [
+        session.train.subset(easy, source="easy (AUM-filtered)"),
+        session.train.subset(amb, source="ambiguous"),
+    ]
 
 
 # --- stages 3 and 4 of --strategy aum_saliency (Park & Caragea, ACL 2022) -------------------
@@ -180,18 +230,36 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
     split = split_by_aum(dyn.sample_ids, dyn.gold, dyn.logits, quantile=quantile)
     n_high = int(split.high.sum())
     if n_high in (0, len(split.high)):
-        raise PipelineError(f"the AUM split at quantile {quantile} (AUM {split.threshold:.4g}) leaves one half empty "
-                            f"({n_high} of {len(split.high)} high); change --aum-saliency-quantile")
+        raise PipelineError(
+            f"the AUM split at quantile {quantile} (AUM {split.threshold:.4g}) leaves one half empty "
+            f"({n_high} of {len(split.high)} high); change --aum-saliency-quantile"
+        )
     if session.is_main:
-        frame = pandas.DataFrame({"sample_id": split.sample_ids, "gold": split.gold, "aum": split.aum, "high": split.high})
+        frame = pandas.DataFrame(
+            {
+                "sample_id": split.sample_ids,
+                "gold": split.gold,
+                "aum": split.aum,
+                "high": split.high,
+            }
+        )
         for k in range(split.saliency.shape[1]):
             frame[f"saliency_{k}"] = split.saliency[:, k]
         with atomic_output(session.layout.aum_saliency_split_table) as tmp:
             frame.to_parquet(tmp, index=False)
-        write_regions({"high": split.sample_ids[split.high], "low": split.sample_ids[~split.high]}, out)
-    summary = {"quantile": quantile, "threshold": split.threshold, "n": len(split.high), "n_high": n_high,
-               "n_low": len(split.high) - n_high, "dynamics_mode": dyn.mode, "epochs": len(dyn.epochs),
-               "saliency_epoch": int(dyn.epochs[-1])}
+        write_regions(
+            {"high": split.sample_ids[split.high], "low": split.sample_ids[~split.high]}, out
+        )
+    summary = {
+        "quantile": quantile,
+        "threshold": split.threshold,
+        "n": len(split.high),
+        "n_high": n_high,
+        "n_low": len(split.high) - n_high,
+        "dynamics_mode": dyn.mode,
+        "epochs": len(dyn.epochs),
+        "saliency_epoch": int(dyn.epochs[-1]),
+    }
     mark_done(session, out, summary)
     return summary
 
@@ -202,24 +270,40 @@ def aum_saliency_sets(session: Session) -> tuple[list[TokenizedSet], SaliencyCol
 
     stage_aum_saliency_split(session)
     ids, high, saliency = read_split(session.layout.aum_saliency_split_table)
-    sets = [session.train.subset(ids[high], source="aum_saliency high half"),
-            session.train.subset(ids[~high], source="aum_saliency low half")]
+    sets = [
+        session.train.subset(ids[high], source="aum_saliency high half"),
+        session.train.subset(ids[~high], source="aum_saliency low half"),
+    ]
     return sets, SaliencyColumn(ids, saliency)
 
 
 def stage_aum_saliency(session: Session) -> dict[str, Any]:
     """Stage ``tdmixup`` of ``--strategy aum_saliency``: train on (high, low) → ``stage4_aum_saliency/``."""
     sets, column = aum_saliency_sets(session)
-    return train_and_evaluate(session, session.layout.aum_saliency_stage, strategy="aum_saliency",
-                              train_sets=sets, batch_columns=column)
+    return train_and_evaluate(
+        session,
+        session.layout.aum_saliency_stage,
+        strategy="aum_saliency",
+        train_sets=sets,
+        batch_columns=column,
+    )
 
 
-def run_pipeline(session: Session, *, from_stage: str | None = None, until: str = "report") -> dict[str, Any]:
+def run_pipeline(
+    session: Session, *, from_stage: str | None = None, until: str = "report"
+) -> dict[str, Any]:
     """Run the stages in order (skipping finished ones); ``from_stage`` re-runs it and the rest."""
     if from_stage is not None:
         _invalidate_from(session, from_stage)
-    runners = {"full": stage_full, "datamap": stage_datamap, "aum": stage_aum, "tdmixup": stage_tdmixup}
-    if session.config.mixup.strategy == "aum_saliency":  # Park & Caragea (ACL 2022) on the same stages
+    runners = {
+        "full": stage_full,
+        "datamap": stage_datamap,
+        "aum": stage_aum,
+        "tdmixup": stage_tdmixup,
+    }
+    if (
+        session.config.mixup.strategy == "aum_saliency"
+    ):  # Park & Caragea (ACL 2022) on the same stages
         runners.update(aum=stage_aum_saliency_split, tdmixup=stage_aum_saliency)
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}
@@ -243,7 +327,7 @@ def _invalidate_from(session: Session, stage: str) -> None:
     if stage not in STAGES:
         raise PipelineError(f"--from-stage {stage!r}: expected one of {', '.join(STAGES)}")
     if session.is_main:
-        for later in STAGES[STAGES.index(stage):]:
+        for later in STAGES[STAGES.index(stage) :]:
             for d in session.layout.stage_dirs(later):
                 shutil.rmtree(d, ignore_errors=True)
     session.accelerator.wait_for_everyone()

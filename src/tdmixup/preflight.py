@@ -52,7 +52,9 @@ def check_command_line(ns: argparse.Namespace) -> None:
     checkpoint = getattr(ns, "checkpoint", None)
     if checkpoint is not None and not Path(checkpoint).is_dir():
         what = "is a file, not a checkpoint folder" if Path(checkpoint).exists() else "not found"
-        raise UsageError(f"--checkpoint {checkpoint}: {what} (pass the checkpoint/ folder of a trained stage)")
+        raise UsageError(
+            f"--checkpoint {checkpoint}: {what} (pass the checkpoint/ folder of a trained stage)"
+        )
     if getattr(ns, "output_dir", None) is not None:
         check_output_dir(ns.output_dir)
 
@@ -65,13 +67,18 @@ def _as_list(value: object) -> list[str]:
 
 def _input_files(ns: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
     """(option, value as typed, path) of every input file the options name."""
-    for dest, option in (("data__train_file", "--train-file"), ("data__dev_file", "--dev-file"),
-                         ("dynamics", "--dynamics")):
+    for dest, option in (
+        ("data__train_file", "--train-file"),
+        ("data__dev_file", "--dev-file"),
+        ("dynamics", "--dynamics"),
+    ):
         for path in _as_list(getattr(ns, dest, None)):
             yield option, path, path
     for item in _as_list(getattr(ns, "data__test_files", None)):
         _, sep, path = item.partition("=")
-        if sep and path.strip():  # a malformed NAME=PATH is refused with its own message when the data loads
+        if (
+            sep and path.strip()
+        ):  # a malformed NAME=PATH is refused with its own message when the data loads
             yield "--test-file", item, path.strip()
 
 
@@ -80,7 +87,11 @@ def check_input_file(path: str, option: str, *, shown: str | None = None) -> Non
     ``option`` and ``shown`` (the value as typed; default ``path``)."""
     p, given = Path(path), f"{option} {shown if shown is not None else path}"
     if not p.exists():
-        near = f" (the folder {p.parent} holds no such file)" if p.parent.is_dir() and str(p.parent) != "." else ""
+        near = (
+            f" (the folder {p.parent} holds no such file)"
+            if p.parent.is_dir() and str(p.parent) != "."
+            else ""
+        )
         raise UsageError(f"{given}: file not found{near}")
     if p.is_dir():
         raise UsageError(f"{given}: is a folder, expected a file")
@@ -114,15 +125,19 @@ def check_output_dir(path: str, option: str = "--output-dir") -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise UsageError(f"{option} {path}: {existing} is a file, so no folder can be made under it")
+        raise UsageError(
+            f"{option} {path}: {existing} is a file, so no folder can be made under it"
+        )
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".tdmixup-write-check-")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
         where = "" if existing == target else f" (its nearest existing parent {existing})"
-        raise UsageError(f"{option} {path}: cannot write in this folder{where}: {err.strerror}; "
-                         "choose a folder you can write to") from err
+        raise UsageError(
+            f"{option} {path}: cannot write in this folder{where}: {err.strerror}; "
+            "choose a folder you can write to"
+        ) from err
 
 
 def run_command(func: Callable[[argparse.Namespace], int], ns: argparse.Namespace) -> int:
@@ -152,9 +167,15 @@ def run_command(func: Callable[[argparse.Namespace], int], ns: argparse.Namespac
         if isinstance(err, _user_errors()):
             print(f"{_fresh_line()}error: {one_line(err)}", file=sys.stderr)
             return EXIT_USAGE
-        more = "please report it" if verbose else "run again with -v for the traceback and please report it"
-        print(f"{_fresh_line()}error: unexpected {type(err).__name__}: {one_line(err)} (a bug in tdmixup: {more})",
-              file=sys.stderr)
+        more = (
+            "please report it"
+            if verbose
+            else "run again with -v for the traceback and please report it"
+        )
+        print(
+            f"{_fresh_line()}error: unexpected {type(err).__name__}: {one_line(err)} (a bug in tdmixup: {more})",
+            file=sys.stderr,
+        )
         return EXIT_BUG
 
 

@@ -30,9 +30,11 @@ from tdmixup.layout import (
 )
 from tdmixup.runio import atomic_write_text, read_json
 
-ROWS = ((STAGE1, "100% train (baseline, stage 1)"),
-        (TDMIXUP_STAGE, "TDMixUp: easy with AUM + ambiguous"),
-        (AUM_SALIENCY_STAGE, "MixUp guided by AUM and saliency (Park & Caragea, ACL 2022)"))
+ROWS = (
+    (STAGE1, "100% train (baseline, stage 1)"),
+    (TDMIXUP_STAGE, "TDMixUp: easy with AUM + ambiguous"),
+    (AUM_SALIENCY_STAGE, "MixUp guided by AUM and saliency (Park & Caragea, ACL 2022)"),
+)
 SMALL_SCALE = 10_000
 """Below this many training rows the report points to the CPU-scale benchmark (the paper: 550k)."""
 NOISE_Z = 2.0
@@ -59,7 +61,11 @@ def metrics_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
         for name in summary.get("metrics", {}).get("sets", {}):
             if name not in sets:
                 sets.append(name)
-    head = "| method | train n | " + " | ".join(f"{s} Acc ± SE | {s} ECE | {s} ECE (T)" for s in sets) + " |"
+    head = (
+        "| method | train n | "
+        + " | ".join(f"{s} Acc ± SE | {s} ECE | {s} ECE (T)" for s in sets)
+        + " |"
+    )
     sep = "|---|---:|" + "---:|" * (3 * len(sets))
     lines = [head, sep]
     for label, summary in rows:
@@ -71,9 +77,21 @@ def metrics_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
                 cells += ["–", "–", "–"]
                 continue
             scaled = m.get("ece_scaled")
-            acc = f"{100 * m['accuracy']:.2f} ± {100 * accuracy_se(m['accuracy'], m['n']):.2f}" if "n" in m else f"{100 * m['accuracy']:.2f}"
-            cells += [acc, f"{100 * m['ece']:.2f}", "–" if scaled is None else f"{100 * scaled:.2f}"]
-        lines.append(f"| {label} | {'+'.join(str(n) for n in summary.get('train_sizes', []))} | " + " | ".join(cells) + " |")
+            acc = (
+                f"{100 * m['accuracy']:.2f} ± {100 * accuracy_se(m['accuracy'], m['n']):.2f}"
+                if "n" in m
+                else f"{100 * m['accuracy']:.2f}"
+            )
+            cells += [
+                acc,
+                f"{100 * m['ece']:.2f}",
+                "–" if scaled is None else f"{100 * scaled:.2f}",
+            ]
+        lines.append(
+            f"| {label} | {'+'.join(str(n) for n in summary.get('train_sizes', []))} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -104,8 +122,14 @@ def ece_winners(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     for s in sets:
         ranked_parts = []
         for key, what in (("ece", "as trained"), ("ece_scaled", "after temperature scaling")):
-            scores = sorted(((e["sets"][s][key], e["label"]) for e in entries
-                             if not e.get("scaled_only") and key in e["sets"].get(s, {})), key=lambda x: x[0][0])
+            scores = sorted(
+                (
+                    (e["sets"][s][key], e["label"])
+                    for e in entries
+                    if not e.get("scaled_only") and key in e["sets"].get(s, {})
+                ),
+                key=lambda x: x[0][0],
+            )
             if not scores:
                 continue
             ((best, best_std), label), rest = scores[0], scores[1:]
@@ -117,8 +141,11 @@ def ece_winners(entries: Sequence[Mapping[str, Any]]) -> list[str]:
                 if stds and second - best <= max(stds):
                     part += ", within one std"
             ranked_parts.append(part + ")")
-        ranked_parts += [f"for comparison {e['label']} {e['sets'][s]['ece'][0]:.2f}" for e in entries
-                         if e.get("scaled_only") and "ece" in e["sets"].get(s, {})]
+        ranked_parts += [
+            f"for comparison {e['label']} {e['sets'][s]['ece'][0]:.2f}"
+            for e in entries
+            if e.get("scaled_only") and "ece" in e["sets"].get(s, {})
+        ]
         if ranked_parts:
             lines.append(f"- lowest ECE on `{s}`: " + "; ".join(ranked_parts))
     return lines
@@ -133,18 +160,34 @@ def write_run_report(run_dir: str | Path) -> Path:
     env = config.get("environment", {})
     out = ["# TDMixUp run report", ""]
     data, model, train = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
-    out += [f"- task: **{data.get('task')}**, train size: {data.get('train_size') or 'all'}, "
-            f"model: `{model.get('name_or_path')}`, epochs: {train.get('epochs')}, lr: {train.get('learning_rate')}, "
-            f"batch: {train.get('batch_size')}, seed: {train.get('seed')}",
-            f"- machine: {env.get('platform')}, {env.get('cpu_count')} CPUs, GPU: {env.get('gpu')}, "
-            f"world size: {env.get('world_size')}, torch {env.get('versions', {}).get('torch')}", ""]
+    out += [
+        f"- task: **{data.get('task')}**, train size: {data.get('train_size') or 'all'}, "
+        f"model: `{model.get('name_or_path')}`, epochs: {train.get('epochs')}, lr: {train.get('learning_rate')}, "
+        f"batch: {train.get('batch_size')}, seed: {train.get('seed')}",
+        f"- machine: {env.get('platform')}, {env.get('cpu_count')} CPUs, GPU: {env.get('gpu')}, "
+        f"world size: {env.get('world_size')}, torch {env.get('versions', {}).get('torch')}",
+        "",
+    ]
     rows = [(label, s) for d, label in ROWS if (s := _load(run_dir / d / DONE)) is not None]
     if rows:
-        out += ["## Accuracy and ECE (×100; ECE with 10 bins; (T) = after temperature scaling fitted on dev)", "",
-                metrics_table(rows), ""]
-        out += ece_winners([{"label": label, "sets": {name: {k: (100 * m[k], None) for k in ("ece", "ece_scaled") if k in m}
-                                                      for name, m in summary.get("metrics", {}).get("sets", {}).items()}}
-                            for label, summary in rows]) + [""]
+        out += [
+            "## Accuracy and ECE (×100; ECE with 10 bins; (T) = after temperature scaling fitted on dev)",
+            "",
+            metrics_table(rows),
+            "",
+        ]
+        out += ece_winners(
+            [
+                {
+                    "label": label,
+                    "sets": {
+                        name: {k: (100 * m[k], None) for k in ("ece", "ece_scaled") if k in m}
+                        for name, m in summary.get("metrics", {}).get("sets", {}).items()
+                    },
+                }
+                for label, summary in rows
+            ]
+        ) + [""]
         out += learning_warnings(rows)
         out += noise_paragraph(rows, train_size=(rows[0][1].get("train_sizes") or [0])[0])
     out += _counts(run_dir)
@@ -161,26 +204,32 @@ def _counts(run_dir: Path) -> list[str]:
     layout = RunLayout(run_dir)
     full = _load(layout.stage1 / DONE)
     if full:
-        lines.append(f"- stage 1 (100 %): {full['train_sizes'][0]} training samples, dynamics mode `{full.get('dynamics_mode')}`")
+        lines.append(
+            f"- stage 1 (100 %): {full['train_sizes'][0]} training samples, dynamics mode `{full.get('dynamics_mode')}`"
+        )
     dm = _load(layout.datamap / DONE)
     if dm:
         lines.append("- regions: " + ", ".join(f"{k} {v}" for k, v in dm["regions"].items()))
     for aum_dir in layout.aum_dirs():
         s = _load(aum_dir / SUMMARY)
         if s:
-            lines.append(f"- AUM on {aum_subset(aum_dir)}: "
-                         f"{s.get('n_flagged')} of {s.get('n')} flagged "
-                         f"(procedure `{s.get('procedure')}`, k = {s.get('percentile')}, threshold samples "
-                         f"`{s.get('threshold_balance', 'equal')}`, skip_epochs = {s.get('skip_epochs', 0)}), "
-                         f"{s.get('n_kept')} kept")
+            lines.append(
+                f"- AUM on {aum_subset(aum_dir)}: "
+                f"{s.get('n_flagged')} of {s.get('n')} flagged "
+                f"(procedure `{s.get('procedure')}`, k = {s.get('percentile')}, threshold samples "
+                f"`{s.get('threshold_balance', 'equal')}`, skip_epochs = {s.get('skip_epochs', 0)}), "
+                f"{s.get('n_kept')} kept"
+            )
     td = _load(layout.tdmixup / DONE)
     if td:
         sizes = td["train_sizes"]
         lines.append(f"- stage 4 (TDMixUp): easy with AUM {sizes[0]} + ambiguous {sizes[1]}")
     split = _load(layout.aum_saliency_split / DONE)
     if split:
-        lines.append(f"- AUM split for aum_saliency (quantile {split['quantile']}, AUM threshold {split['threshold']:.3f}, "
-                     f"from `{split['dynamics_mode']}` dynamics): high {split['n_high']}, low {split['n_low']}")
+        lines.append(
+            f"- AUM split for aum_saliency (quantile {split['quantile']}, AUM threshold {split['threshold']:.3f}, "
+            f"from `{split['dynamics_mode']}` dynamics): high {split['n_high']}, low {split['n_low']}"
+        )
     return lines + [""]
 
 
@@ -192,7 +241,10 @@ def class_mix_table(rows: list[tuple[str, dict[str, int]]]) -> str:
     lines = ["| set | n | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
     for label, counts in rows:
         n = sum(counts.values())
-        cells = [f"{counts.get(c, 0)} ({100 * counts.get(c, 0) / n:.0f} %)" if n else "0" for c in classes]
+        cells = [
+            f"{counts.get(c, 0)} ({100 * counts.get(c, 0) / n:.0f} %)" if n else "0"
+            for c in classes
+        ]
         lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -222,11 +274,23 @@ def _class_mix(run_dir: Path) -> list[str]:
         return []
     config = (_load(layout.config) or {}).get("config", {})
     strat = config.get("dynamics", {}).get("stratify_regions")
-    how = {True: "taken within each class (`--stratify-regions`)", False: "one ranking over all samples "
-           "(`--no-stratify-regions`)"}.get(strat, "one ranking over all samples (written before `--stratify-regions`)")
-    out = ["## Class mix", "", f"Samples per class (share of the set); regions {how}.", "", class_mix_table(rows), ""]
+    how = {
+        True: "taken within each class (`--stratify-regions`)",
+        False: "one ranking over all samples (`--no-stratify-regions`)",
+    }.get(strat, "one ranking over all samples (written before `--stratify-regions`)")
+    out = [
+        "## Class mix",
+        "",
+        f"Samples per class (share of the set); regions {how}.",
+        "",
+        class_mix_table(rows),
+        "",
+    ]
     if warnings:
-        out += ["**Warnings** (a class absent from a set, or below half its share of the training set):", ""]
+        out += [
+            "**Warnings** (a class absent from a set, or below half its share of the training set):",
+            "",
+        ]
         out += [f"- ⚠ {w}" for w in warnings] + [""]
     return out
 
@@ -237,7 +301,10 @@ def _timings(run_dir: Path) -> list[str]:
     for d in (STAGE1, *aum_dirs, TDMIXUP_STAGE, AUM_SALIENCY_STAGE):
         s = _load(run_dir / d / DONE) or _load(run_dir / d / SUMMARY)
         if s and "train_seconds" in s:
-            lines.append(f"- {d}: train {s['train_seconds']:.0f} s" + (f", eval {s['eval_seconds']:.0f} s" if "eval_seconds" in s else ""))
+            lines.append(
+                f"- {d}: train {s['train_seconds']:.0f} s"
+                + (f", eval {s['eval_seconds']:.0f} s" if "eval_seconds" in s else "")
+            )
     return lines + [""]
 
 
@@ -277,20 +344,31 @@ def noise_paragraph(rows: list[tuple[str, dict[str, Any]]], *, train_size: int) 
                 continue
             diff = m["accuracy"] - b["accuracy"]
             se = math.hypot(accuracy_se(m["accuracy"], m["n"]), accuracy_se(b["accuracy"], b["n"]))
-            verdict = ("larger than noise" if abs(diff) > NOISE_Z * se else "within noise")
-            parts.append(f"on {name} (n = {m['n']:,}) {label.split(':')[0]} differs from the baseline by "
-                         f"{100 * diff:+.2f} points (standard error of the difference ±{100 * se:.2f}): {verdict}")
-    text = ["**What the differences mean.** Each accuracy carries its standard error on that test set, "
-            "sqrt(p(1−p)/n); it covers the sampling of the test rows only, not the spread between training seeds, "
-            "which a single run cannot show."]
+            verdict = "larger than noise" if abs(diff) > NOISE_Z * se else "within noise"
+            parts.append(
+                f"on {name} (n = {m['n']:,}) {label.split(':')[0]} differs from the baseline by "
+                f"{100 * diff:+.2f} points (standard error of the difference ±{100 * se:.2f}): {verdict}"
+            )
+    text = [
+        "**What the differences mean.** Each accuracy carries its standard error on that test set, "
+        "sqrt(p(1−p)/n); it covers the sampling of the test rows only, not the spread between training seeds, "
+        "which a single run cannot show."
+    ]
     if parts:
-        text.append(f"A difference counts as larger than noise beyond {NOISE_Z:g} standard errors of the difference "
-                    "(the two errors combined as if independent, which overstates it a little on the same test rows): "
-                    + "; ".join(parts) + ".")
-    text.append("ECE has no such simple standard error; compare it across seeds (`tdmixup experiment`).")
+        text.append(
+            f"A difference counts as larger than noise beyond {NOISE_Z:g} standard errors of the difference "
+            "(the two errors combined as if independent, which overstates it a little on the same test rows): "
+            + "; ".join(parts)
+            + "."
+        )
+    text.append(
+        "ECE has no such simple standard error; compare it across seeds (`tdmixup experiment`)."
+    )
     if 0 < train_size < SMALL_SCALE:
-        text.append(f"This run trained on {train_size:,} rows; the paper's gains were measured on 550k SNLI pairs. In this "
-                    "project's CPU-scale SNLI measurements (1,500–2,000 pairs) TDMixUp trailed the 100 % baseline: fewer "
-                    "optimiser steps on its subsets, the hard third left out, AUM on a small easy set — "
-                    "`benchmarks/cpu_reproduction/README.md` in the tdmixup repository measures each.")
+        text.append(
+            f"This run trained on {train_size:,} rows; the paper's gains were measured on 550k SNLI pairs. In this "
+            "project's CPU-scale SNLI measurements (1,500–2,000 pairs) TDMixUp trailed the 100 % baseline: fewer "
+            "optimiser steps on its subsets, the hard third left out, AUM on a small easy set — "
+            "`benchmarks/cpu_reproduction/README.md` in the tdmixup repository measures each."
+        )
     return [" ".join(text), ""]

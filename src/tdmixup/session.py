@@ -75,7 +75,13 @@ class Session:
 
 # Config fields that only stages from this one on read: ``--from-stage X`` may change them.
 CHANGEABLE_FROM: dict[str, tuple[str, ...]] = {
-    "datamap": ("dynamics.fraction", "dynamics.allow_overlap", "dynamics.stratify_regions", "aum.", "mixup."),
+    "datamap": (
+        "dynamics.fraction",
+        "dynamics.allow_overlap",
+        "dynamics.stratify_regions",
+        "aum.",
+        "mixup.",
+    ),
     "aum": ("aum.", "mixup."),
     "tdmixup": ("mixup.",),
     "report": (),
@@ -113,13 +119,21 @@ def _keep_folder_settings(config: RunConfig, saved: RunConfig) -> RunConfig:
     """``config`` with each unset (None) field of :data:`FOLDER_KEEPS` taken from ``saved``."""
     for section, name in FOLDER_KEEPS:
         if getattr(getattr(config, section), name) is None:
-            part = replace(getattr(config, section), **{name: getattr(getattr(saved, section), name)})
+            part = replace(
+                getattr(config, section), **{name: getattr(getattr(saved, section), name)}
+            )
             config = replace(config, **{section: part})
     return config
 
 
-def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = False,
-                 from_stage: str | None = None, keep_training_state: bool = False) -> Session:
+def open_session(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    from_stage: str | None = None,
+    keep_training_state: bool = False,
+) -> Session:
     """Check ``config.json``, load and tokenise the data once, then write ``config.json``; set up Accelerate.
 
     A folder keeps its configuration: a different one is refused, except for the fields that
@@ -137,12 +151,19 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     saved = RunLayout(run_dir).config
     if saved.exists() and not overwrite:
         stored, missing = read_saved_config(saved)
-        kept = [f"{section}.{name} = {value!r}" for (section, name), value in FOLDER_KEEPS.items()
-                if f"{section}.{name}" in missing and getattr(getattr(config, section), name) is None]
+        kept = [
+            f"{section}.{name} = {value!r}"
+            for (section, name), value in FOLDER_KEEPS.items()
+            if f"{section}.{name}" in missing and getattr(getattr(config, section), name) is None
+        ]
         config = _keep_folder_settings(config, stored)
         if kept:
-            log.warning("%s was written before these options: the folder keeps %s, as it ran (use another "
-                        "--output-dir for the current defaults)", saved, ", ".join(kept))
+            log.warning(
+                "%s was written before these options: the folder keeps %s, as it ran (use another "
+                "--output-dir for the current defaults)",
+                saved,
+                ", ".join(kept),
+            )
     config = with_task_defaults(config)
     accelerator = make_accelerator()
     record = _check_config(config, run_dir, overwrite=overwrite, from_stage=from_stage)
@@ -155,8 +176,17 @@ def open_session(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     def tok(ds: Any) -> TokenizedSet:
         return tokenize(ds, task.spec, tokenizer, max_length=max_len)
 
-    session = Session(config, run_dir, accelerator, tokenizer, task, tok(task.train), tok(task.dev),
-                      {name: tok(ds) for name, ds in task.tests.items()}, keep_training_state=keep_training_state)
+    session = Session(
+        config,
+        run_dir,
+        accelerator,
+        tokenizer,
+        task,
+        tok(task.train),
+        tok(task.dev),
+        {name: tok(ds) for name, ds in task.tests.items()},
+        keep_training_state=keep_training_state,
+    )
     if record is not None and accelerator.is_main_process:
         if overwrite and run_dir.exists():
             shutil.rmtree(run_dir)
@@ -176,7 +206,9 @@ def with_task_defaults(config: RunConfig) -> RunConfig:
     aum, dyn = config.aum, config.dynamics
     if aum.percentile is None:
         spec = TASKS.get(config.data.task.lower())
-        aum = replace(aum, percentile=spec.aum_percentile if spec is not None else DEFAULT_AUM_PERCENTILE)
+        aum = replace(
+            aum, percentile=spec.aum_percentile if spec is not None else DEFAULT_AUM_PERCENTILE
+        )
     if aum.threshold_balance is None:
         aum = replace(aum, threshold_balance="uniform")
     if dyn.stratify_regions is None:
@@ -186,8 +218,9 @@ def with_task_defaults(config: RunConfig) -> RunConfig:
     return replace(config, aum=aum, dynamics=dyn)
 
 
-def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool,
-                  from_stage: str | None = None) -> dict[str, Any] | None:
+def _check_config(
+    config: RunConfig, run_dir: Path, *, overwrite: bool, from_stage: str | None = None
+) -> dict[str, Any] | None:
     """Refuse a folder made by another configuration; return what ``config.json`` must say
     (without the environment), or None when it already says it."""
     path = RunLayout(run_dir).config
@@ -198,18 +231,33 @@ def _check_config(config: RunConfig, run_dir: Path, *, overwrite: bool,
         changes = _config_changes(to_json_dict(saved), to_json_dict(config))
         changed = [name for name, _, _ in changes]
         allowed = CHANGEABLE_FROM.get(from_stage or "", None) if from_stage != "full" else ("",)
-        if allowed is not None and from_stage != "full" and any(f.startswith(READ_BY_EVERY_STAGE) for f in changed):
+        if (
+            allowed is not None
+            and from_stage != "full"
+            and any(f.startswith(READ_BY_EVERY_STAGE) for f in changed)
+        ):
             allowed = None  # stage 1 was trained with the old value
         if allowed is None or not all(f.startswith(allowed) for f in changed):
             diff = "; ".join(f"{name}: {old!r} → {new!r}" for name, old, new in changes)
-            hint = f" (--from-stage {from_stage} may change only {', '.join(allowed) or 'nothing'})" if allowed is not None else ""
-            raise PipelineError(f"{path} was written by a different configuration ({diff}){hint}; "
-                                "use another --output-dir, --from-stage, or --overwrite to start this one afresh")
-        return {"config": to_json_dict(config), "changed_from_stage": {"stage": from_stage, "fields": changed}}
+            hint = (
+                f" (--from-stage {from_stage} may change only {', '.join(allowed) or 'nothing'})"
+                if allowed is not None
+                else ""
+            )
+            raise PipelineError(
+                f"{path} was written by a different configuration ({diff}){hint}; "
+                "use another --output-dir, --from-stage, or --overwrite to start this one afresh"
+            )
+        return {
+            "config": to_json_dict(config),
+            "changed_from_stage": {"stage": from_stage, "fields": changed},
+        }
     return {"config": to_json_dict(config)}
 
 
-def _config_changes(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+def _config_changes(
+    a: dict[str, Any], b: dict[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
     """``(section.field, old, new)`` for every leaf that differs between two ``to_json_dict`` trees."""
     out: list[tuple[str, Any, Any]] = []
     for key in sorted(set(a) | set(b)):
@@ -272,15 +320,27 @@ def train_and_evaluate(
             raise PipelineError(f"{stage_dir.name}: a training set is empty; nothing to train on")
     cfg = session.config
     seed_everything(cfg.train.seed)
-    model = build_classifier(cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels)
+    model = build_classifier(
+        cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels
+    )
     mixup_cfg = replace(mixup_config or cfg.mixup, strategy=strategy)
     train_cfg = train_config or cfg.train
-    mix = _train_class_mix(session, stage_dir, train_sets, num_labels, warn=evaluate)  # warns before training
+    mix = _train_class_mix(
+        session, stage_dir, train_sets, num_labels, warn=evaluate
+    )  # warns before training
     result = train(
-        model, train_sets, train_config=train_cfg, mixup_config=mixup_cfg, out_dir=stage_dir,
-        accelerator=session.accelerator, dynamics_mode=dynamics_mode,
+        model,
+        train_sets,
+        train_config=train_cfg,
+        mixup_config=mixup_cfg,
+        out_dir=stage_dir,
+        accelerator=session.accelerator,
+        dynamics_mode=dynamics_mode,
         dynamics_path=stage_dir / DYNAMICS if dynamics_mode else None,
-        tokenizer=session.tokenizer, task_name=session.task.spec.name, resume=True, batch_columns=batch_columns,
+        tokenizer=session.tokenizer,
+        task_name=session.task.spec.name,
+        resume=True,
+        batch_columns=batch_columns,
     )
     summary: dict[str, Any] = {
         "strategy": strategy,
@@ -295,8 +355,12 @@ def train_and_evaluate(
     if evaluate:
         eval_start = time.perf_counter()
         summary["metrics"] = evaluate_sets(
-            result.model, session.tests, dev=session.dev, accelerator=session.accelerator,
-            batch_size=cfg.train.eval_batch_size, out_dir=stage_dir,
+            result.model,
+            session.tests,
+            dev=session.dev,
+            accelerator=session.accelerator,
+            batch_size=cfg.train.eval_batch_size,
+            out_dir=stage_dir,
         )
         summary["eval_seconds"] = time.perf_counter() - eval_start
         check = summary["metrics"].get("learning_check") or {}
@@ -305,12 +369,20 @@ def train_and_evaluate(
     if not keep_checkpoint and session.is_main:
         shutil.rmtree(stage_dir / CHECKPOINT, ignore_errors=True)
     mark_done(session, stage_dir, summary)
-    drop_training_state(session, stage_dir)  # only after done.json: a kill before it still resumes exactly
+    drop_training_state(
+        session, stage_dir
+    )  # only after done.json: a kill before it still resumes exactly
     return summary
 
 
-def _train_class_mix(session: Session, stage_dir: Path, train_sets: list[TokenizedSet], num_labels: int | None,
-                     *, warn: bool) -> dict[str, Any]:
+def _train_class_mix(
+    session: Session,
+    stage_dir: Path,
+    train_sets: list[TokenizedSet],
+    num_labels: int | None,
+    *,
+    warn: bool,
+) -> dict[str, Any]:
     """``train_class_counts`` (one ``{class: count}`` per training set, as trained: an AUM pass's
     fake class is ``"threshold"``) and ``class_warnings`` (pair tasks, when ``warn``)."""
     from tdmixup.classmix import class_counts, class_mix_warnings, log_warnings
@@ -324,8 +396,12 @@ def _train_class_mix(session: Session, stage_dir: Path, train_sets: list[Tokeniz
     if warn and spec.kind == "pair":
         reference = class_counts(session.train.labels, names)
         for i, c in enumerate(counts):
-            warnings += [f"{stage_dir.name}: {w}" for w in
-                         class_mix_warnings(c, reference, what=f"training set {i + 1} of {len(counts)}")]
+            warnings += [
+                f"{stage_dir.name}: {w}"
+                for w in class_mix_warnings(
+                    c, reference, what=f"training set {i + 1} of {len(counts)}"
+                )
+            ]
         if session.is_main:
             log_warnings(warnings)
     return {"train_class_counts": counts, "class_warnings": warnings}
@@ -339,17 +415,29 @@ def drop_training_state(session: Session, stage_dir: Path) -> None:
         (stage_dir / CHECKPOINT / TRAINING_STATE).unlink(missing_ok=True)
 
 
-def class_mix(session: Session, sets: dict[str, np.ndarray], *, reference: str | None = None,
-              warn_for: tuple[str, ...] | None = None, context: str = "") -> ClassMix:
+def class_mix(
+    session: Session,
+    sets: dict[str, np.ndarray],
+    *,
+    reference: str | None = None,
+    warn_for: tuple[str, ...] | None = None,
+    context: str = "",
+) -> ClassMix:
     """Per-class counts (by label name) of the training-sample id ``sets`` and warnings for a
     class absent or far below its training-set share (pair tasks; logged by the main process)
     (:func:`tdmixup.classmix.describe_class_mix`)."""
     from tdmixup.classmix import describe_class_mix, log_warnings
 
     spec = session.task.spec
-    mix = describe_class_mix(sets, sample_ids=session.train.sample_ids, labels=session.train.labels,
-                             label_names=spec.label_names, reference=reference,
-                             warn_for=warn_for if spec.kind == "pair" else (), context=context)
+    mix = describe_class_mix(
+        sets,
+        sample_ids=session.train.sample_ids,
+        labels=session.train.labels,
+        label_names=spec.label_names,
+        reference=reference,
+        warn_for=warn_for if spec.kind == "pair" else (),
+        context=context,
+    )
     if session.is_main:
         log_warnings(mix["warnings"])
     return mix

@@ -101,8 +101,16 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: int, rank: int,
-                batch_size: int, *, per_set: int = 1) -> list[list[PlannedBatch]]:
+def _plan_epoch(
+    sets: list[TokenizedSet],
+    cfg: TrainConfig,
+    epoch: int,
+    world: int,
+    rank: int,
+    batch_size: int,
+    *,
+    per_set: int = 1,
+) -> list[list[PlannedBatch]]:
     """Per step, ``per_set`` planned batches from each training set (in ``sets`` order).
 
     By default the largest set defines the epoch (one pass over it) and the others cycle; with
@@ -112,22 +120,38 @@ def _plan_epoch(sets: list[TokenizedSet], cfg: TrainConfig, epoch: int, world: i
     one pass over the set in half as many steps; when the pass has an odd number of batches the
     last step's second batch comes from the set's next shuffle (as TDMixUp cycles its smaller set).
     """
-    common: dict[str, Any] = dict(batch_size=batch_size, epoch=epoch, world_size=world, rank=rank, group_by_length=cfg.group_by_length)
+    common: dict[str, Any] = dict(
+        batch_size=batch_size,
+        epoch=epoch,
+        world_size=world,
+        rank=rank,
+        group_by_length=cfg.group_by_length,
+    )
     if per_set > 1:
         steps = steps_per_epoch(sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
-        plans = [cycled_batches(s.lengths, steps=steps * per_set, seed=cfg.seed + 7919 * i, **common)
-                 for i, s in enumerate(sets)]
-        return [[plan[step * per_set + j] for plan in plans for j in range(per_set)] for step in range(steps)]
+        plans = [
+            cycled_batches(s.lengths, steps=steps * per_set, seed=cfg.seed + 7919 * i, **common)
+            for i, s in enumerate(sets)
+        ]
+        return [
+            [plan[step * per_set + j] for plan in plans for j in range(per_set)]
+            for step in range(steps)
+        ]
     if cfg.steps_per_epoch is not None:
-        plans = [cycled_batches(s.lengths, steps=cfg.steps_per_epoch, seed=cfg.seed + 7919 * i, **common)
-                 for i, s in enumerate(sets)]
+        plans = [
+            cycled_batches(s.lengths, steps=cfg.steps_per_epoch, seed=cfg.seed + 7919 * i, **common)
+            for i, s in enumerate(sets)
+        ]
         return [list(step) for step in zip(*plans, strict=True)]
     longest = max(range(len(sets)), key=lambda i: len(sets[i]))
     main = epoch_batches(sets[longest].lengths, seed=cfg.seed + 7919 * longest, **common)
     plans = []
     for i, s in enumerate(sets):
-        plans.append(main if i == longest else
-                     cycled_batches(s.lengths, steps=len(main), seed=cfg.seed + 7919 * i, **common))
+        plans.append(
+            main
+            if i == longest
+            else cycled_batches(s.lengths, steps=len(main), seed=cfg.seed + 7919 * i, **common)
+        )
     return [list(step) for step in zip(*plans, strict=True)]
 
 
@@ -145,11 +169,15 @@ def batches_per_set(strategy: str, n_sets: int) -> int:
         return 1
     if n_sets == 1 and strategy in PAIRS_FROM_ONE_SET:
         return per_step
-    raise ValueError(f"strategy {strategy!r} takes {per_step} batch(es) per step, one from each training set"
-                     f"{' (or both from one set)' if strategy in PAIRS_FROM_ONE_SET else ''}; got {n_sets} sets")
+    raise ValueError(
+        f"strategy {strategy!r} takes {per_step} batch(es) per step, one from each training set"
+        f"{' (or both from one set)' if strategy in PAIRS_FROM_ONE_SET else ''}; got {n_sets} sets"
+    )
 
 
-def steps_per_epoch(sets: list[TokenizedSet], batch_size: int, *, fixed: int | None = None, per_set: int = 1) -> int:
+def steps_per_epoch(
+    sets: list[TokenizedSet], batch_size: int, *, fixed: int | None = None, per_set: int = 1
+) -> int:
     """Optimiser steps in one epoch: ``fixed`` when given, else one pass over the largest set
     (``per_set`` of its batches per step)."""
     if fixed is not None:
@@ -157,12 +185,23 @@ def steps_per_epoch(sets: list[TokenizedSet], batch_size: int, *, fixed: int | N
     return math.ceil(max(math.ceil(len(s) / batch_size) for s in sets) / per_set)
 
 
-def train(model: Classifier, train_sets: list[TokenizedSet], *, train_config: TrainConfig,
-          mixup_config: MixupConfig, out_dir: Path, accelerator: Any,
-          dynamics_mode: DynamicsMode | None = None, dynamics_path: Path | None = None,
-          dynamics_set: TokenizedSet | None = None, tokenizer: Any = None, task_name: str = "",
-          resume: bool = False, on_epoch_end: EpochCallback | None = None,
-          batch_columns: Columns | None = None) -> TrainResult:
+def train(
+    model: Classifier,
+    train_sets: list[TokenizedSet],
+    *,
+    train_config: TrainConfig,
+    mixup_config: MixupConfig,
+    out_dir: Path,
+    accelerator: Any,
+    dynamics_mode: DynamicsMode | None = None,
+    dynamics_path: Path | None = None,
+    dynamics_set: TokenizedSet | None = None,
+    tokenizer: Any = None,
+    task_name: str = "",
+    resume: bool = False,
+    on_epoch_end: EpochCallback | None = None,
+    batch_columns: Columns | None = None,
+) -> TrainResult:
     """Fine-tune ``model`` on ``train_sets`` with the configured strategy.
 
     Args:
@@ -181,8 +220,16 @@ def train(model: Classifier, train_sets: list[TokenizedSet], *, train_config: Tr
             batch before the step (``aum_saliency``: each row's recorded saliency, by sample_id).
     """
     _check_dynamics_mode(dynamics_mode, train_config, mixup_config)
-    loop = _start(model, train_sets, train_config, mixup_config, out_dir, accelerator,
-                  resume=resume, batch_columns=batch_columns)
+    loop = _start(
+        model,
+        train_sets,
+        train_config,
+        mixup_config,
+        out_dir,
+        accelerator,
+        resume=resume,
+        batch_columns=batch_columns,
+    )
     recording = None
     if dynamics_mode is not None and dynamics_path is not None:
         data = dynamics_set if dynamics_set is not None else train_sets[0]
@@ -272,17 +319,29 @@ class _EpochTotals:
 def _check_dynamics_mode(mode: DynamicsMode | None, cfg: TrainConfig, mc: MixupConfig) -> None:
     """Refuse ``train_pass`` dynamics where a training pass does not see every sample once."""
     if mode == "train_pass" and mc.strategy == "mixup":
-        raise ValueError("strategy 'mixup' trains on mixed samples only, so it has no per-sample "
-                         "training-pass logits to record: use dynamics mode 'epoch_end' with it")
+        raise ValueError(
+            "strategy 'mixup' trains on mixed samples only, so it has no per-sample "
+            "training-pass logits to record: use dynamics mode 'epoch_end' with it"
+        )
     if mode == "train_pass" and cfg.steps_per_epoch is not None:
-        raise ValueError("steps_per_epoch cycles the training sets, so a training pass does not "
-                         "see every sample exactly once per epoch: record dynamics with mode "
-                         "'epoch_end' instead")
+        raise ValueError(
+            "steps_per_epoch cycles the training sets, so a training pass does not "
+            "see every sample exactly once per epoch: record dynamics with mode "
+            "'epoch_end' instead"
+        )
 
 
-def _start(model: Classifier, train_sets: list[TokenizedSet], cfg: TrainConfig,
-           mixup_config: MixupConfig, out_dir: Path, accelerator: Any, *, resume: bool,
-           batch_columns: Columns | None) -> _Loop:
+def _start(
+    model: Classifier,
+    train_sets: list[TokenizedSet],
+    cfg: TrainConfig,
+    mixup_config: MixupConfig,
+    out_dir: Path,
+    accelerator: Any,
+    *,
+    resume: bool,
+    batch_columns: Columns | None,
+) -> _Loop:
     """AdamW, the linear warm-up schedule over all epochs' steps and the strategy's RNG (seeded
     with ``cfg.seed``), all restored from ``out_dir``'s checkpoint when resuming one; then
     ``model`` and the optimiser prepared by Accelerate."""
@@ -292,10 +351,12 @@ def _start(model: Classifier, train_sets: list[TokenizedSet], cfg: TrainConfig,
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
     per_set = batches_per_set(mixup_config.strategy, len(train_sets))
     n_steps = steps_per_epoch(train_sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
-    optimizer = _adamw(list(model.parameters()), lr=cfg.learning_rate,
-                       weight_decay=cfg.weight_decay)
+    optimizer = _adamw(
+        list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+    )
     scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs)
+        optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs
+    )
     generator = torch.Generator().manual_seed(cfg.seed)
     first_epoch, history = 0, list[dict[str, float]]()
     ckpt = out_dir / CHECKPOINT
@@ -305,11 +366,22 @@ def _start(model: Classifier, train_sets: list[TokenizedSet], cfg: TrainConfig,
         first_epoch, history = checkpoint.load(ckpt, model, optimizer, scheduler, generator)
         log.info("resuming %s after epoch %d", out_dir, first_epoch)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
-    return _Loop(cfg=cfg, mixup_config=mixup_config, accelerator=accelerator, model=wrapped,
-                 optimizer=optimizer, scheduler=scheduler, generator=generator,
-                 train_sets=train_sets, per_set=per_set, batch_size=batch_size,
-                 batch_columns=batch_columns, out_dir=out_dir, first_epoch=first_epoch,
-                 history=history)
+    return _Loop(
+        cfg=cfg,
+        mixup_config=mixup_config,
+        accelerator=accelerator,
+        model=wrapped,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        generator=generator,
+        train_sets=train_sets,
+        per_set=per_set,
+        batch_size=batch_size,
+        batch_columns=batch_columns,
+        out_dir=out_dir,
+        first_epoch=first_epoch,
+        history=history,
+    )
 
 
 def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> _EpochTotals:
@@ -317,13 +389,24 @@ def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> _Epoc
     progress bar (main process) showing the running loss every 20 steps."""
     acc = loop.accelerator
     loop.model.train()
-    plan = _plan_epoch(loop.train_sets, loop.cfg, epoch, acc.num_processes, acc.process_index,
-                       loop.batch_size, per_set=loop.per_set)
+    plan = _plan_epoch(
+        loop.train_sets,
+        loop.cfg,
+        epoch,
+        acc.num_processes,
+        acc.process_index,
+        loop.batch_size,
+        per_set=loop.per_set,
+    )
     zero = torch.zeros((), dtype=torch.float64, device=acc.device)
     totals = _EpochTotals(hits=zero, judged=zero)
     keep_logits = recording is not None and recording.mode == "train_pass"
-    bar = tqdm(plan, desc=f"epoch {epoch + 1}/{loop.cfg.epochs}",
-               disable=not acc.is_main_process, leave=False)
+    bar = tqdm(
+        plan,
+        desc=f"epoch {epoch + 1}/{loop.cfg.epochs}",
+        disable=not acc.is_main_process,
+        leave=False,
+    )
     for step, planned in enumerate(bar):
         batches = _collate_step(loop, planned)
         out = _optimiser_step(loop, batches, epoch, step)
@@ -337,9 +420,13 @@ def _collate_step(loop: _Loop, planned: list[PlannedBatch]) -> list[Batch]:
     """One step's batches, collated with ``batch_columns`` and on the device: ``per_set``
     batches from each training set, in ``train_sets`` order."""
     step_sets = [s for s in loop.train_sets for _ in range(loop.per_set)]
-    return [to_device(_with_columns(collate(s, p.positions, p.weights), loop.batch_columns),
-                      loop.accelerator.device)
-            for s, p in zip(step_sets, planned, strict=True)]
+    return [
+        to_device(
+            _with_columns(collate(s, p.positions, p.weights), loop.batch_columns),
+            loop.accelerator.device,
+        )
+        for s, p in zip(step_sets, planned, strict=True)
+    ]
 
 
 def _optimiser_step(loop: _Loop, batches: list[Batch], epoch: int, step: int) -> StepOutput:
@@ -350,8 +437,14 @@ def _optimiser_step(loop: _Loop, batches: list[Batch], epoch: int, step: int) ->
 
     def step_fn(model: Classifier) -> StepOutput:
         # mixup.compute_step is looked up at each call (tests patch it)
-        return mixup.compute_step(mc.strategy, model, batches, mc, loop.generator,
-                                  pad_token_id=loop.train_sets[0].pad_token_id)
+        return mixup.compute_step(
+            mc.strategy,
+            model,
+            batches,
+            mc,
+            loop.generator,
+            pad_token_id=loop.train_sets[0].pad_token_id,
+        )
 
     with _autocast(cfg, acc.device):
         out = _through_forward(loop.model, step_fn)
@@ -381,9 +474,15 @@ def _through_forward(model: Any, step_fn: Callable[[Classifier], StepOutput]) ->
     return model(step_fn=step_fn)
 
 
-def _end_epoch(loop: _Loop, epoch: int, totals: _EpochTotals, start: float,
-               recording: _Recording | None, on_epoch_end: EpochCallback | None,
-               tokenizer: Any) -> None:
+def _end_epoch(
+    loop: _Loop,
+    epoch: int,
+    totals: _EpochTotals,
+    start: float,
+    recording: _Recording | None,
+    on_epoch_end: EpochCallback | None,
+    tokenizer: Any,
+) -> None:
     """After an epoch's steps: its ``history`` entry (loss and accuracy over all processes),
     the dynamics recording, ``on_epoch_end``'s metrics, the log line (main process) and the
     checkpoint. ``start`` is the epoch's ``time.perf_counter()`` at its beginning."""
@@ -391,17 +490,35 @@ def _end_epoch(loop: _Loop, epoch: int, totals: _EpochTotals, start: float,
     model = acc.unwrap_model(loop.model)
     entry = _epoch_entry(epoch, totals, acc)
     if recording is not None:
-        _record_epoch(recording.mode, recording.path, epoch, recording.data, model, acc,
-                      loop.cfg.eval_batch_size, totals.seen_ids, totals.seen_logits,
-                      recording.task)
+        _record_epoch(
+            recording.mode,
+            recording.path,
+            epoch,
+            recording.data,
+            model,
+            acc,
+            loop.cfg.eval_batch_size,
+            totals.seen_ids,
+            totals.seen_logits,
+            recording.task,
+        )
     if on_epoch_end is not None:
         entry.update(on_epoch_end(epoch, model))
     entry["seconds"] = time.perf_counter() - start  # this process's (the main one's is saved)
     loop.history.append(entry)
     if acc.is_main_process:
         log.info("%s", epoch_line(loop.out_dir, entry, loop.cfg.epochs))
-    checkpoint.save(loop.ckpt, model, tokenizer, loop.optimizer, loop.scheduler, loop.generator,
-                    epoch + 1, loop.history, acc)
+    checkpoint.save(
+        loop.ckpt,
+        model,
+        tokenizer,
+        loop.optimizer,
+        loop.scheduler,
+        loop.generator,
+        epoch + 1,
+        loop.history,
+        acc,
+    )
 
 
 def _epoch_entry(epoch: int, totals: _EpochTotals, accelerator: Any) -> dict[str, float]:
@@ -431,12 +548,18 @@ def epoch_line(out_dir: Path, entry: dict[str, float], epochs: int) -> str:
     if "train_accuracy" in entry:
         parts.append(f"train accuracy {100 * entry['train_accuracy']:.1f} %")
     known = {"epoch", "train_loss", "train_accuracy", "steps", "seconds"}
-    parts += [f"{k.replace('_', ' ')} {v:.4g}" for k, v in entry.items() if k not in known and isinstance(v, int | float)]
+    parts += [
+        f"{k.replace('_', ' ')} {v:.4g}"
+        for k, v in entry.items()
+        if k not in known and isinstance(v, int | float)
+    ]
     parts.append(f"{entry.get('seconds', 0.0):.1f} s")
     return f"{out_dir}: " + ", ".join(parts)
 
 
-def _correct_rows(logits: torch.Tensor, batches: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+def _correct_rows(
+    logits: torch.Tensor, batches: list[dict[str, torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(correct, counted) over the real rows (weight > 0) of a step: logits ``[R, C]`` against
     the labels of ``batches`` concatenated in order (``R`` rows)."""
     labels = torch.cat([b["labels"] for b in batches]).to(logits.device)
@@ -460,10 +583,14 @@ def _autocast(cfg: TrainConfig, device: Any) -> Any:
     otherwise). Matmuls run in bfloat16 (AMX on recent Intel CPUs), softmax/log-softmax and the
     losses in fp32; the backward pass follows the forward's dtypes; parameters and their
     gradients stay fp32. Train-pass logits (dynamics, AUM margins) are bfloat16-rounded."""
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    return torch.autocast(
+        device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16
+    )
 
 
-def _adamw(params: list[torch.nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def _adamw(
+    params: list[torch.nn.Parameter], *, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """AdamW, fused where torch supports it (CPU, CUDA, ...): on CPU its step takes a seventh of the
     time of the default per-tensor loop (MiniLM: 16 vs 115 ms), i.e. ~20 % of a training step."""
     try:
@@ -477,7 +604,11 @@ def _mean_over_processes(value: float, accelerator: Any) -> float:
     global batch scaled by world_size, so the global batch's mean loss is the mean over processes."""
     if accelerator.num_processes == 1:
         return value
-    return float(accelerator.reduce(torch.tensor([value], dtype=torch.float64, device=accelerator.device), reduction="mean"))
+    return float(
+        accelerator.reduce(
+            torch.tensor([value], dtype=torch.float64, device=accelerator.device), reduction="mean"
+        )
+    )
 
 
 def _real_rows(sample_ids: torch.Tensor, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
@@ -493,12 +624,15 @@ def _check_finite(loss: torch.Tensor, accelerator: Any, epoch: int, step: int, c
     if accelerator.num_processes > 1:
         bad = accelerator.reduce(bad, reduction="sum")
     if float(bad) > 0:
-        raise TrainingError(f"non-finite loss ({float(loss.detach()):.4g}) at epoch {epoch + 1}, step {step + 1}; "
-                            f"{_kept(ckpt)}. Lower the learning rate or check the data for empty/garbled rows.")
+        raise TrainingError(
+            f"non-finite loss ({float(loss.detach()):.4g}) at epoch {epoch + 1}, step {step + 1}; "
+            f"{_kept(ckpt)}. Lower the learning rate or check the data for empty/garbled rows."
+        )
 
 
-def _check_finite_gradients(grad_norm: torch.Tensor | float | None, loss: torch.Tensor, epoch: int, step: int,
-                            ckpt: Path) -> None:
+def _check_finite_gradients(
+    grad_norm: torch.Tensor | float | None, loss: torch.Tensor, epoch: int, step: int, ckpt: Path
+) -> None:
     """Stop before ``optimizer.step()`` writes NaN into the weights from a finite loss.
 
     ``grad_norm`` is the total norm that gradient clipping computed (already reduced over
@@ -507,30 +641,52 @@ def _check_finite_gradients(grad_norm: torch.Tensor | float | None, loss: torch.
     """
     if grad_norm is None or math.isfinite(float(grad_norm)):
         return
-    raise TrainingError(f"non-finite gradient norm ({float(grad_norm):.4g}) at epoch {epoch + 1}, step {step + 1} "
-                        f"although the loss was finite ({float(loss.detach()):.4g}); {_kept(ckpt)}. Check custom "
-                        "layers or losses for operations with undefined gradients (sqrt, log or division at 0).")
+    raise TrainingError(
+        f"non-finite gradient norm ({float(grad_norm):.4g}) at epoch {epoch + 1}, step {step + 1} "
+        f"although the loss was finite ({float(loss.detach()):.4g}); {_kept(ckpt)}. Check custom "
+        "layers or losses for operations with undefined gradients (sqrt, log or division at 0)."
+    )
 
 
 def _kept(ckpt: Path) -> str:
-    return f"the last good checkpoint is kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
+    return (
+        f"the last good checkpoint is kept at {ckpt}"
+        if ckpt.exists()
+        else "no checkpoint was written yet"
+    )
 
 
 # --- dynamics ------------------------------------------------------------------------------
-def _record_epoch(mode: DynamicsMode, path: Path, epoch: int, data: TokenizedSet, model: Classifier, accelerator: Any,
-                  batch_size: int, seen_ids: list[np.ndarray], seen_logits: list[np.ndarray], task: str) -> None:
+def _record_epoch(
+    mode: DynamicsMode,
+    path: Path,
+    epoch: int,
+    data: TokenizedSet,
+    model: Classifier,
+    accelerator: Any,
+    batch_size: int,
+    seen_ids: list[np.ndarray],
+    seen_logits: list[np.ndarray],
+    task: str,
+) -> None:
     from tdmixup.dynamics import append_epoch
 
     if mode == "epoch_end":
-        ids, logits = predict_logits(model, data, batch_size=batch_size, accelerator=accelerator, desc="dynamics")
+        ids, logits = predict_logits(
+            model, data, batch_size=batch_size, accelerator=accelerator, desc="dynamics"
+        )
     else:
         width = seen_logits[0].shape[1] if seen_logits else 0
         local_ids = np.concatenate(seen_ids) if seen_ids else np.zeros(0, np.int64)
-        local_logits = np.concatenate(seen_logits) if seen_logits else np.zeros((0, width), np.float32)
+        local_logits = (
+            np.concatenate(seen_logits) if seen_logits else np.zeros((0, width), np.float32)
+        )
         ids, logits = gather_by_id(local_ids, local_logits, accelerator, expected=data.sample_ids)
         keep = np.isin(ids, data.sample_ids)
         ids, logits = ids[keep], logits[keep]
     if accelerator.is_main_process:
         gold = data.labels[data.positions_of(ids)]
-        append_epoch(path, epoch=epoch, sample_ids=ids, gold=gold, logits=logits, mode=mode, task=task)
+        append_epoch(
+            path, epoch=epoch, sample_ids=ids, gold=gold, logits=logits, mode=mode, task=task
+        )
     accelerator.wait_for_everyone()

@@ -33,13 +33,18 @@ def _record_writes(root: Path, sink: list[str]) -> None:
         if event == "open" and len(args) >= 2:
             mode, flags = args[1], args[2] if len(args) > 2 else 0
             writing = (mode is not None and any(c in str(mode) for c in "wax+")) or (
-                mode is None and isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+                mode is None
+                and isinstance(flags, int)
+                and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+            )
             if not writing:
                 return
         elif event not in _WRITE_EVENTS:
             return
         for arg in args[:2]:
-            if isinstance(arg, (str, os.PathLike)) and os.path.abspath(os.fspath(arg)).startswith(prefix):
+            if isinstance(arg, (str, os.PathLike)) and os.path.abspath(os.fspath(arg)).startswith(
+                prefix
+            ):
                 sink.append(f"{event} {os.fspath(arg)}")
                 return
 
@@ -57,9 +62,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--strategy", default="none")
-    parser.add_argument("--dynamics", choices=["epoch_end", "train_pass", "both"], default="train_pass")
+    parser.add_argument(
+        "--dynamics", choices=["epoch_end", "train_pass", "both"], default="train_pass"
+    )
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--epoch-sleep", type=float, default=0.0, help="seconds to sleep at the end of every epoch but the first, before its checkpoint")
+    parser.add_argument(
+        "--epoch-sleep",
+        type=float,
+        default=0.0,
+        help="seconds to sleep at the end of every epoch but the first, before its checkpoint",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -84,9 +96,21 @@ def main() -> None:
         return {}
 
     for mode in modes:
-        result = train_tiny(args.model_dir, args.out / mode, n=args.n, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.lr, seed=args.seed, dropout=args.dropout, strategy=args.strategy,
-                            dynamics_mode=mode, resume=args.resume, accelerator=accelerator, on_epoch_end=at_epoch_end)
+        result = train_tiny(
+            args.model_dir,
+            args.out / mode,
+            n=args.n,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            seed=args.seed,
+            dropout=args.dropout,
+            strategy=args.strategy,
+            dynamics_mode=mode,
+            resume=args.resume,
+            accelerator=accelerator,
+            on_epoch_end=at_epoch_end,
+        )
         if accelerator.is_main_process:
             np.savez(args.out / mode / "final.npz", **weights_of(result.model))  # type: ignore[arg-type]
             (args.out / mode / "history.json").write_text(json.dumps(result.history))
