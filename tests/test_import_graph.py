@@ -164,3 +164,28 @@ def test_the_back_reach_check_sees_an_upward_import() -> None:
     graph = {"dynamics": {"aum", "config"}, "aum": {"dynamics"}}
     assert back_reaches(graph, layer_of()) == []  # aum (same layer) and config (lower) are fine
     assert back_reaches({"evaluation": {"session"}}, layer_of()) == ["evaluation -> session"]
+
+
+def test_the_readme_table_names_every_module_in_its_layer() -> None:
+    """README's "How it fits together" table lists every module under its LAYERS layer."""
+    readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How it fits together", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ")]
+    layer_names = [cells[1].strip() for cells in rows[1:]]  # the header row first
+    modules_by_row = [cells[2] for cells in rows[1:]]
+    current = ""
+    placed: dict[str, int] = {}
+    readme_layers: list[str] = []
+    for name, modules in zip(layer_names, modules_by_row, strict=True):
+        if name:
+            current = name
+            readme_layers.append(name)
+        for module in modules.replace("`", "").split(","):
+            module = module.strip().removesuffix(".py").rstrip("/")
+            if module:
+                placed[module] = readme_layers.index(current)
+    assert len(readme_layers) == len(LAYERS), (readme_layers, [n for n, _ in LAYERS])
+    for index, (_, modules) in enumerate(LAYERS):
+        for module in modules:
+            top = module.split(".")[0]
+            assert placed.get(top) == index, f"README's module table: {module} not in layer {index}"

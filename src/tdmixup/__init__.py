@@ -88,6 +88,8 @@ _EXPORTS: dict[str, str] = {
     "brier_score": "tdmixup.calibration",
     "accuracy": "tdmixup.calibration",
     # pipeline
+    "RunLayout": "tdmixup.layout",
+    "ExperimentLayout": "tdmixup.layout",
     "open_session": "tdmixup.session",
     "Session": "tdmixup.session",
     "train_and_evaluate": "tdmixup.session",
