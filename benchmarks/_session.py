@@ -51,7 +51,8 @@ def data_missing(names: tuple[str, ...]) -> bool:
     missing = [name for name in names if find_data_file(name, download=False) is None]
     if missing:
         print(
-            f"skipped: {', '.join(missing)} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written"
+            f"skipped: {', '.join(missing)} not found in ../shared/data "
+            "(or $TDMIXUP_DATA_DIR); nothing written"
         )
     return bool(missing)
 
@@ -66,7 +67,8 @@ def quiet_logging() -> None:
 
 
 def snli_config(args: argparse.Namespace, **sections: Any) -> tc.RunConfig:
-    """The run configuration from :func:`add_run_options`' options (plus e.g. ``aum=AUMConfig(...)``)."""
+    """The run configuration from :func:`add_run_options`' options (plus e.g.
+    ``aum=AUMConfig(...)``)."""
     return tc.RunConfig(
         data=tc.DataConfig(
             task="snli",
@@ -94,7 +96,8 @@ def open_run(config: tc.RunConfig, run_dir: Path, settings: dict[str, Any], resu
     made = RunLayout(run_dir).config.exists()
     if resume and made and (not marker.exists() or read_json(marker) != settings):
         sys.exit(
-            f"{run_dir} was made with other benchmark settings; run without --resume to start afresh"
+            f"{run_dir} was made with other benchmark settings; "
+            "run without --resume to start afresh"
         )
     session = open_session(config, run_dir, overwrite=not resume)
     write_json(marker, settings)

@@ -105,7 +105,8 @@ def main() -> None:
         first = find_data_file(FIRST_LOG, download=False)
         if first is None:
             print(
-                f"skipped: {FIRST_LOG} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written"
+                f"skipped: {FIRST_LOG} not found in ../shared/data "
+                "(or $TDMIXUP_DATA_DIR); nothing written"
             )
             return
         folder = first.parent
@@ -200,8 +201,9 @@ def main() -> None:
     }
     write_json(args.out, result)
     print(
-        f"read {len(dyn.sample_ids):,} samples × {len(dyn.epochs)} epochs × {dyn.num_classes} classes in "
-        f"{SECONDS['read_cartography']:.2f} s; statistics {SECONDS['compute_statistics'] * 1e3:.1f} ms, "
+        f"read {len(dyn.sample_ids):,} samples × {len(dyn.epochs)} epochs × "
+        f"{dyn.num_classes} classes in {SECONDS['read_cartography']:.2f} s; "
+        f"statistics {SECONDS['compute_statistics'] * 1e3:.1f} ms, "
         f"regions {SECONDS['assign_regions'] * 1e3:.1f} ms"
     )
     print(
@@ -215,19 +217,23 @@ def main() -> None:
         result["regions_cartography_selection"]["hard"],
     )
     print(
-        f"hard region mean confidence / correctness: disjoint {disjoint['mean_confidence']:.3f} / "
-        f"{disjoint['mean_correctness']:.3f}; Cartography's selection {carto['mean_confidence']:.3f} / "
-        f"{carto['mean_correctness']:.3f} (shares {result['regions_cartography_selection']['hard_ambiguous_shared']} "
+        "hard region mean confidence / correctness: "
+        f"disjoint {disjoint['mean_confidence']:.3f} / {disjoint['mean_correctness']:.3f}; "
+        f"Cartography's selection {carto['mean_confidence']:.3f} / "
+        f"{carto['mean_correctness']:.3f} (shares "
+        f"{result['regions_cartography_selection']['hard_ambiguous_shared']} "
         "with ambiguous)"
     )
     print(
-        f"plots: png {SECONDS['plot_png']:.2f} s, html {SECONDS['plot_html']:.2f} s → {args.plots_dir}"
+        f"plots: png {SECONDS['plot_png']:.2f} s, html {SECONDS['plot_html']:.2f} s "
+        f"→ {args.plots_dir}"
     )
     for name, check in (("Cartography jsonl", jsonl_check), ("Parquet", parquet_check)):
         same = check["sample_ids_equal"] and check["gold_equal"] and check["logits_equal"]
         print(
             f"round trip via {name}: {'identical' if same else 'DIFFERENT'} "
-            f"(max logit diff {check['logits_max_abs_diff']:.1e}, statistics {check['statistics_max_abs_diff']:.1e})"
+            f"(max logit diff {check['logits_max_abs_diff']:.1e}, "
+            f"statistics {check['statistics_max_abs_diff']:.1e})"
         )
     print(f"→ {args.out}")
 

@@ -18,7 +18,8 @@ Full size (about 20 min on 2 quiet cores with MiniLM; ~10 min with --num-hidden-
 
     .venv/bin/python benchmarks/human_ambiguity.py
 
-Smoke: ``--train-size 64 --dev-size 32 --test-size 32 --epochs 2 --model <tiny dir> --out /tmp/x.json``.
+Smoke: ``--train-size 64 --dev-size 32 --test-size 32 --epochs 2 --model <tiny dir>
+--out /tmp/x.json``.
 Skips (exit 0, nothing written) when the SNLI or ChaosNLI files are not in ``../shared/data``.
 """
 
@@ -59,7 +60,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def add_chaos_rows(session: Any, path: Path, label_field: str) -> pd.Series:
-    """Append the ChaosNLI pairs to the session's training data; return their entropy by sample id."""
+    """Append the ChaosNLI pairs to the session's training data; return their entropy by
+    sample id."""
     import datasets
 
     from tdmixup.data.collate import tokenize
@@ -163,7 +165,8 @@ def main() -> None:
     seconds["total"] = time.perf_counter() - start
 
     result = {
-        "what": "ChaosNLI crowd-label entropy (bits) of the 1,514 ChaosNLI SNLI pairs, by data-map region",
+        "what": "ChaosNLI crowd-label entropy (bits) of the 1,514 ChaosNLI SNLI pairs, "
+        "by data-map region",
         "rows": {
             "snli": int(len(stats) - len(chaos)),
             "chaosnli": int(len(chaos)),
@@ -176,17 +179,20 @@ def main() -> None:
             k: v["accuracy"] for k, v in full.get("metrics", {}).get("sets", {}).items()
         },
         "seconds": seconds,
-        "resumed": args.resume,  # stages finished before a resume show ~0 s here; stage_full_train_seconds stays true
+        # stages finished before a resume show ~0 s here; stage_full_train_seconds stays true
+        "resumed": args.resume,
         "stage_full_train_seconds": full["train_seconds"],
         **provenance(args, session, load_before),
     }
     write_json(args.out, result)
     print(
-        f"{result['rows']['snli']:,} SNLI + {len(chaos):,} ChaosNLI training rows ({args.chaos_label}); "
+        f"{result['rows']['snli']:,} SNLI + {len(chaos):,} ChaosNLI training rows "
+        f"({args.chaos_label}); "
         f"ChaosNLI mean entropy {chaos['entropy'].mean():.3f} bits"
     )
     print(
-        f"{'region':<11}{'ChaosNLI rows':>14}{'share':>8}{'all rows':>11}{'mean H':>8}{'median H':>10}"
+        f"{'region':<11}{'ChaosNLI rows':>14}{'share':>8}{'all rows':>11}"
+        f"{'mean H':>8}{'median H':>10}"
     )
     for name, r in per_region.items():
         mean, median = (

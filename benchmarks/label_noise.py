@@ -19,7 +19,8 @@ Full size (about 40 min on 2 quiet cores with MiniLM; ~20 min with --num-hidden-
 
     .venv/bin/python benchmarks/label_noise.py --cleanlab
 
-Smoke: ``--train-size 64 --dev-size 32 --test-size 32 --epochs 2 --model <tiny dir> --out /tmp/x.json``.
+Smoke: ``--train-size 64 --dev-size 32 --test-size 32 --epochs 2 --model <tiny dir>
+--out /tmp/x.json``.
 Skips (exit 0, nothing written) when the SNLI files are not in ``../shared/data``.
 """
 
@@ -65,7 +66,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[float, pd.DataFrame]:
-    """AUM tables at several k from the threshold passes that ``run_aum`` trained (no retraining)."""
+    """AUM tables at several k from the threshold passes that ``run_aum`` trained (no
+    retraining)."""
     from tdmixup.aum import AUMPass, find_mislabeled_with_aum
     from tdmixup.dynamics import read_dynamics
 
@@ -91,7 +93,8 @@ def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[fl
 
 
 def cleanlab_flags(session: Any, out_dir: Path, folds: int, seed: int) -> np.ndarray:
-    """``find_label_issues`` on K-fold out-of-sample probabilities of models trained like stage 1."""
+    """``find_label_issues`` on K-fold out-of-sample probabilities of models trained like
+    stage 1."""
     from cleanlab.filter import find_label_issues
     from scipy.special import softmax
 
@@ -214,7 +217,8 @@ def main() -> None:
     seconds["total"] = time.perf_counter() - start
 
     result = {
-        "what": "precision / recall / F1 of flagged samples against injected label flips (fractions)",
+        "what": "precision / recall / F1 of flagged samples against injected label flips "
+        "(fractions)",
         "noise": {
             **settings,
             "train_size": len(ids),
@@ -227,7 +231,8 @@ def main() -> None:
             k: v["accuracy"] for k, v in full.get("metrics", {}).get("sets", {}).items()
         },
         "seconds": seconds,
-        "resumed": args.resume,  # stages finished before a resume show ~0 s here; stage_train_seconds stay true
+        # stages finished before a resume show ~0 s here; stage_train_seconds stay true
+        "resumed": args.resume,
         "stage_train_seconds": {
             "stage_full": full["train_seconds"],
             "aum": read_json(layout.aum_summary("all"))["train_seconds"],
@@ -240,7 +245,8 @@ def main() -> None:
     }
     write_json(args.out, result)
     print(
-        f"{len(ids):,} SNLI pairs, {n_flip:,} labels flipped ({args.noise_kind}, seed {args.noise_seed}); "
+        f"{len(ids):,} SNLI pairs, {n_flip:,} labels flipped "
+        f"({args.noise_kind}, seed {args.noise_seed}); "
         f"AUM recomputation matches run_aum's table: {recomputed_ok}"
     )
     print(f"{'flags':<28}{'flagged':>9}{'precision':>11}{'recall':>8}{'F1':>7}")

@@ -28,7 +28,8 @@ over ``--seeds`` seeds and ``--epochs`` consecutive epochs (:mod:`tdmixup.data.b
 * ``in_batch_partner_length_correlation`` — ``mixup``/``manifold`` partners (a random
   permutation inside one batch), in every plan.
 
-No training: a few seconds. Run: ``PYTHONPATH=src .venv/bin/python benchmarks/partner_randomness.py``
+No training: a few seconds. Run:
+``PYTHONPATH=src .venv/bin/python benchmarks/partner_randomness.py``
 (writes ``benchmarks/results/partner_randomness.json``).
 """
 
@@ -54,7 +55,8 @@ PLANS: dict[str, dict[str, Any]] = {
 
 
 def snli_lengths(n: int, max_length: int) -> np.ndarray:
-    """Token counts of the first ``n`` labelled SNLI training pairs (tdmixup's reader and tokenizer)."""
+    """Token counts of the first ``n`` labelled SNLI training pairs (tdmixup's reader and
+    tokenizer)."""
     from tdmixup.config import DEFAULT_MODEL, DataConfig
     from tdmixup.data.collate import tokenize
     from tdmixup.data.tasks import load_task
@@ -80,7 +82,8 @@ def in_batch_partners(batches: list[np.ndarray], rng: np.random.Generator) -> li
 def measure(
     a: np.ndarray, b: np.ndarray, variant: str, *, batch_size: int, seeds: int, epochs: int
 ) -> dict[str, Any]:
-    """All measures for sets with lengths ``a`` (re-occurrence, padding) and ``b`` (TDMixUp's partner set)."""
+    """All measures for sets with lengths ``a`` (re-occurrence, padding) and ``b`` (TDMixUp's
+    partner set)."""
     again, padding, rank_r, length_r, rp_r, in_batch_r = [], [], [], [], [], []
     for seed in range(1, seeds + 1):
         plans_a = [
@@ -182,10 +185,13 @@ def main() -> None:
         print(f"N = {size}")
         for variant, m in variants.items():
             print(
-                f"  {variant:9s} re-occurrence {m['reoccurrence']:.3f} (random {m['random_expectation']:.3f})  "
-                f"padding {m['padding_fraction']:.3f}  TDMixUp rank r {m['tdmixup_rank_correlation']:+.3f}  "
+                f"  {variant:9s} re-occurrence {m['reoccurrence']:.3f} "
+                f"(random {m['random_expectation']:.3f})  "
+                f"padding {m['padding_fraction']:.3f}  "
+                f"TDMixUp rank r {m['tdmixup_rank_correlation']:+.3f}  "
                 f"length r {m['tdmixup_length_correlation']:+.3f}  random-pairs length r "
-                f"{m['random_pairs_length_correlation']:+.3f}  in-batch r {m['in_batch_partner_length_correlation']:+.3f}"
+                f"{m['random_pairs_length_correlation']:+.3f}  "
+                f"in-batch r {m['in_batch_partner_length_correlation']:+.3f}"
             )
     print(f"wrote {args.out}")
 

@@ -95,7 +95,8 @@ def parse_args() -> argparse.Namespace:
 def run_once(
     mode: str, data: Any, args: argparse.Namespace, tokenizer: Any, accelerator: Any, work: Path
 ) -> dict[str, Any]:
-    """Train a fresh model once in ``mode``; wall seconds of ``train`` and of each epoch's recording."""
+    """Train a fresh model once in ``mode``; wall seconds of ``train`` and of each epoch's
+    recording."""
     from tdmixup.model import build_classifier
 
     training.seed_everything(args.seed)
@@ -139,7 +140,8 @@ def main() -> None:
     path = find_data_file(SNLI_TRAIN, download=False)
     if path is None:
         print(
-            f"skipped: {SNLI_TRAIN} not found in ../shared/data (or $TDMIXUP_DATA_DIR); nothing written"
+            f"skipped: {SNLI_TRAIN} not found in ../shared/data "
+            "(or $TDMIXUP_DATA_DIR); nothing written"
         )
         return
     import transformers
@@ -202,7 +204,8 @@ def main() -> None:
         }
     within = summary["train_pass"]["overhead_pct_vs_none"] <= TARGET_PCT
     result = {
-        "what": "wall seconds of tdmixup.training.train per dynamics mode (median over rounds) and overhead vs none",
+        "what": "wall seconds of tdmixup.training.train per dynamics mode (median over rounds) "
+        "and overhead vs none",
         "target": f"train_pass overhead <= {TARGET_PCT} %",
         "train_pass_within_target": within,
         "summary": summary,
@@ -219,9 +222,11 @@ def main() -> None:
             "warmup_size": args.warmup_size,
         },
         "note": (
-            "every run writes one checkpoint per epoch (model + optimizer), so that cost is in all modes "
+            "every run writes one checkpoint per epoch (model + optimizer), "
+            "so that cost is in all modes "
             "(timed: *_without_checkpoints subtracts it); "
-            "recording seconds = inference pass (epoch_end) or gathering kept logits (train_pass) + Parquet append"
+            "recording seconds = inference pass (epoch_end) "
+            "or gathering kept logits (train_pass) + Parquet append"
         ),
         "seconds_total": time.perf_counter() - start,
         "command": shlex.join([sys.executable, *sys.argv]),
@@ -235,8 +240,9 @@ def main() -> None:
     for m, s in summary.items():
         print(
             f"  {m:<10} {s['median_seconds']:7.2f} s  {s['train_samples_per_s']:6.1f} samples/s  "
-            f"overhead {s['overhead_pct_vs_none']:+5.1f} % ({s['overhead_pct_vs_none_without_checkpoints']:+5.1f} % "
-            f"without checkpoints)  recording {s['median_recording_seconds_per_epoch']:.2f} s/epoch"
+            f"overhead {s['overhead_pct_vs_none']:+5.1f} % "
+            f"({s['overhead_pct_vs_none_without_checkpoints']:+5.1f} % without checkpoints)  "
+            f"recording {s['median_recording_seconds_per_epoch']:.2f} s/epoch"
         )
     print(f"train_pass within {TARGET_PCT} %: {within}")
     print(f"→ {args.out}")

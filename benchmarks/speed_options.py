@@ -34,8 +34,9 @@ to rounding, is the control). Options are adopted by :data:`ADOPT_RULE`.
 Results go into ``benchmarks/results/throughput.json`` under the key ``speed_options`` (the rest
 of the file, written by ``throughput.py``, is kept; later invocations add to it). Usage::
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/speed_options.py          # ~30 min on busy cores
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/speed_options.py --options --eval-rounds 0 --curve bf16_autocast
+    export OMP_WAIT_POLICY=PASSIVE
+    python benchmarks/speed_options.py          # ~30 min on busy cores
+    python benchmarks/speed_options.py --options --eval-rounds 0 --curve bf16_autocast
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ SAME_NUMERICS = {
 ADOPT_AT = 1.15
 CURVE_TOLERANCE = 0.005
 ADOPT_RULE = (
-    f"median paired speed-up >= {ADOPT_AT} and either the same numerics (up to float rounding) or, for an "
-    f"option that changes them, a whole 3-epoch run beside fp32 (--curve) whose per-epoch mean training "
-    f"losses stay within {CURVE_TOLERANCE}"
+    f"median paired speed-up >= {ADOPT_AT} and either the same numerics (up to float rounding) "
+    "or, for an option that changes them, a whole 3-epoch run beside fp32 (--curve) "
+    f"whose per-epoch mean training losses stay within {CURVE_TOLERANCE}"
 )
 
 
@@ -125,7 +126,8 @@ def parse_args() -> argparse.Namespace:
         nargs="*",
         choices=OPTIONS,
         default=[],
-        help="options to also train for a whole small run beside the baseline (loss curve, test metrics)",
+        help="options to also train for a whole small run beside the baseline "
+        "(loss curve, test metrics)",
     )
     p.add_argument(
         "--curve-n", type=int, default=1500, help="training pairs of the --curve runs (3 epochs)"
@@ -237,7 +239,8 @@ def paired_steps(
         second.step(batch, seed=1000 + i)
         if i < 3 or i % log_every == 0:
             print(
-                f"  {name} step {i}: baseline {baseline.times[-1]:.2f} s, option {option.times[-1]:.2f} s, "
+                f"  {name} step {i}: baseline {baseline.times[-1]:.2f} s, "
+                f"option {option.times[-1]:.2f} s, "
                 f"losses {baseline.losses[-1]:.4f} / {option.losses[-1]:.4f}",
                 flush=True,
             )
@@ -423,10 +426,12 @@ def main() -> None:
         training[name] = paired_training(name, base, data, args)
         t = training[name]
         print(
-            f"{name}: baseline {t['baseline_step_s_median']:.3f} s/step, option {t['option_step_s_median']:.3f} "
-            f"s/step, speed-up {t['speedup_median_of_paired_ratios']:.3f}x (quartiles "
+            f"{name}: baseline {t['baseline_step_s_median']:.3f} s/step, "
+            f"option {t['option_step_s_median']:.3f} s/step, "
+            f"speed-up {t['speedup_median_of_paired_ratios']:.3f}x (quartiles "
             f"{', '.join(f'{q:.2f}' for q in t['speedup_quartiles'])}); warm-up extra "
-            f"{t['warmup_s']['option_extra_over_baseline']:.0f} s; max |Δloss| {t['loss_abs_diff_max']:.2e}",
+            f"{t['warmup_s']['option_extra_over_baseline']:.0f} s; "
+            f"max |Δloss| {t['loss_abs_diff_max']:.2e}",
             flush=True,
         )
     evaluation = None
@@ -458,8 +463,10 @@ def main() -> None:
             curves[name] = loss_curve(name, base, curve_data, test, args)
             c = curves[name]
             print(
-                f"{name}: mean loss per epoch {c['mean_loss_per_epoch']}; |Δloss| max {c['loss_abs_diff']['max']:.2e}; "
-                f"test {c['test_metrics_fp32_eval']}; speed-up {c['speedup_median_of_paired_ratios']:.3f}x",
+                f"{name}: mean loss per epoch {c['mean_loss_per_epoch']}; "
+                f"|Δloss| max {c['loss_abs_diff']['max']:.2e}; "
+                f"test {c['test_metrics_fp32_eval']}; "
+                f"speed-up {c['speedup_median_of_paired_ratios']:.3f}x",
                 flush=True,
             )
     invocation = {
@@ -475,7 +482,8 @@ def main() -> None:
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
     old = report.get("speed_options", {})
     section = {
-        "benchmark": "speed options against eager fp32 PyTorch, paired step by step (MiniLM, SNLI, batch 16, lr 5e-5)",
+        "benchmark": "speed options against eager fp32 PyTorch, paired step by step "
+        "(MiniLM, SNLI, batch 16, lr 5e-5)",
         "machine": machine_info(),
         "adopt_rule": ADOPT_RULE,
         "training": {

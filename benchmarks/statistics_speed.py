@@ -104,7 +104,8 @@ def pandas_statistics(
 def aum_package(
     dyn: TrainingDynamics, rows: np.ndarray, batch_size: int, seed: int
 ) -> tuple[float, float, np.ndarray]:
-    """Feed the ``aum`` package like a training loop; return (update seconds, finalize seconds, AUM)."""
+    """Feed the ``aum`` package like a training loop; return (update seconds, finalize seconds,
+    AUM)."""
     import torch
     from aum import AUMCalculator
 
@@ -285,9 +286,10 @@ def main() -> None:
         },
         "cpu_seconds": CPU_SECONDS,
         "timing": (
-            f"wall seconds, best of {args.repeats} for tdmixup and read_dynamics; one run for pandas and the "
-            "aum package (its update loop is single-threaded Python, so its CPU seconds are the fairer figure "
-            "on a loaded machine); load averages show how busy the shared machine was"
+            f"wall seconds, best of {args.repeats} for tdmixup and read_dynamics; "
+            "one run for pandas and the aum package (its update loop is single-threaded Python, "
+            "so its CPU seconds are the fairer figure on a loaded machine); "
+            "load averages show how busy the shared machine was"
         ),
         "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
         "machine": {
@@ -306,19 +308,24 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"tdmixup statistics + regions: {tdmixup_s:.3f} s (statistics {stats_s:.3f}, regions {regions_s:.3f}, AUM alone {aum_s:.3f})"
+        f"tdmixup statistics + regions: {tdmixup_s:.3f} s (statistics {stats_s:.3f}, "
+        f"regions {regions_s:.3f}, AUM alone {aum_s:.3f})"
     )
     print(
-        f"pandas groupby:               {pandas_s:.3f} s  → {pandas_s / tdmixup_s:.1f}× slower (max diff {pandas_diff:.1e})"
+        f"pandas groupby:               {pandas_s:.3f} s  → {pandas_s / tdmixup_s:.1f}× slower "
+        f"(max diff {pandas_diff:.1e})"
     )
     extrapolated = " (extrapolated)" if aum_pkg["extrapolated"] else ""
     print(
-        f"aum package:                  {aum_pkg['total_s']:.1f} s{extrapolated} → {aum_pkg['total_s'] / tdmixup_s:.0f}× slower "
-        f"than tdmixup total, {aum_pkg['total_s'] / aum_s:.0f}× than its AUM (max diff {aum_diff:.1e})"
+        f"aum package:                  {aum_pkg['total_s']:.1f} s{extrapolated} "
+        f"→ {aum_pkg['total_s'] / tdmixup_s:.0f}× slower "
+        f"than tdmixup total, {aum_pkg['total_s'] / aum_s:.0f}× than its AUM "
+        f"(max diff {aum_diff:.1e})"
     )
     print(f"CPU seconds: {', '.join(f'{k} {v:.3f}' for k, v in CPU_SECONDS.items())}")
     print(
-        f"append_epoch: {', '.join(f'{s:.2f}' for s in append_s)} s; read_dynamics: {read_s:.3f} s ({file_mb:.1f} MB)"
+        f"append_epoch: {', '.join(f'{s:.2f}' for s in append_s)} s; "
+        f"read_dynamics: {read_s:.3f} s ({file_mb:.1f} MB)"
     )
     print(f"→ {args.output}")
 

@@ -38,7 +38,7 @@ spend most of their CPU time spinning (measured here: 6.9 vs 22 samples/s for th
 
 Usage::
 
-    python benchmarks/throughput.py                      # 960 pairs, 2 rounds, ~5 min on 2 quiet cores
+    python benchmarks/throughput.py                 # 960 pairs, 2 rounds, ~5 min on 2 quiet cores
     python benchmarks/throughput.py --n 1600 --rounds 3
 """
 
@@ -426,9 +426,10 @@ def contention_note(runs: list[dict[str, Any]]) -> dict[str, Any]:
     text = (
         "every run started on an otherwise idle machine"
         if shared == 0
-        else f"{shared} of {len(runs)} runs started while other work was runnable (see other_runnable_at_start, "
-        "load_avg_* and cpu_share per run): absolute samples/s are lower bounds; the sides alternated under "
-        "the same conditions, so the ratios compare like with like"
+        else f"{shared} of {len(runs)} runs started while other work was runnable "
+        "(see other_runnable_at_start, load_avg_* and cpu_share per run): "
+        "absolute samples/s are lower bounds; "
+        "the sides alternated under the same conditions, so the ratios compare like with like"
     )
     return {"runs_started_under_load": shared, "note": text}
 
@@ -480,7 +481,8 @@ def main() -> None:
             runs.append({"round": r, **result})
             print(
                 f"round {r + 1} {side:<20} {result['samples_per_s']:6.1f} samples/s  "
-                f"peak RSS {result['peak_rss_mb']:6.0f} MB  load {result['load_avg_before'][0]:.2f}  "
+                f"peak RSS {result['peak_rss_mb']:6.0f} MB  "
+                f"load {result['load_avg_before'][0]:.2f}  "
                 f"cpu share {result['cpu_share']:.2f}",
                 flush=True,
             )
@@ -538,7 +540,8 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for side, s in summary.items():
         print(
-            f"{side:<20} median {s['samples_per_s_median']:6.1f} samples/s  peak RSS {s['peak_rss_mb_max']:6.0f} MB  "
+            f"{side:<20} median {s['samples_per_s_median']:6.1f} samples/s  "
+            f"peak RSS {s['peak_rss_mb_max']:6.0f} MB  "
             f"padding {100 * s['padding_fraction']:4.1f} %"
         )
     for name, value in ratios.items():

@@ -55,7 +55,8 @@ def markdown(mix: dict[str, Any]) -> str:
         (list(e["regions"].get("train", {})) for e in mix.values() if e.get("regions")), []
     )
     lines = [
-        f"Samples per class ({' / '.join(names)}); AUM on the easy region, k = the task's percentile.",
+        f"Samples per class ({' / '.join(names)}); "
+        "AUM on the easy region, k = the task's percentile.",
         "",
         "| seed | easy | ambiguous | hard | AUM kept (easy) | AUM flagged (easy) |",
         "|---|---|---|---|---|---|",
@@ -64,7 +65,8 @@ def markdown(mix: dict[str, Any]) -> str:
         regions, aum = e.get("regions", {}), e.get("aum_easy", {}).get("counts", {})
         lines.append(
             f"| {seed} | {_counts(regions.get('easy'))} | {_counts(regions.get('ambiguous'))} | "
-            f"{_counts(regions.get('hard'))} | {_counts(aum.get('kept'))} | {_counts(aum.get('flagged'))} |"
+            f"{_counts(regions.get('hard'))} | {_counts(aum.get('kept'))} | "
+            f"{_counts(aum.get('flagged'))} |"
         )
     return "\n".join(lines) + "\n"
 

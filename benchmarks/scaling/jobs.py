@@ -173,8 +173,8 @@ class JobRunner:
         row = next((r for r in TABLES.get(table, ()) if r.key == key), None)
         if row is None:
             raise KeyError(
-                f"tdmixup.experiments.TABLES[{table!r}] has no row {key!r} any more: update LIBRARY_ROWS "
-                "in benchmarks/scaling/jobs.py"
+                f"tdmixup.experiments.TABLES[{table!r}] has no row {key!r} any more: "
+                "update LIBRARY_ROWS in benchmarks/scaling/jobs.py"
             )
         done = run_row(session, row)
         stage_datamap(
@@ -226,7 +226,8 @@ class JobRunner:
         chaos, per_region, correlations = entropy_by_region(stats, regions, self._entropy)
         snli_ids = {k: v[~np.isin(v, chaos.index.to_numpy())] for k, v in regions.items()}
         return {
-            "label": "data map's quality: dynamics on the size's pairs + the 1,514 ChaosNLI SNLI pairs",
+            "label": "data map's quality: dynamics on the size's pairs "
+            "+ the 1,514 ChaosNLI SNLI pairs",
             "rows": {
                 "snli": int(len(stats) - len(chaos)),
                 "chaosnli": int(len(chaos)),
@@ -291,7 +292,8 @@ def stage_seconds(run_dir: Path) -> dict[str, float]:
 
 def cost_seconds(run_dir: Path, row: str, done: dict[str, Any]) -> float:
     """What the job costs when it runs from scratch after the jobs before it in the plan: its own
-    training and evaluation, plus (TDMixUp) the AUM runs it needs (stage 1 is the ``full`` job's)."""
+    training and evaluation, plus (TDMixUp) the AUM runs it needs (stage 1 is the ``full``
+    job's)."""
     total = float(done["train_seconds"]) + float(done.get("eval_seconds") or 0.0)
     if row == "tdmixup":
         for path in run_dir.glob(f"{AUM_PREFIX}*/{SUMMARY}"):
@@ -307,13 +309,13 @@ def test_set_notes(session: Any, settings: dict[str, Any]) -> dict[str, str]:
             notes[name] = (
                 f"the official SNLI test set, all {len(data):,} rows with a gold label"
                 if settings["test_size"] is None
-                else f"the first {len(data):,} rows (of {SNLI_TEST_ROWS:,} with a gold label) of the official "
-                "SNLI test set, a fixed subset"
+                else f"the first {len(data):,} rows (of {SNLI_TEST_ROWS:,} with a gold label) "
+                "of the official SNLI test set, a fixed subset"
             )
         elif name == "mnli_ood":
             notes[name] = (
-                f"out of domain: the {len(data):,} MultiNLI dev-matched pairs of ChaosNLI (majority of 100 "
-                "crowd labels), biased toward low-agreement pairs"
+                f"out of domain: the {len(data):,} MultiNLI dev-matched pairs of ChaosNLI "
+                "(majority of 100 crowd labels), biased toward low-agreement pairs"
             )
         else:
             notes[name] = f"{len(data):,} rows"

@@ -139,8 +139,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--fp32",
         action="store_true",
-        help="train in fp32 (default: TrainConfig.bf16, bfloat16 autocast of the training forward pass: "
-        "1.48x faster steps here with the fp32 loss curve; benchmarks/results/throughput.json)",
+        help="train in fp32 (default: TrainConfig.bf16, bfloat16 autocast of the training "
+        "forward pass: 1.48x faster steps here with the fp32 loss curve; "
+        "benchmarks/results/throughput.json)",
     )
     p.add_argument("--model", default=None, help="default: the library's offline MiniLM")
     p.add_argument("--num-hidden-layers", type=int, default=None)
@@ -155,7 +156,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--keep-checkpoints",
         action="store_true",
-        help="keep finished stages' epoch checkpoints (default: removed once the run's JSON is written; "
+        help="keep finished stages' epoch checkpoints "
+        "(default: removed once the run's JSON is written; "
         "~270 MB each with MiniLM, ~14 GB for the whole study otherwise)",
     )
     return p.parse_args(argv)
@@ -226,15 +228,15 @@ def check_results_settings(results: Path, settings: dict[str, Any]) -> None:
                 if not theirs or theirs.get(k) != settings.get(k)
             }
             sys.exit(
-                f"{path} was made with other study settings (theirs, these): {diff}; use another --results "
-                "(and --run-dir) for these settings"
+                f"{path} was made with other study settings (theirs, these): {diff}; "
+                "use another --results (and --run-dir) for these settings"
             )
 
 
 def estimate_hours(jobs: list[Job], results: Path, *, bf16: bool = True) -> dict[int, float]:
     """Estimated hours per size for ``jobs``: seconds per training pair of each row from the
-    finished runs in ``results`` (median of ``cost_seconds`` / training pairs: the job's training and
-    evaluation from scratch, whatever was reused), else :data:`PRIOR_S_PER_PAIR`."""
+    finished runs in ``results`` (median of ``cost_seconds`` / training pairs: the job's training
+    and evaluation from scratch, whatever was reused), else :data:`PRIOR_S_PER_PAIR`."""
 
     def pairs(size: int, row: str) -> int:  # the quality runs also train on the ChaosNLI pairs
         return size + CHAOS_SNLI_PAIRS if row == QUALITY else size
@@ -303,8 +305,8 @@ def hold_lock(run_dir: Path) -> Any:
     except BlockingIOError:
         handle.seek(0)
         sys.exit(
-            f"another run.py works on {run_dir} (pid {handle.read().strip() or '?'}); stop it first or use "
-            "another --run-dir"
+            f"another run.py works on {run_dir} (pid {handle.read().strip() or '?'}); "
+            "stop it first or use another --run-dir"
         )
     handle.seek(0)
     handle.truncate()
@@ -335,8 +337,9 @@ def main(argv: list[str] | None = None) -> None:
     todo = pending(jobs, args.results)
     hours = estimate_hours(todo, args.results, bf16=not args.fp32)
     print(
-        f"{len(jobs)} jobs in the plan, {len(jobs) - len(todo)} finished, {len(todo)} to run; estimated hours "
-        f"(at the pace of {'the finished runs' if len(todo) < len(jobs) else 'the CPU reproduction'}): "
+        f"{len(jobs)} jobs in the plan, {len(jobs) - len(todo)} finished, {len(todo)} to run; "
+        "estimated hours (at the pace of "
+        f"{'the finished runs' if len(todo) < len(jobs) else 'the CPU reproduction'}): "
         + ", ".join(f"{s:,}: {h:.1f}" for s, h in hours.items())
         + f" (total {sum(hours.values()):.1f})"
     )

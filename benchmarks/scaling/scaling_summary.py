@@ -174,9 +174,9 @@ def summarize(results: Path) -> dict[str, Any]:
     settings = check_settings(runs)
     trained = [r for r in runs if "test_sets" in r]
     summary = {
-        "what": "TDMixUp against plain fine-tuning by training size (real SNLI, MiniLM, CPU): mean ± sample "
-        "std (ddof = 1) over seeds; metrics are fractions (accuracy, ECE, ECE after temperature "
-        "scaling on dev, NLL, Brier)",
+        "what": "TDMixUp against plain fine-tuning by training size (real SNLI, MiniLM, CPU): "
+        "mean ± sample std (ddof = 1) over seeds; metrics are fractions (accuracy, ECE, "
+        "ECE after temperature scaling on dev, NLL, Brier)",
         "settings": settings,
         "test_sets": runs[0]["test_set_notes"] if runs else {},
         "test_rows": {
@@ -207,9 +207,11 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# Scaling study: TDMixUp against plain fine-tuning by training size",
         "",
-        f"Real SNLI, {s.get('model', '?')}, {s.get('epochs', '?')} epochs, lr {s.get('learning_rate', '?')}, "
+        f"Real SNLI, {s.get('model', '?')}, {s.get('epochs', '?')} epochs, "
+        f"lr {s.get('learning_rate', '?')}, "
         f"batch {s.get('batch_size', '?')}, dev {s.get('dev_size', '?')} pairs (temperature), CPU. "
-        "Mean ± sample std (ddof = 1) over the seeds shown (n); accuracy and ECE ×100, NLL and Brier as is. "
+        "Mean ± sample std (ddof = 1) over the seeds shown (n); "
+        "accuracy and ECE ×100, NLL and Brier as is. "
         "A cell without ± has one seed.",
         "",
     ]
@@ -244,8 +246,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "Dynamics-only runs on the size's pairs + the 1,514 ChaosNLI SNLI pairs (see the README); "
         "crowd entropy in bits (higher = humans disagree more).",
         "",
-        "| size | n | Spearman(variability, H) | Spearman(confidence, H) | mean H easy | mean H ambiguous "
-        "| mean H hard |",
+        "| size | n | Spearman(variability, H) | Spearman(confidence, H) "
+        "| mean H easy | mean H ambiguous | mean H hard |",
         "|---|---|---|---|---|---|---|",
     ]
     for size, q in summary["datamap_quality"].items():
@@ -253,7 +255,8 @@ def markdown(summary: dict[str, Any]) -> str:
             continue
         sp, h = q["spearman"], q["mean_entropy"]
         lines.append(
-            f"| {int(size):,} | {len(q['seeds'])} | {_cell(sp.get('variability_vs_entropy'), 1, 3)} | "
+            f"| {int(size):,} | {len(q['seeds'])} | "
+            f"{_cell(sp.get('variability_vs_entropy'), 1, 3)} | "
             f"{_cell(sp.get('confidence_vs_entropy'), 1, 3)} | "
             + " | ".join(_cell(h[g], 1, 3) for g in REGIONS)
             + " |"
