@@ -1,5 +1,6 @@
 """``aum_saliency`` (Park & Caragea, ACL 2022): saliency against autograd, partners on a hand-made
-batch, the loss against a hand computation, the AUM split, and `tdmixup run --strategy aum_saliency`."""
+batch, the loss against a hand computation, the AUM split, and
+`tdmixup run --strategy aum_saliency`."""
 
 from __future__ import annotations
 
@@ -339,7 +340,8 @@ def test_run_strategy_aum_saliency(
         and "lowest ECE on `snli_test`" in report
         and "after temperature scaling" in report
     )
-    # the split's quantile may change from stage 'aum' on; label smoothing (read by stage 1) only from 'full'
+    # the split's quantile may change from stage 'aum' on; label smoothing (read by stage 1) only
+    # from 'full'
     assert main([*args, "--from-stage", "tdmixup", "--aum-saliency-quantile", "0.25"]) == 0
     assert json.loads((out / "aum_saliency_split/done.json").read_text())["n_high"] == 36
     assert (

@@ -107,7 +107,8 @@ def test_a_finished_stage_keeps_the_model_but_not_the_training_state(
     epoch_lines = [m for m in lines if re.search(r": epoch \d/2, loss ", m)]
     assert len(epoch_lines) == 2, lines
     assert re.fullmatch(
-        rf"{re.escape(str(out))}: epoch 2/2, loss \d+\.\d{{4}}, train accuracy \d+\.\d %, \d+\.\d s",
+        rf"{re.escape(str(out))}: epoch 2/2, loss \d+\.\d{{4}}, "
+        r"train accuracy \d+\.\d %, \d+\.\d s",
         epoch_lines[1],
     ), epoch_lines[1]
 
@@ -137,7 +138,8 @@ def test_epoch_line_formats_every_metric() -> None:
         "seconds": 14.25,
     }
     assert epoch_line(Path("runs/x/stage1_full"), entry, 3) == (
-        "runs/x/stage1_full: epoch 3/3, loss 0.8123, train accuracy 61.2 %, dev accuracy 0.5, 14.2 s"
+        "runs/x/stage1_full: epoch 3/3, loss 0.8123, train accuracy 61.2 %, "
+        "dev accuracy 0.5, 14.2 s"
     )
     no_accuracy = {
         "epoch": 1,

@@ -1,4 +1,5 @@
-"""`tdmixup experiment table1|table2|table3|steps` at smoke size on real SNLI with a tiny random BERT."""
+"""`tdmixup experiment table1|table2|table3|steps` at smoke size on real SNLI with a tiny random
+BERT."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_table_files_have_every_row(tables: Path, table: str) -> None:
         assert row["seeds"] == 2, key
         for metrics in row["sets"].values():
             assert 0 <= metrics["accuracy"]["mean"] <= 100 and metrics["accuracy"]["std"] >= 0
-        # the ablation rows and the rows beyond the paper have no paper numbers (full_ts: Desai & Durrett's)
+        # the ablation rows and the rows beyond the paper have no paper numbers
+        # (full_ts: Desai & Durrett's)
         ablation = key.endswith(("_steps", "_samples", "_paper_weights")) or key in (
             "full_ls",
             "aum_saliency",
@@ -171,7 +173,8 @@ def test_paper_weights_row_trains_with_the_paper_codes_loss(tables: Path) -> Non
 
 
 def test_paper_weights_row_config() -> None:
-    """SNLI (batch 16, 3 classes): `--mixed-weight 0.0533 --unmixed-weight 0.5`, the rest unchanged."""
+    """SNLI (batch 16, 3 classes): `--mixed-weight 0.0533 --unmixed-weight 0.5`, the rest
+    unchanged."""
     from tdmixup.config import MixupConfig
     from tdmixup.experiments import Row, row_mixup_config
 
@@ -193,7 +196,8 @@ def test_paper_weights_row_config() -> None:
 
 @pytest.mark.slow
 def test_table2_scaling_and_smoothing_rows(tables: Path) -> None:
-    """ "100% + temperature scaling" is the 100 % run read after scaling; "+ label smoothing" trained with ε = 0.1."""
+    """ "100% + temperature scaling" is the 100 % run read after scaling; "+ label smoothing"
+    trained with ε = 0.1."""
     data = json.loads((tables / "table2" / "table.json").read_text())["rows"]
     for name, full in data["full"]["sets"].items():
         scaled = data["full_ts"]["sets"][name]
@@ -232,7 +236,8 @@ def test_write_table_shows_scaled_ece_and_the_winners(tmp_path: Path) -> None:
     assert "| 100% + TS | 10 | 2 | 70.00 ± 0.00 | 2.00 ± 0.00 | 2.00 ± 0.00 |" in md
     assert "| 100% | 10 | 2 | 70.00 ± 0.00 | 6.00 ± 1.41 | 2.00 ± 0.00 |" in md
     assert (
-        "- lowest ECE on `t`: as trained **MixUp** (3.00; next 100% 6.00); after temperature scaling **100%** "
+        "- lowest ECE on `t`: as trained **MixUp** (3.00; next 100% 6.00); "
+        "after temperature scaling **100%** "
         "(2.00; next MixUp 4.00); for comparison 100% + TS 2.00"
     ) in md
     data = json.loads((tmp_path / "table.json").read_text())

@@ -304,8 +304,8 @@ def test_an_unexpected_error_is_one_line_that_asks_for_a_report(
     assert main(["train", "--output-dir", "out", *files]) == 1
     line = capsys.readouterr().err.strip()
     assert line == (
-        "error: unexpected KeyError: 'a bug' (a bug in tdmixup: run again with -v for the traceback "
-        "and please report it)"
+        "error: unexpected KeyError: 'a bug' "
+        "(a bug in tdmixup: run again with -v for the traceback and please report it)"
     )
 
 

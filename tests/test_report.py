@@ -63,8 +63,8 @@ def test_report_shows_noise_and_says_which_differences_exceed_it(run_dir: Path) 
     assert f"41.00 ± {100 * math.sqrt(0.41 * 0.59 / 1599):.2f}" in text
     se_test = math.hypot(accuracy_se(0.7, 2000), accuracy_se(0.6, 2000))
     assert (
-        f"on snli_test (n = 2,000) TDMixUp differs from the baseline by -10.00 points (standard error of the "
-        f"difference ±{100 * se_test:.2f}): larger than noise" in text
+        "on snli_test (n = 2,000) TDMixUp differs from the baseline by -10.00 points "
+        f"(standard error of the difference ±{100 * se_test:.2f}): larger than noise" in text
     )
     assert "on mnli_ood (n = 1,599) TDMixUp differs from the baseline by +1.00 points" in text
     assert "within noise" in text.split("on mnli_ood")[1]

@@ -172,7 +172,8 @@ def test_nan_gradient_from_a_finite_loss_raises(
 
     def nan_gradient(*args: object, **kwargs: object) -> mixup.StepOutput:
         out = real_step(*args, **kwargs)  # type: ignore[arg-type]
-        # where() picks 0 in the forward pass, but sqrt's derivative at -loss is NaN and 0 * NaN = NaN
+        # where() picks 0 in the forward pass, but sqrt's derivative at -loss is NaN and
+        # 0 * NaN = NaN
         out.loss = out.loss + torch.where(
             torch.tensor(True), torch.zeros(()), torch.sqrt(-out.loss)
         )

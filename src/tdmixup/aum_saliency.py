@@ -87,7 +87,8 @@ from tdmixup.model import Classifier
 
 # --- pure functions --------------------------------------------------------------------------
 def logit_saliency(logits: Tensor, labels: Tensor) -> Tensor:
-    """``|∂CE/∂z| = |softmax(z) − onehot(y)|`` per sample: ``[B, C]`` logits, ``[B]`` labels → ``[B, C]``.
+    """``|∂CE/∂z| = |softmax(z) − onehot(y)|`` per sample: ``[B, C]`` logits, ``[B]`` labels
+    → ``[B, C]``.
 
     Computed in float64, the gold entry as ``Σ_{k≠y} p_k`` (= 1 − p_y without cancellation), so a
     confident sample keeps the direction of its tiny saliency. Returned in the logits' dtype.
@@ -133,7 +134,8 @@ def saliency_partners(recorded: Tensor, current: Tensor, valid: Tensor) -> tuple
         ``(similar [B], dissimilar [B])`` row indices into ``current`` (the first row on ties;
         all 0 when no candidate is valid).
 
-    >>> saliency_partners(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0], [1.0, 0.1], [1.0, 0.0]]),
+    >>> saliency_partners(torch.tensor([[1.0, 0.0]]),
+    ...                   torch.tensor([[0.0, 1.0], [1.0, 0.1], [1.0, 0.0]]),
     ...                   torch.tensor([True, True, False]))
     (tensor([1]), tensor([0]))
     """
@@ -169,8 +171,9 @@ def aum_saliency_loss(
         config: label smoothing and the three loss weights.
 
     Returns:
-        ``(loss, partners)`` with ``partners`` = ``{"high_similar", "high_dissimilar", "low_similar",
-        "low_dissimilar"}``: for each row of that half, a row index into the other half.
+        ``(loss, partners)`` with ``partners`` = ``{"high_similar", "high_dissimilar",
+        "low_similar", "low_dissimilar"}``: for each row of that half, a row index into the other
+        half.
     """
     c = high.logits.shape[-1]
     if low.logits.shape[-1] != c:
@@ -223,7 +226,8 @@ def step_aum_saliency(
             )
     if num_choices_of(high) != num_choices_of(low):
         raise ValueError(
-            f"high and low batches differ in number of choices: {num_choices_of(high)} vs {num_choices_of(low)}"
+            "high and low batches differ in number of choices: "
+            f"{num_choices_of(high)} vs {num_choices_of(low)}"
         )
     (_, z_high), (_, z_low) = forward_unmixed(model, high), forward_unmixed(model, low)
     if config.lambda_mode == "batch":
@@ -297,7 +301,8 @@ def split_by_aum(
 
 
 class SaliencyColumn:
-    """``batch -> {"saliency": [B, C] float32}``: each row's recorded saliency, looked up by ``sample_id``."""
+    """``batch -> {"saliency": [B, C] float32}``: each row's recorded saliency, looked up by
+    ``sample_id``."""
 
     def __init__(self, sample_ids: np.ndarray, saliency: np.ndarray) -> None:
         order = np.argsort(sample_ids)
@@ -310,8 +315,8 @@ class SaliencyColumn:
         missing = ids[self.ids[pos] != ids] if len(self.ids) else ids
         if len(missing):
             raise ValueError(
-                f"no recorded saliency for sample ids {missing[:5].tolist()}: was the split made from "
-                "another training set?"
+                f"no recorded saliency for sample ids {missing[:5].tolist()}: "
+                "was the split made from another training set?"
             )
         return {"saliency": self.values[pos]}
 

@@ -45,8 +45,9 @@ log = logging.getLogger("tdmixup.aum")
 def _relabelled(
     session: Session, subset: TokenizedSet, threshold_ids: np.ndarray, *, seed: int
 ) -> TokenizedSet:
-    """The subset with its threshold samples relabelled (:func:`tdmixup.aum.relabel_threshold_labels`):
-    the extra fake class for pair tasks, a wrong existing ending for multiple choice."""
+    """The subset with its threshold samples relabelled
+    (:func:`tdmixup.aum.relabel_threshold_labels`): the extra fake class for pair tasks, a wrong
+    existing ending for multiple choice."""
     from tdmixup.aum import relabel_threshold_labels
 
     spec = session.task.spec
@@ -124,7 +125,8 @@ def run_aum(
         if dyn.logits.shape[2] != spec.num_labels + (spec.kind == "pair"):
             raise PipelineError(
                 f"{pass_dir}: logits over {dyn.logits.shape[2]} choices, expected "
-                f"{spec.num_labels + (spec.kind == 'pair')}: this pass was trained by an older tdmixup "
+                f"{spec.num_labels + (spec.kind == 'pair')}: "
+                "this pass was trained by an older tdmixup "
                 "(multiple choice then added a 5th ending); re-run with --from-stage aum"
             )
         pass_results.append(

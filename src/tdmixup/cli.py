@@ -107,7 +107,8 @@ def _help_text(text: str, section: str, name: str, default: Any) -> str:
 
 
 def _default_text(section: str, name: str, default: Any) -> str:
-    """``default: X`` as the default profile sets it, plus the other profiles' values where they differ."""
+    """``default: X`` as the default profile sets it, plus the other profiles' values where they
+    differ."""
     values = {p: C.PROFILES[p].get(f"{section}.{name}", default) for p in C.PROFILES}
     if len({repr(v) for v in values.values()}) == 1:
         return f"default: {default!r}"
@@ -137,9 +138,8 @@ def _add_profile_option(parser: argparse.ArgumentParser) -> None:
         "--profile",
         choices=list(C.PROFILES),
         default=C.DEFAULT_PROFILE,
-        help=f"Starting values that the options you give override one by one (default: {C.DEFAULT_PROFILE}). "
-        + "; ".join(describe(p) for p in C.PROFILES)
-        + ".",
+        help="Starting values that the options you give override one by one "
+        f"(default: {C.DEFAULT_PROFILE}). " + "; ".join(describe(p) for p in C.PROFILES) + ".",
     )
 
 
@@ -204,7 +204,8 @@ def config_from_args(
 
 
 def label_names_from_cli(items: tuple[str, ...]) -> tuple[str, ...]:
-    """``--label-names a,b,c`` (or ``--label-names a --label-names b ...``, or both) → ``("a", "b", "c")``.
+    """``--label-names a,b,c`` (or ``--label-names a --label-names b ...``, or both)
+    → ``("a", "b", "c")``.
 
     >>> label_names_from_cli(("neg, pos",)), label_names_from_cli(("a", "b,c"))
     (('neg', 'pos'), ('a', 'b', 'c'))
@@ -212,7 +213,8 @@ def label_names_from_cli(items: tuple[str, ...]) -> tuple[str, ...]:
     names = tuple(name.strip() for item in items for name in item.split(","))
     if not all(names) or len(set(names)) != len(names):
         raise ValueError(
-            f"--label-names {','.join(items)}: expected distinct, non-empty class names in class-index order, "
+            f"--label-names {','.join(items)}: "
+            "expected distinct, non-empty class names in class-index order, "
             "e.g. --label-names entailment,neutral,contradiction"
         )
     return names
@@ -226,8 +228,10 @@ def _announce(cfg: C.RunConfig, ns: argparse.Namespace) -> None:
     d, t = cfg.data, cfg.train
     paper = "" if ns.profile == "paper" else "; --profile paper for the paper's sizes and lr"
     print(
-        f"tdmixup: profile {ns.profile}: task {d.task}, train {'all' if d.train_size is None else f'≤ {d.train_size}'} rows, "
-        f"dev {'from --dev-file' if d.dev_file else d.dev_size}, test {'all' if d.test_size is None else f'≤ {d.test_size}'} rows "
+        f"tdmixup: profile {ns.profile}: task {d.task}, "
+        f"train {'all' if d.train_size is None else f'≤ {d.train_size}'} rows, "
+        f"dev {'from --dev-file' if d.dev_file else d.dev_size}, "
+        f"test {'all' if d.test_size is None else f'≤ {d.test_size}'} rows "
         f"per set, lr {t.learning_rate:g}, {t.epochs} epochs{paper}",
         file=sys.stderr,
     )
@@ -252,7 +256,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         for stage in ("full", "tdmixup"):
             if stage in results and "metrics" in results[stage]:
                 print(
-                    f"\n== {stage}: {results[stage]['strategy']} on {results[stage]['train_sizes']} samples =="
+                    f"\n== {stage}: {results[stage]['strategy']} "
+                    f"on {results[stage]['train_sizes']} samples =="
                 )
                 print(format_metrics(results[stage]["metrics"]))
         print(f"\nreport: {RunLayout(Path(ns.output_dir)).report}")
@@ -267,7 +272,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
     if ns.strategy == "aum_saliency":
         raise SystemExit(
-            "--strategy aum_saliency needs stage 1's dynamics: use `tdmixup run --strategy aum_saliency`"
+            "--strategy aum_saliency needs stage 1's dynamics: "
+            "use `tdmixup run --strategy aum_saliency`"
         )
     cfg = config_from_args(ns, strategy=ns.strategy)
     if ns.strategy == "tdmixup" and len(ns.subset or []) != 2:
@@ -525,7 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     everything = tuple(SECTIONS)
     training = ("data", "model", "train")
     stages = list(STAGES)
-    keep = "Keep each finished stage's optimizer, scheduler and RNG state (checkpoint/training_state.pt, about twice the model's size); by default only an unfinished stage keeps it, to resume exactly."
+    keep = (
+        "Keep each finished stage's optimizer, scheduler and RNG state "
+        "(checkpoint/training_state.pt, about twice the model's size); "
+        "by default only an unfinished stage keeps it, to resume exactly."
+    )
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=[common])
@@ -541,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-stage",
         choices=stages,
         default=None,
-        help="Re-run this stage and all later ones (their folders are deleted first); earlier finished stages are reused.",
+        help="Re-run this stage and all later ones (their folders are deleted first); "
+        "earlier finished stages are reused.",
     )
     p.add_argument(
         "--until",
@@ -557,8 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=["tdmixup", "aum_saliency"],
         default="tdmixup",
-        help="Stages 3-4: TDMixUp (AUM threshold runs, easy x ambiguous) or aum_saliency (Park & Caragea, "
-        "ACL 2022: median-AUM split of stage 1, saliency-guided partners).",
+        help="Stages 3-4: TDMixUp (AUM threshold runs, easy x ambiguous) "
+        "or aum_saliency (Park & Caragea, ACL 2022: median-AUM split of stage 1, "
+        "saliency-guided partners).",
     )
     _add_config_options(p, everything)
     p.set_defaults(func=cmd_run)
@@ -568,14 +580,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=list(get_args(C.Strategy)),
         default="none",
-        help="Training strategy; none is plain fine-tuning, tdmixup needs two --subset files (default: none).",
+        help="Training strategy; none is plain fine-tuning, "
+        "tdmixup needs two --subset files (default: none).",
     )
     p.add_argument(
         "--subset",
         action="append",
         metavar="SUBSET",
-        help="Id file (one sample_id per line, e.g. datamap/regions/easy.txt); repeatable: the union is "
-        "trained on, or with --strategy tdmixup the easy set, then the ambiguous set.",
+        help="Id file (one sample_id per line, e.g. datamap/regions/easy.txt); "
+        "repeatable: the union is trained on, or with --strategy tdmixup the easy set, "
+        "then the ambiguous set.",
     )
     p.add_argument(
         "--record-dynamics",
@@ -615,13 +629,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         required=True,
         metavar="CHECKPOINT",
-        help="A checkpoint folder written by train, dynamics or run (e.g. runs/x/stage1_full/checkpoint).",
+        help="A checkpoint folder written by train, dynamics or run "
+        "(e.g. runs/x/stage1_full/checkpoint).",
     )
     p.add_argument(
         "--output-dir",
         default=None,
         metavar="OUTPUT_DIR",
-        help="Also write metrics.json and reliability diagrams to this folder (default: print only).",
+        help="Also write metrics.json and reliability diagrams to this folder "
+        "(default: print only).",
     )
     _add_config_options(p, ("data", "train"), only={"train": ("eval_batch_size",)})
     p.set_defaults(func=cmd_evaluate)
@@ -661,8 +677,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--subset",
         default=None,
         metavar="SUBSET",
-        help="Id file of the subset, e.g. datamap/regions/easy.txt (default: the whole training set); the "
-        "data map's statistics.parquet beside regions/ adds confidence and variability to the CSV files.",
+        help="Id file of the subset, e.g. datamap/regions/easy.txt "
+        "(default: the whole training set); the data map's statistics.parquet "
+        "beside regions/ adds confidence and variability to the CSV files.",
     )
     p.add_argument(
         "--output-dir",
@@ -692,8 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "experiment",
-        "Reproduce the paper's Table 1, 2 or 3 (mean ± sample std over seeds), or the 'steps' ablation "
-        "(TDMixUp and random pairs with the baseline's step count).",
+        "Reproduce the paper's Table 1, 2 or 3 (mean ± sample std over seeds), "
+        "or the 'steps' ablation (TDMixUp and random pairs with the baseline's step count).",
     )
     p.add_argument("table", choices=EXPERIMENT_TABLES, help="Which table to reproduce.")
     p.add_argument(
@@ -716,8 +733,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tables-only",
         action="store_true",
-        help="Train nothing: write the table from the rows and seeds already finished in --output-dir "
-        "(e.g. while a long run is going); unfinished rows show 'not run yet'.",
+        help="Train nothing: write the table from the rows and seeds already finished "
+        "in --output-dir (e.g. while a long run is going); unfinished rows show 'not run yet'.",
     )
     _add_config_options(p, everything)
     p.set_defaults(func=cmd_experiment)
@@ -728,7 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``tdmixup`` entry point; returns the exit status (see :func:`tdmixup.preflight.run_command`)."""
+    """The ``tdmixup`` entry point; returns the exit status (see
+    :func:`tdmixup.preflight.run_command`)."""
     from tdmixup.preflight import run_command
 
     parser = build_parser()

@@ -115,9 +115,11 @@ def learning_check(labels: np.ndarray, logits: np.ndarray, *, set_name: str) -> 
     message = None
     if near:
         message = (
-            f"the model has not learned: {set_name} accuracy {100 * accuracy:.1f} % is not clearly above chance "
-            f"({100 * chance:.1f} %; n = {n} needs > {100 * threshold:.1f} %), so the data map and AUM of this "
-            "run mean nothing; train on more data (--train-size), with a higher --learning-rate or more --epochs"
+            f"the model has not learned: {set_name} accuracy {100 * accuracy:.1f} % "
+            f"is not clearly above chance ({100 * chance:.1f} %; "
+            f"n = {n} needs > {100 * threshold:.1f} %), so the data map and AUM of this "
+            "run mean nothing; train on more data (--train-size), "
+            "with a higher --learning-rate or more --epochs"
         )
     return {
         "set": set_name,
@@ -136,7 +138,10 @@ def format_metrics(results: dict[str, Any]) -> str:
     lines = []
     t = results.get("temperature")
     for name, m in results["sets"].items():
-        line = f"{name:>14}: n={m['n']:>6}  acc {100 * m['accuracy']:6.2f}  ECE {100 * m['ece']:6.2f}  NLL {m['nll']:.4f}"
+        line = (
+            f"{name:>14}: n={m['n']:>6}  acc {100 * m['accuracy']:6.2f}  "
+            f"ECE {100 * m['ece']:6.2f}  NLL {m['nll']:.4f}"
+        )
         if "ece_scaled" in m and t is not None:
             line += f"  | T={t:.2f}: ECE {100 * m['ece_scaled']:6.2f}"
         lines.append(line)

@@ -83,7 +83,8 @@ class Row:
         for name, value in self.mixup:
             if name not in defaults:
                 raise ValueError(
-                    f"row {self.key!r}: {name!r} is not a MixupConfig field (one of {sorted(defaults)})"
+                    f"row {self.key!r}: {name!r} is not a MixupConfig field "
+                    f"(one of {sorted(defaults)})"
                 )
             if isinstance(value, str) != isinstance(defaults[name], str) and (name, value) != (
                 "mixed_weight",
@@ -95,7 +96,8 @@ class Row:
                 )
         if self.epoch not in get_args(EpochBudget):
             raise ValueError(
-                f"row {self.key!r}: epoch must be one of {get_args(EpochBudget)}, got {self.epoch!r}"
+                f"row {self.key!r}: epoch must be one of {get_args(EpochBudget)}, "
+                f"got {self.epoch!r}"
             )
 
 
@@ -107,11 +109,11 @@ PAPER_CODE_WEIGHTS: tuple[tuple[str, float | str], ...] = (
 
 
 LABEL_SMOOTHING_ROW = 0.1
-"""ε of Table 2's label-smoothing row (torch's convention, see :mod:`tdmixup.mixup`): the usual value
-(Szegedy et al. 2016) for a *plain fine-tuning* baseline. Park & Caragea's per-task values (BERT:
-0.001 SNLI, 0.03 QQP, 0.3 SWAG) were tuned for smoothing the mixed targets of their MixUp only,
-not for plain fine-tuning, and 0.001 is no smoothing at all; ``--label-smoothing`` applies any ε to
-every row instead."""
+"""ε of Table 2's label-smoothing row (torch's convention, see :mod:`tdmixup.mixup`): the usual
+value (Szegedy et al. 2016) for a *plain fine-tuning* baseline. Park & Caragea's per-task values
+(BERT: 0.001 SNLI, 0.03 QQP, 0.3 SWAG) were tuned for smoothing the mixed targets of their MixUp
+only, not for plain fine-tuning, and 0.001 is no smoothing at all; ``--label-smoothing`` applies
+any ε to every row instead."""
 
 TABLES: dict[str, tuple[Row, ...]] = {
     "table1": (
@@ -226,25 +228,25 @@ TABLES: dict[str, tuple[Row, ...]] = {
         ),
     ),
 }
-"""Rows per table. In ``table3`` both arms have TDMixUp's structure (two batches of ``batch_size`` per
-step, row i × row i, the same loss; random pairs draw both batches from one pass over easy ∪
-ambiguous), so only the pairing differs. ``steps`` is not in the paper: it asks whether TDMixUp and
-random pairs lose to the 100 % row only because an epoch over a subset is shorter."""
+"""Rows per table. In ``table3`` both arms have TDMixUp's structure (two batches of ``batch_size``
+per step, row i × row i, the same loss; random pairs draw both batches from one pass over easy ∪
+ambiguous), so only the pairing differs. ``steps`` is not in the paper: it asks whether TDMixUp
+and random pairs lose to the 100 % row only because an epoch over a subset is shorter."""
 
 TABLE_NOTES = {
-    "table2": "Rows after TDMixUp are not in the paper. `100% + temperature scaling` is the 100 % row's own run "
-    "with T fitted on dev (no extra training); its paper column is Desai & Durrett's BERT-base numbers "
-    "after scaling. `ECE (T)` of every row is its ECE after the same scaling.",
-    "table3": "Both arms take two batches of `batch_size` per step, mix row i with row i and weight the loss "
-    "alike (random pairs: both batches from one pass over easy ∪ ambiguous, so with equal regions both "
-    "take as many steps per epoch); only who is paired with whom differs. The paper-weights "
-    "row uses the paper code's loss, 0.01·B/C × mixed + 0.5 × each unmixed batch "
+    "table2": "Rows after TDMixUp are not in the paper. `100% + temperature scaling` is the 100 % "
+    "row's own run with T fitted on dev (no extra training); its paper column is Desai & Durrett's "
+    "BERT-base numbers after scaling. `ECE (T)` of every row is its ECE after the same scaling.",
+    "table3": "Both arms take two batches of `batch_size` per step, mix row i with row i and "
+    "weight the loss alike (random pairs: both batches from one pass over easy ∪ ambiguous, so "
+    "with equal regions both take as many steps per epoch); only who is paired with whom differs. "
+    "The paper-weights row uses the paper code's loss, 0.01·B/C × mixed + 0.5 × each unmixed batch "
     "(`--mixed-weight 0.0533 --unmixed-weight 0.5` on SNLI).",
-    "steps": "Not in the paper. TDMixUp and random pairs train on subsets (easy ∪ ambiguous) with two batches "
-    "per step, so one epoch has fewer optimiser steps and samples than the 100 % row's. The `_samples` "
-    "rows train on as many samples per epoch as the 100 % row (N rows = N / (2 × batch) steps), the "
-    "`_steps` rows take its number of steps (twice its samples); the sets are cycled "
-    "(`--steps-per-epoch`), everything else equal.",
+    "steps": "Not in the paper. TDMixUp and random pairs train on subsets (easy ∪ ambiguous) with "
+    "two batches per step, so one epoch has fewer optimiser steps and samples than the 100 % "
+    "row's. The `_samples` rows train on as many samples per epoch as the 100 % row (N rows = N / "
+    "(2 × batch) steps), the `_steps` rows take its number of steps (twice its samples); the sets "
+    "are cycled (`--steps-per-epoch`), everything else equal.",
 }
 
 # The paper's numbers (BERT-base, mean of 5 runs): (in-domain acc, ECE, out-of-domain acc, ECE).
@@ -301,10 +303,13 @@ PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
 
 
 SET_NOTES = {
-    "mnli_ood": "the 1,599 MultiNLI dev-matched pairs of ChaosNLI (majority of 100 crowd labels), biased toward "
-    "low-agreement pairs; the paper's out-of-domain column is the full MNLI test half (4,907 pairs)",
-    "snli_test": "the official SNLI test set (rows with a gold label), possibly capped by --test-size",
-    "hellaswag_test": "a seeded 20 % split of the HellaSWAG validation set; in the paper HellaSWAG is out-of-domain for SWAG",
+    "mnli_ood": "the 1,599 MultiNLI dev-matched pairs of ChaosNLI (majority of 100 crowd labels), "
+    "biased toward low-agreement pairs; the paper's out-of-domain column is the full MNLI test "
+    "half (4,907 pairs)",
+    "snli_test": "the official SNLI test set (rows with a gold label), possibly capped by "
+    "--test-size",
+    "hellaswag_test": "a seeded 20 % split of the HellaSWAG validation set; in the paper HellaSWAG "
+    "is out-of-domain for SWAG",
 }
 """What each evaluation set is, printed under the tables (so nobody compares unlike columns)."""
 
@@ -525,7 +530,8 @@ def run_experiment(
                 results[row.key][seed] = {"skipped": str(err)}
             if session.is_main:
                 print(
-                    f"[{table}] seed {seed} row {i}/{len(rows)} {row.key}: {time.perf_counter() - start:.0f} s",
+                    f"[{table}] seed {seed} row {i}/{len(rows)} {row.key}: "
+                    f"{time.perf_counter() - start:.0f} s",
                     flush=True,
                 )
     if _is_main():
@@ -546,7 +552,8 @@ def select_rows(table: str, only_rows: Sequence[str] | None = None) -> tuple[Row
     unknown = [name for name in only_rows if name not in keys]
     if unknown or not only_rows:
         raise ValueError(
-            f"--rows: {', '.join(unknown) or 'no row'} is not a row of {table}; its rows are {', '.join(keys)}"
+            f"--rows: {', '.join(unknown) or 'no row'} is not a row of {table}; "
+            f"its rows are {', '.join(keys)}"
         )
     return tuple(row for row in rows if row.key in only_rows)
 
@@ -557,7 +564,8 @@ NOT_RUN = "not run yet"
 
 def row_folder(run_dir: Path, row: Row) -> Path:
     """The stage folder of one seed's run folder whose ``done.json`` holds ``row``'s result
-    (rows share stage 1, stage 4 and ``tdmixup run --strategy aum_saliency``'s stage, see :func:`run_row`)."""
+    (rows share stage 1, stage 4 and ``tdmixup run --strategy aum_saliency``'s stage, see
+    :func:`run_row`)."""
     layout = RunLayout(run_dir)
     if _is_stage1(row):
         return layout.stage1
@@ -633,7 +641,8 @@ def _sample_std(values: np.ndarray) -> float | None:
 
 def _sizes_cell(per_seed: list[list[int]]) -> str:
     """Training-set sizes over seeds, one part per set: ``"495"`` or, where AUM kept a different
-    number per seed, the range ``"(278–413)"``; sets joined by `` + `` (TDMixUp: easy + ambiguous)."""
+    number per seed, the range ``"(278–413)"``; sets joined by `` + `` (TDMixUp: easy +
+    ambiguous)."""
     if not per_seed:
         return ""
     parts = []
@@ -650,9 +659,9 @@ def write_table(
     task: str,
     out: Path,
 ) -> None:
-    """``table.md`` / ``table.csv`` / ``table.json`` in the paper's layout (×100, mean ± sample std): per set
-    accuracy, ECE and ECE after temperature scaling (``ECE (T)``), and which row has the lowest ECE
-    before and after scaling (under the table)."""
+    """``table.md`` / ``table.csv`` / ``table.json`` in the paper's layout (×100, mean ± sample
+    std): per set accuracy, ECE and ECE after temperature scaling (``ECE (T)``), and which row has
+    the lowest ECE before and after scaling (under the table)."""
     agg = {
         row.key: _scaled_view(aggregate(results[row.key]))
         if row.temperature_scaled
@@ -685,7 +694,10 @@ def write_table(
         ]
         lines.append("| " + " | ".join(cells) + " |")
         csv_rows.append(cells)
-    title = f"# {table} on {task} (accuracy and ECE ×100, mean ± sample std over seeds; paper: BERT-base, 5 seeds)\n\n"
+    title = (
+        f"# {table} on {task} (accuracy and ECE ×100, mean ± sample std over seeds; "
+        "paper: BERT-base, 5 seeds)\n\n"
+    )
     notes = [STD_NOTE] + [f"- `{s}`: {SET_NOTES[s]}" for s in sets if s in SET_NOTES]
     notes += ece_winners(
         [
@@ -713,8 +725,8 @@ def write_table(
 
 
 def _mean_std(metrics: dict[str, Any], key: str) -> str:
-    """``"mean ± std"`` of ``metrics[key]`` with 2 decimals; ``"mean ± –"`` when the std is None (one
-    seed); ``"–"`` when the metric is absent."""
+    """``"mean ± std"`` of ``metrics[key]`` with 2 decimals; ``"mean ± –"`` when the std is None
+    (one seed); ``"–"`` when the metric is absent."""
     if key not in metrics:
         return "–"
     m = metrics[key]

@@ -110,7 +110,8 @@ class _IdCollator:
         batch = self.collator([{k: v for k, v in f.items() if k != self.column} for f in features])
         if not isinstance(batch, MutableMapping):
             raise TypeError(
-                f"DynamicsCallback needs a data collator that returns a dict; got {type(batch).__name__}"
+                "DynamicsCallback needs a data collator that returns a dict; "
+                f"got {type(batch).__name__}"
             )
         gold = _batch_gold(batch, self.label_names, len(ids))
         batch[_BATCH_KEY] = torch.stack([torch.tensor(ids, dtype=torch.int64), gold], dim=1)
@@ -203,7 +204,8 @@ def _check_id_column(dataset: Any, column: str) -> None:
         first = dataset[0]
         if isinstance(first, Mapping) and column not in first:
             raise ValueError(
-                f"the training dataset's rows have no '{column}' key (they have {sorted(first)}); {how}"
+                f"the training dataset's rows have no '{column}' key "
+                f"(they have {sorted(first)}); {how}"
             )
 
 
@@ -330,13 +332,15 @@ class DynamicsCallback(TrainerCallback):
         trainer = self._trainer
         if trainer is None:
             raise RuntimeError(
-                "DynamicsCallback must be attached with DynamicsCallback.attach(trainer, path, ...), "
-                "which also makes the Trainer keep the sample ids; trainer.add_callback alone cannot"
+                "DynamicsCallback must be attached with "
+                "DynamicsCallback.attach(trainer, path, ...), which also makes the Trainer keep "
+                "the sample ids; trainer.add_callback alone cannot"
             )
         if args.dataloader_drop_last:
             raise ValueError(
-                "DynamicsCallback records every training sample each epoch, but dataloader_drop_last=True "
-                "drops the last partial batch; set dataloader_drop_last=False"
+                "DynamicsCallback records every training sample each epoch, "
+                "but dataloader_drop_last=True drops the last partial batch; "
+                "set dataloader_drop_last=False"
             )
         _check_id_column(trainer.train_dataset, self.sample_id_column)
         model = trainer.accelerator.unwrap_model(trainer.model)
@@ -367,8 +371,9 @@ class DynamicsCallback(TrainerCallback):
             records, self._records = self._records, []
             if partial:
                 logger.warning(
-                    "DynamicsCallback: epoch %d was only partly trained (resumed mid-epoch or cut by "
-                    "max_steps); train_pass logits of it are not recorded",
+                    "DynamicsCallback: epoch %d was only partly trained "
+                    "(resumed mid-epoch or cut by max_steps); "
+                    "train_pass logits of it are not recorded",
                     self._epoch,
                 )
                 return
@@ -408,8 +413,8 @@ class DynamicsCallback(TrainerCallback):
                     )
                     if ids_gold is None:
                         raise ValueError(
-                            f"a batch of the training set came without sample ids; the dataset needs "
-                            f"an integer '{self.sample_id_column}' column"
+                            "a batch of the training set came without sample ids; "
+                            f"the dataset needs an integer '{self.sample_id_column}' column"
                         )
                     _, logits, _ = trainer.prediction_step(model, batch, prediction_loss_only=False)
                     logits = logits[0] if isinstance(logits, (tuple, list)) else logits
@@ -447,7 +452,8 @@ class DynamicsCallback(TrainerCallback):
         expected = _num_rows(self._trainer.train_dataset)
         if expected is not None and len(ids) != expected:
             raise ValueError(
-                f"epoch {self._epoch}: recorded {len(ids)} distinct sample ids but the training set has {expected} "
+                f"epoch {self._epoch}: recorded {len(ids)} distinct sample ids "
+                f"but the training set has {expected} "
                 f"rows; '{self.sample_id_column}' must be unique per row"
                 + (
                     " and every row must be trained on each epoch"
@@ -459,6 +465,7 @@ class DynamicsCallback(TrainerCallback):
         if len(unlabelled):
             raise ValueError(
                 f"epoch {self._epoch}: no integer class label in the batch for sample ids "
-                f"{unlabelled[:5].tolist()}; the collated batch needs one of {self._trainer.label_names} "
+                f"{unlabelled[:5].tolist()}; "
+                f"the collated batch needs one of {self._trainer.label_names} "
                 "or 'labels' of shape [batch]"
             )

@@ -85,8 +85,9 @@ def resolve_model_path(name_or_path: str) -> str:
             return snapshot_download(name_or_path, local_files_only=True)
         except Exception as err:
             raise ModelLoadError(
-                f"model {name_or_path!r} is not in the local Hugging Face cache and the hub is not "
-                "reachable (offline). Download it on a machine with internet, pass a local path, or "
+                f"model {name_or_path!r} is not in the local Hugging Face cache "
+                "and the hub is not reachable (offline). "
+                "Download it on a machine with internet, pass a local path, or "
                 f"use the offline default {DEFAULT_MODEL!r}."
             ) from err
     return name_or_path
@@ -127,7 +128,8 @@ class Classifier(nn.Module):
         super().__init__()
         if not hasattr(encoder, "embeddings"):
             raise ModelLoadError(
-                f"{type(encoder).__name__} has no 'embeddings' module; tdmixup needs a BERT-like encoder"
+                f"{type(encoder).__name__} has no 'embeddings' module; "
+                "tdmixup needs a BERT-like encoder"
             )
         self.encoder: Any = encoder
         self.kind = kind
@@ -142,7 +144,8 @@ class Classifier(nn.Module):
         return None if t is None else flatten_choices(t)
 
     def embed(self, input_ids: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
-        """Embedding-layer output ``[N, L, H]`` (inputs ``[B, L]`` or ``[B, K, L]`` are flattened)."""
+        """Embedding-layer output ``[N, L, H]`` (inputs ``[B, L]`` or ``[B, K, L]`` are
+        flattened)."""
         ids = self._flat(input_ids)
         tt = self._flat(token_type_ids)
         kwargs = {"input_ids": ids}

@@ -6,7 +6,8 @@ every folder and file name, and the stage order, is in :mod:`tdmixup.layout`):
 1. ``full``     — fine-tune on 100 % of the training data while recording training dynamics;
                   this is also the "100 % train" baseline (``stage1_full/``).
 2. ``datamap``  — statistics, regions (easy / ambiguous / hard), PNG + HTML data map (``datamap/``).
-3. ``aum``      — AUM with threshold samples on the easy set (and others when asked) (``aum_<subset>/``).
+3. ``aum``      — AUM with threshold samples on the easy set (and others when asked)
+                  (``aum_<subset>/``).
 4. ``tdmixup``  — MixUp between easy-with-AUM and ambiguous batches (``stage4_tdmixup/``).
 
 With ``--strategy aum_saliency`` (Park & Caragea, ACL 2022; :mod:`tdmixup.aum_saliency`) stage 3
@@ -231,8 +232,9 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
     n_high = int(split.high.sum())
     if n_high in (0, len(split.high)):
         raise PipelineError(
-            f"the AUM split at quantile {quantile} (AUM {split.threshold:.4g}) leaves one half empty "
-            f"({n_high} of {len(split.high)} high); change --aum-saliency-quantile"
+            f"the AUM split at quantile {quantile} (AUM {split.threshold:.4g}) "
+            f"leaves one half empty ({n_high} of {len(split.high)} high); "
+            "change --aum-saliency-quantile"
         )
     if session.is_main:
         frame = pandas.DataFrame(
@@ -278,7 +280,8 @@ def aum_saliency_sets(session: Session) -> tuple[list[TokenizedSet], SaliencyCol
 
 
 def stage_aum_saliency(session: Session) -> dict[str, Any]:
-    """Stage ``tdmixup`` of ``--strategy aum_saliency``: train on (high, low) → ``stage4_aum_saliency/``."""
+    """Stage ``tdmixup`` of ``--strategy aum_saliency``: train on (high, low)
+    → ``stage4_aum_saliency/``."""
     sets, column = aum_saliency_sets(session)
     return train_and_evaluate(
         session,

@@ -151,7 +151,8 @@ def run_command(func: Callable[[argparse.Namespace], int], ns: argparse.Namespac
     try:
         import transformers
 
-        transformers.logging.set_verbosity_error()  # e.g. the unused pooler / cut layers are expected
+        # e.g. the unused pooler / cut layers are expected
+        transformers.logging.set_verbosity_error()
         check_command_line(ns)
         return int(func(ns))
     except KeyboardInterrupt:
@@ -173,7 +174,8 @@ def run_command(func: Callable[[argparse.Namespace], int], ns: argparse.Namespac
             else "run again with -v for the traceback and please report it"
         )
         print(
-            f"{_fresh_line()}error: unexpected {type(err).__name__}: {one_line(err)} (a bug in tdmixup: {more})",
+            f"{_fresh_line()}error: unexpected {type(err).__name__}: {one_line(err)} "
+            f"(a bug in tdmixup: {more})",
             file=sys.stderr,
         )
         return EXIT_BUG

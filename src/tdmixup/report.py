@@ -42,7 +42,8 @@ NOISE_Z = 2.0
 
 
 def accuracy_se(accuracy: float, n: int) -> float:
-    """Standard error of an accuracy measured on ``n`` test rows, ``sqrt(p (1 − p) / n)`` (a fraction).
+    """Standard error of an accuracy measured on ``n`` test rows, ``sqrt(p (1 − p) / n)``
+    (a fraction).
 
     >>> round(accuracy_se(0.7, 2100), 4)
     0.01
@@ -104,16 +105,19 @@ def ece_winners(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     with the lowest ECE after temperature scaling, each with the runner-up.
 
     Args:
-        entries: ``{"label": str, "scaled_only": bool, "sets": {set: {"ece": Score, "ece_scaled": Score}}}``
-            per method. ``scaled_only`` rows (e.g. "100 % + temperature scaling", whose ECE is
-            already the scaled one) are left out of both rankings, as they repeat a row's ECE (T),
-            and quoted after them, to compare the winner as trained with.
+        entries: ``{"label": str, "scaled_only": bool,
+            "sets": {set: {"ece": Score, "ece_scaled": Score}}}`` per method. ``scaled_only``
+            rows (e.g. "100 % + temperature scaling", whose ECE is already the scaled one) are
+            left out of both rankings, as they repeat a row's ECE (T), and quoted after them, to
+            compare the winner as trained with.
 
     A win within one standard deviation of the runner-up is said to be one.
 
-    >>> ece_winners([{"label": "a", "sets": {"t": {"ece": (2.0, None), "ece_scaled": (1.0, None)}}},
-    ...              {"label": "b", "sets": {"t": {"ece": (1.5, None), "ece_scaled": (1.2, None)}}}])
-    ['- lowest ECE on `t`: as trained **b** (1.50; next a 2.00); after temperature scaling **a** (1.00; next b 1.20)']
+    >>> a = {"label": "a", "sets": {"t": {"ece": (2.0, None), "ece_scaled": (1.0, None)}}}
+    >>> b = {"label": "b", "sets": {"t": {"ece": (1.5, None), "ece_scaled": (1.2, None)}}}
+    >>> ece_winners([a, b])  # doctest: +NORMALIZE_WHITESPACE
+    ['- lowest ECE on `t`: as trained **b** (1.50; next a 2.00); after temperature scaling
+      **a** (1.00; next b 1.20)']
     """
     sets: list[str] = []
     for entry in entries:
@@ -162,7 +166,8 @@ def write_run_report(run_dir: str | Path) -> Path:
     data, model, train = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
     out += [
         f"- task: **{data.get('task')}**, train size: {data.get('train_size') or 'all'}, "
-        f"model: `{model.get('name_or_path')}`, epochs: {train.get('epochs')}, lr: {train.get('learning_rate')}, "
+        f"model: `{model.get('name_or_path')}`, epochs: {train.get('epochs')}, "
+        f"lr: {train.get('learning_rate')}, "
         f"batch: {train.get('batch_size')}, seed: {train.get('seed')}",
         f"- machine: {env.get('platform')}, {env.get('cpu_count')} CPUs, GPU: {env.get('gpu')}, "
         f"world size: {env.get('world_size')}, torch {env.get('versions', {}).get('torch')}",
@@ -171,7 +176,8 @@ def write_run_report(run_dir: str | Path) -> Path:
     rows = [(label, s) for d, label in ROWS if (s := _load(run_dir / d / DONE)) is not None]
     if rows:
         out += [
-            "## Accuracy and ECE (×100; ECE with 10 bins; (T) = after temperature scaling fitted on dev)",
+            "## Accuracy and ECE (×100; ECE with 10 bins; "
+            "(T) = after temperature scaling fitted on dev)",
             "",
             metrics_table(rows),
             "",
@@ -205,7 +211,8 @@ def _counts(run_dir: Path) -> list[str]:
     full = _load(layout.stage1 / DONE)
     if full:
         lines.append(
-            f"- stage 1 (100 %): {full['train_sizes'][0]} training samples, dynamics mode `{full.get('dynamics_mode')}`"
+            f"- stage 1 (100 %): {full['train_sizes'][0]} training samples, "
+            f"dynamics mode `{full.get('dynamics_mode')}`"
         )
     dm = _load(layout.datamap / DONE)
     if dm:
@@ -216,8 +223,9 @@ def _counts(run_dir: Path) -> list[str]:
             lines.append(
                 f"- AUM on {aum_subset(aum_dir)}: "
                 f"{s.get('n_flagged')} of {s.get('n')} flagged "
-                f"(procedure `{s.get('procedure')}`, k = {s.get('percentile')}, threshold samples "
-                f"`{s.get('threshold_balance', 'equal')}`, skip_epochs = {s.get('skip_epochs', 0)}), "
+                f"(procedure `{s.get('procedure')}`, k = {s.get('percentile')}, "
+                f"threshold samples `{s.get('threshold_balance', 'equal')}`, "
+                f"skip_epochs = {s.get('skip_epochs', 0)}), "
                 f"{s.get('n_kept')} kept"
             )
     td = _load(layout.tdmixup / DONE)
@@ -227,8 +235,10 @@ def _counts(run_dir: Path) -> list[str]:
     split = _load(layout.aum_saliency_split / DONE)
     if split:
         lines.append(
-            f"- AUM split for aum_saliency (quantile {split['quantile']}, AUM threshold {split['threshold']:.3f}, "
-            f"from `{split['dynamics_mode']}` dynamics): high {split['n_high']}, low {split['n_low']}"
+            f"- AUM split for aum_saliency (quantile {split['quantile']}, "
+            f"AUM threshold {split['threshold']:.3f}, "
+            f"from `{split['dynamics_mode']}` dynamics): "
+            f"high {split['n_high']}, low {split['n_low']}"
         )
     return lines + [""]
 
@@ -250,7 +260,8 @@ def class_mix_table(rows: list[tuple[str, dict[str, int]]]) -> str:
 
 
 def _class_mix(run_dir: Path) -> list[str]:
-    """The class mix of the training set, the regions, the AUM sets and each training stage's sets."""
+    """The class mix of the training set, the regions, the AUM sets and each training stage's
+    sets."""
     rows: list[tuple[str, dict[str, int]]] = []
     warnings: list[str] = []
     layout = RunLayout(run_dir)
@@ -288,7 +299,8 @@ def _class_mix(run_dir: Path) -> list[str]:
     ]
     if warnings:
         out += [
-            "**Warnings** (a class absent from a set, or below half its share of the training set):",
+            "**Warnings** "
+            "(a class absent from a set, or below half its share of the training set):",
             "",
         ]
         out += [f"- ⚠ {w}" for w in warnings] + [""]
@@ -320,7 +332,8 @@ def _plots(run_dir: Path) -> list[str]:
 
 
 def learning_warnings(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """One line per stage whose model stayed near chance (see :func:`tdmixup.evaluation.learning_check`)."""
+    """One line per stage whose model stayed near chance (see
+    :func:`tdmixup.evaluation.learning_check`)."""
     lines = []
     for label, summary in rows:
         check = summary.get("metrics", {}).get("learning_check") or {}
@@ -347,27 +360,29 @@ def noise_paragraph(rows: list[tuple[str, dict[str, Any]]], *, train_size: int) 
             verdict = "larger than noise" if abs(diff) > NOISE_Z * se else "within noise"
             parts.append(
                 f"on {name} (n = {m['n']:,}) {label.split(':')[0]} differs from the baseline by "
-                f"{100 * diff:+.2f} points (standard error of the difference ±{100 * se:.2f}): {verdict}"
+                f"{100 * diff:+.2f} points "
+                f"(standard error of the difference ±{100 * se:.2f}): {verdict}"
             )
     text = [
         "**What the differences mean.** Each accuracy carries its standard error on that test set, "
-        "sqrt(p(1−p)/n); it covers the sampling of the test rows only, not the spread between training seeds, "
-        "which a single run cannot show."
+        "sqrt(p(1−p)/n); it covers the sampling of the test rows only, "
+        "not the spread between training seeds, which a single run cannot show."
     ]
     if parts:
         text.append(
-            f"A difference counts as larger than noise beyond {NOISE_Z:g} standard errors of the difference "
-            "(the two errors combined as if independent, which overstates it a little on the same test rows): "
-            + "; ".join(parts)
-            + "."
+            f"A difference counts as larger than noise beyond {NOISE_Z:g} standard errors "
+            "of the difference (the two errors combined as if independent, "
+            "which overstates it a little on the same test rows): " + "; ".join(parts) + "."
         )
     text.append(
         "ECE has no such simple standard error; compare it across seeds (`tdmixup experiment`)."
     )
     if 0 < train_size < SMALL_SCALE:
         text.append(
-            f"This run trained on {train_size:,} rows; the paper's gains were measured on 550k SNLI pairs. In this "
-            "project's CPU-scale SNLI measurements (1,500–2,000 pairs) TDMixUp trailed the 100 % baseline: fewer "
+            f"This run trained on {train_size:,} rows; "
+            "the paper's gains were measured on 550k SNLI pairs. In this "
+            "project's CPU-scale SNLI measurements (1,500–2,000 pairs) "
+            "TDMixUp trailed the 100 % baseline: fewer "
             "optimiser steps on its subsets, the hard third left out, AUM on a small easy set — "
             "`benchmarks/cpu_reproduction/README.md` in the tdmixup repository measures each."
         )

@@ -60,8 +60,9 @@ class Session:
     dev: TokenizedSet
     tests: dict[str, TokenizedSet]
     keep_training_state: bool = False
-    """Keep each finished stage's optimizer, scheduler and RNG state (``checkpoint/training_state.pt``,
-    about twice the model's size); by default only an unfinished stage keeps it, to resume exactly."""
+    """Keep each finished stage's optimizer, scheduler and RNG state
+    (``checkpoint/training_state.pt``, about twice the model's size); by default only an unfinished
+    stage keeps it, to resume exactly."""
 
     @property
     def is_main(self) -> bool:
@@ -87,7 +88,8 @@ CHANGEABLE_FROM: dict[str, tuple[str, ...]] = {
     "report": (),
 }
 READ_BY_EVERY_STAGE: tuple[str, ...] = ("mixup.label_smoothing",)
-"""``mixup.`` fields that stage 1 and the AUM runs read too: only ``--from-stage full`` changes them."""
+"""``mixup.`` fields that stage 1 and the AUM runs read too: only ``--from-stage full`` changes
+them."""
 
 
 FOLDER_KEEPS: dict[tuple[str, str], Any] = {
@@ -134,7 +136,8 @@ def open_session(
     from_stage: str | None = None,
     keep_training_state: bool = False,
 ) -> Session:
-    """Check ``config.json``, load and tokenise the data once, then write ``config.json``; set up Accelerate.
+    """Check ``config.json``, load and tokenise the data once, then write ``config.json``; set up
+    Accelerate.
 
     A folder keeps its configuration: a different one is refused, except for the fields that
     only the stages from ``from_stage`` on read (:data:`CHANGEABLE_FROM`), which ``--from-stage``
@@ -258,7 +261,8 @@ def _check_config(
 def _config_changes(
     a: dict[str, Any], b: dict[str, Any], prefix: str = ""
 ) -> list[tuple[str, Any, Any]]:
-    """``(section.field, old, new)`` for every leaf that differs between two ``to_json_dict`` trees."""
+    """``(section.field, old, new)`` for every leaf that differs between two ``to_json_dict``
+    trees."""
     out: list[tuple[str, Any, Any]] = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)

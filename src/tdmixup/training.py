@@ -75,8 +75,10 @@ def make_accelerator() -> Any:
     accelerator = Accelerator(cpu=launched > 1 and not torch.cuda.is_available())
     if accelerator.num_processes != launched:
         raise RuntimeError(
-            f"launched as {launched} processes (WORLD_SIZE) but Accelerate sees {accelerator.num_processes} "
-            f"({accelerator.distributed_type}); run with one process or on a supported multi-process device"
+            f"launched as {launched} processes (WORLD_SIZE) "
+            f"but Accelerate sees {accelerator.num_processes} "
+            f"({accelerator.distributed_type}); "
+            "run with one process or on a supported multi-process device"
         )
     return accelerator
 
@@ -601,7 +603,8 @@ def _adamw(
 
 def _mean_over_processes(value: float, accelerator: Any) -> float:
     """Mean of a per-process number over processes: a process's step loss is its share of the
-    global batch scaled by world_size, so the global batch's mean loss is the mean over processes."""
+    global batch scaled by world_size, so the global batch's mean loss is the mean over
+    processes."""
     if accelerator.num_processes == 1:
         return value
     return float(
