@@ -373,7 +373,7 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 
 def cmd_datamap(ns: argparse.Namespace) -> int:
     from tdmixup.classmix import describe_class_mix, log_warnings
-    from tdmixup.datamap import assign_regions, datamap_title
+    from tdmixup.datamap import assign_regions, datamap_summary, datamap_title
     from tdmixup.datamap_plots import save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
     from tdmixup.preflight import UsageError
@@ -408,13 +408,7 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
         reference="train",
     )
     log_warnings(mix["warnings"])
-    summary = {
-        "n": int(len(stats)),
-        "regions": {k: int(len(v)) for k, v in regions.items()},
-        "stratify_regions": stratify,
-        "class_counts": mix["counts"],
-        "class_warnings": mix["warnings"],
-    }
+    summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix)
     write_json(out / SUMMARY, summary)
     print(json.dumps(summary), f"→ {out}")
     return 0

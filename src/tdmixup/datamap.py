@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tdmixup.classmix import ClassMix
 from tdmixup.layout import id_file
 from tdmixup.runio import atomic_output
 
@@ -248,6 +249,24 @@ def read_region_file(path: str | os.PathLike[str]) -> np.ndarray:
             f"sample id {ids[repeated[0]]} appears more than once"
         )
     return ids
+
+
+def datamap_summary(
+    stats: pd.DataFrame,
+    regions: Mapping[str, np.ndarray],
+    *,
+    stratify: bool,
+    class_mix: ClassMix,
+) -> dict[str, Any]:
+    """What a data map's ``done.json`` / ``summary.json`` records: samples, region sizes, whether
+    regions were taken within each class, and the regions' class counts and warnings."""
+    return {
+        "n": int(len(stats)),
+        "regions": {k: int(len(v)) for k, v in regions.items()},
+        "stratify_regions": stratify,
+        "class_counts": class_mix["counts"],
+        "class_warnings": class_mix["warnings"],
+    }
 
 
 def datamap_title(stats: pd.DataFrame) -> str:

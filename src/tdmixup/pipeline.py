@@ -100,7 +100,7 @@ def stage_full(session: Session) -> dict[str, Any]:
 
 def stage_datamap(session: Session) -> dict[str, Any]:
     """Stage 2: statistics, regions and data-map plots from stage 1's dynamics table."""
-    from tdmixup.datamap import assign_regions, datamap_title
+    from tdmixup.datamap import assign_regions, datamap_summary, datamap_title
     from tdmixup.datamap_plots import save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
 
@@ -126,13 +126,7 @@ def stage_datamap(session: Session) -> dict[str, Any]:
             gold_names=list(session.task.spec.label_names),
         )
     mix = class_mix(session, regions, reference="train", context="data map: ")
-    summary = {
-        "n": int(len(stats)),
-        "regions": {k: int(len(v)) for k, v in regions.items()},
-        "stratify_regions": stratify,
-        "class_counts": mix["counts"],
-        "class_warnings": mix["warnings"],
-    }
+    summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix)
     mark_done(session, out, summary)
     return summary
 
