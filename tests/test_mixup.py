@@ -87,6 +87,20 @@ def test_sample_lambda_beta_moments_and_determinism() -> None:
         sample_lambda(-1.0)
 
 
+def test_sample_lambda_leaves_the_global_rng_alone_and_advances_its_generator_once() -> None:
+    """λ is drawn on a forked CPU RNG: dropout's global stream is unchanged, and the step's
+    generator moves on by exactly one number per call (so the rest of the step's draws stay put)."""
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    g, reference = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    first, again = sample_lambda(0.4, 4, generator=g), sample_lambda(0.4, 4, generator=g)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.randint(0, 2**62, (), generator=reference)
+    torch.randint(0, 2**62, (), generator=reference)
+    assert torch.equal(g.get_state(), reference.get_state())
+    assert not torch.equal(first, again)
+
+
 def test_per_sample_lambda_shape() -> None:
     g = torch.Generator().manual_seed(0)
     assert mixing.draw_lambda(MixupConfig(lambda_mode="sample"), 5, g).shape == (5,)

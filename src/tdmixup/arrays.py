@@ -10,7 +10,8 @@ import numpy as np
 
 
 def int_vector(values: Any, name: str) -> np.ndarray:
-    """``values`` as a 1-D int64 array (torch tensors and lists accepted).
+    """``values`` as a 1-D int64 array (torch tensors and lists accepted). An int64 numpy array
+    comes back as the same object (no copy): copy it before changing it.
 
     Raises:
         ValueError: naming ``name`` when ``values`` is not 1-D or not integer.

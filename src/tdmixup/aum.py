@@ -20,7 +20,7 @@ Call sequence for the pipeline, on one region (e.g. the easy set) with ``c = spe
         passes.append(AUMPass(sample_ids=rec_ids, logits=logits,
                               labels=labels_as_trained_in_rec_ids_order, threshold_ids=ids[pos],
                               extra_class=spec.kind == "pair"))
-    cfg = tdmixup.pipeline.with_task_defaults(cfg)   # k: 80, or 50 for SWAG/HellaSWAG
+    cfg = tdmixup.session.with_task_defaults(cfg)   # k: 80, or 50 for SWAG/HellaSWAG
     result = find_mislabeled_with_aum(passes, percentile=cfg.aum.percentile,
                                       procedure=cfg.aum.procedure, skip_epochs=cfg.aum.skip_epochs)
     write_aum_table(result.table, run_dir / "aum.parquet")
@@ -55,6 +55,7 @@ import pandas as pd
 from tdmixup.arrays import class_labels, int_vector
 from tdmixup.data.schema import TaskKind
 from tdmixup.dynamics import area_under_margin
+from tdmixup.dynamics import margins as margins  # moved to dynamics; importable from here as before
 from tdmixup.runio import atomic_output
 
 if TYPE_CHECKING:
@@ -435,7 +436,7 @@ def find_mislabeled_with_aum(
     Args:
         passes: one :class:`AUMPass` (paper) or two (two_pass).
         percentile: k in [0, 100] (a run's resolved ``AUMConfig.percentile``: see
-            :func:`tdmixup.pipeline.with_task_defaults`).
+            :func:`tdmixup.session.with_task_defaults`).
         procedure: ``"two_pass"`` or ``"paper"``.
         skip_epochs: leave the first epochs out of every AUM (:func:`area_under_margin`;
             ``AUMConfig.skip_epochs``, default 0 as the paper's code; Pleiss et al.'s runner: 1).

@@ -1,10 +1,11 @@
-"""Data-map regions (easy-to-learn, ambiguous, hard-to-learn) and data-map plots.
+"""Data-map regions (easy-to-learn, ambiguous, hard-to-learn), their id files and summary.
 
 Regions follow Dataset Cartography (Swayamdipta et al. 2020) and TDMixUp section 2.1, from the
 statistics of :func:`tdmixup.dynamics.compute_statistics`. Each region holds ``n`` samples:
 ``n = count``, or ``n = floor(fraction · N)``.
 
-Plots: :mod:`tdmixup.datamap_plots` (PNG and HTML; also importable from here).
+Plots and the whole data-map folder (:func:`~tdmixup.datamap_plots.save_datamap`):
+:mod:`tdmixup.datamap_plots`, which imports this module (never the other way).
 
 Rankings (total orders: ``sample_id`` ascending breaks any remaining tie):
 

@@ -501,7 +501,7 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run every row of ``table`` (or only the rows named in ``only_rows``) for every seed
     (resumably) and write the table files of the rows run (``keep_training_state``: see
-    :class:`tdmixup.pipeline.Session`)."""
+    :class:`tdmixup.session.Session`)."""
     from tdmixup.pipeline import open_session
 
     if table == "steps" and config.train.steps_per_epoch is not None:

@@ -23,7 +23,7 @@ deletes the folders of S and every later stage, :meth:`RunLayout.stage_dirs`)::
     │   ├── datamap.png, datamap.html
     │   └── done.json           region sizes and class counts
     ├── aum_<subset>/           aum: one per --aum-subsets region (default: easy)
-    │   ├── pass1/, pass2/      the threshold-sample trainings (laid out as stage1_full/)
+    │   ├── pass1/, pass2/      the threshold-sample trainings: dynamics.parquet, done.json
     │   ├── aum.parquet         AUM, threshold and flag per sample
     │   ├── kept.txt            the ids AUM keeps (a --subset file); kept.csv, flagged.csv
     │   └── summary.json        counts and settings; while it exists the run is skipped

@@ -70,8 +70,8 @@ def sample_lambda(
     # torch.distributions takes no generator: seed a forked CPU RNG from one draw of ``generator``
     # (public API only, and the caller's stream advances by exactly one number per call).
     seed = int(torch.randint(0, 2**62, (), generator=generator, device=device))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # saves and restores the CPU generator only
+        torch.default_generator.manual_seed(seed)  # not torch.manual_seed: that reseeds CUDA too
         concentration = torch.tensor(float(alpha), dtype=torch.float64)
         lam = torch.distributions.Beta(concentration, concentration).sample(shape)
     return lam.float().to(device)
@@ -212,7 +212,7 @@ def model_inputs(batch: Batch) -> dict[str, Tensor]:
     return {k: batch[k] for k in INPUT_KEYS if batch.get(k) is not None}
 
 
-def select_rows(batch: Batch, index: Tensor) -> Batch:
+def take_rows(batch: Batch, index: Tensor) -> Batch:
     """Every column of ``batch`` at rows ``index`` ``[R]``."""
     return {k: v[index.to(v.device)] for k, v in batch.items()}
 

@@ -72,6 +72,7 @@ from tdmixup.aum_saliency import step_aum_saliency
 from tdmixup.config import MixupConfig, Strategy
 from tdmixup.kong import kong_loss
 from tdmixup.mixing import (
+    INPUT_KEYS,
     Batch,
     StepOutput,
     draw_lambda,
@@ -81,15 +82,32 @@ from tdmixup.mixing import (
     mix_embeddings,
     mix_features,
     mix_tensors,
+    mixed_attention_mask,
     num_choices_of,
     one_hot,
+    pad_to_length,
     partner_index,
-    select_rows,
+    sample_lambda,
     smooth_targets,
     soft_cross_entropy,
+    take_rows,
+    union_attention_mask,
     weighted_sum,
 )
 from tdmixup.model import Classifier
+
+__all__ = [
+    "PAIRS_FROM_ONE_SET",
+    "StepFn",
+    "batches_per_step",
+    "compute_step",
+    # moved to tdmixup.mixing; still importable from here
+    "INPUT_KEYS",
+    "mixed_attention_mask",
+    "pad_to_length",
+    "sample_lambda",
+    "union_attention_mask",
+]
 
 
 # --- strategies ------------------------------------------------------------------------------
@@ -122,7 +140,7 @@ def _step_mixed_only(
     k = num_choices_of(batch)
     lam = draw_lambda(config, len(batch["labels"]), generator)
     perm = partner_index(batch["weight"], generator)
-    partner = select_rows(batch, perm)
+    partner = take_rows(batch, perm)
     logits = None
     if at == "embeddings":
         mixed = mix_embeddings(model, batch, partner, lam, pad_token_id=pad)
@@ -203,7 +221,7 @@ def _step_tdmixup(
         forward_unmixed(model, amb),
     )
     head = torch.arange(n)
-    a, b = select_rows(easy, head), select_rows(amb, head)
+    a, b = take_rows(easy, head), take_rows(amb, head)
     rows = encoder_rows(head, k).to(feat_e.device)
     mixed_logits = _mixed_logits(model, a, b, feat_e[rows], feat_a[rows], lam, config, pad)
     c = mixed_logits.shape[-1]

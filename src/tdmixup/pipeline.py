@@ -44,7 +44,6 @@ from tdmixup.session import (  # the pipeline's public API is re-exported from h
     open_session,
     read_done,
     read_saved_config,
-    sample_texts_of,
     train_and_evaluate,
     with_task_defaults,
 )
@@ -122,13 +121,20 @@ def stage_datamap(session: Session) -> dict[str, Any]:
             regions,
             out,
             title=datamap_title(stats),
-            texts=sample_texts_of(session),
+            texts=_sample_texts(session),
             gold_names=list(session.task.spec.label_names),
         )
     mix = class_mix(session, regions, reference="train", context="data map: ")
     summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix)
     mark_done(session, out, summary)
     return summary
+
+
+def _sample_texts(session: Session) -> dict[int, str]:
+    """Each training sample's readable text by ``sample_id`` (for the region CSVs and the HTML)."""
+    from tdmixup.samples import sample_texts
+
+    return sample_texts(session.task.train, session.task.spec.kind)
 
 
 def read_regions(session: Session) -> dict[str, np.ndarray]:
@@ -206,7 +212,7 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
     """Stage ``aum`` of ``--strategy aum_saliency``: ``aum_saliency_split/`` from stage 1's dynamics
     (``split.parquet``: sample_id, gold, aum, high, saliency_0..C−1; ``high.txt``, ``low.txt``).
     Recomputed when the folder's quantile differs from the configured one (it is cheap)."""
-    import pandas
+    import pandas as pd
 
     from tdmixup.aum_saliency import split_by_aum
     from tdmixup.datamap import write_regions
@@ -231,7 +237,7 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
             "change --aum-saliency-quantile"
         )
     if session.is_main:
-        frame = pandas.DataFrame(
+        frame = pd.DataFrame(
             {
                 "sample_id": split.sample_ids,
                 "gold": split.gold,
@@ -298,9 +304,7 @@ def run_pipeline(
         "aum": stage_aum,
         "tdmixup": stage_tdmixup,
     }
-    if (
-        session.config.mixup.strategy == "aum_saliency"
-    ):  # Park & Caragea (ACL 2022) on the same stages
+    if session.config.mixup.strategy == "aum_saliency":  # Park & Caragea (ACL 2022)
         runners.update(aum=stage_aum_saliency_split, tdmixup=stage_aum_saliency)
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}

@@ -2,7 +2,7 @@
 
 :func:`check_command_line` runs before a command opens its run folder: every file an option
 names exists (id files also parse), and the output folder is a folder this user can write in.
-The data files themselves are read and validated by :func:`tdmixup.pipeline.open_session`
+The data files themselves are read and validated by :func:`tdmixup.session.open_session`
 before it writes ``config.json``, and the config dataclasses refuse impossible values when they
 are built, so a refused command leaves nothing behind that would refuse its corrected rerun.
 

@@ -445,9 +445,3 @@ def class_mix(
     if session.is_main:
         log_warnings(mix["warnings"])
     return mix
-
-
-def sample_texts_of(session: Session) -> dict[int, str]:
-    from tdmixup.samples import sample_texts
-
-    return sample_texts(session.task.train, session.task.spec.kind)

@@ -43,7 +43,7 @@ from tdmixup.data.collate import (
     epoch_batches,
 )
 from tdmixup.layout import CHECKPOINT, TRAINING_STATE  # re-exported: training.CHECKPOINT
-from tdmixup.mixup import Batch, StepOutput
+from tdmixup.mixing import Batch, StepOutput
 from tdmixup.model import Classifier
 from tdmixup.predict import gather_by_id, predict_logits, to_device
 
@@ -164,16 +164,15 @@ def batches_per_set(strategy: str, n_sets: int) -> int:
     Raises:
         ValueError: when the strategy cannot train on ``n_sets`` sets (e.g. ``tdmixup`` on one).
     """
-    from tdmixup.mixup import PAIRS_FROM_ONE_SET, batches_per_step
-
-    per_step = batches_per_step(strategy)  # type: ignore[arg-type]
+    per_step = mixup.batches_per_step(strategy)  # type: ignore[arg-type]
     if n_sets == per_step:
         return 1
-    if n_sets == 1 and strategy in PAIRS_FROM_ONE_SET:
+    if n_sets == 1 and strategy in mixup.PAIRS_FROM_ONE_SET:
         return per_step
+    one_set = " (or both from one set)" if strategy in mixup.PAIRS_FROM_ONE_SET else ""
     raise ValueError(
         f"strategy {strategy!r} takes {per_step} batch(es) per step, one from each training set"
-        f"{' (or both from one set)' if strategy in PAIRS_FROM_ONE_SET else ''}; got {n_sets} sets"
+        f"{one_set}; got {n_sets} sets"
     )
 
 
@@ -210,7 +209,7 @@ def train(
         model: the classifier (not yet prepared by Accelerate).
         train_sets: one set, or two for ``tdmixup`` (easy, ambiguous).
         train_config, mixup_config: the loop and strategy settings.
-        out_dir: the stage folder; holds ``checkpoint/`` and ``train_log.json``.
+        out_dir: the stage folder; holds ``checkpoint/`` (with ``train_log.json`` in it).
         accelerator: from :func:`make_accelerator`.
         dynamics_mode: record training dynamics ("epoch_end" / "train_pass") or None.
         dynamics_path: the Parquet table to append each epoch to.
@@ -360,7 +359,8 @@ def _start(
         optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs
     )
     generator = torch.Generator().manual_seed(cfg.seed)
-    first_epoch, history = 0, list[dict[str, float]]()
+    first_epoch: int = 0
+    history: list[dict[str, float]] = []
     ckpt = out_dir / CHECKPOINT
     if resume:
         checkpoint.recover(ckpt, accelerator)
