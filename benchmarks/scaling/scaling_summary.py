@@ -332,6 +332,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
                     markersize=6,
                 )
             ax.set_xscale("log")
+            ax.set_xlim(min(sizes_all) / 1.6, max(sizes_all) * 1.6)  # one size: a readable range
             ax.set_xticks(sizes_all, [f"{s:,}" for s in sizes_all])
             ax.minorticks_off()
             ax.grid(True, alpha=0.3)
@@ -360,7 +361,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     model = str(summary["settings"].get("model", "")).split(":")[-1].rstrip("/").split("/")[-1]
     fig.suptitle(
         f"TDMixUp vs plain fine-tuning by training size (SNLI, {model}; mean ± sample std over "
-        f"{'/'.join(map(str, nseeds)) or '0'} seeds)",
+        f"{'/'.join(map(str, nseeds)) or '0'} seed{'' if nseeds == [1] else 's'})",
         fontsize=12,
     )
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
