@@ -94,7 +94,7 @@ def test_rows_reuse_shared_stages(tables: Path) -> None:
 
 
 def test_sizes_cell_shows_the_range_over_seeds() -> None:
-    from tdmixup.experiments import _sizes_cell
+    from tdmixup.tables import _sizes_cell
 
     assert _sizes_cell([[413, 495], [391, 495], [278, 495]]) == "(278–413) + 495"
     assert _sizes_cell([[1500], [1500]]) == "1500"

@@ -39,7 +39,7 @@ SECTIONS: dict[str, type] = {
 }
 
 EXPERIMENT_TABLES = ["table1", "table2", "table3", "steps"]
-"""The keys of :data:`tdmixup.experiments.TABLES` (kept here so `--help` needs no torch import)."""
+"""The keys of :data:`tdmixup.tables.TABLES` (kept here so `--help` needs no torch import)."""
 
 
 def _option(section: str, name: str) -> str:
@@ -461,8 +461,9 @@ def cmd_aum(ns: argparse.Namespace) -> int:
 
 
 def cmd_experiment(ns: argparse.Namespace) -> int:
-    from tdmixup.experiments import run_experiment, select_rows
+    from tdmixup.experiments import run_experiment
     from tdmixup.preflight import UsageError
+    from tdmixup.tables import select_rows
 
     if ns.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {ns.seeds}")
