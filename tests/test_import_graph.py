@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "config",
+                "cli_options",
                 "layout",
                 "runio",
                 "arrays",
