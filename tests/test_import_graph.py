@@ -45,7 +45,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("the classifier and its predictions", frozenset({"model", "predict", "backtranslation"})),
     (
         "training dynamics, data maps, AUM on arrays",
-        frozenset({"dynamics", "datamap", "datamap_plots", "aum", "aum_arrays"}),
+        frozenset(
+            {"sample_statistics", "dynamics", "datamap", "datamap_plots", "aum", "aum_arrays"}
+        ),
     ),
     ("one training step per strategy", frozenset({"mixing", "kong", "aum_saliency", "mixup"})),
     ("the training loop", frozenset({"checkpoint", "training", "hf_trainer"})),

@@ -54,9 +54,9 @@ import pandas as pd
 
 from tdmixup.arrays import class_labels, int_vector
 from tdmixup.data.schema import TaskKind
-from tdmixup.dynamics import area_under_margin
-from tdmixup.dynamics import margins as margins  # moved to dynamics; importable from here as before
 from tdmixup.runio import atomic_output
+from tdmixup.sample_statistics import area_under_margin
+from tdmixup.sample_statistics import margins as margins  # importable from here as before
 
 if TYPE_CHECKING:
     import datasets

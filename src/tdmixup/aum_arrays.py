@@ -4,7 +4,8 @@
 :class:`tdmixup.DynamicsCallback` via :func:`tdmixup.read_dynamics` — and returns an ``[N]``
 boolean mask. Samples are identified by their position; the work is done by
 :func:`tdmixup.aum.find_mislabeled_with_aum` (threshold samples) or
-:func:`tdmixup.dynamics.area_under_margin` (plain ranking), so the flags are those of the pipeline.
+:func:`tdmixup.sample_statistics.area_under_margin` (plain ranking), so the flags are those of
+the pipeline.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tdmixup.aum import AUMPass, find_mislabeled_with_aum
-from tdmixup.dynamics import area_under_margin
+from tdmixup.sample_statistics import area_under_margin
 
 
 def _runs(name: str, value: Any, ndim: int, shape: str) -> list[np.ndarray]:
@@ -101,7 +102,7 @@ def find_mislabeled(
     Returns:
         ``[N]`` bool, True = flagged (in sample order). For the AUMs, thresholds and per-run
         table call :func:`tdmixup.aum.find_mislabeled_with_aum` or
-        :func:`tdmixup.dynamics.area_under_margin` directly.
+        :func:`tdmixup.sample_statistics.area_under_margin` directly.
 
     Raises:
         ValueError: wrong shapes or dtypes (naming the argument and the expected shape), a

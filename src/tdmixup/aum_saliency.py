@@ -281,7 +281,7 @@ def split_by_aum(
     >>> s.aum.tolist(), s.threshold, s.high.tolist()
     ([3.0, -1.0, 1.0, 2.0], 1.5, [True, False, False, True])
     """
-    from tdmixup.dynamics import area_under_margin
+    from tdmixup.sample_statistics import area_under_margin
 
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"--aum-saliency-quantile must be in (0, 1), got {quantile}")
