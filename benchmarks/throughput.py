@@ -95,7 +95,8 @@ def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict
     from tdmixup.data.collate import tokenize
     from tdmixup.data.schema import TaskSpec
     from tdmixup.model import build_classifier, load_tokenizer
-    from tdmixup.training import _plan_epoch, make_accelerator, seed_everything, train
+    from tdmixup.planning import plan_epoch
+    from tdmixup.training import make_accelerator, seed_everything, train
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
     data = tokenize(
@@ -137,7 +138,7 @@ def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     rows = padded = real = 0
     for e in range(args.epochs):
-        for step in _plan_epoch(sets, config, e, 1, 0, args.batch_size):
+        for step in plan_epoch(sets, config, e, 1, 0, args.batch_size):
             for s, planned in zip(sets, step, strict=True):
                 lengths = s.lengths[planned.positions]
                 rows, real, padded = (

@@ -307,14 +307,14 @@ def test_length_grouping_keeps_mixup_partners_random() -> None:
     batch met row i of the ambiguous batch by length rank (r ≈ 0.4 with ties)."""
     from tdmixup.config import TrainConfig
     from tdmixup.data.batch_stats import padding_fraction, paired_length_correlation, reoccurrence
-    from tdmixup.training import _plan_epoch
+    from tdmixup.planning import plan_epoch
 
     rng = np.random.default_rng(0)
     easy, amb = (
         lengths_only(np.clip(rng.lognormal(np.log(25), 0.3, 495).astype(np.int64), 8, 80))
         for _ in range(2)
     )
-    plans = [_plan_epoch([easy, amb], TrainConfig(seed=1), epoch, 1, 0, 16) for epoch in range(4)]
+    plans = [plan_epoch([easy, amb], TrainConfig(seed=1), epoch, 1, 0, 16) for epoch in range(4)]
     easy_plans = [[step[0].positions for step in plan] for plan in plans]
     again = [reoccurrence(easy_plans[e], easy_plans[e + 1], 495) for e in range(3)]
     assert max(again) < 0.15, again

@@ -361,16 +361,16 @@ def test_two_cpu_processes_see_every_sample_once_and_match_one_process(
 
 def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
     from tdmixup.config import TrainConfig
-    from tdmixup.training import _plan_epoch
+    from tdmixup.planning import plan_epoch
 
     data = tokenized_snli(37)
     small, large = (
         data.subset(data.sample_ids[:10]),
         data.subset(data.sample_ids[10:]),
     )  # 3 and 7 batches of <= 4
-    paper = _plan_epoch([small, large], TrainConfig(seed=0), epoch=0, world=1, rank=0, batch_size=4)
+    paper = plan_epoch([small, large], TrainConfig(seed=0), epoch=0, world=1, rank=0, batch_size=4)
     assert len(paper) == 7  # one pass over the larger set
-    plan = _plan_epoch(
+    plan = plan_epoch(
         [small, large],
         TrainConfig(seed=0, steps_per_epoch=12),
         epoch=0,
@@ -385,7 +385,7 @@ def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
         np.bincount(small_rows, minlength=10), np.full(10, 4)
     )  # 4 whole cycles
     assert set(large_rows.tolist()) == set(range(27))  # one whole cycle, then 5 batches of the next
-    again = _plan_epoch(
+    again = plan_epoch(
         [small, large],
         TrainConfig(seed=0, steps_per_epoch=12),
         epoch=0,
@@ -396,7 +396,7 @@ def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
     assert all(
         np.array_equal(a[1].positions, b[1].positions) for a, b in zip(plan, again, strict=True)
     )
-    next_epoch = _plan_epoch(
+    next_epoch = plan_epoch(
         [small, large],
         TrainConfig(seed=0, steps_per_epoch=12),
         epoch=1,
@@ -503,12 +503,12 @@ def test_random_pairs_plan_one_pass_in_two_batches_per_step(n: int, world: int) 
     """Random pairs: one pass over the set, two batches per step, each sample once over all
     processes (an odd number of batches takes the last one from the next shuffle)."""
     from tdmixup.config import TrainConfig
-    from tdmixup.training import _plan_epoch, batches_per_set, steps_per_epoch
+    from tdmixup.planning import batches_per_set, plan_epoch, steps_per_epoch
 
     data = tokenized_snli(n)
     per_set = batches_per_set("random_pairs", 1)
     plans = [
-        _plan_epoch([data], TrainConfig(seed=0), 0, world, rank, 4, per_set=per_set)
+        plan_epoch([data], TrainConfig(seed=0), 0, world, rank, 4, per_set=per_set)
         for rank in range(world)
     ]
     batches = -(-n // 4)

@@ -2,16 +2,11 @@
 
 Read top to bottom: :func:`train` is the loop. ``_start`` builds the optimiser, schedule and
 strategy RNG (restored from the last epoch's checkpoint on resume); per epoch ``_train_epoch``
-plans the batches (:mod:`tdmixup.data.collate`) and runs ``_optimiser_step`` on each step (the
-strategy's loss from :func:`tdmixup.mixup.compute_step`, NaN/inf guards, clipping, AdamW), and
-``_end_epoch`` records training dynamics, logs the epoch and writes a checkpoint
-(:mod:`tdmixup.checkpoint`).
-
-*An epoch* is one pass over the training set. With two training sets (``tdmixup``: easy and
-ambiguous) it is one pass over the larger one; the smaller one is re-shuffled and cycled.
-``random_pairs`` takes two batches of its one set (easy ∪ ambiguous) per step, so its pass has
-half as many steps. With ``TrainConfig.steps_per_epoch`` it is that many steps instead, every set
-cycled.
+plans the batches (:mod:`tdmixup.planning`, which also says what an epoch is) and runs
+``_optimiser_step`` on each step (the strategy's loss from :func:`tdmixup.mixup.compute_step`,
+then the NaN/inf guards, clipping and AdamW of :mod:`tdmixup.optim`), and ``_end_epoch`` reduces
+the epoch's totals (:mod:`tdmixup.epoch_totals`), records training dynamics, logs the epoch and
+writes a checkpoint (:mod:`tdmixup.checkpoint`).
 
 Multi-process (``accelerate launch`` / ``torchrun``): the global batch of ``batch_size`` rows is
 split over the processes, every sample is seen exactly once per pass (no sampler padding), only
@@ -21,7 +16,6 @@ the main process writes files and shows progress; dynamics are gathered by ``sam
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -35,17 +29,33 @@ from tqdm.auto import tqdm
 
 from tdmixup import checkpoint, mixup
 from tdmixup.config import DynamicsMode, MixupConfig, TrainConfig
-from tdmixup.data.collate import (
-    PlannedBatch,
-    TokenizedSet,
-    collate,
-    cycled_batches,
-    epoch_batches,
-)
-from tdmixup.layout import CHECKPOINT, TRAINING_STATE  # re-exported: training.CHECKPOINT
+from tdmixup.data.collate import PlannedBatch, TokenizedSet, collate
+from tdmixup.epoch_totals import EpochTotals, epoch_entry, epoch_line
+from tdmixup.layout import CHECKPOINT, TRAINING_STATE
 from tdmixup.mixing import Batch, StepOutput
 from tdmixup.model import Classifier
+from tdmixup.optim import (
+    TrainingError,
+    adamw,
+    bf16_autocast,
+    check_finite_gradients,
+    check_finite_loss,
+)
+from tdmixup.planning import batches_per_set, plan_epoch, steps_per_epoch
 from tdmixup.predict import gather_by_id, predict_logits, to_device
+
+__all__ = [
+    "Columns",
+    "EpochCallback",
+    "TrainResult",
+    "TrainingError",
+    "batches_per_set",
+    "epoch_line",
+    "make_accelerator",
+    "seed_everything",
+    "steps_per_epoch",
+    "train",
+]
 
 log = logging.getLogger("tdmixup.training")
 
@@ -53,10 +63,6 @@ Columns = Callable[[Batch], Batch]
 """``batch -> extra columns`` for each collated training batch (``train(batch_columns=...)``)."""
 EpochCallback = Callable[[int, Classifier], dict[str, float]]
 """``(epoch, model) -> metrics`` after each epoch (:func:`train`'s ``on_epoch_end``)."""
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
 
 
 def make_accelerator() -> Any:
@@ -101,89 +107,6 @@ class TrainResult:
     model: Classifier
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _plan_epoch(
-    sets: list[TokenizedSet],
-    cfg: TrainConfig,
-    epoch: int,
-    world: int,
-    rank: int,
-    batch_size: int,
-    *,
-    per_set: int = 1,
-) -> list[list[PlannedBatch]]:
-    """Per step, ``per_set`` planned batches from each training set (in ``sets`` order).
-
-    By default the largest set defines the epoch (one pass over it) and the others cycle; with
-    ``cfg.steps_per_epoch`` every set cycles for exactly that many steps. With ``per_set = 2``
-    (``random_pairs``: two batches of one set) step s takes batches 2s and 2s + 1 of the set's
-    pass — two random length groups, as TDMixUp's easy and ambiguous batches are — so an epoch is
-    one pass over the set in half as many steps; when the pass has an odd number of batches the
-    last step's second batch comes from the set's next shuffle (as TDMixUp cycles its smaller set).
-    """
-    common: dict[str, Any] = dict(
-        batch_size=batch_size,
-        epoch=epoch,
-        world_size=world,
-        rank=rank,
-        group_by_length=cfg.group_by_length,
-    )
-    if per_set > 1:
-        steps = steps_per_epoch(sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
-        plans = [
-            cycled_batches(s.lengths, steps=steps * per_set, seed=cfg.seed + 7919 * i, **common)
-            for i, s in enumerate(sets)
-        ]
-        return [
-            [plan[step * per_set + j] for plan in plans for j in range(per_set)]
-            for step in range(steps)
-        ]
-    if cfg.steps_per_epoch is not None:
-        plans = [
-            cycled_batches(s.lengths, steps=cfg.steps_per_epoch, seed=cfg.seed + 7919 * i, **common)
-            for i, s in enumerate(sets)
-        ]
-        return [list(step) for step in zip(*plans, strict=True)]
-    longest = max(range(len(sets)), key=lambda i: len(sets[i]))
-    main = epoch_batches(sets[longest].lengths, seed=cfg.seed + 7919 * longest, **common)
-    plans = []
-    for i, s in enumerate(sets):
-        plans.append(
-            main
-            if i == longest
-            else cycled_batches(s.lengths, steps=len(main), seed=cfg.seed + 7919 * i, **common)
-        )
-    return [list(step) for step in zip(*plans, strict=True)]
-
-
-def batches_per_set(strategy: str, n_sets: int) -> int:
-    """Batches each training set gives one step of ``strategy``: 1, or 2 when ``random_pairs``
-    draws both of its batches from one set (:data:`tdmixup.mixup.PAIRS_FROM_ONE_SET`).
-
-    Raises:
-        ValueError: when the strategy cannot train on ``n_sets`` sets (e.g. ``tdmixup`` on one).
-    """
-    per_step = mixup.batches_per_step(strategy)  # type: ignore[arg-type]
-    if n_sets == per_step:
-        return 1
-    if n_sets == 1 and strategy in mixup.PAIRS_FROM_ONE_SET:
-        return per_step
-    one_set = " (or both from one set)" if strategy in mixup.PAIRS_FROM_ONE_SET else ""
-    raise ValueError(
-        f"strategy {strategy!r} takes {per_step} batch(es) per step, one from each training set"
-        f"{one_set}; got {n_sets} sets"
-    )
-
-
-def steps_per_epoch(
-    sets: list[TokenizedSet], batch_size: int, *, fixed: int | None = None, per_set: int = 1
-) -> int:
-    """Optimiser steps in one epoch: ``fixed`` when given, else one pass over the largest set
-    (``per_set`` of its batches per step)."""
-    if fixed is not None:
-        return fixed
-    return math.ceil(max(math.ceil(len(s) / batch_size) for s in sets) / per_set)
 
 
 def train(
@@ -286,37 +209,6 @@ class _Recording:
     task: str
 
 
-@dataclass
-class _EpochTotals:
-    """Running sums of one epoch on this process, reduced over processes at its end.
-
-    ``hits`` / ``judged`` (float64 scalars on the device, so a step needs no sync) count the
-    correctly classified and all real unmixed rows; ``seen_ids`` / ``seen_logits`` keep the
-    ``train_pass`` dynamics (``[r]`` ids and ``[r, C]`` logits per step).
-    """
-
-    hits: torch.Tensor
-    judged: torch.Tensor
-    loss: float = 0.0  # sum of the steps' losses
-    steps: int = 0
-    seen_ids: list[np.ndarray] = field(default_factory=list)
-    seen_logits: list[np.ndarray] = field(default_factory=list)
-
-    def add(self, out: StepOutput, batches: list[Batch], keep_logits: bool) -> None:
-        """Count one step: its loss, its unmixed rows' accuracy (strategy ``mixup`` has none)
-        and, with ``keep_logits``, their logits by sample id."""
-        self.loss += float(out.loss.detach())
-        self.steps += 1
-        if out.logits is None:
-            return
-        hit, n = _correct_rows(out.logits, batches)
-        self.hits, self.judged = self.hits + hit, self.judged + n
-        if keep_logits and out.sample_ids is not None:
-            keep = _real_rows(out.sample_ids, batches)
-            self.seen_ids.append(out.sample_ids[keep].cpu().numpy())
-            self.seen_logits.append(out.logits[keep].detach().float().cpu().numpy())
-
-
 def _check_dynamics_mode(mode: DynamicsMode | None, cfg: TrainConfig, mc: MixupConfig) -> None:
     """Refuse ``train_pass`` dynamics where a training pass does not see every sample once."""
     if mode == "train_pass" and mc.strategy == "mixup":
@@ -352,9 +244,7 @@ def _start(
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
     per_set = batches_per_set(mixup_config.strategy, len(train_sets))
     n_steps = steps_per_epoch(train_sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
-    optimizer = _adamw(
-        list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-    )
+    optimizer = adamw(list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(cfg.warmup_ratio * n_steps * cfg.epochs), n_steps * cfg.epochs
     )
@@ -386,12 +276,12 @@ def _start(
     )
 
 
-def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> _EpochTotals:
+def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> EpochTotals:
     """One epoch's optimiser steps on this process's share of the planned batches, with a
     progress bar (main process) showing the running loss every 20 steps."""
     acc = loop.accelerator
     loop.model.train()
-    plan = _plan_epoch(
+    plan = plan_epoch(
         loop.train_sets,
         loop.cfg,
         epoch,
@@ -401,7 +291,7 @@ def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> _Epoc
         per_set=loop.per_set,
     )
     zero = torch.zeros((), dtype=torch.float64, device=acc.device)
-    totals = _EpochTotals(hits=zero, judged=zero)
+    totals = EpochTotals(hits=zero, judged=zero)
     keep_logits = recording is not None and recording.mode == "train_pass"
     bar = tqdm(
         plan,
@@ -448,14 +338,14 @@ def _optimiser_step(loop: _Loop, batches: list[Batch], epoch: int, step: int) ->
             pad_token_id=loop.train_sets[0].pad_token_id,
         )
 
-    with _autocast(cfg, acc.device):
+    with bf16_autocast(cfg, acc.device):
         out = _through_forward(loop.model, step_fn)
-    _check_finite(out.loss, acc, epoch, step, loop.ckpt)
+    check_finite_loss(out.loss, acc, epoch, step, loop.ckpt)
     acc.backward(out.loss)
     if cfg.max_grad_norm > 0:
         grad_norm = acc.clip_grad_norm_(loop.model.parameters(), cfg.max_grad_norm)
         if acc.mixed_precision != "fp16":  # fp16's loss scaler skips inf steps by design
-            _check_finite_gradients(grad_norm, out.loss, epoch, step, loop.ckpt)
+            check_finite_gradients(grad_norm, out.loss, epoch, step, loop.ckpt)
     loop.optimizer.step()
     loop.scheduler.step()
     loop.optimizer.zero_grad(set_to_none=True)
@@ -479,7 +369,7 @@ def _through_forward(model: Any, step_fn: Callable[[Classifier], StepOutput]) ->
 def _end_epoch(
     loop: _Loop,
     epoch: int,
-    totals: _EpochTotals,
+    totals: EpochTotals,
     start: float,
     recording: _Recording | None,
     on_epoch_end: EpochCallback | None,
@@ -490,7 +380,7 @@ def _end_epoch(
     checkpoint. ``start`` is the epoch's ``time.perf_counter()`` at its beginning."""
     acc = loop.accelerator
     model = acc.unwrap_model(loop.model)
-    entry = _epoch_entry(epoch, totals, acc)
+    entry = epoch_entry(epoch, totals, acc)
     if recording is not None:
         _record_epoch(
             recording.mode,
@@ -523,140 +413,8 @@ def _end_epoch(
     )
 
 
-def _epoch_entry(epoch: int, totals: _EpochTotals, accelerator: Any) -> dict[str, float]:
-    """``{"epoch" (1-based), "train_loss", "steps"[, "train_accuracy"]}`` of one epoch, the
-    loss and accuracy over all processes (``steps`` is this process's count)."""
-    loss = _mean_over_processes(totals.loss, accelerator) / max(totals.steps, 1)
-    entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": loss, "steps": totals.steps}
-    counts = _sum_over_processes(torch.stack([totals.hits, totals.judged]), accelerator)
-    hits, judged = counts.tolist()
-    if judged > 0:
-        entry["train_accuracy"] = hits / judged
-    return entry
-
-
 def _with_columns(batch: Batch, columns: Columns | None) -> Batch:
     return batch if columns is None else {**batch, **columns(batch)}
-
-
-def epoch_line(out_dir: Path, entry: dict[str, float], epochs: int) -> str:
-    """One epoch of ``history`` as a log line, e.g.
-    ``runs/demo/stage1_full: epoch 2/3, loss 0.8123, train accuracy 61.2 %, 14.2 s``.
-
-    The accuracy is the running accuracy of the epoch's training batches (dropout on, weights
-    changing), over unmixed rows; ``dev_accuracy`` and other ``on_epoch_end`` metrics follow.
-    """
-    parts = [f"epoch {int(entry['epoch'])}/{epochs}", f"loss {entry['train_loss']:.4f}"]
-    if "train_accuracy" in entry:
-        parts.append(f"train accuracy {100 * entry['train_accuracy']:.1f} %")
-    known = {"epoch", "train_loss", "train_accuracy", "steps", "seconds"}
-    parts += [
-        f"{k.replace('_', ' ')} {v:.4g}"
-        for k, v in entry.items()
-        if k not in known and isinstance(v, int | float)
-    ]
-    parts.append(f"{entry.get('seconds', 0.0):.1f} s")
-    return f"{out_dir}: " + ", ".join(parts)
-
-
-def _correct_rows(
-    logits: torch.Tensor, batches: list[dict[str, torch.Tensor]]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(correct, counted) over the real rows (weight > 0) of a step: logits ``[R, C]`` against
-    the labels of ``batches`` concatenated in order (``R`` rows)."""
-    labels = torch.cat([b["labels"] for b in batches]).to(logits.device)
-    if len(labels) != len(logits):
-        none = torch.zeros((), dtype=torch.float64, device=logits.device)
-        return none, none
-    real = torch.cat([b["weight"] for b in batches]).to(logits.device) > 0
-    correct = (logits.argmax(dim=-1) == labels) & real
-    return correct.sum().double(), real.sum().double()
-
-
-def _sum_over_processes(values: torch.Tensor, accelerator: Any) -> torch.Tensor:
-    """Element-wise sum of a small tensor over processes (itself with one process), on the CPU."""
-    if accelerator.num_processes > 1:
-        values = accelerator.reduce(values, reduction="sum")
-    return values.detach().cpu()
-
-
-def _autocast(cfg: TrainConfig, device: Any) -> Any:
-    """bfloat16 autocast of a training step's forward pass when ``cfg.bf16`` (a no-op context
-    otherwise). Matmuls run in bfloat16 (AMX on recent Intel CPUs), softmax/log-softmax and the
-    losses in fp32; the backward pass follows the forward's dtypes; parameters and their
-    gradients stay fp32. Train-pass logits (dynamics, AUM margins) are bfloat16-rounded."""
-    return torch.autocast(
-        device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16
-    )
-
-
-def _adamw(
-    params: list[torch.nn.Parameter], *, lr: float, weight_decay: float
-) -> torch.optim.Optimizer:
-    """AdamW, fused where torch supports it (CPU, CUDA, ...): on CPU its step takes a seventh of the
-    time of the default per-tensor loop (MiniLM: 16 vs 115 ms), i.e. ~20 % of a training step."""
-    try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-
-def _mean_over_processes(value: float, accelerator: Any) -> float:
-    """Mean of a per-process number over processes: a process's step loss is its share of the
-    global batch scaled by world_size, so the global batch's mean loss is the mean over
-    processes."""
-    if accelerator.num_processes == 1:
-        return value
-    return float(
-        accelerator.reduce(
-            torch.tensor([value], dtype=torch.float64, device=accelerator.device), reduction="mean"
-        )
-    )
-
-
-def _real_rows(sample_ids: torch.Tensor, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """Mask of rows with weight > 0 (drops the dummy rows of uneven multi-process batches)."""
-    weights = torch.cat([b["weight"] for b in batches])
-    if len(weights) != len(sample_ids):
-        return torch.ones(len(sample_ids), dtype=torch.bool, device=sample_ids.device)
-    return weights > 0
-
-
-def _check_finite(loss: torch.Tensor, accelerator: Any, epoch: int, step: int, ckpt: Path) -> None:
-    bad = torch.tensor([0.0 if torch.isfinite(loss.detach()) else 1.0], device=loss.device)
-    if accelerator.num_processes > 1:
-        bad = accelerator.reduce(bad, reduction="sum")
-    if float(bad) > 0:
-        raise TrainingError(
-            f"non-finite loss ({float(loss.detach()):.4g}) at epoch {epoch + 1}, step {step + 1}; "
-            f"{_kept(ckpt)}. Lower the learning rate or check the data for empty/garbled rows."
-        )
-
-
-def _check_finite_gradients(
-    grad_norm: torch.Tensor | float | None, loss: torch.Tensor, epoch: int, step: int, ckpt: Path
-) -> None:
-    """Stop before ``optimizer.step()`` writes NaN into the weights from a finite loss.
-
-    ``grad_norm`` is the total norm that gradient clipping computed (already reduced over
-    processes, so every process decides alike); clipping a NaN norm would scale every
-    gradient to NaN.
-    """
-    if grad_norm is None or math.isfinite(float(grad_norm)):
-        return
-    raise TrainingError(
-        f"non-finite gradient norm ({float(grad_norm):.4g}) at epoch {epoch + 1}, step {step + 1} "
-        f"although the loss was finite ({float(loss.detach()):.4g}); {_kept(ckpt)}. Check custom "
-        "layers or losses for operations with undefined gradients (sqrt, log or division at 0)."
-    )
-
-
-def _kept(ckpt: Path) -> str:
-    return (
-        f"the last good checkpoint is kept at {ckpt}"
-        if ckpt.exists()
-        else "no checkpoint was written yet"
-    )
 
 
 # --- dynamics ------------------------------------------------------------------------------
