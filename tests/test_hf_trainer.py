@@ -23,7 +23,7 @@ transformers = pytest.importorskip("transformers")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _tiny import snli_train_file  # noqa: E402
+from _tiny import snli_train_file, tiny_bert_config  # noqa: E402
 from tdmixup.dynamics import append_epoch, read_dynamics  # noqa: E402
 from tdmixup.hf_trainer import DynamicsCallback  # noqa: E402
 
@@ -66,17 +66,7 @@ def tokenizer() -> Any:
 
 
 def _bert_config(tokenizer: Any, *, dropout: float, num_labels: int = 3) -> Any:
-    return transformers.BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=num_labels,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
+    return tiny_bert_config(len(tokenizer), dropout=dropout, num_labels=num_labels)
 
 
 def _pair_dataset(rows: list[dict[str, Any]], tokenizer: Any) -> Any:
