@@ -240,6 +240,30 @@ def test_summary_uses_the_sample_std_and_shows_seed_counts(study: Any, tmp_path:
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
 
 
+def test_paired_differences_take_each_seed_against_the_same_seed(
+    study: Any, tmp_path: Path
+) -> None:
+    import scaling_summary as ss
+
+    runs = [fake_run(5000, "full", s, acc=a) for s, a in ((1, 0.70), (2, 0.72), (3, 0.90))]
+    runs += [
+        fake_run(5000, "tdmixup", s, acc=a, ece=e) for s, a, e in ((1, 0.60, 0.07), (2, 0.64, 0.08))
+    ]
+    runs += [fake_run(20000, "tdmixup", 1)]  # no 100 % run of that seed: nothing to pair
+    write_runs(tmp_path, runs)
+    summary = ss.summarize(tmp_path)
+    paired = summary["paired_differences"]
+    assert list(paired) == ["5000"] and list(paired["5000"]) == ["tdmixup - full"]
+    diff = paired["5000"]["tdmixup - full"]
+    assert diff["seeds"] == [1, 2]  # seed 3's 100 % run (0.90) has no partner and is left out
+    acc = diff["sets"]["snli_test"]["accuracy"]
+    assert acc["mean"] == pytest.approx(-0.09) and acc["std"] == pytest.approx(0.0141421356)
+    ece = diff["sets"]["mnli_ood"]["ece"]
+    assert ece["mean"] == pytest.approx(0.025) and ece["n"] == 2
+    table = (tmp_path / "table.md").read_text()
+    assert "| 5,000 | TDMixUp − 100 % fine-tuning | 2 | -9.00 ± 1.41 | 2.50 ± 0.71 |" in table
+
+
 def test_runs_with_other_settings_are_not_averaged(study: Any, tmp_path: Path) -> None:
     import scaling_summary as ss
 

@@ -30,6 +30,16 @@ ROW_STYLE = {  # key: (label, colour, marker)
     "manifold": ("Manifold MixUp", "tab:purple", "D"),
 }
 TS_LABEL = "100 % + temperature scaling"
+PAIRS = (
+    ("tdmixup", "full"),
+    ("random_pairs", "full"),
+    ("manifold", "full"),
+    ("tdmixup", "random_pairs"),
+)
+"""Paired comparisons (row, baseline): the same seed shares the data map and the first-stage run,
+so per-seed differences separate a method's effect from the seed's (the std of a difference is
+often far below either row's own std)."""
+PAIRED_METRICS = ("accuracy", "ece", "ece_scaled")
 QUALITY_ROW = "datamap_quality"
 REGIONS = ("easy", "ambiguous", "hard")
 
@@ -117,6 +127,34 @@ def aggregate_rows(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return out
 
 
+def paired_differences(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """``{size: {"<row> - <baseline>": {"seeds": [...], "sets": {set: {metric: mean_std}}}}}``:
+    per seed, the row's metric minus the baseline's on the same seed (fractions), over the seeds
+    both have finished, for every pair in ``PAIRS`` with at least one such seed."""
+    by = {(int(r["size"]), r["row"], r["seed"]): r for r in runs if "test_sets" in r}
+    out: dict[int, dict[str, Any]] = {}
+    for size in sorted({k[0] for k in by}):
+        for row, base in PAIRS:
+            seeds = sorted(
+                k[2] for k in by if k[0] == size and k[1] == row and (size, base, k[2]) in by
+            )
+            if not seeds:
+                continue
+            both = [(by[size, row, s]["test_sets"], by[size, base, s]["test_sets"]) for s in seeds]
+            sets = sorted({t for a, b in both for t in a if t in b})
+            out.setdefault(size, {})[f"{row} - {base}"] = {
+                "seeds": seeds,
+                "sets": {
+                    t: {
+                        m: mean_std(a[t][m] - b[t][m] for a, b in both if t in a and t in b)
+                        for m in PAIRED_METRICS
+                    }
+                    for t in sets
+                },
+            }
+    return out
+
+
 def aggregate_quality(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """Per size: ChaosNLI crowd entropy per region and Spearman correlations (dynamics-only runs),
     and each class's share of each region of the map the rows used (the 100 % runs' records)."""
@@ -184,6 +222,7 @@ def summarize(results: Path) -> dict[str, Any]:
         },
         "runs": len(runs),
         "rows": {str(k): v for k, v in aggregate_rows(runs).items()},
+        "paired_differences": {str(k): v for k, v in paired_differences(runs).items()},
         "datamap_quality": {str(k): v for k, v in aggregate_quality(runs).items()},
     }
     write_json(results / "summary.json", summary)
@@ -239,6 +278,7 @@ def markdown(summary: dict[str, Any]) -> str:
                     f"{sizes[0] if len(sizes) == 1 else sizes[0] + ' … ' + sizes[-1]} | "
                     f"{_cell(agg['train_seconds'], 1, 0)} |"
                 )
+    lines += _paired_markdown(summary)
     lines += [
         "",
         "## The data map against human ambiguity (ChaosNLI SNLI pairs, 100 crowd labels each)",
@@ -274,6 +314,37 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"| {int(size):,} | {g} | " + " | ".join(_cell(v) for v in shares.values()) + " |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _paired_markdown(summary: dict[str, Any]) -> list[str]:
+    """The table of per-seed differences (row − baseline on the same seed), ×100."""
+    paired = summary.get("paired_differences", {})
+    if not paired:
+        return []
+    tests = list(summary["test_sets"])
+    lines = [
+        "",
+        "## Paired differences: a row minus its baseline on the same seed (×100)",
+        "",
+        "Each seed's two runs share the data map (the same first-stage run), so the difference "
+        "per seed removes the seed's own luck; mean ± sample std of the differences over the "
+        "seeds both finished (n). Accuracy: > 0 = the row is more accurate; ECE: < 0 = the row "
+        "is better calibrated.",
+        "",
+        "| size | comparison | n | "
+        + " | ".join(f"{t}: Δacc | {t}: ΔECE | {t}: ΔECE after TS" for t in tests)
+        + " |",
+        "|---|---|---|" + "---|" * (3 * len(tests)),
+    ]
+    for size, comparisons in paired.items():
+        for name, diff in comparisons.items():
+            row, base = name.split(" - ")
+            label = f"{ROW_STYLE.get(row, (row,))[0]} − {ROW_STYLE.get(base, (base,))[0]}"
+            cells = [_cell(diff["sets"].get(t, {}).get(m)) for t in tests for m in PAIRED_METRICS]
+            lines.append(
+                f"| {int(size):,} | {label} | {len(diff['seeds'])} | " + " | ".join(cells) + " |"
+            )
+    return lines
 
 
 def _label_names(summary: dict[str, Any]) -> list[str]:
