@@ -1,0 +1,103 @@
+"""The data map's quality within each gold class: ChaosNLI crowd entropy per region and class.
+
+The quality runs (``*_datamap_quality_*.json``) report mean crowd entropy per data-map region over
+all ChaosNLI SNLI rows. The regions are class-stratified over the whole training set, but the
+ChaosNLI rows inside a region are not (at 5,000 pairs about half of the easy region's ChaosNLI
+rows are neutral), and humans disagree more on some classes than others, so a region's mean could
+be a class-mix effect. This reads the quality runs' folders (``<run-dir>/<size>/seed_<s>_chaosnli/
+datamap/regions/*.txt``, outside git) and reports, per size and seed, the mean entropy per
+(class, region), the rows behind each, and the class-balanced mean per region (each class's mean
+weighted equally). Seconds, no model::
+
+    python benchmarks/scaling/entropy_by_class.py --run-dir runs/scaling
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent)]  # human_ambiguity
+
+from human_ambiguity import CHAOS_SNLI, ID_OFFSET  # noqa: E402
+
+from tdmixup.data.readers import read_chaosnli  # noqa: E402
+from tdmixup.data.sources import find_data_file  # noqa: E402
+from tdmixup.runio import write_json  # noqa: E402
+
+REGIONS = ("easy", "ambiguous", "hard")
+LABELS = ("entailment", "neutral", "contradiction")
+
+
+def crowd_entropy(label_field: str = "old_label") -> pd.DataFrame:
+    """The ChaosNLI SNLI rows by the sample id the quality runs gave them: entropy (bits) and gold
+    class index (the original SNLI label, as the quality runs trained on)."""
+    path = find_data_file(CHAOS_SNLI, download=False)
+    if path is None:
+        raise FileNotFoundError(f"{CHAOS_SNLI} not found in ../shared/data")
+    chaos = read_chaosnli(path, label_names=list(LABELS), label_field=label_field)
+    ids = np.asarray(chaos["sample_id"]) + ID_OFFSET
+    return pd.DataFrame(
+        {"entropy": np.asarray(chaos["entropy"], float), "label": np.asarray(chaos["label"])},
+        index=ids,
+    )
+
+
+def by_class(chaos: pd.DataFrame, regions_dir: Path) -> dict[str, Any]:
+    """Mean entropy and row count per (class, region) of one quality run, and the class-balanced
+    mean per region."""
+    region = pd.Series("none", index=chaos.index)
+    for g in REGIONS:
+        ids = np.loadtxt(regions_dir / f"{g}.txt", dtype=np.int64, ndmin=1)
+        region.loc[np.intersect1d(ids, chaos.index)] = g
+    df = chaos.assign(region=region)
+    df = df[df["region"] != "none"]
+    grouped = df.groupby(["label", "region"])["entropy"]
+    mean, count = grouped.mean(), grouped.count()
+    out: dict[str, Any] = {"mean_entropy": {}, "rows": {}}
+    for i, name in enumerate(LABELS):
+        out["mean_entropy"][name] = {g: float(mean.get((i, g), np.nan)) for g in REGIONS}
+        out["rows"][name] = {g: int(count.get((i, g), 0)) for g in REGIONS}
+    out["class_balanced_mean"] = {
+        g: float(np.nanmean([out["mean_entropy"][c][g] for c in LABELS])) for g in REGIONS
+    }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", type=Path, default=HERE.parents[1] / "runs" / "scaling")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "entropy_by_class.json")
+    args = parser.parse_args()
+    chaos = crowd_entropy()
+    result: dict[str, Any] = {
+        "what": "ChaosNLI SNLI rows' crowd entropy (bits) per gold class and data-map region, "
+        "from the scaling study's quality runs",
+        "run_dir": str(args.run_dir),
+        "runs": {},
+    }
+    for regions_dir in sorted(args.run_dir.glob("*/seed_*_chaosnli/datamap/regions")):
+        size, seed = regions_dir.parts[-4], regions_dir.parts[-3].split("_")[1]
+        r = by_class(chaos, regions_dir)
+        result["runs"][f"{size}_seed{seed}"] = r
+        balanced = " / ".join(f"{r['class_balanced_mean'][g]:.3f}" for g in REGIONS)
+        print(f"{size} seed {seed}: class-balanced mean entropy easy / ambiguous / hard {balanced}")
+        for c in LABELS:
+            cells = "  ".join(
+                f"{g} {r['mean_entropy'][c][g]:.3f} (n={r['rows'][c][g]})" for g in REGIONS
+            )
+            print(f"    {c:13s} {cells}")
+    if not result["runs"]:
+        sys.exit(f"no quality runs under {args.run_dir} (*/seed_*_chaosnli/datamap/regions)")
+    write_json(args.out, result)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
