@@ -264,6 +264,34 @@ def test_paired_differences_take_each_seed_against_the_same_seed(
     assert "| 5,000 | TDMixUp − 100 % fine-tuning | 2 | -9.00 ± 1.41 | 2.50 ± 0.71 |" in table
 
 
+def test_a_control_beside_the_results_joins_the_summary_as_its_own_row(
+    study: Any, tmp_path: Path
+) -> None:
+    import scaling_summary as ss
+
+    results, control = tmp_path / "results", tmp_path / "results_full_1epoch"
+    study_settings = {"model": "m", "test_size": 3000, "epochs": 3}
+    write_runs(results, [fake_run(5000, "full", 1, acc=0.76, settings=study_settings)])
+    write_runs(results, [fake_run(5000, "tdmixup", 1, acc=0.74, settings=study_settings)])
+    one_epoch = dict(study_settings, epochs=1)
+    write_runs(control, [fake_run(5000, "full", 1, acc=0.72, settings=one_epoch)])
+    summary = ss.summarize(results)
+    rows = summary["rows"]["5000"]
+    assert rows["full_1epoch"]["sets"]["snli_test"]["accuracy"]["mean"] == pytest.approx(0.72)
+    assert rows["full"]["sets"]["snli_test"]["accuracy"]["mean"] == pytest.approx(0.76)
+    assert rows["tdmixup_ts"]["sets"]["snli_test"]["ece"]["mean"] == pytest.approx(0.02)
+    diff = summary["paired_differences"]["5000"]["tdmixup - full_1epoch"]
+    assert diff["sets"]["snli_test"]["accuracy"]["mean"] == pytest.approx(0.02)
+    assert summary["controls"]["full_1epoch"]["runs"] == 1
+    assert "control row" in (results / "table.md").read_text()
+    # the control folder summarised on its own does not take itself for its own control
+    assert "full_1epoch" not in ss.summarize(control)["rows"]["5000"]
+    # a control run with other changes than the control's is refused, naming it
+    write_runs(control, [fake_run(5000, "full", 2, settings=dict(one_epoch, test_size=None))])
+    with pytest.raises(ValueError, match="5000_full_seed2"):
+        ss.summarize(results)
+
+
 def test_runs_with_other_settings_are_not_averaged(study: Any, tmp_path: Path) -> None:
     import scaling_summary as ss
 

@@ -28,13 +28,28 @@ ROW_STYLE = {  # key: (label, colour, marker)
     "tdmixup": ("TDMixUp", "tab:red", "s"),
     "random_pairs": ("random pairs of easy ∪ ambiguous", "tab:green", "^"),
     "manifold": ("Manifold MixUp", "tab:purple", "D"),
+    "full_1epoch": ("100 % for TDMixUp's step count (1 epoch)", "tab:cyan", "v"),
 }
+LINE_STYLE = {"full_1epoch": ":"}
+"""Rows drawn other than solid: the control, dotted."""
+CONTROLS = {"full_1epoch": ("results_full_1epoch", "full", {"epochs": 1})}
+"""Control rows kept in a results folder of their own beside the study's (their settings differ,
+so the study's folder refuses them): key → (folder beside the results folder, the row they ran,
+the settings that differ from the study's). ``full_1epoch``: the 100 % row trained for one epoch,
+as many optimiser steps as TDMixUp makes in three."""
 TS_LABEL = "100 % + temperature scaling"
+TS_ROWS = {
+    "full": ("full_ts", TS_LABEL),
+    "tdmixup": ("tdmixup_ts", "TDMixUp + temperature scaling"),
+}
+"""Rows also drawn after temperature scaling (dashed, hollow markers, in the ECE panels): key →
+(the summary's key for the scaled line, its label)."""
 PAIRS = (
     ("tdmixup", "full"),
     ("random_pairs", "full"),
     ("manifold", "full"),
     ("tdmixup", "random_pairs"),
+    ("tdmixup", "full_1epoch"),
 )
 """Paired comparisons (row, baseline): the same seed shares the data map and the first-stage run,
 so per-seed differences separate a method's effect from the seed's (the std of a difference is
@@ -83,6 +98,27 @@ def check_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(first)
 
 
+def load_controls(results: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The control runs of :data:`CONTROLS` found beside ``results``, relabelled with their control
+    key; raises naming the first whose settings are not the study's plus the control's change."""
+    out: list[dict[str, Any]] = []
+    for key, (folder, row, changed) in CONTROLS.items():
+        where = results.parent / folder
+        if where.resolve() == results.resolve() or not (where / "runs").is_dir():
+            continue
+        expected = dict(settings, **changed)
+        for r in load_runs(where / "runs"):
+            if r["row"] != row:
+                continue
+            if settings and r["settings"] != expected:
+                raise ValueError(
+                    f"control run {where}/runs/{r['size']}_{r['row']}_seed{r['seed']}.json has "
+                    f"settings {r['settings']}, not the study's with {changed}"
+                )
+            out.append(dict(r, row=key))
+    return out
+
+
 def first_name(runs: list[dict[str, Any]]) -> str:
     r = runs[0]
     return f"{r['size']}_{r['row']}_seed{r['seed']}"
@@ -90,8 +126,8 @@ def first_name(runs: list[dict[str, Any]]) -> str:
 
 def aggregate_rows(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """``{size: {row: {"seeds": [...], "sets": {set: {metric: mean_std}}, "train_seconds": ...}}}``
-    over the training rows; ``full_ts`` is the 100 % row after temperature scaling (its accuracy
-    is the 100 % row's: scaling does not change the argmax)."""
+    over the training rows; ``full_ts`` / ``tdmixup_ts`` are those rows after temperature scaling
+    (:data:`TS_ROWS`; their accuracy is the row's own: scaling does not change the argmax)."""
     by: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
         if r["row"] != QUALITY_ROW:
@@ -116,8 +152,8 @@ def aggregate_rows(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
                     r["temperature"] for r in rs if r.get("temperature") is not None
                 ),
             }
-            if row == "full":
-                out[size]["full_ts"] = {
+            if row in TS_ROWS:
+                out[size][TS_ROWS[row][0]] = {
                     "seeds": out[size][row]["seeds"],
                     "sets": {
                         s: {"accuracy": v["accuracy"], "ece": v["ece_scaled"]}
@@ -210,6 +246,7 @@ def summarize(results: Path) -> dict[str, Any]:
     ``results/runs/*.json``; returns the summary."""
     runs = load_runs(results / "runs")
     settings = check_settings(runs)
+    controls = load_controls(results, settings)
     trained = [r for r in runs if "test_sets" in r]
     summary = {
         "what": "TDMixUp against plain fine-tuning by training size (real SNLI, MiniLM, CPU): "
@@ -221,8 +258,13 @@ def summarize(results: Path) -> dict[str, Any]:
             s: m.get("n") for s, m in (trained[0]["test_sets"].items() if trained else [])
         },
         "runs": len(runs),
-        "rows": {str(k): v for k, v in aggregate_rows(runs).items()},
-        "paired_differences": {str(k): v for k, v in paired_differences(runs).items()},
+        "controls": {
+            key: {"folder": CONTROLS[key][0], "changed": CONTROLS[key][2], "runs": n}
+            for key in CONTROLS
+            if (n := sum(r["row"] == key for r in controls))
+        },
+        "rows": {str(k): v for k, v in aggregate_rows(runs + controls).items()},
+        "paired_differences": {str(k): v for k, v in paired_differences(runs + controls).items()},
         "datamap_quality": {str(k): v for k, v in aggregate_quality(runs).items()},
     }
     write_json(results / "summary.json", summary)
@@ -256,6 +298,13 @@ def markdown(summary: dict[str, Any]) -> str:
     ]
     for name, note in summary["test_sets"].items():
         lines.append(f"- `{name}`: {note}")
+    for key, c in summary.get("controls", {}).items():
+        lines.append(
+            f'- control row "{ROW_STYLE.get(key, (key,))[0]}": {c["runs"]} runs from '
+            f"`{c['folder']}/` (the study's settings except "
+            + ", ".join(f"{k} = {v}" for k, v in c["changed"].items())
+            + ")"
+        )
     rows = summary["rows"]
     for test in summary["test_sets"]:
         lines += [
@@ -267,7 +316,7 @@ def markdown(summary: dict[str, Any]) -> str:
         ]
         for size, by_row in rows.items():
             for key, agg in by_row.items():
-                if key == "full_ts" or test not in agg["sets"]:
+                if key.endswith("_ts") or test not in agg["sets"]:
                     continue
                 m = agg["sets"][test]
                 sizes = sorted({" + ".join(map(str, t)) for t in agg["train_sizes"]})
@@ -370,9 +419,13 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     for j, test in enumerate(tests):
         for i, metric in enumerate(("accuracy", "ece")):
             ax = axes[i][j]
-            lines = [(k, *ROW_STYLE[k], metric, "-") for k in keys]
-            if metric == "ece" and any("full_ts" in rows[s] for s in rows):
-                lines.append(("full_ts", TS_LABEL, "tab:blue", "o", "ece", "--"))
+            lines = [(k, *ROW_STYLE[k], metric, LINE_STYLE.get(k, "-")) for k in keys]
+            if metric == "ece":
+                lines += [
+                    (ts_key, ts_label, ROW_STYLE[row][1], ROW_STYLE[row][2], "ece", "--")
+                    for row, (ts_key, ts_label) in TS_ROWS.items()
+                    if any(ts_key in rows[s] for s in rows)
+                ]
             for n, (key, label, colour, marker, m, style) in enumerate(lines):
                 pts = [
                     (int(s), rows[s][key]["sets"][test][m])
@@ -422,12 +475,12 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             handles,
             labels,
             loc="lower center",
-            ncol=min(len(labels), 5),
+            ncol=min(len(labels), 3),
             frameon=False,
             fontsize=10,
         )
     nseeds = sorted(
-        {len(v["seeds"]) for r in rows.values() for k, v in r.items() if k != "full_ts"}
+        {len(v["seeds"]) for r in rows.values() for k, v in r.items() if not k.endswith("_ts")}
     )
     model = str(summary["settings"].get("model", "")).split(":")[-1].rstrip("/").split("/")[-1]
     fig.suptitle(
@@ -435,6 +488,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         f"{'/'.join(map(str, nseeds)) or '0'} seed{'' if nseeds == [1] else 's'})",
         fontsize=12,
     )
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(labels) / 3), 1, 0.97))
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
