@@ -59,20 +59,27 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def read_chaos_rows(path: Path, label_names: Any, label_field: str) -> Any:
+    """The ChaosNLI pairs as a dataset, with the sample ids they get in a training set beside
+    SNLI's (their own id + :data:`ID_OFFSET`)."""
+    import datasets
+
+    from tdmixup.data.readers import read_chaosnli
+
+    datasets.disable_progress_bars()
+    chaos = read_chaosnli(path, label_names=label_names, label_field=label_field)
+    return chaos.map(lambda b: {"sample_id": [i + ID_OFFSET for i in b["sample_id"]]}, batched=True)
+
+
 def add_chaos_rows(session: Any, path: Path, label_field: str) -> pd.Series:
     """Append the ChaosNLI pairs to the session's training data; return their entropy by
     sample id."""
     import datasets
 
     from tdmixup.data.collate import tokenize
-    from tdmixup.data.readers import read_chaosnli
 
-    datasets.disable_progress_bars()
     train = session.task.train
-    chaos = read_chaosnli(path, label_names=session.task.spec.label_names, label_field=label_field)
-    chaos = chaos.map(
-        lambda b: {"sample_id": [i + ID_OFFSET for i in b["sample_id"]]}, batched=True
-    )
+    chaos = read_chaos_rows(path, session.task.spec.label_names, label_field)
     entropy = pd.Series(
         np.asarray(chaos["entropy"], dtype=float),
         index=np.asarray(chaos["sample_id"]),

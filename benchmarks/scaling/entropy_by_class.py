@@ -25,10 +25,10 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]  # human_ambiguity
 
-from human_ambiguity import CHAOS_SNLI, ID_OFFSET  # noqa: E402
+from human_ambiguity import CHAOS_SNLI, read_chaos_rows  # noqa: E402
 
-from tdmixup.data.readers import read_chaosnli  # noqa: E402
 from tdmixup.data.sources import find_data_file  # noqa: E402
+from tdmixup.datamap import read_region_file  # noqa: E402
 from tdmixup.runio import write_json  # noqa: E402
 
 REGIONS = ("easy", "ambiguous", "hard")
@@ -41,11 +41,10 @@ def crowd_entropy(label_field: str = "old_label") -> pd.DataFrame:
     path = find_data_file(CHAOS_SNLI, download=False)
     if path is None:
         raise FileNotFoundError(f"{CHAOS_SNLI} not found in ../shared/data")
-    chaos = read_chaosnli(path, label_names=list(LABELS), label_field=label_field)
-    ids = np.asarray(chaos["sample_id"]) + ID_OFFSET
+    chaos = read_chaos_rows(path, list(LABELS), label_field)
     return pd.DataFrame(
         {"entropy": np.asarray(chaos["entropy"], float), "label": np.asarray(chaos["label"])},
-        index=ids,
+        index=np.asarray(chaos["sample_id"]),
     )
 
 
@@ -54,7 +53,7 @@ def by_class(chaos: pd.DataFrame, regions_dir: Path) -> dict[str, Any]:
     mean per region."""
     region = pd.Series("none", index=chaos.index)
     for g in REGIONS:
-        ids = np.loadtxt(regions_dir / f"{g}.txt", dtype=np.int64, ndmin=1)
+        ids = read_region_file(regions_dir / f"{g}.txt")
         region.loc[np.intersect1d(ids, chaos.index)] = g
     df = chaos.assign(region=region)
     df = df[df["region"] != "none"]
