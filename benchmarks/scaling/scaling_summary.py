@@ -44,6 +44,8 @@ TS_ROWS = {
 }
 """Rows also drawn after temperature scaling (dashed, hollow markers, in the ECE panels): key →
 (the summary's key for the scaled line, its label)."""
+TS_KEYS = frozenset(ts_key for ts_key, _ in TS_ROWS.values())
+"""The summary's keys of the scaled lines: not rows of their own in the table or the seed count."""
 PAIRS = (
     ("tdmixup", "full"),
     ("random_pairs", "full"),
@@ -316,7 +318,7 @@ def markdown(summary: dict[str, Any]) -> str:
         ]
         for size, by_row in rows.items():
             for key, agg in by_row.items():
-                if key.endswith("_ts") or test not in agg["sets"]:
+                if key in TS_KEYS or test not in agg["sets"]:
                     continue
                 m = agg["sets"][test]
                 sizes = sorted({" + ".join(map(str, t)) for t in agg["train_sizes"]})
@@ -480,7 +482,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             fontsize=10,
         )
     nseeds = sorted(
-        {len(v["seeds"]) for r in rows.values() for k, v in r.items() if not k.endswith("_ts")}
+        {len(v["seeds"]) for r in rows.values() for k, v in r.items() if k not in TS_KEYS}
     )
     model = str(summary["settings"].get("model", "")).split(":")[-1].rstrip("/").split("/")[-1]
     fig.suptitle(
