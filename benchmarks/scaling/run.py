@@ -161,6 +161,11 @@ def check_results_settings(results: Path, settings: dict[str, Any]) -> None:
 
     for path in sorted((results / "runs").glob("*_seed*.json"))[:1]:
         theirs = json.loads(path.read_text()).get("settings")
+        # precision is how a run computes, not what it studies: bf16 autocast keeps fp32's loss
+        # curve (benchmarks/speed_options.py --curve) but is ~18x slower on CPUs without native
+        # bfloat16 (AMD EPYC, AVX2), so one study may need both; each JSON records its own
+        if theirs is not None:
+            theirs = {**theirs, "bf16": settings["bf16"]}
         if theirs != settings:
             diff = {k: (theirs.get(k) if theirs else None, settings.get(k)) for k in settings
                     if not theirs or theirs.get(k) != settings.get(k)}

@@ -54,9 +54,9 @@ def check_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
     run whose settings differ, since their numbers could not be averaged together."""
     if not runs:
         return {}
-    first = runs[0]["settings"]
+    first = {**runs[0]["settings"], "bf16": None}  # precision may differ per run (run.py)
     for r in runs[1:]:
-        if r["settings"] != first:
+        if {**r["settings"], "bf16": None} != first:
             diff = {k: (first.get(k), r["settings"].get(k)) for k in set(first) | set(r["settings"])
                     if first.get(k) != r["settings"].get(k)}
             raise ValueError(f"run {r['size']}_{r['row']}_seed{r['seed']} has other study settings than "
