@@ -306,6 +306,59 @@ def test_runs_with_other_settings_are_not_averaged(study: Any, tmp_path: Path) -
         ss.summarize(tmp_path)
 
 
+def test_runs_of_either_precision_are_averaged_and_listed(study: Any, tmp_path: Path) -> None:
+    """Precision is how a run computes (COMPUTE_SETTINGS): bf16 and fp32 runs of one study average
+    together, and the summary and table.md say which run trained in which; the runner adds an fp32
+    run to a bf16 folder but still refuses another learning rate."""
+    import scaling_summary as ss
+
+    bf16 = {"model": "m", "test_size": 3000, "bf16": True}
+    fp32 = dict(bf16, bf16=False)
+    write_runs(
+        tmp_path,
+        [
+            fake_run(1500, "full", 1, acc=0.70, settings=bf16),
+            fake_run(1500, "full", 2, acc=0.74, settings=fp32),
+        ],
+    )
+    summary = ss.summarize(tmp_path)
+    assert summary["precision"] == {
+        "bf16 autocast": ["1500_full_seed1"],
+        "fp32": ["1500_full_seed2"],
+    }
+    assert "bf16" not in summary["settings"]
+    acc = summary["rows"]["1500"]["full"]["sets"]["snli_test"]["accuracy"]
+    assert acc["n"] == 2 and acc["mean"] == pytest.approx(0.72)
+    table = (tmp_path / "table.md").read_text()
+    assert "- trained in fp32: 1 runs (1500_full_seed2)" in table
+    study.check_results_settings(tmp_path, fp32)  # no SystemExit
+    with pytest.raises(SystemExit, match="learning_rate"):
+        study.check_results_settings(tmp_path, dict(fp32, learning_rate=1e-4))
+
+
+@pytest.mark.parametrize(
+    ("native", "cuda", "fp32"), [(False, False, True), (True, False, False), (False, True, False)]
+)
+def test_the_study_trains_in_fp32_where_bf16_would_be_slow(
+    study: Any, monkeypatch: Any, capsys: Any, native: bool, cuda: bool, fp32: bool
+) -> None:
+    import argparse
+
+    import torch
+
+    from tdmixup import optim
+
+    monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    args = argparse.Namespace(fp32=False)
+    study.choose_precision(args)
+    assert args.fp32 is fp32
+    assert ("no native bfloat16" in capsys.readouterr().out) is fp32
+    forced = argparse.Namespace(fp32=True)
+    study.choose_precision(forced)
+    assert forced.fp32 is True
+
+
 # --- committing --------------------------------------------------------------------------------
 def git(repo: Path, *cmd: str) -> str:
     return subprocess.run(

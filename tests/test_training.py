@@ -446,6 +446,50 @@ def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(
     assert loss16 != loss32 and abs(loss16 - loss32) < 0.02
 
 
+@pytest.mark.parametrize(
+    ("bf16", "device", "native", "warned"),
+    [
+        (True, "cpu", False, True),  # the 13-18x-slower case (AMD EPYC, AVX2)
+        (True, "cpu", True, False),  # AMX / AVX-512 BF16: the fast path
+        (False, "cpu", False, False),  # fp32: nothing to say
+        (True, "cuda", False, False),  # GPUs have their own bfloat16 units
+    ],
+)
+def test_bf16_on_a_cpu_without_native_bfloat16_logs_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    bf16: bool,
+    device: str,
+    native: bool,
+    warned: bool,
+) -> None:
+    from tdmixup import optim
+    from tdmixup.config import TrainConfig
+
+    monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="tdmixup.training"):
+        assert optim.warn_if_bf16_is_slow(TrainConfig(bf16=bf16), device) is warned
+    assert ("without native bfloat16" in caplog.text) is warned
+    assert ("TrainConfig.bf16=False" in caplog.text) is warned
+
+
+def test_cpu_has_native_bf16_agrees_with_the_cpu_flags() -> None:
+    """oneDNN's bfloat16 path needs AVX-512 (the core subset: avx512bw, avx512vl, avx512dq);
+    an AVX2-only CPU must say False (where /proc/cpuinfo is readable)."""
+    from tdmixup.optim import cpu_has_native_bf16
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo (not Linux): the CPU flags cannot be read here")
+    flags = next((ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("flags")), "")
+    if "avx512" not in flags:
+        assert cpu_has_native_bf16() is False
+    elif "avx512_bf16" in flags.split() or "amx_bf16" in flags.split():
+        assert cpu_has_native_bf16() is True  # the project's Intel Xeon (AMX) is one
+    else:  # AVX-512 without BF16: oneDNN converts in software; either answer is defensible
+        assert isinstance(cpu_has_native_bf16(), bool)
+
+
 def test_steps_per_epoch_refuses_training_pass_dynamics(tmp_path: Path) -> None:
     from tdmixup.config import MixupConfig, TrainConfig
     from tdmixup.training import train

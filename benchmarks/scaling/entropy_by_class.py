@@ -10,6 +10,10 @@ datamap/regions/*.txt``, outside git) and reports, per size and seed, the mean e
 weighted equally). Seconds, no model::
 
     python benchmarks/scaling/entropy_by_class.py --run-dir runs/scaling
+
+Run folders do not survive a fresh machine, so the output is merged: a run found under
+``--run-dir`` is (re)computed, a run already in ``--out`` whose folder is gone is kept as it was,
+with the folder it was computed from (``source_run_dir``); ``--fresh`` drops those.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from human_ambiguity import CHAOS_SNLI, read_chaos_rows  # noqa: E402
 from tdmixup.data.readers import NLI_LABELS as LABELS  # noqa: E402
 from tdmixup.data.sources import find_data_file  # noqa: E402
 from tdmixup.datamap import read_region_file  # noqa: E402
-from tdmixup.runio import write_json  # noqa: E402
+from tdmixup.runio import read_json, write_json  # noqa: E402
 
 REGIONS = ("easy", "ambiguous", "hard")
 
@@ -69,33 +73,62 @@ def by_class(chaos: pd.DataFrame, regions_dir: Path) -> dict[str, Any]:
     return out
 
 
+def run_key(key: str) -> tuple[int, int]:
+    """Sort key of a ``<size>_seed<seed>`` run name: by size, then seed (not as strings)."""
+    size, seed = key.split("_seed")
+    return int(size), int(seed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", type=Path, default=HERE.parents[1] / "runs" / "scaling")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "entropy_by_class.json")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="drop runs of an earlier --out whose folders are not under --run-dir",
+    )
     args = parser.parse_args()
     chaos = crowd_entropy()
-    result: dict[str, Any] = {
-        "what": "ChaosNLI SNLI rows' crowd entropy (bits) per gold class and data-map region, "
-        "from the scaling study's quality runs",
-        "run_dir": str(args.run_dir),
-        "runs": {},
-    }
+    runs: dict[str, Any] = {}
+    if args.out.exists() and not args.fresh:
+        earlier = read_json(args.out)
+        for key, r in earlier.get("runs", {}).items():
+            runs[key] = {**r, "source_run_dir": r.get("source_run_dir", earlier.get("run_dir"))}
+    found = 0
     for regions_dir in sorted(args.run_dir.glob("*/seed_*_chaosnli/datamap/regions")):
         size, seed = regions_dir.parts[-4], regions_dir.parts[-3].split("_")[1]
         r = by_class(chaos, regions_dir)
-        result["runs"][f"{size}_seed{seed}"] = r
+        runs[f"{size}_seed{seed}"] = {**r, "source_run_dir": str(args.run_dir)}
+        found += 1
+    if not found:
+        sys.exit(f"no quality runs under {args.run_dir} (*/seed_*_chaosnli/datamap/regions)")
+    for key in sorted(runs, key=run_key):
+        r = runs[key]
+        kept = (
+            ""
+            if r["source_run_dir"] == str(args.run_dir)
+            else f"  (kept from {r['source_run_dir']})"
+        )
         balanced = " / ".join(f"{r['class_balanced_mean'][g]:.3f}" for g in REGIONS)
-        print(f"{size} seed {seed}: class-balanced mean entropy easy / ambiguous / hard {balanced}")
+        size, seed = run_key(key)
+        print(
+            f"{size} seed {seed}: class-balanced mean entropy "
+            f"easy / ambiguous / hard {balanced}{kept}"
+        )
         for c in LABELS:
             cells = "  ".join(
                 f"{g} {r['mean_entropy'][c][g]:.3f} (n={r['rows'][c][g]})" for g in REGIONS
             )
             print(f"    {c:13s} {cells}")
-    if not result["runs"]:
-        sys.exit(f"no quality runs under {args.run_dir} (*/seed_*_chaosnli/datamap/regions)")
+    result: dict[str, Any] = {
+        "what": "ChaosNLI SNLI rows' crowd entropy (bits) per gold class and data-map region, "
+        "from the scaling study's quality runs",
+        "run_dir": str(args.run_dir),
+        "runs": {key: runs[key] for key in sorted(runs, key=run_key)},
+    }
     write_json(args.out, result)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}: {found} run(s) from {args.run_dir}, {len(runs) - found} kept")
 
 
 if __name__ == "__main__":

@@ -140,8 +140,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fp32",
         action="store_true",
         help="train in fp32 (default: TrainConfig.bf16, bfloat16 autocast of the training "
-        "forward pass: 1.48x faster steps here with the fp32 loss curve; "
-        "benchmarks/results/throughput.json)",
+        "forward pass, 1.48x faster steps with the fp32 loss curve on a CPU with native "
+        "bfloat16 (AMX), benchmarks/results/throughput.json; on a CPU without it, where bf16 "
+        "is 13-18x slower, the study trains in fp32 anyway and says so)",
     )
     p.add_argument("--model", default=None, help="default: the library's offline MiniLM")
     p.add_argument("--num-hidden-layers", type=int, default=None)
@@ -215,17 +216,42 @@ def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def choose_precision(args: argparse.Namespace) -> None:
+    """Train in fp32 (``args.fp32 = True``) where bfloat16 autocast would be slow: on a CPU without
+    native bfloat16 its steps were measured 13-18x slower than fp32 (AMD EPYC, AVX2). A study moving
+    between machines then holds runs of both precisions; each run's JSON records its own and the
+    summary lists them (:data:`scaling_summary.COMPUTE_SETTINGS`)."""
+    if args.fp32:
+        return
+    import torch
+
+    from tdmixup.optim import cpu_has_native_bf16
+
+    if torch.cuda.is_available() or cpu_has_native_bf16():
+        return
+    args.fp32 = True
+    print(
+        "[scaling] this CPU has no native bfloat16 (torch capability "
+        f"{torch.backends.cpu.get_cpu_capability()}): training in fp32 "
+        "(bf16 autocast measured 13-18x slower on such a CPU); each run records its precision",
+        flush=True,
+    )
+
+
 def check_results_settings(results: Path, settings: dict[str, Any]) -> None:
-    """Refuse to add runs to a results folder whose finished runs have other study settings."""
+    """Refuse to add runs to a results folder whose finished runs have other study settings
+    (precision aside: :data:`scaling_summary.COMPUTE_SETTINGS` may differ per run)."""
     import json
 
+    ours = scaling_summary.study_part(settings)
     for path in sorted((results / "runs").glob("*_seed*.json"))[:1]:
-        theirs = json.loads(path.read_text()).get("settings")
-        if theirs != settings:
+        found = json.loads(path.read_text()).get("settings")
+        theirs = scaling_summary.study_part(found) if found else None
+        if theirs != ours:
             diff = {
-                k: (theirs.get(k) if theirs else None, settings.get(k))
-                for k in settings
-                if not theirs or theirs.get(k) != settings.get(k)
+                k: (theirs.get(k) if theirs else None, ours.get(k))
+                for k in ours
+                if not theirs or theirs.get(k) != ours.get(k)
             }
             sys.exit(
                 f"{path} was made with other study settings (theirs, these): {diff}; "
@@ -335,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     jobs = plan(args)
     todo = pending(jobs, args.results)
+    if todo:
+        choose_precision(args)
     hours = estimate_hours(todo, args.results, bf16=not args.fp32)
     print(
         f"{len(jobs)} jobs in the plan, {len(jobs) - len(todo)} finished, {len(todo)} to run; "

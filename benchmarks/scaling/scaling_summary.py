@@ -80,24 +80,50 @@ def load_runs(runs_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*_seed*.json"))]
 
 
+COMPUTE_SETTINGS = ("bf16",)
+"""Settings that say how a run computes, not what it studies: they may differ between the runs of
+one study, and each run's own value is listed (``precision`` in the summary, a line in table.md).
+``bf16``: bfloat16 autocast of the training forward pass keeps fp32's loss curve (per-epoch mean
+loss within 1e-3, ``benchmarks/speed_options.py --curve``) but is 13-18x *slower* than fp32 on a CPU
+without native bfloat16 (measured on an AMD EPYC with AVX2), so a study that moves between
+machines may need both."""
+
+
+def study_part(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` without :data:`COMPUTE_SETTINGS`: what runs must share to be averaged."""
+    return {k: v for k, v in settings.items() if k not in COMPUTE_SETTINGS}
+
+
 def check_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The study settings every run shares (test size, epochs, lr, ...); raises naming the first
-    run whose settings differ, since their numbers could not be averaged together."""
+    """The study settings every run shares (test size, epochs, lr, ...; not the per-run
+    :data:`COMPUTE_SETTINGS`); raises naming the first run whose settings differ, since their
+    numbers could not be averaged together."""
     if not runs:
         return {}
-    first = runs[0]["settings"]
+    first = study_part(runs[0]["settings"])
     for r in runs[1:]:
-        if r["settings"] != first:
+        theirs = study_part(r["settings"])
+        if theirs != first:
             diff = {
-                k: (first.get(k), r["settings"].get(k))
-                for k in set(first) | set(r["settings"])
-                if first.get(k) != r["settings"].get(k)
+                k: (first.get(k), theirs.get(k))
+                for k in set(first) | set(theirs)
+                if first.get(k) != theirs.get(k)
             }
             raise ValueError(
                 f"run {r['size']}_{r['row']}_seed{r['seed']} has other study settings than "
                 f"{first_name(runs)}: {diff}; summarise them from separate results folders"
             )
-    return dict(first)
+    return first
+
+
+def precision(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each training precision in use → the runs (``<size>_<row>_seed<s>``) that trained in it."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for r in runs:
+        out["bf16 autocast" if r["settings"].get("bf16") else "fp32"].append(
+            f"{r['size']}_{r['row']}_seed{r['seed']}"
+        )
+    return dict(sorted(out.items()))
 
 
 def load_controls(results: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
@@ -112,7 +138,7 @@ def load_controls(results: Path, settings: dict[str, Any]) -> list[dict[str, Any
         for r in load_runs(where / "runs"):
             if r["row"] != row:
                 continue
-            if settings and r["settings"] != expected:
+            if settings and study_part(r["settings"]) != expected:
                 raise ValueError(
                     f"control run {where}/runs/{r['size']}_{r['row']}_seed{r['seed']}.json has "
                     f"settings {r['settings']}, not the study's with {changed}"
@@ -260,6 +286,7 @@ def summarize(results: Path) -> dict[str, Any]:
             s: m.get("n") for s, m in (trained[0]["test_sets"].items() if trained else [])
         },
         "runs": len(runs),
+        "precision": precision(runs + controls),
         "controls": {
             key: {"folder": CONTROLS[key][0], "changed": CONTROLS[key][2], "runs": n}
             for key in CONTROLS
@@ -306,6 +333,12 @@ def markdown(summary: dict[str, Any]) -> str:
             f"`{c['folder']}/` (the study's settings except "
             + ", ".join(f"{k} = {v}" for k, v in c["changed"].items())
             + ")"
+        )
+    by_precision = summary.get("precision", {})
+    for name, which in by_precision.items():
+        lines.append(
+            f"- trained in {name}: {len(which)} runs"
+            + (f" ({', '.join(which)})" if len(which) <= 6 else "")
         )
     rows = summary["rows"]
     for test in summary["test_sets"]:

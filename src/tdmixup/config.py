@@ -209,7 +209,8 @@ class TrainConfig:
         "Run each training step's forward pass under bfloat16 autocast; weights, gradients, "
         "optimiser state, evaluation and end-of-epoch dynamics stay fp32. 1.5x faster steps on "
         "this project's CPU (AMX) with the fp32 loss curve (per-epoch mean loss within 1e-3; "
-        "benchmarks/speed_options.py); slower on CPUs without bfloat16 instructions.",
+        "benchmarks/speed_options.py); 13-18x slower on a CPU without native bfloat16 "
+        "(AMD EPYC, AVX2), where training logs a warning.",
     )
 
     def __post_init__(self) -> None:

@@ -40,6 +40,7 @@ from tdmixup.optim import (
     bf16_autocast,
     check_finite_gradients,
     check_finite_loss,
+    warn_if_bf16_is_slow,
 )
 from tdmixup.planning import batches_per_set, plan_epoch, steps_per_epoch
 from tdmixup.predict import gather_by_id, predict_logits, to_device
@@ -240,6 +241,7 @@ def _start(
     ``model`` and the optimiser prepared by Accelerate."""
     from transformers import get_linear_schedule_with_warmup
 
+    warn_if_bf16_is_slow(cfg, accelerator.device)
     mc = train_sets[0].num_choices > 0
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
     per_set = batches_per_set(mixup_config.strategy, len(train_sets))
