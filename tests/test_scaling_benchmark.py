@@ -415,3 +415,33 @@ def test_import_does_not_load_torch() -> None:
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert out.stdout.strip() == "False"
+
+
+def test_precision_check_pairs_a_retrained_stage_one_with_the_committed_run() -> None:
+    """precision_check.compare: metric by metric and epoch by epoch, retrained minus committed,
+    each side described by its precision and CPU."""
+    spec = importlib.util.spec_from_file_location("precision_check", SCALING / "precision_check.py")
+    assert spec and spec.loader
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    committed = fake_run(20000, "full", 1, acc=0.80, settings={"bf16": True})
+    committed.update(
+        machine={"cpu_model": "Xeon"}, history=[{"train_loss": 0.70}, {"train_loss": 0.50}]
+    )
+    done = {
+        "metrics": {
+            "sets": {
+                s: dict(m, accuracy=m["accuracy"] + 0.01) for s, m in committed["test_sets"].items()
+            },
+            "temperature": 1.4,
+        },
+        "history": [{"train_loss": 0.701}, {"train_loss": 0.4995}],
+    }
+    config = {"config": {"train": {"bf16": False}}, "environment": {"cpu_model": "EPYC"}}
+    result = check.compare(done, committed, config)
+    assert result["retrained"] == "fp32 on EPYC" and result["committed"] == "bf16 autocast on Xeon"
+    acc = result["test_sets"]["snli_test"]["accuracy"]
+    assert acc["committed"] == 0.80 and acc["difference"] == pytest.approx(0.01)
+    assert result["test_sets"]["mnli_ood"]["ece"]["difference"] == 0
+    assert result["train_loss_per_epoch"]["largest_difference"] == pytest.approx(0.001)
+    assert result["temperature"] == {"retrained": 1.4, "committed": 1.5}
