@@ -14,27 +14,22 @@ goes to ``results/precision_check.json`` (merged with earlier checks). Seconds, 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from tdmixup.runio import read_json, write_json
-
 HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # scaling_summary; throughput
+
+from scaling_summary import precision_name  # noqa: E402
+
+from tdmixup.runio import read_json, write_json  # noqa: E402
+
 METRICS = ("accuracy", "ece", "ece_scaled", "nll", "brier")
 
 
-def describe(precision_bf16: bool, cpu: str | None) -> str:
-    return f"{'bf16 autocast' if precision_bf16 else 'fp32'} on {cpu or 'an unrecorded CPU'}"
-
-
-def this_cpu() -> str | None:
-    """This machine's CPU model (Linux), for a run folder whose config did not record it: the run
-    folder lives on the machine that trained it."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return None
-    line = next((ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")), "")
-    return line.partition(":")[2].strip() or None
+def describe(bf16: bool, cpu: str | None) -> str:
+    return f"{precision_name(bf16)} on {cpu or 'an unrecorded CPU'}"
 
 
 def compare(
@@ -42,7 +37,12 @@ def compare(
 ) -> dict[str, Any]:
     """Both runs' metrics (fractions), temperature and per-epoch loss, and their differences;
     ``config`` is the run folder's ``config.json``."""
-    cpu = config.get("environment", {}).get("cpu_model") or this_cpu()
+    # a run folder lives on the machine that trained it: this machine's CPU where none is recorded
+    cpu = config.get("environment", {}).get("cpu_model")
+    if cpu is None:
+        from throughput import machine_info
+
+        cpu = machine_info()["cpu_model"]
     sets = {}
     for name, theirs in committed["test_sets"].items():
         ours = done["metrics"]["sets"][name]

@@ -116,11 +116,16 @@ def check_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return first
 
 
+def precision_name(bf16: bool | None) -> str:
+    """How a run with ``settings.bf16`` trained, in words."""
+    return "bf16 autocast" if bf16 else "fp32"
+
+
 def precision(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Each training precision in use → the runs (``<size>_<row>_seed<s>``) that trained in it."""
     out: dict[str, list[str]] = defaultdict(list)
     for r in runs:
-        out["bf16 autocast" if r["settings"].get("bf16") else "fp32"].append(
+        out[precision_name(r["settings"].get("bf16"))].append(
             f"{r['size']}_{r['row']}_seed{r['seed']}"
         )
     return dict(sorted(out.items()))
