@@ -15,7 +15,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+"""The one place the version is written: pyproject.toml reads it (``attr:``), ``tdmixup --version``
+prints it, and ``importlib.metadata.version("tdmixup")`` of an installed copy agrees."""
 
 _EXPORTS: dict[str, str] = {
     # configs

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tdmixup import __version__
 from tdmixup import config as C
 from tdmixup.cli_options import (
     EXPERIMENT_TABLES,
@@ -405,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Log every stage and epoch; show the traceback of an error.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         p = sub.add_parser(

@@ -82,6 +82,8 @@ def environment_info(world_size: int | None = None, device: str | None = None) -
 
     import torch
 
+    from tdmixup import __version__
+
     def version(pkg: str) -> str | None:
         try:
             return md.version(pkg)
@@ -115,5 +117,6 @@ def environment_info(world_size: int | None = None, device: str | None = None) -
         if world_size is not None
         else int(os.environ.get("WORLD_SIZE", "1")),
         "hf_hub_offline": os.environ.get("HF_HUB_OFFLINE"),
-        "versions": {p: version(p) for p in pkgs},
+        # tdmixup's own version from the code that runs (an editable install's metadata can lag)
+        "versions": {p: __version__ if p == "tdmixup" else version(p) for p in pkgs},
     }
