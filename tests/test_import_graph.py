@@ -57,7 +57,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("evaluation and reports", frozenset({"evaluation", "report", "tables"})),
     ("a run folder's session and its training stages", frozenset({"session", "aum_training"})),
     ("the pipeline of stages", frozenset({"pipeline"})),
-    ("commands", frozenset({"experiments", "preflight", "cli"})),
+    ("commands", frozenset({"experiments", "preflight", "cli_config", "cli"})),
 )
 
 

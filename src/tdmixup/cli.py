@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from tdmixup import __version__
 from tdmixup import config as C
+from tdmixup.cli_config import ConfigFileError, add_config_file_option, parse_args_with_config_file
 from tdmixup.cli_options import (
     EXPERIMENT_TABLES,
     add_aum_options,
@@ -388,7 +389,8 @@ COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``tdmixup`` parser: one subcommand per ``cmd_*``, each with its options from
-    :mod:`tdmixup.cli_options`, and ``-v`` before or after the subcommand."""
+    :mod:`tdmixup.cli_options`, ``--config FILE`` (:mod:`tdmixup.cli_config`), and ``-v``
+    before or after the subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v",
@@ -397,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="Log every stage and epoch; show the traceback of an error.",
     )
+    add_config_file_option(common)
     parser = argparse.ArgumentParser(
         prog="tdmixup", description="MixUp guided by training dynamics (TDMixUp)."
     )
@@ -420,10 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The ``tdmixup`` entry point; returns the exit status (see
     :func:`tdmixup.preflight.run_command`)."""
-    from tdmixup.preflight import run_command
+    from tdmixup.preflight import EXIT_USAGE, run_command
 
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    try:
+        ns = parse_args_with_config_file(parser, argv)  # --config FILE, then the flags over it
+    except ConfigFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(
         level=logging.INFO if ns.verbose else logging.WARNING,
         format="%(asctime)s %(name)s: %(message)s",
