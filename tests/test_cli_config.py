@@ -144,6 +144,7 @@ def test_an_old_runs_config_json_keeps_the_settings_it_ran_with(
         ("- 1\n", ["run"], "expected a mapping of option: value at the top, got list"),
         ("a: [1\n", ["run"], "not valid YAML"),
         ("config: x.yaml\n", ["run"], "a config file cannot name another"),
+        ("verbose: true\n", ["run"], "verbose: give --verbose on the command line"),
     ],
 )  # fmt: skip
 def test_bad_files_are_one_line_errors(

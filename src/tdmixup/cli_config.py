@@ -19,7 +19,8 @@ takes the value the run used (:data:`tdmixup.session.FOLDER_KEEPS`). So
 same seed, same numbers.
 
 A key that is neither a field nor an option is one line naming the file and the key, like a
-value of the wrong type. Anchor: ``transformers.HfArgumentParser.parse_json_file`` /
+value of the wrong type. Paths in a file are read as on the command line: relative to the
+current folder, not to the file's. Anchor: ``transformers.HfArgumentParser.parse_json_file`` /
 ``parse_yaml_file``, which build the dataclasses from a file and refuse unknown keys; here the
 file's values then pass through the command line's own options, so a flag overrides them.
 """
@@ -53,8 +54,8 @@ log = logging.getLogger("tdmixup.cli")
 
 RECORD_KEYS = ("environment", "changed_from_stage")
 """Keys of a run folder's ``config.json`` beside ``"config"`` that are records, not options."""
-_NOT_IN_FILES = ("help", "version", "config")
-"""Options a file cannot set."""
+_NOT_IN_FILES = ("help", "version", "config", "verbose")
+"""Options a file cannot set: they are about this invocation, not the run."""
 
 
 class ConfigFileError(ValueError):
@@ -262,6 +263,8 @@ def _unknown(
             f"{source}: {key}: expected a mapping of {key} fields "
             f"({key}: {{field: value}}), got {value!r}"
         )
+    if key in _NOT_IN_FILES:
+        return f"{source}: {key}: give --{key} on the command line; a file cannot set it"
     close = difflib.get_close_matches(key.replace("-", "_"), list(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return (
