@@ -130,7 +130,11 @@ def _changelog() -> str:
 
 
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """``tdmixup --version``, as the README's Install section names it."""
     from tdmixup.cli import main
+
+    install = (REPO / "README.md").read_text().split("## Install", 1)[1].split("\n## ", 1)[0]
+    assert "`tdmixup --version` prints the version" in install and "`CITATION.cff`" in install
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
