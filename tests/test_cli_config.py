@@ -1,5 +1,5 @@
 """``--config FILE`` (tdmixup.cli_config): options from JSON/YAML, the command line over the file,
-a run's own ``config.json`` read back, one-line errors; and the README's "Config files" example,
+a run's own ``config.json`` read back, one-line errors; and the docs' "Config files" example,
 which repeats a run from its ``config.json`` with the same numbers (tiny random BERT, real SNLI)."""
 
 from __future__ import annotations
@@ -171,8 +171,9 @@ def test_unreadable_files_are_one_line_errors(
 
 # --- the README's example, end to end ------------------------------------------------------
 def readme_config_example() -> tuple[str, list[list[str]]]:
-    """The YAML file and the ``tdmixup`` lines of README.md's "Config files" paragraph."""
-    text = (REPO / "README.md").read_text().split("**Config files.**", 1)[1]
+    """The YAML file and the ``tdmixup`` lines of the "Config files" section of
+    docs/guides/method.md."""
+    text = (REPO / "docs" / "guides" / "method.md").read_text().split("## Config files", 1)[1]
     yaml_text = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     lines = text.split("# config files\n", 1)[1].split("```", 1)[0].splitlines()
     return yaml_text, [shlex.split(line.split("  #", 1)[0]) for line in lines]

@@ -173,9 +173,10 @@ def test_the_back_reach_check_sees_an_upward_import() -> None:
 
 
 def test_the_readme_table_names_every_module_in_its_layer() -> None:
-    """README's "How it fits together" table lists every module under its LAYERS layer."""
-    readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## How it fits together", 1)[1].split("\n## ", 1)[0]
+    """The layer table of docs/guides/architecture.md lists every module under its LAYERS layer."""
+    page = PACKAGE.parents[1] / "docs" / "guides" / "architecture.md"
+    section = page.read_text(encoding="utf-8").split("# How it fits together", 1)[1]
+    section = section.split("\n## ", 1)[0]
     rows = [line.split("|") for line in section.splitlines() if line.startswith("| ")]
     layer_names = [cells[1].strip() for cells in rows[1:]]  # the header row first
     modules_by_row = [cells[2] for cells in rows[1:]]
@@ -194,4 +195,4 @@ def test_the_readme_table_names_every_module_in_its_layer() -> None:
     for index, (_, modules) in enumerate(LAYERS):
         for module in modules:
             top = module.split(".")[0]
-            assert placed.get(top) == index, f"README's module table: {module} not in layer {index}"
+            assert placed.get(top) == index, f"{page.name}'s module table: {module} not in layer {index}"

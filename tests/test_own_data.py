@@ -1,4 +1,4 @@
-"""The README's "Your own data" section, run as written on the files in tests/fixtures/own_data
+"""The docs' "Your own data" guide (docs/guides/own-data.md), run as written on the files in tests/fixtures/own_data
 with a tiny random BERT; `--label-names a,b,c`; the learning check on a model that cannot learn."""
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ TINY = ["--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3", "--max-
 
 
 def readme_section() -> str:
-    text = (REPO / "README.md").read_text()
-    start = text.index("## Your own data\n")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+    """docs/guides/own-data.md up to its "Recording dynamics" section."""
+    text = (REPO / "docs" / "guides" / "own-data.md").read_text()
+    return text.split("\n## Recording dynamics", 1)[0]
 
 
 def code_blocks(section: str, language: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The README's "stages one by one" commands, chained as written (each reads the previous one's
+"""The "stages one by one" commands of docs/guides/method.md, chained as written (each reads the previous one's
 files), on SNLI with a tiny random BERT and smoke sizes appended."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ LOOP = ["--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3"]
 
 
 def readme_stage_commands() -> list[list[str]]:
-    """The ``tdmixup`` lines under ``# the stages one by one`` in README.md, split like a shell."""
+    """The ``tdmixup`` lines under ``# the stages one by one`` in docs/guides/method.md, split like a shell."""
     lines = (
-        (REPO / "README.md")
+        (REPO / "docs" / "guides" / "method.md")
         .read_text()
         .split("# the stages one by one", 1)[1]
         .split("\n\n", 1)[0]

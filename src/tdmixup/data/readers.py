@@ -359,9 +359,10 @@ def split_dataset(
     part stays in permuted order, so "the first ``n`` training rows" is a random subset that
     only grows with ``n``. ``sample_id`` is unchanged.
 
-    >>> ds = Dataset.from_dict({"sample_id": list(range(10))})
-    >>> [len(p) for p in split_dataset(ds, seed=0, dev_size=3)]
-    [5, 3, 2]
+    Examples:
+        >>> ds = Dataset.from_dict({"sample_id": list(range(10))})
+        >>> [len(p) for p in split_dataset(ds, seed=0, dev_size=3)]
+        [5, 3, 2]
     """
     n = len(dataset)
     n_test = int(round(test_fraction * n))
