@@ -191,7 +191,17 @@ def _write_readable(session: Session, out_dir: Path, table: pd.DataFrame, statis
     gold = pd.Series(session.train.labels[session.train.positions_of(ids)], index=ids)
     stats = None
     if statistics.exists():
-        stats = pd.read_parquet(statistics)[["confidence", "variability", "correctness"]]
+        from tdmixup.fingerprint import check_statistics
+
+        stats = pd.read_parquet(statistics)
+        data = session.config.data
+        check_statistics(
+            stats.loc[stats.index.isin(ids)] if "sample_id" not in stats.columns else stats,
+            session.task.train,
+            table=statistics,
+            data=f"--train-file {data.train_file}" if data.train_file else f"task {data.task}",
+        )
+        stats = stats[["confidence", "variability", "correctness"]]
     texts = sample_texts(
         session.task.train.select(session.train.positions_of(ids).tolist()), spec.kind
     )

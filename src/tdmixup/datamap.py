@@ -258,21 +258,32 @@ def datamap_summary(
     *,
     stratify: bool,
     class_mix: ClassMix,
+    suspects: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a data map's ``done.json`` / ``summary.json`` records: samples, region sizes, whether
-    regions were taken within each class, and the regions' class counts and warnings."""
-    return {
+    regions were taken within each class, the regions' class counts and warnings, and the
+    suspects (``suspects.csv``: :func:`tdmixup.suspects.flag_summary`) when given."""
+    summary = {
         "n": int(len(stats)),
         "regions": {k: int(len(v)) for k, v in regions.items()},
         "stratify_regions": stratify,
         "class_counts": class_mix["counts"],
         "class_warnings": class_mix["warnings"],
     }
+    if suspects is not None:
+        summary["suspects"] = dict(suspects)
+    return summary
 
 
-def datamap_title(stats: pd.DataFrame) -> str:
+STRATIFIED_NOTE = "regions taken within each class (--stratify-regions), so their outlines overlap"
+"""The second title line of a data map whose regions were taken per class: each class has its own
+confidence scale, so a region's convex hull spans the other regions' (the overlap is real)."""
+
+
+def datamap_title(stats: pd.DataFrame, *, stratified: bool = False) -> str:
     """A data map's title from its statistics' ``attrs``, e.g.
-    ``"snli data map: 2,000 training samples, 3 epochs (end-of-epoch dynamics)"``."""
+    ``"snli data map: 2,000 training samples, 3 epochs (end-of-epoch dynamics)"``; with
+    ``stratified``, a second line says why the region outlines overlap (:data:`STRATIFIED_NOTE`)."""
     attrs = getattr(stats, "attrs", {})
     mode = {"epoch_end": "end-of-epoch dynamics", "train_pass": "training-pass dynamics"}.get(
         attrs.get("mode", "")
@@ -280,4 +291,5 @@ def datamap_title(stats: pd.DataFrame) -> str:
     epochs = attrs.get("num_epochs")
     details = [f"{len(stats):,} training samples"] + ([f"{epochs} epochs"] if epochs else [])
     name = f"{attrs['task']} data map" if attrs.get("task") else "Data map"
-    return f"{name}: {', '.join(details)}" + (f" ({mode})" if mode else "")
+    title = f"{name}: {', '.join(details)}" + (f" ({mode})" if mode else "")
+    return title + (f"\n{STRATIFIED_NOTE}" if stratified else "")
