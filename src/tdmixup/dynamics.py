@@ -508,7 +508,7 @@ def compute_statistics(dyn: TrainingDynamics) -> pd.DataFrame:
         ``prediction`` (argmax at the last epoch), ``prediction_probability`` (its softmax
         probability at the last epoch) and, when the table holds them, ``text_hash`` (the
         fingerprint of each row's text, so a statistics file can be checked against data too).
-        ``attrs`` holds ``num_epochs``, ``mode``, ``task`` and ``label_names``.
+        ``attrs`` holds ``num_epochs``, ``mode``, ``task`` and ``label_names`` (when recorded).
     """
     stats = pd.DataFrame(
         per_sample_statistics(dyn.logits, dyn.gold),
@@ -520,10 +520,7 @@ def compute_statistics(dyn: TrainingDynamics) -> pd.DataFrame:
         stats["prediction_probability"] = z.max(axis=1) / z.sum(axis=1)
     if dyn.text_hash is not None:
         stats["text_hash"] = dyn.text_hash
-    stats.attrs.update(
-        num_epochs=int(np.shape(dyn.logits)[0]),
-        mode=dyn.mode,
-        task=dyn.task,
-        label_names=list(dyn.label_names),
-    )
+    stats.attrs.update(num_epochs=int(np.shape(dyn.logits)[0]), mode=dyn.mode, task=dyn.task)
+    if dyn.label_names:
+        stats.attrs["label_names"] = list(dyn.label_names)
     return stats

@@ -45,6 +45,7 @@ from tdmixup.session import (  # the pipeline's public API is re-exported from h
     read_done,
     read_saved_config,
     train_and_evaluate,
+    user_mapping,
     with_task_defaults,
 )
 
@@ -78,7 +79,9 @@ __all__ = [
     "stage_full",
     "stage_tdmixup",
     "tdmixup_sets",
+    "datamap_suspects",
     "train_and_evaluate",
+    "user_mapping",
     "with_task_defaults",
 ]
 
@@ -135,14 +138,6 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix, suspects=suspects)
     mark_done(session, out, summary)
     return summary
-
-
-def user_mapping(data: Any, task: str) -> dict[str, str]:
-    """The ``--column`` mapping of the run's files (the task's default when none is given), so
-    ``suspects.csv`` and ``flagged.csv`` use the columns of the user's own file."""
-    from tdmixup.data.tasks import DEFAULT_COLUMNS
-
-    return dict(data.columns or DEFAULT_COLUMNS.get(task, ()))
 
 
 def datamap_suspects(

@@ -291,17 +291,24 @@ def _config_changes(
     return out
 
 
+def user_mapping(data: Any, task: str) -> dict[str, str]:
+    """The ``--column`` mapping of the run's files (the task's default when none is given), so
+    ``suspects.csv`` and ``flagged.csv`` use the columns of the user's own file."""
+    from tdmixup.data.tasks import DEFAULT_COLUMNS
+
+    return dict(data.columns or DEFAULT_COLUMNS.get(task, ()))
+
+
 def data_fingerprint(session: Session, *, with_labels: bool = True) -> Any:
     """The :class:`tdmixup.fingerprint.DataFingerprint` of the session's training rows (text
     hashes by id, the task's label names unless ``with_labels`` is False, e.g. for AUM's
     relabelled runs, and the column mapping as JSON), stored with every dynamics table."""
     import json
 
-    from tdmixup.data.tasks import DEFAULT_COLUMNS
     from tdmixup.fingerprint import DataFingerprint, hashes_by_id
 
     spec, data = session.task.spec, session.config.data
-    columns = dict(data.columns or DEFAULT_COLUMNS.get(spec.name, ()))
+    columns = user_mapping(data, spec.name)
     if session.fingerprint_hashes is None:
         session.fingerprint_hashes = hashes_by_id(session.task.train)
     return DataFingerprint(
