@@ -168,3 +168,25 @@ def test_stratified_title_says_why_outlines_overlap() -> None:
     assert STRATIFIED_NOTE in datamap_title(stats, stratified=True)
     assert STRATIFIED_NOTE not in datamap_title(stats)
     assert "overlap" in STRATIFIED_NOTE
+
+
+def test_readme_data_quality_command_runs_as_written(tmp_path: Path) -> None:
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Data quality", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "own_data"
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[:2] == ["tdmixup", "datamap"]
+    _record(tmp_path / "dyn.parquet", _read(fixtures / "train.jsonl"))
+    argv = [
+        a.replace("my_data/", f"{fixtures}/")
+        .replace("runs/dyn/dynamics.parquet", str(tmp_path / "dyn.parquet"))
+        .replace("runs/map", str(tmp_path / "map"))
+        for a in argv[1:]
+    ]
+    assert main(argv) == 0
+    suspects = pd.read_csv(tmp_path / "map" / "suspects.csv")
+    assert suspects["aum"].is_monotonic_increasing and "premise" in suspects.columns

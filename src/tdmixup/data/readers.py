@@ -336,8 +336,9 @@ def _format_of(path: Path) -> FileFormat:
 
 
 def _int_ids(rows: Rows, column: str) -> np.ndarray:
-    if column not in rows.frame.columns:
-        found = ", ".join(str(c) for c in rows.frame.columns)
+    frame = rows.frame
+    if column not in frame.columns or (len(frame) and frame[column].isna().all()):
+        found = ", ".join(str(c) for c in frame.columns if frame[c].notna().any())
         raise data_error(
             rows.path,
             None,
