@@ -18,7 +18,7 @@ from _cli_data import LABELS, data_args, pair_rows, write_jsonl  # noqa: E402
 from tdmixup.cli import main  # noqa: E402
 from tdmixup.data.readers import read_table  # noqa: E402
 from tdmixup.data.schema import DataError  # noqa: E402
-from tdmixup.datamap import STRATIFIED_NOTE, datamap_title  # noqa: E402
+from tdmixup.datamap import STRATIFIED_NOTE, png_title  # noqa: E402
 from tdmixup.dynamics import append_epoch, compute_statistics, read_dynamics  # noqa: E402
 from tdmixup.fingerprint import DataFingerprint, check_data, text_hashes  # noqa: E402
 
@@ -163,11 +163,19 @@ def test_a_bare_datamap_names_the_classes_the_table_recorded(tmp_path: Path) -> 
     assert set(pd.read_csv(out / "suspects.csv")["label"]) <= set(LABELS)
 
 
-def test_stratified_title_says_why_outlines_overlap() -> None:
-    stats = pd.DataFrame({"confidence": [0.5]}, index=pd.Index([0], name="sample_id"))
-    assert STRATIFIED_NOTE in datamap_title(stats, stratified=True)
-    assert STRATIFIED_NOTE not in datamap_title(stats)
-    assert "overlap" in STRATIFIED_NOTE
+def test_stratified_png_title_says_why_outlines_overlap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tdmixup.datamap_plots as plots
+
+    titles: list[str] = []
+    monkeypatch.setattr(plots, "plot_datamap_png", lambda *a, **k: titles.append(k["title"]))
+    _record(tmp_path / "dyn.parquet", _read(write_jsonl(tmp_path / "t.jsonl", pair_rows(30))))
+    argv = ["datamap", "--dynamics", str(tmp_path / "dyn.parquet"), "--output-dir"]
+    assert main([*argv, str(tmp_path / "a")]) == 0  # stratified regions: the default
+    assert main([*argv, str(tmp_path / "b"), "--no-stratify-regions"]) == 0
+    assert titles[0].endswith("\n" + STRATIFIED_NOTE) and STRATIFIED_NOTE not in titles[1]
+    assert "overlap" in png_title("t", stratified=True)
 
 
 def test_readme_data_quality_command_runs_as_written(tmp_path: Path) -> None:

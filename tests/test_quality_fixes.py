@@ -90,7 +90,9 @@ def test_aum_needs_no_test_file_and_flagged_csv_is_a_relabelling_table(
     flagged.loc[0, "label"] = "neutral"
     flagged.to_csv(tmp_path / "fixed.csv", index=False)
     back = read_table(tmp_path / "fixed.csv", columns=MAPPING, label_names=LABELS)
-    assert back[0]["label"] == LABELS.index("neutral") and back[0]["text_a"] == flagged["premise"][0]
+    assert (
+        back[0]["label"] == LABELS.index("neutral") and back[0]["text_a"] == flagged["premise"][0]
+    )
 
 
 def test_sample_id_column_names_the_training_file_only(tmp_path: Path) -> None:
@@ -124,7 +126,6 @@ def test_dynamics_callback_refuses_repeated_ids_before_training_and_stores_label
     transformers = pytest.importorskip("transformers")
     require_minilm()
     from _tiny import minilm_tokenizer, tiny_bert_config
-
     from tdmixup import DynamicsCallback
 
     tokenizer = minilm_tokenizer()

@@ -223,12 +223,13 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
         stats,
         regions,
         out,
-        title=ns.title or datamap_title(stats, stratified=stratify),
+        title=ns.title or datamap_title(stats),
         texts=texts,
         gold_names=names,
         source=source,
         mapping=user_mapping(cfg.data, cfg.data.task) if source is not None else None,
         rank_by=cfg.dynamics.rank_by,
+        stratified=stratify,
     )
     label_names = list(names) if names else [str(k) for k in range(dyn.num_classes)]
     mix = describe_class_mix(

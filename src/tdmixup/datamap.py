@@ -280,10 +280,15 @@ STRATIFIED_NOTE = "regions taken within each class (--stratify-regions), so thei
 confidence scale, so a region's convex hull spans the other regions' (the overlap is real)."""
 
 
-def datamap_title(stats: pd.DataFrame, *, stratified: bool = False) -> str:
+def png_title(title: str, *, stratified: bool) -> str:
+    """The PNG's title: ``title``, and with class-stratified regions a second line saying why
+    their outlines overlap (:data:`STRATIFIED_NOTE`)."""
+    return title + (f"\n{STRATIFIED_NOTE}" if stratified else "")
+
+
+def datamap_title(stats: pd.DataFrame) -> str:
     """A data map's title from its statistics' ``attrs``, e.g.
-    ``"snli data map: 2,000 training samples, 3 epochs (end-of-epoch dynamics)"``; with
-    ``stratified``, a second line says why the region outlines overlap (:data:`STRATIFIED_NOTE`)."""
+    ``"snli data map: 2,000 training samples, 3 epochs (end-of-epoch dynamics)"``."""
     attrs = getattr(stats, "attrs", {})
     mode = {"epoch_end": "end-of-epoch dynamics", "train_pass": "training-pass dynamics"}.get(
         attrs.get("mode", "")
@@ -291,5 +296,4 @@ def datamap_title(stats: pd.DataFrame, *, stratified: bool = False) -> str:
     epochs = attrs.get("num_epochs")
     details = [f"{len(stats):,} training samples"] + ([f"{epochs} epochs"] if epochs else [])
     name = f"{attrs['task']} data map" if attrs.get("task") else "Data map"
-    title = f"{name}: {', '.join(details)}" + (f" ({mode})" if mode else "")
-    return title + (f"\n{STRATIFIED_NOTE}" if stratified else "")
+    return f"{name}: {', '.join(details)}" + (f" ({mode})" if mode else "")

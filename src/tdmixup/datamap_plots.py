@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tdmixup.config import RankBy
-from tdmixup.datamap import REGION_TITLES, statistics_columns, write_regions
+from tdmixup.datamap import REGION_TITLES, png_title, statistics_columns, write_regions
 from tdmixup.layout import DATAMAP_HTML, DATAMAP_PNG, REGIONS_DIR, STATISTICS, SUSPECTS, sample_csv
 from tdmixup.runio import atomic_output, atomic_write_bytes
 from tdmixup.samples import sample_table, write_sample_csv
@@ -453,6 +453,7 @@ def save_datamap(
     source: Any = None,
     mapping: Mapping[str, str] | None = None,
     rank_by: RankBy = "confidence",
+    stratified: bool = False,
 ) -> Path:
     """Write a data map's files to ``folder`` (each atomically).
 
@@ -464,7 +465,8 @@ def save_datamap(
     ``rank_by`` (:func:`tdmixup.suspects.rank_suspects`) in the columns of the user's file
     (``source``: its schema rows, ``mapping``: the ``--column`` mapping; without ``source``,
     sample id and label only), with predicted label, probability and statistics
-    (:func:`tdmixup.suspects.suspect_table`).
+    (:func:`tdmixup.suspects.suspect_table`). ``stratified``: the regions were taken within each
+    class, which the PNG's title says (their outlines overlap, :func:`~tdmixup.datamap.png_title`).
     """
     from tdmixup.suspects import rank_suspects, suspect_table, write_suspects
 
@@ -490,7 +492,11 @@ def save_datamap(
         write_sample_csv(table, sample_csv(folder / REGIONS_DIR, name))
     atomic_write_bytes(folder / STATISTICS, stats.to_parquet())
     plot_datamap_png(
-        stats, folder / DATAMAP_PNG, title=title, regions=regions, gold_names=gold_names
+        stats,
+        folder / DATAMAP_PNG,
+        title=png_title(title, stratified=stratified),
+        regions=regions,
+        gold_names=gold_names,
     )
     plot_datamap_html(
         stats,

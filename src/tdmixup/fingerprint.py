@@ -8,8 +8,9 @@ statistics. So the table also holds, per row, a 64-bit hash of the row's text
 of a dataset and refuses a mismatch in one line naming the first differing sample.
 
 Hashing is vectorised (``pandas.util.hash_pandas_object``, SipHash with a fixed key, stable
-across processes and runs): the text fields of a row are joined with U+001F (unit separator;
-the endings of a multiple-choice row with U+001E) and hashed as one string.
+across processes and runs): each text field is hashed as a column and the columns' hashes are
+combined per row (the endings of a multiple-choice row are first joined with U+001E). 550,152
+SNLI-sized pairs hash in about 1 s on one core.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ log = logging.getLogger("tdmixup.fingerprint")
 TEXT_FIELDS = ("text_a", "text_b", "context", "endings")
 """Text fields of the schema (:mod:`tdmixup.data.schema`), hashed in this order when present."""
 
-_FIELD_SEP = "\x1f"
 _LIST_SEP = "\x1e"
 
 
@@ -37,6 +37,8 @@ def _as_strings(values: Any) -> pd.Series:
     series = pd.Series(list(values) if not isinstance(values, pd.Series) else values, dtype=object)
     if len(series) and isinstance(series.iloc[0], list | tuple | np.ndarray):
         return series.map(lambda cell: _LIST_SEP.join(str(x) for x in cell))
+    if pd.api.types.infer_dtype(series, skipna=False) == "string":
+        return series  # already str: no per-cell conversion (≈1 s per 550k cells)
     return series.astype(str)
 
 
@@ -60,10 +62,8 @@ def text_hashes(columns: Mapping[str, Any], fields: Sequence[str] | None = None)
     names = list(fields) if fields is not None else [f for f in TEXT_FIELDS if f in columns]
     if not names:
         raise ValueError(f"no text field to hash: expected one of {TEXT_FIELDS}")
-    joined = _as_strings(columns[names[0]])
-    for name in names[1:]:
-        joined = joined + _FIELD_SEP + _as_strings(columns[name])
-    return pd.util.hash_pandas_object(joined, index=False, categorize=False).to_numpy(np.uint64)
+    frame = pd.DataFrame({name: _as_strings(columns[name]).to_numpy() for name in names})
+    return pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy(np.uint64)
 
 
 def _columns_of(dataset: Any) -> Mapping[str, Any]:

@@ -126,12 +126,13 @@ def stage_datamap(session: Session) -> dict[str, Any]:
             stats,
             regions,
             out,
-            title=datamap_title(stats, stratified=stratify),
+            title=datamap_title(stats),
             texts=_sample_texts(session),
             gold_names=names,
             source=session.task.train,
             mapping=user_mapping(session.config.data, session.task.spec.name),
             rank_by=dcfg.rank_by,
+            stratified=stratify,
         )
     mix = class_mix(session, regions, reference="train", context="data map: ")
     suspects = datamap_suspects(stats, regions, names, dcfg.rank_by)
