@@ -463,15 +463,20 @@ def save_datamap(
     ``statistics.parquet`` (one row per sample, from :func:`tdmixup.dynamics.compute_statistics`),
     ``datamap.png``, ``datamap.html`` and ``suspects.csv``: the hard-to-learn region ranked by
     ``rank_by`` (:func:`tdmixup.suspects.rank_suspects`) in the columns of the user's file
-    (``source``: its schema rows, ``mapping``: the ``--column`` mapping; without ``source``,
-    sample id and label only), with predicted label, probability and statistics
-    (:func:`tdmixup.suspects.suspect_table`). ``stratified``: the regions were taken within each
-    class, which the PNG's title says (their outlines overlap, :func:`~tdmixup.datamap.png_title`).
+    (``source``: its schema rows, checked against the statistics' ``gold`` and ``text_hash``
+    first; ``mapping``: the ``--column`` mapping; without ``source``, sample id and label only),
+    with predicted label, probability and statistics (:func:`tdmixup.suspects.suspect_table`).
+    ``stratified``: the regions were taken within each class, which the PNG's title says (their
+    outlines overlap, :func:`~tdmixup.datamap.png_title`).
     """
     from tdmixup.suspects import rank_suspects, suspect_table, write_suspects
 
     folder = Path(folder)
     write_regions(regions, folder / REGIONS_DIR)
+    if source is not None:  # never put another file's rows beside these statistics
+        from tdmixup.fingerprint import check_statistics
+
+        check_statistics(stats, source, table="the data map's statistics", data="source")
     if "hard" in regions:
         ranked = rank_suspects(np.asarray(regions["hard"]), stats, rank_by=rank_by)
         rows = (
