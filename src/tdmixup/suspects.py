@@ -191,7 +191,7 @@ def suspects_per_class(
     label_names: Sequence[str],
 ) -> dict[str, dict[str, Any]]:
     """Per given label: samples in the pool, suspects among them, their share, and what the model
-    predicted for the suspects.
+    predicted for the suspects (those with a prediction).
 
     Args:
         flagged_ids: ``[F]`` suspect ids; pool_ids: ``[N]`` ids they were drawn from.
@@ -225,8 +225,9 @@ def suspects_per_class(
             "suspects": int(f[c]),
             "share": float(f[c] / n[c]) if n[c] else 0.0,
         }
-        if preds is not None:
-            counts = np.bincount(preds[flag_gold == c].astype(np.int64), minlength=k)
+        if preds is not None:  # samples without a prediction (never judged by AUM) are left out
+            mine = np.asarray(preds[flag_gold == c], dtype=np.float64)
+            counts = np.bincount(mine[np.isfinite(mine)].astype(np.int64), minlength=k)
             entry["predicted"] = {names[j]: int(counts[j]) for j in np.flatnonzero(counts)}
         out[names[c]] = entry
     return out
