@@ -4,6 +4,7 @@ counts and warnings; plus the docstring examples of it and of :mod:`tdmixup.fing
 from __future__ import annotations
 
 import doctest
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,3 +85,31 @@ def test_training_learning_check_reads_the_last_epochs_predictions() -> None:
     assert not training_learning_check(stats, learning_check)["near_chance"]
     stats["prediction"] = 0
     assert training_learning_check(stats, learning_check)["near_chance"]
+
+
+def test_report_has_the_suspects_per_class_and_the_warnings(tmp_path: Path) -> None:
+    import json
+
+    from tdmixup.report import write_run_report
+
+    gold = pd.Series([0, 0, 1, 1], index=range(4))
+    pred = pd.Series([1, 0, 0, 1], index=range(4))
+    flags = suspects.flag_summary(
+        what="the data map's hard-to-learn region",
+        file="suspects.csv",
+        flagged_ids=np.array([0, 2]),
+        pool_ids=np.arange(4),
+        gold=gold,
+        predicted=pred,
+        label_names=["no", "yes"],
+        fix="use --dynamics-fraction 0.1",
+        rank_by="confidence",
+    )
+    (tmp_path / "datamap").mkdir()
+    done = {"regions": {"easy": 1, "ambiguous": 1, "hard": 2}, "suspects": flags}
+    (tmp_path / "datamap" / "done.json").write_text(json.dumps(done))
+    report = write_run_report(tmp_path).read_text()
+    section = report.split("## Suspected wrong labels", 1)[1]
+    assert "**Warning:** the data map's hard-to-learn region flags 2 of 4 samples (50 %)" in section
+    assert "| no | 2 | 1 | 50.0 % | yes 1 |" in section
+    assert "| yes | 2 | 1 | 50.0 % | no 1 |" in section
