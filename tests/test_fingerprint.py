@@ -198,3 +198,21 @@ def test_readme_data_quality_command_runs_as_written(tmp_path: Path) -> None:
     assert main(argv) == 0
     suspects = pd.read_csv(tmp_path / "map" / "suspects.csv")
     assert suspects["aum"].is_monotonic_increasing and "premise" in suspects.columns
+
+
+def test_every_epoch_must_record_the_same_texts(tmp_path: Path) -> None:
+    ids, gold, logits = np.arange(4), np.array([0, 1, 2, 0]), np.zeros((4, 3))
+    hashes = np.array([1, 2, 3, 4], dtype=np.uint64)
+    path = tmp_path / "dyn.parquet"
+    common = {"sample_ids": ids, "gold": gold, "logits": logits, "mode": "epoch_end"}
+    append_epoch(path, epoch=0, text_hash=hashes, label_names=LABELS, **common)  # type: ignore[arg-type]
+    append_epoch(path, epoch=1, text_hash=hashes[::-1][::-1], **common)  # type: ignore[arg-type]
+    assert read_dynamics(path).label_names == LABELS  # kept when a later epoch gives none
+    changed = hashes.copy()
+    changed[2] = 99
+    with pytest.raises(ValueError, match=r"texts differ from the earlier epochs for sample ids 2"):
+        append_epoch(path, epoch=2, text_hash=changed, **common)  # type: ignore[arg-type]
+    # an epoch recorded without hashes (e.g. resumed by an older recorder): the table drops them
+    append_epoch(path, epoch=2, **common)  # type: ignore[arg-type]
+    dyn = read_dynamics(path)
+    assert dyn.text_hash is None and len(dyn.epochs) == 3
