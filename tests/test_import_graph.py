@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "classmix",
                 "noise",
                 "samples",
+                "fingerprint",
                 "calibration",
                 "data",
                 "data._common",
@@ -46,7 +47,15 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "training dynamics, data maps, AUM on arrays",
         frozenset(
-            {"sample_statistics", "dynamics", "datamap", "datamap_plots", "aum", "aum_arrays"}
+            {
+                "sample_statistics",
+                "dynamics",
+                "datamap",
+                "datamap_plots",
+                "aum",
+                "aum_arrays",
+                "suspects",
+            }
         ),
     ),
     ("one training step per strategy", frozenset({"mixing", "kong", "aum_saliency", "mixup"})),

@@ -293,7 +293,9 @@ def test_flagged_csv_lists_the_lowest_aum_first(tmp_path: Path) -> None:
     )
     tokenized = TokenizedSet(ids, labels, [np.ones(3, np.int64)] * 5, None, np.full(5, 3), 0, 0)
     session = SimpleNamespace(
-        task=SimpleNamespace(spec=TaskSpec("snli", "pair", LABELS), train=train), train=tokenized
+        task=SimpleNamespace(spec=TaskSpec("snli", "pair", LABELS), train=train),
+        train=tokenized,
+        config=SimpleNamespace(data=SimpleNamespace(columns=())),
     )
     table = pd.DataFrame(
         {
@@ -303,15 +305,22 @@ def test_flagged_csv_lists_the_lowest_aum_first(tmp_path: Path) -> None:
             "flagged": [True, True, False, True],
         }
     )
-    _write_readable(session, tmp_path, table, tmp_path / "no_statistics.parquet")
+    predicted = pd.Series([0, 2, 1], index=[11, 13, 14])  # 12 was never judged
+    probability = pd.Series([0.5, 0.9, 0.6], index=[11, 13, 14])
+    _write_readable(session, tmp_path, table, None, predicted, probability)
     flagged = pd.read_csv(tmp_path / "flagged.csv")
     assert flagged["sample_id"].tolist() == [
         14,
         11,
         12,
     ]  # lowest AUM first; never judged (NaN) last
-    assert flagged["text"].tolist() == ["a14 ⟂ b14", "a11 ⟂ b11", "a12 ⟂ b12"]
+    # SNLI's own columns (the task's default mapping), the given label in its label column
+    assert flagged["sentence1"].tolist() == ["a14", "a11", "a12"]
+    assert flagged["sentence2"].tolist() == ["b14", "b11", "b12"]
     assert flagged["gold_label"].tolist() == ["neutral", "neutral", "contradiction"]
+    assert flagged["predicted_label"].tolist()[:2] == ["neutral", "entailment"]
+    assert flagged["predicted_probability"].tolist()[:2] == [0.6, 0.5]
+    assert flagged["rank"].tolist() == [1, 2, 3]
     assert pd.read_csv(tmp_path / "kept.csv")["sample_id"].tolist() == [13]
     assert "confidence" not in flagged.columns  # no data map statistics given
 
@@ -337,11 +346,14 @@ def test_aum_kept_and_flagged_csvs(flow: dict[str, Path]) -> None:
         flagged,
     ):  # the tiny model may flag none: then flagged.csv is its header line
         ids = table["sample_id"].to_numpy()
-        assert {"text", "gold_label", "aum", "threshold", "confidence", "variability"} <= set(
-            table.columns
-        )
-        assert table["text"].tolist() == source.loc[ids, "text"].tolist()
-        assert table["gold_label"].tolist() == source.loc[ids, "label"].tolist()
+        assert {"aum", "threshold", "confidence", "variability"} <= set(table.columns)
+        if table is kept:  # a reading table: one text, the gold label by name
+            assert table["text"].tolist() == source.loc[ids, "text"].tolist()
+            assert table["gold_label"].tolist() == source.loc[ids, "label"].tolist()
+        else:  # the relabelling table: the file's own columns
+            assert table["premise"].tolist() == source.loc[ids, "premise"].tolist()
+            assert table["hypothesis"].tolist() == source.loc[ids, "hypothesis"].tolist()
+            assert table["label"].tolist() == source.loc[ids, "label"].tolist()
         np.testing.assert_allclose(
             table["aum"].astype(float), aum.loc[ids, "aum"], rtol=1e-5, atol=1e-6
         )

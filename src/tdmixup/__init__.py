@@ -62,6 +62,14 @@ _EXPORTS: dict[str, str] = {
     "flag_metrics": "tdmixup.noise",
     "choose_threshold_samples": "tdmixup.aum",
     "DynamicsCallback": "tdmixup.hf_trainer",
+    # what a dynamics table was recorded on, and flags you can act on
+    "text_hashes": "tdmixup.fingerprint",
+    "check_data": "tdmixup.fingerprint",
+    "DataFingerprint": "tdmixup.fingerprint",
+    "rank_suspects": "tdmixup.suspects",
+    "suspect_table": "tdmixup.suspects",
+    "suspects_per_class": "tdmixup.suspects",
+    "flag_warnings": "tdmixup.suspects",
     # mixing and the back-translation baseline
     "compute_step": "tdmixup.mixup",
     "sample_lambda": "tdmixup.mixing",

@@ -33,8 +33,10 @@ from tdmixup.session import (
     Session,
     class_mix,
     train_and_evaluate,
+    user_mapping,
     with_task_defaults,
 )
+from tdmixup.suspects import flag_summary
 
 if TYPE_CHECKING:
     from tdmixup.aum import Balance
@@ -84,6 +86,8 @@ def run_aum(
     cfg = with_task_defaults(session.config)  # already resolved in a session made by open_session
     spec = session.task.spec
     subset = session.train.subset(ids, source=f"{out_dir.name} subset")
+    statistics = statistics or session.layout.statistics
+    stats = _checked_statistics(session, statistics, subset.sample_ids)  # before any training
     passes = 2 if cfg.aum.procedure == "two_pass" else 1
     epochs = cfg.aum.epochs or cfg.train.epochs
     if cfg.aum.skip_epochs >= epochs:
@@ -97,6 +101,7 @@ def run_aum(
     threshold_sets: list[np.ndarray] = []
     balances: list[str] = []
     pass_results = []
+    probs: list[tuple[np.ndarray, np.ndarray]] = []  # (ids judged in a pass, their probabilities)
     seconds = 0.0
     for p in range(passes):
         exclude = np.concatenate(threshold_sets) if threshold_sets else None
@@ -134,6 +139,10 @@ def run_aum(
                 dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids, extra_class=spec.kind == "pair"
             )
         )
+        judged = ~np.isin(dyn.sample_ids, threshold_ids)
+        last = np.asarray(dyn.logits[-1][judged, : spec.num_labels], dtype=np.float64)
+        z = np.exp(last - last.max(axis=1, keepdims=True))
+        probs.append((dyn.sample_ids[judged], z / z.sum(axis=1, keepdims=True)))
     k = cfg.aum.percentile
     assert k is not None
     result = find_mislabeled_with_aum(
@@ -148,6 +157,23 @@ def run_aum(
     }
     sets |= {f"threshold_pass{p + 1}": subset.sample_ids[c] for p, c in enumerate(threshold_sets)}
     mix = class_mix(session, sets, warn_for=("kept",), context=f"{out_dir.name}: ")
+    predicted, probability, learning = _predictions(probs, subset)
+    gold = pd.Series(subset.labels, index=subset.sample_ids)
+    flags = flag_summary(
+        what=f"AUM on {out_dir.name.removeprefix('aum_')}",
+        file=f"{FLAGGED}.csv",
+        flagged_ids=sets["flagged"],
+        pool_ids=subset.sample_ids,
+        gold=gold,
+        predicted=predicted,
+        label_names=spec.label_names,
+        fix=f"lower --aum-percentile (now {k:g}; e.g. 50), or read flagged.csv from the top "
+        "(lowest AUM first)",
+        rank_by="aum",
+        learning=learning,
+    )
+    for line in flags["warnings"]:
+        log.warning("%s", line)
     summary = {
         "n": int(len(subset)),
         "n_flagged": int(table["flagged"].sum()),
@@ -163,13 +189,14 @@ def run_aum(
         "dynamics_mode": cfg.aum.dynamics_mode,
         "class_counts": mix["counts"],
         "class_warnings": mix["warnings"],
+        "flags": flags,
         "train_seconds": seconds,
     }
     if session.is_main:
         write_aum_table(table, out_dir / AUM_TABLE)
         kept_text = "".join(f"{i}\n" for i in kept)
         atomic_write_text(id_file(out_dir, KEPT), kept_text)  # a --subset file
-        _write_readable(session, out_dir, table, statistics or session.layout.statistics)
+        _write_readable(session, out_dir, table, stats, predicted, probability)
         write_json(summary_path, summary)
     session.accelerator.wait_for_everyone()
     return summary
@@ -182,35 +209,90 @@ _FALLBACKS: dict[str, tuple[Balance, ...]] = {
 }
 
 
-def _write_readable(session: Session, out_dir: Path, table: pd.DataFrame, statistics: Path) -> None:
-    """``kept.csv`` (in ``kept.txt`` order) and ``flagged.csv`` (lowest AUM first) for reading."""
+def _checked_statistics(session: Session, statistics: Path, ids: np.ndarray) -> pd.DataFrame | None:
+    """The data map's statistics of ``ids`` (for ``kept.csv`` / ``flagged.csv``), checked against
+    this run's training data (:func:`tdmixup.fingerprint.check_statistics`); None when absent."""
+    from tdmixup.fingerprint import check_statistics
+
+    if not statistics.exists():
+        return None
+    stats = pd.read_parquet(statistics)
+    if "sample_id" in stats.columns:
+        stats = stats.set_index("sample_id")
+    stats = stats.loc[stats.index.isin(ids)]
+    data = session.config.data
+    check_statistics(
+        stats,
+        session.task.train,
+        table=statistics,
+        data=f"--train-file {data.train_file}" if data.train_file else f"task {data.task}",
+    )
+    return stats
+
+
+def _predictions(
+    probs: list[tuple[np.ndarray, np.ndarray]], subset: TokenizedSet
+) -> tuple[pd.Series, pd.Series, dict[str, Any]]:
+    """The AUM runs' prediction per sample: the argmax of its real-class probabilities at the last
+    epoch, averaged over the passes in which it was judged (not a threshold sample), with that
+    probability; and a learning check of those predictions against the given labels."""
+    from tdmixup.evaluation import learning_check
+
+    ids = np.concatenate([p[0] for p in probs])
+    frame = pd.DataFrame(np.concatenate([p[1] for p in probs]), index=ids)
+    mean = frame.groupby(level=0).mean()
+    predicted = pd.Series(mean.to_numpy().argmax(axis=1), index=mean.index)
+    probability = pd.Series(mean.to_numpy().max(axis=1), index=mean.index)
+    labels = subset.labels[subset.positions_of(mean.index.to_numpy())]
+    check = learning_check(
+        labels, np.log(np.clip(mean.to_numpy(), 1e-12, None)), set_name="AUM runs' training"
+    )
+    return predicted, probability, check
+
+
+def _write_readable(
+    session: Session,
+    out_dir: Path,
+    table: pd.DataFrame,
+    stats: pd.DataFrame | None,
+    predicted: pd.Series,
+    probability: pd.Series,
+) -> None:
+    """``kept.csv`` (in ``kept.txt`` order) for reading, and ``flagged.csv``, the relabelling
+    table (:func:`tdmixup.suspects.suspect_table`: the user's own columns, lowest AUM first)."""
     from tdmixup.samples import sample_table, sample_texts, write_sample_csv
+    from tdmixup.suspects import suspect_table, write_suspects
 
     spec = session.task.spec
     ids = table["sample_id"].to_numpy()
     gold = pd.Series(session.train.labels[session.train.positions_of(ids)], index=ids)
-    stats = None
-    if statistics.exists():
-        stats = pd.read_parquet(statistics)[["confidence", "variability", "correctness"]]
-    texts = sample_texts(
-        session.task.train.select(session.train.positions_of(ids).tolist()), spec.kind
-    )
+    columns = ["confidence", "variability", "correctness"]
+    stats = stats[columns] if stats is not None else None
+    rows = session.task.train.select(session.train.positions_of(ids).tolist())
     indexed = table.set_index("sample_id")
     extra = {"aum": indexed["aum"], "threshold": indexed["threshold"]}
-    by_aum = ["aum", "sample_id"]
-    for name, rows in (
-        (KEPT, table[~table["flagged"]].sort_values("sample_id")),
-        (FLAGGED, table[table["flagged"]].sort_values(by_aum, na_position="last")),
-    ):
-        readable = sample_table(
-            rows["sample_id"].to_numpy(),
-            texts=texts,
-            gold=gold,
-            label_names=spec.label_names,
-            stats=stats,
-            extra=extra,
-        )
-        write_sample_csv(readable, sample_csv(out_dir, name))
+    kept = table[~table["flagged"]].sort_values("sample_id")
+    readable = sample_table(
+        kept["sample_id"].to_numpy(),
+        texts=sample_texts(rows, spec.kind),
+        gold=gold,
+        label_names=spec.label_names,
+        stats=stats,
+        extra=extra,
+    )
+    write_sample_csv(readable, sample_csv(out_dir, KEPT))
+    flagged = table[table["flagged"]].sort_values(["aum", "sample_id"], na_position="last")
+    relabel = suspect_table(
+        flagged["sample_id"].to_numpy(),
+        rows.to_dict(),
+        mapping=user_mapping(session.config.data, spec.name),
+        label_names=spec.label_names,
+        stats=stats,
+        predicted=predicted,
+        probability=probability,
+        extra=extra,
+    )
+    write_suspects(relabel, sample_csv(out_dir, FLAGGED))
 
 
 def _choose(

@@ -102,7 +102,12 @@ def cmd_train(ns: argparse.Namespace) -> int:
         )
     _announce(cfg, ns)
     session = open_session(
-        cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state
+        cfg,
+        ns.output_dir,
+        overwrite=ns.overwrite,
+        keep_training_state=ns.keep_training_state,
+        require_tests=ns.command != "dynamics",  # dynamics evaluates on dev only
+        has_from_stage=False,
     )
     sets = [session.train]
     if ns.subset:
@@ -195,6 +200,7 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
     from tdmixup.datamap import assign_regions, datamap_summary, datamap_title
     from tdmixup.datamap_plots import save_datamap
     from tdmixup.dynamics import compute_statistics, read_dynamics
+    from tdmixup.pipeline import datamap_suspects, user_mapping
     from tdmixup.preflight import UsageError
     from tdmixup.runio import write_json
 
@@ -214,9 +220,18 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
         allow_overlap=cfg.dynamics.allow_overlap,
         stratify=stratify,
     )
-    texts, names = _texts_and_label_names(ns, cfg, dyn.task)
+    texts, names, source = _texts_and_label_names(ns, cfg, dyn)
     save_datamap(
-        stats, regions, out, title=ns.title or datamap_title(stats), texts=texts, gold_names=names
+        stats,
+        regions,
+        out,
+        title=ns.title or datamap_title(stats),
+        texts=texts,
+        gold_names=names,
+        source=source,
+        mapping=user_mapping(cfg.data, cfg.data.task) if source is not None else None,
+        rank_by=cfg.dynamics.rank_by,
+        stratified=stratify,
     )
     label_names = list(names) if names else [str(k) for k in range(dyn.num_classes)]
     mix = describe_class_mix(
@@ -227,35 +242,45 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
         reference="train",
     )
     log_warnings(mix["warnings"])
-    summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix)
+    suspects = datamap_suspects(stats, regions, label_names, cfg.dynamics.rank_by)
+    summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix, suspects=suspects)
     write_json(out / SUMMARY, summary)
     print(json.dumps(summary), f"→ {out}")
     return 0
 
 
 def _texts_and_label_names(
-    ns: argparse.Namespace, cfg: C.RunConfig, recorded_task: str
-) -> tuple[dict[int, str] | None, tuple[str, ...] | None]:
-    """Sample texts and label names for a data map: from the data when a data option is given,
-    else the label names of the task the dynamics table records (when it is a built-in one)."""
+    ns: argparse.Namespace, cfg: C.RunConfig, dyn: Any
+) -> tuple[dict[int, str] | None, tuple[str, ...] | None, Any]:
+    """Sample texts, label names and the source rows (for ``suspects.csv``) of a data map: from
+    the data when a data option is given, checked against the table's fingerprint (a file that
+    is not the one the dynamics were recorded on is refused); else the label names the table
+    records, or those of its built-in task."""
     from tdmixup.data.tasks import TASKS, load_task
     from tdmixup.samples import sample_texts
 
     if not any(key.startswith("data__") for key in vars(ns)):
-        spec = TASKS.get(recorded_task.lower())
-        return None, spec.label_names if spec is not None else None
+        spec = TASKS.get(dyn.task.lower())
+        names = dyn.label_names or (spec.label_names if spec is not None else None)
+        return None, names or None, None
     data = cfg.data  # every training id, whatever sizes the run used; tests are not needed here
-    tests = data.test_files or ((f"train={data.train_file}",) if data.train_file else ())
     data = dataclasses.replace(
-        data,
-        train_size=None,
-        test_size=1,
-        test_files=tests,
-        dev_size=data.dev_size if data.dev_file else 1,
+        data, train_size=None, dev_size=data.dev_size if data.dev_file else 1
     )
-    task = load_task(data, seed=data.split_seed)
-    texts = {**sample_texts(task.dev, task.spec.kind), **sample_texts(task.train, task.spec.kind)}
-    return texts, task.spec.label_names
+    task = load_task(data, seed=data.split_seed, require_tests=False)
+    import numpy as np
+
+    # the dev row(s) held out from the end of the training file were trained on by the run
+    dev_only = ~np.isin(np.asarray(task.dev["sample_id"]), np.asarray(task.train["sample_id"]))
+    rows = task.train
+    if dev_only.any() and not data.dev_file:
+        from datasets import concatenate_datasets
+
+        rows = concatenate_datasets([task.train, task.dev.select(np.flatnonzero(dev_only))])
+    what = f"--train-file {data.train_file}" if data.train_file else f"task {data.task}"
+    dyn.check_data(rows, data=what, table=f"--dynamics {ns.dynamics}")
+    texts = sample_texts(rows, task.spec.kind)
+    return texts, task.spec.label_names, rows
 
 
 def cmd_aum(ns: argparse.Namespace) -> int:
@@ -266,7 +291,12 @@ def cmd_aum(ns: argparse.Namespace) -> int:
     cfg = config_from_args(ns)
     _announce(cfg, ns)
     session = open_session(
-        cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state
+        cfg,
+        ns.output_dir,
+        overwrite=ns.overwrite,
+        keep_training_state=ns.keep_training_state,
+        require_tests=False,  # AUM evaluates no test set
+        has_from_stage=False,
     )
     ids = read_region_file(ns.subset) if ns.subset else session.train.sample_ids
     # datamap/regions/x.txt: the data map's statistics are two folders up

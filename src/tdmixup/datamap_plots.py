@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tdmixup.datamap import REGION_TITLES, statistics_columns, write_regions
-from tdmixup.layout import DATAMAP_HTML, DATAMAP_PNG, REGIONS_DIR, STATISTICS, sample_csv
+from tdmixup.config import RankBy
+from tdmixup.datamap import REGION_TITLES, png_title, statistics_columns, write_regions
+from tdmixup.layout import DATAMAP_HTML, DATAMAP_PNG, REGIONS_DIR, STATISTICS, SUSPECTS, sample_csv
 from tdmixup.runio import atomic_output, atomic_write_bytes
 from tdmixup.samples import sample_table, write_sample_csv
 
@@ -449,6 +450,10 @@ def save_datamap(
     title: str = "Data map",
     texts: Mapping[int, str] | pd.Series | None = None,
     gold_names: Sequence[str] | None = None,
+    source: Any = None,
+    mapping: Mapping[str, str] | None = None,
+    rank_by: RankBy = "confidence",
+    stratified: bool = False,
 ) -> Path:
     """Write a data map's files to ``folder`` (each atomically).
 
@@ -456,17 +461,47 @@ def save_datamap(
     ``regions/<name>.csv`` (the same samples in the same order with text, gold label, prediction,
     confidence, variability, correctness and AUM: :func:`tdmixup.samples.sample_table`),
     ``statistics.parquet`` (one row per sample, from :func:`tdmixup.dynamics.compute_statistics`),
-    ``datamap.png`` and ``datamap.html``.
+    ``datamap.png``, ``datamap.html`` and ``suspects.csv``: the hard-to-learn region ranked by
+    ``rank_by`` (:func:`tdmixup.suspects.rank_suspects`) in the columns of the user's file
+    (``source``: its schema rows, checked against the statistics' ``gold`` and ``text_hash``
+    first; ``mapping``: the ``--column`` mapping; without ``source``, sample id and label only),
+    with predicted label, probability and statistics (:func:`tdmixup.suspects.suspect_table`).
+    ``stratified``: the regions were taken within each class, which the PNG's title says (their
+    outlines overlap, :func:`~tdmixup.datamap.png_title`).
     """
+    from tdmixup.suspects import rank_suspects, suspect_table, write_suspects
+
     folder = Path(folder)
     write_regions(regions, folder / REGIONS_DIR)
+    if source is not None:  # never put another file's rows beside these statistics
+        from tdmixup.fingerprint import check_statistics
+
+        check_statistics(stats, source, table="the data map's statistics", data="source")
+    if "hard" in regions:
+        ranked = rank_suspects(np.asarray(regions["hard"]), stats, rank_by=rank_by)
+        rows = (
+            source
+            if source is not None
+            else {"sample_id": stats.index.to_numpy(), "label": stats["gold"].to_numpy()}
+        )
+        if hasattr(rows, "select") and hasattr(rows, "column_names"):  # datasets.Dataset
+            wanted = np.isin(np.asarray(rows["sample_id"]), ranked)
+            rows = rows.select(np.flatnonzero(wanted)).to_dict()
+        table = suspect_table(
+            ranked, rows, mapping=mapping or {}, label_names=gold_names or (), stats=stats
+        )
+        write_suspects(table, sample_csv(folder, SUSPECTS))
     text_map = dict(texts) if texts is not None else None
     for name, ids in regions.items():
         table = sample_table(ids, texts=text_map, label_names=gold_names, stats=stats)
         write_sample_csv(table, sample_csv(folder / REGIONS_DIR, name))
     atomic_write_bytes(folder / STATISTICS, stats.to_parquet())
     plot_datamap_png(
-        stats, folder / DATAMAP_PNG, title=title, regions=regions, gold_names=gold_names
+        stats,
+        folder / DATAMAP_PNG,
+        title=png_title(title, stratified=stratified),
+        regions=regions,
+        gold_names=gold_names,
     )
     plot_datamap_html(
         stats,

@@ -1,11 +1,18 @@
 """Training dynamics: per-epoch logits keyed by sample id, and the statistics derived from them.
 
 Storage is one long Parquet table with a row per ``(sample_id, epoch)``: ``sample_id`` int64,
-``epoch`` int32, ``gold`` int32 and ``logits`` fixed_size_list<float32>[C] (pre-softmax). The
-schema metadata holds ``schema_version``, ``mode`` (``epoch_end``: an inference pass after
+``epoch`` int32, ``gold`` int32, ``logits`` fixed_size_list<float32>[C] (pre-softmax) and,
+since 0.x, ``text_hash`` uint64 (a hash of the row's text, :func:`tdmixup.fingerprint.text_hashes`).
+The schema metadata holds ``schema_version``, ``mode`` (``epoch_end``: an inference pass after
 each epoch, the paper's Eq. 1; ``train_pass``: logits seen during the training pass, what
-Dataset Cartography records), ``num_classes`` and ``task``. Rows are kept sorted by
-``(epoch, sample_id)``.
+Dataset Cartography records), ``num_classes``, ``task`` and, when known, ``label_names`` (JSON
+list) and ``columns`` (JSON: the column mapping or text columns the rows were read with). Rows
+are kept sorted by ``(epoch, sample_id)``.
+
+The ids, gold labels and text hashes are the table's fingerprint of its data: every consumer that
+joins texts or labels to the table checks them first (:meth:`TrainingDynamics.check_data`), so a
+data map never shows the sentences of another file. Tables written before the text hashes are
+read as before; checking them warns that only ids and labels can be compared.
 
 :func:`append_epoch` rewrites the whole file (old epochs + the new one) into a temporary file in
 the same folder and renames it over the old one, so a crash never leaves a half-written table.
@@ -21,8 +28,10 @@ id. Those functions stay importable from here (``from tdmixup.dynamics import ma
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +90,10 @@ class TrainingDynamics:
         epochs: ``[E]`` int64 epoch numbers, ascending.
         mode: ``"epoch_end"`` or ``"train_pass"`` (see the module docstring).
         task: task name recorded with the table (may be empty).
+        text_hash: ``[N]`` uint64 hash of each sample's text, or None (a table written before
+            tdmixup recorded them, or recorded without texts).
+        label_names: class names in index order, or ``()`` when not recorded.
+        columns: JSON of the column mapping / text columns the rows were read with, or ``""``.
     """
 
     sample_ids: np.ndarray
@@ -89,6 +102,9 @@ class TrainingDynamics:
     epochs: np.ndarray
     mode: DynamicsMode
     task: str = ""
+    text_hash: np.ndarray | None = None
+    label_names: tuple[str, ...] = ()
+    columns: str = ""
 
     def __post_init__(self) -> None:
         num_epochs, num_samples, _ = (
@@ -110,6 +126,14 @@ class TrainingDynamics:
     def num_classes(self) -> int:
         """Number of classes ``C``."""
         return int(self.logits.shape[2])
+
+    def check_data(self, dataset: object, *, data: object, table: object = "the dynamics table"):
+        """Refuse ``dataset`` unless it holds every recorded sample with the same gold label and
+        text (:func:`tdmixup.fingerprint.check_data`); ``data`` and ``table`` name them in the
+        one-line :class:`~tdmixup.data.schema.DataError`."""
+        from tdmixup.fingerprint import check_data
+
+        check_data(self.sample_ids, self.gold, self.text_hash, dataset, table=table, data=data)
 
 
 # --------------------------------------------------------------------------- files
@@ -204,6 +228,9 @@ def append_epoch(
     logits: np.ndarray,
     mode: DynamicsMode,
     task: str = "",
+    text_hash: np.ndarray | None = None,
+    label_names: Sequence[str] = (),
+    columns: str = "",
 ) -> None:
     """Add (or replace) one epoch of logits in the dynamics table at ``path``, atomically.
 
@@ -218,10 +245,15 @@ def append_epoch(
         logits: ``[N, C]`` pre-softmax logits (stored as float32, must be finite).
         mode: ``"epoch_end"`` or ``"train_pass"``; must match the table's.
         task: task name; must match the table's.
+        text_hash: ``[N]`` uint64 hash of each sample's text, in ``sample_ids``' order
+            (:func:`tdmixup.fingerprint.text_hashes`); must match the earlier epochs'.
+        label_names: class names in index order (stored once, for data maps and reports).
+        columns: JSON of the column mapping the rows were read with (stored as given).
 
     Raises:
-        ValueError: on bad shapes, repeated ids, a sample-id set or gold labels that differ from
-            the earlier epochs (naming a few ids), or a mode / class count / task mismatch.
+        ValueError: on bad shapes, repeated ids, a sample-id set, gold labels or text hashes that
+            differ from the earlier epochs (naming a few ids), or a mode / class count / task
+            mismatch.
     """
     path = Path(path)
     if mode not in _MODES:
@@ -229,24 +261,35 @@ def append_epoch(
     if int(epoch) != epoch or epoch < 0:
         raise ValueError(f"epoch must be a non-negative integer; got {epoch!r}")
     where = f"{path}, epoch {epoch}"
+    hashes = None
+    if text_hash is not None:
+        hashes = np.asarray(text_hash, dtype=np.uint64)
+        if hashes.shape != np.shape(sample_ids):
+            raise ValueError(f"{where}: text_hash must hold one value per sample id")
+        hashes = hashes[np.argsort(np.asarray(sample_ids), kind="stable")]
     ids, labels, z = _check_epoch(sample_ids, gold, logits, where)
     num_classes = z.shape[1]
-    new = pa.table(
-        {
-            "sample_id": pa.array(ids, pa.int64()),
-            "epoch": pa.array(np.full(len(ids), epoch, np.int32), pa.int32()),
-            "gold": pa.array(labels.astype(np.int32), pa.int32()),
-            "logits": pa.FixedSizeListArray.from_arrays(
-                pa.array(z.reshape(-1), pa.float32()), num_classes
-            ),
-        }
-    )
+    columns_new = {
+        "sample_id": pa.array(ids, pa.int64()),
+        "epoch": pa.array(np.full(len(ids), epoch, np.int32), pa.int32()),
+        "gold": pa.array(labels.astype(np.int32), pa.int32()),
+        "logits": pa.FixedSizeListArray.from_arrays(
+            pa.array(z.reshape(-1), pa.float32()), num_classes
+        ),
+    }
+    if hashes is not None:
+        columns_new["text_hash"] = pa.array(hashes, pa.uint64())
+    new = pa.table(columns_new)
     meta = {
         "schema_version": SCHEMA_VERSION,
         "mode": mode,
         "num_classes": str(num_classes),
         "task": task,
     }
+    if label_names:
+        meta["label_names"] = json.dumps([str(n) for n in label_names])
+    if columns:
+        meta["columns"] = columns
     table = new
     if path.exists():
         old = pq.read_table(path)
@@ -256,7 +299,16 @@ def append_epoch(
                 raise ValueError(
                     f"{where}: {key} is {meta[key]!r} but the table holds {stored[key]!r}"
                 )
+        for key in ("label_names", "columns"):  # kept from the first epoch when not given again
+            meta.setdefault(key, stored.get(key, ""))
+            if not meta[key]:
+                del meta[key]
         old = old.replace_schema_metadata(None).filter(pc.not_equal(old["epoch"], epoch))
+        if ("text_hash" in old.column_names) != (hashes is not None):
+            # a table begun without text hashes (or by an older tdmixup) stays without them
+            old = old.drop_columns(["text_hash"]) if "text_hash" in old.column_names else old
+            new = new.drop_columns(["text_hash"]) if hashes is not None else new
+            table = new
         if old.num_rows:
             first = old.slice(0, 1)["epoch"][0]
             ref = old.filter(pc.equal(old["epoch"], first))
@@ -267,6 +319,13 @@ def append_epoch(
                 labels,
                 where,
             )
+            if "text_hash" in old.column_names and "text_hash" in new.column_names:
+                changed = ids[ref["text_hash"].to_numpy() != new["text_hash"].to_numpy()]
+                if len(changed):
+                    raise ValueError(
+                        f"{where}: texts differ from the earlier epochs for sample ids "
+                        f"{_few(changed)}"
+                    )
             table = pa.concat_tables([old, new.cast(old.schema)])
             if epoch < pc.max(old["epoch"]).as_py():
                 table = table.sort_by([("epoch", "ascending"), ("sample_id", "ascending")])
@@ -288,6 +347,11 @@ def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:
     ids = table["sample_id"].to_numpy()
     epochs = table["epoch"].to_numpy().astype(np.int64)
     gold = table["gold"].to_numpy().astype(np.int64)
+    hashes = (
+        table["text_hash"].to_numpy().astype(np.uint64)
+        if "text_hash" in table.column_names
+        else None
+    )
     column = table["logits"].combine_chunks()
     if pa.types.is_fixed_size_list(column.type):
         flat = column.flatten().to_numpy()
@@ -303,6 +367,7 @@ def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:
     if not ((d_epoch > 0) | ((d_epoch == 0) & (d_id > 0))).all():
         order = np.lexsort((ids, epochs))
         ids, epochs, gold, z = ids[order], epochs[order], gold[order], z[order]
+        hashes = hashes[order] if hashes is not None else None
         repeated = ids[1:][(np.diff(epochs) == 0) & (np.diff(ids) == 0)]
         if len(repeated):
             raise ValueError(
@@ -326,6 +391,9 @@ def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:
         epochs=unique_epochs,
         mode=meta["mode"],  # type: ignore[arg-type]
         task=meta["task"],
+        text_hash=hashes[:num_samples].copy() if hashes is not None else None,
+        label_names=tuple(json.loads(meta["label_names"])) if meta.get("label_names") else (),
+        columns=meta.get("columns", ""),
     )
 
 
@@ -437,12 +505,22 @@ def compute_statistics(dyn: TrainingDynamics) -> pd.DataFrame:
     Returns:
         DataFrame indexed by ``sample_id`` (ascending) with columns ``gold``, ``confidence``,
         ``variability``, ``correctness`` (fraction), ``forgetting_events``, ``aum`` and
-        ``prediction`` (argmax at the last epoch). ``attrs`` holds ``num_epochs``, ``mode``
-        and ``task``.
+        ``prediction`` (argmax at the last epoch), ``prediction_probability`` (its softmax
+        probability at the last epoch) and, when the table holds them, ``text_hash`` (the
+        fingerprint of each row's text, so a statistics file can be checked against data too).
+        ``attrs`` holds ``num_epochs``, ``mode``, ``task`` and ``label_names`` (when recorded).
     """
     stats = pd.DataFrame(
         per_sample_statistics(dyn.logits, dyn.gold),
         index=pd.Index(dyn.sample_ids, name="sample_id"),
     )
+    if len(dyn.epochs):
+        last = np.asarray(dyn.logits[-1], dtype=np.float64)
+        z = np.exp(last - last.max(axis=1, keepdims=True))
+        stats["prediction_probability"] = z.max(axis=1) / z.sum(axis=1)
+    if dyn.text_hash is not None:
+        stats["text_hash"] = dyn.text_hash
     stats.attrs.update(num_epochs=int(np.shape(dyn.logits)[0]), mode=dyn.mode, task=dyn.task)
+    if dyn.label_names:
+        stats.attrs["label_names"] = list(dyn.label_names)
     return stats

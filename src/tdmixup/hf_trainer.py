@@ -67,11 +67,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from transformers import TrainerCallback
 
 from tdmixup.config import DynamicsMode
 from tdmixup.dynamics import append_epoch
+from tdmixup.fingerprint import DataFingerprint, text_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +211,71 @@ def _check_id_column(dataset: Any, column: str) -> None:
             )
 
 
+def _dataset_fingerprint(
+    dataset: Any,
+    column: str,
+    label_names: Sequence[str] | None,
+    text_columns: Sequence[str] | None,
+    model: Any,
+) -> DataFingerprint | None:
+    """Check a ``datasets.Dataset``'s ids (unique integers) before training, and fingerprint its
+    rows: text hash per id, label names and text columns (None for other dataset types).
+
+    Text columns default to every string (or list-of-string) column besides the id, in the
+    dataset's order; label names to the label column's ``ClassLabel`` names, else the model's
+    ``id2label`` unless it holds only ``LABEL_k`` placeholders."""
+    import json
+
+    names = getattr(dataset, "column_names", None)
+    if not isinstance(names, list) or column not in names:
+        return None
+    ids = np.asarray(dataset[column])
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"'{column}' values must be integers; got dtype {ids.dtype}")
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        repeated = unique[counts > 1]
+        raise ValueError(
+            f"the training dataset's '{column}' repeats {len(repeated)} id(s) "
+            f"(first: {repeated[:5].tolist()}); every row needs its own id, e.g. "
+            f"dataset = dataset.remove_columns('{column}').add_column('{column}', "
+            "list(range(len(dataset))))"
+        )
+    features = getattr(dataset, "features", {}) or {}
+    label_column = next((c for c in ("label", "labels") if c in names), None)
+    if label_names is None and label_column is not None:
+        label_names = getattr(features.get(label_column), "names", None)
+    if label_names is None:
+        id2label = dict(getattr(getattr(model, "config", None), "id2label", None) or {})
+        given = [str(id2label[k]) for k in sorted(id2label)]
+        if given and any(name != f"LABEL_{k}" for k, name in enumerate(given)):
+            label_names = given
+    if text_columns is None:
+        text_columns = [c for c in names if c != column and _is_text(features.get(c))]
+    hashes = None
+    if text_columns:
+        cols = {c: dataset[c] for c in text_columns}
+        hashes = pd.Series(
+            text_hashes(cols, fields=list(text_columns)), index=pd.Index(ids.astype(np.int64))
+        )
+    return DataFingerprint(
+        hashes,
+        label_names=tuple(label_names or ()),
+        columns=json.dumps({"text_columns": list(text_columns or [])}),
+    )
+
+
+def _is_text(feature: Any) -> bool:
+    """A ``datasets`` string column, or a list of strings (e.g. multiple-choice endings)."""
+    dtype = getattr(feature, "dtype", None)
+    if dtype in ("string", "large_string"):
+        return True
+    inner = getattr(feature, "feature", None)
+    if inner is None and isinstance(feature, list) and feature:
+        inner = feature[0]
+    return getattr(inner, "dtype", None) in ("string", "large_string")
+
+
 def _num_rows(dataset: Any) -> int | None:
     if isinstance(dataset, torch.utils.data.IterableDataset):
         return None
@@ -231,8 +298,15 @@ class DynamicsCallback(TrainerCallback):
         path: Parquet file of the dynamics table (see :mod:`tdmixup.dynamics`).
         mode: ``"epoch_end"`` (inference pass after each epoch, paper Eq. 1) or ``"train_pass"``
             (logits seen during training, as Dataset Cartography).
-        sample_id_column: integer column of the training set holding a unique id per row.
+        sample_id_column: integer column of the training set holding a unique id per row
+            (checked before training starts for a ``datasets.Dataset``).
         task: task name stored with the table.
+        label_names: class names in index order, stored with the table (so a data map names
+            the classes); default the label column's ``ClassLabel`` names, else the model's
+            ``id2label`` when it holds real names.
+        text_columns: the columns whose text is hashed into the table's fingerprint (each row's
+            text hash; ``tdmixup datamap --train-file`` then refuses another file); default every
+            string column of the training set, in its order, e.g. premise, hypothesis.
     """
 
     def __init__(
@@ -242,6 +316,8 @@ class DynamicsCallback(TrainerCallback):
         mode: DynamicsMode = "epoch_end",
         sample_id_column: str = "sample_id",
         task: str = "",
+        label_names: Sequence[str] | None = None,
+        text_columns: Sequence[str] | None = None,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
@@ -249,6 +325,9 @@ class DynamicsCallback(TrainerCallback):
         self.mode: DynamicsMode = mode
         self.sample_id_column = sample_id_column
         self.task = task
+        self.label_names = tuple(label_names) if label_names is not None else None
+        self.text_columns = tuple(text_columns) if text_columns is not None else None
+        self._fingerprint: DataFingerprint | None = None
         self._trainer: Any = None
         self._hook_handle: Any = None
         self._records: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -265,6 +344,8 @@ class DynamicsCallback(TrainerCallback):
         mode: DynamicsMode = "epoch_end",
         sample_id_column: str = "sample_id",
         task: str = "",
+        label_names: Sequence[str] | None = None,
+        text_columns: Sequence[str] | None = None,
     ) -> DynamicsCallback:
         """Make ``trainer`` keep sample ids, hook its model, add the callback, and return it.
 
@@ -275,7 +356,14 @@ class DynamicsCallback(TrainerCallback):
             ValueError: if the training set lacks ``sample_id_column``, or another callback
                 attached to this trainer uses a different id column.
         """
-        callback = cls(path, mode=mode, sample_id_column=sample_id_column, task=task)
+        callback = cls(
+            path,
+            mode=mode,
+            sample_id_column=sample_id_column,
+            task=task,
+            label_names=label_names,
+            text_columns=text_columns,
+        )
         if trainer.train_dataset is not None:
             _check_id_column(trainer.train_dataset, sample_id_column)
         collator = trainer.data_collator
@@ -344,6 +432,9 @@ class DynamicsCallback(TrainerCallback):
             )
         _check_id_column(trainer.train_dataset, self.sample_id_column)
         model = trainer.accelerator.unwrap_model(trainer.model)
+        self._fingerprint = _dataset_fingerprint(
+            trainer.train_dataset, self.sample_id_column, self.label_names, self.text_columns, model
+        )
         _ensure_pre_hook(model)  # model_init builds a new model in train()
         self._remove_forward_hook()
         if self.mode == "train_pass":  # held only while training: the hook references the trainer
@@ -390,6 +481,7 @@ class DynamicsCallback(TrainerCallback):
                 logits=logits,
                 mode=self.mode,
                 task=self.task,
+                **(self._fingerprint.append_kwargs(ids) if self._fingerprint is not None else {}),
             )
 
     # ------------------------------------------------------------------ epoch end

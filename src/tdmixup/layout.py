@@ -21,12 +21,14 @@ deletes the folders of S and every later stage, :meth:`RunLayout.stage_dirs`)::
     │   ├── regions/<r>.txt     easy / ambiguous / hard sample ids (a --subset file)
     │   ├── regions/<r>.csv     the same samples with text, labels and statistics
     │   ├── datamap.png, datamap.html
-    │   └── done.json           region sizes and class counts
+    │   ├── suspects.csv        the hard region ranked, in the user's columns (for relabelling)
+    │   └── done.json           region sizes, class counts, suspects per class and warnings
     ├── aum_<subset>/           aum: one per --aum-subsets region (default: easy)
     │   ├── pass1/, pass2/      the threshold-sample trainings: dynamics.parquet, done.json
     │   ├── aum.parquet         AUM, threshold and flag per sample
     │   ├── kept.txt            the ids AUM keeps (a --subset file); kept.csv, flagged.csv
-    │   └── summary.json        counts and settings; while it exists the run is skipped
+    │   └── summary.json        counts, settings, flags per class and warnings; while it
+    │                           exists the run is skipped
     ├── stage4_tdmixup/         tdmixup: MixUp of easy-with-AUM × ambiguous (as stage1_full/,
     │                           without dynamics)
     ├── aum_saliency_split/     aum of --strategy aum_saliency: split.parquet (AUM, half and
@@ -101,7 +103,11 @@ AUM_TABLE = "aum.parquet"
 KEPT = "kept"
 """The id file (``kept.txt``, :func:`id_file`) and readable table (``kept.csv``) of kept samples."""
 FLAGGED = "flagged"
-"""The readable table of flagged samples (``flagged.csv``)."""
+"""The relabelling table of flagged samples (``flagged.csv``: the user's own columns, then
+prediction, statistics, AUM and rank; :func:`tdmixup.suspects.suspect_table`)."""
+SUSPECTS = "suspects"
+"""The data map's ranked suspects (``datamap/suspects.csv``: the hard-to-learn region, in the
+user's own columns)."""
 AUM_PASS_PREFIX = "pass"
 """``pass1/``, ``pass2/``: :func:`aum_pass_dir`."""
 SUMMARY = "summary.json"

@@ -45,6 +45,7 @@ from tdmixup.session import (  # the pipeline's public API is re-exported from h
     read_done,
     read_saved_config,
     train_and_evaluate,
+    user_mapping,
     with_task_defaults,
 )
 
@@ -78,7 +79,9 @@ __all__ = [
     "stage_full",
     "stage_tdmixup",
     "tdmixup_sets",
+    "datamap_suspects",
     "train_and_evaluate",
+    "user_mapping",
     "with_task_defaults",
 ]
 
@@ -109,12 +112,15 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     table = session.layout.stage1_dynamics
     if not table.exists():
         raise PipelineError(f"{table} is missing: run stage 'full' first")
-    stats = compute_statistics(read_dynamics(table))
+    dyn = read_dynamics(table)
+    dyn.check_data(session.task.train, data=_train_data_name(session), table=table)
+    stats = compute_statistics(dyn)
     dcfg = with_task_defaults(session.config).dynamics
     stratify = bool(dcfg.stratify_regions)
     regions = assign_regions(
         stats, fraction=dcfg.fraction, allow_overlap=dcfg.allow_overlap, stratify=stratify
     )
+    names = list(session.task.spec.label_names)
     if session.is_main:
         save_datamap(
             stats,
@@ -122,12 +128,52 @@ def stage_datamap(session: Session) -> dict[str, Any]:
             out,
             title=datamap_title(stats),
             texts=_sample_texts(session),
-            gold_names=list(session.task.spec.label_names),
+            gold_names=names,
+            source=session.task.train,
+            mapping=user_mapping(session.config.data, session.task.spec.name),
+            rank_by=dcfg.rank_by,
+            stratified=stratify,
         )
     mix = class_mix(session, regions, reference="train", context="data map: ")
-    summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix)
+    suspects = datamap_suspects(stats, regions, names, dcfg.rank_by)
+    summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix, suspects=suspects)
     mark_done(session, out, summary)
     return summary
+
+
+def datamap_suspects(
+    stats: Any, regions: dict[str, np.ndarray], label_names: list[str], rank_by: str
+) -> dict[str, Any]:
+    """The data map's flag summary (the hard-to-learn region as ``suspects.csv``): per-class
+    table and warnings, each warning also logged (one line)."""
+    from tdmixup.evaluation import learning_check
+    from tdmixup.layout import SUSPECTS
+    from tdmixup.suspects import flag_summary, training_learning_check
+
+    summary = flag_summary(
+        what="the data map's hard-to-learn region",
+        file=f"{SUSPECTS}.csv",
+        flagged_ids=np.asarray(regions["hard"]),
+        pool_ids=stats.index.to_numpy(),
+        gold=stats["gold"],
+        predicted=stats["prediction"],
+        label_names=label_names,
+        fix="as a list of wrong labels, read suspects.csv from the top, or use "
+        "--dynamics-fraction 0.1 (then the region is the 10 % least confident)",
+        rank_by=rank_by,
+        learning=training_learning_check(stats, learning_check),
+    )
+    for line in summary["warnings"]:
+        log.warning("%s", line)
+    return summary
+
+
+def _train_data_name(session: Session) -> str:
+    """How messages name this run's training data (its file, or the task)."""
+    data = session.config.data
+    return (
+        f"--train-file {data.train_file}" if data.train_file else f"task {data.task}'s training set"
+    )
 
 
 def _sample_texts(session: Session) -> dict[int, str]:
@@ -228,6 +274,7 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
         raise PipelineError(f"{table} is missing: run stage 'full' first")
     dyn = read_dynamics(table)
     session.train.positions_of(dyn.sample_ids, source=str(table))
+    dyn.check_data(session.task.train, data=_train_data_name(session), table=table)
     split = split_by_aum(dyn.sample_ids, dyn.gold, dyn.logits, quantile=quantile)
     n_high = int(split.high.sum())
     if n_high in (0, len(split.high)):

@@ -197,6 +197,7 @@ def write_run_report(run_dir: str | Path) -> Path:
         out += learning_warnings(rows)
         out += noise_paragraph(rows, train_size=(rows[0][1].get("train_sizes") or [0])[0])
     out += _counts(run_dir)
+    out += _suspects(run_dir)
     out += _class_mix(run_dir)
     out += _timings(run_dir)
     out += _plots(run_dir)
@@ -328,6 +329,32 @@ def _plots(run_dir: Path) -> list[str]:
     for d, label in ROWS:
         for name, plot in reliability_pngs(run_dir / d).items():
             lines += [f"{label}, {name}:", "", f"![reliability]({d}/{plot.name})", ""]
+    return lines
+
+
+def _suspects(run_dir: Path) -> list[str]:
+    """The flag sets' warnings and per-class suspect tables (data map: ``suspects.csv``; AUM:
+    ``flagged.csv``), from ``datamap/done.json`` and ``aum_*/summary.json``."""
+    from tdmixup.suspects import per_class_markdown
+
+    layout = RunLayout(run_dir)
+    found: list[tuple[str, dict[str, Any]]] = []
+    dm = _load(layout.datamap / DONE) or {}
+    if dm.get("suspects"):
+        found.append(("Data map: hard-to-learn region (datamap/suspects.csv)", dm["suspects"]))
+    for aum_dir in layout.aum_dirs():
+        s = _load(aum_dir / SUMMARY) or {}
+        if s.get("flags"):
+            found.append((f"AUM on {aum_subset(aum_dir)} ({aum_dir.name}/flagged.csv)", s["flags"]))
+    if not found:
+        return []
+    lines = ["## Suspected wrong labels", ""]
+    for title, flags in found:
+        lines += [f"**Warning:** {w}." for w in flags.get("warnings", [])]
+        lines += [
+            *per_class_markdown(f"{title}, ranked by {flags.get('rank_by')}", flags["per_class"]),
+            "",
+        ]
     return lines
 
 

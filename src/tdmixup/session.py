@@ -63,6 +63,8 @@ class Session:
     """Keep each finished stage's optimizer, scheduler and RNG state
     (``checkpoint/training_state.pt``, about twice the model's size); by default only an unfinished
     stage keeps it, to resume exactly."""
+    fingerprint_hashes: Any = None
+    """Text hash of every training row by sample id (computed once, :func:`data_fingerprint`)."""
 
     @property
     def is_main(self) -> bool:
@@ -80,6 +82,7 @@ CHANGEABLE_FROM: dict[str, tuple[str, ...]] = {
         "dynamics.fraction",
         "dynamics.allow_overlap",
         "dynamics.stratify_regions",
+        "dynamics.rank_by",
         "aum.",
         "mixup.",
     ),
@@ -135,6 +138,8 @@ def open_session(
     overwrite: bool = False,
     from_stage: str | None = None,
     keep_training_state: bool = False,
+    require_tests: bool = True,
+    has_from_stage: bool = True,
 ) -> Session:
     """Check ``config.json``, load and tokenise the data once, then write ``config.json``; set up
     Accelerate.
@@ -145,6 +150,10 @@ def open_session(
     Nothing is written (and ``overwrite`` deletes nothing) until the data and the
     tokenizer have loaded, so a run refused for a missing or broken input file leaves no
     ``config.json`` that would refuse the corrected command.
+
+    ``require_tests=False`` accepts data without a test set (``tdmixup dynamics`` and ``aum``
+    evaluate none); ``has_from_stage=False`` leaves ``--from-stage`` out of the hint of a refused
+    folder (only ``tdmixup run`` has that option).
     """
     from tdmixup.data.tasks import load_task
     from tdmixup.model import load_tokenizer
@@ -169,10 +178,12 @@ def open_session(
             )
     config = with_task_defaults(config)
     accelerator = make_accelerator()
-    record = _check_config(config, run_dir, overwrite=overwrite, from_stage=from_stage)
+    record = _check_config(
+        config, run_dir, overwrite=overwrite, from_stage=from_stage, has_from_stage=has_from_stage
+    )
     seed_everything(config.train.seed)
     with accelerator.main_process_first():  # a first download/extraction happens once
-        task = load_task(config.data, seed=config.data.split_seed)
+        task = load_task(config.data, seed=config.data.split_seed, require_tests=require_tests)
     tokenizer = load_tokenizer(config.model.name_or_path)
     max_len = config.data.max_seq_length
 
@@ -222,7 +233,12 @@ def with_task_defaults(config: RunConfig) -> RunConfig:
 
 
 def _check_config(
-    config: RunConfig, run_dir: Path, *, overwrite: bool, from_stage: str | None = None
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    overwrite: bool,
+    from_stage: str | None = None,
+    has_from_stage: bool = True,
 ) -> dict[str, Any] | None:
     """Refuse a folder made by another configuration; return what ``config.json`` must say
     (without the environment), or None when it already says it."""
@@ -249,7 +265,9 @@ def _check_config(
             )
             raise PipelineError(
                 f"{path} was written by a different configuration ({diff}){hint}; "
-                "use another --output-dir, --from-stage, or --overwrite to start this one afresh"
+                "use another --output-dir"
+                + (", --from-stage," if has_from_stage else "")
+                + " or --overwrite to start this one afresh"
             )
         return {
             "config": to_json_dict(config),
@@ -271,6 +289,33 @@ def _config_changes(
         elif va != vb:
             out.append((f"{prefix}{key}", va, vb))
     return out
+
+
+def user_mapping(data: Any, task: str) -> dict[str, str]:
+    """The ``--column`` mapping of the run's files (the task's default when none is given), so
+    ``suspects.csv`` and ``flagged.csv`` use the columns of the user's own file."""
+    from tdmixup.data.tasks import DEFAULT_COLUMNS
+
+    return dict(data.columns or DEFAULT_COLUMNS.get(task, ()))
+
+
+def data_fingerprint(session: Session, *, with_labels: bool = True) -> Any:
+    """The :class:`tdmixup.fingerprint.DataFingerprint` of the session's training rows (text
+    hashes by id, the task's label names unless ``with_labels`` is False, e.g. for AUM's
+    relabelled runs, and the column mapping as JSON), stored with every dynamics table."""
+    import json
+
+    from tdmixup.fingerprint import DataFingerprint, hashes_by_id
+
+    spec, data = session.task.spec, session.config.data
+    columns = user_mapping(data, spec.name)
+    if session.fingerprint_hashes is None:
+        session.fingerprint_hashes = hashes_by_id(session.task.train)
+    return DataFingerprint(
+        session.fingerprint_hashes,
+        label_names=spec.label_names if with_labels else (),
+        columns=json.dumps({"task": spec.name, "kind": spec.kind, "columns": columns}),
+    )
 
 
 # --- stage bookkeeping ---------------------------------------------------------------------
@@ -343,6 +388,9 @@ def train_and_evaluate(
         dynamics_path=stage_dir / DYNAMICS if dynamics_mode else None,
         tokenizer=session.tokenizer,
         task_name=session.task.spec.name,
+        dynamics_fingerprint=data_fingerprint(session, with_labels=num_labels is None)
+        if dynamics_mode
+        else None,
         resume=True,
         batch_columns=batch_columns,
     )

@@ -123,6 +123,7 @@ def train(
     dynamics_set: TokenizedSet | None = None,
     tokenizer: Any = None,
     task_name: str = "",
+    dynamics_fingerprint: Any = None,
     resume: bool = False,
     on_epoch_end: EpochCallback | None = None,
     batch_columns: Columns | None = None,
@@ -139,6 +140,8 @@ def train(
         dynamics_path: the Parquet table to append each epoch to.
         dynamics_set: the set whose dynamics are recorded (default: ``train_sets[0]``).
         tokenizer: saved beside the model in each checkpoint (so it can be evaluated alone).
+        dynamics_fingerprint: a :class:`tdmixup.fingerprint.DataFingerprint` of the recorded
+            set's rows (text hashes, label names, columns), stored with the dynamics table.
         resume: continue after the last completed epoch's checkpoint in ``out_dir``.
         on_epoch_end: optional callback ``(epoch, model) -> metrics`` (e.g. dev accuracy).
         batch_columns: optional ``batch -> extra columns`` added to every collated training
@@ -158,7 +161,7 @@ def train(
     recording = None
     if dynamics_mode is not None and dynamics_path is not None:
         data = dynamics_set if dynamics_set is not None else train_sets[0]
-        recording = _Recording(dynamics_mode, dynamics_path, data, task_name)
+        recording = _Recording(dynamics_mode, dynamics_path, data, task_name, dynamics_fingerprint)
     for epoch in range(loop.first_epoch, train_config.epochs):
         start = time.perf_counter()
         totals = _train_epoch(loop, epoch, recording)
@@ -208,6 +211,7 @@ class _Recording:
     path: Path
     data: TokenizedSet
     task: str
+    fingerprint: Any = None  # tdmixup.fingerprint.DataFingerprint, stored with the table
 
 
 def _check_dynamics_mode(mode: DynamicsMode | None, cfg: TrainConfig, mc: MixupConfig) -> None:
@@ -395,6 +399,7 @@ def _end_epoch(
             totals.seen_ids,
             totals.seen_logits,
             recording.task,
+            recording.fingerprint,
         )
     if on_epoch_end is not None:
         entry.update(on_epoch_end(epoch, model))
@@ -431,6 +436,7 @@ def _record_epoch(
     seen_ids: list[np.ndarray],
     seen_logits: list[np.ndarray],
     task: str,
+    fingerprint: Any = None,
 ) -> None:
     from tdmixup.dynamics import append_epoch
 
@@ -449,7 +455,15 @@ def _record_epoch(
         ids, logits = ids[keep], logits[keep]
     if accelerator.is_main_process:
         gold = data.labels[data.positions_of(ids)]
+        extra = fingerprint.append_kwargs(ids) if fingerprint is not None else {}
         append_epoch(
-            path, epoch=epoch, sample_ids=ids, gold=gold, logits=logits, mode=mode, task=task
+            path,
+            epoch=epoch,
+            sample_ids=ids,
+            gold=gold,
+            logits=logits,
+            mode=mode,
+            task=task,
+            **extra,
         )
     accelerator.wait_for_everyone()

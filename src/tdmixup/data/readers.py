@@ -336,6 +336,17 @@ def _format_of(path: Path) -> FileFormat:
 
 
 def _int_ids(rows: Rows, column: str) -> np.ndarray:
+    frame = rows.frame
+    if column not in frame.columns or (len(frame) and frame[column].isna().all()):
+        found = ", ".join(str(c) for c in frame.columns if frame[c].notna().any())
+        raise data_error(
+            rows.path,
+            None,
+            column,
+            f"column '{column}' not found (found: {found})",
+            f"--column sample_id={column} names the training file's id column; give the column "
+            "that holds it, or leave sample_id out to number rows",
+        )
     cells = rows.column(column)
     num = pd.to_numeric(cells, errors="coerce")
     bad = (num.isna() | (num != num.round())).to_numpy()

@@ -246,9 +246,14 @@ def _check(cfg: DataConfig) -> None:
 
 
 def _file_reader(
-    spec: TaskSpec, cfg: DataConfig, label_names: tuple[str, ...]
+    spec: TaskSpec, cfg: DataConfig, label_names: tuple[str, ...], *, with_ids: bool = True
 ) -> Callable[[str], Dataset]:
+    """The reader of the task's files. ``--column sample_id=…`` names the *training* file's id
+    column only (``with_ids``): dev and test rows are numbered by row, as their ids are never
+    joined with training dynamics (and a dev/test file need not have that column)."""
     columns = cfg.columns or DEFAULT_COLUMNS.get(spec.name, ())
+    if not with_ids:
+        columns = tuple((field, col) for field, col in columns if field != "sample_id")
     if spec.name == "twitterppdb" and not cfg.columns:
         return read_twitter_url_corpus
     if spec.name == "snli_mc" and not cfg.columns:
@@ -270,13 +275,15 @@ def _custom_spec(cfg: DataConfig, train: Dataset) -> TaskSpec:
     return TaskSpec("custom", "pair", tuple(names))
 
 
-def load_task(config: DataConfig, *, seed: int) -> TaskData:
+def load_task(config: DataConfig, *, seed: int, require_tests: bool = True) -> TaskData:
     """Load, validate and cut the data of one run.
 
     Args:
         config: which task, files and sizes.
         seed: seeds the train/dev/test split of tasks that split one file (hellaswag,
             twitterppdb); pass a fixed value to keep the same split across training seeds.
+        require_tests: refuse a config without a test set (``tdmixup dynamics``, ``aum`` and
+            ``datamap`` evaluate no test set and pass False).
 
     Returns:
         :class:`TaskData`. ``train`` = the first ``train_size`` rows left after holding out
@@ -308,7 +315,7 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
             spec = _custom_spec(config, src.train)
     else:
         src = _BUILDERS[name](spec, seed, config)
-    read = _file_reader(spec, config, spec.label_names)
+    read = _file_reader(spec, config, spec.label_names, with_ids=False)
     train, dev = src.train, src.dev
     if config.dev_file:
         dev = read(config.dev_file)
@@ -328,7 +335,7 @@ def load_task(config: DataConfig, *, seed: int) -> TaskData:
         if test_name in tests:
             raise ValueError(f"test set name {test_name!r} is used twice")
         tests[test_name] = read(path)
-    if not tests:
+    if not tests and require_tests:
         raise ValueError(
             "no test set: with --train-file, name one or more with --test-file NAME=PATH"
         )
