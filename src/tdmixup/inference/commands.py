@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tdmixup.cli_options import _pair, label_names_from_cli
 
@@ -61,11 +62,15 @@ def add_predict_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_predict(ns: argparse.Namespace) -> int:
     from tdmixup.inference.classifier import TextClassifier
+    from tdmixup.inference.files import output_format
     from tdmixup.inference.prediction import format_result, predict_file
     from tdmixup.training import make_accelerator
 
     if ns.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {ns.batch_size}")
+    output_format(ns.output)  # a bad suffix is refused before the model loads
+    if not Path(ns.input).is_file():
+        raise ValueError(f"--input {ns.input}: file not found")
     accelerator = make_accelerator()
     clf = TextClassifier.from_pretrained(ns.checkpoint, accelerator=accelerator)
     result = predict_file(

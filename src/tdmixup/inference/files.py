@@ -8,6 +8,7 @@ naming the file, row and field (:func:`tdmixup.data.schema.data_error`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +217,9 @@ def write_predictions(table: pd.DataFrame, path: str | Path) -> Path:
     with atomic_output(path) as tmp:
         if fmt == "jsonl":
             table.to_json(tmp, orient="records", lines=True, force_ascii=False, double_precision=15)
-        else:
-            table.to_csv(tmp, index=False, sep="," if fmt == "csv" else "\t")
+        else:  # a list cell (multiple-choice endings) as JSON
+            flat = table.apply(
+                lambda col: col.map(json.dumps) if col.map(type).eq(list).any() else col
+            )
+            flat.to_csv(tmp, index=False, sep="," if fmt == "csv" else "\t")
     return Path(path)
