@@ -401,6 +401,8 @@ def test_bad_input_gets_one_line(
             "expected a repository id OWNER/NAME",
         ),
     ]
+    evaluate = ["evaluate", "--checkpoint", str(pair_checkpoint), "--task", "snli"]
+    cases.append(([*evaluate, "--label-names", "a,b,c"], "--label-names a,b,c disagree"))
     for argv, expected in cases:
         assert main(argv) == 2, argv
         err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]

@@ -110,8 +110,8 @@ def add_export_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--push-to-hub",
         default=None,
-        metavar="REPO_ID",
-        help="Also upload the folder to this Hub model repository (OWNER/NAME), with the token "
+        metavar="PUSH_TO_HUB",
+        help="Also upload the folder to this Hub model repository id, OWNER/NAME, with the token "
         "of HF_TOKEN or `huggingface-cli login`.",
     )
     parser.add_argument(
