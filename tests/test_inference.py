@@ -147,6 +147,13 @@ def test_predict_proba_is_calibrated_and_in_input_order(
     with pytest.raises(ValueError, match=r"input 1: .*\(text_a, text_b\) pairs"):
         clf.predict_proba([pairs[0], "a lone string"])
 
+    from tdmixup.inference.classifier import normalise_items
+
+    assert normalise_items(["one text", "another"], "single") == ["one text", "another"]
+    assert normalise_items("one text", "single") == ["one text"]
+    with pytest.raises(ValueError, match="input 0: .* strings"):
+        normalise_items([pairs[0]], "single")
+
 
 def test_multiple_choice_predicts_and_exports(tiny_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForMultipleChoice, AutoTokenizer

@@ -26,6 +26,11 @@ HUB_DATASETS = {
     "snli_mc": "stanfordnlp/snli",
 }
 """Hub ids of the built-in tasks' datasets (the card's ``datasets:`` metadata)."""
+KIND_WORDS = {
+    "pair": "sentence-pair",
+    "multiple_choice": "multiple-choice",
+    "single": "single-text",
+}
 OFFLINE_BASES = {"offline:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -116,7 +121,7 @@ def card_text(model: Classifier, files: dict[str, Any], *, repo_id: str | None =
     lines = [
         _yaml(metadata(model, files)),
         f"# tdmixup {info.task or data.get('task', '')} classifier ({strategy})\n",
-        f"A {model.kind.replace('_', ' ')} classifier fine-tuned with "
+        f"A {KIND_WORDS.get(model.kind, model.kind)} classifier fine-tuned with "
         "tdmixup (TDMixUp, Park & Caragea, NAACL 2022: MixUp between easy "
         "and ambiguous samples of a data map, with AUM-flagged samples removed) from "
         f"`{cfg.get('model', {}).get('name_or_path', '?')}`: the raw last-layer [CLS] vector → "
