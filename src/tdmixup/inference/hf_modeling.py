@@ -57,7 +57,10 @@ class _TDMixUpBase(PreTrainedModel):
     def __init__(self, config: Any) -> None:
         from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-        encoder_class = MODEL_MAPPING[type(config)]
+        try:
+            encoder_class: Any = MODEL_MAPPING[type(config)]
+        except KeyError:  # an encoder registered elsewhere: claim no special attention kernel
+            encoder_class = None
         for flag in _ATTENTION_FLAGS:  # the attention kernels its encoder supports
             object.__setattr__(self, flag, getattr(encoder_class, flag, False))
         super().__init__(config)
