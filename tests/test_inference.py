@@ -510,3 +510,47 @@ def test_model_card_reports_the_run_folder(pair_checkpoint: Path, tmp_path: Path
         "`text_b` ← `sentence2`",
     ):
         assert needle in card, needle
+
+
+@pytest.mark.slow
+def test_predict_under_two_processes_writes_every_row_once_in_order(
+    pair_checkpoint: Path, pairs: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+
+    import pandas as pd
+
+    from tdmixup.inference import TextClassifier
+
+    launcher = Path(sys.executable).parent / "torchrun"
+    if not launcher.exists():
+        pytest.skip(f"torchrun not found beside {sys.executable}")
+    rows = pairs[:23]  # odd: the processes get 12 and 11 rows
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"sentence1": a, "sentence2": b}) + "\n" for a, b in rows))
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO / "src"),
+    }
+    args = ["--checkpoint", str(pair_checkpoint), "--input", str(source), "--batch-size", "4"]
+    out = tmp_path / "out.csv"
+    done = subprocess.run(
+        [str(launcher), "--standalone", "--nproc_per_node", "2", "-m", "tdmixup.cli", "predict"]
+        + [*args, "--output", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.count("predicted 23 rows") == 1  # the main process alone reports and writes
+    table = pd.read_csv(out)
+    assert table["id"].tolist() == list(range(23)) and table["text_b"].tolist() == [
+        b for _, b in rows
+    ]
+    expected = TextClassifier.from_checkpoint(pair_checkpoint, device="cpu").predict_proba(rows)
+    got = table[[f"prob_{n}" for n in SNLI_LABELS]].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
