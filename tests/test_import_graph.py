@@ -64,6 +64,22 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset({"planning", "optim", "epoch_totals", "checkpoint", "training", "hf_trainer"}),
     ),
     ("evaluation and reports", frozenset({"evaluation", "report", "tables"})),
+    (
+        "using the trained classifier: predict, export, model card, Hub",
+        frozenset(
+            {
+                "inference",
+                "inference.classifier",
+                "inference.commands",
+                "inference.export",
+                "inference.files",
+                "inference.hf_modeling",
+                "inference.hub",
+                "inference.model_card",
+                "inference.prediction",
+            }
+        ),
+    ),
     ("a run folder's session and its training stages", frozenset({"session", "aum_training"})),
     ("the pipeline of stages", frozenset({"pipeline"})),
     ("commands", frozenset({"experiments", "preflight", "cli_config", "cli"})),

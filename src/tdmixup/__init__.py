@@ -8,6 +8,7 @@ The public API (imported lazily, so ``import tdmixup`` and ``tdmixup --help`` st
     from tdmixup import expected_calibration_error, fit_temperature   # (labels, logits)
     from tdmixup import sample_lambda, mix_tensors, soft_cross_entropy
     from tdmixup import DynamicsCallback            # record dynamics inside a HF Trainer
+    from tdmixup import TextClassifier, export_classifier   # use and share the trained model
 """
 
 from __future__ import annotations
@@ -104,6 +105,12 @@ _EXPORTS: dict[str, str] = {
     "Session": "tdmixup.session",
     "train_and_evaluate": "tdmixup.session",
     "run_pipeline": "tdmixup.pipeline",
+    # using the trained classifier
+    "TextClassifier": "tdmixup.inference.classifier",
+    "CheckpointInfo": "tdmixup.model",
+    "predict_file": "tdmixup.inference.prediction",
+    "export_classifier": "tdmixup.inference.export",
+    "push_to_hub": "tdmixup.inference.hub",
 }
 
 __all__ = sorted(_EXPORTS)

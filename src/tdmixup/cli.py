@@ -34,6 +34,12 @@ from tdmixup.cli_options import (
     add_train_options,
     config_from_args,
 )
+from tdmixup.inference.commands import (
+    add_export_options,
+    add_predict_options,
+    cmd_export,
+    cmd_predict,
+)
 from tdmixup.layout import STATISTICS, SUMMARY, TRAIN_ARGS, ExperimentLayout, RunLayout
 
 __all__ = ["EXPERIMENT_TABLES", "build_parser", "config_from_args", "main"]
@@ -170,12 +176,16 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     from tdmixup.data.collate import tokenize
     from tdmixup.data.tasks import load_task
     from tdmixup.evaluation import evaluate_sets, format_metrics
-    from tdmixup.model import load_classifier
+    from tdmixup.model import check_label_names, load_classifier
     from tdmixup.training import make_accelerator
 
     cfg = config_from_args(ns)
     accelerator = make_accelerator()
     model, tokenizer = load_classifier(ns.checkpoint)
+    check_label_names(cfg.data.label_names, model.info, f"--checkpoint {ns.checkpoint}")
+    if not cfg.data.label_names and model.kind != "multiple_choice":  # the checkpoint's names
+        data = dataclasses.replace(cfg.data, label_names=model.info.label_names)
+        cfg = dataclasses.replace(cfg, data=data)
     model.to(accelerator.device)
     task = load_task(cfg.data, seed=cfg.data.split_seed)
 
@@ -406,6 +416,20 @@ COMMANDS = (
         "or the 'steps' ablation (TDMixUp and random pairs with the baseline's step count).",
         add_experiment_options,
         cmd_experiment,
+    ),
+    Command(
+        "predict",
+        "Classify new texts with a checkpoint: calibrated probabilities and label names, "
+        "one row per input (accuracy and ECE too when the input has labels).",
+        add_predict_options,
+        cmd_predict,
+    ),
+    Command(
+        "export",
+        "Write a checkpoint as a Hugging Face model folder (temperature folded in, model card); "
+        "optionally upload it to the Hub.",
+        add_export_options,
+        cmd_export,
     ),
     Command(
         "env",

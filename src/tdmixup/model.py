@@ -17,11 +17,12 @@ The forward pass is split so MixUp can enter at either point the paper's baselin
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from torch import Tensor, nn
 
 from tdmixup.config import DEFAULT_MODEL, ModelConfig
 from tdmixup.data.schema import TaskKind
+
+log = logging.getLogger("tdmixup.model")
 
 
 class ModelLoadError(OSError):
@@ -113,6 +116,56 @@ def flatten_choices(t: Tensor) -> Tensor:
     return t if t.dim() == 2 else t.reshape(-1, t.shape[-1])
 
 
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a saved classifier records besides its weights, so that it can be used on new text.
+
+    Attributes:
+        label_names: class names in class-index order (``id2label``); for multiple choice the
+            ending positions ``"0".."K-1"``. Empty for a checkpoint written before tdmixup recorded
+            them.
+        task: the task it was trained on (``"snli"``, ``"custom"``, ...).
+        columns: ``(field, source column)`` pairs of the files it was trained on, e.g.
+            ``(("text_a", "sentence1"), ("text_b", "sentence2"), ("label", "gold_label"))``.
+        max_seq_length: the truncation length (tokens) used in training.
+        temperature: T fitted on dev by minimising NLL (calibrated probabilities are
+            ``softmax(logits / T)``), or None before evaluation.
+        temperature_fitted_on: which dev set T came from (``set``, ``n``, ``source``,
+            ``sample_ids_sha256``).
+    """
+
+    label_names: tuple[str, ...] = ()
+    task: str = ""
+    columns: tuple[tuple[str, str], ...] = ()
+    max_seq_length: int | None = None
+    temperature: float | None = None
+    temperature_fitted_on: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``classifier.json`` fields (``id2label`` keys are strings, as in Hugging Face)."""
+        return {
+            "id2label": {str(i): n for i, n in enumerate(self.label_names)},
+            "label2id": {n: i for i, n in enumerate(self.label_names)},
+            "task": self.task,
+            "columns": dict(self.columns),
+            "max_seq_length": self.max_seq_length,
+            "temperature": self.temperature,
+            "temperature_fitted_on": dict(self.temperature_fitted_on or {}) or None,
+        }
+
+    @classmethod
+    def from_json(cls, meta: Mapping[str, Any]) -> CheckpointInfo:
+        id2label = meta.get("id2label") or {}
+        return cls(
+            label_names=tuple(str(id2label[k]) for k in sorted(id2label, key=int)),
+            task=str(meta.get("task") or ""),
+            columns=tuple((str(k), str(v)) for k, v in (meta.get("columns") or {}).items()),
+            max_seq_length=meta.get("max_seq_length"),
+            temperature=meta.get("temperature"),
+            temperature_fitted_on=meta.get("temperature_fitted_on"),
+        )
+
+
 class Classifier(nn.Module):
     """Encoder + dropout + linear head over [CLS].
 
@@ -137,6 +190,9 @@ class Classifier(nn.Module):
         hidden = int(encoder.config.hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, 1 if kind == "multiple_choice" else num_labels)
+        self.info = CheckpointInfo()
+        """Label names, task, columns and temperature, written with the weights
+        (:func:`save_classifier`); set by the training stage, read by :func:`load_classifier`."""
 
     # --- the three pieces -------------------------------------------------------------------
     @staticmethod
@@ -245,28 +301,97 @@ CHECKPOINT_META = "classifier.json"
 
 
 def save_classifier(model: Classifier, tokenizer: Any, directory: Path) -> None:
-    """Write encoder (``save_pretrained``), tokenizer and head into ``directory`` (not atomic;
-    callers write into a temporary folder and rename it)."""
+    """Write encoder (``save_pretrained``), tokenizer, head and ``classifier.json`` (kind, labels,
+    columns, temperature: :class:`CheckpointInfo`) into ``directory`` (not atomic; callers write
+    into a temporary folder and rename it)."""
     directory.mkdir(parents=True, exist_ok=True)
     model.encoder.save_pretrained(directory / "encoder")
     if tokenizer is not None:
         tokenizer.save_pretrained(directory / "encoder")
     torch.save(model.head.state_dict(), directory / "head.pt")
-    meta = {"kind": model.kind, "num_labels": model.num_labels, "dropout": model.dropout.p}
+    meta = {
+        "kind": model.kind,
+        "num_labels": model.num_labels,
+        "dropout": model.dropout.p,
+        **model.info.to_json(),
+    }
     (directory / CHECKPOINT_META).write_text(json.dumps(meta, indent=2))
 
 
-def load_classifier(directory: str | Path) -> tuple[Classifier, Any]:
-    """Inverse of :func:`save_classifier`: ``(model, tokenizer)`` from a checkpoint folder."""
-    from transformers import AutoModel, AutoTokenizer
+def read_checkpoint_info(directory: str | Path) -> tuple[dict[str, Any], CheckpointInfo]:
+    """``classifier.json`` of a checkpoint: the raw fields and its :class:`CheckpointInfo`.
 
+    A checkpoint written before the label names and the temperature were recorded still reads:
+    the label names are then ``"0".."C-1"`` (logged as a warning), and the temperature is taken
+    from the stage's ``metrics.json`` beside ``checkpoint/`` when there is one.
+    """
     directory = Path(directory)
     meta_path = directory / CHECKPOINT_META
     if not meta_path.exists():
         raise ModelLoadError(f"{directory} is not a tdmixup checkpoint (no {CHECKPOINT_META})")
     meta = json.loads(meta_path.read_text())
-    encoder = AutoModel.from_pretrained(directory / "encoder")
+    info = CheckpointInfo.from_json(meta)
+    if not info.label_names:
+        names = tuple(str(i) for i in range(int(meta["num_labels"])))
+        log.warning(
+            "%s was written before tdmixup recorded label names: the classes are named %s; "
+            "pass --label-names to name them",
+            meta_path,
+            ", ".join(names),
+        )
+        info = replace(info, label_names=names)
+    if "temperature" not in meta:
+        metrics = directory.parent / "metrics.json"
+        t = json.loads(metrics.read_text()).get("temperature") if metrics.exists() else None
+        if t is not None:
+            log.warning("%s records no temperature: using T = %.2f from %s", meta_path, t, metrics)
+            info = replace(
+                info, temperature=float(t), temperature_fitted_on={"source": str(metrics)}
+            )
+    return meta, info
+
+
+def record_temperature(
+    directory: str | Path, temperature: float, fitted_on: Mapping[str, Any]
+) -> None:
+    """Write the temperature fitted on dev, and which dev set it came from, into a checkpoint's
+    ``classifier.json`` (atomically: a reader sees the old file or the new one)."""
+    from tdmixup.runio import write_json
+
+    path = Path(directory) / CHECKPOINT_META
+    meta = json.loads(path.read_text())
+    meta["temperature"] = float(temperature)
+    meta["temperature_fitted_on"] = dict(fitted_on)
+    write_json(path, meta)
+
+
+def load_classifier(directory: str | Path) -> tuple[Classifier, Any]:
+    """Inverse of :func:`save_classifier`: ``(model, tokenizer)`` from a checkpoint folder;
+    ``model.info`` holds what :func:`read_checkpoint_info` read."""
+    from transformers import AutoModel, AutoTokenizer
+
+    directory = Path(directory)
+    meta, info = read_checkpoint_info(directory)
+    try:  # the pooler was never trained (raw [CLS]): do not build it
+        encoder = AutoModel.from_pretrained(directory / "encoder", add_pooling_layer=False)
+    except TypeError:
+        encoder = AutoModel.from_pretrained(directory / "encoder")
     model = Classifier(encoder, meta["kind"], meta["num_labels"], meta["dropout"])
+    model.info = info
     head: Any = model.head
     head.load_state_dict(torch.load(directory / "head.pt", map_location="cpu"))
     return model, AutoTokenizer.from_pretrained(directory / "encoder")
+
+
+def check_label_names(given: Sequence[str], info: CheckpointInfo, where: str) -> None:
+    """Refuse ``--label-names`` that disagree with the names a checkpoint recorded.
+
+    Raises:
+        ValueError: one line naming both orders.
+    """
+    if given and info.label_names and tuple(given) != info.label_names:
+        raise ValueError(
+            f"--label-names {','.join(given)} disagree with {where}, which was trained with "
+            f"{','.join(info.label_names)} (in this order); leave --label-names out to use the "
+            "checkpoint's"
+        )

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from tdmixup.classmix import ClassMix
     from tdmixup.data.tasks import TaskData
+    from tdmixup.model import CheckpointInfo
 
 log = logging.getLogger("tdmixup.pipeline")
 
@@ -358,7 +359,7 @@ def train_and_evaluate(
     stage finished before; resumed from the last epoch checkpoint when it was interrupted.
     """
     from tdmixup.evaluation import evaluate_sets
-    from tdmixup.model import build_classifier
+    from tdmixup.model import build_classifier, record_temperature
     from tdmixup.training import seed_everything, train
 
     if is_done(stage_dir):
@@ -372,6 +373,7 @@ def train_and_evaluate(
     model = build_classifier(
         cfg.model, session.task.spec.kind, num_labels or session.task.spec.num_labels
     )
+    model.info = checkpoint_info(session, num_labels)
     mixup_cfg = replace(mixup_config or cfg.mixup, strategy=strategy)
     train_cfg = train_config or cfg.train
     mix = _train_class_mix(
@@ -415,6 +417,9 @@ def train_and_evaluate(
             out_dir=stage_dir,
         )
         summary["eval_seconds"] = time.perf_counter() - eval_start
+        temperature = summary["metrics"].get("temperature")
+        if temperature is not None and session.is_main and (stage_dir / CHECKPOINT).exists():
+            record_temperature(stage_dir / CHECKPOINT, temperature, dev_description(session))
         check = summary["metrics"].get("learning_check") or {}
         if check.get("near_chance") and session.is_main:
             log.warning("%s: %s", stage_dir.name, check["message"])
@@ -425,6 +430,46 @@ def train_and_evaluate(
         session, stage_dir
     )  # only after done.json: a kill before it still resumes exactly
     return summary
+
+
+def checkpoint_info(session: Session, num_labels: int | None = None) -> CheckpointInfo:
+    """What a stage's checkpoint records about its task: label names (an AUM pass's extra class
+    is ``"threshold"``), the task, the columns of its files and the truncation length."""
+    from tdmixup.data.tasks import DEFAULT_COLUMNS
+    from tdmixup.model import CheckpointInfo
+
+    spec, data = session.task.spec, session.config.data
+    names = tuple(spec.label_names)
+    if num_labels is not None and num_labels > len(names):
+        names += ("threshold",)
+    return CheckpointInfo(
+        label_names=names,
+        task=spec.name,
+        columns=tuple(data.columns or DEFAULT_COLUMNS.get(spec.name, ())),
+        max_seq_length=data.max_seq_length,
+    )
+
+
+def dev_description(session: Session) -> dict[str, Any]:
+    """Which dev set a temperature was fitted on: its size, where its rows came from and a
+    sha256 of its sample ids (the same ids give the same hash)."""
+    import hashlib
+
+    data = session.config.data
+    ids = np.sort(session.dev.sample_ids).astype("<i8")
+    source = (
+        data.dev_file
+        if data.dev_file
+        else f"held out from the training source of task {data.task}"
+        + (f" ({data.train_file})" if data.train_file else "")
+        + f", dev_size {data.dev_size}, split_seed {data.split_seed}"
+    )
+    return {
+        "set": "dev",
+        "n": len(session.dev),
+        "source": source,
+        "sample_ids_sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
+    }
 
 
 def _train_class_mix(

@@ -1,0 +1,225 @@
+"""Reading the texts to classify (JSONL, CSV, TSV) and writing one prediction row per input.
+
+:func:`read_inputs` takes the same ``--column FIELD=COLUMN`` mapping as training and keeps every
+row (a label column is optional; rows without a label are predicted too). Errors are one line
+naming the file, row and field (:func:`tdmixup.data.schema.data_error`).
+:func:`write_predictions` writes ``.jsonl``, ``.csv`` or ``.tsv`` atomically, in input order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tdmixup.data._common import (
+    Rows,
+    as_text,
+    empty_text,
+    encode_labels,
+    load_delimited,
+    load_jsonl,
+)
+from tdmixup.data.readers import _format_of
+from tdmixup.data.schema import data_error
+from tdmixup.runio import atomic_output
+
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}
+"""Output suffix → format of :func:`write_predictions`."""
+
+
+@dataclass(frozen=True)
+class PredictionInputs:
+    """The rows of an input file, in file order.
+
+    Attributes:
+        path: the file.
+        ids: ``[N]`` int64 sample ids (the ``sample_id`` column, else the 0-based row).
+        texts: field → N values: ``text_a`` (and ``text_b``) strings; multiple choice ``context``
+            strings and ``endings`` lists of K strings.
+        labels: ``[N]`` int64 gold class indices, ``-1`` where a row has none; None when the file
+            has no label column.
+        label_column: the source column of ``labels`` (for messages).
+    """
+
+    path: Path
+    ids: np.ndarray
+    texts: dict[str, list[Any]]
+    labels: np.ndarray | None
+    label_column: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def items(self) -> list[Any]:
+        """The inputs as :meth:`TextClassifier.predict_proba` takes them: strings, ``(a, b)``
+        pairs or ``(context, [endings])``."""
+        if "endings" in self.texts:
+            return list(zip(self.texts["context"], self.texts["endings"], strict=True))
+        if "text_b" in self.texts:
+            return list(zip(self.texts["text_a"], self.texts["text_b"], strict=True))
+        return list(self.texts["text_a"])
+
+
+def _fields(kind: str) -> tuple[str, ...]:
+    if kind == "multiple_choice":
+        return ("context", "endings")
+    return ("text_a", "text_b") if kind == "pair" else ("text_a",)
+
+
+def read_inputs(
+    path: str | Path,
+    *,
+    kind: str,
+    columns: Mapping[str, str],
+    label_names: Sequence[str],
+    label_given: bool = False,
+) -> PredictionInputs:
+    """Read the texts to classify.
+
+    Args:
+        path: a ``.jsonl``/``.json``, ``.csv`` or ``.tsv`` file (``.gz``/``.bz2`` too).
+        kind: the classifier's task kind (``"pair"``, ``"multiple_choice"``; any other kind reads
+            one text, ``text_a``).
+        columns: field → source column, as in training (``text_a``, ``text_b``; multiple choice
+            ``context``, ``endings`` (a list column or comma-separated columns), optional
+            ``ending_prefix``; optional ``label`` and ``sample_id``).
+        label_names: class names in index order; label cells may be names or indices.
+        label_given: the label column was named by the user, so a file without it is an error
+            (otherwise such a file is simply unlabelled).
+
+    Raises:
+        DataError: one line naming the file, the row and the field.
+    """
+    path = Path(path)
+    need = _fields(kind)
+    missing = [f for f in need if f not in columns]
+    if missing:
+        raise data_error(
+            path,
+            None,
+            None,
+            f"no column given for {', '.join(missing)}",
+            "map it with --column " + " --column ".join(f"{f}=COLUMN" for f in missing),
+        )
+    fmt = _format_of(path)
+    ends = columns["endings"].split(",") if kind == "multiple_choice" else []
+    if fmt == "jsonl":
+        wanted = [c for f, c in columns.items() if f != "endings"] + ends
+        rows = load_jsonl(path, list(dict.fromkeys(wanted)))
+    else:
+        rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=True)
+    if len(rows.ids) == 0:
+        raise data_error(path, None, None, "no rows to classify", "check the file")
+    texts = _texts(rows, kind, columns, ends)
+    labels, label_column = None, columns.get("label")
+    has_label = label_column is not None and label_column in rows.frame.columns
+    if has_label and label_column is not None and rows.frame[label_column].notna().any():
+        labels, _ = encode_labels(rows, label_column, label_names)
+    elif label_given:
+        rows.column(str(label_column))  # raises: names the columns the file has
+    ids = rows.ids
+    if "sample_id" in columns:
+        from tdmixup.data.readers import _int_ids
+
+        ids = _int_ids(rows, columns["sample_id"])
+    return PredictionInputs(path, ids, texts, labels, label_column if labels is not None else None)
+
+
+def _texts(
+    rows: Rows, kind: str, columns: Mapping[str, str], ends: list[str]
+) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    if kind == "multiple_choice":
+        ctx = as_text(rows.column(columns["context"]))
+        _refuse_empty(rows, ctx, columns["context"])
+        if len(ends) > 1:
+            lists = pd.Series(
+                list(zip(*(as_text(rows.column(e)) for e in ends), strict=True)), dtype=object
+            ).map(list)
+        else:
+            lists = rows.column(ends[0]).map(
+                lambda v: [str(e) for e in v] if isinstance(v, list | tuple | np.ndarray) else None
+            )
+            if lists.isna().any():
+                raise rows.row_error(
+                    lists.isna().to_numpy(), ends[0], "endings must be a list of strings"
+                )
+        sizes = lists.map(len).to_numpy()
+        if (sizes != sizes[0]).any():
+            raise rows.row_error(
+                sizes != sizes[0], ",".join(ends), f"expected {sizes[0]} endings like row 1"
+            )
+        bad = lists.map(lambda es: any(not isinstance(e, str) or not e.strip() for e in es))
+        if bad.any():
+            raise rows.row_error(bad.to_numpy(), ",".join(ends), "empty ending", "fill it in")
+        prefix = columns.get("ending_prefix")
+        pre = rows.column(prefix).fillna("").astype(str).tolist() if prefix else [""] * len(ctx)
+        out["context"] = ctx.tolist()
+        out["endings"] = [
+            [f"{p} {e}" if p else e for e in es] for p, es in zip(pre, lists, strict=True)
+        ]
+        return out
+    for field in _fields(kind):
+        cells = as_text(rows.column(columns[field]))
+        _refuse_empty(rows, cells, columns[field])
+        out[field] = cells.tolist()
+    return out
+
+
+def _refuse_empty(rows: Rows, cells: pd.Series, column: str) -> None:
+    bad = empty_text(cells)
+    if bad.any():
+        raise rows.row_error(bad, column, "empty text", "fill in the text or remove the row")
+
+
+def output_format(path: str | Path) -> str:
+    """``jsonl``, ``csv`` or ``tsv`` from the output's suffix.
+
+    Raises:
+        ValueError: for any other suffix (one line saying which ones work).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"--output {path}: unknown format {suffix or '(no suffix)'}; "
+            f"name the file {' or '.join(OUTPUT_FORMATS)}"
+        )
+    return OUTPUT_FORMATS[suffix]
+
+
+def prediction_table(
+    inputs: PredictionInputs, probs: np.ndarray, label_names: Sequence[str]
+) -> pd.DataFrame:
+    """One row per input, in input order: ``id``, the input text(s), ``label`` (the gold name, when
+    the file has labels), ``prediction`` (label name), ``probability`` (its probability) and
+    ``prob_<name>`` per class. ``probs`` ``[N, C]`` rows on the simplex."""
+    names = [str(n) for n in label_names]
+    pred = probs.argmax(axis=1)
+    table: dict[str, Any] = {"id": inputs.ids, **inputs.texts}
+    if inputs.labels is not None:
+        table["label"] = [names[i] if i >= 0 else None for i in inputs.labels]
+    table["prediction"] = [names[i] for i in pred]
+    table["probability"] = probs[np.arange(len(pred)), pred]
+    for c, name in enumerate(names):
+        table[f"prob_{name}"] = probs[:, c]
+    return pd.DataFrame(table)
+
+
+def write_predictions(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``table`` atomically, in the format of the suffix (:func:`output_format`)."""
+    fmt = output_format(path)
+    with atomic_output(path) as tmp:
+        if fmt == "jsonl":
+            table.to_json(tmp, orient="records", lines=True, force_ascii=False, double_precision=15)
+        else:  # a list cell (multiple-choice endings) as JSON
+            flat = table.apply(
+                lambda col: col.map(json.dumps) if col.map(type).eq(list).any() else col
+            )
+            flat.to_csv(tmp, index=False, sep="," if fmt == "csv" else "\t")
+    return Path(path)
