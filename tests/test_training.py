@@ -446,6 +446,33 @@ def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(
     assert loss16 != loss32 and abs(loss16 - loss32) < 0.02
 
 
+def test_an_encoder_stored_in_bfloat16_loads_with_float32_master_weights(
+    model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A tiny BERT saved in bfloat16 (as many hub encoders are): build_classifier and
+    load_classifier give float32 weights, so the fp32 head takes its features (transformers 5
+    otherwise keeps the stored dtype: "mat1 and mat2 must have the same dtype") and a --bf16 run
+    updates fp32 master weights."""
+    from transformers import AutoModel
+
+    from tdmixup.config import ModelConfig
+    from tdmixup.model import build_classifier, save_classifier
+
+    stored = tmp_path / "bf16_encoder"
+    AutoModel.from_pretrained(model_dirs["dropout"]).to(torch.bfloat16).save_pretrained(stored)
+    assert AutoModel.from_pretrained(stored).dtype == torch.bfloat16  # stored and kept as bf16
+    model = build_classifier(ModelConfig(name_or_path=str(stored)), "pair", 3).eval()
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    data = tokenized_snli(8)
+    ids, logits = predict_logits(model, data, batch_size=4, accelerator=make_accelerator())
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+    model.encoder.to(torch.bfloat16)  # a checkpoint whose encoder was saved in bf16
+    save_classifier(model, None, tmp_path / "ckpt")
+    assert AutoModel.from_pretrained(tmp_path / "ckpt" / "encoder").dtype == torch.bfloat16
+    loaded, _ = load_classifier(tmp_path / "ckpt")
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+
+
 @pytest.mark.parametrize(
     ("bf16", "device", "native", "warned"),
     [
