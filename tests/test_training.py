@@ -597,3 +597,30 @@ def test_random_pairs_plan_one_pass_in_two_batches_per_step(n: int, world: int) 
             assert sum(float(p[step][j].weights.sum()) for p in plans) == pytest.approx(world)
     with pytest.raises(ValueError, match="tdmixup.*2 batch"):
         batches_per_set("tdmixup", 1)
+
+
+@pytest.mark.parametrize("flag", ["ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"])
+def test_deepspeed_and_fsdp_launches_are_refused_in_one_line_before_training(
+    flag: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``accelerate launch`` with a DeepSpeed or FSDP config sets ``ACCELERATE_USE_*``: the run
+    stops with exit 2 and one line saying what is supported, before any folder is written (the
+    old loop trained and wrote sharded checkpoints; DeepSpeed crashed in ``prepare``)."""
+    from accelerate.utils import DistributedType
+
+    from tdmixup.cli import main
+    from tdmixup.training import check_supported_launch
+
+    monkeypatch.setenv(flag, "true")
+    with pytest.raises(TrainingError, match="not supported.*--multi_gpu"):
+        make_accelerator()
+    out = tmp_path / "run"
+    assert main(["run", "--task", "snli", "--train-size", "48", "--output-dir", str(out)]) == 2
+    errors = [e for e in capsys.readouterr().err.splitlines() if e.startswith("error:")]
+    assert len(errors) == 1 and "is not supported" in errors[0] and "torchrun" in errors[0]
+    assert not out.exists()
+    for kind in (DistributedType.DEEPSPEED, DistributedType.FSDP, DistributedType.MEGATRON_LM):
+        with pytest.raises(TrainingError):
+            check_supported_launch({}, kind)
+    for kind in (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
+        check_supported_launch({"ACCELERATE_USE_FSDP": "false"}, kind)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,11 +75,15 @@ def make_accelerator() -> Any:
 
     Raises:
         RuntimeError: when launched as several processes that Accelerate did not join.
+        TrainingError: when launched with DeepSpeed, FSDP or Megatron-LM (see
+            :func:`check_supported_launch`).
     """
     from accelerate import Accelerator
 
+    check_supported_launch(os.environ)  # before Accelerator(): DeepSpeed may not even import
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     accelerator = Accelerator(cpu=launched > 1 and not torch.cuda.is_available())
+    check_supported_launch(os.environ, accelerator.distributed_type)
     if accelerator.num_processes != launched:
         raise RuntimeError(
             f"launched as {launched} processes (WORLD_SIZE) "
@@ -88,6 +92,46 @@ def make_accelerator() -> Any:
             "run with one process or on a supported multi-process device"
         )
     return accelerator
+
+
+UNSUPPORTED_LAUNCHES = {
+    "ACCELERATE_USE_DEEPSPEED": "DeepSpeed",
+    "ACCELERATE_USE_FSDP": "FSDP",
+    "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM",
+}
+"""Environment flags ``accelerate launch`` sets for a sharded launch (its config or options)."""
+
+
+def check_supported_launch(environ: Mapping[str, str], distributed_type: Any = None) -> None:
+    """Refuse DeepSpeed, FSDP and Megatron-LM before anything trains, in one line.
+
+    The loop prepares only the model and optimiser (DeepSpeed's ``auto`` micro-batch needs a
+    dataloader), records dynamics and evaluates on the unwrapped model (still sharded under
+    FSDP/ZeRO-3), and the main process alone saves the weights (a shard of them). Supported:
+    one process (CPU or GPU) and data parallel over processes (DDP: ``accelerate launch
+    --multi_gpu``, ``torchrun``; gloo on CPU), with ``--bf16``.
+
+    Args:
+        environ: the process environment (``accelerate launch`` sets ``ACCELERATE_USE_*``).
+        distributed_type: ``Accelerator.distributed_type`` once one exists (None before).
+
+    Raises:
+        TrainingError: naming the setup and what is supported.
+    """
+    names = [name for flag, name in UNSUPPORTED_LAUNCHES.items() if _flag_on(environ.get(flag))]
+    kind = str(getattr(distributed_type, "value", distributed_type or "")).upper()
+    names += [n for n in ("DeepSpeed", "FSDP", "Megatron-LM") if n.upper().replace("-", "_") in kind]
+    if names:
+        raise TrainingError(
+            f"{' and '.join(dict.fromkeys(names))} is not supported by tdmixup's training loop "
+            "(its checkpoints, dynamics and evaluation need the whole model on every process); "
+            "launch with plain data parallel instead: `accelerate launch --multi_gpu` with "
+            "distributed_type MULTI_GPU (no DeepSpeed/FSDP in the accelerate config), or torchrun"
+        )
+
+
+def _flag_on(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("1", "true", "yes")
 
 
 def seed_everything(seed: int) -> None:
