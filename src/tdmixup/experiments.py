@@ -32,6 +32,7 @@ import numpy as np
 
 from tdmixup.config import MixupConfig, RunConfig
 from tdmixup.layout import ExperimentLayout, RunLayout
+from tdmixup.mixup import check_batch_for_processes
 from tdmixup.model import ModelLoadError
 from tdmixup.tables import (
     NOT_RUN,
@@ -268,6 +269,10 @@ def run_experiment(
             folders.seed_dir(seed),
             keep_training_state=keep_training_state,
         )
+        for row in rows:  # before anything trains: a row's batch may be too small to mix
+            check_batch_for_processes(
+                row.strategy, _batch_size(session), session.accelerator.num_processes
+            )
         for i, row in enumerate(rows, 1):
             start = time.perf_counter()
             try:

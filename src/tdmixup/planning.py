@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from tdmixup import mixup
-from tdmixup.config import TrainConfig
+from tdmixup.config import Strategy, TrainConfig
 from tdmixup.data.collate import PlannedBatch, TokenizedSet, cycled_batches, epoch_batches
 
 
@@ -32,8 +32,15 @@ def plan_epoch(
     batch_size: int,
     *,
     per_set: int = 1,
+    strategy: Strategy = "none",
+    mix_at: str = "cls",
 ) -> list[list[PlannedBatch]]:
     """Per step, ``per_set`` planned batches from each training set (in ``sets`` order).
+
+    ``strategy`` (and ``mix_at``) set how length-grouped the batches are
+    (:func:`tdmixup.mixup.batch_grouping`: HF ``Trainer``'s mega-batches where partners do not
+    depend on batch-mates) and how few rows a process's share may have
+    (:func:`tdmixup.mixup.min_rows_per_process`).
 
     By default the largest set defines the epoch (one pass over it) and the others cycle; with
     ``cfg.steps_per_epoch`` every set cycles for exactly that many steps. With ``per_set = 2``
@@ -48,6 +55,8 @@ def plan_epoch(
         world_size=world,
         rank=rank,
         group_by_length=cfg.group_by_length,
+        grouping=mixup.batch_grouping(strategy, mix_at),
+        min_rows=mixup.min_rows_per_process(strategy),
     )
     if per_set > 1:
         steps = steps_per_epoch(sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)

@@ -148,6 +148,7 @@ def open_session(
     """
     from tdmixup.data.tasks import load_task
     from tdmixup.model import load_tokenizer
+    from tdmixup.mixup import check_batch_for_processes
     from tdmixup.training import make_accelerator, seed_everything
 
     run_dir = Path(run_dir)
@@ -179,6 +180,12 @@ def open_session(
     def tok(ds: Any) -> TokenizedSet:
         return tokenize(ds, task.spec, tokenizer, max_length=max_len)
 
+    mc = task.spec.kind == "multiple_choice"
+    check_batch_for_processes(  # stage 4's strategy, refused before stage 1 trains
+        config.mixup.strategy,
+        config.train.mc_batch_size if mc else config.train.batch_size,
+        accelerator.num_processes,
+    )
     session = Session(
         config,
         run_dir,

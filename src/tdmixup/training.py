@@ -289,6 +289,7 @@ def _start(
     mc = train_sets[0].num_choices > 0
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
     per_set = batches_per_set(mixup_config.strategy, len(train_sets))
+    mixup.check_batch_for_processes(mixup_config.strategy, batch_size, accelerator.num_processes)
     n_steps = steps_per_epoch(train_sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
     optimizer = adamw(list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(
@@ -335,6 +336,8 @@ def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> Epoch
         acc.process_index,
         loop.batch_size,
         per_set=loop.per_set,
+        strategy=loop.mixup_config.strategy,
+        mix_at=loop.mixup_config.mix_at,
     )
     zero = torch.zeros((), dtype=torch.float64, device=acc.device)
     totals = EpochTotals(hits=zero, judged=zero)
