@@ -87,7 +87,9 @@ def test_dummy_rows_have_weight_zero() -> None:
     assert sorted(float(b.weights[0]) for b in last) == [0.0, 0.0, 3.0]
 
 
-@pytest.mark.parametrize(("n", "batch_size", "world"), [(5, 4, 3), (37, 4, 2), (9, 8, 8), (33, 16, 8)])
+@pytest.mark.parametrize(
+    ("n", "batch_size", "world"), [(5, 4, 3), (37, 4, 2), (9, 8, 8), (33, 16, 8)]
+)
 def test_in_batch_partner_plans_give_every_process_two_rows_or_a_dummy(
     n: int, batch_size: int, world: int
 ) -> None:
@@ -416,10 +418,20 @@ def test_steps_without_in_batch_partners_group_lengths_like_the_trainer(
 
     assert batch_grouping(strategy, mix_at) == grouping  # type: ignore[arg-type]
     easy, amb = _regions()
-    sets = [easy] if strategy in ("none", "mixup", "manifold", "kong", "random_pairs") else [easy, amb]
+    sets = (
+        [easy] if strategy in ("none", "mixup", "manifold", "kong", "random_pairs") else [easy, amb]
+    )
     per_set = 2 if strategy == "random_pairs" else 1
     plans = plan_epoch(
-        sets, TrainConfig(seed=1), 0, 1, 0, 16, per_set=per_set, strategy=strategy, mix_at=mix_at  # type: ignore[arg-type]
+        sets,
+        TrainConfig(seed=1),
+        0,
+        1,
+        0,
+        16,
+        per_set=per_set,
+        strategy=strategy,
+        mix_at=mix_at,  # type: ignore[arg-type]
     )
     first = [b.positions for step in plans for b in step[:per_set]]
     mega = {"trainer": 4, "random_partners": 8}[grouping]

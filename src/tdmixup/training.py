@@ -44,6 +44,7 @@ from tdmixup.optim import (
 )
 from tdmixup.planning import batches_per_set, plan_epoch, steps_per_epoch
 from tdmixup.predict import gather_by_id, predict_logits, to_device
+from tdmixup.runio import main_process_decides
 
 __all__ = [
     "Columns",
@@ -120,7 +121,7 @@ def check_supported_launch(environ: Mapping[str, str], distributed_type: Any = N
     """
     names = [name for flag, name in UNSUPPORTED_LAUNCHES.items() if _flag_on(environ.get(flag))]
     kind = str(getattr(distributed_type, "value", distributed_type or "")).upper()
-    names += [n for n in ("DeepSpeed", "FSDP", "Megatron-LM") if n.upper().replace("-", "_") in kind]
+    names += [n for n in UNSUPPORTED_LAUNCHES.values() if n.upper().replace("-", "_") in kind]
     if names:
         raise TrainingError(
             f"{' and '.join(dict.fromkeys(names))} is not supported by tdmixup's training loop "
@@ -301,7 +302,7 @@ def _start(
     ckpt = out_dir / CHECKPOINT
     if resume:
         checkpoint.recover(ckpt, accelerator)
-    if resume and (ckpt / TRAINING_STATE).exists():
+    if resume and main_process_decides(accelerator, (ckpt / TRAINING_STATE).exists()):
         first_epoch, history = checkpoint.load(ckpt, model, optimizer, scheduler, generator)
         log.info("resuming %s after epoch %d", out_dir, first_epoch)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
