@@ -9,7 +9,12 @@ tokenizer, max length 256), batch 16, for three batch plans of
 * ``old`` — the plan before issue 9: mega-batches of 800 rows sorted by length (a 495-row
   region is one sorted block), batch order shuffled, rows longest first
   (``min_megabatches=1, shuffle_rows=False``);
-* ``new`` — the default: mega-batches of at most 1/8 of the set, rows in random order.
+* ``new`` — the random-partner plan (``Grouping "random_partners"``): mega-batches of at most
+  1/8 of the set, rows in random order; the plan of ``mixup``, ``manifold``, ``kong`` and
+  ``aum_saliency`` (before issue 21: of every strategy);
+* ``trainer`` — HF ``Trainer``'s mega-batches (50 batches, at most 1/4 of the set), rows in random
+  order: since issue 21 the plan of ``none`` and of ``tdmixup``/``random_pairs`` at [CLS], whose
+  partners are row i of another batch (so their rank correlation must stay near 0).
 
 Sizes: 495 (a region of the CPU reproduction: the easy and ambiguous sets are stand-ins drawn at
 random from the 1,500, disjoint) and 1,500 (the whole training set; its "second set" is the same
@@ -51,6 +56,7 @@ PLANS: dict[str, dict[str, Any]] = {
     "ungrouped": {"group_by_length": False},
     "old": {"min_megabatches": 1, "shuffle_rows": False},
     "new": {},
+    "trainer": {"min_megabatches": 4},
 }
 
 
@@ -106,7 +112,7 @@ def measure(
             in_batch_r.append(
                 paired_length_correlation(a, plans_a[e], a, partners, within_batch=False)
             )
-            if variant == "new":  # the loop pairs batch 2s with batch 2s + 1 of one pass
+            if variant in ("new", "trainer"):  # the loop pairs batch 2s with 2s + 1 of one pass
                 rp_r.append(
                     paired_length_correlation(
                         a, plans_a[e][0::2], a, plans_a[e][1::2], within_batch=False

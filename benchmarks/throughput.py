@@ -63,6 +63,7 @@ LABELS = ("entailment", "neutral", "contradiction")
 SIDES = ("tdmixup", "hf_trainer", "hf_trainer_grouped", "tdmixup_ungrouped")
 STRATEGY_SIDES = ("strategy_none", "strategy_tdmixup", "strategy_aum_saliency")
 TARGET_RATIO = 1.15
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "throughput.json"
 OTHER_SECTIONS = ("speed_options",)
 """Keys of throughput.json written by other scripts, kept when this one rewrites the file."""
 
@@ -85,9 +86,57 @@ def load_pairs(path: Path, n: int) -> dict[str, list[Any]]:
 
 
 # --- one side, in a child process -------------------------------------------------------------
+def plan_padding(
+    sets: list[Any],
+    config: Any,
+    strategy: str,
+    epochs: int,
+    batch_size: int,
+    *,
+    grouping: str | None = None,
+) -> tuple[int, int, int]:
+    """``(padded tokens, real tokens, rows)`` of the batches the loop plans for ``strategy``
+    (:func:`tdmixup.planning.plan_epoch`, one process) over ``epochs``; ``grouping`` overrides the
+    strategy's length grouping (``"random_partners"``: every strategy's plan before issue 21)."""
+    import numpy as np
+
+    from tdmixup.planning import batches_per_set, plan_epoch
+
+    per_set = batches_per_set(strategy, len(sets))
+    step_sets = [s for s in sets for _ in range(per_set)]
+    rows = padded = real = 0
+    for e in range(epochs):
+        plan = plan_epoch(
+            sets,
+            config,
+            e,
+            1,
+            0,
+            batch_size,
+            per_set=per_set,
+            strategy=strategy,  # type: ignore[arg-type]
+            grouping=grouping,  # type: ignore[arg-type]
+        )
+        for step in plan:
+            for s, planned in zip(step_sets, step, strict=True):
+                lengths = s.lengths[planned.positions]
+                rows += len(lengths)
+                real += int(lengths.sum())
+                padded += len(lengths) * int(np.max(lengths))
+    return padded, real, rows
+
+
+def strategy_sets(data: Any, strategy: str) -> list[Any]:
+    """The training sets of a strategy side: one set, or the first and second half of the pairs
+    for the strategies that take one batch of each of two sets per step."""
+    ids = data.sample_ids
+    if strategy in ("tdmixup", "aum_saliency"):
+        return [data.subset(ids[: len(ids) // 2]), data.subset(ids[len(ids) // 2 :])]
+    return [data]
+
+
 def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict[str, Any]:
     """tdmixup's loop with ``strategy`` (none: one set; tdmixup / aum_saliency: two halves)."""
-    import numpy as np
     import torch
 
     from tdmixup.aum_saliency import SaliencyColumn, logit_saliency
@@ -95,7 +144,6 @@ def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict
     from tdmixup.data.collate import tokenize
     from tdmixup.data.schema import TaskSpec
     from tdmixup.model import build_classifier, load_tokenizer
-    from tdmixup.planning import plan_epoch
     from tdmixup.training import make_accelerator, seed_everything, train
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
@@ -106,11 +154,7 @@ def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict
         max_length=args.max_length,
     )
     ids = data.sample_ids
-    sets = (
-        [data]
-        if strategy == "none"
-        else [data.subset(ids[: len(ids) // 2]), data.subset(ids[len(ids) // 2 :])]
-    )
+    sets = strategy_sets(data, strategy)
     columns = None
     if strategy == "aum_saliency":
         g = torch.Generator().manual_seed(args.seed)
@@ -136,16 +180,7 @@ def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict
         batch_columns=columns,
     )
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    rows = padded = real = 0
-    for e in range(args.epochs):
-        for step in plan_epoch(sets, config, e, 1, 0, args.batch_size):
-            for s, planned in zip(sets, step, strict=True):
-                lengths = s.lengths[planned.positions]
-                rows, real, padded = (
-                    rows + len(lengths),
-                    real + int(lengths.sum()),
-                    padded + len(lengths) * int(np.max(lengths)),
-                )
+    padded, real, rows = plan_padding(sets, config, strategy, args.epochs, args.batch_size)
     return {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
@@ -161,7 +196,7 @@ def run_tdmixup(
     args: argparse.Namespace, out_dir: Path, *, group_by_length: bool
 ) -> dict[str, Any]:
     from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
-    from tdmixup.data.collate import epoch_batches, tokenize
+    from tdmixup.data.collate import tokenize
     from tdmixup.data.schema import TaskSpec
     from tdmixup.model import build_classifier, load_tokenizer
     from tdmixup.training import make_accelerator, seed_everything, train
@@ -194,17 +229,7 @@ def run_tdmixup(
         tokenizer=tokenizer,
     )
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    padded = sum(
-        len(b.positions) * int(data.lengths[b.positions].max())
-        for e in range(args.epochs)
-        for b in epoch_batches(
-            data.lengths,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            epoch=e,
-            group_by_length=group_by_length,
-        )
-    )
+    padded, _, _ = plan_padding([data], config, "none", args.epochs, args.batch_size)
     return {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
@@ -215,6 +240,26 @@ def run_tdmixup(
 
 
 def run_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> dict[str, Any]:
+    trainer, enc = build_trainer(args, out_dir, grouped=grouped)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    output = trainer.train()
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "final_train_loss": float(output.training_loss),
+        "padded_tokens": trainer_padded_tokens(trainer, args.epochs),
+        "real_tokens": sum(len(x) for x in enc["input_ids"]) * args.epochs,
+    }
+
+
+def trainer_padded_tokens(trainer: Any, epochs: int) -> int:
+    """Token slots (real + padding) of the Trainer's training batches over ``epochs``."""
+    return epochs * sum(int(b["input_ids"].numel()) for b in trainer.get_train_dataloader())
+
+
+def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> tuple[Any, Any]:
+    """The Hugging Face ``Trainer`` of the ``hf_trainer`` sides and the tokenised pairs."""
     import datasets
     import torch
     import torch.nn.functional as F
@@ -276,17 +321,47 @@ def run_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> di
         train_dataset=dataset,
         data_collator=DataCollatorWithPadding(tokenizer),
     )
-    start, cpu_start = time.perf_counter(), time.process_time()
-    output = trainer.train()
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    padded = args.epochs * sum(int(b["input_ids"].numel()) for b in trainer.get_train_dataloader())
-    return {
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "final_train_loss": float(output.training_loss),
-        "padded_tokens": padded,
-        "real_tokens": sum(len(x) for x in enc["input_ids"]) * args.epochs,
-    }
+    return trainer, enc
+
+
+def padding_report(args: argparse.Namespace) -> dict[str, Any]:
+    """Padding only, no training (``--padding-only``): the share of padding token slots of each
+    side's batches over ``--epochs``, for tdmixup's strategies now (``after``) and with the
+    random-partner plan every strategy had before issue 21 (``before``); the Trainer sides from
+    their own dataloaders. A few seconds: tokenising and building the Trainer."""
+    import transformers
+
+    from tdmixup.config import ModelConfig, TrainConfig
+    from tdmixup.data.collate import tokenize
+    from tdmixup.data.schema import TaskSpec
+    from tdmixup.model import load_tokenizer
+
+    transformers.logging.set_verbosity_error()
+    data = tokenize(
+        load_pairs(args.snli, args.n),
+        TaskSpec("snli", "pair", LABELS),
+        load_tokenizer(ModelConfig().name_or_path),
+        max_length=args.max_length,
+    )
+    config = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    sides: dict[str, Any] = {}
+    for strategy in ("none", "tdmixup", "random_pairs", "manifold", "mixup", "kong"):
+        sets = strategy_sets(data, strategy)
+        entry = {}
+        for when, grouping in (("before", "random_partners"), ("after", None)):
+            padded, real, _ = plan_padding(
+                sets, config, strategy, args.epochs, args.batch_size, grouping=grouping
+            )
+            entry[f"padding_fraction_{when}"] = 1 - real / padded
+        sides[f"strategy_{strategy}"] = entry
+    with tempfile.TemporaryDirectory(prefix="throughput_padding_") as tmp:
+        for side, grouped in (("hf_trainer", False), ("hf_trainer_grouped", True)):
+            trainer, enc = build_trainer(args, Path(tmp), grouped=grouped)
+            real = sum(len(x) for x in enc["input_ids"]) * args.epochs
+            sides[side] = {
+                "padding_fraction": 1 - real / trainer_padded_tokens(trainer, args.epochs)
+            }
+    return sides
 
 
 def child(args: argparse.Namespace) -> None:
@@ -435,6 +510,30 @@ def contention_note(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"runs_started_under_load": shared, "note": text}
 
 
+def write_padding_report(args: argparse.Namespace) -> None:
+    sides = padding_report(args)
+    out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("padding.json")
+    report = {
+        "benchmark": "padding share of the training batches, tdmixup's plans vs HF Trainer",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k in ("n", "max_length", "batch_size", "epochs", "seed", "snli")
+        },
+        "machine": machine_info(),
+        "sides": sides,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    for side, entry in sides.items():
+        line = ", ".join(
+            f"{k.replace('padding_fraction', 'padding')} {100 * v:.1f} %" for k, v in entry.items()
+        )
+        print(f"{side:<24} {line}")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=960, help="SNLI training pairs")
@@ -456,15 +555,19 @@ def main() -> None:
     parser.add_argument(
         "--max-wait", type=float, default=300.0, help="... or this many seconds have passed"
     )
-    parser.add_argument(
-        "--out", type=Path, default=REPO / "benchmarks" / "results" / "throughput.json"
-    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
         "--omp-wait-policy",
         choices=["default", "PASSIVE", "ACTIVE"],
         default="default",
         help="OMP_WAIT_POLICY of the runs; PASSIVE on a shared machine (spinning OpenMP workers "
         "that lose their core stall every step: 3x slower here under load)",
+    )
+    parser.add_argument(
+        "--padding-only",
+        action="store_true",
+        help="measure only the padding of each side's batches (no training, a few seconds); "
+        "writes --out (default benchmarks/results/padding.json)",
     )
     parser.add_argument("--child", choices=SIDES + STRATEGY_SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -473,6 +576,9 @@ def main() -> None:
         return
     if not args.snli.exists():
         raise SystemExit(f"SNLI data not found at {args.snli} (see ../shared/data/snli/README.md)")
+    if args.padding_only:
+        write_padding_report(args)
+        return
 
     started, load_start = time.strftime("%Y-%m-%dT%H:%M:%S%z"), list(os.getloadavg())
     runs = []

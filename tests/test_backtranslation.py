@@ -246,3 +246,160 @@ def test_empty_dataset_needs_no_model(tiny_config, tmp_path, monkeypatch):
         _pair_dataset().select([]), "pair", tiny_config, cache_dir=tmp_path
     )
     assert len(out) == 0 and AUGMENTED_FROM in out.column_names
+
+
+# --- scale: chunks, resume, several processes, one cache for every seed (issue 21, finding 1) ---
+class _FakeTranslator:
+    """Stands in for the Marian models: ``text -> "<direction><seed % 97>:text"``; counts the
+    texts translated, and raises after ``fail_after`` calls (a kill in the middle of a run)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.fail_after = fail_after
+
+    def install(self, monkeypatch) -> None:
+        monkeypatch.setattr(bt, "_load_translator", lambda name, device: name)
+        monkeypatch.setattr(bt, "_translate", self.translate)
+
+    def translate(self, model, texts, config, seed, bar):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.calls.append((model, len(texts)))
+        tag = "d" if "de" in model.split("-")[-1] else "e"
+        return [f"{tag}{seed % 97}:{t}" for t in texts]
+
+    @property
+    def texts(self) -> int:
+        return sum(n for _, n in self.calls)
+
+
+def _many_pairs(n: int = 11):
+    return datasets.Dataset.from_dict(
+        {
+            "sample_id": list(range(n)),
+            "text_a": [f"premise {i // 2}" for i in range(n)],  # shared premises
+            "text_b": [f"hypothesis {i}" for i in range(n)],
+            "label": [i % 3 for i in range(n)],
+        }
+    )
+
+
+FAKE = BackTranslationConfig(forward_model="en-de", backward_model="de-en", device="cpu")
+
+
+def test_a_killed_translation_keeps_its_chunks_and_a_rerun_translates_only_the_rest(
+    tmp_path, monkeypatch
+):
+    """The old cache was written only at the end: a kill lost everything. Now every chunk of
+    CHUNK_TEXTS distinct texts is written when done; a rerun resumes, and the result equals an
+    uninterrupted run's (chunk seeds do not depend on where a run stopped)."""
+    monkeypatch.setattr(bt, "CHUNK_TEXTS", 4)
+    data = _many_pairs()  # 6 premises + 11 hypotheses = 17 distinct texts: 5 chunks
+    reference = _FakeTranslator()
+    reference.install(monkeypatch)
+    want = augment_with_back_translation(data, "pair", FAKE, cache_dir=tmp_path / "a")
+    assert reference.texts == 2 * 17
+
+    killed = _FakeTranslator(fail_after=5)  # 2 chunks (2 directions each) and a half
+    killed.install(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        augment_with_back_translation(data, "pair", FAKE, cache_dir=tmp_path / "b")
+    kept = sorted((tmp_path / "b").glob("*.parts/chunk-*.json"))
+    assert [p.name for p in kept] == ["chunk-000000.json", "chunk-000001.json"]
+    assert not list((tmp_path / "b").glob("*.parquet"))
+
+    rerun = _FakeTranslator()
+    rerun.install(monkeypatch)
+    got = augment_with_back_translation(data, "pair", FAKE, cache_dir=tmp_path / "b")
+    assert rerun.texts == 2 * (17 - 8)  # only the three missing chunks
+    assert got.to_list() == want.to_list()
+    assert not list((tmp_path / "b").glob("*.parts"))  # chunks removed once the cache is whole
+
+
+def test_processes_translate_their_own_chunks_and_agree_without_a_collective(tmp_path, monkeypatch):
+    """Two processes (threads here; they share only the folder, as processes do): each
+    translates every other chunk, process 0 assembles, both return the same set, equal to one
+    process's. Nobody waits at a barrier: the waits watch files."""
+    import threading
+
+    monkeypatch.setattr(bt, "CHUNK_TEXTS", 3)
+    data = _many_pairs()
+    one = _FakeTranslator()
+    one.install(monkeypatch)
+    want = augment_with_back_translation(data, "pair", FAKE, cache_dir=tmp_path / "one")
+
+    shared = _FakeTranslator()
+    shared.install(monkeypatch)
+    per_process: dict[int, list] = {}
+    results: dict[int, object] = {}
+
+    def run(rank: int) -> None:
+        results[rank] = augment_with_back_translation(
+            data,
+            "pair",
+            FAKE,
+            cache_dir=tmp_path / "two",
+            process_index=rank,
+            num_processes=2,
+            poll_s=0.05,
+        )
+
+    original = shared.translate
+
+    def tagged(model, texts, config, seed, bar):
+        rank = int(threading.current_thread().name[-1])
+        per_process.setdefault(rank, []).append(len(texts))
+        return original(model, texts, config, seed, bar)
+
+    monkeypatch.setattr(bt, "_translate", tagged)
+    threads = [threading.Thread(target=run, args=(r,), name=f"rank{r}") for r in (1, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert set(results) == {0, 1}
+    assert results[0].to_list() == results[1].to_list() == want.to_list()  # type: ignore[attr-defined]
+    # 17 distinct texts in chunks of 3: chunks 0, 2, 4 (9 texts) and 1, 3, 5 (8 texts), 2 directions
+    assert sum(per_process[0]) == 2 * 9 and sum(per_process[1]) == 2 * 8
+
+
+def test_experiment_seeds_share_one_back_translation_cache(tmp_path, monkeypatch):
+    """layout.py: the cache is shared by the seeds. The old row keyed it by the training seed,
+    so five seeds translated ~1.1M texts five times; now seed 2 reads seed 1's cache."""
+    from types import SimpleNamespace
+
+    from tdmixup import experiments
+    from tdmixup.data.schema import TaskSpec
+
+    fake = _FakeTranslator()
+    fake.install(monkeypatch)
+    monkeypatch.setattr("tdmixup.data.collate.tokenize", lambda dataset, *a, **k: dataset)
+    from contextlib import nullcontext
+
+    accelerator = SimpleNamespace(
+        process_index=0,
+        num_processes=1,
+        is_main_process=True,
+        device="cpu",
+        main_process_first=nullcontext,
+    )
+
+    def session(seed: int):
+        config = SimpleNamespace(
+            train=SimpleNamespace(seed=seed), data=SimpleNamespace(max_seq_length=64)
+        )
+        task = SimpleNamespace(train=_many_pairs(), spec=TaskSpec("snli", "pair", ("a", "b", "c")))
+        return SimpleNamespace(
+            accelerator=accelerator,
+            task=task,
+            config=config,
+            tokenizer=None,
+            run_dir=tmp_path / f"seed_{seed}",
+        )
+
+    first = experiments._backtranslated(session(1))
+    translated = fake.texts
+    second = experiments._backtranslated(session(2))
+    assert translated > 0 and fake.texts == translated  # seed 2 translated nothing
+    assert first.to_list() == second.to_list()
+    assert len(list((tmp_path / "backtranslation_cache").glob("*.parquet"))) == 1

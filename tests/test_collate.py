@@ -87,6 +87,49 @@ def test_dummy_rows_have_weight_zero() -> None:
     assert sorted(float(b.weights[0]) for b in last) == [0.0, 0.0, 3.0]
 
 
+@pytest.mark.parametrize(
+    ("n", "batch_size", "world"), [(5, 4, 3), (37, 4, 2), (9, 8, 8), (33, 16, 8)]
+)
+def test_in_batch_partner_plans_give_every_process_two_rows_or_a_dummy(
+    n: int, batch_size: int, world: int
+) -> None:
+    """Issue 21 (3): with ``min_rows=2`` (mixup, manifold, kong) no process gets exactly one real
+    row (it could only be mixed with itself): small global batches go to fewer processes and a
+    last batch of one row joins the batch before it; every sample is still seen once per epoch
+    with weights that give the global batch's mean loss."""
+    lengths = lengths_of(n)
+    plans = [
+        epoch_batches(
+            lengths, batch_size=batch_size, seed=3, epoch=1, world_size=world, rank=r, min_rows=2
+        )
+        for r in range(world)
+    ]
+    assert len({len(p) for p in plans}) == 1
+    real = np.concatenate([b.positions[b.weights > 0] for p in plans for b in p])
+    np.testing.assert_array_equal(np.sort(real), np.arange(n))
+    losses = np.random.default_rng(1).random(n)
+    for step in range(len(plans[0])):
+        shares = [p[step] for p in plans]
+        counts = [int((b.weights > 0).sum()) for b in shares]
+        assert all(c == 0 or c >= 2 for c in counts), counts
+        global_rows = np.concatenate([b.positions[b.weights > 0] for b in shares])
+        ddp_loss = np.mean([float((b.weights * losses[b.positions]).sum()) for b in shares])
+        assert ddp_loss == pytest.approx(losses[global_rows].mean(), rel=1e-6)
+
+
+def test_in_batch_partner_strategies_refuse_fewer_than_two_rows_per_process() -> None:
+    """The multiple-choice batch of 4 on 8 GPUs: refused in one line naming the smallest batch."""
+    from tdmixup.mixup import check_batch_for_processes
+
+    for strategy in ("mixup", "manifold", "kong"):
+        with pytest.raises(ValueError, match="at least 16"):
+            check_batch_for_processes(strategy, 4, 8)  # type: ignore[arg-type]
+        check_batch_for_processes(strategy, 16, 8)  # type: ignore[arg-type]
+        check_batch_for_processes(strategy, 1, 1)  # type: ignore[arg-type]
+    for strategy in ("none", "tdmixup", "random_pairs", "aum_saliency"):
+        check_batch_for_processes(strategy, 4, 8)  # type: ignore[arg-type]
+
+
 def test_epoch_order_is_deterministic_and_changes_with_epoch_and_seed() -> None:
     lengths = lengths_of(100)
 
@@ -299,25 +342,40 @@ def lengths_only(lengths: np.ndarray) -> TokenizedSet:
     )
 
 
-def test_length_grouping_keeps_mixup_partners_random() -> None:
-    """Two 495-row regions with varied lengths, batch 16, the loop's TDMixUp plan over 4 epochs.
-
-    The earlier plan sorted a whole region as one block, longest row first: 47 % of the pairs
-    sharing a batch shared one again the next epoch (random batches: 3 %), and row i of the easy
-    batch met row i of the ambiguous batch by length rank (r ≈ 0.4 with ties)."""
-    from tdmixup.config import TrainConfig
-    from tdmixup.data.batch_stats import padding_fraction, paired_length_correlation, reoccurrence
-    from tdmixup.planning import plan_epoch
-
+def _regions() -> tuple[TokenizedSet, TokenizedSet]:
     rng = np.random.default_rng(0)
     easy, amb = (
         lengths_only(np.clip(rng.lognormal(np.log(25), 0.3, 495).astype(np.int64), 8, 80))
         for _ in range(2)
     )
-    plans = [plan_epoch([easy, amb], TrainConfig(seed=1), epoch, 1, 0, 16) for epoch in range(4)]
-    easy_plans = [[step[0].positions for step in plan] for plan in plans]
-    again = [reoccurrence(easy_plans[e], easy_plans[e + 1], 495) for e in range(3)]
+    return easy, amb
+
+
+def test_length_grouping_keeps_mixup_partners_random() -> None:
+    """Two 495-row regions with varied lengths, batch 16, the loop's plans over 4 epochs.
+
+    The earlier plan sorted a whole region as one block, longest row first: 47 % of the pairs
+    sharing a batch shared one again the next epoch (random batches: 3 %), and row i of the easy
+    batch met row i of the ambiguous batch by length rank (r ≈ 0.4 with ties). In-batch partners
+    (``manifold``) get batch-mates re-drawn every epoch; TDMixUp's row-i pairs (at [CLS], with
+    the Trainer's larger mega-batches) stay unmatched by length rank."""
+    from tdmixup.config import TrainConfig
+    from tdmixup.data.batch_stats import padding_fraction, paired_length_correlation, reoccurrence
+    from tdmixup.planning import plan_epoch
+
+    easy, amb = _regions()
+    in_batch = [
+        plan_epoch([easy], TrainConfig(seed=1), epoch, 1, 0, 16, strategy="manifold")
+        for epoch in range(4)
+    ]
+    mates = [[step[0].positions for step in plan] for plan in in_batch]
+    again = [reoccurrence(mates[e], mates[e + 1], 495) for e in range(3)]
     assert max(again) < 0.15, again
+    plans = [
+        plan_epoch([easy, amb], TrainConfig(seed=1), epoch, 1, 0, 16, strategy="tdmixup")
+        for epoch in range(4)
+    ]
+    easy_plans = [[step[0].positions for step in plan] for plan in plans]
     r = [
         paired_length_correlation(
             easy.lengths, easy_plans[e], amb.lengths, [step[1].positions for step in plans[e]]
@@ -330,9 +388,61 @@ def test_length_grouping_keeps_mixup_partners_random() -> None:
         b.positions
         for b in epoch_batches(easy.lengths, batch_size=16, seed=1, epoch=0, group_by_length=False)
     ]
-    assert padding_fraction(easy.lengths, easy_plans[0]) < 0.6 * padding_fraction(
-        easy.lengths, plain
+    for plan in (mates[0], easy_plans[0]):
+        assert padding_fraction(easy.lengths, plan) < 0.6 * padding_fraction(easy.lengths, plain)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "mix_at", "grouping"),
+    [
+        ("none", "cls", "trainer"),
+        ("tdmixup", "cls", "trainer"),
+        ("random_pairs", "cls", "trainer"),
+        ("tdmixup", "embeddings", "random_partners"),
+        ("mixup", "cls", "random_partners"),
+        ("manifold", "cls", "random_partners"),
+        ("kong", "cls", "random_partners"),
+        ("aum_saliency", "cls", "random_partners"),
+    ],
+)
+def test_steps_without_in_batch_partners_group_lengths_like_the_trainer(
+    strategy: str, mix_at: str, grouping: str
+) -> None:
+    """Issue 21 (8): ``none`` (stage 1, the AUM passes) and ``tdmixup``/``random_pairs`` at [CLS]
+    get HF Trainer's mega-batches (50 batches, at most a quarter of the set: 128 rows here, not the
+    random-partner plan's 64), so less padding; in-batch partners keep the random-partner plan."""
+    from tdmixup.config import TrainConfig
+    from tdmixup.data.batch_stats import padding_fraction
+    from tdmixup.mixup import batch_grouping
+    from tdmixup.planning import plan_epoch
+
+    assert batch_grouping(strategy, mix_at) == grouping  # type: ignore[arg-type]
+    easy, amb = _regions()
+    sets = (
+        [easy] if strategy in ("none", "mixup", "manifold", "kong", "random_pairs") else [easy, amb]
     )
+    per_set = 2 if strategy == "random_pairs" else 1
+    plans = plan_epoch(
+        sets,
+        TrainConfig(seed=1),
+        0,
+        1,
+        0,
+        16,
+        per_set=per_set,
+        strategy=strategy,
+        mix_at=mix_at,  # type: ignore[arg-type]
+    )
+    first = [b.positions for step in plans for b in step[:per_set]]
+    mega = {"trainer": 4, "random_partners": 8}[grouping]
+    expected = epoch_order(easy.lengths, batch_size=16, seed=1, epoch=0, min_megabatches=mega)
+    first = first[: len(expected)]  # random_pairs: batches 2s and 2s + 1 of one pass per step
+    assert [b.tolist() for b in first] == [b.tolist() for b in expected]
+    random_partners = epoch_order(easy.lengths, batch_size=16, seed=1, epoch=0)
+    if grouping == "trainer":
+        assert padding_fraction(easy.lengths, first) < 0.8 * padding_fraction(
+            easy.lengths, random_partners
+        )
 
 
 def test_rows_inside_a_batch_are_not_sorted_and_the_old_plan_is_kept_as_an_option() -> None:

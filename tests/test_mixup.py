@@ -151,6 +151,23 @@ def test_partner_index_skips_dummy_rows() -> None:
     assert sorted(index[[0, 2, 3]].tolist()) == [0, 2, 3]
 
 
+@pytest.mark.parametrize("rows", [2, 3, 16])
+def test_random_partners_are_never_the_row_itself(rows: int) -> None:
+    """Issue 21 (3): with two real rows a random permutation left both unmixed half the time
+    (and one row in 16 of a batch of 16); partners are now the other real rows, uniformly."""
+    weight = torch.cat([torch.ones(rows), torch.zeros(1)])
+    g = torch.Generator().manual_seed(0)
+    seen = torch.zeros(rows, rows)
+    for _ in range(400):
+        index = partner_index(weight, g)
+        assert index[rows] == rows  # the dummy keeps itself
+        assert sorted(index[:rows].tolist()) == list(range(rows))
+        assert not (index[:rows] == torch.arange(rows)).any()
+        seen[torch.arange(rows), index[:rows]] += 1
+    off_diagonal = seen[~torch.eye(rows, dtype=torch.bool)]
+    assert off_diagonal.min() > 0  # every other row is drawn
+
+
 # --- λ = 1 is the identity -------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["pair", "multiple_choice"])
 @pytest.mark.parametrize("partner_length", [6, 11])  # partner shorter / longer than the sample

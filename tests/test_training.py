@@ -446,6 +446,33 @@ def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(
     assert loss16 != loss32 and abs(loss16 - loss32) < 0.02
 
 
+def test_an_encoder_stored_in_bfloat16_loads_with_float32_master_weights(
+    model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A tiny BERT saved in bfloat16 (as many hub encoders are): build_classifier and
+    load_classifier give float32 weights, so the fp32 head takes its features (transformers 5
+    otherwise keeps the stored dtype: "mat1 and mat2 must have the same dtype") and a --bf16 run
+    updates fp32 master weights."""
+    from transformers import AutoModel
+
+    from tdmixup.config import ModelConfig
+    from tdmixup.model import build_classifier, save_classifier
+
+    stored = tmp_path / "bf16_encoder"
+    AutoModel.from_pretrained(model_dirs["dropout"]).to(torch.bfloat16).save_pretrained(stored)
+    assert AutoModel.from_pretrained(stored).dtype == torch.bfloat16  # stored and kept as bf16
+    model = build_classifier(ModelConfig(name_or_path=str(stored)), "pair", 3).eval()
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    data = tokenized_snli(8)
+    ids, logits = predict_logits(model, data, batch_size=4, accelerator=make_accelerator())
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+    model.encoder.to(torch.bfloat16)  # a checkpoint whose encoder was saved in bf16
+    save_classifier(model, None, tmp_path / "ckpt")
+    assert AutoModel.from_pretrained(tmp_path / "ckpt" / "encoder").dtype == torch.bfloat16
+    loaded, _ = load_classifier(tmp_path / "ckpt")
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+
+
 @pytest.mark.parametrize(
     ("bf16", "device", "native", "warned"),
     [
@@ -570,3 +597,30 @@ def test_random_pairs_plan_one_pass_in_two_batches_per_step(n: int, world: int) 
             assert sum(float(p[step][j].weights.sum()) for p in plans) == pytest.approx(world)
     with pytest.raises(ValueError, match="tdmixup.*2 batch"):
         batches_per_set("tdmixup", 1)
+
+
+@pytest.mark.parametrize("flag", ["ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"])
+def test_deepspeed_and_fsdp_launches_are_refused_in_one_line_before_training(
+    flag: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``accelerate launch`` with a DeepSpeed or FSDP config sets ``ACCELERATE_USE_*``: the run
+    stops with exit 2 and one line saying what is supported, before any folder is written (the
+    old loop trained and wrote sharded checkpoints; DeepSpeed crashed in ``prepare``)."""
+    from accelerate.utils import DistributedType
+
+    from tdmixup.cli import main
+    from tdmixup.training import check_supported_launch
+
+    monkeypatch.setenv(flag, "true")
+    with pytest.raises(TrainingError, match="not supported.*--multi_gpu"):
+        make_accelerator()
+    out = tmp_path / "run"
+    assert main(["run", "--task", "snli", "--train-size", "48", "--output-dir", str(out)]) == 2
+    errors = [e for e in capsys.readouterr().err.splitlines() if e.startswith("error:")]
+    assert len(errors) == 1 and "is not supported" in errors[0] and "torchrun" in errors[0]
+    assert not out.exists()
+    for kind in (DistributedType.DEEPSPEED, DistributedType.FSDP, DistributedType.MEGATRON_LM):
+        with pytest.raises(TrainingError):
+            check_supported_launch({}, kind)
+    for kind in (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
+        check_supported_launch({"ACCELERATE_USE_FSDP": "false"}, kind)

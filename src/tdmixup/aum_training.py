@@ -27,7 +27,7 @@ from tdmixup.layout import (
     id_file,
     sample_csv,
 )
-from tdmixup.runio import atomic_write_text, read_json, write_json
+from tdmixup.runio import atomic_write_text, main_process_decides, read_json, write_json
 from tdmixup.session import (
     PipelineError,
     Session,
@@ -81,7 +81,7 @@ def run_aum(
     from tdmixup.dynamics import read_dynamics
 
     summary_path = out_dir / SUMMARY
-    if summary_path.exists():
+    if main_process_decides(session.accelerator, summary_path.exists()):
         return dict(read_json(summary_path))
     cfg = with_task_defaults(session.config)  # already resolved in a session made by open_session
     spec = session.task.spec

@@ -25,7 +25,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from collections.abc import Sequence
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +38,17 @@ import numpy as np
 from tdmixup.config import _f
 from tdmixup.data.schema import MC_COLUMNS, PAIR_COLUMNS, DataError, TaskKind
 from tdmixup.model import ModelLoadError, resolve_model_path
-from tdmixup.runio import atomic_write_bytes
+from tdmixup.runio import atomic_write_bytes, atomic_write_text
+
+log = logging.getLogger("tdmixup.backtranslation")
 
 AUGMENTED_FROM = "augmented_from"
 """Column of the augmented set: the ``sample_id`` a row paraphrases, ``-1`` for original rows."""
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+CHUNK_TEXTS = 2048
+"""Distinct texts per cache chunk: the unit of work that is sharded over processes, written
+atomically when done and kept across a kill (minutes of GPU time each)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,9 @@ def augment_with_back_translation(
     *,
     cache_dir: str | Path,
     progress: bool = True,
+    process_index: int = 0,
+    num_processes: int = 1,
+    poll_s: float = 2.0,
 ) -> Any:
     """The training set plus ``config.copies`` back-translated copies of every row.
 
@@ -131,8 +142,17 @@ def augment_with_back_translation(
     and any other columns are the original's. See the module docstring for which fields change.
 
     The result is cached as ``cache_dir/backtranslation-<sha256[:16]>.parquet`` (written
-    atomically), keyed by the models, decoding settings, seed, task kind and every column of
-    ``dataset``; a second call with the same inputs loads it without loading any model.
+    atomically), keyed by the models, decoding settings, sampling seed, task kind and every
+    column of ``dataset``; a second call with the same inputs loads it without loading any model.
+
+    Work is cut into chunks of :data:`CHUNK_TEXTS` distinct texts, each sampled with its own
+    seed (so the output does not depend on the number of processes). Chunk ``c`` is translated
+    by process ``c % num_processes`` and written as soon as it is done to
+    ``backtranslation-<key>.parts/`` (atomically), so a killed run keeps its finished chunks and
+    a rerun translates only the rest. Processes wait for each other by watching these files, not
+    at a collective (a barrier held for hours trips NCCL's timeout): process 0 waits for every
+    chunk, writes the cache and removes the chunks; the others wait for the cache. So the
+    processes must share ``cache_dir`` (one output folder, see the README's multi-GPU section).
 
     Args:
         dataset: a :class:`datasets.Dataset` in the schema of :mod:`tdmixup.data.schema`.
@@ -140,6 +160,9 @@ def augment_with_back_translation(
         config: back-translation settings (default: :class:`BackTranslationConfig`).
         cache_dir: folder of the cache files.
         progress: show a tqdm bar while translating.
+        process_index, num_processes: this process and how many share the work (Accelerate's
+            ``process_index`` and ``num_processes``); every process calls this function.
+        poll_s: seconds between looks for the other processes' files.
 
     Returns:
         A :class:`datasets.Dataset` with ``len(dataset) * (1 + copies)`` rows and the column
@@ -162,13 +185,17 @@ def augment_with_back_translation(
     ids = np.asarray(dataset["sample_id"], dtype=np.int64)
     columns = {name: list(dataset[name]) for name in dataset.column_names}
     unique = list(dict.fromkeys(t for f in fields for t in columns[f]))
-    paraphrases = back_translate(unique, config, progress=progress)
+    chunks = _ChunkStore(path.with_suffix(".parts"), len(unique))
+    chunks.translate(unique, config, process_index, num_processes, progress=progress)
+    if process_index != 0:  # process 0 assembles and writes the cache
+        _wait_for(lambda: path.exists(), poll_s, f"{path} (written by process 0)")
+        return _read_cache(path)
+    _wait_for(chunks.all_done, poll_s, f"the chunks of the other processes in {chunks.folder}")
+    paraphrases = chunks.read_all(config.copies)  # [copies][len(unique)]
     offset = int(ids.max()) + 1 if n else 0
     parts = [original]
     for copy in range(config.copies):
-        lookup = dict(
-            zip(unique, paraphrases[copy * len(unique) : (copy + 1) * len(unique)], strict=True)
-        )
+        lookup = dict(zip(unique, paraphrases[copy], strict=True))
         rows = dict(columns)
         rows.update({f: [lookup[t] for t in columns[f]] for f in fields})
         rows["sample_id"] = (ids + (copy + 1) * offset).tolist()
@@ -176,7 +203,78 @@ def augment_with_back_translation(
         parts.append(datasets.Dataset.from_dict(rows, features=features))
     out = datasets.concatenate_datasets(parts)
     _write_cache(path, out, {"key": key, "kind": kind, "config": asdict(config)})
+    shutil.rmtree(chunks.folder, ignore_errors=True)
     return out
+
+
+class _ChunkStore:
+    """The finished chunks of one cache entry: ``folder/chunk-<c>.json`` holds, per copy, the
+    paraphrases of distinct texts ``c·CHUNK_TEXTS`` up to the next chunk's first."""
+
+    def __init__(self, folder: Path, n_texts: int) -> None:
+        self.folder = folder
+        self.count = -(-n_texts // CHUNK_TEXTS)
+
+    def path(self, chunk: int) -> Path:
+        return self.folder / f"chunk-{chunk:06d}.json"
+
+    def missing(self) -> list[int]:
+        return [c for c in range(self.count) if not self.path(c).exists()]
+
+    def all_done(self) -> bool:
+        return not self.missing()
+
+    def translate(
+        self,
+        texts: list[str],
+        config: BackTranslationConfig,
+        process_index: int,
+        num_processes: int,
+        *,
+        progress: bool,
+    ) -> None:
+        """Translate and write this process's missing chunks (models load only if any are)."""
+        mine = [c for c in self.missing() if c % num_processes == process_index]
+        if not mine:
+            return
+        from tqdm.auto import tqdm
+
+        device = _device(config.device)
+        forward = _load_translator(config.forward_model, device)
+        backward = _load_translator(config.backward_model, device)
+        sizes = [len(texts[c * CHUNK_TEXTS : (c + 1) * CHUNK_TEXTS]) for c in mine]
+        with tqdm(
+            total=2 * config.copies * sum(sizes),
+            desc=f"back-translation (process {process_index})",
+            unit="text",
+            disable=not progress,
+        ) as bar:
+            for c in mine:
+                part = texts[c * CHUNK_TEXTS : (c + 1) * CHUNK_TEXTS]
+                copies = []
+                for copy in range(config.copies):
+                    seeds = [_stage_seed(config.seed, copy, stage, chunk=c) for stage in (0, 1)]
+                    german = _translate(forward, part, config, seeds[0], bar)
+                    copies.append(_translate(backward, german, config, seeds[1], bar))
+                atomic_write_text(self.path(c), json.dumps(copies, ensure_ascii=False))
+
+    def read_all(self, copies: int) -> list[list[str]]:
+        out: list[list[str]] = [[] for _ in range(copies)]
+        for c in range(self.count):
+            part = json.loads(self.path(c).read_text())
+            for copy in range(copies):
+                out[copy].extend(part[copy])
+        return out
+
+
+def _wait_for(done: Callable[[], bool], poll_s: float, what: str) -> None:
+    """Poll the file system until ``done()``, logging what is awaited every few minutes."""
+    start = last = time.monotonic()
+    while not done():
+        if time.monotonic() - last > 300:
+            last = time.monotonic()
+            log.info("back-translation: waiting for %s (%.0f s)", what, last - start)
+        time.sleep(poll_s)
 
 
 # --- internals ---------------------------------------------------------------------------
@@ -188,9 +286,10 @@ def _device(spec: str) -> Any:
     return torch.device(spec)
 
 
-def _stage_seed(seed: int, copy: int, stage: int) -> int:
-    """An independent 63-bit seed per (seed, copy, direction)."""
-    state = np.random.SeedSequence([seed, copy, stage]).generate_state(2, dtype=np.uint64)
+def _stage_seed(seed: int, copy: int, stage: int, *, chunk: int | None = None) -> int:
+    """An independent 63-bit seed per (seed, copy, direction[, chunk of the cache])."""
+    entropy = [seed, copy, stage] + ([chunk] if chunk is not None else [])
+    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint64)
     return int(state[0] >> np.uint64(1))
 
 
@@ -283,9 +382,8 @@ def _check_dataset(dataset: Any, kind: str) -> tuple[str, ...]:
 def _cache_key(dataset: Any, kind: str, config: BackTranslationConfig) -> str:
     """sha256 of the settings that change the output and of every column of ``dataset``."""
     settings = {k: v for k, v in asdict(config).items() if k != "device"}
-    h = hashlib.sha256(
-        json.dumps({"version": CACHE_VERSION, "kind": kind, **settings}, sort_keys=True).encode()
-    )
+    head = {"version": CACHE_VERSION, "chunk_texts": CHUNK_TEXTS, "kind": kind, **settings}
+    h = hashlib.sha256(json.dumps(head, sort_keys=True).encode())
     for name in dataset.column_names:
         h.update(json.dumps([name, list(dataset[name])], ensure_ascii=False, default=str).encode())
     return h.hexdigest()

@@ -32,6 +32,7 @@ import numpy as np
 
 from tdmixup.config import MixupConfig, RunConfig
 from tdmixup.layout import ExperimentLayout, RunLayout
+from tdmixup.mixup import check_batch_for_processes
 from tdmixup.model import ModelLoadError
 from tdmixup.tables import (
     NOT_RUN,
@@ -44,6 +45,7 @@ from tdmixup.tables import (
 )
 
 if TYPE_CHECKING:
+    from tdmixup.backtranslation import BackTranslationConfig
     from tdmixup.data.collate import TokenizedSet
     from tdmixup.session import Session
 
@@ -99,17 +101,29 @@ def _row_sets(session: Session, row: Row, regions: dict[str, np.ndarray]) -> lis
     return out
 
 
+def backtranslation_config(device: str = "auto") -> BackTranslationConfig:
+    """The back-translation row's settings: the paper's, with one sampling seed for every
+    training seed, so the seeds share one cache (translated once) and train on the same
+    paraphrases, as they share the training set; ``device`` is this process's."""
+    from tdmixup.backtranslation import BackTranslationConfig
+
+    return BackTranslationConfig(device=device)
+
+
 def _backtranslated(session: Session) -> TokenizedSet:
-    from tdmixup.backtranslation import BackTranslationConfig, augment_with_back_translation
+    from tdmixup.backtranslation import augment_with_back_translation
     from tdmixup.data.collate import tokenize
 
-    with session.accelerator.main_process_first():  # translate once; the other ranks read the cache
-        augmented = augment_with_back_translation(
-            session.task.train,
-            session.task.spec.kind,
-            BackTranslationConfig(seed=session.config.train.seed),
-            cache_dir=ExperimentLayout(session.run_dir.parent).backtranslation_cache,
-        )
+    acc = session.accelerator
+    augmented = augment_with_back_translation(  # every process translates its share of chunks
+        session.task.train,
+        session.task.spec.kind,
+        backtranslation_config(str(acc.device)),
+        cache_dir=ExperimentLayout(session.run_dir.parent).backtranslation_cache,
+        process_index=int(acc.process_index),
+        num_processes=int(acc.num_processes),
+        progress=bool(acc.is_main_process),
+    )
     return tokenize(
         augmented,
         session.task.spec,
@@ -122,11 +136,11 @@ def run_row(session: Session, row: Row) -> dict[str, Any]:
     """Train (or reuse) one row for the session's seed and return its ``done.json`` summary."""
     from tdmixup.aum_training import run_aum
     from tdmixup.pipeline import (
-        is_done,
         read_done,
         read_regions,
         stage_datamap,
         stage_full,
+        stage_is_done,
         stage_tdmixup,
         train_and_evaluate,
     )
@@ -154,7 +168,7 @@ def run_row(session: Session, row: Row) -> dict[str, Any]:
     ):  # stage 4, shared with `tdmixup run`
         return stage_tdmixup(session)
     stage_dir = session.layout.row_dir(row.key)
-    if is_done(stage_dir):  # before building its sets (back-translation is costly)
+    if stage_is_done(session, stage_dir):  # before building its sets (back-translation is costly)
         return read_done(stage_dir)
     sets = _row_sets(session, row, regions)
     train_config = None
@@ -268,6 +282,10 @@ def run_experiment(
             folders.seed_dir(seed),
             keep_training_state=keep_training_state,
         )
+        for row in rows:  # before anything trains: a row's batch may be too small to mix
+            check_batch_for_processes(
+                row.strategy, _batch_size(session), session.accelerator.num_processes
+            )
         for i, row in enumerate(rows, 1):
             start = time.perf_counter()
             try:

@@ -227,20 +227,28 @@ def encoder_rows(index: Tensor, num_choices: int | None) -> Tensor:
 def partner_index(
     weight: Tensor, generator: torch.Generator | None = None, *, reverse: bool = False
 ) -> Tensor:
-    """Partner of each row: a random permutation (or the reversal) of the rows with weight > 0;
-    weight-0 dummies are their own partners, so they never enter a real row's sample.
+    """Partner of each row among the rows with weight > 0; weight-0 dummies are their own
+    partners, so they never enter a real row's sample.
+
+    Random (default): the real rows in a random order, each row's partner the next one in that
+    order (the last one's, the first): every row's partner is drawn uniformly from the *other*
+    real rows, so no row is mixed with itself when there are two or more (a plain random
+    permutation would leave a row unmixed with probability 1/B: one of two rows, half the time).
+    ``reverse``: the real rows reversed (Kong et al.; the middle row of an odd count is its own).
 
     >>> partner_index(torch.tensor([1.0, 1.0, 1.0, 0.0]), reverse=True)
     tensor([2, 1, 0, 3])
+    >>> partner_index(torch.tensor([1.0, 1.0]), torch.Generator().manual_seed(0))
+    tensor([1, 0])
     """
     real = torch.nonzero(weight.detach().cpu() > 0).flatten()
-    if reverse:
-        order = real.flip(0)
-    else:
-        device = generator.device if generator is not None else torch.device("cpu")
-        order = real[torch.randperm(len(real), generator=generator, device=device).cpu()]
     index = torch.arange(len(weight))
-    index[real] = order
+    if reverse:
+        index[real] = real.flip(0)
+        return index
+    device = generator.device if generator is not None else torch.device("cpu")
+    order = real[torch.randperm(len(real), generator=generator, device=device).cpu()]
+    index[order] = order.roll(-1)
     return index
 
 

@@ -70,6 +70,7 @@ from torch import Tensor
 
 from tdmixup.aum_saliency import step_aum_saliency
 from tdmixup.config import MixupConfig, Strategy
+from tdmixup.data.collate import Grouping
 from tdmixup.kong import kong_loss
 from tdmixup.mixing import (
     INPUT_KEYS,
@@ -98,9 +99,13 @@ from tdmixup.model import Classifier
 
 __all__ = [
     "PAIRS_FROM_ONE_SET",
+    "PARTNERS_IN_BATCH",
     "StepFn",
+    "batch_grouping",
     "batches_per_step",
+    "check_batch_for_processes",
     "compute_step",
+    "min_rows_per_process",
     # moved to tdmixup.mixing; still importable from here
     "INPUT_KEYS",
     "mixed_attention_mask",
@@ -281,6 +286,52 @@ _STEPS: dict[str, tuple[int, StepFn]] = {
 
 PAIRS_FROM_ONE_SET = frozenset({"random_pairs"})
 """Strategies whose two batches per step come from one training set (the loop plans them)."""
+
+PARTNERS_IN_BATCH = frozenset({"mixup", "manifold", "kong"})
+"""Strategies that draw each row's partner among the rows of its own batch (of this process's
+share of it, with several processes): the loop needs at least 2 rows per process for them."""
+
+
+def batch_grouping(strategy: Strategy, mix_at: str = "cls") -> Grouping:
+    """How length-grouped ``strategy``'s batches may be (:data:`tdmixup.data.collate.Grouping`).
+
+    ``"trainer"`` (HF ``Trainer``'s mega-batches of 50 batches) where a sample's partner does not
+    depend on which rows share its batch: ``none`` has no partner, and ``tdmixup`` /
+    ``random_pairs`` mixing at the [CLS] feature pair row i of one batch with row i of another
+    batch of independent length, rows in random order inside each batch (so partners are random
+    and not matched by length rank). ``"random_partners"`` (smaller mega-batches, batch-mates
+    re-drawn every epoch) for in-batch partners (``mixup``, ``manifold``, ``kong``),
+    ``aum_saliency`` and mixing at the embeddings (the mixed pair is padded to the longer row).
+
+    >>> batch_grouping("none"), batch_grouping("tdmixup"), batch_grouping("manifold")
+    ('trainer', 'trainer', 'random_partners')
+    """
+    if strategy == "none" or (strategy in ("tdmixup", "random_pairs") and mix_at == "cls"):
+        return "trainer"
+    return "random_partners"
+
+
+def min_rows_per_process(strategy: Strategy) -> int:
+    """Fewest real rows a process's share of a batch needs: 2 where partners are drawn in the
+    batch (:data:`PARTNERS_IN_BATCH`; one row could only be mixed with itself), else 1."""
+    return 2 if strategy in PARTNERS_IN_BATCH else 1
+
+
+def check_batch_for_processes(strategy: Strategy, batch_size: int, world_size: int) -> None:
+    """Refuse a global batch that leaves a process fewer rows than ``strategy`` mixes.
+
+    Raises:
+        ValueError: naming the strategy, the batch size and the smallest that works.
+    """
+    per_process = min_rows_per_process(strategy)
+    need = per_process * world_size
+    if per_process > 1 and world_size > 1 and batch_size < need:
+        raise ValueError(
+            f"strategy {strategy!r} draws MixUp partners among each process's rows: a global "
+            f"batch of {batch_size} over {world_size} processes leaves some with one row, which "
+            f"could only be mixed with itself; use a batch size of at least {need} "
+            f"(2 per process) or fewer processes"
+        )
 
 
 def batches_per_step(strategy: Strategy) -> int:

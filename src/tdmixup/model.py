@@ -282,7 +282,13 @@ class Classifier(nn.Module):
 
 # --- building, saving, loading ------------------------------------------------------------
 def build_classifier(config: ModelConfig, kind: TaskKind, num_labels: int) -> Classifier:
-    """Load the pretrained encoder named in ``config`` and put a fresh head on it."""
+    """Load the pretrained encoder named in ``config`` and put a fresh head on it.
+
+    The encoder is loaded in float32 whatever dtype its weights are stored in (transformers 5
+    keeps the stored dtype by default): the head is float32, and ``--bf16`` autocasts the forward
+    while the optimiser updates float32 master weights (a bf16 weight rounds away an update of
+    lr 1e-5).
+    """
     from transformers import AutoConfig, AutoModel
 
     path = resolve_model_path(config.name_or_path)
@@ -291,9 +297,11 @@ def build_classifier(config: ModelConfig, kind: TaskKind, num_labels: int) -> Cl
         overrides["num_hidden_layers"] = config.num_hidden_layers
     hf_config = AutoConfig.from_pretrained(path, **overrides)
     try:  # the pooler is unused (raw [CLS]); BERT/RoBERTa let us skip building it
-        encoder = AutoModel.from_pretrained(path, config=hf_config, add_pooling_layer=False)
+        encoder = AutoModel.from_pretrained(
+            path, config=hf_config, add_pooling_layer=False, dtype=torch.float32
+        )
     except TypeError:
-        encoder = AutoModel.from_pretrained(path, config=hf_config)
+        encoder = AutoModel.from_pretrained(path, config=hf_config, dtype=torch.float32)
     return Classifier(encoder, kind, num_labels, config.dropout)
 
 
@@ -373,9 +381,11 @@ def load_classifier(directory: str | Path) -> tuple[Classifier, Any]:
     directory = Path(directory)
     meta, info = read_checkpoint_info(directory)
     try:  # the pooler was never trained (raw [CLS]): do not build it
-        encoder = AutoModel.from_pretrained(directory / "encoder", add_pooling_layer=False)
+        encoder = AutoModel.from_pretrained(
+            directory / "encoder", add_pooling_layer=False, dtype=torch.float32
+        )
     except TypeError:
-        encoder = AutoModel.from_pretrained(directory / "encoder")
+        encoder = AutoModel.from_pretrained(directory / "encoder", dtype=torch.float32)
     model = Classifier(encoder, meta["kind"], meta["num_labels"], meta["dropout"])
     model.info = info
     head: Any = model.head

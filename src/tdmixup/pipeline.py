@@ -31,6 +31,7 @@ import numpy as np
 
 from tdmixup.data.collate import TokenizedSet
 from tdmixup.layout import AUM_SALIENCY_SPLIT, AUM_SALIENCY_STAGE, STAGES  # re-exported
+from tdmixup.runio import main_process_decides
 from tdmixup.session import (  # the pipeline's public API is re-exported from here
     CHANGEABLE_FROM,
     DONE,
@@ -44,6 +45,7 @@ from tdmixup.session import (  # the pipeline's public API is re-exported from h
     open_session,
     read_done,
     read_saved_config,
+    stage_is_done,
     train_and_evaluate,
     user_mapping,
     with_task_defaults,
@@ -66,6 +68,7 @@ __all__ = [
     "class_mix",
     "filtered_ids",
     "is_done",
+    "stage_is_done",
     "mark_done",
     "open_session",
     "read_done",
@@ -107,10 +110,10 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     from tdmixup.dynamics import compute_statistics, read_dynamics
 
     out = session.layout.datamap
-    if is_done(out):
+    if stage_is_done(session, out):
         return read_done(out)
     table = session.layout.stage1_dynamics
-    if not table.exists():
+    if not main_process_decides(session.accelerator, table.exists()):
         raise PipelineError(f"{table} is missing: run stage 'full' first")
     dyn = read_dynamics(table)
     dyn.check_data(session.task.train, data=_train_data_name(session), table=table)
@@ -190,7 +193,7 @@ def read_regions(session: Session) -> dict[str, np.ndarray]:
     regions = {}
     for name in ("easy", "ambiguous", "hard"):
         path = session.layout.region_file(name)
-        if not path.exists():
+        if not main_process_decides(session.accelerator, path.exists()):
             raise PipelineError(f"{path} is missing: run stage 'datamap' first")
         ids = read_region_file(path)
         session.train.positions_of(ids, source=str(path))
@@ -216,7 +219,7 @@ def filtered_ids(session: Session, subset: str, ids: np.ndarray) -> np.ndarray:
     from tdmixup.aum import read_aum_table
 
     path = session.layout.aum_table(subset)
-    if not path.exists():
+    if not main_process_decides(session.accelerator, path.exists()):
         raise PipelineError(
             f"{path} is missing: run stage 'aum' first (with --aum-subsets {subset})"
         )
@@ -267,10 +270,12 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
 
     out = session.layout.aum_saliency_split
     quantile = session.config.mixup.aum_saliency_quantile
-    if is_done(out) and read_done(out).get("quantile") == quantile:
+    if main_process_decides(
+        session.accelerator, is_done(out) and read_done(out).get("quantile") == quantile
+    ):
         return read_done(out)
     table = session.layout.stage1_dynamics
-    if not table.exists():
+    if not main_process_decides(session.accelerator, table.exists()):
         raise PipelineError(f"{table} is missing: run stage 'full' first")
     dyn = read_dynamics(table)
     session.train.positions_of(dyn.sample_ids, source=str(table))

@@ -19,8 +19,14 @@ import math
 from typing import Any
 
 from tdmixup import mixup
-from tdmixup.config import TrainConfig
-from tdmixup.data.collate import PlannedBatch, TokenizedSet, cycled_batches, epoch_batches
+from tdmixup.config import Strategy, TrainConfig
+from tdmixup.data.collate import (
+    Grouping,
+    PlannedBatch,
+    TokenizedSet,
+    cycled_batches,
+    epoch_batches,
+)
 
 
 def plan_epoch(
@@ -32,8 +38,17 @@ def plan_epoch(
     batch_size: int,
     *,
     per_set: int = 1,
+    strategy: Strategy = "none",
+    mix_at: str = "cls",
+    grouping: Grouping | None = None,
 ) -> list[list[PlannedBatch]]:
     """Per step, ``per_set`` planned batches from each training set (in ``sets`` order).
+
+    ``strategy`` (and ``mix_at``) set how length-grouped the batches are
+    (:func:`tdmixup.mixup.batch_grouping`: HF ``Trainer``'s mega-batches where partners do not
+    depend on batch-mates) and how few rows a process's share may have
+    (:func:`tdmixup.mixup.min_rows_per_process`); ``grouping`` overrides the former (for
+    measurements).
 
     By default the largest set defines the epoch (one pass over it) and the others cycle; with
     ``cfg.steps_per_epoch`` every set cycles for exactly that many steps. With ``per_set = 2``
@@ -48,6 +63,8 @@ def plan_epoch(
         world_size=world,
         rank=rank,
         group_by_length=cfg.group_by_length,
+        grouping=grouping or mixup.batch_grouping(strategy, mix_at),
+        min_rows=mixup.min_rows_per_process(strategy),
     )
     if per_set > 1:
         steps = steps_per_epoch(sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)

@@ -120,3 +120,73 @@ def environment_info(world_size: int | None = None, device: str | None = None) -
         # tdmixup's own version from the code that runs (an editable install's metadata can lag)
         "versions": {p: __version__ if p == "tdmixup" else version(p) for p in pkgs},
     }
+
+
+# --- several processes: one shared run folder, one decision ----------------------------------
+class SharedFolderError(OSError):
+    """The processes of a run do not see the same output folder (several machines, local disks)."""
+
+
+def main_process_decides(accelerator: Any, value: bool) -> bool:
+    """The main process's ``value`` on every process (a broadcast; ``value`` itself with one).
+
+    Skip, resume or train is decided from files in the run folder: each process deciding from
+    its own view could send one process into a stage's collectives and another past them, and
+    the run hangs. Every such decision goes through here.
+    """
+    if getattr(accelerator, "num_processes", 1) <= 1:
+        return bool(value)
+    from accelerate.utils import broadcast_object_list
+
+    box = [bool(value)]
+    broadcast_object_list(box, from_process=0)
+    return bool(box[0])
+
+
+def check_shared_folder(accelerator: Any, folder: str | Path, *, wait_s: float = 10.0) -> None:
+    """Fail on every process when some process does not see the main process's ``folder``.
+
+    The main process writes a file with a random token into ``folder``; after a barrier every
+    other process looks for it (for up to ``wait_s`` seconds: a network file system may show a
+    new file late); the answers are gathered, so all processes fail together, naming the
+    processes, their hosts and the folder. One process: nothing to check.
+
+    Raises:
+        SharedFolderError: a process does not see the file.
+    """
+    if getattr(accelerator, "num_processes", 1) <= 1:
+        return
+    import secrets
+    import socket
+    import time
+
+    from accelerate.utils import broadcast_object_list, gather_object
+
+    folder = Path(folder)
+    box = [secrets.token_hex(8) if accelerator.is_main_process else ""]
+    broadcast_object_list(box, from_process=0)
+    token = str(box[0])
+    probe = folder / f".shared-folder-check-{token}"
+    if accelerator.is_main_process:
+        atomic_write_text(probe, token)
+    accelerator.wait_for_everyone()
+    deadline = time.monotonic() + wait_s
+    seen = accelerator.is_main_process
+    while not seen:
+        seen = probe.is_file() and probe.read_text() == token
+        if seen or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    answers = gather_object([(int(accelerator.process_index), socket.gethostname(), seen)])
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        probe.unlink(missing_ok=True)
+    blind = [f"{rank} ({host})" for rank, host, ok in answers if not ok]
+    main_host = next(host for rank, host, _ in answers if rank == 0)
+    if blind:
+        raise SharedFolderError(
+            f"process(es) {', '.join(blind)} do not see the output folder {folder} as the main "
+            f"process 0 ({main_host}) does: every process reads and writes one run folder, so "
+            "on several machines "
+            "--output-dir must be one shared folder (e.g. NFS) mounted at the same path"
+        )

@@ -31,7 +31,13 @@ from tdmixup.config import (
 )
 from tdmixup.data.collate import TokenizedSet, tokenize
 from tdmixup.layout import CHECKPOINT, DONE, DYNAMICS, TRAINING_STATE, RunLayout
-from tdmixup.runio import environment_info, read_json, write_json
+from tdmixup.runio import (
+    check_shared_folder,
+    environment_info,
+    main_process_decides,
+    read_json,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -157,6 +163,7 @@ def open_session(
     folder (only ``tdmixup run`` has that option).
     """
     from tdmixup.data.tasks import load_task
+    from tdmixup.mixup import check_batch_for_processes
     from tdmixup.model import load_tokenizer
     from tdmixup.training import make_accelerator, seed_everything
 
@@ -191,6 +198,12 @@ def open_session(
     def tok(ds: Any) -> TokenizedSet:
         return tokenize(ds, task.spec, tokenizer, max_length=max_len)
 
+    mc = task.spec.kind == "multiple_choice"
+    check_batch_for_processes(  # stage 4's strategy, refused before stage 1 trains
+        config.mixup.strategy,
+        config.train.mc_batch_size if mc else config.train.batch_size,
+        accelerator.num_processes,
+    )
     session = Session(
         config,
         run_dir,
@@ -207,6 +220,7 @@ def open_session(
             shutil.rmtree(run_dir)
         write_json(saved, {**record, "environment": environment_info(accelerator.num_processes)})
     accelerator.wait_for_everyone()
+    check_shared_folder(accelerator, run_dir)  # several machines need one shared folder
     return session
 
 
@@ -324,6 +338,11 @@ def is_done(stage_dir: Path) -> bool:
     return (stage_dir / DONE).exists()
 
 
+def stage_is_done(session: Session, stage_dir: Path) -> bool:
+    """:func:`is_done` as the main process sees it, on every process (skip or train together)."""
+    return main_process_decides(session.accelerator, is_done(stage_dir))
+
+
 def mark_done(session: Session, stage_dir: Path, summary: dict[str, Any]) -> None:
     if session.is_main:
         write_json(stage_dir / DONE, summary)
@@ -362,7 +381,7 @@ def train_and_evaluate(
     from tdmixup.model import build_classifier, record_temperature
     from tdmixup.training import seed_everything, train
 
-    if is_done(stage_dir):
+    if stage_is_done(session, stage_dir):
         drop_training_state(session, stage_dir)
         return read_done(stage_dir)
     for s in train_sets:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from tdmixup.optim import (
 )
 from tdmixup.planning import batches_per_set, plan_epoch, steps_per_epoch
 from tdmixup.predict import gather_by_id, predict_logits, to_device
+from tdmixup.runio import main_process_decides
 
 __all__ = [
     "Columns",
@@ -75,11 +76,15 @@ def make_accelerator() -> Any:
 
     Raises:
         RuntimeError: when launched as several processes that Accelerate did not join.
+        TrainingError: when launched with DeepSpeed, FSDP or Megatron-LM (see
+            :func:`check_supported_launch`).
     """
     from accelerate import Accelerator
 
+    check_supported_launch(os.environ)  # before Accelerator(): DeepSpeed may not even import
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     accelerator = Accelerator(cpu=launched > 1 and not torch.cuda.is_available())
+    check_supported_launch(os.environ, accelerator.distributed_type)
     if accelerator.num_processes != launched:
         raise RuntimeError(
             f"launched as {launched} processes (WORLD_SIZE) "
@@ -88,6 +93,46 @@ def make_accelerator() -> Any:
             "run with one process or on a supported multi-process device"
         )
     return accelerator
+
+
+UNSUPPORTED_LAUNCHES = {
+    "ACCELERATE_USE_DEEPSPEED": "DeepSpeed",
+    "ACCELERATE_USE_FSDP": "FSDP",
+    "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM",
+}
+"""Environment flags ``accelerate launch`` sets for a sharded launch (its config or options)."""
+
+
+def check_supported_launch(environ: Mapping[str, str], distributed_type: Any = None) -> None:
+    """Refuse DeepSpeed, FSDP and Megatron-LM before anything trains, in one line.
+
+    The loop prepares only the model and optimiser (DeepSpeed's ``auto`` micro-batch needs a
+    dataloader), records dynamics and evaluates on the unwrapped model (still sharded under
+    FSDP/ZeRO-3), and the main process alone saves the weights (a shard of them). Supported:
+    one process (CPU or GPU) and data parallel over processes (DDP: ``accelerate launch
+    --multi_gpu``, ``torchrun``; gloo on CPU), with ``--bf16``.
+
+    Args:
+        environ: the process environment (``accelerate launch`` sets ``ACCELERATE_USE_*``).
+        distributed_type: ``Accelerator.distributed_type`` once one exists (None before).
+
+    Raises:
+        TrainingError: naming the setup and what is supported.
+    """
+    names = [name for flag, name in UNSUPPORTED_LAUNCHES.items() if _flag_on(environ.get(flag))]
+    kind = str(getattr(distributed_type, "value", distributed_type or "")).upper()
+    names += [n for n in UNSUPPORTED_LAUNCHES.values() if n.upper().replace("-", "_") in kind]
+    if names:
+        raise TrainingError(
+            f"{' and '.join(dict.fromkeys(names))} is not supported by tdmixup's training loop "
+            "(its checkpoints, dynamics and evaluation need the whole model on every process); "
+            "launch with plain data parallel instead: `accelerate launch --multi_gpu` with "
+            "distributed_type MULTI_GPU (no DeepSpeed/FSDP in the accelerate config), or torchrun"
+        )
+
+
+def _flag_on(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("1", "true", "yes")
 
 
 def seed_everything(seed: int) -> None:
@@ -249,6 +294,7 @@ def _start(
     mc = train_sets[0].num_choices > 0
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
     per_set = batches_per_set(mixup_config.strategy, len(train_sets))
+    mixup.check_batch_for_processes(mixup_config.strategy, batch_size, accelerator.num_processes)
     n_steps = steps_per_epoch(train_sets, batch_size, fixed=cfg.steps_per_epoch, per_set=per_set)
     optimizer = adamw(list(model.parameters()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(
@@ -260,7 +306,7 @@ def _start(
     ckpt = out_dir / CHECKPOINT
     if resume:
         checkpoint.recover(ckpt, accelerator)
-    if resume and (ckpt / TRAINING_STATE).exists():
+    if resume and main_process_decides(accelerator, (ckpt / TRAINING_STATE).exists()):
         first_epoch, history = checkpoint.load(ckpt, model, optimizer, scheduler, generator)
         log.info("resuming %s after epoch %d", out_dir, first_epoch)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
@@ -295,6 +341,8 @@ def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> Epoch
         acc.process_index,
         loop.batch_size,
         per_set=loop.per_set,
+        strategy=loop.mixup_config.strategy,
+        mix_at=loop.mixup_config.mix_at,
     )
     zero = torch.zeros((), dtype=torch.float64, device=acc.device)
     totals = EpochTotals(hits=zero, judged=zero)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -197,6 +197,7 @@ def epoch_order(
     megabatch_factor: int = 50,
     min_megabatches: int = 8,
     shuffle_rows: bool = True,
+    min_rows: int = 1,
 ) -> list[np.ndarray]:
     """Global batches (positions) of one epoch: seeded shuffle, optional length grouping.
 
@@ -219,11 +220,15 @@ def epoch_order(
     ``min_megabatches=1, shuffle_rows=False`` gives the earlier plan (one length-sorted block of
     up to 800 rows, longest row first), kept for measurements. Deterministic for a given
     ``(seed, epoch)``; without grouping it is the seeded permutation cut into batches.
+    ``min_rows = 2`` (strategies with in-batch MixUp partners) joins a last batch of one row to
+    the batch before it, so that no row is left without a partner.
     """
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(len(lengths))
     if not group_by_length:
-        return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+        return _join_short_last(
+            [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)], min_rows
+        )
     n_batches = -(-len(perm) // batch_size)
     mega = batch_size * max(1, min(megabatch_factor, -(-n_batches // max(min_megabatches, 1))))
     batches: list[np.ndarray] = []
@@ -231,6 +236,7 @@ def epoch_order(
         chunk = perm[i : i + mega]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
         batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
+    batches = _join_short_last(batches, min_rows)
     order = rng.permutation(len(batches))
     if not shuffle_rows:
         return [batches[i] for i in order]
@@ -238,14 +244,41 @@ def epoch_order(
     return [b[np.argsort(keys[b], kind="stable")] for b in (batches[i] for i in order)]
 
 
-def shard_batch(global_batch: np.ndarray, *, world_size: int, rank: int) -> PlannedBatch:
+def _join_short_last(batches: list[np.ndarray], min_rows: int) -> list[np.ndarray]:
+    """``batches`` with a last batch of fewer than ``min_rows`` rows joined to the one before."""
+    if len(batches) > 1 and len(batches[-1]) < min_rows:
+        return [*batches[:-2], np.concatenate(batches[-2:])]
+    return batches
+
+
+Grouping = Literal["trainer", "random_partners"]
+"""How much length grouping a plan does (:data:`GROUPING_MIN_MEGABATCHES`):
+
+* ``"trainer"`` — Hugging Face ``Trainer``'s ``group_by_length``: mega-batches of 50 batches, or
+  a quarter of the set when that is smaller; for steps whose partners do not depend on who shares
+  a batch (``none``; ``tdmixup`` and ``random_pairs`` at the [CLS] feature);
+* ``"random_partners"`` — mega-batches of at most 1/8 of the set, so the rows a sample is batched
+  with (its ``mixup``/``manifold``/``kong`` partners) are re-drawn every epoch.
+"""
+
+GROUPING_MIN_MEGABATCHES: dict[str, int] = {"trainer": 4, "random_partners": 8}
+"""Fewest mega-batches per set of each :data:`Grouping` (``epoch_order(min_megabatches=...)``)."""
+
+
+def shard_batch(
+    global_batch: np.ndarray, *, world_size: int, rank: int, min_rows: int = 1
+) -> PlannedBatch:
     """This process's rows of a global batch (sizes differ by at most 1 between processes).
 
     A process left without a row gets one dummy row (the batch's first) with weight 0, so that
     every process runs the same number of steps (DDP needs it) without any sample counted twice.
+    ``min_rows = 2`` (strategies that draw MixUp partners among a process's rows) splits a small
+    global batch over fewer processes, each with at least 2 rows, rather than leave a process one
+    row that could only be mixed with itself; only a global batch of one row stays alone.
     """
     g = len(global_batch)
-    part = np.array_split(global_batch, world_size)[rank]
+    parts = max(1, min(world_size, g // max(min_rows, 1)))
+    part = np.array_split(global_batch, parts)[rank] if rank < parts else global_batch[:0]
     if len(part) == 0:
         return PlannedBatch(global_batch[:1], np.zeros(1, np.float32))
     return PlannedBatch(part, np.full(len(part), world_size / g, np.float32))
@@ -260,12 +293,21 @@ def epoch_batches(
     world_size: int = 1,
     rank: int = 0,
     group_by_length: bool = True,
+    grouping: Grouping = "random_partners",
+    min_rows: int = 1,
 ) -> list[PlannedBatch]:
-    """This process's batches for one epoch (see module docstring)."""
+    """This process's batches for one epoch (see module docstring); ``grouping`` sets the
+    mega-batch size (:data:`Grouping`), ``min_rows`` goes to :func:`shard_batch`."""
     return [
-        shard_batch(b, world_size=world_size, rank=rank)
+        shard_batch(b, world_size=world_size, rank=rank, min_rows=min_rows)
         for b in epoch_order(
-            lengths, batch_size=batch_size, seed=seed, epoch=epoch, group_by_length=group_by_length
+            lengths,
+            batch_size=batch_size,
+            seed=seed,
+            epoch=epoch,
+            group_by_length=group_by_length,
+            min_megabatches=GROUPING_MIN_MEGABATCHES[grouping],
+            min_rows=min_rows,
         )
     ]
 
@@ -280,6 +322,8 @@ def cycled_batches(
     world_size: int = 1,
     rank: int = 0,
     group_by_length: bool = True,
+    grouping: Grouping = "random_partners",
+    min_rows: int = 1,
 ) -> list[PlannedBatch]:
     """``steps`` batches from a set that is re-shuffled and repeated as often as needed (the
     shorter loader of TDMixUp cycles; each cycle is a fresh seeded permutation)."""
@@ -295,6 +339,8 @@ def cycled_batches(
                 world_size=world_size,
                 rank=rank,
                 group_by_length=group_by_length,
+                grouping=grouping,
+                min_rows=min_rows,
             )
         )
         cycle += 1
