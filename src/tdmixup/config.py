@@ -139,7 +139,8 @@ class DataConfig:
     columns: tuple[tuple[str, str], ...] = _f(
         (),
         "Which column of your files holds each field, FIELD=COLUMN, once per field: "
-        "text_a, text_b, label (multiple choice: context, endings, label); optional sample_id.",
+        "text_a, label (one text per row), text_a, text_b, label (pairs) or context, endings, "
+        "label (multiple choice); optional sample_id.",
     )
     label_names: tuple[str, ...] = _f(
         (),
