@@ -33,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 LABELS = ("entailment", "neutral", "contradiction")
+THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")
+"""Recorded in the JSON: on a shared machine one passive thread per run is much faster."""
 
 
 def hypotheses(path: Path, limit: int | None) -> list[tuple[int, str, str]]:
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": wall,
         "child_cpu_seconds": (cpu_end.children_user - cpu_start.children_user)
         + (cpu_end.children_system - cpu_start.children_system),
+        "threads": {k: os.environ.get(k) for k in THREAD_ENV},
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "machine": machine_info(),

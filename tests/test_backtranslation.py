@@ -246,3 +246,20 @@ def test_empty_dataset_needs_no_model(tiny_config, tmp_path, monkeypatch):
         _pair_dataset().select([]), "pair", tiny_config, cache_dir=tmp_path
     )
     assert len(out) == 0 and AUGMENTED_FROM in out.column_names
+
+
+def test_single_sentence_translates_text_a(tiny_config, tmp_path):
+    data = datasets.Dataset.from_dict(
+        {"sample_id": [3, 7], "text_a": SENTENCES[:2], "label": [0, 1]}
+    )
+    out = augment_with_back_translation(
+        data, "single", tiny_config, cache_dir=tmp_path, progress=False
+    )
+    assert out.column_names == ["sample_id", "text_a", "label", AUGMENTED_FROM]
+    assert list(out["sample_id"]) == [3, 7, 11, 15] and list(out["label"]) == [0, 1, 0, 1]
+    assert list(out[AUGMENTED_FROM]) == [-1, -1, 3, 7]
+    assert list(out["text_a"])[:2] == SENTENCES[:2] and list(out["text_a"])[2:] != SENTENCES[:2]
+    with pytest.raises(DataError, match="single dataset needs columns"):
+        augment_with_back_translation(
+            data.remove_columns("text_a"), "single", tiny_config, cache_dir=tmp_path
+        )
