@@ -331,7 +331,8 @@ def test_every_strategy_trains_on_hypotheses(
     done = json.loads((out / "done.json").read_text())
     assert done["strategy"] == strategy
     assert np.isfinite(done["history"][0]["train_loss"])
-    assert done["train_sizes"] == ([15, 15] if subsets else [48])
+    sizes = {"tdmixup": [15, 15], "random_pairs": [30]}  # random pairs: one pool of both
+    assert done["train_sizes"] == sizes.get(strategy, [48])
     assert done["metrics"]["sets"]["hyp"]["n"] == N_TEST
     model, _ = load_classifier(out / "checkpoint")
     assert model.kind == "single" and model.head.out_features == 3
