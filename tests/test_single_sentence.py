@@ -336,6 +336,14 @@ def test_every_strategy_trains_on_hypotheses(
     assert done["metrics"]["sets"]["hyp"]["n"] == N_TEST
     model, _ = load_classifier(out / "checkpoint")
     assert model.kind == "single" and model.head.out_features == 3
+    if strategy == "none":  # the checkpoint evaluated on its own gives the same numbers
+        sizes_only = [*SMALL[:6], "--max-seq-length", "64"]  # evaluate takes no loop options
+        argv = ["evaluate", *data_args(hypotheses), *sizes_only]
+        argv += ["--checkpoint", str(out / "checkpoint")]
+        assert main([*argv, "--output-dir", str(tmp_path / "eval")]) == 0
+        metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+        got, trained = metrics["sets"]["hyp"], done["metrics"]["sets"]["hyp"]
+        assert got["n"] == N_TEST and got["accuracy"] == pytest.approx(trained["accuracy"])
 
 
 def test_datamap_and_aum_commands_on_hypotheses(

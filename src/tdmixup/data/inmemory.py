@@ -16,7 +16,7 @@ stable ``sample_id`` (the 0-based row position unless a column gives them). Rows
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,9 @@ from tdmixup.data._common import UNLABELED, EmptyPolicy, Rows, build_mc, build_p
 from tdmixup.data.readers import check_mapping
 from tdmixup.data.schema import DataError, TaskSpec, data_error, is_classification
 
-Records = Dataset | pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+Records: TypeAlias = (
+    Dataset | pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+)
 """What :func:`dataset_from_records` reads: a ``datasets.Dataset``, a pandas DataFrame, a list of
 dicts (one per row) or a dict of equally long columns."""
 
