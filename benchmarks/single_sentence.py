@@ -9,7 +9,7 @@ command on them (``tdmixup run --task custom --column text_a=sentence --column l
 profile cpu-small, the offline MiniLM by default) and records the 100 % baseline (stage 1,
 strategy ``none``) and TDMixUp (stage 4) on the test hypotheses.
 
-    PYTHONPATH=src python benchmarks/single_sentence.py            # ~10-30 min on 2 CPU cores
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/single_sentence.py   # 47 min, shared cores
     PYTHONPATH=src python benchmarks/single_sentence.py --train 400 --model DIR --out /tmp/x.json
 
 Writes ``benchmarks/results/single_sentence.json``: the command, both stages' accuracy / ECE /
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from tdmixup.runio import write_json
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=3000, help="training hypotheses")
+    parser.add_argument("--train", type=int, default=2000, help="training hypotheses")
     parser.add_argument("--dev", type=int, default=500, help="dev hypotheses (after the train)")
     parser.add_argument("--model", default=None, help="encoder (default: the offline MiniLM)")
     parser.add_argument("--work-dir", default=None, help="CSV files and the run folder")
