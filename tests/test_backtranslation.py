@@ -403,3 +403,20 @@ def test_experiment_seeds_share_one_back_translation_cache(tmp_path, monkeypatch
     assert translated > 0 and fake.texts == translated  # seed 2 translated nothing
     assert first.to_list() == second.to_list()
     assert len(list((tmp_path / "backtranslation_cache").glob("*.parquet"))) == 1
+
+
+def test_single_sentence_translates_text_a(tiny_config, tmp_path):
+    data = datasets.Dataset.from_dict(
+        {"sample_id": [3, 7], "text_a": SENTENCES[:2], "label": [0, 1]}
+    )
+    out = augment_with_back_translation(
+        data, "single", tiny_config, cache_dir=tmp_path, progress=False
+    )
+    assert out.column_names == ["sample_id", "text_a", "label", AUGMENTED_FROM]
+    assert list(out["sample_id"]) == [3, 7, 11, 15] and list(out["label"]) == [0, 1, 0, 1]
+    assert list(out[AUGMENTED_FROM]) == [-1, -1, 3, 7]
+    assert list(out["text_a"])[:2] == SENTENCES[:2] and list(out["text_a"])[2:] != SENTENCES[:2]
+    with pytest.raises(DataError, match="single dataset needs columns"):
+        augment_with_back_translation(
+            data.remove_columns("text_a"), "single", tiny_config, cache_dir=tmp_path
+        )

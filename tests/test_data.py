@@ -440,8 +440,14 @@ def test_bad_number_of_endings(tmp_path):
 
 
 def test_bad_column_mapping(tmp_path):
-    with pytest.raises(DataError, match="must give"):
-        read_table(FIX / "custom/pairs.csv", columns={"text_a": "premise", "label": "verdict"})
+    # text_a + label alone is a single-sentence task; a missing label or an unknown field is not
+    for columns in (
+        {"text_a": "premise"},
+        {"text_a": "premise", "text_c": "hypothesis", "label": "verdict"},
+        {"text_a": "premise", "label": "verdict", "ending_prefix": "hypothesis"},
+    ):
+        with pytest.raises(DataError, match="must give"):
+            read_table(FIX / "custom/pairs.csv", columns=columns)
 
 
 # ---------------------------------------------------------------- sources

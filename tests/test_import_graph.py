@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "data.collate",
                 "data.dd_format",
                 "data.hub",
+                "data.inmemory",
                 "data.readers",
                 "data.schema",
                 "data.sources",

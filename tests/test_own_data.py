@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,19 +52,24 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_readme_examples_are_the_fixture_files() -> None:
     section = readme_section()
     [jsonl] = code_blocks(section, "jsonl")
-    [csv] = code_blocks(section, "csv")
+    csv_pairs, csv_reviews = code_blocks(section, "csv")
     train = (FIXTURES / "train.jsonl").read_text().splitlines()
     assert jsonl.splitlines() == train[: len(jsonl.splitlines())]
-    pairs = (FIXTURES / "pairs.csv").read_text().splitlines()
-    assert csv.splitlines() == pairs[: len(csv.splitlines())]
+    for block, name in ((csv_pairs, "pairs.csv"), (csv_reviews, "reviews.csv")):
+        lines = (FIXTURES / name).read_text().splitlines()
+        assert block.splitlines() == lines[: len(block.splitlines())]
     commands = readme_commands()
-    assert [c[:2] for c in commands] == [["tdmixup", "run"], ["tdmixup", "train"]]
+    assert [c[:2] for c in commands] == [
+        ["tdmixup", "run"],
+        ["tdmixup", "train"],
+        ["tdmixup", "run"],
+    ]
     for argv in commands:  # every file a command names is one of the fixtures
         for path in re.findall(r"my_data/[\w.]+", " ".join(argv)):
             assert (FIXTURES / path.removeprefix("my_data/")).is_file(), path
 
 
-@pytest.mark.parametrize("which", [0, 1], ids=["jsonl_run", "csv_train"])
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["jsonl_run", "csv_train", "single_csv_run"])
 def test_readme_own_data_commands_run_as_written(
     which: int, tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -81,10 +87,20 @@ def test_readme_own_data_commands_run_as_written(
         )
         assert done["train_sizes"] == [60] and (out / "stage4_tdmixup" / "done.json").exists()
         assert (out / "report.md").exists()
-    else:
+    elif which == 1:
         assert config["label_names"] == ["different", "duplicate"]
         done = json.loads((out / "done.json").read_text())
         assert done["train_sizes"] == [200 - 50] and done["metrics"]["sets"]["heldout"]["n"] == 50
+    else:  # one sentence per row: a single-sentence task through the whole pipeline
+        assert config["label_names"] == ["negative", "positive"]
+        assert config["columns"] == [["text_a", "sentence"], ["label", "label"]]
+        done = json.loads((out / "stage4_tdmixup" / "done.json").read_text())
+        assert done["metrics"]["sets"]["test"]["n"] == 41
+        meta = json.loads((out / "stage4_tdmixup" / "checkpoint" / "classifier.json").read_text())
+        assert meta["kind"] == "single"
+        easy = pd.read_csv(out / "datamap" / "regions" / "easy.csv")
+        reviews = pd.read_csv(FIXTURES / "reviews.csv")
+        assert easy["text"].tolist() == reviews["sentence"][easy["sample_id"]].tolist()
     assert "test" in captured.out or "heldout" in captured.out
 
 

@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "TaskSpec": "tdmixup.data.schema",
     "DataError": "tdmixup.data.schema",
     "load_task": "tdmixup.data.tasks",
+    "dataset_from_records": "tdmixup.data.inmemory",
     "tokenize": "tdmixup.data.collate",
     # model + training + evaluation
     "Classifier": "tdmixup.model",

@@ -14,12 +14,12 @@ Call sequence for the pipeline, on one region (e.g. the easy set) with ``c = spe
         taken = pos if taken is None else np.union1d(taken, pos)
         relabelled = relabel_threshold_samples(region, ids[pos], kind=spec.kind, num_classes=c,
                                                seed=cfg.train.seed + p)
-        # train a FRESH model on `relabelled` (pair: c + 1 outputs; multiple choice: the same
-        # per-ending scorer on the same K endings) for cfg.aum.epochs, recording logits per
-        # epoch with the dynamics recorder -> rec_ids [N], logits [E, N, c + 1] (pair) / [E, N, K]
+        # train a FRESH model on `relabelled` (single/pair: c + 1 outputs; multiple choice: the
+        # same per-ending scorer on the same K endings) for cfg.aum.epochs, recording logits per
+        # epoch with the dynamics recorder -> rec_ids [N], logits [E, N, c + 1] / [E, N, K]
         passes.append(AUMPass(sample_ids=rec_ids, logits=logits,
                               labels=labels_as_trained_in_rec_ids_order, threshold_ids=ids[pos],
-                              extra_class=spec.kind == "pair"))
+                              extra_class=is_classification(spec.kind)))
     cfg = tdmixup.session.with_task_defaults(cfg)   # k: 80, or 50 for SWAG/HellaSWAG
     result = find_mislabeled_with_aum(passes, percentile=cfg.aum.percentile,
                                       procedure=cfg.aum.procedure, skip_epochs=cfg.aum.skip_epochs)
@@ -200,8 +200,8 @@ def relabel_threshold_labels(
 ) -> np.ndarray:
     """The labels a threshold-sample run trains on: ``[N]``, ``[N]`` bool → ``[N]`` int64.
 
-    * ``kind="pair"``: threshold samples get the extra class ``num_classes`` (the classifier
-      needs ``num_classes + 1`` outputs), as the paper's code and Pleiss et al. do.
+    * ``kind="single"`` or ``"pair"``: threshold samples get the extra class ``num_classes`` (the
+      classifier needs ``num_classes + 1`` outputs), as the paper's code and Pleiss et al. do.
     * ``kind="multiple_choice"`` (``num_classes`` = K endings): a threshold item is re-assigned
       to a *wrong existing ending*, drawn uniformly from its K − 1 wrong endings (seeded); the
       endings and the model stay as they are (K endings, no extra choice). Its gold ending and
@@ -221,10 +221,10 @@ def relabel_threshold_labels(
     is_th = np.asarray(is_threshold, dtype=bool)
     if is_th.shape != labels.shape:
         raise ValueError(f"is_threshold: expected shape {labels.shape}, got {is_th.shape}")
-    if kind == "pair":
+    if kind in ("single", "pair"):
         return np.where(is_th, num_classes, labels).astype(np.int64)
     if kind != "multiple_choice":
-        raise ValueError(f"kind: expected 'pair' or 'multiple_choice', got {kind!r}")
+        raise ValueError(f"kind: expected 'single', 'pair' or 'multiple_choice', got {kind!r}")
     shift = np.random.default_rng(seed).integers(1, num_classes, size=int(is_th.sum()))
     out = labels.copy()
     out[is_th] = (labels[is_th] + shift) % num_classes
@@ -241,15 +241,15 @@ def relabel_threshold_samples(
 ) -> datasets.Dataset:
     """Return ``dataset`` with its threshold samples relabelled (:func:`relabel_threshold_labels`).
 
-    Pair tasks: ``label`` → ``num_classes`` (the fake class) for the threshold rows. Multiple
-    choice: ``label`` → a seeded wrong existing ending; ``endings`` unchanged. ``label``
-    becomes plain int64; other rows and columns are unchanged.
+    Single and pair tasks: ``label`` → ``num_classes`` (the fake class) for the threshold rows.
+    Multiple choice: ``label`` → a seeded wrong existing ending; ``endings`` unchanged.
+    ``label`` becomes plain int64; other rows and columns are unchanged.
 
     Args:
         dataset: rows in the schema of :mod:`tdmixup.data.schema`.
         threshold_ids: ``[T]`` sample ids to relabel; each must occur in ``dataset``.
-        kind: ``"pair"`` or ``"multiple_choice"``.
-        num_classes: c (pair) or K (multiple choice), the count before relabelling.
+        kind: ``"single"``, ``"pair"`` or ``"multiple_choice"``.
+        num_classes: c (single, pair) or K (multiple choice), the count before relabelling.
         seed: seeds the choice of wrong ending (multiple choice).
 
     Returns:

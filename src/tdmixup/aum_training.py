@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tdmixup.data.collate import TokenizedSet
+from tdmixup.data.schema import is_classification
 from tdmixup.layout import (
     AUM_TABLE,
     DYNAMICS,
@@ -48,7 +49,8 @@ def _relabelled(
     session: Session, subset: TokenizedSet, threshold_ids: np.ndarray, *, seed: int
 ) -> TokenizedSet:
     """The subset with its threshold samples relabelled
-    (:func:`tdmixup.aum.relabel_threshold_labels`): the extra fake class for pair tasks, a wrong
+    (:func:`tdmixup.aum.relabel_threshold_labels`): the extra fake class for single-sentence and
+    pair tasks, a wrong
     existing ending for multiple choice."""
     from tdmixup.aum import relabel_threshold_labels
 
@@ -85,6 +87,7 @@ def run_aum(
         return dict(read_json(summary_path))
     cfg = with_task_defaults(session.config)  # already resolved in a session made by open_session
     spec = session.task.spec
+    extra = int(is_classification(spec.kind))  # the fake class of threshold samples
     subset = session.train.subset(ids, source=f"{out_dir.name} subset")
     statistics = statistics or session.layout.statistics
     stats = _checked_statistics(session, statistics, subset.sample_ids)  # before any training
@@ -121,23 +124,21 @@ def run_aum(
             train_sets=[trained_on],
             dynamics_mode=cfg.aum.dynamics_mode,
             evaluate=False,
-            num_labels=spec.num_labels + (spec.kind == "pair"),
+            num_labels=spec.num_labels + extra,
             keep_checkpoint=False,
             train_config=train_cfg,
         )
         seconds += float(done["train_seconds"])
         dyn = read_dynamics(pass_dir / DYNAMICS)
-        if dyn.logits.shape[2] != spec.num_labels + (spec.kind == "pair"):
+        if dyn.logits.shape[2] != spec.num_labels + extra:
             raise PipelineError(
                 f"{pass_dir}: logits over {dyn.logits.shape[2]} choices, expected "
-                f"{spec.num_labels + (spec.kind == 'pair')}: "
+                f"{spec.num_labels + extra}: "
                 "this pass was trained by an older tdmixup "
                 "(multiple choice then added a 5th ending); re-run with --from-stage aum"
             )
         pass_results.append(
-            AUMPass(
-                dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids, extra_class=spec.kind == "pair"
-            )
+            AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids, extra_class=bool(extra))
         )
         judged = ~np.isin(dyn.sample_ids, threshold_ids)
         last = np.asarray(dyn.logits[-1][judged, : spec.num_labels], dtype=np.float64)

@@ -8,6 +8,7 @@ as new rows; the pipeline then trains strategy ``"none"`` on the result.
 
 What is translated:
 
+* single-sentence tasks: ``text_a``;
 * pair tasks: ``text_a`` and ``text_b`` (each distinct text once, so an SNLI premise shared by
   three hypotheses gets one paraphrase per copy);
 * multiple choice: the ``context`` only. The endings (for SWAG ``sent2 + ending_k``) are kept
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from tdmixup.config import _f
-from tdmixup.data.schema import MC_COLUMNS, PAIR_COLUMNS, DataError, TaskKind
+from tdmixup.data.schema import MC_COLUMNS, PAIR_COLUMNS, SINGLE_COLUMNS, DataError, TaskKind
 from tdmixup.model import ModelLoadError, resolve_model_path
 from tdmixup.runio import atomic_write_bytes, atomic_write_text
 
@@ -156,7 +157,7 @@ def augment_with_back_translation(
 
     Args:
         dataset: a :class:`datasets.Dataset` in the schema of :mod:`tdmixup.data.schema`.
-        kind: ``"pair"`` or ``"multiple_choice"``.
+        kind: ``"single"``, ``"pair"`` or ``"multiple_choice"``.
         config: back-translation settings (default: :class:`BackTranslationConfig`).
         cache_dir: folder of the cache files.
         progress: show a tqdm bar while translating.
@@ -358,9 +359,10 @@ def _translate(
 
 def _check_dataset(dataset: Any, kind: str) -> tuple[str, ...]:
     """Validate the schema; return the fields to translate."""
-    if kind not in ("pair", "multiple_choice"):
-        raise ValueError(f"kind must be 'pair' or 'multiple_choice', got {kind!r}")
-    required = PAIR_COLUMNS if kind == "pair" else MC_COLUMNS
+    columns = {"single": SINGLE_COLUMNS, "pair": PAIR_COLUMNS, "multiple_choice": MC_COLUMNS}
+    if kind not in columns:
+        raise ValueError(f"kind must be 'single', 'pair' or 'multiple_choice', got {kind!r}")
+    required = columns[kind]
     missing = [c for c in required if c not in dataset.column_names]
     if missing:
         raise DataError(
@@ -376,7 +378,7 @@ def _check_dataset(dataset: Any, kind: str) -> tuple[str, ...]:
         raise DataError(
             "sample_id must be unique and >= 0 for new ids to be disjoint from the originals"
         )
-    return ("text_a", "text_b") if kind == "pair" else ("context",)
+    return {"single": ("text_a",), "pair": ("text_a", "text_b")}.get(kind, ("context",))
 
 
 def _cache_key(dataset: Any, kind: str, config: BackTranslationConfig) -> str:

@@ -141,8 +141,9 @@ class DataConfig:
     columns: tuple[tuple[str, str], ...] = _f(
         (),
         "Which column of your files holds each field, FIELD=COLUMN, once per field: "
-        "text_a, text_b, label (multiple choice: context, endings, label); optional sample_id "
-        "(the training file's integer id column; dev and test rows are numbered by row).",
+        "text_a, label (one text per row), text_a, text_b, label (pairs) or context, endings, "
+        "label (multiple choice); optional sample_id (the training file's integer id column; dev "
+        "and test rows are numbered by row).",
     )
     label_names: tuple[str, ...] = _f(
         (),

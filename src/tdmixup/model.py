@@ -172,8 +172,10 @@ class Classifier(nn.Module):
     Args:
         encoder: a Hugging Face ``PreTrainedModel`` with an ``embeddings`` module (BERT, RoBERTa,
             ELECTRA, DeBERTa, MiniLM, ...).
-        kind: ``"pair"`` or ``"multiple_choice"``.
-        num_labels: classes C for pair tasks (ignored for multiple choice: the head has 1 output).
+        kind: ``"single"``, ``"pair"`` (both: a linear head of C outputs over [CLS]) or
+            ``"multiple_choice"`` (one score per ending); a plain string, saved as it is.
+        num_labels: classes C for single and pair tasks (ignored for multiple choice: the head
+            has 1 output).
         dropout: dropout probability on the [CLS] feature.
     """
 

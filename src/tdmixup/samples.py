@@ -9,7 +9,7 @@ Spreadsheets and pandas read them as they are (UTF-8, one header line, RFC 4180 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,10 +24,14 @@ STAT_COLUMNS = ("confidence", "variability", "correctness", "aum")
 def sample_texts(dataset: Any, kind: str) -> dict[int, str]:
     """Sample id → one readable string per sample of a schema dataset.
 
-    Pair tasks: ``"text_a ⟂ text_b"``; multiple choice: ``"context → ending0 | ending1 | …"``.
+    Single-sentence tasks: ``"text_a"``; pair tasks: ``"text_a ⟂ text_b"``; multiple choice:
+    ``"context → ending0 | ending1 | …"``.
     """
     cols = dataset.to_dict() if hasattr(dataset, "to_dict") else dict(dataset)
-    if kind == "pair":
+    texts: Iterable[str]
+    if kind == "single":
+        texts = (str(a) for a in cols["text_a"])
+    elif kind == "pair":
         texts = (f"{a} ⟂ {b}" for a, b in zip(cols["text_a"], cols["text_b"], strict=True))
     else:
         texts = (

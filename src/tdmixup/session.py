@@ -30,6 +30,7 @@ from tdmixup.config import (
     to_json_dict,
 )
 from tdmixup.data.collate import TokenizedSet, tokenize
+from tdmixup.data.schema import is_classification
 from tdmixup.layout import CHECKPOINT, DONE, DYNAMICS, TRAINING_STATE, RunLayout
 from tdmixup.runio import (
     check_shared_folder,
@@ -500,16 +501,16 @@ def _train_class_mix(
     warn: bool,
 ) -> dict[str, Any]:
     """``train_class_counts`` (one ``{class: count}`` per training set, as trained: an AUM pass's
-    fake class is ``"threshold"``) and ``class_warnings`` (pair tasks, when ``warn``)."""
+    fake class is ``"threshold"``) and ``class_warnings`` (single and pair tasks, when ``warn``)."""
     from tdmixup.classmix import class_counts, class_mix_warnings, log_warnings
 
     spec = session.task.spec
     names = list(spec.label_names)
-    if spec.kind == "pair" and (num_labels or spec.num_labels) > spec.num_labels:
+    if is_classification(spec.kind) and (num_labels or spec.num_labels) > spec.num_labels:
         names.append("threshold")
     counts = [class_counts(s.labels, names) for s in train_sets]
     warnings: list[str] = []
-    if warn and spec.kind == "pair":
+    if warn and is_classification(spec.kind):
         reference = class_counts(session.train.labels, names)
         for i, c in enumerate(counts):
             warnings += [
@@ -540,8 +541,8 @@ def class_mix(
     context: str = "",
 ) -> ClassMix:
     """Per-class counts (by label name) of the training-sample id ``sets`` and warnings for a
-    class absent or far below its training-set share (pair tasks; logged by the main process)
-    (:func:`tdmixup.classmix.describe_class_mix`)."""
+    class absent or far below its training-set share (single and pair tasks; logged by the main
+    process) (:func:`tdmixup.classmix.describe_class_mix`)."""
     from tdmixup.classmix import describe_class_mix, log_warnings
 
     spec = session.task.spec
@@ -551,7 +552,7 @@ def class_mix(
         labels=session.train.labels,
         label_names=spec.label_names,
         reference=reference,
-        warn_for=warn_for if spec.kind == "pair" else (),
+        warn_for=warn_for if is_classification(spec.kind) else (),
         context=context,
     )
     if session.is_main:

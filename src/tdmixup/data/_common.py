@@ -46,12 +46,16 @@ class Rows:
         frame: one column per source field, ``N`` rows, values as parsed (object dtype).
         lines: shape ``(N,)`` int64, the 1-based line of each record in the file.
         ids: shape ``(N,)`` int64, the stable ``sample_id`` of each record.
+        mapping_hint: how to fix a column that is not found (the CLI's ``--column`` by default).
+        label_hint: how to name the classes (the CLI's ``--label-names`` by default).
     """
 
     path: object
     frame: pd.DataFrame
     lines: np.ndarray
     ids: np.ndarray
+    mapping_hint: str = "map the right column, e.g. --column text_a=premise"
+    label_hint: str = "--label-names a,b,c"
 
     def column(self, name: str) -> pd.Series:
         """The column ``name``; a clear error when no record has it."""
@@ -62,7 +66,7 @@ class Rows:
                 None,
                 name,
                 f"column '{name}' not found (found: {found})",
-                "map the right column, e.g. --column text_a=premise",
+                self.mapping_hint,
             )
         return self.frame[name]
 
@@ -273,7 +277,7 @@ def encode_labels(
             bad,
             field,
             problem,
-            "fix the label, or give the class names in class-index order: --label-names a,b,c",
+            f"fix the label, or give the class names in class-index order: {rows.label_hint}",
         )
     labels = idx.fillna(-1).to_numpy(dtype=np.int64)
     n = len(label_names) if label_names else None
@@ -284,9 +288,32 @@ def encode_labels(
             out,
             field,
             f"label {{value!r}} is outside {rng}: the number of labels disagrees with the data",
-            "give every class name in class-index order: --label-names a,b,c",
+            f"give every class name in class-index order: {rows.label_hint}",
         )
     return np.where(unlabeled, -1, labels), ~unlabeled
+
+
+def no_labels(rows: Rows) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, labelled)`` of data without a label column (e.g. new text to classify): every
+    label ``-1`` and every row kept."""
+    n = len(rows.ids)
+    return np.full(n, -1, dtype=np.int64), np.ones(n, dtype=bool)
+
+
+def int_ids(rows: Rows, column: str) -> np.ndarray:
+    """The integer ``sample_id`` of each row from ``column``; an error naming the first row whose
+    cell is not an integer."""
+    cells = rows.column(column)
+    num = pd.to_numeric(cells, errors="coerce")
+    bad = (num.isna() | (num != num.round())).to_numpy()
+    if bad.any():
+        raise rows.row_error(
+            bad,
+            column,
+            "sample_id {value!r} is not an integer",
+            "map sample_id to an integer column, or leave it out to use row numbers",
+        )
+    return num.to_numpy(dtype=np.int64)
 
 
 def as_text(cells: pd.Series) -> pd.Series:
@@ -359,17 +386,23 @@ def build_pair(
     rows: Rows,
     *,
     text_a: str,
-    text_b: str,
-    label: str,
+    text_b: str | None,
+    label: str | None,
     label_names: Sequence[str] | None,
     empty: EmptyPolicy = "error",
     extra: Mapping[str, np.ndarray] | None = None,
 ) -> Dataset:
-    """Validate a pair task: ``text_a``/``text_b``/``label`` name the source fields."""
-    a, b = as_text(rows.column(text_a)), as_text(rows.column(text_b))
-    labels, labelled = encode_labels(rows, label, label_names)
+    """Validate a single-sentence or pair task: ``text_a``/``text_b``/``label`` name the source
+    fields; ``text_b=None`` gives a single-sentence dataset (no ``text_b`` column), ``label=None``
+    an unlabelled one (every ``label`` -1)."""
+    texts = [(text_a, as_text(rows.column(text_a)))]
+    if text_b is not None:
+        texts.append((text_b, as_text(rows.column(text_b))))
+    labels, labelled = (
+        encode_labels(rows, label, label_names) if label is not None else no_labels(rows)
+    )
     blank = np.zeros(len(labels), bool)
-    for field, cells in ((text_a, a), (text_b, b)):
+    for field, cells in texts:
         if empty == "error":
             check_present(rows, cells, field, labelled)
         bad = empty_text(cells) & labelled
@@ -377,12 +410,10 @@ def build_pair(
             raise rows.row_error(bad, field, "empty text", "remove the row or fill in the sentence")
         blank |= bad
     keep = labelled & ~blank
-    cols: dict[str, Any] = {
-        "text_a": a.to_numpy(),
-        "text_b": b.to_numpy(),
-        "label": labels,
-        **(extra or {}),
-    }
+    cols: dict[str, Any] = dict(
+        zip(("text_a", "text_b"), (c.to_numpy() for _, c in texts), strict=False)
+    )
+    cols |= {"label": labels, **(extra or {})}
     return _finish(
         rows, keep, {"no gold label": int((~labelled).sum()), "empty text": int(blank.sum())}, cols
     )
@@ -393,7 +424,7 @@ def build_mc(
     *,
     context: str,
     endings: str | Sequence[str],
-    label: str,
+    label: str | None,
     prefix: str | None = None,
     num_choices: int | None = None,
     empty: EmptyPolicy = "error",
@@ -405,6 +436,7 @@ def build_mc(
         prefix: optional field prepended to every ending with a space (SWAG ``sent2``,
             HellaSWAG ``ctx_b``), as Desai & Durrett's ``start_ending + " " + ending``.
         num_choices: expected number of endings; default: that of the first row.
+        label: the gold ending's field; ``None`` for unlabelled items (every ``label`` -1).
     """
     ctx = as_text(rows.column(context))
     if isinstance(endings, str):
@@ -424,7 +456,7 @@ def build_mc(
     sizes = lists.map(len).to_numpy()
     k = num_choices if num_choices is not None else (int(sizes[0]) if len(sizes) else 0)
     names = tuple(str(i) for i in range(k))
-    labels, labelled = encode_labels(rows, label, names)
+    labels, labelled = encode_labels(rows, label, names) if label is not None else no_labels(rows)
     wrong = (sizes != k) & labelled
     if wrong.any():
         i = int(np.flatnonzero(wrong)[0])

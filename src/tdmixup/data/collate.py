@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tdmixup.data.schema import DataError, TaskSpec
+from tdmixup.data.schema import DataError, TaskSpec, is_classification
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,11 @@ class TokenizedSet:
     Attributes:
         sample_ids: ``[N]`` int64 stable ids.
         labels: ``[N]`` int64 gold labels.
-        input_ids: N arrays; pair tasks ``[L_i]``, multiple choice ``[K, L_i]`` (endings padded
-            to the longest ending of that example).
+        input_ids: N arrays; single and pair tasks ``[L_i]``, multiple choice ``[K, L_i]``
+            (endings padded to the longest ending of that example).
         token_type_ids: like ``input_ids``, or None when the tokenizer has none (RoBERTa).
         lengths: ``[N]`` tokens per example (longest ending for multiple choice).
-        num_choices: K for multiple choice, 0 for pair tasks.
+        num_choices: K for multiple choice, 0 for single and pair tasks.
         pad_token_id: the tokenizer's pad id.
     """
 
@@ -104,15 +104,15 @@ class TokenizedSet:
 def tokenize(dataset: Any, spec: TaskSpec, tokenizer: Any, *, max_length: int) -> TokenizedSet:
     """Tokenise a schema dataset once.
 
-    Pairs: ``[CLS] a [SEP] b [SEP]``; multiple choice: ``[CLS] ctx [SEP] ending_k [SEP]``.
+    Single sentences: ``[CLS] a [SEP]`` (one segment: token type 0 throughout); pairs:
+    ``[CLS] a [SEP] b [SEP]``; multiple choice: ``[CLS] ctx [SEP] ending_k [SEP]``.
     """
     cols = dataset.to_dict() if hasattr(dataset, "to_dict") else dict(dataset)
     sample_ids = np.asarray(cols["sample_id"], dtype=np.int64)
     labels = np.asarray(cols["label"], dtype=np.int64)
-    if spec.kind == "pair":
-        enc = tokenizer(
-            list(cols["text_a"]), list(cols["text_b"]), truncation=True, max_length=max_length
-        )
+    if is_classification(spec.kind):
+        second = [list(cols["text_b"])] if spec.kind == "pair" else []
+        enc = tokenizer(list(cols["text_a"]), *second, truncation=True, max_length=max_length)
         ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
         tts = (
             [np.asarray(x, dtype=np.int64) for x in enc["token_type_ids"]]

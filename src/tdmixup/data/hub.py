@@ -6,6 +6,7 @@ name              hub repository (config)     mapping
 ``snli``          ``stanfordnlp/snli``        premise, hypothesis, label (-1 = no label)
 ``mnli``          ``nyu-mll/multi_nli``       premise, hypothesis, label
 ``qqp``           ``nyu-mll/glue`` (qqp)      question1, question2, label
+``sst2``          ``stanfordnlp/sst2``        sentence, label (single sentence: negative, positive)
 ``swag``          ``allenai/swag`` (regular)  context = sent1, ending = sent2 + " " + ending_k
 ``hellaswag``     ``Rowan/hellaswag``         context = ctx_a, ending = ctx_b + " " + endings[k]
 ================  ==========================  =============================================
@@ -27,7 +28,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset
 
 from tdmixup.data._common import Rows, build_mc, build_pair
-from tdmixup.data.readers import MC4_LABELS, NLI_LABELS, QQP_LABELS
+from tdmixup.data.readers import MC4_LABELS, NLI_LABELS, QQP_LABELS, SST2_LABELS
 from tdmixup.data.schema import DataError
 
 
@@ -50,6 +51,9 @@ HUB_SOURCES: dict[str, HubSource] = {
         "qqp",
         (("text_a", "question1"), ("text_b", "question2"), ("label", "label")),
         QQP_LABELS,
+    ),
+    "sst2": HubSource(
+        "stanfordnlp/sst2", None, (("text_a", "sentence"), ("label", "label")), SST2_LABELS
     ),
     "swag": HubSource(
         "allenai/swag",
@@ -74,6 +78,8 @@ _ALIASES = {
     "nyu-mll/multi_nli": "mnli",
     "multi_nli": "mnli",
     "glue/qqp": "qqp",
+    "stanfordnlp/sst2": "sst2",
+    "glue/sst2": "sst2",
     "allenai/swag": "swag",
     "rowan/hellaswag": "hellaswag",
 }
@@ -98,7 +104,7 @@ def from_hub(
         dataset: the split as returned by ``datasets.load_dataset`` (or built in memory with
             the same columns).
         name: a key of :data:`HUB_SOURCES` or an alias such as ``"stanfordnlp/snli"``.
-        label_names: class order of the result (pair tasks); default the source's.
+        label_names: class order of the result (single and pair tasks); default the source's.
     """
     key, src = _source(name)
     cols = dict(src.columns)
@@ -132,7 +138,7 @@ def from_hub(
     return build_pair(
         rows,
         text_a=cols["text_a"],
-        text_b=cols["text_b"],
+        text_b=cols.get("text_b"),
         label=cols["label"],
         label_names=tuple(label_names or src.label_names),
         empty="skip",
@@ -167,7 +173,7 @@ def read_hub(name: str, *, split: str, label_names: Sequence[str] | None = None)
     """Download (or read from the cache) a hub split and map it to the schema.
 
     Args:
-        name: ``snli``, ``mnli``, ``qqp``, ``swag``, ``hellaswag`` or a hub alias.
+        name: ``snli``, ``mnli``, ``qqp``, ``sst2``, ``swag``, ``hellaswag`` or a hub alias.
         split: e.g. ``"train"``, ``"validation"``, ``"validation_matched"``.
 
     Raises:

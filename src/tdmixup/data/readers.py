@@ -30,11 +30,12 @@ from tdmixup.data._common import (
     build_mc,
     build_pair,
     decode,
+    int_ids,
     load_delimited,
     load_jsonl,
     read_bytes,
 )
-from tdmixup.data.schema import data_error
+from tdmixup.data.schema import TaskKind, data_error, kind_of_columns
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 """GLUE / Hugging Face NLI label order (the default)."""
@@ -42,8 +43,16 @@ DD_NLI_LABELS = ("entailment", "contradiction", "neutral")
 """Desai & Durrett's (and the TDMixUp code's) NLI label order."""
 QQP_LABELS = ("not_duplicate", "duplicate")
 PARAPHRASE_LABELS = ("not_paraphrase", "paraphrase")
+SST2_LABELS = ("negative", "positive")
+"""SST-2's classes in its hub order (a single-sentence task)."""
 MC4_LABELS = ("0", "1", "2", "3")
 FileFormat = Literal["auto", "jsonl", "csv", "tsv"]
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "single": ("text_a", "label"),
+    "pair": ("text_a", "text_b", "label"),
+    "multiple_choice": ("context", "endings", "label"),
+}
+"""The fields a column mapping must give, per task kind (``sample_id`` is always optional)."""
 _CHAOS_LETTERS = {"e": "entailment", "n": "neutral", "c": "contradiction"}
 
 
@@ -261,14 +270,15 @@ def read_table(
     """Your own JSON lines / CSV / TSV file, with a column mapping.
 
     Args:
-        columns: field → source column. Pair tasks: ``text_a``, ``text_b``, ``label``;
-            multiple choice: ``context``, ``endings`` (a list column, or comma-separated
-            columns ``"ending0,ending1,ending2,ending3"``), ``label``, optional
-            ``ending_prefix``. Both: optional ``sample_id`` (unique integers; default: the
-            row index). Nested JSON fields are dotted (``example.premise``); headerless
-            CSV/TSV columns are ``"0"``, ``"1"``, ...
+        columns: field → source column. Single-sentence tasks: ``text_a``, ``label``; pair
+            tasks: ``text_a``, ``text_b``, ``label``; multiple choice: ``context``, ``endings``
+            (a list column, or comma-separated columns ``"ending0,ending1,ending2,ending3"``),
+            ``label``, optional ``ending_prefix``. All: optional ``sample_id`` (unique
+            integers; default: the row index). Nested JSON fields are dotted
+            (``example.premise``); headerless CSV/TSV columns are ``"0"``, ``"1"``, ...
         label_names: class names in index order; label cells may be names or integer indices.
-            Empty: integer labels, number of classes unchecked (pair) / = number of endings.
+            Empty: integer labels, number of classes unchecked (single, pair) / = number of
+            endings.
         file_format: ``auto`` picks by suffix: ``.jsonl``/``.json`` → jsonl, ``.csv`` → csv,
             ``.tsv`` → tsv; any other suffix (``.txt``) is jsonl if the file starts with ``{``,
             else tsv. ``.bz2``/``.gz`` are decompressed first.
@@ -282,20 +292,11 @@ def read_table(
     ...                 label_names=("no", "yes"))
     >>> ds[0]
     {'sample_id': 0, 'text_a': 'A dog runs.', 'text_b': 'An animal moves.', 'label': 1}
+    >>> read_table(p, columns={"text_a": "hypothesis", "label": "y"}, label_names=("no", "yes"))[0]
+    {'sample_id': 0, 'text_a': 'An animal moves.', 'label': 1}
     """
     path, mapping = Path(path), dict(columns)
-    mc = "context" in mapping
-    need = {"context", "endings", "label"} if mc else {"text_a", "text_b", "label"}
-    allowed = need | {"sample_id"} | ({"ending_prefix"} if mc else set())
-    if need - set(mapping) or set(mapping) - allowed:
-        raise data_error(
-            path,
-            None,
-            None,
-            f"column mapping {mapping} must give {sorted(need)} "
-            f"(optional: {sorted(allowed - need)})",
-            "e.g. --column text_a=premise --column text_b=hypothesis --column label=label",
-        )
+    mc = check_mapping(path, mapping) == "multiple_choice"
     fmt = file_format if file_format != "auto" else _format_of(path)
     ends = mapping["endings"].split(",") if mc else []
     if fmt == "jsonl":
@@ -303,7 +304,8 @@ def read_table(
     else:
         rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=header)
     if "sample_id" in mapping:
-        rows.ids = _int_ids(rows, mapping["sample_id"])
+        _check_id_column(rows, mapping["sample_id"])
+        rows.ids = int_ids(rows, mapping["sample_id"])
     if mc:
         return build_mc(
             rows,
@@ -317,11 +319,37 @@ def read_table(
     return build_pair(
         rows,
         text_a=mapping["text_a"],
-        text_b=mapping["text_b"],
+        text_b=mapping.get("text_b"),
         label=mapping["label"],
         label_names=tuple(str(n) for n in label_names) or None,
         empty=empty,
     )
+
+
+def check_mapping(
+    source: object,
+    mapping: Mapping[str, str],
+    hint: str = "e.g. --column text_a=sentence --column label=label "
+    "(add --column text_b=COLUMN for sentence pairs)",
+) -> TaskKind:
+    """The task kind of a field → column mapping (:func:`~tdmixup.data.schema.kind_of_columns`);
+    a :class:`~tdmixup.data.schema.DataError` naming ``source`` when a field is missing or
+    unknown."""
+    kind = kind_of_columns(mapping)
+    need = REQUIRED_FIELDS[kind]
+    allowed = {*need, "sample_id"} | (
+        {"ending_prefix"} if kind == "multiple_choice" else {"text_b"}
+    )
+    if set(need) - set(mapping) or set(mapping) - allowed:
+        raise data_error(
+            source,
+            None,
+            None,
+            f"column mapping {dict(mapping)} must give {sorted(need)} "
+            f"(optional: {sorted(allowed - set(need))})",
+            hint,
+        )
+    return kind
 
 
 def _format_of(path: Path) -> FileFormat:
@@ -335,7 +363,8 @@ def _format_of(path: Path) -> FileFormat:
     )  # e.g. D&D's HellaSWAG train.txt
 
 
-def _int_ids(rows: Rows, column: str) -> np.ndarray:
+def _check_id_column(rows: Rows, column: str) -> None:
+    """Refuse a ``--column sample_id=COLUMN`` that this file does not have, in one line."""
     frame = rows.frame
     if column not in frame.columns or (len(frame) and frame[column].isna().all()):
         found = ", ".join(str(c) for c in frame.columns if frame[c].notna().any())
@@ -347,17 +376,6 @@ def _int_ids(rows: Rows, column: str) -> np.ndarray:
             f"--column sample_id={column} names the training file's id column; give the column "
             "that holds it, or leave sample_id out to number rows",
         )
-    cells = rows.column(column)
-    num = pd.to_numeric(cells, errors="coerce")
-    bad = (num.isna() | (num != num.round())).to_numpy()
-    if bad.any():
-        raise rows.row_error(
-            bad,
-            column,
-            "sample_id {value!r} is not an integer",
-            "map sample_id to an integer column, or leave it out to use row numbers",
-        )
-    return num.to_numpy(dtype=np.int64)
 
 
 def split_dataset(

@@ -3,7 +3,9 @@
 Every reader returns a :class:`datasets.Dataset` with these columns, so tokenisation, training,
 dynamics and evaluation never see a source format:
 
-* pair tasks (``TaskSpec.kind == "pair"``):
+* single-sentence tasks (``TaskSpec.kind == "single"``: sentiment, topic, intent, ...):
+  ``sample_id`` int64, ``text_a`` str, ``label`` int64 in ``[0, num_labels)``
+* pair tasks (``kind == "pair"``):
   ``sample_id`` int64, ``text_a`` str, ``text_b`` str, ``label`` int64 in ``[0, num_labels)``
 * multiple choice (``kind == "multiple_choice"``):
   ``sample_id`` int64, ``context`` str, ``endings`` list[str] (``num_choices`` long),
@@ -16,13 +18,44 @@ having no gold label keep the ids of the others unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-TaskKind = Literal["pair", "multiple_choice"]
+TaskKind = Literal["single", "pair", "multiple_choice"]
+"""A plain string: ``"single"`` and ``"pair"`` are classification over C classes with one linear
+head on [CLS] (a single text is tokenised without a second segment); ``"multiple_choice"`` scores
+each of K endings."""
+TASK_KINDS: tuple[TaskKind, ...] = ("single", "pair", "multiple_choice")
 
+SINGLE_COLUMNS = ("sample_id", "text_a", "label")
 PAIR_COLUMNS = ("sample_id", "text_a", "text_b", "label")
 MC_COLUMNS = ("sample_id", "context", "endings", "label")
+
+
+def is_classification(kind: str) -> bool:
+    """Whether ``kind`` classifies into named classes (``"single"``, ``"pair"``), as opposed to
+    choosing among endings (``"multiple_choice"``).
+
+    >>> [is_classification(k) for k in TASK_KINDS]
+    [True, True, False]
+    """
+    if kind not in TASK_KINDS:
+        raise ValueError(f"task kind must be one of {', '.join(TASK_KINDS)}; got {kind!r}")
+    return kind != "multiple_choice"
+
+
+def kind_of_columns(fields: Iterable[str]) -> TaskKind:
+    """The task kind a column mapping describes: ``context`` → multiple choice, ``text_b`` →
+    pair, otherwise (``text_a`` alone) single-sentence.
+
+    >>> kind_of_columns(["text_a", "label"]), kind_of_columns(["text_a", "text_b", "label"])
+    ('single', 'pair')
+    """
+    names = set(fields)
+    if "context" in names or "endings" in names:
+        return "multiple_choice"
+    return "pair" if "text_b" in names else "single"
 
 
 DEFAULT_AUM_PERCENTILE = 80.0
@@ -35,9 +68,10 @@ class TaskSpec:
 
     Attributes:
         name: registry name, e.g. ``"snli"``.
-        kind: ``"pair"`` (sentence-pair classification) or ``"multiple_choice"``.
-        label_names: class names in index order (pair tasks); for multiple choice the ending
-            indices as strings ("0".."3").
+        kind: ``"single"`` (one text), ``"pair"`` (sentence-pair classification) or
+            ``"multiple_choice"``.
+        label_names: class names in index order (single and pair tasks); for multiple choice the
+            ending indices as strings ("0".."3").
         aum_percentile: the default k of AUM filtering for this task (the paper: 80 for SNLI
             and QQP, 50 for SWAG); ``--aum-percentile`` overrides it.
     """
@@ -54,7 +88,9 @@ class TaskSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return PAIR_COLUMNS if self.kind == "pair" else MC_COLUMNS
+        """The schema's columns for this kind (:data:`SINGLE_COLUMNS`, :data:`PAIR_COLUMNS` or
+        :data:`MC_COLUMNS`)."""
+        return {"single": SINGLE_COLUMNS, "pair": PAIR_COLUMNS}.get(self.kind, MC_COLUMNS)
 
 
 class DataError(ValueError):

@@ -17,7 +17,9 @@ task            kind    default sources (train / dev / tests, first test = in-do
 ``snli_mc``     mc      SNLI as 3-way multiple choice: a premise with its entailed, neutral and
                         contradicting hypotheses (order shuffled, seeded); pick the entailed one.
                         Train from the SNLI train file, ``snli_mc_test`` from the official test
-``custom``      either  your files (``train_file``, ``columns``, ``label_names``)
+``custom``      any     your files (``train_file``, ``columns``, ``label_names``): single
+                        sentence (``text_a`` and ``label`` mapped), pair (``text_b`` too) or
+                        multiple choice (``context``, ``endings``)
 ==============  ======  =====================================================================
 
 Built-in files are found as described in :mod:`tdmixup.data.sources`; hub sources need
@@ -42,6 +44,7 @@ from tdmixup.data.readers import (
     NLI_LABELS,
     PARAPHRASE_LABELS,
     QQP_LABELS,
+    check_mapping,
     read_chaosnli,
     read_hellaswag_text,
     read_nli_jsonl,
@@ -49,7 +52,7 @@ from tdmixup.data.readers import (
     read_twitter_url_corpus,
     split_dataset,
 )
-from tdmixup.data.schema import DataError, TaskSpec
+from tdmixup.data.schema import DataError, TaskSpec, is_classification, kind_of_columns
 from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN, find_data_file
 
 logger = logging.getLogger("tdmixup.data")
@@ -272,7 +275,27 @@ def _custom_spec(cfg: DataConfig, train: Dataset) -> TaskSpec:
             "custom", "multiple_choice", tuple(str(i) for i in range(len(train[0]["endings"])))
         )
     names = cfg.label_names or tuple(str(i) for i in range(int(max(train["label"])) + 1))
-    return TaskSpec("custom", "pair", tuple(names))
+    return TaskSpec("custom", "pair" if "text_b" in train.column_names else "single", tuple(names))
+
+
+def _kind_of_files(spec: TaskSpec, cfg: DataConfig) -> TaskSpec:
+    """A built-in classification task read from your files with ``--column`` mappings that give
+    no ``text_b`` is a single-sentence task with the built-in task's labels (e.g. SNLI
+    hypotheses alone); a mapping of the other family is refused."""
+    if not cfg.columns or spec.name == "custom":
+        return spec
+    kind = check_mapping("--column", dict(cfg.columns))
+    if is_classification(kind) != is_classification(spec.kind):
+        raise ValueError(
+            f"task {spec.name!r} is {spec.kind.replace('_', ' ')}, but the --column mapping "
+            f"describes a {kind.replace('_', ' ')} task: use --task custom"
+        )
+    if kind != spec.kind and not cfg.train_file:
+        raise ValueError(
+            f"the --column mapping makes {spec.name!r} a {kind} task, but its built-in training "
+            f"data is {spec.kind}: give your training file too (--train-file PATH)"
+        )
+    return replace(spec, kind=kind)
 
 
 def load_task(config: DataConfig, *, seed: int, require_tests: bool = True) -> TaskData:
@@ -306,9 +329,12 @@ def load_task(config: DataConfig, *, seed: int, require_tests: bool = True) -> T
             "e.g. --train-file train.jsonl "
             "--column text_a=premise --column text_b=hypothesis --column label=label"
         )
-    spec = TASKS.get(name) or TaskSpec("custom", "pair", tuple(config.label_names))
-    if config.label_names and spec.kind == "pair":
+    spec = TASKS.get(name) or TaskSpec(
+        "custom", kind_of_columns(dict(config.columns)), tuple(config.label_names)
+    )
+    if config.label_names and is_classification(spec.kind):
         spec = replace(spec, label_names=tuple(config.label_names))
+    spec = _kind_of_files(spec, config)
     if config.train_file:
         src = _Sources(_file_reader(spec, config, spec.label_names)(config.train_file), tests={})
         if name == "custom":
