@@ -52,7 +52,17 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("one training step per strategy", frozenset({"mixing", "kong", "aum_saliency", "mixup"})),
     (
         "the training loop",
-        frozenset({"planning", "optim", "epoch_totals", "checkpoint", "training", "hf_trainer"}),
+        frozenset(
+            {
+                "planning",
+                "optim",
+                "epoch_totals",
+                "checkpoint",
+                "tracking",
+                "training",
+                "hf_trainer",
+            }
+        ),
     ),
     ("evaluation and reports", frozenset({"evaluation", "report", "tables"})),
     ("a run folder's session and its training stages", frozenset({"session", "aum_training"})),

@@ -67,6 +67,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         overwrite=ns.overwrite,
         from_stage=ns.from_stage,
         keep_training_state=ns.keep_training_state,
+        report_to=ns.report_to,
     )
     results = run_pipeline(session, from_stage=ns.from_stage, until=ns.until)
     if session.is_main:
@@ -100,7 +101,11 @@ def cmd_train(ns: argparse.Namespace) -> int:
         )
     _announce(cfg, ns)
     session = open_session(
-        cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state
+        cfg,
+        ns.output_dir,
+        overwrite=ns.overwrite,
+        keep_training_state=ns.keep_training_state,
+        report_to=ns.report_to,
     )
     sets = [session.train]
     if ns.subset:
@@ -264,7 +269,11 @@ def cmd_aum(ns: argparse.Namespace) -> int:
     cfg = config_from_args(ns)
     _announce(cfg, ns)
     session = open_session(
-        cfg, ns.output_dir, overwrite=ns.overwrite, keep_training_state=ns.keep_training_state
+        cfg,
+        ns.output_dir,
+        overwrite=ns.overwrite,
+        keep_training_state=ns.keep_training_state,
+        report_to=ns.report_to,
     )
     ids = read_region_file(ns.subset) if ns.subset else session.train.sample_ids
     # datamap/regions/x.txt: the data map's statistics are two folders up
@@ -310,6 +319,7 @@ def cmd_experiment(ns: argparse.Namespace) -> int:
         seeds=ns.seeds,
         keep_training_state=ns.keep_training_state,
         only_rows=only,
+        report_to=ns.report_to,
     )
     return 0
 
