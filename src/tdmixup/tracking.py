@@ -5,7 +5,9 @@ the run is the stage (``stage1_full``, ``aum_easy/pass1``, ``stage4_tdmixup``; `
 folder is ``train_<strategy>``). Its configuration is stored with the run, and it logs:
 
 * every :data:`LOG_EVERY_STEPS` optimiser steps: ``train/loss`` (the mean over the steps since
-  the last point) and ``train/learning_rate``;
+  the last point; with several processes, the main process's share of each global batch, an
+  unbiased estimate that needs no all-reduce) and ``train/learning_rate`` (the rate those steps
+  ended with);
 * every epoch: ``epoch/train_loss``, ``epoch/train_accuracy`` and, for a stage that is
   evaluated, ``epoch/dev_accuracy`` and ``epoch/dev_ece`` (one extra pass over dev per epoch,
   made only when tracking);
