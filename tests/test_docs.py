@@ -67,7 +67,9 @@ def test_every_documented_command_parses(page: Path, argv: list[str]) -> None:
     try:
         parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on an unknown option or a bad value
-        pytest.fail(f"{page.relative_to(REPO)}: `tdmixup {shlex.join(argv)}` does not parse ({exit_})")
+        pytest.fail(
+            f"{page.relative_to(REPO)}: `tdmixup {shlex.join(argv)}` does not parse ({exit_})"
+        )
 
 
 def test_every_python_block_compiles_and_imports_what_tdmixup_exports() -> None:

@@ -1,5 +1,6 @@
-"""The docs' "Your own data" guide (docs/guides/own-data.md), run as written on the files in tests/fixtures/own_data
-with a tiny random BERT; `--label-names a,b,c`; the learning check on a model that cannot learn."""
+"""The docs' "Your own data" guide (docs/guides/own-data.md), run as written on the files in
+tests/fixtures/own_data with a tiny random BERT; `--label-names a,b,c`; the learning check on a
+model that cannot learn."""
 
 from __future__ import annotations
 

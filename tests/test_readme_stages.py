@@ -1,5 +1,5 @@
-"""The "stages one by one" commands of docs/guides/method.md, chained as written (each reads the previous one's
-files), on SNLI with a tiny random BERT and smoke sizes appended."""
+"""The "stages one by one" commands of docs/guides/method.md, chained as written (each reads the
+previous one's files), on SNLI with a tiny random BERT and smoke sizes appended."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ LOOP = ["--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3"]
 
 
 def readme_stage_commands() -> list[list[str]]:
-    """The ``tdmixup`` lines under ``# the stages one by one`` in docs/guides/method.md, split like a shell."""
+    """The ``tdmixup`` lines under ``# the stages one by one`` in docs/guides/method.md, split
+    like a shell."""
     lines = (
         (REPO / "docs" / "guides" / "method.md")
         .read_text()

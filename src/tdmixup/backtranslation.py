@@ -300,7 +300,8 @@ def _load_translator(name: str, device: Any) -> tuple[Any, Any]:
         path = resolve_model_path(name)
     except ModelLoadError as err:
         raise ModelLoadError(
-            f"back-translation model {name!r} cannot be loaded: {err}. The pre-trained translation "
+            f"back-translation model {name!r} cannot be loaded: {str(err).rstrip('.')}. "
+            "The pre-trained translation "
             "models (Helsinki-NLP/opus-mt-*) need the Hugging Face hub once; or set "
             "forward_model/backward_model to local model folders."
         ) from err

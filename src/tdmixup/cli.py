@@ -75,6 +75,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         overwrite=ns.overwrite,
         from_stage=ns.from_stage,
         keep_training_state=ns.keep_training_state,
+        report_to=ns.report_to,
     )
     results = run_pipeline(session, from_stage=ns.from_stage, until=ns.until)
     if session.is_main:
@@ -114,6 +115,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         keep_training_state=ns.keep_training_state,
         require_tests=ns.command != "dynamics",  # dynamics evaluates on dev only
         has_from_stage=False,
+        report_to=ns.report_to,
     )
     sets = [session.train]
     if ns.subset:
@@ -307,6 +309,7 @@ def cmd_aum(ns: argparse.Namespace) -> int:
         keep_training_state=ns.keep_training_state,
         require_tests=False,  # AUM evaluates no test set
         has_from_stage=False,
+        report_to=ns.report_to,
     )
     ids = read_region_file(ns.subset) if ns.subset else session.train.sample_ids
     # datamap/regions/x.txt: the data map's statistics are two folders up
@@ -352,6 +355,7 @@ def cmd_experiment(ns: argparse.Namespace) -> int:
         seeds=ns.seeds,
         keep_training_state=ns.keep_training_state,
         only_rows=only,
+        report_to=ns.report_to,
     )
     return 0
 

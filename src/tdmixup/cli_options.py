@@ -223,11 +223,25 @@ _KEEP = (
 
 
 def _add_restart_options(parser: argparse.ArgumentParser) -> None:
-    """``--overwrite`` and ``--keep-training-state``, for the commands that train into a folder."""
+    """``--overwrite``, ``--keep-training-state`` and ``--report-to``, for the commands that train
+    into a folder."""
     parser.add_argument(
         "--overwrite", action="store_true", help="Delete the output folder first and start afresh."
     )
     parser.add_argument("--keep-training-state", action="store_true", help=_KEEP)
+    _add_report_to_option(parser)
+
+
+def _add_report_to_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-to",
+        choices=list(get_args(C.ReportTo)),
+        default="none",
+        help="Also log each training stage as one run (loss and learning rate every 20 steps, "
+        "accuracy and dev metrics per epoch, final metrics) to TensorBoard, W&B or MLflow; "
+        "local files go to OUTPUT_DIR/tracking/ (default: none; needs "
+        "pip install 'tdmixup[tracking]').",
+    )
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -400,6 +414,7 @@ def add_experiment_options(parser: argparse.ArgumentParser) -> None:
         help="Folder for one run folder per seed and the table files (default: runs/experiments).",
     )
     parser.add_argument("--keep-training-state", action="store_true", help=_KEEP)
+    _add_report_to_option(parser)
     parser.add_argument(
         "--rows",
         action="append",

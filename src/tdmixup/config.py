@@ -23,6 +23,9 @@ Strategy = Literal["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs
 RankBy = Literal["confidence", "aum"]
 """How suspects are ranked (:func:`tdmixup.suspects.rank_suspects`)."""
 DynamicsMode = Literal["epoch_end", "train_pass"]
+ReportTo = Literal["none", "tensorboard", "wandb", "mlflow"]
+"""Where ``--report-to`` sends a run's metrics (:mod:`tdmixup.tracking`); ``none`` logs only to
+files (``train_log.json``, ``done.json``)."""
 MIN_SEQ_LENGTH = 8
 """The smallest ``max_seq_length``: a pair's special tokens take up to 4 (RoBERTa), and a tokenizer
 asked for fewer than it needs silently does not truncate at all."""

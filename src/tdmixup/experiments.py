@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tdmixup.config import MixupConfig, RunConfig
+from tdmixup.config import MixupConfig, ReportTo, RunConfig
 from tdmixup.layout import ExperimentLayout, RunLayout
 from tdmixup.mixup import check_batch_for_processes
 from tdmixup.model import ModelLoadError
@@ -261,10 +261,12 @@ def run_experiment(
     seeds: int | list[int],
     keep_training_state: bool = False,
     only_rows: Sequence[str] | None = None,
+    report_to: ReportTo = "none",
 ) -> dict[str, Any]:
     """Run every row of ``table`` (or only the rows named in ``only_rows``) for every seed
     (resumably) and write the table files of the rows run (``keep_training_state``: see
-    :class:`tdmixup.session.Session`)."""
+    :class:`tdmixup.session.Session`; ``report_to``: each seed folder's stages are tracked runs,
+    :mod:`tdmixup.tracking`)."""
     from tdmixup.pipeline import open_session
 
     if table == "steps" and config.train.steps_per_epoch is not None:
@@ -281,6 +283,7 @@ def run_experiment(
             _seed_config(config, seed),
             folders.seed_dir(seed),
             keep_training_state=keep_training_state,
+            report_to=report_to,
         )
         for row in rows:  # before anything trains: a row's batch may be too small to mix
             check_batch_for_processes(

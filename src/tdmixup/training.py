@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tdmixup import checkpoint, mixup
-from tdmixup.config import DynamicsMode, MixupConfig, TrainConfig
+from tdmixup import checkpoint, mixup, tracking
+from tdmixup.config import DynamicsMode, MixupConfig, ReportTo, TrainConfig
 from tdmixup.data.collate import PlannedBatch, TokenizedSet, collate
 from tdmixup.epoch_totals import EpochTotals, epoch_entry, epoch_line
 from tdmixup.layout import CHECKPOINT, TRAINING_STATE
@@ -67,23 +67,35 @@ EpochCallback = Callable[[int, Classifier], dict[str, float]]
 """``(epoch, model) -> metrics`` after each epoch (:func:`train`'s ``on_epoch_end``)."""
 
 
-def make_accelerator() -> Any:
+def make_accelerator(report_to: ReportTo = "none", run_dir: Path | None = None) -> Any:
     """An :class:`accelerate.Accelerator` for this process (CPU, GPU or one of many processes).
 
     Accelerate joins the processes of a ``torchrun`` launch only on a GPU, or on CPU when asked
     with ``cpu=True``; without it every CPU process would train alone on all the data and write
     the same files. So a multi-process launch on a machine without CUDA runs on CPU with gloo.
 
+    Args:
+        report_to: the experiment tracker (:mod:`tdmixup.tracking`); ``none`` tracks nothing.
+        run_dir: the run folder whose ``tracking/`` holds the tracker's local files (needed
+            unless ``report_to`` is ``none``).
+
     Raises:
         RuntimeError: when launched as several processes that Accelerate did not join.
         TrainingError: when launched with DeepSpeed, FSDP or Megatron-LM (see
             :func:`check_supported_launch`).
+        tdmixup.tracking.TrackingError: when ``report_to``'s package is not installed.
     """
     from accelerate import Accelerator
 
     check_supported_launch(os.environ)  # before Accelerator(): DeepSpeed may not even import
+    tracking.require_tracker(report_to)
+    if report_to != "none" and run_dir is None:
+        raise ValueError(f"report_to={report_to!r} needs the run folder (run_dir)")
     launched = int(os.environ.get("WORLD_SIZE", "1"))
-    accelerator = Accelerator(cpu=launched > 1 and not torch.cuda.is_available())
+    accelerator = Accelerator(
+        cpu=launched > 1 and not torch.cuda.is_available(),
+        **tracking.accelerator_options(report_to, run_dir or Path(".")),
+    )
     check_supported_launch(os.environ, accelerator.distributed_type)
     if accelerator.num_processes != launched:
         raise RuntimeError(
@@ -237,6 +249,7 @@ class _Loop:
     generator: torch.Generator
     train_sets: list[TokenizedSet]
     per_set: int  # batches each set gives a step (:func:`batches_per_set`)
+    steps_per_epoch: int  # optimiser steps of one epoch (:func:`steps_per_epoch`)
     batch_size: int  # rows of one global batch (over all processes)
     batch_columns: Columns | None
     out_dir: Path
@@ -320,6 +333,7 @@ def _start(
         generator=generator,
         train_sets=train_sets,
         per_set=per_set,
+        steps_per_epoch=n_steps,
         batch_size=batch_size,
         batch_columns=batch_columns,
         out_dir=out_dir,
@@ -330,7 +344,9 @@ def _start(
 
 def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> EpochTotals:
     """One epoch's optimiser steps on this process's share of the planned batches, with a
-    progress bar (main process) showing the running loss every 20 steps."""
+    progress bar (main process) showing the running loss every
+    :data:`~tdmixup.tracking.LOG_EVERY_STEPS` steps, when the tracker (``--report-to``) gets
+    the mean loss since its last point and the learning rate."""
     acc = loop.accelerator
     loop.model.train()
     plan = plan_epoch(
@@ -353,12 +369,23 @@ def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> Epoch
         disable=not acc.is_main_process,
         leave=False,
     )
+    track = tracking.tracking_on(acc)
+    logged_loss, logged_steps = 0.0, 0  # the running sums at the tracker's last point
     for step, planned in enumerate(bar):
         batches = _collate_step(loop, planned)
+        learning_rate = loop.scheduler.get_last_lr()[0]  # this step's (a float: no sync)
         out = _optimiser_step(loop, batches, epoch, step)
-        totals.add(out, batches, keep_logits)
-        if step % 20 == 0:
+        totals.add(out, batches, keep_logits)  # totals.loss is a float: no further sync
+        if step % tracking.LOG_EVERY_STEPS == 0:
             bar.set_postfix(loss=f"{totals.loss / max(totals.steps, 1):.4f}")
+            if track:
+                tracking.log_steps(
+                    acc,
+                    loss=(totals.loss - logged_loss) / (totals.steps - logged_steps),
+                    learning_rate=float(learning_rate),
+                    step=epoch * loop.steps_per_epoch + step + 1,
+                )
+                logged_loss, logged_steps = totals.loss, totals.steps
     return totals
 
 
@@ -455,6 +482,8 @@ def _end_epoch(
     loop.history.append(entry)
     if acc.is_main_process:
         log.info("%s", epoch_line(loop.out_dir, entry, loop.cfg.epochs))
+    if tracking.tracking_on(acc):
+        tracking.log_epoch(acc, entry, step=(epoch + 1) * loop.steps_per_epoch)
     checkpoint.save(
         loop.ckpt,
         model,

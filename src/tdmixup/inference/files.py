@@ -125,9 +125,9 @@ def read_inputs(
         rows.column(str(label_column))  # raises: names the columns the file has
     ids = rows.ids
     if "sample_id" in columns:
-        from tdmixup.data.readers import _int_ids
+        from tdmixup.data._common import int_ids
 
-        ids = _int_ids(rows, columns["sample_id"])
+        ids = int_ids(rows, columns["sample_id"])
     return PredictionInputs(path, ids, texts, labels, label_column if labels is not None else None)
 
 
