@@ -351,7 +351,13 @@ def add_datamap_options(parser: argparse.ArgumentParser) -> None:
         parser,
         ("dynamics", "data"),
         only={
-            "dynamics": ("fraction", "allow_overlap", "stratify_regions", "rank_by", "flag_fraction")
+            "dynamics": (
+                "fraction",
+                "allow_overlap",
+                "stratify_regions",
+                "rank_by",
+                "flag_fraction",
+            )
         },
     )
 

@@ -319,7 +319,8 @@ class DynamicsConfig:
     flag_fraction: float = _f(
         0.1,
         "Share of the training rows suspects.csv flags as likely label issues "
-        "(is_label_issue: the lowest-ranked ones; real datasets hold a few to ~20 % wrong labels).",
+        "(is_label_issue: the lowest-ranked ones; above 0.25 a warning says the share is "
+        "implausible for wrong labels).",
     )
 
     def __post_init__(self) -> None:

@@ -7,11 +7,11 @@
 task that reads those files, exactly as ``tdmixup run --task custom --train-file …`` would:
 ``config.json`` repeats the run, and a second ``fit()`` on the same folder skips (or resumes) the
 finished stages. A folder that holds a run on other data is refused in one line naming the first
-differing row. :func:`load_run` reads a finished folder back into a :class:`FitResult`.
+differing row. :func:`load_run` reads a finished folder back into a :class:`FitResult`::
 
->>> import tdmixup                                                      # doctest: +SKIP
->>> result = tdmixup.fit(df, text="sentence", label="label", output_dir="runs/reviews")
->>> result.classifier.predict(["A lovely film."]), result.metrics["stage4_tdmixup"]["dev"]["ece"]
+    import tdmixup
+    result = tdmixup.fit(df, text="sentence", label="label", output_dir="runs/reviews")
+    result.classifier.predict(["A lovely film."]), result.metrics["stage4_tdmixup"]["test"]["ece"]
 """
 
 from __future__ import annotations
@@ -167,21 +167,21 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
-def _write_data(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to ``path``; an existing different file (a run on other data) is refused
-    in one line naming its first differing row."""
-    if path.exists() and not overwrite:
-        old = path.read_bytes()
-        if old == data:
-            return
-        a, b = old.splitlines(), data.splitlines()
-        first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
-        where = f"row {first}" if first is not None else f"{len(a)} rows, now {len(b)}"
-        raise DataError(
-            f"{path}: this folder holds a run on other data (first difference: {where}); use "
-            "another output_dir, or overwrite=True to start it again"
-        )
-    atomic_write_bytes(path, data)
+def _check_data(path: Path, data: bytes) -> bool:
+    """Whether ``path`` must be written (absent); an existing different file (a run on other
+    data) is refused in one line naming its first differing row."""
+    if not path.exists():
+        return True
+    old = path.read_bytes()
+    if old == data:
+        return False
+    a, b = old.splitlines(), data.splitlines()
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+    where = f"row {first}" if first is not None else f"{len(a)} rows, now {len(b)}"
+    raise DataError(
+        f"{path}: this folder holds a run on other data (first difference: {where}); use "
+        "another output_dir, or overwrite=True to start it again"
+    )
 
 
 def fit(
@@ -276,13 +276,20 @@ def fit(
         test_ds, _ = dataset_from_records(rows, **kw, label_names=names)
         files[f"test_{name}"] = _jsonl(_to_records(test_ds, spec, columns, ids=False))
 
+    from accelerate import PartialState
+
+    state = PartialState()  # under `accelerate launch`: every process checks, the main one writes
     data_dir = out / DATA_DIR
-    if overwrite and (out / CONFIG).exists():
+    if overwrite and (out / CONFIG).exists() and state.is_main_process:
         import shutil
 
         shutil.rmtree(out)
+    state.wait_for_everyone()
     for name, content in files.items():
-        _write_data(data_dir / f"{name}.jsonl", content, overwrite=overwrite)
+        path = data_dir / f"{name}.jsonl"
+        if _check_data(path, content) and state.is_main_process:
+            atomic_write_bytes(path, content)
+    state.wait_for_everyone()
 
     base = C.profile_config(profile)
     data_values: dict[str, Any] = {
@@ -311,7 +318,11 @@ def fit(
     if pipeline:
         run_pipeline(session)
     else:
-        args = {"strategy": strategy, "record_dynamics": cfg.dynamics.mode, "subsets": []}
+        args: dict[str, Any] = {
+            "strategy": strategy,
+            "record_dynamics": cfg.dynamics.mode,
+            "subsets": [],
+        }
         if (out / TRAIN_ARGS).exists() and read_json(out / TRAIN_ARGS) != args:
             raise DataError(
                 f"{out / TRAIN_ARGS}: this folder was trained with another strategy; use "

@@ -53,6 +53,7 @@ from tdmixup.session import (  # the pipeline's public API is re-exported from h
 
 if TYPE_CHECKING:
     from tdmixup.aum_saliency import SaliencyColumn
+    from tdmixup.config import RankBy
 
 __all__ = [
     "AUM_SALIENCY_SPLIT",

@@ -347,7 +347,9 @@ def _suspects(run_dir: Path) -> list[str]:
             if share is not None
             else "the hard-to-learn region"
         )
-        found.append((f"Data map: likely label issues (datamap/suspects.csv, {what})", dm["suspects"]))
+        found.append(
+            (f"Data map: likely label issues (datamap/suspects.csv, {what})", dm["suspects"])
+        )
     for aum_dir in layout.aum_dirs():
         s = _load(aum_dir / SUMMARY) or {}
         if s.get("flags"):
