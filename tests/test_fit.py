@@ -123,3 +123,29 @@ def test_fit_on_a_dataset_of_pairs_with_one_strategy(tiny_model: str, tmp_path: 
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1)
     with pytest.raises(TypeError, match="unknown option 'epoch'"):
         tdmixup.fit(ds, text="premise", text_pair="hypothesis", output_dir=tmp_path / "x", epoch=1)
+
+
+def test_the_readme_python_block_runs_as_written(
+    tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's "In Python" block on tests/fixtures/own_data/reviews.csv (as ``my_data/``),
+    with a tiny model and a short loop put in front of its own arguments."""
+    import functools
+
+    import tdmixup
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "README.md").read_text()
+    block = text.split("## In Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_data").symlink_to(repo / "tests" / "fixtures" / "own_data")
+    small = {"model": tiny_model, **LOOP, "epochs": 1}
+    for name in ("fit", "find_label_issues"):
+        monkeypatch.setattr(tdmixup, name, functools.partial(getattr(tdmixup, name), **small))
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    result, issues = namespace["result"], namespace["issues"]
+    assert result.classifier.kind == "single" and result.stage.name == "stage4_tdmixup"
+    assert (tmp_path / "runs" / "reviews" / "report.md").exists()
+    assert len(issues) == 200 and issues["is_label_issue"].sum() == 20
+    assert set(issues["given_label"]) == {"negative", "positive"}
