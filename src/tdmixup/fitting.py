@@ -57,7 +57,6 @@ DATA_DIR = "data"
 PIPELINE_STRATEGIES = ("tdmixup", "aum_saliency")
 """Strategies that run the whole pipeline (``tdmixup run``); the others train one model on all
 rows (``tdmixup train --strategy S``), recording dynamics for the statistics."""
-_STAGE_DIRS = {"tdmixup": "stage4_tdmixup", "aum_saliency": "stage4_aum_saliency"}
 
 
 @dataclass
@@ -287,7 +286,7 @@ def fit(
     state.wait_for_everyone()
     for name, content in files.items():
         path = data_dir / f"{name}.jsonl"
-        if _check_data(path, content) and state.is_main_process:
+        if (overwrite or _check_data(path, content)) and state.is_main_process:
             atomic_write_bytes(path, content)
     state.wait_for_everyone()
 
@@ -364,9 +363,9 @@ def load_run(output_dir: str | Path, *, device: str | None = None) -> FitResult:
     stage: Path | None = None
     for candidate in (
         layout.stage1,
-        out / _STAGE_DIRS["tdmixup"],
-        out / _STAGE_DIRS["aum_saliency"],
-        out,
+        layout.tdmixup,
+        layout.aum_saliency_stage,
+        out,  # `tdmixup train` / fit(strategy=...): the folder is the stage
     ):
         if (candidate / DONE).exists() and (candidate / CHECKPOINT).exists():
             metrics[candidate.name if candidate != out else "train"] = _metrics(candidate)
