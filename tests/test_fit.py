@@ -147,5 +147,6 @@ def test_the_readme_python_block_runs_as_written(
     result, issues = namespace["result"], namespace["issues"]
     assert result.classifier.kind == "single" and result.stage.name == "stage4_tdmixup"
     assert (tmp_path / "runs" / "reviews" / "report.md").exists()
+    assert result.metrics["stage4_tdmixup"]["test"]["n"] == 41
     assert len(issues) == 200 and issues["is_label_issue"].sum() == 20
     assert set(issues["given_label"]) == {"negative", "positive"}
