@@ -127,30 +127,45 @@ def test_datamap_refuses_another_file_and_writes_suspects_in_own_columns(
     suspects = pd.read_csv(out / "suspects.csv")
     assert list(suspects.columns[:4]) == ["sample_id", "premise", "hypothesis", "label"]
     added = ["predicted_label", "predicted_probability", "confidence", "variability"]
-    assert all(c in suspects.columns for c in [*added, "aum", "rank"])
-    hard = [int(x) for x in (out / "regions" / "hard.txt").read_text().split()]
-    assert sorted(suspects["sample_id"]) == sorted(hard)
+    assert all(c in suspects.columns for c in [*added, "aum", "label_score", "is_label_issue"])
+    assert sorted(suspects["sample_id"]) == list(range(30))  # every training row, ranked
     assert suspects["confidence"].is_monotonic_increasing  # rank_by confidence (the default)
+    assert (suspects["label_score"] == suspects["confidence"]).all()
+    assert suspects["is_label_issue"].tolist() == [True] * 3 + [False] * 27  # the lowest 10 %
     assert set(suspects["predicted_label"]) <= set(LABELS)
-    assert suspects["rank"].tolist() == list(range(1, len(hard) + 1))
+    assert suspects["rank"].tolist() == list(range(1, 31))
     # round trip: the file is a training file again, with the same --column mapping
     back = read_table(out / "suspects.csv", columns=MAPPING, label_names=LABELS).to_dict()
-    source = pd.DataFrame(_read(train_path).to_dict()).set_index("sample_id").loc[hard]
+    source = pd.DataFrame(_read(train_path).to_dict())
     assert sorted(back["text_a"]) == sorted(source["text_a"])
     assert sorted(back["label"]) == sorted(source["label"])
     summary = json.loads((out / "summary.json").read_text())
     per_class = summary["suspects"]["per_class"]
     assert list(per_class) == list(LABELS)
-    assert sum(c["suspects"] for c in per_class.values()) == len(hard)
-    # the hard third is more than a plausible share of wrong labels: one line, with what to do
-    [warning] = [w for w in summary["suspects"]["warnings"] if "flags" in w]
-    assert "--dynamics-fraction" in warning and warning in caplog.messages
-    # --dynamics-rank-by aum: the same region, lowest AUM first
+    assert sum(c["suspects"] for c in per_class.values()) == 3
+    oversized = [w for w in summary["suspects"]["warnings"] if "more than the 25 %" in w]
+    assert oversized == []  # the default flags 10 %: no warning that always fires
+    # --dynamics-rank-by aum, and a flagged share above a plausible one: one line, what to do
     out_aum = tmp_path / "map_aum"
     argv = [*args[:-1], str(out_aum), "--dynamics-rank-by", "aum"]
-    assert main([*argv, *data_args(train_path, None, dev_size=None)]) == 0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert (
+            main(
+                [
+                    *argv,
+                    "--dynamics-flag-fraction",
+                    "0.4",
+                    *data_args(train_path, None, dev_size=None),
+                ]
+            )
+            == 0
+        )
     by_aum = pd.read_csv(out_aum / "suspects.csv")
-    assert by_aum["aum"].is_monotonic_increasing and sorted(by_aum["sample_id"]) == sorted(hard)
+    assert by_aum["aum"].is_monotonic_increasing and by_aum["is_label_issue"].sum() == 12
+    summary = json.loads((out_aum / "summary.json").read_text())
+    [warning] = [w for w in summary["suspects"]["warnings"] if "more than the 25 %" in w]
+    assert "--dynamics-flag-fraction" in warning and warning in caplog.messages
 
 
 def test_a_bare_datamap_names_the_classes_the_table_recorded(tmp_path: Path) -> None:

@@ -93,6 +93,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     ("a run folder's session and its training stages", frozenset({"session", "aum_training"})),
     ("the pipeline of stages", frozenset({"pipeline"})),
+    ("one call on data in memory: fit, find_label_issues", frozenset({"fitting", "label_issues"})),
     ("commands", frozenset({"experiments", "preflight", "cli_config", "cli"})),
 )
 

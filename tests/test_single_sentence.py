@@ -281,8 +281,8 @@ def test_run_pipeline_on_hypotheses_alone(finished_run: Path, hypotheses: dict[s
     assert table["text"].tolist() == [text_of[i] for i in regions["easy"]]  # the sentence alone
     assert table["gold_label"].tolist() == [gold_of[i] for i in regions["easy"]]
     kept = [int(x) for x in (finished_run / "aum_easy" / "kept.txt").read_text().split()]
-    flagged_csv = pd.read_csv(finished_run / "aum_easy" / "flagged.csv")  # the user's own columns
-    flagged = flagged_csv["id"].tolist()
+    flagged_csv = pd.read_csv(finished_run / "aum_easy" / "flagged.csv")
+    flagged = flagged_csv["id"].tolist()  # the user's id column (--column sample_id=id)
     assert sorted(kept + flagged) == sorted(regions["easy"])
     pass1 = read_dynamics(finished_run / "aum_easy" / "pass1" / "dynamics.parquet")
     assert pass1.logits.shape[2] == 4  # three classes + the threshold samples' fake class

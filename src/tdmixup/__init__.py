@@ -9,6 +9,7 @@ The public API (imported lazily, so ``import tdmixup`` and ``tdmixup --help`` st
     from tdmixup import sample_lambda, mix_tensors, soft_cross_entropy
     from tdmixup import DynamicsCallback            # record dynamics inside a HF Trainer
     from tdmixup import TextClassifier, export_classifier   # use and share the trained model
+    from tdmixup import fit, load_run, find_label_issues    # one call on a Dataset / DataFrame
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ _EXPORTS: dict[str, str] = {
     "Session": "tdmixup.session",
     "train_and_evaluate": "tdmixup.session",
     "run_pipeline": "tdmixup.pipeline",
+    # one call on in-memory data
+    "fit": "tdmixup.fitting",
+    "load_run": "tdmixup.fitting",
+    "FitResult": "tdmixup.fitting",
+    "find_label_issues": "tdmixup.label_issues",
     # using the trained classifier
     "TextClassifier": "tdmixup.inference.classifier",
     "CheckpointInfo": "tdmixup.model",

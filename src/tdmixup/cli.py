@@ -243,6 +243,7 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
         source=source,
         mapping=user_mapping(cfg.data, cfg.data.task) if source is not None else None,
         rank_by=cfg.dynamics.rank_by,
+        flag_fraction=cfg.dynamics.flag_fraction,
         stratified=stratify,
     )
     label_names = list(names) if names else [str(k) for k in range(dyn.num_classes)]
@@ -254,7 +255,9 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
         reference="train",
     )
     log_warnings(mix["warnings"])
-    suspects = datamap_suspects(stats, regions, label_names, cfg.dynamics.rank_by)
+    suspects = datamap_suspects(
+        stats, label_names, cfg.dynamics.rank_by, cfg.dynamics.flag_fraction
+    )
     summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix, suspects=suspects)
     write_json(out / SUMMARY, summary)
     print(json.dumps(summary), f"→ {out}")

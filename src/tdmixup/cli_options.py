@@ -364,7 +364,15 @@ def add_datamap_options(parser: argparse.ArgumentParser) -> None:
     add_config_options(
         parser,
         ("dynamics", "data"),
-        only={"dynamics": ("fraction", "allow_overlap", "stratify_regions", "rank_by")},
+        only={
+            "dynamics": (
+                "fraction",
+                "allow_overlap",
+                "stratify_regions",
+                "rank_by",
+                "flag_fraction",
+            )
+        },
     )
 
 

@@ -315,13 +315,20 @@ class DynamicsConfig:
     )
     rank_by: RankBy = _f(
         "confidence",
-        "How the data map ranks its suspects (suspects.csv: the hard-to-learn region): "
-        "confidence (lowest confidence in the given label first, the region's own order) or "
-        "aum (lowest area under the margin first).",
+        "How suspects.csv ranks every training row as a likely label issue: confidence "
+        "(lowest mean probability of the given label first; the default, chosen on "
+        "benchmarks/results/label_detection.md) or aum (lowest area under the margin first).",
+    )
+    flag_fraction: float = _f(
+        0.1,
+        "Share of the training rows suspects.csv flags as likely label issues "
+        "(is_label_issue: the lowest-ranked ones; above 0.25 a warning says the share is "
+        "implausible for wrong labels).",
     )
 
     def __post_init__(self) -> None:
         _check_range(self, "fraction", low=0, high=1, low_open=True)
+        _check_range(self, "flag_fraction", low=0, high=1)
         if (
             not self.allow_overlap and self.fraction > 1 / 3 + 1e-9
         ):  # 3 disjoint regions of floor(fraction·N)

@@ -453,6 +453,7 @@ def save_datamap(
     source: Any = None,
     mapping: Mapping[str, str] | None = None,
     rank_by: RankBy = "confidence",
+    flag_fraction: float = 0.1,
     stratified: bool = False,
 ) -> Path:
     """Write a data map's files to ``folder`` (each atomically).
@@ -461,15 +462,17 @@ def save_datamap(
     ``regions/<name>.csv`` (the same samples in the same order with text, gold label, prediction,
     confidence, variability, correctness and AUM: :func:`tdmixup.samples.sample_table`),
     ``statistics.parquet`` (one row per sample, from :func:`tdmixup.dynamics.compute_statistics`),
-    ``datamap.png``, ``datamap.html`` and ``suspects.csv``: the hard-to-learn region ranked by
-    ``rank_by`` (:func:`tdmixup.suspects.rank_suspects`) in the columns of the user's file
+    ``datamap.png``, ``datamap.html`` and ``suspects.csv``: every sample ranked by ``rank_by``
+    (:func:`tdmixup.suspects.rank_label_issues`), the lowest ``flag_fraction`` flagged
+    ``is_label_issue``, with ``label_score`` (higher = more likely correct), in the columns of
+    the user's file
     (``source``: its schema rows, checked against the statistics' ``gold`` and ``text_hash``
     first; ``mapping``: the ``--column`` mapping; without ``source``, sample id and label only),
     with predicted label, probability and statistics (:func:`tdmixup.suspects.suspect_table`).
     ``stratified``: the regions were taken within each class, which the PNG's title says (their
     outlines overlap, :func:`~tdmixup.datamap.png_title`).
     """
-    from tdmixup.suspects import rank_suspects, suspect_table, write_suspects
+    from tdmixup.suspects import label_scores, rank_label_issues, suspect_table, write_suspects
 
     folder = Path(folder)
     write_regions(regions, folder / REGIONS_DIR)
@@ -477,18 +480,25 @@ def save_datamap(
         from tdmixup.fingerprint import check_statistics
 
         check_statistics(stats, source, table="the data map's statistics", data="source")
-    if "hard" in regions:
-        ranked = rank_suspects(np.asarray(regions["hard"]), stats, rank_by=rank_by)
+    if len(stats):
+        ranked, flagged = rank_label_issues(stats, method=rank_by, fraction=flag_fraction)
         rows = (
             source
             if source is not None
             else {"sample_id": stats.index.to_numpy(), "label": stats["gold"].to_numpy()}
         )
-        if hasattr(rows, "select") and hasattr(rows, "column_names"):  # datasets.Dataset
-            wanted = np.isin(np.asarray(rows["sample_id"]), ranked)
-            rows = rows.select(np.flatnonzero(wanted)).to_dict()
+        if hasattr(rows, "to_dict") and hasattr(rows, "column_names"):  # datasets.Dataset
+            rows = rows.to_dict()
         table = suspect_table(
-            ranked, rows, mapping=mapping or {}, label_names=gold_names or (), stats=stats
+            ranked,
+            rows,
+            mapping=mapping or {},
+            label_names=gold_names or (),
+            stats=stats,
+            extra={
+                "label_score": label_scores(stats, rank_by),
+                "is_label_issue": pd.Series(np.isin(ranked, flagged), index=ranked),
+            },
         )
         write_suspects(table, sample_csv(folder, SUSPECTS))
     text_map = dict(texts) if texts is not None else None

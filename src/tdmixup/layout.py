@@ -21,7 +21,8 @@ deletes the folders of S and every later stage, :meth:`RunLayout.stage_dirs`)::
     │   ├── regions/<r>.txt     easy / ambiguous / hard sample ids (a --subset file)
     │   ├── regions/<r>.csv     the same samples with text, labels and statistics
     │   ├── datamap.png, datamap.html
-    │   ├── suspects.csv        the hard region ranked, in the user's columns (for relabelling)
+    │   ├── suspects.csv        every row ranked as a likely label issue, the lowest 10 %
+    │   │                       flagged (is_label_issue), in the user's columns (relabelling)
     │   └── done.json           region sizes, class counts, suspects per class and warnings
     ├── aum_<subset>/           aum: one per --aum-subsets region (default: easy)
     │   ├── pass1/, pass2/      the threshold-sample trainings: dynamics.parquet, done.json
@@ -118,8 +119,8 @@ FLAGGED = "flagged"
 """The relabelling table of flagged samples (``flagged.csv``: the user's own columns, then
 prediction, statistics, AUM and rank; :func:`tdmixup.suspects.suspect_table`)."""
 SUSPECTS = "suspects"
-"""The data map's ranked suspects (``datamap/suspects.csv``: the hard-to-learn region, in the
-user's own columns)."""
+"""The data map's ranked suspects (``datamap/suspects.csv``: every training row ranked, the lowest
+``--dynamics-flag-fraction`` flagged ``is_label_issue``, in the user's own columns)."""
 AUM_PASS_PREFIX = "pass"
 """``pass1/``, ``pass2/``: :func:`aum_pass_dir`."""
 SUMMARY = "summary.json"

@@ -53,6 +53,7 @@ from tdmixup.session import (  # the pipeline's public API is re-exported from h
 
 if TYPE_CHECKING:
     from tdmixup.aum_saliency import SaliencyColumn
+    from tdmixup.config import RankBy
 
 __all__ = [
     "AUM_SALIENCY_SPLIT",
@@ -135,37 +136,41 @@ def stage_datamap(session: Session) -> dict[str, Any]:
             source=session.task.train,
             mapping=user_mapping(session.config.data, session.task.spec.name),
             rank_by=dcfg.rank_by,
+            flag_fraction=dcfg.flag_fraction,
             stratified=stratify,
         )
     mix = class_mix(session, regions, reference="train", context="data map: ")
-    suspects = datamap_suspects(stats, regions, names, dcfg.rank_by)
+    suspects = datamap_suspects(stats, names, dcfg.rank_by, dcfg.flag_fraction)
     summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix, suspects=suspects)
     mark_done(session, out, summary)
     return summary
 
 
 def datamap_suspects(
-    stats: Any, regions: dict[str, np.ndarray], label_names: list[str], rank_by: str
+    stats: Any, label_names: list[str], rank_by: RankBy, flag_fraction: float
 ) -> dict[str, Any]:
-    """The data map's flag summary (the hard-to-learn region as ``suspects.csv``): per-class
-    table and warnings, each warning also logged (one line)."""
+    """The data map's flag summary (``suspects.csv``: every training row ranked by ``rank_by``,
+    the lowest ``flag_fraction`` flagged as likely label issues): per-class table and warnings,
+    each warning also logged (one line)."""
     from tdmixup.evaluation import learning_check
     from tdmixup.layout import SUSPECTS
-    from tdmixup.suspects import flag_summary, training_learning_check
+    from tdmixup.suspects import flag_summary, rank_label_issues, training_learning_check
 
+    _, flagged = rank_label_issues(stats, method=rank_by, fraction=flag_fraction)
     summary = flag_summary(
-        what="the data map's hard-to-learn region",
+        what="suspects.csv",
         file=f"{SUSPECTS}.csv",
-        flagged_ids=np.asarray(regions["hard"]),
+        flagged_ids=flagged,
         pool_ids=stats.index.to_numpy(),
         gold=stats["gold"],
         predicted=stats["prediction"],
         label_names=label_names,
-        fix="as a list of wrong labels, read suspects.csv from the top, or use "
-        "--dynamics-fraction 0.1 (then the region is the 10 % least confident)",
+        fix=f"lower --dynamics-flag-fraction (now {flag_fraction:g}; default 0.1) and read "
+        "suspects.csv from the top",
         rank_by=rank_by,
         learning=training_learning_check(stats, learning_check),
     )
+    summary["flag_fraction"] = flag_fraction
     for line in summary["warnings"]:
         log.warning("%s", line)
     return summary

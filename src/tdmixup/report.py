@@ -341,7 +341,15 @@ def _suspects(run_dir: Path) -> list[str]:
     found: list[tuple[str, dict[str, Any]]] = []
     dm = _load(layout.datamap / DONE) or {}
     if dm.get("suspects"):
-        found.append(("Data map: hard-to-learn region (datamap/suspects.csv)", dm["suspects"]))
+        share = dm["suspects"].get("flag_fraction")
+        what = (  # a folder written before suspects.csv ranked every row: its hard region
+            f"the lowest {share:.0%} flagged".replace("%", " %")
+            if share is not None
+            else "the hard-to-learn region"
+        )
+        found.append(
+            (f"Data map: likely label issues (datamap/suspects.csv, {what})", dm["suspects"])
+        )
     for aum_dir in layout.aum_dirs():
         s = _load(aum_dir / SUMMARY) or {}
         if s.get("flags"):

@@ -94,6 +94,7 @@ CHANGEABLE_FROM: dict[str, tuple[str, ...]] = {
         "dynamics.allow_overlap",
         "dynamics.stratify_regions",
         "dynamics.rank_by",
+        "dynamics.flag_fraction",
         "aum.",
         "mixup.",
     ),

@@ -1,9 +1,9 @@
 """Flags you can act on: ranked suspects in the user's own columns, per-class counts, warnings.
 
-A flag set (the data map's hard-to-learn region, AUM's flagged samples) becomes a CSV a person
-can relabel: the rows in the columns of the user's own file (so a corrected file is a training
-file again, read with the same ``--column`` mapping), plus the model's predicted label and its
-probability, the training-dynamics statistics, AUM and a rank. cleanlab's
+A flag set (the data map's ranking of every training row, AUM's flagged samples) becomes a CSV
+a person can relabel: the rows in the columns of the user's own file (so a corrected file is a
+training file again, read with the same ``--column`` mapping), plus the model's predicted label
+and its probability, the training-dynamics statistics, AUM and a rank. cleanlab's
 ``Datalab.get_issues()`` (given label, predicted label, a label score, an issue flag per row) is
 the model for the columns.
 
@@ -25,6 +25,20 @@ import pandas as pd
 from tdmixup.config import RankBy
 from tdmixup.runio import atomic_output
 
+DEFAULT_FLAG_FRACTION = 0.10
+"""The share of the rows that ``suspects.csv`` and :func:`tdmixup.find_label_issues` flag
+(``is_label_issue``) by default: the lowest-ranked 10 %. On 1,500 SNLI pairs with 150 labels
+flipped (``benchmarks/results/label_detection.md``, seed 1), the lowest 10 % of stage-1
+confidence found 0.34 / 0.34 precision / recall, AUM's 0.32 / 0.32, cleanlab's lowest-quality
+10 % on 5-fold probabilities 0.35 / 0.35 at 2.7x the training, while AUM's own threshold
+flagged 654 rows at precision 0.18 (k = 80) and 379 at 0.23 (k = 50)."""
+DEFAULT_METHOD: RankBy = "confidence"
+"""The default ranking: mean probability of the given label over the epochs (Dataset
+Cartography's confidence), lowest first. Chosen on ``benchmarks/results/label_detection.md``
+(1,500 SNLI pairs, 10 % uniform flips, seed 1): AUROC 0.792 against AUM's 0.787, precision at
+10 % 0.34 against 0.32 (the earlier ``benchmarks/label_noise.py`` run had AUM ahead, 0.38; the
+two are within one seed's noise, and confidence needs no margins and reads as a probability)."""
+
 PLAUSIBLE_SHARE = 0.25
 """A flag set above this share of the data it was drawn from gets a warning: real datasets hold
 a few to ~20 % wrong labels (SNLI's validation: ~2 %; web-crawled sets up to ~20 %)."""
@@ -37,6 +51,8 @@ ADDED_COLUMNS = (
     "correctness",
     "aum",
     "threshold",
+    "label_score",
+    "is_label_issue",
     "rank",
 )
 """Columns added after the user's own, in this order (those known)."""
@@ -73,6 +89,55 @@ def rank_suspects(
     key = stats[column].reindex(ids).to_numpy(dtype=np.float64)
     key = np.where(np.isnan(key), np.inf, key if ascending else -key)
     return ids[np.lexsort((ids, key))]
+
+
+def flag_count(n: int, fraction: float) -> int:
+    """How many of ``n`` ranked rows a ``fraction`` flags: ``floor(fraction · n)``.
+
+    >>> flag_count(1500, 0.1), flag_count(29, 0.1)
+    (150, 2)
+    """
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"the flagged fraction must be in [0, 1], got {fraction}")
+    return int(np.floor(n * fraction + 1e-9))
+
+
+def label_scores(stats: pd.DataFrame, method: RankBy = DEFAULT_METHOD) -> pd.Series:
+    """Per ``sample_id``, how likely its given label is correct under ``method`` (higher = more
+    likely): the ``confidence`` (a probability) or the ``aum`` (a logit margin) column."""
+    if method not in RANKINGS:
+        raise ValueError(f"method must be one of {sorted(RANKINGS)}; got {method!r}")
+    column, _ = RANKINGS[method]
+    return stats[column].rename("label_score")
+
+
+def rank_label_issues(
+    stats: pd.DataFrame,
+    *,
+    method: RankBy = DEFAULT_METHOD,
+    fraction: float = DEFAULT_FLAG_FRACTION,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample of ``stats`` ranked most suspicious first, and the flagged head.
+
+    Args:
+        stats: per-sample statistics indexed by ``sample_id``
+            (:func:`tdmixup.dynamics.compute_statistics`).
+        method: ``"confidence"`` (default, :data:`DEFAULT_METHOD`) or ``"aum"``.
+        fraction: share flagged (:func:`flag_count`).
+
+    Returns:
+        ``(ranked [N], flagged [floor(fraction · N)])`` int64 sample ids.
+
+    >>> stats = pd.DataFrame({"confidence": [0.9, 0.1, 0.5, 0.7]},
+    ...                      index=pd.Index([1, 2, 3, 4], name="sample_id"))
+    >>> ranked, flagged = rank_label_issues(stats, fraction=0.5)
+    >>> ranked.tolist()
+    [2, 3, 4, 1]
+    >>> flagged.tolist()
+    [2, 3]
+    """
+    ranked = rank_suspects(stats.index.to_numpy(), stats, rank_by=method)
+    return ranked, ranked[: flag_count(len(ranked), fraction)]
 
 
 def user_columns(

@@ -37,8 +37,8 @@ def is_classification(kind: str) -> bool:
     """Whether ``kind`` classifies into named classes (``"single"``, ``"pair"``), as opposed to
     choosing among endings (``"multiple_choice"``).
 
-    >>> [is_classification(k) for k in TASK_KINDS]
-    [True, True, False]
+    >>> tuple(is_classification(k) for k in TASK_KINDS)
+    (True, True, False)
     """
     if kind not in TASK_KINDS:
         raise ValueError(f"task kind must be one of {', '.join(TASK_KINDS)}; got {kind!r}")

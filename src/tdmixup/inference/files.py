@@ -124,8 +124,9 @@ def read_inputs(
     elif label_given:
         rows.column(str(label_column))  # raises: names the columns the file has
     ids = rows.ids
-    if "sample_id" in columns:
-        from tdmixup.data._common import int_ids
+    id_column = columns.get("sample_id")
+    if id_column in rows.frame.columns and rows.frame[id_column].notna().any():
+        from tdmixup.data._common import int_ids  # an input without the id column: row numbers
 
         ids = int_ids(rows, columns["sample_id"])
     return PredictionInputs(path, ids, texts, labels, label_column if labels is not None else None)
