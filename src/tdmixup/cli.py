@@ -164,10 +164,11 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     from tdmixup.data.tasks import load_task
     from tdmixup.evaluation import evaluate_sets, format_metrics
     from tdmixup.model import load_classifier
+    from tdmixup.optim import precision_of
     from tdmixup.training import make_accelerator
 
     cfg = config_from_args(ns)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(mixed_precision="fp16" if cfg.train.fp16 else "no")
     model, tokenizer = load_classifier(ns.checkpoint)
     model.to(accelerator.device)
     task = load_task(cfg.data, seed=cfg.data.split_seed)
@@ -182,6 +183,7 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
         accelerator=accelerator,
         batch_size=cfg.train.eval_batch_size,
         out_dir=Path(ns.output_dir) if ns.output_dir else None,
+        precision=precision_of(cfg.train),
     )
     if accelerator.is_main_process:
         print(format_metrics(results))
@@ -310,6 +312,7 @@ def cmd_experiment(ns: argparse.Namespace) -> int:
         seeds=ns.seeds,
         keep_training_state=ns.keep_training_state,
         only_rows=only,
+        keep_checkpoints=ns.keep_checkpoints,
     )
     return 0
 

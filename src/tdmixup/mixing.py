@@ -230,17 +230,30 @@ def partner_index(
     """Partner of each row: a random permutation (or the reversal) of the rows with weight > 0;
     weight-0 dummies are their own partners, so they never enter a real row's sample.
 
+    Computed on ``weight``'s device without reading it on the host (no sync on a GPU): one
+    uniform key per row from ``generator`` (copied to the device), the dummies' keys above all
+    real ones; sorting the keys gives the real rows in random order, then the dummies in order,
+    and the rows sorted real-first take those partners.
+
     >>> partner_index(torch.tensor([1.0, 1.0, 1.0, 0.0]), reverse=True)
     tensor([2, 1, 0, 3])
     """
-    real = torch.nonzero(weight.detach().cpu() > 0).flatten()
+    n = len(weight)
+    device = weight.device
+    real = weight.detach() > 0
+    rows = torch.arange(n, device=device)
     if reverse:
-        order = real.flip(0)
+        keys = (n - rows).to(torch.float64)  # descending over the real rows
     else:
-        device = generator.device if generator is not None else torch.device("cpu")
-        order = real[torch.randperm(len(real), generator=generator, device=device).cpu()]
-    index = torch.arange(len(weight))
-    index[real] = order
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        drawn = torch.rand(n, generator=generator, device=gen_device, dtype=torch.float64)
+        keys = drawn.to(device, non_blocking=True)
+    # dummies after every real row (keys of real rows are at most n), in their own order
+    keys = torch.where(real, keys, (2 * n + 1 + rows).to(torch.float64))
+    order = torch.argsort(keys, stable=True)  # real rows shuffled, then the dummies in order
+    slots = torch.argsort((~real).to(torch.int8), stable=True)  # real rows in order, dummies
+    index = torch.empty_like(rows)
+    index[slots] = order
     return index
 
 

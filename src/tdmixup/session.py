@@ -168,7 +168,7 @@ def open_session(
                 ", ".join(kept),
             )
     config = with_task_defaults(config)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(mixed_precision="fp16" if config.train.fp16 else "no")
     record = _check_config(config, run_dir, overwrite=overwrite, from_stage=from_stage)
     seed_everything(config.train.seed)
     with accelerator.main_process_first():  # a first download/extraction happens once
@@ -314,6 +314,7 @@ def train_and_evaluate(
     """
     from tdmixup.evaluation import evaluate_sets
     from tdmixup.model import build_classifier
+    from tdmixup.optim import precision_of
     from tdmixup.training import seed_everything, train
 
     if is_done(stage_dir):
@@ -365,6 +366,7 @@ def train_and_evaluate(
             accelerator=session.accelerator,
             batch_size=cfg.train.eval_batch_size,
             out_dir=stage_dir,
+            precision=precision_of(train_cfg),
         )
         summary["eval_seconds"] = time.perf_counter() - eval_start
         check = summary["metrics"].get("learning_check") or {}
