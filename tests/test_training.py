@@ -453,7 +453,7 @@ def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(
         (True, "cpu", False, True),  # the 13-18x-slower case (AMD EPYC, AVX2)
         (True, "cpu", True, False),  # AMX / AVX-512 BF16: the fast path
         (False, "cpu", False, False),  # fp32: nothing to say
-        (True, "cuda", False, False),  # GPUs have their own bfloat16 units
+        # GPUs: tests/test_gpu_precision.py (compute capability < 8.0 warns, mocked)
     ],
 )
 def test_bf16_on_a_cpu_without_native_bfloat16_logs_a_warning(

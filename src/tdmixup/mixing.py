@@ -78,8 +78,18 @@ def sample_lambda(
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:
-    """``[B]`` int labels → ``[B, C]`` float one-hot."""
-    return F.one_hot(labels.long(), num_classes).float()
+    """``[B]`` int labels → ``[B, C]`` float one-hot.
+
+    A scatter rather than ``F.one_hot``, whose label range check reads the labels on the host
+    (a sync per call on CPU and other non-CUDA devices); an out-of-range label still fails.
+
+    >>> one_hot(torch.tensor([2, 0]), 3)
+    tensor([[0., 0., 1.],
+            [1., 0., 0.]])
+    """
+    index = labels.long().unsqueeze(-1)
+    out = torch.zeros(*labels.shape, num_classes, dtype=torch.float32, device=labels.device)
+    return out.scatter_(-1, index, 1.0)
 
 
 def soft_cross_entropy(logits: Tensor, soft_targets: Tensor) -> Tensor:
