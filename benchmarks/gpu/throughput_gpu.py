@@ -9,7 +9,7 @@ sampler. Each side runs in its own subprocess; samples/s = training samples / wa
 training call (tokenisation and loading excluded); the JSON is rewritten after each side, so a
 run cut off keeps the sides it finished.
 
-Run: ``python benchmarks/gpu/throughput_gpu.py`` (``--dry-run``: 64 pairs on this machine, fp32
+Run: ``python benchmarks/gpu/throughput_gpu.py`` (``--dry-run``: 16 pairs on this machine, fp32
 on a CPU, nothing written under results/).
 """
 
@@ -188,7 +188,7 @@ def main() -> None:
         child(args)
         return
     if args.dry_run:
-        args.n = args.n or 64
+        args.n = args.n or 16
     report: dict[str, Any] = {
         "part": "b: MiniLM 1 epoch, tdmixup vs HF Trainer",
         "config": {k: str(v) for k, v in vars(args).items() if k != "child"},
