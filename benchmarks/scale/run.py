@@ -56,11 +56,14 @@ def folder_bytes(path: Path) -> int:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd`` under GNU time: wall seconds, peak RSS (MiB), load averages around it."""
+    """Run ``cmd`` under GNU time: wall and CPU seconds, peak RSS (MiB), load averages around it.
+
+    (CPU time was added after the 10k and 30k runs of 2026-12-07: their JSONs have wall time
+    only.)"""
     load_before = os.getloadavg()
     start = time.perf_counter()
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "MAXRSS_KB %M", *cmd],
+        ["/usr/bin/time", "-f", "MAXRSS_KB %M CPU_S %U %S", *cmd],
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})},
         capture_output=True,
         text=True,
@@ -69,9 +72,11 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-6000:])
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
-    peak_kb = int(proc.stderr.rsplit("MAXRSS_KB", 1)[1].split()[0])
+    fields = proc.stderr.rsplit("MAXRSS_KB", 1)[1].split()
+    peak_kb, user_s, sys_s = int(fields[0]), float(fields[2]), float(fields[3])
     return {
         "wall_s": round(wall, 2),
+        "cpu_s": round(user_s + sys_s, 2),  # user + system: what the stage cost, load aside
         "peak_rss_mib": round(peak_kb / 1024, 1),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
