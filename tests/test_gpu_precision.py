@@ -256,3 +256,33 @@ def test_predict_logits_autocasts_with_the_runs_precision(tiny_dir: Path) -> Non
     assert z16.dtype == np.float32 and np.abs(z16 - z32).max() < 0.05
     with pytest.raises(ValueError, match="precision must be"):
         predict_logits(model, data, batch_size=8, accelerator=acc, precision="int8")
+
+
+def test_batches_go_to_cuda_from_pinned_memory_without_blocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``to_device`` pins each tensor and copies it with ``non_blocking=True`` to a CUDA device
+    (mocked: the copy is recorded, not made); on CPU it leaves the tensors alone."""
+    from tdmixup.predict import to_device
+
+    calls: list[tuple[str, object]] = []
+    real_to = torch.Tensor.to
+
+    def pin(self: torch.Tensor) -> torch.Tensor:
+        calls.append(("pin", None))
+        return self
+
+    def to(self: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        device = torch.device(args[0]) if args and isinstance(args[0], str | torch.device) else None
+        if device is not None and device.type == "cuda":
+            calls.append(("to", kwargs.get("non_blocking")))
+            return self
+        return real_to(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "weight": torch.ones(2)}
+    to_device(batch, "cuda")
+    assert calls == [("pin", None), ("to", True)] * 2
+    calls.clear()
+    assert to_device(batch, "cpu")["weight"] is batch["weight"] and calls == []
