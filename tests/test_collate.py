@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -458,3 +459,37 @@ def test_rows_inside_a_batch_are_not_sorted_and_the_old_plan_is_kept_as_an_optio
     # the same rows per batch whatever the row order; mega-batches of at most 1/8 of the set
     assert sorted(len(b) for b in new) == sorted(len(b) for b in old)
     np.testing.assert_array_equal(np.sort(np.concatenate(new)), np.arange(200))
+
+
+def test_tokenize_stores_compact_dtypes_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token ids are int32 and token types int8 (a third of int64's memory per set), tokenised in
+    chunks without attention masks; a collated batch is unchanged (int64, as the model takes)."""
+    import datasets
+
+    from tdmixup.data import collate as collate_module
+
+    require_snli()
+    require_minilm()
+    tokenizer = minilm_tokenizer()
+    cols = snli_columns(40)
+    calls: list[int] = []
+
+    class Counting:
+        pad_token_id = tokenizer.pad_token_id
+
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            calls.append(len(args[0]))  # type: ignore[arg-type]
+            assert kwargs.get("return_attention_mask") is False
+            return tokenizer(*args, **kwargs)
+
+    monkeypatch.setattr(collate_module, "TOKENIZE_CHUNK", 16)
+    data = tokenize(datasets.Dataset.from_dict(cols), snli_task(), Counting(), max_length=32)
+    assert calls == [16, 16, 8]
+    assert {x.dtype for x in data.input_ids} == {np.dtype(np.int32)}
+    assert data.token_type_ids is not None
+    assert {x.dtype for x in data.token_type_ids} == {np.dtype(np.int8)}
+    batch = collate(data, np.arange(40))
+    ref = tokenizer(cols["text_a"], cols["text_b"], truncation=True, max_length=32, padding=True)
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        assert batch[key].dtype == torch.int64
+        np.testing.assert_array_equal(batch[key].numpy(), np.asarray(ref[key]), err_msg=key)

@@ -407,3 +407,35 @@ def test_real_trec_logs_easy_region_lacks_a_class_unless_stratified():
             np.abs(np.array(list(strat["counts"][name].values())) - n * sizes / sizes.sum()) <= 1
         ).all()
     assert strat["warnings"] == []
+
+
+def test_html_of_550k_samples_is_capped_and_stratified_by_region(tmp_path):
+    """At SNLI's full size the HTML draws a stratified 20,000-point sample (under 20 MB; the
+    uncapped map was ~157 MB): a 300-sample region keeps 200 points, each region its share,
+    and the title says how many of how many are shown."""
+    n, rng = 550_000, np.random.default_rng(0)
+    stats = pd.DataFrame(
+        {
+            "sample_id": np.arange(n),
+            "confidence": rng.random(n),
+            "variability": rng.random(n) / 2,
+            "correctness": rng.integers(0, 4, n) / 3,
+            "gold": rng.integers(0, 3, n),
+        }
+    )
+    stats.attrs["num_epochs"] = 3
+    regions = {"easy": np.arange(0, 183_000), "ambiguous": np.arange(183_000, 366_000)}
+    regions["hard"] = np.arange(549_700, n)  # a small region
+    path = plot_datamap_html(stats, tmp_path / "datamap.html", title="SNLI", regions=regions)
+    html = path.read_text()
+    assert path.stat().st_size < 20_000_000
+    assert re.search(
+        r"SNLI (—|\\u2014) (19,9\d\d|20,000) of 550,000 samples shown \(random, stratified", html
+    )
+    rows = datamap_plots._subsample_regions(
+        datamap_plots._region_names(stats["sample_id"].to_numpy(), regions), 20_000, 0
+    )
+    assert rows is not None and 19_900 <= len(rows) <= 20_000
+    region = datamap_plots._region_names(rows, regions)
+    assert (region == "hard").sum() == 200  # the floor: 1 % of the cap
+    assert abs((region == "easy").sum() - 183_000 * 20_000 / n) <= 1

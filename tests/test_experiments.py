@@ -91,6 +91,8 @@ def test_rows_reuse_shared_stages(tables: Path) -> None:
             "full_ls",
         } <= set(rows)
         assert (run / "stage4_aum_saliency" / "done.json").exists()
+        # the tables need only each row's done.json: no model is kept (--keep-checkpoints)
+        assert not list(run.rglob("checkpoint")), list(run.rglob("checkpoint"))
 
 
 def test_sizes_cell_shows_the_range_over_seeds() -> None:
@@ -301,3 +303,20 @@ def test_rows_option_selects_rows_and_refuses_unknown_ones(
     )
     assert "--rows: full_lx is not a row of table2" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before anything is written
+
+
+def test_rows_drop_their_checkpoints_unless_asked_to_keep(tmp_path: Path) -> None:
+    """A finished row keeps its metrics (done.json) but not its model: the tables read only the
+    metrics. ``--keep-checkpoints`` keeps the model."""
+    require_snli()
+    quiet_libraries()
+    model = str(build_tiny_model_dir(tmp_path / "tiny"))
+    base = ["experiment", "table2", "--rows", "full", "--seeds", "1", "--model", model, *SMALL]
+    assert main([*base, "--output-dir", str(tmp_path / "drop")]) == 0
+    stage = tmp_path / "drop" / "seed_1" / "stage1_full"
+    assert (stage / "done.json").exists() and (stage / "dynamics.parquet").exists()
+    assert not (stage / "checkpoint").exists()
+    readme = (Path(__file__).resolve().parents[1] / "docs/guides/at-scale.md").read_text()
+    assert "tdmixup experiment table2 --task snli --seeds 5 --keep-checkpoints" in readme
+    assert main([*base, "--output-dir", str(tmp_path / "keep"), "--keep-checkpoints"]) == 0
+    assert (tmp_path / "keep" / "seed_1" / "stage1_full" / "checkpoint" / "head.pt").exists()

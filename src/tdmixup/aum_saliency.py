@@ -141,9 +141,7 @@ def saliency_partners(recorded: Tensor, current: Tensor, valid: Tensor) -> tuple
     """
     sim = saliency_cosine(recorded, current)
     valid = valid.to(sim.device).view(1, -1)
-    if not bool(valid.any()):
-        zeros = torch.zeros(len(recorded), dtype=torch.long, device=sim.device)
-        return zeros, zeros
+    # with no valid candidate every row is ±inf and argmax/argmin give row 0 (no host check)
     return sim.masked_fill(~valid, -np.inf).argmax(dim=1), sim.masked_fill(~valid, np.inf).argmin(
         dim=1
     )
@@ -186,7 +184,7 @@ def aum_saliency_loss(
         current = logit_saliency(other.logits, other.labels)
         similar, dissimilar = saliency_partners(me.recorded, current, valid)
         partners[f"{name}_similar"], partners[f"{name}_dissimilar"] = similar, dissimilar
-        mix_weight = me.weight * float(valid.any())
+        mix_weight = me.weight * valid.any().to(me.weight.dtype)  # on the device, no sync
         mine = smooth_targets(one_hot(me.labels, c).to(me.logits.dtype), eps)
         theirs = smooth_targets(one_hot(other.labels, c).to(other.logits.dtype), eps)
 

@@ -179,10 +179,11 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     from tdmixup.data.tasks import load_task
     from tdmixup.evaluation import evaluate_sets, format_metrics
     from tdmixup.model import check_label_names, load_classifier
+    from tdmixup.optim import precision_of
     from tdmixup.training import make_accelerator
 
     cfg = config_from_args(ns)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(mixed_precision="fp16" if cfg.train.fp16 else "no")
     model, tokenizer = load_classifier(ns.checkpoint)
     check_label_names(cfg.data.label_names, model.info, f"--checkpoint {ns.checkpoint}")
     if not cfg.data.label_names and model.kind != "multiple_choice":  # the checkpoint's names
@@ -201,6 +202,7 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
         accelerator=accelerator,
         batch_size=cfg.train.eval_batch_size,
         out_dir=Path(ns.output_dir) if ns.output_dir else None,
+        precision=precision_of(cfg.train),
     )
     if accelerator.is_main_process:
         print(format_metrics(results))
@@ -359,6 +361,7 @@ def cmd_experiment(ns: argparse.Namespace) -> int:
         keep_training_state=ns.keep_training_state,
         only_rows=only,
         report_to=ns.report_to,
+        keep_checkpoints=ns.keep_checkpoints,
     )
     return 0
 

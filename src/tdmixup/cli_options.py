@@ -424,6 +424,13 @@ def add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-training-state", action="store_true", help=_KEEP)
     _add_report_to_option(parser)
     parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="Keep every finished row's model (checkpoint/). By default a row's checkpoint is "
+        "deleted once its metrics are in done.json (the tables read only those), so a seed of "
+        "Table 2 keeps dynamics, statistics and metrics, not 8 models.",
+    )
+    parser.add_argument(
         "--rows",
         action="append",
         metavar="ROWS",

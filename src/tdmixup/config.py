@@ -217,7 +217,16 @@ class TrainConfig:
         "optimiser state, evaluation and end-of-epoch dynamics stay fp32. 1.5x faster steps on "
         "this project's CPU (AMX) with the fp32 loss curve (per-epoch mean loss within 1e-3; "
         "benchmarks/speed_options.py); 13-18x slower on a CPU without native bfloat16 "
-        "(AMD EPYC, AVX2), where training logs a warning.",
+        "(AMD EPYC, AVX2), where training logs a warning. Prediction passes (dynamics, AUM "
+        "margins, evaluation) autocast alike. On a GPU before compute capability 8.0 (V100, "
+        "T4) bfloat16 is emulated: training warns and suggests --fp16.",
+    )
+    fp16: bool = _f(
+        False,
+        "CUDA only: float16 autocast with a dynamic gradient scaler (Accelerate's "
+        "mixed_precision='fp16'), for GPUs without native bfloat16 (V100, T4); weights and "
+        "optimiser state stay fp32, steps with inf/NaN gradients are skipped by the scaler. "
+        "Prediction passes autocast alike. Refused on CPU and together with --bf16.",
     )
 
     def __post_init__(self) -> None:
@@ -228,6 +237,8 @@ class TrainConfig:
         for name in ("weight_decay", "max_grad_norm"):
             _check_range(self, name, low=0)
         _check_range(self, "warmup_ratio", low=0, high=1, high_open=True)
+        if self.bf16 and self.fp16:
+            raise ValueError("--bf16 and --fp16 are exclusive: choose one precision")
 
 
 @dataclass(frozen=True)

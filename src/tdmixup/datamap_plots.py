@@ -27,6 +27,10 @@ REGION_COLOURS = {"easy": "#1b9e77", "ambiguous": "#d95f02", "hard": "#7570b3", 
 _REGION_LINES = {"easy": "-", "ambiguous": "--", "hard": ":"}
 
 
+HTML_MAX_POINTS = 20_000
+"""Points drawn in ``datamap.html`` at most (stratified sample above it, said in its title)."""
+
+
 def plot_datamap_png(
     stats: pd.DataFrame | Mapping[str, Any],
     path: str | os.PathLike[str],
@@ -288,13 +292,17 @@ def plot_datamap_html(
     gold_names: Sequence[str] | None = None,
     predictions: Mapping[int, int] | pd.Series | np.ndarray | None = None,
     regions: Mapping[str, np.ndarray] | None = None,
-    max_points: int = 1_000_000,
+    max_points: int = HTML_MAX_POINTS,
     webgl_above: int = 20_000,
     seed: int = 0,
 ) -> Path:
     """Interactive data map as one self-contained offline HTML file (plotly.js inlined), atomically.
 
-    One point per sample (a seeded random subset only above ``max_points``, said in the title),
+    One point per sample up to ``max_points`` (default :data:`HTML_MAX_POINTS`); above it a
+    seeded random subset stratified by region (each region keeps its share, and at least
+    ``min(its size, max_points // 100)`` points, so a small region stays visible), said in the
+    title. Every sample stays in ``statistics.parquet`` and the region CSVs. At 550,000 samples
+    the file stays near 8 MB (uncapped it was ~157 MB; ``benchmarks/scale/``).
     ``scattergl`` above ``webgl_above`` points. One trace per (region, gold label): the legend
     toggles each (grouped by region) and a dropdown shows all, one region, one label or one
     (region, label) pair (pairs only when there are at most 60). Hover shows the sample id,
@@ -331,21 +339,28 @@ def plot_datamap_html(
     )
     if len(ids) and gold.max() >= len(names):
         raise ValueError(f"gold_names has {len(names)} names but gold reaches {gold.max()}")
-    hover = "<b>sample " + pd.Series(ids.astype(str), index=ids) + "</b>"
+    region = _region_names(ids, regions)
+    rows = _subsample_regions(region, max_points, seed)
+    if rows is not None:
+        title = (
+            f"{title} — {len(rows):,} of {len(ids):,} samples shown (random, stratified by "
+            f"region, seed {seed}; all in statistics.parquet)"
+        )
+    rows = np.arange(len(ids)) if rows is None else rows
+    shown = ids[rows]  # hover text only for the points drawn (550k strings cost ~10 s)
+    hover = "<b>sample " + pd.Series(shown.astype(str), index=shown) + "</b>"
     if texts is not None:
-        text = _escape(_per_sample(texts, ids, "texts").fillna("").astype(str).str.slice(0, 300))
+        text = _escape(_per_sample(texts, ids, "texts").iloc[rows].fillna("").astype(str))
+        text = text.str.slice(0, 300)
         hover += "<br>" + text.str.wrap(80, break_long_words=False).str.replace("\n", "<br>")
     if predictions is not None:
-        pred = _per_sample(predictions, ids, "predictions")
+        pred = _per_sample(predictions, ids, "predictions").iloc[rows]
         pred_names = pred.map(
             lambda k: names[int(k)] if pd.notna(k) and 0 <= int(k) < len(names) else "?"
         )
         hover += "<br>prediction: " + _escape(pred_names.astype(str))
-    region = _region_names(ids, regions)
-    rows = _subsample(len(ids), max_points, seed)
-    if rows is not None:
-        title = f"{title} — {len(rows):,} of {len(ids):,} samples (random, seed {seed})"
-    rows = np.arange(len(ids)) if rows is None else rows
+    hover_at = np.empty(len(ids), dtype=object)
+    hover_at[rows] = hover.to_numpy()
     scatter = go.Scattergl if len(rows) > webgl_above else go.Scatter
     safe_names = _escape(pd.Series(names, dtype=object).astype(str)).tolist()
     traces, keys = [], []
@@ -368,7 +383,7 @@ def plot_datamap_html(
                     name=f"{group_title} · {safe_names[label]}",
                     legendgroup=region_name,
                     legendgrouptitle_text=group_title,
-                    text=hover.to_numpy()[sel],
+                    text=hover_at[sel],
                     customdata=np.column_stack([corr[sel], aum[sel]]),
                     marker={
                         "color": REGION_COLOURS.get(region_name.split("+")[0], "#9467bd"),
@@ -434,6 +449,25 @@ def _num_epochs(stats: pd.DataFrame | Mapping[str, Any], correct: np.ndarray) ->
     raise ValueError(
         "cannot tell the number of epochs from correctness; set stats.attrs['num_epochs']"
     )
+
+
+def _subsample_regions(region: np.ndarray, max_points: int, seed: int) -> np.ndarray | None:
+    """Sorted row positions of at most ``max_points`` samples, drawn per region (seeded): each
+    region its proportional share, at least ``min(size, max_points // 100)``; None when all
+    samples fit."""
+    if len(region) <= max_points:
+        return None
+    rng = np.random.default_rng(seed)
+    names, codes, counts = np.unique(region.astype(str), return_inverse=True, return_counts=True)
+    floor = max_points // 100
+    quota = np.maximum(np.floor(counts * max_points / len(region)), np.minimum(counts, floor))
+    while quota.sum() > max_points:  # the floors pushed it over: trim the largest region
+        quota[np.argmax(quota)] -= quota.sum() - max_points
+    picked = [
+        rng.choice(np.flatnonzero(codes == k), size=int(quota[k]), replace=False)
+        for k in range(len(names))
+    ]
+    return np.sort(np.concatenate(picked))
 
 
 def _subsample(num_samples: int, max_points: int, seed: int) -> np.ndarray | None:

@@ -22,37 +22,59 @@ from tdmixup.mixing import Batch, StepOutput
 class EpochTotals:
     """Running sums of one epoch on this process, reduced over processes at its end.
 
-    ``hits`` / ``judged`` (float64 scalars on the device, so a step needs no sync) count the
-    correctly classified and all real unmixed rows; ``seen_ids`` / ``seen_logits`` keep the
-    ``train_pass`` dynamics (``[r]`` ids and ``[r, C]`` logits per step).
+    Everything a step adds stays on the device (no host-device sync per step): ``hits`` /
+    ``judged`` (float64 scalars) count the correctly classified and all real unmixed rows,
+    ``loss`` (float64 scalar, None before the first step) sums the steps' losses;
+    ``seen_ids`` / ``seen_logits`` / ``seen_real`` keep the ``train_pass`` dynamics (``[r]`` ids,
+    ``[r, C]`` logits and ``[r]`` real-row mask per step), copied to the host once by
+    :meth:`seen_rows`.
     """
 
     hits: torch.Tensor
     judged: torch.Tensor
-    loss: float = 0.0  # sum of the steps' losses
+    loss: torch.Tensor | None = None
     steps: int = 0
-    seen_ids: list[np.ndarray] = field(default_factory=list)
-    seen_logits: list[np.ndarray] = field(default_factory=list)
+    seen_ids: list[torch.Tensor] = field(default_factory=list)
+    seen_logits: list[torch.Tensor] = field(default_factory=list)
+    seen_real: list[torch.Tensor] = field(default_factory=list)
 
     def add(self, out: StepOutput, batches: list[Batch], keep_logits: bool) -> None:
         """Count one step: its loss, its unmixed rows' accuracy (strategy ``mixup`` has none)
         and, with ``keep_logits``, their logits by sample id."""
-        self.loss += float(out.loss.detach())
+        step_loss = out.loss.detach().reshape(()).to(self.hits.device, torch.float64)
+        self.loss = step_loss if self.loss is None else self.loss + step_loss
         self.steps += 1
         if out.logits is None:
             return
         hit, n = _correct_rows(out.logits, batches)
         self.hits, self.judged = self.hits + hit, self.judged + n
         if keep_logits and out.sample_ids is not None:
-            keep = _real_rows(out.sample_ids, batches)
-            self.seen_ids.append(out.sample_ids[keep].cpu().numpy())
-            self.seen_logits.append(out.logits[keep].detach().float().cpu().numpy())
+            self.seen_ids.append(out.sample_ids)
+            self.seen_logits.append(out.logits.detach().float())
+            self.seen_real.append(_real_rows(out.sample_ids, batches).to(out.sample_ids.device))
+
+    def loss_sum(self) -> float:
+        """The steps' summed loss on this process (one sync)."""
+        return 0.0 if self.loss is None else float(self.loss)
+
+    def mean_loss(self) -> float:
+        """The mean step loss so far on this process (one sync; for the progress bar)."""
+        return self.loss_sum() / max(self.steps, 1)
+
+    def seen_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids [r], logits [r, C])`` of the real rows the ``train_pass`` steps saw, on the
+        host (one copy; weight-0 dummy rows dropped)."""
+        if not self.seen_ids:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        real = torch.cat(self.seen_real).cpu().numpy()
+        ids = torch.cat(self.seen_ids).cpu().numpy()[real]
+        return ids, torch.cat(self.seen_logits).cpu().numpy()[real]
 
 
 def epoch_entry(epoch: int, totals: EpochTotals, accelerator: Any) -> dict[str, float]:
     """``{"epoch" (1-based), "train_loss", "steps"[, "train_accuracy"]}`` of one epoch, the
     loss and accuracy over all processes (``steps`` is this process's count)."""
-    loss = _mean_over_processes(totals.loss, accelerator) / max(totals.steps, 1)
+    loss = _mean_over_processes(totals.loss_sum(), accelerator) / max(totals.steps, 1)
     entry: dict[str, float] = {"epoch": epoch + 1, "train_loss": loss, "steps": totals.steps}
     counts = _sum_over_processes(torch.stack([totals.hits, totals.judged]), accelerator)
     hits, judged = counts.tolist()

@@ -29,8 +29,12 @@ def evaluate_sets(
     batch_size: int,
     out_dir: Path | None = None,
     temperature_method: Literal["grid", "lbfgs"] = "grid",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Metrics for every named set, plus the same after temperature scaling fitted on ``dev``.
+
+    ``precision`` autocasts the prediction passes (the run's: ``"fp32"``, ``"bf16"``,
+    ``"fp16"``; see :func:`tdmixup.predict.predict_logits`).
 
     Returns:
         ``{"temperature": T or None, "sets": {name: {"n": ..., "accuracy": ..., "ece": ...,
@@ -46,7 +50,12 @@ def evaluate_sets(
     check = None
     if dev is not None and len(dev):
         dev_ids, dev_logits = predict_logits(
-            model, dev, batch_size=batch_size, accelerator=accelerator, desc="dev"
+            model,
+            dev,
+            batch_size=batch_size,
+            accelerator=accelerator,
+            desc="dev",
+            precision=precision,
         )
         dev_labels = dev.labels[dev.positions_of(dev_ids)]  # logits come back sorted by sample_id
         temperature = float(
@@ -56,7 +65,12 @@ def evaluate_sets(
     results: dict[str, Any] = {"temperature": temperature, "sets": {}}
     for name, data in sets.items():
         ids, logits = predict_logits(
-            model, data, batch_size=batch_size, accelerator=accelerator, desc=name
+            model,
+            data,
+            batch_size=batch_size,
+            accelerator=accelerator,
+            desc=name,
+            precision=precision,
         )
         labels = data.labels[data.positions_of(ids)]
         report = calibration_report(logits=logits, labels=labels, temperature=temperature)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -262,11 +263,16 @@ def run_experiment(
     keep_training_state: bool = False,
     only_rows: Sequence[str] | None = None,
     report_to: ReportTo = "none",
+    keep_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Run every row of ``table`` (or only the rows named in ``only_rows``) for every seed
     (resumably) and write the table files of the rows run (``keep_training_state``: see
     :class:`tdmixup.session.Session`; ``report_to``: each seed folder's stages are tracked runs,
-    :mod:`tdmixup.tracking`)."""
+    :mod:`tdmixup.tracking`).
+
+    Unless ``keep_checkpoints``, each row's model checkpoint is deleted as soon as its
+    ``done.json`` (the metrics the tables read) is written: a seed keeps its data map, dynamics,
+    statistics and metrics, not one model per row (:func:`drop_checkpoint`)."""
     from tdmixup.pipeline import open_session
 
     if table == "steps" and config.train.steps_per_epoch is not None:
@@ -293,6 +299,8 @@ def run_experiment(
             start = time.perf_counter()
             try:
                 results[row.key][seed] = run_row(session, row)
+                if not keep_checkpoints:
+                    drop_checkpoint(session, row_folder(session.run_dir, row))
             except (
                 ImportError,
                 ModelLoadError,
@@ -307,6 +315,17 @@ def run_experiment(
     if _is_main():
         write_table(table, rows, results, config.data.task, folders.table_dir(table))
     return results
+
+
+def drop_checkpoint(session: Session, stage_dir: Path) -> None:
+    """Delete a finished stage's ``checkpoint/`` (main process; after its ``done.json``, so a
+    kill never loses a result: a finished stage is never trained again)."""
+    from tdmixup.layout import CHECKPOINT
+    from tdmixup.pipeline import is_done
+
+    if session.is_main and is_done(stage_dir):
+        shutil.rmtree(stage_dir / CHECKPOINT, ignore_errors=True)
+    session.accelerator.wait_for_everyone()
 
 
 def row_folder(run_dir: Path, row: Row) -> Path:

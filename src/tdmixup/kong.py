@@ -90,6 +90,20 @@ def _logits(model: Classifier, batch: Batch, embeds: Tensor) -> Tensor:
     )
 
 
+def uniform_on(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """U[0, 1) float32 noise of ``x``'s shape, drawn on ``x``'s device.
+
+    A ``generator`` on another device (the loop's CPU generator, with the model on a GPU) seeds
+    a generator on ``x``'s device with one draw, so the ``[N, L, H]`` noise is never made on the
+    host and copied; on the generator's own device it draws directly (CPU runs unchanged).
+    """
+    if generator is None or generator.device == x.device:
+        return torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+    seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
+    local = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.rand(x.shape, generator=local, device=x.device, dtype=torch.float32)
+
+
 def on_manifold_embeddings(
     model: Classifier,
     batch: Batch,
@@ -116,11 +130,8 @@ def on_manifold_embeddings(
     mask = flatten_choices(batch["attention_mask"])
     tt = None if batch.get("token_type_ids") is None else flatten_choices(batch["token_type_ids"])
     x = word_embeddings(model, batch)
-    device = generator.device if generator is not None else x.device
-    noise = (
-        torch.rand(x.shape, generator=generator, device=device, dtype=torch.float32) * 2 - 1
-    ) * eps_in
-    x0 = (x + noise.to(x.device, x.dtype)).requires_grad_(True)
+    noise = (uniform_on(x, generator) * 2 - 1) * eps_in
+    x0 = (x + noise.to(x.dtype)).requires_grad_(True)
     rows = encoder_rows(partner.to(x.device), k)
     with _eval_mode(model):
         with torch.no_grad():

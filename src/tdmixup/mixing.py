@@ -78,8 +78,18 @@ def sample_lambda(
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:
-    """``[B]`` int labels → ``[B, C]`` float one-hot."""
-    return F.one_hot(labels.long(), num_classes).float()
+    """``[B]`` int labels → ``[B, C]`` float one-hot.
+
+    A scatter rather than ``F.one_hot``, whose label range check reads the labels on the host
+    (a sync per call on CPU and other non-CUDA devices); an out-of-range label still fails.
+
+    >>> one_hot(torch.tensor([2, 0]), 3)
+    tensor([[0., 0., 1.],
+            [1., 0., 0.]])
+    """
+    index = labels.long().unsqueeze(-1)
+    out = torch.zeros(*labels.shape, num_classes, dtype=torch.float32, device=labels.device)
+    return out.scatter_(-1, index, 1.0)
 
 
 def soft_cross_entropy(logits: Tensor, soft_targets: Tensor) -> Tensor:
@@ -236,19 +246,37 @@ def partner_index(
     permutation would leave a row unmixed with probability 1/B: one of two rows, half the time).
     ``reverse``: the real rows reversed (Kong et al.; the middle row of an odd count is its own).
 
+    Computed on ``weight``'s device without reading it on the host (no sync on a GPU): one
+    uniform key per row from ``generator`` (copied to the device), the dummies' keys above all
+    real ones; sorting the keys gives the real rows in random order, then the dummies in order,
+    and the rows sorted real-first take those partners.
+
     >>> partner_index(torch.tensor([1.0, 1.0, 1.0, 0.0]), reverse=True)
     tensor([2, 1, 0, 3])
     >>> partner_index(torch.tensor([1.0, 1.0]), torch.Generator().manual_seed(0))
     tensor([1, 0])
     """
-    real = torch.nonzero(weight.detach().cpu() > 0).flatten()
-    index = torch.arange(len(weight))
+    n = len(weight)
+    device = weight.device
+    real = weight.detach() > 0
+    rows = torch.arange(n, device=device)
     if reverse:
-        index[real] = real.flip(0)
-        return index
-    device = generator.device if generator is not None else torch.device("cpu")
-    order = real[torch.randperm(len(real), generator=generator, device=device).cpu()]
-    index[order] = order.roll(-1)
+        keys = rows.to(torch.float64)  # the real rows in order; partners mirror them
+    else:
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        drawn = torch.rand(n, generator=generator, device=gen_device, dtype=torch.float64)
+        keys = drawn.to(device, non_blocking=True)
+    # dummies after every real row (keys of real rows are below n), in their own order
+    keys = torch.where(real, keys, (2 * n + 1 + rows).to(torch.float64))
+    order = torch.argsort(keys, stable=True)  # real rows (shuffled or in order), then dummies
+    count = real.sum()  # stays on the device: no host read
+    if reverse:
+        partner_pos = count - 1 - rows
+    else:  # the next real row in the shuffled order, the last one's the first
+        partner_pos = torch.where(rows + 1 < count, rows + 1, torch.zeros_like(rows))
+    partner_pos = torch.where(rows < count, partner_pos, rows)  # dummies: their own partners
+    index = torch.empty_like(rows)
+    index[order] = order[partner_pos]
     return index
 
 

@@ -1,10 +1,11 @@
-"""An optimiser step's pieces besides the strategy's loss: fused AdamW, bfloat16 autocast, and
-the guards that stop training with :class:`TrainingError` before a NaN/inf reaches the weights.
+"""An optimiser step's pieces besides the strategy's loss: fused AdamW, the precision settings
+(bfloat16/float16 autocast, TF32 on CUDA, warnings where a precision is slow), and the guards
+that stop training with :class:`TrainingError` before a NaN/inf reaches the weights.
 
 :func:`tdmixup.training.train` builds the optimiser with :func:`adamw`, runs each step's forward
-pass in :func:`bf16_autocast`, and checks the loss (:func:`check_finite_loss`, agreed over
-processes) before ``backward`` and the clipped gradient norm (:func:`check_finite_gradients`)
-before ``optimizer.step()``. The error names the epoch and step and whether a checkpoint is kept.
+pass in :func:`step_autocast`, and flags a non-finite loss or clipped gradient norm on the device
+(:class:`StepGuard`): the fused AdamW step skips a flagged step, and the guard raises once per log
+interval or epoch, naming the epoch and step and whether a checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from tdmixup.config import TrainConfig
+from tdmixup.predict import autocast_for
 
 log = logging.getLogger("tdmixup.training")
 
@@ -36,14 +38,61 @@ def adamw(
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
+def step_autocast(cfg: TrainConfig, device: Any) -> Any:
+    """Autocast of a training step's forward pass: bfloat16 with ``cfg.bf16``, float16 with
+    ``cfg.fp16`` (CUDA only, its gradient scaler is Accelerate's), a no-op context otherwise.
+
+    Matmuls run in the half type (AMX on recent Intel CPUs, tensor cores on GPUs),
+    softmax/log-softmax and the losses in fp32; the backward pass follows the forward's dtypes;
+    parameters and their gradients stay fp32. Train-pass logits (dynamics, AUM margins) are
+    rounded to the half type."""
+    return autocast_for(precision_of(cfg), device)
+
+
 def bf16_autocast(cfg: TrainConfig, device: Any) -> Any:
-    """bfloat16 autocast of a training step's forward pass when ``cfg.bf16`` (a no-op context
-    otherwise). Matmuls run in bfloat16 (AMX on recent Intel CPUs), softmax/log-softmax and the
-    losses in fp32; the backward pass follows the forward's dtypes; parameters and their
-    gradients stay fp32. Train-pass logits (dynamics, AUM margins) are bfloat16-rounded."""
-    return torch.autocast(
-        device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16
+    """:func:`step_autocast` (kept for callers of the name from before ``fp16`` existed)."""
+    return step_autocast(cfg, device)
+
+
+def precision_of(cfg: TrainConfig) -> str:
+    """``"bf16"``, ``"fp16"`` or ``"fp32"``: the run's compute precision."""
+    return "bf16" if cfg.bf16 else "fp16" if cfg.fp16 else "fp32"
+
+
+def enable_tf32(device: Any) -> bool:
+    """On CUDA, let fp32 matmuls and convolutions use TF32 tensor cores (Ampere and later: A100,
+    H100; 10-bit mantissa inputs, fp32 accumulation, the default of most training frameworks).
+
+    Returns whether TF32 is now on (False on CPU and on GPUs before compute capability 8.0,
+    which have no TF32 units); :func:`tdmixup.runio.environment_info` records the flag in each
+    run's ``config.json``."""
+    if torch.device(device).type != "cuda" or not torch.cuda.is_available():
+        return False
+    if torch.cuda.get_device_capability(torch.device(device))[0] < 8:
+        return False
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return True
+
+
+def warn_if_gpu_bf16_is_emulated(cfg: TrainConfig, device: Any) -> bool:
+    """Log one warning line (and return True) when ``cfg.bf16`` runs on a CUDA GPU without
+    native bfloat16 (compute capability below 8.0: V100, T4), where it is emulated and slow."""
+    dev = torch.device(device)
+    if not cfg.bf16 or dev.type != "cuda":
+        return False
+    major, minor = torch.cuda.get_device_capability(dev)
+    if major >= 8:
+        return False
+    log.warning(
+        "bf16=True on %s (compute capability %d.%d < 8.0): bfloat16 is emulated there and slow; "
+        "use --fp16 (float16 with a gradient scaler) instead",
+        torch.cuda.get_device_name(dev),
+        major,
+        minor,
     )
+    return True
 
 
 def cpu_has_native_bf16() -> bool:
@@ -60,7 +109,10 @@ def cpu_has_native_bf16() -> bool:
 
 def warn_if_bf16_is_slow(cfg: TrainConfig, device: Any) -> bool:
     """Log a warning (and return True) when ``cfg.bf16`` asks for bfloat16 autocast on a CPU
-    without :func:`cpu_has_native_bf16`: the run is correct but many times slower than fp32."""
+    without :func:`cpu_has_native_bf16` or a GPU before compute capability 8.0
+    (:func:`warn_if_gpu_bf16_is_emulated`): the run is correct but many times slower."""
+    if torch.device(device).type == "cuda":
+        return warn_if_gpu_bf16_is_emulated(cfg, device)
     if not cfg.bf16 or torch.device(device).type != "cpu" or cpu_has_native_bf16():
         return False
     log.warning(
@@ -72,38 +124,76 @@ def warn_if_bf16_is_slow(cfg: TrainConfig, device: Any) -> bool:
     return True
 
 
-def check_finite_loss(
-    loss: torch.Tensor, accelerator: Any, epoch: int, step: int, ckpt: Path
-) -> None:
-    """Stop before ``backward`` when the step's loss is NaN/inf on any process (every process
-    then raises alike). ``epoch`` and ``step`` are 0-based; ``ckpt`` is the stage's checkpoint.
+class StepGuard:
+    """The NaN/inf guards of the optimiser steps, without a host-device sync per step.
+
+    Each step, :meth:`found_inf` flags (on the device) a non-finite loss or clipped gradient
+    norm and remembers the first such step; the fused AdamW step reads the flag
+    (``optimizer.found_inf``, the mechanism of torch's gradient scaler) and leaves the weights
+    and its state untouched on a flagged step. :meth:`check` reads the record once per log
+    interval and at the epoch's end (one sync, one collective over processes) and raises
+    :class:`TrainingError` naming the first bad step, before a checkpoint is written.
+
+    ``record`` is ``[step, loss, grad_norm]`` (float64, ``step`` -1 while all steps were finite).
     """
-    bad = torch.tensor([0.0 if torch.isfinite(loss.detach()) else 1.0], device=loss.device)
-    if accelerator.num_processes > 1:
-        bad = accelerator.reduce(bad, reduction="sum")
-    if float(bad) > 0:
+
+    def __init__(self, device: Any, *, check_gradients: bool = True) -> None:
+        self.record = torch.tensor([-1.0, 0.0, 0.0], dtype=torch.float64, device=device)
+        self.check_gradients = check_gradients
+
+    def found_inf(
+        self, loss: torch.Tensor, grad_norm: torch.Tensor | float | None, step: int
+    ) -> torch.Tensor:
+        """A float32 scalar on the device: 1.0 when this step's loss (or, when checked, the
+        gradient norm) is NaN/inf, else 0.0. Records the first such step. No sync."""
+        loss64 = loss.detach().reshape(()).to(self.record.dtype)
+        bad = ~torch.isfinite(loss64)
+        norm64 = torch.zeros((), dtype=self.record.dtype, device=self.record.device)
+        if self.check_gradients and isinstance(grad_norm, torch.Tensor):
+            norm64 = grad_norm.detach().reshape(()).to(self.record.device, self.record.dtype)
+            bad = bad | ~torch.isfinite(norm64)
+        elif self.check_gradients and grad_norm is not None:
+            norm64 = torch.tensor(float(grad_norm), dtype=self.record.dtype)
+            bad = bad | ~torch.isfinite(norm64)
+        first = bad & (self.record[0] < 0)
+        step_t = torch.full((), float(step), dtype=self.record.dtype, device=self.record.device)
+        self.record = torch.where(first, torch.stack([step_t, loss64, norm64]), self.record)
+        return bad.to(torch.float32)
+
+    def check(self, accelerator: Any, epoch: int, ckpt: Path) -> None:
+        """Raise :class:`TrainingError` when a step of this epoch (on any process) was not
+        finite; every process raises alike. ``epoch`` is 0-based."""
+        record = self.record
+        if accelerator.num_processes > 1:
+            record = accelerator.gather(record[None]).reshape(-1, 3)
+            flagged = record[record[:, 0] >= 0]
+            record = flagged[flagged[:, 0].argmin()] if len(flagged) else record[0]
+        step, loss, norm = record.tolist()
+        if step < 0:
+            return
+        self.record = torch.tensor([-1.0, 0.0, 0.0], dtype=torch.float64, device=self.record.device)
+        where = f"at epoch {epoch + 1}, step {int(step) + 1}"
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"non-finite loss ({loss:.4g}) {where}; {_kept(ckpt)}. Lower the learning rate "
+                "or check the data for empty/garbled rows."
+            )
         raise TrainingError(
-            f"non-finite loss ({float(loss.detach()):.4g}) at epoch {epoch + 1}, step {step + 1}; "
-            f"{_kept(ckpt)}. Lower the learning rate or check the data for empty/garbled rows."
+            f"non-finite gradient norm ({norm:.4g}) {where} although the loss was finite "
+            f"({loss:.4g}); {_kept(ckpt)}. Check custom layers or losses for operations with "
+            "undefined gradients (sqrt, log or division at 0)."
         )
 
 
-def check_finite_gradients(
-    grad_norm: torch.Tensor | float | None, loss: torch.Tensor, epoch: int, step: int, ckpt: Path
-) -> None:
-    """Stop before ``optimizer.step()`` writes NaN into the weights from a finite loss.
-
-    ``grad_norm`` is the total norm that gradient clipping computed (already reduced over
-    processes, so every process decides alike); clipping a NaN norm would scale every
-    gradient to NaN.
-    """
-    if grad_norm is None or math.isfinite(float(grad_norm)):
-        return
-    raise TrainingError(
-        f"non-finite gradient norm ({float(grad_norm):.4g}) at epoch {epoch + 1}, step {step + 1} "
-        f"although the loss was finite ({float(loss.detach()):.4g}); {_kept(ckpt)}. Check custom "
-        "layers or losses for operations with undefined gradients (sqrt, log or division at 0)."
-    )
+def skip_step_if(optimizer: Any, found_inf: torch.Tensor) -> bool:
+    """Make the next ``optimizer.step()`` a no-op on the device when ``found_inf`` is 1 (fused
+    AdamW's ``found_inf``). Returns False (nothing set) for a non-fused optimiser, whose caller
+    must check the step on the host instead."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrapper
+    if not inner.defaults.get("fused"):
+        return False
+    inner.found_inf = found_inf
+    return True
 
 
 def _kept(ckpt: Path) -> str:

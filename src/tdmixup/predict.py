@@ -16,9 +16,30 @@ from tdmixup.data.collate import TokenizedSet, collate, inference_batches
 from tdmixup.model import Classifier
 
 
+def autocast_for(precision: str, device: Any) -> Any:
+    """``torch.autocast`` on ``device``'s type for ``precision`` (``"bf16"`` / ``"fp16"``); a
+    disabled one for ``"fp32"``. Used by training steps (:func:`tdmixup.optim.step_autocast`)
+    and by every prediction pass (:func:`predict_logits`: dynamics, AUM margins, evaluation)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if dtype is None and precision != "fp32":
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', not {precision!r}")
+    return torch.autocast(
+        device_type=torch.device(device).type,
+        dtype=dtype or torch.bfloat16,
+        enabled=dtype is not None,
+    )
+
+
 def to_device(batch: dict[str, torch.Tensor], device: Any) -> dict[str, torch.Tensor]:
-    """The same batch with every tensor moved to ``device``."""
-    return {k: v.to(device) for k, v in batch.items()}
+    """The same batch with every tensor moved to ``device``.
+
+    To CUDA, each tensor is first copied into pinned (page-locked) host memory and sent with
+    ``non_blocking=True``: the copy overlaps the GPU's work instead of stalling the host. On CPU
+    the tensors are returned as they are."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return {k: v.to(dev) for k, v in batch.items()}
+    return {k: v.pin_memory().to(dev, non_blocking=True) for k, v in batch.items()}
 
 
 @torch.no_grad()
@@ -29,14 +50,21 @@ def predict_logits(
     batch_size: int,
     accelerator: Any,
     desc: str = "predict",
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logits of every example, dropout off, gathered over processes.
+
+    ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``: the run's, :func:`tdmixup.optim.
+    precision_of`) autocasts the forward passes as training does; logits come back as float32.
+    The batches' logits stay on the device until the last batch (one copy to the host, no sync
+    per batch).
 
     Returns:
         ``(sample_ids [N], logits [N, C])`` sorted by sample_id, identical on every process.
     """
     model.eval()
-    ids_parts, logit_parts = [], []
+    ids_parts: list[np.ndarray] = []
+    logit_parts: list[torch.Tensor] = []
     batches = list(
         inference_batches(
             data.lengths,
@@ -46,11 +74,14 @@ def predict_logits(
         )
     )
     for positions in tqdm(batches, desc=desc, disable=not accelerator.is_main_process, leave=False):
-        batch = to_device(collate(data, positions), accelerator.device)
-        logits = model(**batch).logits
-        ids_parts.append(batch["sample_id"].cpu().numpy())
-        logit_parts.append(logits.float().cpu().numpy())
-    ids, logits = _concat(ids_parts, logit_parts, data)
+        host = collate(data, positions)
+        batch = to_device(host, accelerator.device)
+        with autocast_for(precision, accelerator.device):
+            logits = model(**batch).logits
+        ids_parts.append(host["sample_id"].numpy())
+        logit_parts.append(logits.float())
+    on_host = [torch.cat(logit_parts).cpu().numpy()] if logit_parts else []
+    ids, logits = _concat(ids_parts, on_host, data)
     return gather_by_id(ids, logits, accelerator, expected=data.sample_ids)
 
 

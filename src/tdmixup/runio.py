@@ -112,6 +112,11 @@ def environment_info(world_size: int | None = None, device: str | None = None) -
         "torch_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # TF32 matmuls (tdmixup.optim.enable_tf32: on for CUDA GPUs of compute capability >= 8.0)
+        "tf32": {
+            "matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn": bool(torch.backends.cudnn.allow_tf32),
+        },
         "device": device,
         "world_size": world_size
         if world_size is not None

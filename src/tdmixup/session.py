@@ -192,7 +192,9 @@ def open_session(
                 ", ".join(kept),
             )
     config = with_task_defaults(config)
-    accelerator = make_accelerator(report_to, run_dir)
+    accelerator = make_accelerator(
+        report_to, run_dir, mixed_precision="fp16" if config.train.fp16 else "no"
+    )
     record = _check_config(
         config, run_dir, overwrite=overwrite, from_stage=from_stage, has_from_stage=has_from_stage
     )
@@ -495,6 +497,7 @@ def _evaluate_stage(session: Session, stage_dir: Path, result: TrainResult) -> d
     ``metrics.json``) and ``eval_seconds`` of a trained stage; warns when the model is near
     chance and sends the metrics to the tracker, if any."""
     from tdmixup.evaluation import evaluate_sets
+    from tdmixup.optim import precision_of
 
     eval_start = time.perf_counter()
     metrics = evaluate_sets(
@@ -504,6 +507,7 @@ def _evaluate_stage(session: Session, stage_dir: Path, result: TrainResult) -> d
         accelerator=session.accelerator,
         batch_size=session.config.train.eval_batch_size,
         out_dir=stage_dir,
+        precision=precision_of(session.config.train),
     )
     seconds = time.perf_counter() - eval_start
     temperature = metrics.get("temperature")

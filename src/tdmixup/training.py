@@ -35,11 +35,13 @@ from tdmixup.layout import CHECKPOINT, TRAINING_STATE
 from tdmixup.mixing import Batch, StepOutput
 from tdmixup.model import Classifier
 from tdmixup.optim import (
+    StepGuard,
     TrainingError,
     adamw,
-    bf16_autocast,
-    check_finite_gradients,
-    check_finite_loss,
+    enable_tf32,
+    precision_of,
+    skip_step_if,
+    step_autocast,
     warn_if_bf16_is_slow,
 )
 from tdmixup.planning import batches_per_set, plan_epoch, steps_per_epoch
@@ -67,8 +69,19 @@ EpochCallback = Callable[[int, Classifier], dict[str, float]]
 """``(epoch, model) -> metrics`` after each epoch (:func:`train`'s ``on_epoch_end``)."""
 
 
-def make_accelerator(report_to: ReportTo = "none", run_dir: Path | None = None) -> Any:
+LOG_EVERY = tracking.LOG_EVERY_STEPS
+"""Steps between the loop's reads of device values (progress-bar loss, the NaN/inf guard, the
+tracker's loss and learning rate)."""
+
+
+def make_accelerator(
+    report_to: ReportTo = "none", run_dir: Path | None = None, mixed_precision: str = "no"
+) -> Any:
     """An :class:`accelerate.Accelerator` for this process (CPU, GPU or one of many processes).
+
+    ``mixed_precision="fp16"`` (``--fp16``) gives Accelerate's dynamic gradient scaler; it is
+    refused without CUDA. On CUDA, TF32 matmuls are switched on (:func:`tdmixup.optim.
+    enable_tf32`, Ampere and later). bfloat16 needs no scaler: ``--bf16`` autocasts in the loop.
 
     Accelerate joins the processes of a ``torchrun`` launch only on a GPU, or on CPU when asked
     with ``cpu=True``; without it every CPU process would train alone on all the data and write
@@ -84,6 +97,7 @@ def make_accelerator(report_to: ReportTo = "none", run_dir: Path | None = None) 
         TrainingError: when launched with DeepSpeed, FSDP or Megatron-LM (see
             :func:`check_supported_launch`).
         tdmixup.tracking.TrackingError: when ``report_to``'s package is not installed.
+        ValueError: ``fp16`` without a CUDA GPU.
     """
     from accelerate import Accelerator
 
@@ -91,9 +105,16 @@ def make_accelerator(report_to: ReportTo = "none", run_dir: Path | None = None) 
     tracking.require_tracker(report_to)
     if report_to != "none" and run_dir is None:
         raise ValueError(f"report_to={report_to!r} needs the run folder (run_dir)")
+    if mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError(
+            "--fp16 needs a CUDA GPU (float16 autocast with a gradient scaler); on CPU train in "
+            "fp32, or with --bf16 on a CPU with native bfloat16"
+        )
     launched = int(os.environ.get("WORLD_SIZE", "1"))
+    kwargs = {"mixed_precision": "fp16"} if mixed_precision == "fp16" else {}
     accelerator = Accelerator(
         cpu=launched > 1 and not torch.cuda.is_available(),
+        **kwargs,
         **tracking.accelerator_options(report_to, run_dir or Path(".")),
     )
     check_supported_launch(os.environ, accelerator.distributed_type)
@@ -104,6 +125,7 @@ def make_accelerator(report_to: ReportTo = "none", run_dir: Path | None = None) 
             f"({accelerator.distributed_type}); "
             "run with one process or on a supported multi-process device"
         )
+    enable_tf32(accelerator.device)
     return accelerator
 
 
@@ -255,6 +277,7 @@ class _Loop:
     out_dir: Path
     first_epoch: int = 0  # 0, or the epochs a resumed checkpoint had done
     history: list[dict[str, float]] = field(default_factory=list)  # one entry per epoch done
+    guard: StepGuard | None = None  # the NaN/inf guard (made in :func:`_start`)
 
     @property
     def ckpt(self) -> Path:
@@ -304,6 +327,11 @@ def _start(
     from transformers import get_linear_schedule_with_warmup
 
     warn_if_bf16_is_slow(cfg, accelerator.device)
+    if cfg.fp16 and accelerator.mixed_precision != "fp16":
+        raise ValueError(
+            "train.fp16 needs an accelerator made with make_accelerator(mixed_precision='fp16') "
+            "(its gradient scaler)"
+        )
     mc = train_sets[0].num_choices > 0
     batch_size = cfg.mc_batch_size if mc else cfg.batch_size
     per_set = batches_per_set(mixup_config.strategy, len(train_sets))
@@ -339,14 +367,20 @@ def _start(
         out_dir=out_dir,
         first_epoch=first_epoch,
         history=history,
+        # fp16's gradient scaler skips steps with inf gradients by design: only the loss counts
+        guard=StepGuard(accelerator.device, check_gradients=not cfg.fp16),
     )
 
 
 def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> EpochTotals:
     """One epoch's optimiser steps on this process's share of the planned batches, with a
-    progress bar (main process) showing the running loss every
-    :data:`~tdmixup.tracking.LOG_EVERY_STEPS` steps, when the tracker (``--report-to``) gets
-    the mean loss since its last point and the learning rate."""
+    progress bar (main process) showing the running loss every :data:`LOG_EVERY` steps, when
+    the tracker (``--report-to``) also gets the mean loss since its last point and the learning
+    rate.
+
+    The loop reads device values only every :data:`LOG_EVERY` steps and at the epoch's end
+    (the loss for the bar and the tracker, the NaN/inf guard), so a GPU step queues without
+    waiting for the previous one."""
     acc = loop.accelerator
     loop.model.train()
     plan = plan_epoch(
@@ -371,21 +405,26 @@ def _train_epoch(loop: _Loop, epoch: int, recording: _Recording | None) -> Epoch
     )
     track = tracking.tracking_on(acc)
     logged_loss, logged_steps = 0.0, 0  # the running sums at the tracker's last point
+    assert loop.guard is not None
     for step, planned in enumerate(bar):
         batches = _collate_step(loop, planned)
         learning_rate = loop.scheduler.get_last_lr()[0]  # this step's (a float: no sync)
         out = _optimiser_step(loop, batches, epoch, step)
-        totals.add(out, batches, keep_logits)  # totals.loss is a float: no further sync
-        if step % tracking.LOG_EVERY_STEPS == 0:
-            bar.set_postfix(loss=f"{totals.loss / max(totals.steps, 1):.4f}")
+        totals.add(out, batches, keep_logits)
+        if step % LOG_EVERY == 0:
+            loop.guard.check(acc, epoch, loop.ckpt)
+            loss_sum = totals.loss_sum()  # one read of the device sum every LOG_EVERY steps
+            if acc.is_main_process:
+                bar.set_postfix(loss=f"{loss_sum / max(totals.steps, 1):.4f}")
             if track:
                 tracking.log_steps(
                     acc,
-                    loss=(totals.loss - logged_loss) / (totals.steps - logged_steps),
+                    loss=(loss_sum - logged_loss) / (totals.steps - logged_steps),
                     learning_rate=float(learning_rate),
                     step=epoch * loop.steps_per_epoch + step + 1,
                 )
-                logged_loss, logged_steps = totals.loss, totals.steps
+                logged_loss, logged_steps = loss_sum, totals.steps
+    loop.guard.check(acc, epoch, loop.ckpt)  # before the epoch's checkpoint is written
     return totals
 
 
@@ -403,9 +442,11 @@ def _collate_step(loop: _Loop, planned: list[PlannedBatch]) -> list[Batch]:
 
 
 def _optimiser_step(loop: _Loop, batches: list[Batch], epoch: int, step: int) -> StepOutput:
-    """The strategy's loss on ``batches`` (bfloat16 autocast with ``cfg.bf16``), then backward,
-    gradient clipping and one AdamW and schedule step; raises :class:`TrainingError` on a
-    non-finite loss or gradient norm before it reaches the weights."""
+    """The strategy's loss on ``batches`` (bfloat16/float16 autocast with ``cfg.bf16`` /
+    ``cfg.fp16``), then backward, gradient clipping and one AdamW and schedule step. A non-finite
+    loss or gradient norm is flagged on the device and the fused AdamW step skips it
+    (:class:`tdmixup.optim.StepGuard`, raised at the next check); a non-fused optimiser is
+    checked on the host before its step."""
     acc, cfg, mc = loop.accelerator, loop.cfg, loop.mixup_config
 
     def step_fn(model: Classifier) -> StepOutput:
@@ -419,14 +460,16 @@ def _optimiser_step(loop: _Loop, batches: list[Batch], epoch: int, step: int) ->
             pad_token_id=loop.train_sets[0].pad_token_id,
         )
 
-    with bf16_autocast(cfg, acc.device):
+    assert loop.guard is not None
+    with step_autocast(cfg, acc.device):
         out = _through_forward(loop.model, step_fn)
-    check_finite_loss(out.loss, acc, epoch, step, loop.ckpt)
     acc.backward(out.loss)
+    grad_norm = None
     if cfg.max_grad_norm > 0:
         grad_norm = acc.clip_grad_norm_(loop.model.parameters(), cfg.max_grad_norm)
-        if acc.mixed_precision != "fp16":  # fp16's loss scaler skips inf steps by design
-            check_finite_gradients(grad_norm, out.loss, epoch, step, loop.ckpt)
+    found_inf = loop.guard.found_inf(out.loss, grad_norm, step)
+    if acc.mixed_precision != "fp16" and not skip_step_if(loop.optimizer, found_inf):
+        loop.guard.check(acc, epoch, loop.ckpt)  # a non-fused optimiser: check on the host
     loop.optimizer.step()
     loop.scheduler.step()
     loop.optimizer.zero_grad(set_to_none=True)
@@ -471,9 +514,9 @@ def _end_epoch(
             model,
             acc,
             loop.cfg.eval_batch_size,
-            totals.seen_ids,
-            totals.seen_logits,
+            totals,
             recording.task,
+            precision_of(loop.cfg),
             recording.fingerprint,
         )
     if on_epoch_end is not None:
@@ -510,23 +553,24 @@ def _record_epoch(
     model: Classifier,
     accelerator: Any,
     batch_size: int,
-    seen_ids: list[np.ndarray],
-    seen_logits: list[np.ndarray],
+    totals: EpochTotals,
     task: str,
+    precision: str,
     fingerprint: Any = None,
 ) -> None:
     from tdmixup.dynamics import append_epoch
 
     if mode == "epoch_end":
         ids, logits = predict_logits(
-            model, data, batch_size=batch_size, accelerator=accelerator, desc="dynamics"
+            model,
+            data,
+            batch_size=batch_size,
+            accelerator=accelerator,
+            desc="dynamics",
+            precision=precision,
         )
     else:
-        width = seen_logits[0].shape[1] if seen_logits else 0
-        local_ids = np.concatenate(seen_ids) if seen_ids else np.zeros(0, np.int64)
-        local_logits = (
-            np.concatenate(seen_logits) if seen_logits else np.zeros((0, width), np.float32)
-        )
+        local_ids, local_logits = totals.seen_rows()
         ids, logits = gather_by_id(local_ids, local_logits, accelerator, expected=data.sample_ids)
         keep = np.isin(ids, data.sample_ids)
         ids, logits = ids[keep], logits[keep]

@@ -1,0 +1,67 @@
+"""What the GPU parts share: where results go, the machine, atomic JSON, the SNLI pairs."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RESULTS = HERE / "results"
+LABELS = ("entailment", "neutral", "contradiction")
+
+
+def data_dir() -> Path:
+    """``$TDMIXUP_DATA_DIR`` (the GPU machine: a carried copy of ``../shared/data``), else the
+    ``../shared/data`` beside the checkout."""
+    return Path(os.environ.get("TDMIXUP_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+def snli_train() -> Path:
+    return data_dir() / "snli" / "snli_1.0_train_first100k.jsonl"
+
+
+def machine() -> dict[str, Any]:
+    """The GPU (name, capability, memory), CPU, library versions and the TF32 flags."""
+    import torch
+
+    from tdmixup.runio import environment_info
+
+    info: dict[str, Any] = {**environment_info(world_size=1), "node": platform.node()}
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info["gpu_capability"] = list(torch.cuda.get_device_capability(0))
+        info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        info["cuda"] = torch.version.cuda
+    info["load_average"] = list(os.getloadavg())
+    info["time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return info
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically (a part cut off keeps its last complete JSON)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def load_pairs(n: int) -> dict[str, list[Any]]:
+    """The first ``n`` gold-labelled SNLI pairs (all when ``n`` <= 0) as schema columns."""
+    cols: dict[str, list[Any]] = {"sample_id": [], "text_a": [], "text_b": [], "label": []}
+    with snli_train().open() as fh:
+        for line_no, line in enumerate(fh):
+            row = json.loads(line)
+            if row["gold_label"] not in LABELS:
+                continue
+            cols["sample_id"].append(line_no)
+            cols["text_a"].append(row["sentence1"])
+            cols["text_b"].append(row["sentence2"])
+            cols["label"].append(LABELS.index(row["gold_label"]))
+            if len(cols["label"]) == n:
+                break
+    return cols
