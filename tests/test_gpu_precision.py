@@ -151,8 +151,14 @@ def test_partner_index_permutes_the_real_rows_and_keeps_dummies() -> None:
     for _ in range(200):
         index = partner_index(weight, g).tolist()
         assert sorted(index[r] for r in real) == real and index[1] == 1 and index[4] == 4
+        assert all(index[r] != r for r in real)  # a real row is never its own partner
+        row, cycle = real[0], []
+        for _ in real:  # one cycle through every real row: the shuffled order, then back
+            cycle.append(row)
+            row = index[row]
+        assert sorted(cycle) == real and row == real[0]
         seen.add(tuple(index))
-    assert len(seen) == 24  # every permutation of the 4 real rows appears
+    assert len(seen) == 6  # every one of the (4 - 1)! cyclic orders of the 4 real rows appears
     assert partner_index(weight, reverse=True).tolist() == [5, 1, 3, 2, 4, 0]
     assert partner_index(torch.zeros(3), g).tolist() == [0, 1, 2]
 
