@@ -101,6 +101,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--noises", nargs="+", choices=tuple(NOISES), default=list(NOISES))
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--methods", nargs="+", choices=METHOD_RUNS, default=list(METHOD_RUNS))
+    p.add_argument(
+        "--order",
+        choices=("seed", "stage1-first"),
+        default="seed",
+        help="Within each (size, noise): every method run of a seed before the next seed "
+        "(seed), or stage 1 of every seed first, then the other runs seed by seed "
+        "(stage1-first: the cheap run's methods reach all seeds soonest).",
+    )
     p.add_argument("--noise-rate", type=float, default=0.1)
     p.add_argument("--folds", type=int, default=5, help="Cross-validation folds for cleanlab.")
     p.add_argument("--aum-ks", type=float, nargs="+", default=[80.0, 50.0])
@@ -266,14 +274,16 @@ def run_cleanlab(
 
 # --- one job ---------------------------------------------------------------------------------
 def code_version() -> dict[str, Any]:
-    """The checkout's commit and whether it had uncommitted changes."""
+    """The checkout's commit and whether ``src/`` or ``benchmarks/`` (results aside) had
+    uncommitted changes."""
 
     def git(*a: str) -> str:
         return subprocess.run(
             ["git", *a], cwd=HERE, capture_output=True, text=True, check=False
         ).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    code = ("--", "src", "benchmarks", ":(exclude)benchmarks/results")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", *code))}
 
 
 def job_path(args: argparse.Namespace, size: int, noise: str, seed: int, run: str) -> Path:
@@ -453,6 +463,18 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def job_order(args: argparse.Namespace) -> list[tuple[int, str, int, str]]:
+    """Every (size, noise, seed, method run) in the order ``--order`` asks for."""
+    jobs = []
+    for size in args.sizes:
+        for noise in args.noises:
+            block = [(size, noise, seed, run) for seed in args.seeds for run in args.methods]
+            if args.order == "stage1-first":
+                block.sort(key=lambda j: j[3] != "stage1")  # stable: seeds keep their order
+            jobs += block
+    return jobs
+
+
 def main() -> None:
     args = parse_args()
     if args.summarize:
@@ -466,13 +488,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     quiet_logging()
-    jobs = [
-        (size, noise, seed, run)
-        for size in args.sizes
-        for noise in args.noises
-        for seed in args.seeds
-        for run in args.methods
-    ]
+    jobs = job_order(args)
     todo = [j for j in jobs if not job_path(args, *j).exists()]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs already done; {len(todo)} to run")
     for job in tqdm(todo, desc="label_detection jobs", unit="job", file=sys.stdout):
