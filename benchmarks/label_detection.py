@@ -279,7 +279,7 @@ def code_version() -> dict[str, Any]:
 
     def git(*a: str) -> str:
         return subprocess.run(
-            ["git", *a], cwd=HERE, capture_output=True, text=True, check=False
+            ["git", *a], cwd=HERE.parent, capture_output=True, text=True, check=False
         ).stdout.strip()
 
     code = ("--", "src", "benchmarks", ":(exclude)benchmarks/results")
