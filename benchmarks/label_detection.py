@@ -12,6 +12,8 @@ threshold-free score's ranking (AUROC and average precision, flipped = positive)
   ``--dynamics-fraction`` 0.33), ``hard_region_f0.1`` (the same at 0.1) and
   ``confidence_lowest_fraction`` (the 10 % of lowest mean gold probability; AUROC of
   confidence).
+  Also ``cleanlab_on_stage1_probs``: ``find_label_issues`` on the run's own last-epoch
+  (in-sample) probabilities, to separate cleanlab's rule from the K-fold training it asks for.
 * ``aum`` (``run_aum``: two threshold-sample runs with disjoint threshold sets):
   ``aum_threshold_k80`` and ``aum_threshold_k<k>`` for each lower ``--aum-ks`` (the same two
   runs; AUROC of the threshold runs' AUM).
@@ -203,6 +205,7 @@ def run_stage1(session: Any, truth: np.ndarray, rate: float) -> tuple[dict[str, 
         "hard_region": score(np.isin(ids, read_regions(session)["hard"]), truth, None),
         "hard_region_f0.1": score(np.isin(ids, hard_f01), truth, None),
         "confidence_lowest_fraction": score(lowest(conf, rate), truth, -conf),
+        **in_sample_cleanlab(dyn.logits[-1], dyn.gold, truth),
     }
     epochs = len(full["history"])
     evaluated = sum(len(t) for t in session.tests.values()) + len(session.dev)
@@ -213,6 +216,25 @@ def run_stage1(session: Any, truth: np.ndarray, rate: float) -> tuple[dict[str, 
         "stratify_regions": bool(dcfg.stratify_regions),
     }
     return methods, cost, extra
+
+
+def in_sample_cleanlab(
+    logits: np.ndarray, labels: np.ndarray, truth: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """cleanlab on stage 1's own last-epoch probabilities (in-sample, no extra training):
+    ``find_label_issues`` flags, ranked by ``get_label_quality_scores``. Empty without
+    cleanlab."""
+    try:
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+    except ImportError:
+        return {}
+    from scipy.special import softmax
+
+    probs = softmax(logits, axis=1)
+    issues = np.asarray(find_label_issues(labels=labels, pred_probs=probs), dtype=bool)
+    quality = np.asarray(get_label_quality_scores(labels, probs))
+    return {"cleanlab_on_stage1_probs": score(issues, truth, -quality)}
 
 
 def run_aum_stage(session: Any, truth: np.ndarray, ks: list[float]) -> tuple[dict[str, Any], ...]:
@@ -329,8 +351,10 @@ def run_job(args: argparse.Namespace, size: int, noise: str, seed: int, run: str
             session, flipped, clean, args.noise_rate, args.folds, seed
         ),
     }
+    done_before = set(run_dir.rglob(DONE))
     methods, cost, extra = runners[run]()
-    cost["wall_seconds"] = time.perf_counter() - start
+    cost["wall_seconds"] = time.perf_counter() - start  # of this process (see the next line)
+    cost["stages_finished_in_this_process"] = len(set(run_dir.rglob(DONE)) - done_before)
     machine = {
         **machine_info(),
         "world_size": session.accelerator.num_processes,
@@ -358,7 +382,7 @@ def run_job(args: argparse.Namespace, size: int, noise: str, seed: int, run: str
         "config": tc.to_json_dict(session.config),
         "run_dir": str(run_dir),
         "command": shlex.join([sys.executable, *sys.argv]),
-        "code_version": code_version(),
+        "code_version": args.code_version,
         "machine": machine,
     }
     write_json(job_path(args, size, noise, seed, run), result)
@@ -477,6 +501,7 @@ def job_order(args: argparse.Namespace) -> list[tuple[int, str, int, str]]:
 
 def main() -> None:
     args = parse_args()
+    args.code_version = code_version()  # what this process runs, whatever is committed later
     if args.summarize:
         summarize(args)
         print(f"→ {args.summary}, {args.summary.with_suffix('.md')}")
