@@ -12,8 +12,10 @@ threshold-free score's ranking (AUROC and average precision, flipped = positive)
   ``--dynamics-fraction`` 0.33), ``hard_region_f0.1`` (the same at 0.1) and
   ``confidence_lowest_fraction`` (the 10 % of lowest mean gold probability; AUROC of
   confidence).
-  Also ``cleanlab_on_stage1_probs``: ``find_label_issues`` on the run's own last-epoch
-  (in-sample) probabilities, to separate cleanlab's rule from the K-fold training it asks for.
+  Also ``confidence_within_class_fraction`` (the 10 % lowest confidence percentiles within
+  each given class; AUROC of that percentile) and ``cleanlab_on_stage1_probs``
+  (``find_label_issues`` on the run's own last-epoch, in-sample probabilities, to separate
+  cleanlab's rule from the K-fold training it asks for).
 * ``aum`` (``run_aum``: two threshold-sample runs with disjoint threshold sets):
   ``aum_threshold_k80`` and ``aum_threshold_k<k>`` for each lower ``--aum-ks`` (the same two
   runs; AUROC of the threshold runs' AUM).
@@ -198,6 +200,7 @@ def run_stage1(session: Any, truth: np.ndarray, rate: float) -> tuple[dict[str, 
         stats, fraction=0.1, allow_overlap=dcfg.allow_overlap, stratify=bool(dcfg.stratify_regions)
     )["hard"]
     aum, conf = stats["aum"].to_numpy(), stats["confidence"].to_numpy()
+    in_class = within_class_percentile(conf, dyn.gold)
     methods = {
         "aum_lowest_fraction": score(
             find_mislabeled(dyn.logits, dyn.gold, fraction=rate), truth, -aum
@@ -205,6 +208,7 @@ def run_stage1(session: Any, truth: np.ndarray, rate: float) -> tuple[dict[str, 
         "hard_region": score(np.isin(ids, read_regions(session)["hard"]), truth, None),
         "hard_region_f0.1": score(np.isin(ids, hard_f01), truth, None),
         "confidence_lowest_fraction": score(lowest(conf, rate), truth, -conf),
+        "confidence_within_class_fraction": score(lowest(in_class, rate), truth, -in_class),
         **in_sample_cleanlab(dyn.logits[-1], dyn.gold, truth),
     }
     epochs = len(full["history"])
@@ -216,6 +220,18 @@ def run_stage1(session: Any, truth: np.ndarray, rate: float) -> tuple[dict[str, 
         "stratify_regions": bool(dcfg.stratify_regions),
     }
     return methods, cost, extra
+
+
+def within_class_percentile(values: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``[N]`` each value's rank within its (given) class, divided by the class size, in (0, 1]
+    (ties share their mean rank): a per-class ranking on one scale."""
+    from scipy.stats import rankdata
+
+    out = np.empty(values.size)
+    for c in np.unique(classes):
+        members = classes == c
+        out[members] = rankdata(values[members]) / members.sum()
+    return out
 
 
 def in_sample_cleanlab(
