@@ -1,6 +1,7 @@
 """Setup shared by the benchmarks that run the pipeline's stages on real SNLI
-(``human_ambiguity.py``, ``label_noise.py``): common options, the data check, quiet logging,
-the run configuration and a resumable run folder.
+(``human_ambiguity.py``, ``label_noise.py``, ``label_detection.py``): common options, the data
+check, quiet logging, the run configuration, a resumable run folder, AUM tables at several k
+from one pair of threshold passes, and K-fold out-of-sample logits (for cleanlab).
 
 The benchmarks run as scripts (``python benchmarks/x.py``), so ``benchmarks/`` is on
 ``sys.path`` and they import this module as ``_session``.
@@ -14,9 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 import tdmixup.config as tc
 from tdmixup.data.sources import find_data_file
-from tdmixup.layout import RunLayout
+from tdmixup.layout import AUM_PASS_PREFIX, CHECKPOINT, DYNAMICS, RunLayout
 from tdmixup.runio import read_json, write_json
 
 
@@ -120,3 +124,71 @@ def provenance(
         "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
         "machine": environment_info(world_size=session.accelerator.num_processes),
     }
+
+
+def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[float, pd.DataFrame]:
+    """AUM tables at several k from the threshold passes that ``run_aum`` trained in
+    ``aum_dir`` (no retraining): ``{k: find_mislabeled_with_aum(...).table}``."""
+    from tdmixup.aum import AUMPass, find_mislabeled_with_aum
+    from tdmixup.dynamics import read_dynamics
+
+    passes = []
+    for pass_dir in sorted(aum_dir.glob(f"{AUM_PASS_PREFIX}*")):
+        dyn = read_dynamics(pass_dir / DYNAMICS)  # threshold samples carry the extra class
+        passes.append(
+            AUMPass(
+                dyn.sample_ids,
+                dyn.logits,
+                dyn.gold,
+                dyn.sample_ids[dyn.gold == dyn.num_classes - 1],
+            )
+        )
+    procedure = session.config.aum.procedure
+    skip = session.config.aum.skip_epochs
+    return {
+        k: find_mislabeled_with_aum(
+            passes, percentile=k, procedure=procedure, skip_epochs=skip
+        ).table
+        for k in percentiles
+    }
+
+
+def cross_validated_logits(session: Any, out_dir: Path, folds: int, seed: int) -> np.ndarray:
+    """``[N, C]`` out-of-sample logits of ``session.train`` (training order): K models trained
+    like stage 1 (same config, ``train_and_evaluate``), each on the other folds, each predicting
+    its held-out fold (a random permutation of ``seed`` cut into ``folds`` near-equal parts).
+
+    Resumable: each fold's held-out logits go to ``out_dir/fold{k}_heldout_logits.npz`` and its
+    stage folder ``out_dir/fold{k}`` keeps ``done.json`` (its cost); checkpoints are deleted.
+    """
+    import os
+    import shutil
+
+    from tdmixup.model import load_classifier
+    from tdmixup.pipeline import train_and_evaluate
+    from tdmixup.predict import predict_logits
+
+    data, cfg = session.train, session.config
+    logits = np.zeros((len(data), session.task.spec.num_labels))
+    for k, held in enumerate(
+        np.array_split(np.random.default_rng(seed).permutation(len(data)), folds)
+    ):
+        fold_dir, saved = out_dir / f"fold{k}", out_dir / f"fold{k}_heldout_logits.npz"
+        if not saved.exists():
+            rest = data.sample_ids[np.setdiff1d(np.arange(len(data)), held)]
+            train_and_evaluate(
+                session, fold_dir, strategy="none", train_sets=[data.subset(rest)], evaluate=False
+            )
+            model, _ = load_classifier(fold_dir / CHECKPOINT)
+            ids, z = predict_logits(
+                model.to(session.accelerator.device),
+                data.subset(data.sample_ids[held]),
+                batch_size=cfg.train.eval_batch_size,
+                accelerator=session.accelerator,
+            )
+            np.savez(out_dir / "heldout.tmp.npz", ids=ids, logits=z)
+            os.replace(out_dir / "heldout.tmp.npz", saved)
+            shutil.rmtree(fold_dir / CHECKPOINT)
+        part = np.load(saved)
+        logits[data.positions_of(part["ids"])] = part["logits"]
+    return logits

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,10 +39,19 @@ import pandas as pd
 import tdmixup.config as tc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _session import add_run_options, data_missing, open_run, provenance, quiet_logging, snli_config  # noqa: E402
+from _session import (  # noqa: E402
+    add_run_options,
+    aum_tables,
+    cross_validated_logits,
+    data_missing,
+    open_run,
+    provenance,
+    quiet_logging,
+    snli_config,
+)
 
 from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN  # noqa: E402
-from tdmixup.layout import AUM_PASS_PREFIX, CHECKPOINT, DONE, DYNAMICS  # noqa: E402
+from tdmixup.layout import DONE  # noqa: E402
 from tdmixup.runio import read_json, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "label_noise.json"
@@ -65,68 +73,16 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[float, pd.DataFrame]:
-    """AUM tables at several k from the threshold passes that ``run_aum`` trained (no
-    retraining)."""
-    from tdmixup.aum import AUMPass, find_mislabeled_with_aum
-    from tdmixup.dynamics import read_dynamics
-
-    passes = []
-    for pass_dir in sorted(aum_dir.glob(f"{AUM_PASS_PREFIX}*")):
-        dyn = read_dynamics(pass_dir / DYNAMICS)  # threshold samples carry the extra class
-        passes.append(
-            AUMPass(
-                dyn.sample_ids,
-                dyn.logits,
-                dyn.gold,
-                dyn.sample_ids[dyn.gold == dyn.num_classes - 1],
-            )
-        )
-    procedure = session.config.aum.procedure
-    skip = session.config.aum.skip_epochs
-    return {
-        k: find_mislabeled_with_aum(
-            passes, percentile=k, procedure=procedure, skip_epochs=skip
-        ).table
-        for k in percentiles
-    }
-
-
 def cleanlab_flags(session: Any, out_dir: Path, folds: int, seed: int) -> np.ndarray:
     """``find_label_issues`` on K-fold out-of-sample probabilities of models trained like
     stage 1."""
     from cleanlab.filter import find_label_issues
     from scipy.special import softmax
 
-    from tdmixup.model import load_classifier
-    from tdmixup.pipeline import train_and_evaluate
-    from tdmixup.predict import predict_logits
-
-    data, cfg = session.train, session.config
-    logits = np.zeros((len(data), session.task.spec.num_labels))
-    for k, held in enumerate(
-        np.array_split(np.random.default_rng(seed).permutation(len(data)), folds)
-    ):
-        fold_dir, saved = out_dir / f"fold{k}", out_dir / f"fold{k}_heldout_logits.npz"
-        if not saved.exists():
-            rest = data.sample_ids[np.setdiff1d(np.arange(len(data)), held)]
-            train_and_evaluate(
-                session, fold_dir, strategy="none", train_sets=[data.subset(rest)], evaluate=False
-            )
-            model, _ = load_classifier(fold_dir / CHECKPOINT)
-            ids, z = predict_logits(
-                model.to(session.accelerator.device),
-                data.subset(data.sample_ids[held]),
-                batch_size=cfg.train.eval_batch_size,
-                accelerator=session.accelerator,
-            )
-            np.savez(out_dir / "heldout.tmp.npz", ids=ids, logits=z)
-            os.replace(out_dir / "heldout.tmp.npz", saved)
-            shutil.rmtree(fold_dir / CHECKPOINT)
-        part = np.load(saved)
-        logits[data.positions_of(part["ids"])] = part["logits"]
+    logits = cross_validated_logits(session, out_dir, folds, seed)
     return np.asarray(
-        find_label_issues(labels=data.labels, pred_probs=softmax(logits, axis=1)), dtype=bool
+        find_label_issues(labels=session.train.labels, pred_probs=softmax(logits, axis=1)),
+        dtype=bool,
     )
 
 

@@ -75,3 +75,41 @@ def test_flag_metrics_match_sklearn():
     p, r, f, _ = sklearn_metrics.precision_recall_fscore_support(truth, flags, average="binary")
     m = flag_metrics(flags, truth)
     assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((p, r, f))
+
+
+def test_class_conditional_flips_only_the_source_class_to_its_target():
+    labels = np.arange(3000) % 3  # 1,000 per class
+    noisy, flipped = inject_label_noise(
+        labels, 3, rate=0.1, seed=5, kind="class_conditional", transitions={1: 0}
+    )
+    assert flipped.sum() == 300  # a share of all rows, not of the source class
+    np.testing.assert_array_equal(noisy != labels, flipped)
+    assert (labels[flipped] == 1).all() and (noisy[flipped] == 0).all()
+    again, _ = inject_label_noise(
+        labels, 3, rate=0.1, seed=5, kind="class_conditional", transitions={1: 0}
+    )
+    np.testing.assert_array_equal(noisy, again)
+    two, moved = inject_label_noise(
+        labels, 3, rate=0.2, seed=1, kind="class_conditional", transitions={1: 0, 2: 1}
+    )
+    assert set(zip(labels[moved].tolist(), two[moved].tolist(), strict=True)) == {(1, 0), (2, 1)}
+
+
+def test_class_conditional_noise_validates_transitions():
+    labels = np.arange(30) % 3
+    for bad, match in [
+        ({1: 1}, "itself"),
+        ({1: 3}, r"outside \[0, 3\)"),
+        ({}, "at least one"),
+        (None, "transitions: required"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            inject_label_noise(
+                labels, 3, rate=0.1, seed=0, kind="class_conditional", transitions=bad
+            )
+    with pytest.raises(ValueError, match="only 10 labels belong"):
+        inject_label_noise(
+            labels, 3, rate=0.5, seed=0, kind="class_conditional", transitions={1: 0}
+        )
+    with pytest.raises(ValueError, match="only taken with it"):
+        inject_label_noise(labels, 3, rate=0.1, seed=0, transitions={1: 0})

@@ -6,13 +6,14 @@ cleanlab ships the noise generator it is tested with; so do we: the tests inject
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 
 from tdmixup.arrays import class_labels
 
-NoiseKind = Literal["symmetric", "flip"]
+NoiseKind = Literal["symmetric", "flip", "class_conditional"]
 
 
 def inject_label_noise(
@@ -22,12 +23,17 @@ def inject_label_noise(
     rate: float,
     seed: int,
     kind: NoiseKind = "symmetric",
+    transitions: Mapping[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flip exactly ``round(rate · N)`` labels (half rounds up), chosen uniformly at random.
 
     * ``kind="symmetric"``: each chosen label moves to a class drawn uniformly from the
       ``num_classes − 1`` *other* classes (so it always changes).
     * ``kind="flip"``: class y → (y + 1) mod c (Pleiss et al.'s asymmetric "flip" noise).
+    * ``kind="class_conditional"``: only the source classes of ``transitions`` are flipped,
+      each to its target (e.g. ``{1: 0}``: SNLI neutral → entailment only). The
+      ``round(rate · N)`` flips are drawn uniformly from the rows of the source classes, so
+      ``rate`` is still a share of all N rows (a 10 % rate flips ~30 % of one SNLI class).
 
     Unlike transition-matrix generators (the ``aum`` runner), the number of flips is exact.
 
@@ -36,7 +42,9 @@ def inject_label_noise(
         num_classes: c ≥ 2.
         rate: fraction of samples to flip, in [0, 1].
         seed: seeds the draw; the same inputs give the same output.
-        kind: ``"symmetric"`` or ``"flip"``.
+        kind: ``"symmetric"``, ``"flip"`` or ``"class_conditional"``.
+        transitions: ``{source class: target class}``; required by, and only taken with,
+            ``kind="class_conditional"``.
 
     Returns:
         ``(noisy_labels [N] int64, flipped_mask [N] bool)``;
@@ -45,6 +53,11 @@ def inject_label_noise(
     >>> noisy, flipped = inject_label_noise(np.array([0, 1, 2, 0]), 3, rate=0.5, seed=0)
     >>> int(flipped.sum()), bool((noisy[flipped] != np.array([0, 1, 2, 0])[flipped]).all())
     (2, True)
+    >>> y = np.array([0, 1, 1, 2, 1, 0])
+    >>> noisy, flipped = inject_label_noise(y, 3, rate=0.5, seed=0, kind="class_conditional",
+    ...                                     transitions={1: 0})
+    >>> noisy.tolist(), flipped.tolist()
+    ([0, 0, 0, 2, 0, 0], [False, True, True, False, True, False])
     """
     if num_classes < 2:
         raise ValueError(
@@ -55,18 +68,54 @@ def inject_label_noise(
         raise ValueError(f"rate: expected a fraction in [0, 1], got {rate}")
     rng = np.random.default_rng(seed)
     n_flip = int(np.floor(rate * labels.size + 0.5))
+    if (kind == "class_conditional") != (transitions is not None):
+        raise ValueError(
+            f"transitions: required by kind='class_conditional' and only taken with it "
+            f"(got kind={kind!r}, transitions={transitions!r})"
+        )
+    if transitions is not None:
+        target = _transition_table(transitions, num_classes)
+        pool = np.flatnonzero(target[labels] >= 0)
+        if pool.size < n_flip:
+            raise ValueError(
+                f"rate: {n_flip} flips asked for, but only {pool.size} labels belong to the "
+                f"source classes {sorted(transitions)}"
+            )
+        chosen = rng.choice(pool, size=n_flip, replace=False)
+        noisy = labels.astype(np.int64)
+        noisy[chosen] = target[noisy[chosen]]
+        flipped = np.zeros(labels.size, dtype=bool)
+        flipped[chosen] = True
+        return noisy, flipped
     chosen = rng.choice(labels.size, size=n_flip, replace=False)
     if kind == "symmetric":
         shift = rng.integers(1, num_classes, size=n_flip)
     elif kind == "flip":
         shift = np.ones(n_flip, dtype=np.int64)
     else:
-        raise ValueError(f"kind: expected 'symmetric' or 'flip', got {kind!r}")
+        raise ValueError(f"kind: expected 'symmetric', 'flip' or 'class_conditional', got {kind!r}")
     noisy = labels.astype(np.int64)
     noisy[chosen] = (noisy[chosen] + shift) % num_classes
     flipped = np.zeros(labels.size, dtype=bool)
     flipped[chosen] = True
     return noisy, flipped
+
+
+def _transition_table(transitions: Mapping[int, int], num_classes: int) -> np.ndarray:
+    """``[c]`` int64: each class's target under ``transitions``, −1 for a class left alone."""
+    target = np.full(num_classes, -1, dtype=np.int64)
+    for source, dest in transitions.items():
+        for name, value in (("source", source), ("target", dest)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ValueError(f"transitions: {name} class {value!r} is not an integer")
+            if not 0 <= value < num_classes:
+                raise ValueError(f"transitions: {name} class {value} is outside [0, {num_classes})")
+        if source == dest:
+            raise ValueError(f"transitions: class {source} → itself is no flip")
+        target[source] = dest
+    if not transitions:
+        raise ValueError("transitions: expected at least one {source: target} pair")
+    return target
 
 
 def flag_metrics(flags: np.ndarray, truth: np.ndarray) -> dict[str, float]:
