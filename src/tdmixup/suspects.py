@@ -110,9 +110,9 @@ def rank_suspects(
     >>> rank_suspects(np.array([7, 8, 9]), stats, rank_by="aum").tolist()
     [7, 9, 8]
     """
-    _, ascending = RANKINGS.get(rank_by, ("", True))
     ids = np.asarray(sample_ids, dtype=np.int64)
     key = ranking_statistic(stats, rank_by).reindex(ids).to_numpy(dtype=np.float64)
+    _, ascending = RANKINGS[rank_by]  # rank_by checked by ranking_statistic
     key = np.where(np.isnan(key), np.inf, key if ascending else -key)
     return ids[np.lexsort((ids, key))]
 
