@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import tdmixup.config as tc
+import tdmixup.core.config as tc
+from tdmixup.core.layout import AUM_PASS_PREFIX, CHECKPOINT, DYNAMICS, RunLayout
+from tdmixup.core.runio import read_json, write_json
 from tdmixup.data.sources import find_data_file
-from tdmixup.layout import AUM_PASS_PREFIX, CHECKPOINT, DYNAMICS, RunLayout
-from tdmixup.runio import read_json, write_json
 
 
 def add_run_options(
@@ -94,7 +94,7 @@ def snli_config(args: argparse.Namespace, **sections: Any) -> tc.RunConfig:
 
 def open_run(config: tc.RunConfig, run_dir: Path, settings: dict[str, Any], resume: bool) -> Any:
     """A session on a fresh run folder, or (``resume``) on one made with the same settings."""
-    from tdmixup.pipeline import open_session
+    from tdmixup.run.pipeline import open_session
 
     marker = run_dir / "benchmark_settings.json"
     made = RunLayout(run_dir).config.exists()
@@ -115,7 +115,7 @@ def provenance(
     import os
     import shlex
 
-    from tdmixup.runio import environment_info
+    from tdmixup.core.runio import environment_info
 
     return {
         "config": tc.to_json_dict(session.config),  # as the run resolved it (e.g. the task's AUM k)
@@ -129,8 +129,8 @@ def provenance(
 def aum_tables(session: Any, aum_dir: Path, percentiles: list[float]) -> dict[float, pd.DataFrame]:
     """AUM tables at several k from the threshold passes that ``run_aum`` trained in
     ``aum_dir`` (no retraining): ``{k: find_mislabeled_with_aum(...).table}``."""
-    from tdmixup.aum import AUMPass, find_mislabeled_with_aum
-    from tdmixup.dynamics import read_dynamics
+    from tdmixup.dynamics.aum import AUMPass, find_mislabeled_with_aum
+    from tdmixup.dynamics.table import read_dynamics
 
     passes = []
     for pass_dir in sorted(aum_dir.glob(f"{AUM_PASS_PREFIX}*")):
@@ -164,9 +164,9 @@ def cross_validated_logits(session: Any, out_dir: Path, folds: int, seed: int) -
     import os
     import shutil
 
-    from tdmixup.model import load_classifier
-    from tdmixup.pipeline import train_and_evaluate
-    from tdmixup.predict import predict_logits
+    from tdmixup.model.classifier import load_classifier
+    from tdmixup.model.predict import predict_logits
+    from tdmixup.run.pipeline import train_and_evaluate
 
     data, cfg = session.train, session.config
     logits = np.zeros((len(data), session.task.spec.num_labels))

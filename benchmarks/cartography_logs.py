@@ -4,7 +4,7 @@ Input: the TREC training-dynamics logs that Dataset Cartography's code wrote for
 (``../shared/data/cartography_dynamics/TREC_dynamics_epoch_{0,1,2}.jsonl``: 4,894 samples,
 3 epochs, 6 classes, logged during the training pass). Steps, each timed:
 
-1. :func:`tdmixup.dynamics.read_cartography` on the three files;
+1. :func:`tdmixup.dynamics.table.read_cartography` on the three files;
 2. :func:`compute_statistics` and :func:`assign_regions` (disjoint, fraction 0.33, and
    Cartography's own selection: independent sorts of ``int(0.3319 · N) + 1`` rows);
 3. the PNG and HTML data maps (written to ``--plots-dir``, not committed);
@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from tdmixup.core.runio import environment_info, write_json
 from tdmixup.data.sources import find_data_file
-from tdmixup.datamap import REGIONS, assign_regions
-from tdmixup.datamap_plots import plot_datamap_html, plot_datamap_png
-from tdmixup.dynamics import (
+from tdmixup.dynamics.datamap import REGIONS, assign_regions
+from tdmixup.dynamics.datamap_plots import plot_datamap_html, plot_datamap_png
+from tdmixup.dynamics.table import (
     TrainingDynamics,
     append_epoch,
     compute_statistics,
@@ -40,7 +41,6 @@ from tdmixup.dynamics import (
     read_cartography,
     read_dynamics,
 )
-from tdmixup.runio import environment_info, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cartography_logs.json"
 FIRST_LOG = "cartography_dynamics/TREC_dynamics_epoch_0.jsonl"

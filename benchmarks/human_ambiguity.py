@@ -39,8 +39,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _session import add_run_options, data_missing, open_run, provenance, quiet_logging, snli_config  # noqa: E402
 
+from tdmixup.core.runio import write_json  # noqa: E402
 from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN, find_data_file  # noqa: E402
-from tdmixup.runio import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "human_ambiguity.json"
 CHAOS_SNLI = "chaosnli/chaosNLI_snli.jsonl"
@@ -151,7 +151,7 @@ def main() -> None:
     if data_missing((SNLI_TRAIN, SNLI_TEST, CHAOS_SNLI)):
         return
     quiet_logging()
-    from tdmixup.pipeline import read_regions, stage_datamap, stage_full
+    from tdmixup.run.pipeline import read_regions, stage_datamap, stage_full
 
     load_before, start = os.getloadavg(), time.perf_counter()
     config = snli_config(args)

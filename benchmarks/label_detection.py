@@ -1,9 +1,9 @@
 """Which ranking finds label errors? tdmixup's AUM, data map and confidence against cleanlab.
 
 Issue 23, item 4. On the first ``--sizes`` SNLI training pairs with 10 % of the labels flipped
-(:func:`tdmixup.noise.inject_label_noise`; dev and test stay clean), scores each method's flags
-against the flips (precision, recall, F1; :func:`tdmixup.noise.flag_metrics`) and each
-threshold-free score's ranking (AUROC and average precision, flipped = positive):
+(:func:`tdmixup.dynamics.noise.inject_label_noise`; dev and test stay clean), scores each method's
+flags against the flips (precision, recall, F1; :func:`tdmixup.dynamics.noise.flag_metrics`) and
+each threshold-free score's ranking (AUROC and average precision, flipped = positive):
 
 * ``stage1`` (one training run with dynamics, the pipeline's ``stage_full`` + ``stage_datamap``;
   every method of this group shares it):
@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import tdmixup.config as tc
+import tdmixup.core.config as tc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _session import (  # noqa: E402
@@ -75,9 +75,9 @@ from _session import (  # noqa: E402
     quiet_logging,
 )
 
+from tdmixup.core.layout import DONE  # noqa: E402
+from tdmixup.core.runio import read_json, write_json  # noqa: E402
 from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN  # noqa: E402
-from tdmixup.layout import DONE  # noqa: E402
-from tdmixup.runio import read_json, write_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -86,7 +86,7 @@ NOISES = {
     "uniform": {"kind": "symmetric"},
     "class_conditional": {"kind": "class_conditional", "transitions": {1: 0}},
 }
-"""Noise name → :func:`tdmixup.noise.inject_label_noise` options (SNLI: 0 entailment,
+"""Noise name → :func:`tdmixup.dynamics.noise.inject_label_noise` options (SNLI: 0 entailment,
 1 neutral, 2 contradiction)."""
 SCORE_KEYS = ("precision", "recall", "f1", "auroc", "average_precision", "n_flagged")
 COST_KEYS = (
@@ -149,7 +149,7 @@ def ranking_scores(suspicion: np.ndarray, truth: np.ndarray) -> dict[str, float]
 
 def score(flags: np.ndarray, truth: np.ndarray, suspicion: np.ndarray | None) -> dict[str, Any]:
     """Flag metrics, plus the ranking's when the method has a threshold-free score."""
-    from tdmixup.noise import flag_metrics
+    from tdmixup.dynamics.noise import flag_metrics
 
     out: dict[str, Any] = dict(flag_metrics(flags, truth))
     if suspicion is not None:
@@ -184,9 +184,9 @@ def stage_cost(stage_dirs: list[Path], *, inferred: int = 0) -> dict[str, Any]:
 def run_stage1(session: Any, truth: np.ndarray, rate: float) -> tuple[dict[str, Any], ...]:
     """Stage 1 + data map; the AUM-fraction, hard-region and confidence flags."""
     from tdmixup import find_mislabeled
-    from tdmixup.datamap import assign_regions
-    from tdmixup.dynamics import read_dynamics
-    from tdmixup.pipeline import read_regions, stage_datamap, stage_full, with_task_defaults
+    from tdmixup.dynamics.datamap import assign_regions
+    from tdmixup.dynamics.table import read_dynamics
+    from tdmixup.run.pipeline import read_regions, stage_datamap, stage_full, with_task_defaults
 
     full = stage_full(session)
     stage_datamap(session)
@@ -255,8 +255,8 @@ def in_sample_cleanlab(
 
 def run_aum_stage(session: Any, truth: np.ndarray, ks: list[float]) -> tuple[dict[str, Any], ...]:
     """``run_aum`` on every training sample; flags at each k from the same two passes."""
-    from tdmixup.aum_training import run_aum
-    from tdmixup.layout import AUM_PASS_PREFIX
+    from tdmixup.core.layout import AUM_PASS_PREFIX
+    from tdmixup.run.aum_training import run_aum
 
     layout, ids = session.layout, session.train.sample_ids
     aum_dir = layout.aum_dir("all")
@@ -332,7 +332,7 @@ def run_job(args: argparse.Namespace, size: int, noise: str, seed: int, run: str
     """One method run on one noisy set: train (or resume), score, write its JSON."""
     from throughput import machine_info
 
-    from tdmixup.noise import inject_label_noise
+    from tdmixup.dynamics.noise import inject_label_noise
 
     start, load_before = time.perf_counter(), os.getloadavg()
     config = tc.RunConfig(

@@ -1,10 +1,11 @@
 """Label-noise recovery on real SNLI: AUM flags and the hard-to-learn region against injected flips.
 
 Flips ``--noise-rate`` (10 %) of the labels of the first ``--train-size`` SNLI training pairs
-(:func:`tdmixup.noise.inject_label_noise`, symmetric, seeded; dev and test stay clean), then runs
-the pipeline's own pieces on the noisy set: ``stage_full`` (training with dynamics),
+(:func:`tdmixup.dynamics.noise.inject_label_noise`, symmetric, seeded; dev and test stay clean),
+then runs the pipeline's own pieces on the noisy set: ``stage_full`` (training with dynamics),
 ``stage_datamap`` (regions) and ``run_aum`` on every training sample (two threshold-sample
-passes). Precision / recall / F1 (:func:`tdmixup.noise.flag_metrics`) against the flips, for:
+passes). Precision / recall / F1 (:func:`tdmixup.dynamics.noise.flag_metrics`) against the flips,
+for:
 
 * AUM flags at the configured k (``--aum-percentile``) and at ``--extra-percentiles``,
   recomputed with :func:`find_mislabeled_with_aum` from the same two passes' dynamics tables;
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import tdmixup.config as tc
+import tdmixup.core.config as tc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _session import (  # noqa: E402
@@ -50,9 +51,9 @@ from _session import (  # noqa: E402
     snli_config,
 )
 
+from tdmixup.core.layout import DONE  # noqa: E402
+from tdmixup.core.runio import read_json, write_json  # noqa: E402
 from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN  # noqa: E402
-from tdmixup.layout import DONE  # noqa: E402
-from tdmixup.runio import read_json, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "label_noise.json"
 
@@ -91,8 +92,8 @@ def main() -> None:
     if data_missing((SNLI_TRAIN, SNLI_TEST)):
         return
     quiet_logging()
-    from tdmixup.noise import flag_metrics, inject_label_noise
-    from tdmixup.pipeline import read_regions, stage_datamap, stage_full
+    from tdmixup.dynamics.noise import flag_metrics, inject_label_noise
+    from tdmixup.run.pipeline import read_regions, stage_datamap, stage_full
 
     load_before, start = os.getloadavg(), time.perf_counter()
     config = snli_config(
@@ -119,7 +120,7 @@ def main() -> None:
         seconds[name] = time.perf_counter() - t
         return out
 
-    from tdmixup.aum_training import run_aum
+    from tdmixup.run.aum_training import run_aum
 
     full = timed("stage_full", stage_full, session)
     timed("stage_datamap", stage_datamap, session)

@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
+from tdmixup.core.runio import environment_info, write_json
 from tdmixup.data.batch_stats import padding_fraction, paired_length_correlation, reoccurrence
 from tdmixup.data.collate import epoch_order
-from tdmixup.runio import environment_info, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "partner_randomness.json"
 PLANS: dict[str, dict[str, Any]] = {
@@ -63,10 +63,10 @@ PLANS: dict[str, dict[str, Any]] = {
 def snli_lengths(n: int, max_length: int) -> np.ndarray:
     """Token counts of the first ``n`` labelled SNLI training pairs (tdmixup's reader and
     tokenizer)."""
-    from tdmixup.config import DEFAULT_MODEL, DataConfig
+    from tdmixup.core.config import DEFAULT_MODEL, DataConfig
     from tdmixup.data.collate import tokenize
     from tdmixup.data.tasks import load_task
-    from tdmixup.model import load_tokenizer
+    from tdmixup.model.classifier import load_tokenizer
 
     task = load_task(DataConfig(task="snli", train_size=n, max_seq_length=max_length), seed=0)
     data = tokenize(task.train, task.spec, load_tokenizer(DEFAULT_MODEL), max_length=max_length)

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tdmixup.layout import DONE, RunLayout
-from tdmixup.runio import environment_info, write_json
+from tdmixup.core.layout import DONE, RunLayout
+from tdmixup.core.runio import environment_info, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline_cost.json"
 
@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.work_dir)
     shutil.rmtree(work, ignore_errors=True)
-    exe = [sys.executable, "-m", "tdmixup.cli"]
+    exe = [sys.executable, "-m", "tdmixup.cli.commands"]
     common = list(args.extra)  # none: the default profile, cpu-small = `make demo`
     baseline = timed(
         [*exe, "train", "--strategy", "none", "--output-dir", str(work / "baseline"), *common]

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(REPO / "src"), str(HERE)]
 
-from tdmixup.runio import write_json  # noqa: E402
+from tdmixup.core.runio import write_json  # noqa: E402
 
 
 def snli_pairs(n: int) -> list[tuple[str, str]]:
@@ -60,9 +60,9 @@ def build_model(folder: Path, max_length: int) -> tuple[Path, Path]:
     """A MiniLM tdmixup checkpoint (random head, T = 1.5) and its ``tdmixup export`` folder."""
     import torch
 
-    from tdmixup.config import ModelConfig
+    from tdmixup.core.config import ModelConfig
     from tdmixup.inference.export import export_classifier
-    from tdmixup.model import (
+    from tdmixup.model.classifier import (
         CheckpointInfo,
         build_classifier,
         load_tokenizer,

@@ -1,6 +1,6 @@
 """Cost of recording training dynamics: ``train_pass`` and ``epoch_end`` against plain training.
 
-Each run is one call of :func:`tdmixup.training.train` (fresh model, same seed, same data, same
+Each run is one call of :func:`tdmixup.training.loop.train` (fresh model, same seed, same data, same
 number of steps) on the first ``--train-size`` SNLI training pairs, in one of three modes:
 
 * ``none`` — no dynamics;
@@ -15,8 +15,8 @@ against ``none``. Every mode writes the same per-epoch checkpoint (model + optim
 cost is in all three times equally; it is also timed, and the overhead is reported without it
 too. The recording itself (the inference pass or gathering the kept logits, plus the Parquet
 append) and the checkpoint writes are timed inside the run by wrapping
-``tdmixup.training._record_epoch`` and ``tdmixup.checkpoint.save`` with a timer (measurement
-hooks; nothing else changes).
+``tdmixup.training.loop._record_epoch`` and ``tdmixup.training.checkpoint.save`` with a timer
+(measurement hooks; nothing else changes).
 
 Full size (about 4 min on 2 quiet cores with MiniLM; ~2 min with --num-hidden-layers 3)::
 
@@ -39,12 +39,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import tdmixup.checkpoint as checkpoint
-import tdmixup.training as training
-from tdmixup.config import DEFAULT_MODEL, MixupConfig, ModelConfig, TrainConfig
+import tdmixup.training.checkpoint as checkpoint
+import tdmixup.training.loop as training
+from tdmixup.core.config import DEFAULT_MODEL, MixupConfig, ModelConfig, TrainConfig
+from tdmixup.core.layout import DYNAMICS
+from tdmixup.core.runio import environment_info, write_json
 from tdmixup.data.sources import SNLI_TRAIN, find_data_file
-from tdmixup.layout import DYNAMICS
-from tdmixup.runio import environment_info, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recording_overhead.json"
 MODES = ("none", "train_pass", "epoch_end")
@@ -97,7 +97,7 @@ def run_once(
 ) -> dict[str, Any]:
     """Train a fresh model once in ``mode``; wall seconds of ``train`` and of each epoch's
     recording."""
-    from tdmixup.model import build_classifier
+    from tdmixup.model.classifier import build_classifier
 
     training.seed_everything(args.seed)
     model = build_classifier(
@@ -149,7 +149,7 @@ def main() -> None:
     from tdmixup.data.collate import tokenize
     from tdmixup.data.readers import read_nli_jsonl
     from tdmixup.data.tasks import TASKS
-    from tdmixup.model import load_tokenizer
+    from tdmixup.model.classifier import load_tokenizer
 
     transformers.logging.set_verbosity_error()
     for name in HOOKED:
@@ -204,8 +204,8 @@ def main() -> None:
         }
     within = summary["train_pass"]["overhead_pct_vs_none"] <= TARGET_PCT
     result = {
-        "what": "wall seconds of tdmixup.training.train per dynamics mode (median over rounds) "
-        "and overhead vs none",
+        "what": "wall seconds of tdmixup.training.loop.train per dynamics mode "
+        "(median over rounds) and overhead vs none",
         "target": f"train_pass overhead <= {TARGET_PCT} %",
         "train_pass_within_target": within,
         "summary": summary,

@@ -78,8 +78,8 @@ def stage_metrics(done: Path, test_name: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     from throughput import machine_info
 
+    from tdmixup.core.runio import write_json
     from tdmixup.data.sources import SNLI_TEST, SNLI_TRAIN, find_data_file
-    from tdmixup.runio import write_json
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=2000, help="training hypotheses")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     start, cpu_start = time.perf_counter(), os.times()
     subprocess.run(
-        [sys.executable, "-m", "tdmixup.cli", *command[1:]],
+        [sys.executable, "-m", "tdmixup.cli.commands", *command[1:]],
         check=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
     )

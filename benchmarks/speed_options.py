@@ -289,8 +289,8 @@ def loss_curve(
     import numpy as np
     import torch
 
-    from tdmixup.calibration import calibration_report
     from tdmixup.data.collate import collate, inference_batches
+    from tdmixup.evaluation.calibration import calibration_report
 
     steps = 3 * -(-len(data) // 16)
     load_before = os.getloadavg()
@@ -348,7 +348,8 @@ def loss_curve(
 
 def paired_evaluation(base: Any, data: Any, rounds: int) -> dict[str, Any]:
     """Whole prediction passes (batch 64, length-sorted) alternating: ``no_grad`` (the library's
-    :func:`~tdmixup.predict.predict_logits`), ``inference_mode``, compiled encoder + no_grad."""
+    :func:`~tdmixup.model.predict.predict_logits`), ``inference_mode``, compiled encoder +
+    no_grad."""
     import torch
 
     from tdmixup.data.collate import collate, inference_batches
@@ -406,10 +407,10 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "src"))
     from throughput import LABELS, SNLI, load_pairs, machine_info
 
-    from tdmixup.config import ModelConfig
+    from tdmixup.core.config import ModelConfig
     from tdmixup.data.collate import tokenize
     from tdmixup.data.schema import TaskSpec
-    from tdmixup.model import build_classifier, load_tokenizer
+    from tdmixup.model.classifier import build_classifier, load_tokenizer
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)

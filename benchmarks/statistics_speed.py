@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tdmixup.datamap import assign_regions
-from tdmixup.dynamics import (
+from tdmixup.dynamics.datamap import assign_regions
+from tdmixup.dynamics.table import (
     TrainingDynamics,
     append_epoch,
     area_under_margin,

@@ -1,8 +1,8 @@
 """Training throughput of tdmixup's loop against Hugging Face ``Trainer``, like for like.
 
 Both sides fine-tune the same model (all-MiniLM-L6-v2 with tdmixup's [CLS] head, built by
-:func:`tdmixup.model.build_classifier`; the Trainer gets it behind a 10-line wrapper that adds
-the cross-entropy loss) on the same SNLI pairs, with the same batch size, learning rate,
+:func:`tdmixup.model.classifier.build_classifier`; the Trainer gets it behind a 10-line wrapper that
+adds the cross-entropy loss) on the same SNLI pairs, with the same batch size, learning rate,
 schedule (linear, no warm-up), gradient clipping (1.0), thread count, dynamic padding
 (``DataCollatorWithPadding`` for the Trainer) and one checkpoint per epoch (model + optimizer).
 The optimiser is each side's default: ``torch.optim.AdamW`` for tdmixup, ``adamw_torch_fused``
@@ -11,7 +11,7 @@ for the Trainer.
 Sides, each run in its own subprocess (so its peak RSS is its own) and repeated in alternating
 order over ``--rounds`` rounds to spread out the noise of a shared machine:
 
-* ``tdmixup`` — :func:`tdmixup.training.train` with length grouping (its default);
+* ``tdmixup`` — :func:`tdmixup.training.loop.train` with length grouping (its default);
 * ``tdmixup_ungrouped`` — the same loop without length grouping (what the loop itself costs);
 * ``hf_trainer`` — ``Trainer`` with its default random sampler;
 * ``hf_trainer_grouped`` — ``Trainer`` with ``train_sampling_strategy="group_by_length"``
@@ -96,11 +96,12 @@ def plan_padding(
     grouping: str | None = None,
 ) -> tuple[int, int, int]:
     """``(padded tokens, real tokens, rows)`` of the batches the loop plans for ``strategy``
-    (:func:`tdmixup.planning.plan_epoch`, one process) over ``epochs``; ``grouping`` overrides the
-    strategy's length grouping (``"random_partners"``: every strategy's plan before issue 21)."""
+    (:func:`tdmixup.training.planning.plan_epoch`, one process) over ``epochs``; ``grouping``
+    overrides the strategy's length grouping (``"random_partners"``: every strategy's plan before
+    issue 21)."""
     import numpy as np
 
-    from tdmixup.planning import batches_per_set, plan_epoch
+    from tdmixup.training.planning import batches_per_set, plan_epoch
 
     per_set = batches_per_set(strategy, len(sets))
     step_sets = [s for s in sets for _ in range(per_set)]
@@ -139,12 +140,12 @@ def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict
     """tdmixup's loop with ``strategy`` (none: one set; tdmixup / aum_saliency: two halves)."""
     import torch
 
-    from tdmixup.aum_saliency import SaliencyColumn, logit_saliency
-    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.core.config import MixupConfig, ModelConfig, TrainConfig
     from tdmixup.data.collate import tokenize
     from tdmixup.data.schema import TaskSpec
-    from tdmixup.model import build_classifier, load_tokenizer
-    from tdmixup.training import make_accelerator, seed_everything, train
+    from tdmixup.model.classifier import build_classifier, load_tokenizer
+    from tdmixup.strategies.aum_saliency import SaliencyColumn, logit_saliency
+    from tdmixup.training.loop import make_accelerator, seed_everything, train
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
     data = tokenize(
@@ -195,11 +196,11 @@ def run_strategy(args: argparse.Namespace, out_dir: Path, strategy: str) -> dict
 def run_tdmixup(
     args: argparse.Namespace, out_dir: Path, *, group_by_length: bool
 ) -> dict[str, Any]:
-    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.core.config import MixupConfig, ModelConfig, TrainConfig
     from tdmixup.data.collate import tokenize
     from tdmixup.data.schema import TaskSpec
-    from tdmixup.model import build_classifier, load_tokenizer
-    from tdmixup.training import make_accelerator, seed_everything, train
+    from tdmixup.model.classifier import build_classifier, load_tokenizer
+    from tdmixup.training.loop import make_accelerator, seed_everything, train
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
     data = tokenize(
@@ -266,8 +267,8 @@ def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> 
     from torch import nn
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from tdmixup.config import ModelConfig
-    from tdmixup.model import build_classifier, load_tokenizer
+    from tdmixup.core.config import ModelConfig
+    from tdmixup.model.classifier import build_classifier, load_tokenizer
 
     class ForTrainer(nn.Module):
         """tdmixup's classifier with the loss the Trainer expects in its output."""
@@ -331,10 +332,10 @@ def padding_report(args: argparse.Namespace) -> dict[str, Any]:
     their own dataloaders. A few seconds: tokenising and building the Trainer."""
     import transformers
 
-    from tdmixup.config import ModelConfig, TrainConfig
+    from tdmixup.core.config import ModelConfig, TrainConfig
     from tdmixup.data.collate import tokenize
     from tdmixup.data.schema import TaskSpec
-    from tdmixup.model import load_tokenizer
+    from tdmixup.model.classifier import load_tokenizer
 
     transformers.logging.set_verbosity_error()
     data = tokenize(
@@ -462,7 +463,7 @@ def run_side(side: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    from tdmixup.runio import environment_info
+    from tdmixup.core.runio import environment_info
 
     cpu = (
         next(

@@ -216,12 +216,12 @@ def train_tiny(
     """Train the tiny model of ``model_dir`` on the first ``n`` SNLI pairs; the one code path
     that the in-process tests and the subprocess scripts share.
 
-    Returns the :class:`~tdmixup.training.TrainResult`; the dynamics table (when recorded) is
+    Returns the :class:`~tdmixup.training.loop.TrainResult`; the dynamics table (when recorded) is
     ``out_dir / "dynamics.parquet"``.
     """
-    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
-    from tdmixup.model import build_classifier, load_tokenizer
-    from tdmixup.training import make_accelerator, seed_everything, train
+    from tdmixup.core.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.model.classifier import build_classifier, load_tokenizer
+    from tdmixup.training.loop import make_accelerator, seed_everything, train
 
     quiet_libraries()
     data = tokenized_snli(n)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import tdmixup
-from tdmixup.cli import build_parser
-from tdmixup.config import RunConfig, from_json_dict, to_json_dict
+from tdmixup.cli.commands import build_parser
+from tdmixup.core.config import RunConfig, from_json_dict, to_json_dict
 
 
 @pytest.mark.parametrize("name", tdmixup.__all__)
@@ -70,8 +70,8 @@ def test_paper_defaults() -> None:
     ],
 )
 def test_aum_percentile_defaults_to_the_papers_k_for_the_task(task: str, k: float) -> None:
-    from tdmixup.config import AUMConfig, DataConfig
-    from tdmixup.pipeline import with_task_defaults
+    from tdmixup.core.config import AUMConfig, DataConfig
+    from tdmixup.run.pipeline import with_task_defaults
 
     cfg = with_task_defaults(RunConfig(data=DataConfig(task=task)))
     assert cfg.aum.percentile == k
@@ -83,7 +83,7 @@ def test_aum_percentile_defaults_to_the_papers_k_for_the_task(task: str, k: floa
 
 
 def test_bad_step_settings_are_refused_before_anything_runs() -> None:
-    from tdmixup.config import DynamicsConfig, TrainConfig
+    from tdmixup.core.config import DynamicsConfig, TrainConfig
 
     with pytest.raises(ValueError, match="at least 1"):
         TrainConfig(steps_per_epoch=0)
@@ -95,8 +95,8 @@ def test_bad_step_settings_are_refused_before_anything_runs() -> None:
 
 
 def test_steps_table_refuses_a_global_step_count(tmp_path: Path) -> None:
-    from tdmixup.config import TrainConfig
-    from tdmixup.experiments import run_experiment
+    from tdmixup.core.config import TrainConfig
+    from tdmixup.run.experiments import run_experiment
 
     with pytest.raises(ValueError, match="leave it unset"):
         run_experiment(

@@ -1,4 +1,4 @@
-"""AUM, threshold samples and mislabel flagging (tdmixup.aum)."""
+"""AUM, threshold samples and mislabel flagging (tdmixup.dynamics.aum)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tdmixup.aum import (
+from tdmixup.dynamics.aum import (
     AUM_TABLE_COLUMNS,
     AUMPass,
     aum_threshold,
@@ -18,8 +18,8 @@ from tdmixup.aum import (
     relabel_threshold_samples,
     write_aum_table,
 )
-from tdmixup.dynamics import area_under_margin, margins
-from tdmixup.noise import flag_metrics, inject_label_noise
+from tdmixup.dynamics.noise import flag_metrics, inject_label_noise
+from tdmixup.dynamics.table import area_under_margin, margins
 
 # ---------------------------------------------------------------- margins and AUM
 
@@ -352,9 +352,9 @@ def test_default_threshold_draw_keeps_the_clean_samples_of_a_small_class():
 def test_pipeline_choice_is_uniform_by_default_without_fallbacks(caplog):
     """The AUM stage's own choice: the resolved default is uniform, both passes draw it (no
     fallback, nothing logged); equal, kept for old folders, falls back on this skewed region."""
-    from tdmixup.aum_training import _choose
-    from tdmixup.config import RunConfig
-    from tdmixup.pipeline import with_task_defaults
+    from tdmixup.core.config import RunConfig
+    from tdmixup.run.aum_training import _choose
+    from tdmixup.run.pipeline import with_task_defaults
 
     balance = with_task_defaults(RunConfig()).aum.threshold_balance
     assert balance == "uniform"
@@ -501,7 +501,7 @@ def test_skip_epochs_leaves_early_epochs_out_of_the_average() -> None:
 
 
 def test_skip_epochs_is_validated_in_the_config() -> None:
-    from tdmixup.config import AUMConfig, RunConfig, TrainConfig
+    from tdmixup.core.config import AUMConfig, RunConfig, TrainConfig
 
     assert AUMConfig().skip_epochs == 0
     with pytest.raises(ValueError, match="--aum-skip-epochs"):

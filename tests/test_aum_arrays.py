@@ -1,8 +1,8 @@
-"""tdmixup.aum_arrays.find_mislabeled: the one-call AUM API on plain arrays.
+"""tdmixup.dynamics.aum_arrays.find_mislabeled: the one-call AUM API on plain arrays.
 
-Checked against the two-pass procedure of :func:`tdmixup.aum.find_mislabeled_with_aum` fed the
-same runs as the pipeline feeds it (AUMPass objects with non-positional ids in shuffled order),
-and the plain ranking against :func:`tdmixup.dynamics.area_under_margin`.
+Checked against the two-pass procedure of :func:`tdmixup.dynamics.aum.find_mislabeled_with_aum` fed
+the same runs as the pipeline feeds it (AUMPass objects with non-positional ids in shuffled order),
+and the plain ranking against :func:`tdmixup.dynamics.table.area_under_margin`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import doctest
 import numpy as np
 import pytest
 
-from tdmixup import aum_arrays
-from tdmixup.aum import (
+from tdmixup.dynamics import aum_arrays
+from tdmixup.dynamics.aum import (
     AUMPass,
     area_under_margin,
     choose_threshold_samples,
     find_mislabeled_with_aum,
     relabel_threshold_labels,
 )
-from tdmixup.aum_arrays import find_mislabeled
+from tdmixup.dynamics.aum_arrays import find_mislabeled
 
 N, C, E = 80, 3, 4
 

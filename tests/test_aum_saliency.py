@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import SMALL, build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
-from tdmixup.aum_saliency import (  # noqa: E402
+from tdmixup.core.config import MixupConfig  # noqa: E402
+from tdmixup.strategies.aum_saliency import (  # noqa: E402
     Half,
     SaliencyColumn,
     aum_saliency_loss,
@@ -25,8 +26,7 @@ from tdmixup.aum_saliency import (  # noqa: E402
     saliency_partners,
     split_by_aum,
 )
-from tdmixup.config import MixupConfig  # noqa: E402
-from tdmixup.mixup import compute_step  # noqa: E402
+from tdmixup.strategies.step import compute_step  # noqa: E402
 from test_mixup import NUM_LABELS, K, grads, make_batch, make_model  # noqa: E402
 
 
@@ -299,8 +299,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_run_strategy_aum_saliency(
     tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tdmixup.cli import main
-    from tdmixup.dynamics import read_dynamics
+    from tdmixup.cli.commands import main
+    from tdmixup.dynamics.table import read_dynamics
 
     out = tmp_path / "run"
     args = [

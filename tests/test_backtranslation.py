@@ -1,4 +1,5 @@
-"""Back-translation augmentation (tdmixup.backtranslation) with tiny random Marian models.
+"""Back-translation augmentation (tdmixup.strategies.backtranslation) with tiny random Marian
+models.
 
 The fixture builds two offline Marian "translators" (en→de, de→en) in a temp folder: a
 character-level sentencepiece model trained on a few sentences (``source.spm`` = ``target.spm``),
@@ -17,15 +18,15 @@ import pytest
 pytest.importorskip("sentencepiece")
 datasets = pytest.importorskip("datasets")
 
-from tdmixup import backtranslation as bt  # noqa: E402
-from tdmixup.backtranslation import (  # noqa: E402
+from tdmixup.data.schema import DataError  # noqa: E402
+from tdmixup.model.classifier import ModelLoadError  # noqa: E402
+from tdmixup.strategies import backtranslation as bt  # noqa: E402
+from tdmixup.strategies.backtranslation import (  # noqa: E402
     AUGMENTED_FROM,
     BackTranslationConfig,
     augment_with_back_translation,
     back_translate,
 )
-from tdmixup.data.schema import DataError  # noqa: E402
-from tdmixup.model import ModelLoadError  # noqa: E402
 
 SENTENCES = [
     "A man is playing a guitar on stage.",
@@ -368,8 +369,8 @@ def test_experiment_seeds_share_one_back_translation_cache(tmp_path, monkeypatch
     so five seeds translated ~1.1M texts five times; now seed 2 reads seed 1's cache."""
     from types import SimpleNamespace
 
-    from tdmixup import experiments
     from tdmixup.data.schema import TaskSpec
+    from tdmixup.run import experiments
 
     fake = _FakeTranslator()
     fake.install(monkeypatch)

@@ -1,4 +1,5 @@
-"""Tests for tdmixup.calibration: torchmetrics parity, properties, D&D reference numbers."""
+"""Tests for tdmixup.evaluation.calibration: torchmetrics parity, properties, D&D reference
+numbers."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from tdmixup import calibration
-from tdmixup.calibration import (
+from tdmixup.evaluation import calibration
+from tdmixup.evaluation.calibration import (
     accuracy,
     brier_score,
     calibration_report,

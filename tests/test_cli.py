@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli_data import FAST, data_args, write_pair_files  # noqa: E402
-from tdmixup.cli import build_parser, main  # noqa: E402
+from tdmixup.cli.commands import build_parser, main  # noqa: E402
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -92,7 +92,7 @@ def test_a_finished_stage_keeps_the_model_but_not_the_training_state(
 ) -> None:
     out = tmp_path / "run"
     flag = ["--keep-training-state"] if keep else []
-    with caplog.at_level(logging.INFO, logger="tdmixup.training"):
+    with caplog.at_level(logging.INFO, logger="tdmixup.training.loop"):
         assert (
             main(["train", "--output-dir", str(out), "--model", tiny_model, *data, *FAST, *flag])
             == 0
@@ -103,7 +103,7 @@ def test_a_finished_stage_keeps_the_model_but_not_the_training_state(
     assert ("training_state.pt" in kept) == keep, (
         kept
     )  # optimizer + scheduler + RNG: ~2/3 of a checkpoint
-    lines = [r.getMessage() for r in caplog.records if r.name == "tdmixup.training"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "tdmixup.training.loop"]
     epoch_lines = [m for m in lines if re.search(r": epoch \d/2, loss ", m)]
     assert len(epoch_lines) == 2, lines
     assert re.fullmatch(
@@ -127,7 +127,7 @@ def test_rerunning_a_finished_stage_drops_its_leftover_training_state(
 
 
 def test_epoch_line_formats_every_metric() -> None:
-    from tdmixup.training import epoch_line
+    from tdmixup.training.loop import epoch_line
 
     entry = {
         "epoch": 3,

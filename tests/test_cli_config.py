@@ -1,5 +1,5 @@
-"""``--config FILE`` (tdmixup.cli_config): options from JSON/YAML, the command line over the file,
-a run's own ``config.json`` read back, one-line errors; and the docs' "Config files" example,
+"""``--config FILE`` (tdmixup.cli.config_file): options from JSON/YAML, the command line over the
+file, a run's own ``config.json`` read back, one-line errors; and the docs' "Config files" example,
 which repeats a run from its ``config.json`` with the same numbers (tiny random BERT, real SNLI)."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import SMALL, build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
 from tdmixup import __version__  # noqa: E402
-from tdmixup import config as C  # noqa: E402
-from tdmixup.cli import build_parser, main  # noqa: E402
-from tdmixup.cli_config import ConfigFileError, parse_args_with_config_file  # noqa: E402
-from tdmixup.cli_options import config_from_args  # noqa: E402
+from tdmixup.cli.commands import build_parser, main  # noqa: E402
+from tdmixup.cli.config_file import ConfigFileError, parse_args_with_config_file  # noqa: E402
+from tdmixup.cli.options import config_from_args  # noqa: E402
+from tdmixup.core import config as C  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ def test_an_old_runs_config_json_keeps_the_settings_it_ran_with(
     record = run_record(C.RunConfig(), version="0.0.1")
     del record["config"]["aum"]["percentile"], record["config"]["dynamics"]["stratify_regions"]
     path = write(tmp_path / "config.json", json.dumps(record))
-    with caplog.at_level(logging.WARNING, logger="tdmixup.cli"):
+    with caplog.at_level(logging.WARNING, logger="tdmixup.cli.commands"):
         cfg = config_from_args(parse("run", "--config", path))
     assert cfg.aum.percentile == 80.0 and cfg.dynamics.stratify_regions is False
     assert f"written by tdmixup 0.0.1 and this is {__version__}" in caplog.text

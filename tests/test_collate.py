@@ -120,7 +120,7 @@ def test_in_batch_partner_plans_give_every_process_two_rows_or_a_dummy(
 
 def test_in_batch_partner_strategies_refuse_fewer_than_two_rows_per_process() -> None:
     """The multiple-choice batch of 4 on 8 GPUs: refused in one line naming the smallest batch."""
-    from tdmixup.mixup import check_batch_for_processes
+    from tdmixup.strategies.step import check_batch_for_processes
 
     for strategy in ("mixup", "manifold", "kong"):
         with pytest.raises(ValueError, match="at least 16"):
@@ -360,9 +360,9 @@ def test_length_grouping_keeps_mixup_partners_random() -> None:
     batch met row i of the ambiguous batch by length rank (r ≈ 0.4 with ties). In-batch partners
     (``manifold``) get batch-mates re-drawn every epoch; TDMixUp's row-i pairs (at [CLS], with
     the Trainer's larger mega-batches) stay unmatched by length rank."""
-    from tdmixup.config import TrainConfig
+    from tdmixup.core.config import TrainConfig
     from tdmixup.data.batch_stats import padding_fraction, paired_length_correlation, reoccurrence
-    from tdmixup.planning import plan_epoch
+    from tdmixup.training.planning import plan_epoch
 
     easy, amb = _regions()
     in_batch = [
@@ -412,10 +412,10 @@ def test_steps_without_in_batch_partners_group_lengths_like_the_trainer(
     """Issue 21 (8): ``none`` (stage 1, the AUM passes) and ``tdmixup``/``random_pairs`` at [CLS]
     get HF Trainer's mega-batches (50 batches, at most a quarter of the set: 128 rows here, not the
     random-partner plan's 64), so less padding; in-batch partners keep the random-partner plan."""
-    from tdmixup.config import TrainConfig
+    from tdmixup.core.config import TrainConfig
     from tdmixup.data.batch_stats import padding_fraction
-    from tdmixup.mixup import batch_grouping
-    from tdmixup.planning import plan_epoch
+    from tdmixup.strategies.step import batch_grouping
+    from tdmixup.training.planning import plan_epoch
 
     assert batch_grouping(strategy, mix_at) == grouping  # type: ignore[arg-type]
     easy, amb = _regions()

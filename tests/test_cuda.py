@@ -44,15 +44,15 @@ def fresh_accelerate() -> Iterator[None]:
 
 
 def _model(tiny_dir: Path) -> torch.nn.Module:
-    from tdmixup.config import ModelConfig
-    from tdmixup.model import build_classifier
+    from tdmixup.core.config import ModelConfig
+    from tdmixup.model.classifier import build_classifier
 
     return build_classifier(ModelConfig(name_or_path=str(tiny_dir)), "pair", 3)
 
 
 def test_make_accelerator_turns_tf32_on(fresh_accelerate: None) -> None:
-    from tdmixup.runio import environment_info
-    from tdmixup.training import make_accelerator
+    from tdmixup.core.runio import environment_info
+    from tdmixup.training.loop import make_accelerator
 
     acc = make_accelerator()
     assert acc.device.type == "cuda"
@@ -65,8 +65,8 @@ def test_make_accelerator_turns_tf32_on(fresh_accelerate: None) -> None:
 def test_predict_logits_autocasts_on_the_gpu(
     tiny_dir: Path, fresh_accelerate: None, precision: str
 ) -> None:
-    from tdmixup.predict import predict_logits
-    from tdmixup.training import make_accelerator
+    from tdmixup.model.predict import predict_logits
+    from tdmixup.training.loop import make_accelerator
 
     acc = make_accelerator()
     model = _model(tiny_dir).to(acc.device)
@@ -82,8 +82,8 @@ def test_predict_logits_autocasts_on_the_gpu(
 def test_fp16_trains_with_a_gradient_scaler(
     tiny_dir: Path, tmp_path: Path, fresh_accelerate: None
 ) -> None:
-    from tdmixup.config import MixupConfig, TrainConfig
-    from tdmixup.training import make_accelerator, seed_everything, train
+    from tdmixup.core.config import MixupConfig, TrainConfig
+    from tdmixup.training.loop import make_accelerator, seed_everything, train
 
     acc = make_accelerator(mixed_precision="fp16")
     assert acc.scaler is not None
@@ -110,10 +110,10 @@ def test_a_training_step_makes_no_host_device_sync(
     (and its bookkeeping) must queue on the GPU without waiting. transformers' SDPA mask check
     (is the padding mask all ones?) syncs once per forward pass: its batches are run with the
     eager attention, which has no such check."""
-    from tdmixup import training
-    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
-    from tdmixup.epoch_totals import EpochTotals
-    from tdmixup.model import build_classifier
+    from tdmixup.core.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.model.classifier import build_classifier
+    from tdmixup.training import loop as training
+    from tdmixup.training.epoch_totals import EpochTotals
 
     acc = training.make_accelerator()
     model = build_classifier(ModelConfig(name_or_path=str(tiny_dir)), "pair", 3)
@@ -146,7 +146,7 @@ def test_a_training_step_makes_no_host_device_sync(
 
 
 def test_kong_noise_is_drawn_on_the_gpu() -> None:
-    from tdmixup.kong import uniform_on
+    from tdmixup.strategies.kong import uniform_on
 
     x = torch.zeros(4, 8, 16, device="cuda")
     g = torch.Generator().manual_seed(3)

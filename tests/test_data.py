@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
-from tdmixup.config import DataConfig
+from tdmixup.core.config import DataConfig
 from tdmixup.data import (
     DD_NLI_LABELS,
     DataError,

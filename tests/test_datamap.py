@@ -1,4 +1,4 @@
-"""Tests for tdmixup.datamap: regions, region files, PNG and HTML data maps."""
+"""Tests for tdmixup.dynamics.datamap: regions, region files, PNG and HTML data maps."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tdmixup import datamap, datamap_plots
-from tdmixup.datamap import assign_regions, read_region_file, write_regions
-from tdmixup.datamap_plots import plot_datamap_html, plot_datamap_png
-from tdmixup.dynamics import TrainingDynamics, compute_statistics
+from tdmixup.dynamics import datamap, datamap_plots
+from tdmixup.dynamics.datamap import assign_regions, read_region_file, write_regions
+from tdmixup.dynamics.datamap_plots import plot_datamap_html, plot_datamap_png
+from tdmixup.dynamics.table import TrainingDynamics, compute_statistics
 
 
 @pytest.fixture
@@ -281,7 +281,7 @@ def _skewed_stats(sizes: tuple[int, ...] = (1600, 1000, 400), seed: int = 0) -> 
 
 def _per_class_reference(stats: pd.DataFrame, n: int) -> dict[str, set[int]]:
     """The stratified rule written as a plain per-class loop, for comparison."""
-    from tdmixup.datamap import _class_quotas
+    from tdmixup.dynamics.datamap import _class_quotas
 
     classes, sizes = np.unique(stats["gold"], return_counts=True)
     quotas = _class_quotas(sizes, n, disjoint=True)
@@ -332,7 +332,7 @@ def test_stratified_regions_with_a_tiny_class_and_errors():
 
 
 def test_take_per_class_equals_a_loop():
-    from tdmixup.datamap import _take_per_class
+    from tdmixup.dynamics.datamap import _take_per_class
 
     rng = np.random.default_rng(1)
     order, classes = rng.permutation(5000), rng.integers(0, 7, 5000)
@@ -346,7 +346,7 @@ def test_take_per_class_equals_a_loop():
 def test_a_region_without_a_class_is_reported():
     """TREC-like: the plain ranking leaves the hard class out of the easy region; the class-mix
     check names the class and its counts; stratified regions give no such warning."""
-    from tdmixup.classmix import describe_class_mix
+    from tdmixup.core.classmix import describe_class_mix
 
     stats = _skewed_stats()
     names = ("loc", "num", "desc")
@@ -372,8 +372,8 @@ def test_a_region_without_a_class_is_reported():
 
 
 def test_real_trec_logs_easy_region_lacks_a_class_unless_stratified():
-    from tdmixup.classmix import describe_class_mix
-    from tdmixup.dynamics import read_cartography
+    from tdmixup.core.classmix import describe_class_mix
+    from tdmixup.dynamics.table import read_cartography
 
     folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "cartography_dynamics"
     if not (folder / "TREC_dynamics_epoch_0.jsonl").exists():

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import tdmixup
-from tdmixup.cli import build_parser
+from tdmixup.cli.commands import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
@@ -38,16 +38,17 @@ def blocks(language: str) -> list[tuple[Path, str]]:
 
 
 def tdmixup_commands() -> list[tuple[Path, list[str]]]:
-    """Every ``tdmixup …`` (or ``… -m tdmixup.cli …``) command in a bash block, as its argv after
-    the program name; continuation lines joined, ``# comments`` and ``…`` placeholders dropped."""
+    """Every ``tdmixup …`` (or ``… -m tdmixup.cli.commands …``) command in a bash block, as its argv
+    after the program name; continuation lines joined, ``# comments`` and ``…`` placeholders
+    dropped."""
     found = []
     for page, code in blocks("bash"):
         for line in code.replace("\\\n", " ").splitlines():
             line = line.split("  #", 1)[0].replace("…", " ").strip()
             if line.startswith("tdmixup "):
                 found.append((page, shlex.split(line)[1:]))
-            elif "-m tdmixup.cli " in line:
-                found.append((page, shlex.split(line.split("-m tdmixup.cli ", 1)[1])))
+            elif "-m tdmixup.cli.commands " in line:
+                found.append((page, shlex.split(line.split("-m tdmixup.cli.commands ", 1)[1])))
     return found
 
 
@@ -122,6 +123,6 @@ def test_the_site_builds_offline_with_warnings_as_errors(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr[-3000:]
     api = tmp_path / "site" / "api"
-    assert (api / "tdmixup.dynamics" / "index.html").exists()
-    assert "compute_statistics" in (api / "tdmixup.dynamics" / "index.html").read_text()
+    assert (api / "tdmixup.dynamics.table" / "index.html").exists()
+    assert "compute_statistics" in (api / "tdmixup.dynamics.table" / "index.html").read_text()
     assert (tmp_path / "site" / "assets" / "scaling.png").stat().st_size > 10_000

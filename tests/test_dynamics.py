@@ -1,4 +1,4 @@
-"""Tests for tdmixup.dynamics: storage, Cartography import/export, statistics."""
+"""Tests for tdmixup.dynamics.table: storage, Cartography import/export, statistics."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tdmixup import dynamics
-from tdmixup.dynamics import (
+from tdmixup.dynamics import table as dynamics
+from tdmixup.dynamics.table import (
     TrainingDynamics,
     append_epoch,
     area_under_margin,

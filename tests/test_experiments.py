@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import SMALL, build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
-from tdmixup.cli import EXPERIMENT_TABLES, main  # noqa: E402
-from tdmixup.experiments import TABLES, aggregate, write_table  # noqa: E402
+from tdmixup.cli.commands import EXPERIMENT_TABLES, main  # noqa: E402
+from tdmixup.run.experiments import TABLES, aggregate, write_table  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_rows_reuse_shared_stages(tables: Path) -> None:
 
 
 def test_sizes_cell_shows_the_range_over_seeds() -> None:
-    from tdmixup.tables import _sizes_cell
+    from tdmixup.evaluation.tables import _sizes_cell
 
     assert _sizes_cell([[413, 495], [391, 495], [278, 495]]) == "(278–413) + 495"
     assert _sizes_cell([[1500], [1500]]) == "1500"
@@ -177,8 +177,8 @@ def test_paper_weights_row_trains_with_the_paper_codes_loss(tables: Path) -> Non
 def test_paper_weights_row_config() -> None:
     """SNLI (batch 16, 3 classes): `--mixed-weight 0.0533 --unmixed-weight 0.5`, the rest
     unchanged."""
-    from tdmixup.config import MixupConfig
-    from tdmixup.experiments import Row, row_mixup_config
+    from tdmixup.core.config import MixupConfig
+    from tdmixup.run.experiments import Row, row_mixup_config
 
     (row,) = [r for r in TABLES["table3"] if r.key == "tdmixup_paper_weights"]
     config = row_mixup_config(row, MixupConfig(alpha=0.3), batch_size=16, num_classes=3)
@@ -219,7 +219,7 @@ def _result(acc: float, ece: float, ece_scaled: float) -> dict:
 
 
 def test_write_table_shows_scaled_ece_and_the_winners(tmp_path: Path) -> None:
-    from tdmixup.experiments import Row, write_table
+    from tdmixup.run.experiments import Row, write_table
 
     rows = (
         Row("full", "100%"),
@@ -254,9 +254,9 @@ def test_cli_offers_every_table() -> None:
 def test_tables_only_writes_the_finished_rows_without_training(tmp_path: Path) -> None:
     """`experiment table3 --tables-only`: rows finished in some seeds are aggregated over those
     seeds, a row finished in none says "not run yet"; nothing is trained (no session is opened)."""
-    from tdmixup.cli import main
-    from tdmixup.experiments import row_folder
-    from tdmixup.pipeline import DONE
+    from tdmixup.cli.commands import main
+    from tdmixup.run.experiments import row_folder
+    from tdmixup.run.pipeline import DONE
 
     rows = {row.key: row for row in TABLES["table3"]}
     for seed, acc in ((1, 0.6), (2, 0.8)):  # random pairs finished in seeds 1 and 2
@@ -286,8 +286,8 @@ def test_tables_only_writes_the_finished_rows_without_training(tmp_path: Path) -
 def test_rows_option_selects_rows_and_refuses_unknown_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tdmixup.cli import main
-    from tdmixup.experiments import select_rows
+    from tdmixup.cli.commands import main
+    from tdmixup.run.experiments import select_rows
 
     assert [r.key for r in select_rows("table2", ["aum_saliency", "full_ls"])] == [
         "full_ls",

@@ -15,12 +15,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli_data import LABELS, data_args, pair_rows, write_jsonl  # noqa: E402
-from tdmixup.cli import main  # noqa: E402
+from tdmixup.cli.commands import main  # noqa: E402
 from tdmixup.data.readers import read_table  # noqa: E402
 from tdmixup.data.schema import DataError  # noqa: E402
-from tdmixup.datamap import STRATIFIED_NOTE, png_title  # noqa: E402
-from tdmixup.dynamics import append_epoch, compute_statistics, read_dynamics  # noqa: E402
-from tdmixup.fingerprint import DataFingerprint, check_data, text_hashes  # noqa: E402
+from tdmixup.dynamics.datamap import STRATIFIED_NOTE, png_title  # noqa: E402
+from tdmixup.dynamics.fingerprint import DataFingerprint, check_data, text_hashes  # noqa: E402
+from tdmixup.dynamics.table import append_epoch, compute_statistics, read_dynamics  # noqa: E402
 
 MAPPING = {"text_a": "premise", "text_b": "hypothesis", "label": "label"}
 
@@ -95,7 +95,7 @@ def test_check_data_names_the_first_differing_row_and_field(
     # an old table (no text hashes): labels are still checked, and a warning says texts are not
     _record(tmp_path / "old.parquet", train, fingerprint=False)
     old = read_dynamics(tmp_path / "old.parquet")
-    with caplog.at_level(logging.WARNING, logger="tdmixup.fingerprint"):
+    with caplog.at_level(logging.WARNING, logger="tdmixup.dynamics.fingerprint"):
         with pytest.raises(DataError, match=r"sample_id 7 \(field 'label'\)"):
             old.check_data(other, data="other.jsonl")
     assert "written before tdmixup recorded each row's text hash" in caplog.text
@@ -183,7 +183,7 @@ def test_a_bare_datamap_names_the_classes_the_table_recorded(tmp_path: Path) -> 
 def test_stratified_png_title_says_why_outlines_overlap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tdmixup.datamap_plots as plots
+    import tdmixup.dynamics.datamap_plots as plots
 
     titles: list[str] = []
     monkeypatch.setattr(plots, "plot_datamap_png", lambda *a, **k: titles.append(k["title"]))

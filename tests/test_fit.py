@@ -46,7 +46,7 @@ def test_fit_on_a_dataframe_runs_the_method_resumes_and_predicts_as_the_cli(
     tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import tdmixup
-    from tdmixup.cli import main
+    from tdmixup.cli.commands import main
     from tdmixup.data.schema import DataError
 
     train, dev, test = hypotheses(60), hypotheses(20, skip=60), hypotheses(16, skip=80)
@@ -71,12 +71,12 @@ def test_fit_on_a_dataframe_runs_the_method_resumes_and_predicts_as_the_cli(
     assert written["hypothesis"].tolist() == train["hypothesis"].tolist()
 
     # the same call again: every stage is done, nothing trains
-    import tdmixup.training
+    import tdmixup.training.loop
 
     def no_training(*a: Any, **k: Any) -> None:
         raise AssertionError("a finished run trained again")
 
-    monkeypatch.setattr(tdmixup.training, "train", no_training)
+    monkeypatch.setattr(tdmixup.training.loop, "train", no_training)
     again = tdmixup.fit(
         train, dev, **kw, output_dir=out, test={"heldout": test}, model=tiny_model, **LOOP
     )

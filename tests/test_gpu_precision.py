@@ -42,9 +42,9 @@ def one_thread() -> Iterator[None]:
 
 
 def _loop(tiny_dir: Path, tmp_path: Path, strategy: str, max_grad_norm: float = 1.0) -> object:
-    from tdmixup import training
-    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
-    from tdmixup.model import build_classifier
+    from tdmixup.core.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.model.classifier import build_classifier
+    from tdmixup.training import loop as training
 
     data = tokenized_snli(16)
     sets = (
@@ -74,8 +74,8 @@ def test_a_training_step_makes_no_host_device_sync(
     """One optimiser step and its bookkeeping (loss, accuracy, train-pass logits) leave every
     value on the device: the NaN/inf guard, the loss sum, the partners and Kong's noise no longer
     read a device value on the host (5-7 syncs per step before)."""
-    from tdmixup import training
-    from tdmixup.epoch_totals import EpochTotals
+    from tdmixup.training import loop as training
+    from tdmixup.training.epoch_totals import EpochTotals
 
     loop = _loop(tiny_dir, tmp_path, strategy)
     plan = training.plan_epoch(
@@ -118,8 +118,8 @@ def test_the_sync_counter_sees_the_old_kinds_of_sync() -> None:
 
 
 def test_aum_saliency_loss_makes_no_sync() -> None:
-    from tdmixup.aum_saliency import Half, aum_saliency_loss
-    from tdmixup.config import MixupConfig
+    from tdmixup.core.config import MixupConfig
+    from tdmixup.strategies.aum_saliency import Half, aum_saliency_loss
 
     g = torch.Generator().manual_seed(0)
 
@@ -142,7 +142,7 @@ def test_aum_saliency_loss_makes_no_sync() -> None:
 
 
 def test_partner_index_permutes_the_real_rows_and_keeps_dummies() -> None:
-    from tdmixup.mixing import partner_index
+    from tdmixup.strategies.mixing import partner_index
 
     weight = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
     real = [0, 2, 3, 5]
@@ -164,7 +164,7 @@ def test_partner_index_permutes_the_real_rows_and_keeps_dummies() -> None:
 
 
 def test_kong_noise_on_the_generators_device_is_unchanged() -> None:
-    from tdmixup.kong import uniform_on
+    from tdmixup.strategies.kong import uniform_on
 
     x = torch.zeros(2, 3, 4)
     a = uniform_on(x, torch.Generator().manual_seed(5))
@@ -190,8 +190,8 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
 
 
 def test_tf32_is_enabled_on_ampere_and_later_and_recorded(fake_cuda: dict[str, object]) -> None:
-    from tdmixup.optim import enable_tf32
-    from tdmixup.runio import environment_info
+    from tdmixup.core.runio import environment_info
+    from tdmixup.training.optim import enable_tf32
 
     fake_cuda["capability"] = (7, 0)  # V100: no TF32 units
     assert enable_tf32("cuda") is False and not torch.backends.cuda.matmul.allow_tf32
@@ -212,12 +212,12 @@ def test_bf16_on_a_gpu_without_native_bfloat16_warns_once_and_suggests_fp16(
     capability: tuple[int, int],
     warned: bool,
 ) -> None:
-    from tdmixup import optim
-    from tdmixup.config import TrainConfig
+    from tdmixup.core.config import TrainConfig
+    from tdmixup.training import optim
 
     fake_cuda["capability"] = capability
     fake_cuda["name"] = "Tesla T4"
-    with caplog.at_level(logging.WARNING, logger="tdmixup.training"):
+    with caplog.at_level(logging.WARNING, logger="tdmixup.training.loop"):
         assert optim.warn_if_bf16_is_slow(TrainConfig(bf16=True), "cuda") is warned
         assert optim.warn_if_bf16_is_slow(TrainConfig(bf16=False), "cuda") is False
     lines = [r.getMessage() for r in caplog.records]
@@ -228,10 +228,10 @@ def test_bf16_on_a_gpu_without_native_bfloat16_warns_once_and_suggests_fp16(
 
 
 def test_fp16_is_offered_and_refused_where_it_cannot_work(tmp_path: Path) -> None:
-    from tdmixup.cli import build_parser
-    from tdmixup.cli_options import config_from_args
-    from tdmixup.config import TrainConfig
-    from tdmixup.training import make_accelerator
+    from tdmixup.cli.commands import build_parser
+    from tdmixup.cli.options import config_from_args
+    from tdmixup.core.config import TrainConfig
+    from tdmixup.training.loop import make_accelerator
 
     readme = (Path(__file__).resolve().parents[1] / "docs/guides/at-scale.md").read_text()
     line = next(x for x in readme.splitlines() if x.startswith("tdmixup run") and "--fp16" in x)
@@ -246,10 +246,10 @@ def test_fp16_is_offered_and_refused_where_it_cannot_work(tmp_path: Path) -> Non
 
 
 def test_predict_logits_autocasts_with_the_runs_precision(tiny_dir: Path) -> None:
-    from tdmixup.config import ModelConfig
-    from tdmixup.model import build_classifier
-    from tdmixup.predict import predict_logits
-    from tdmixup.training import make_accelerator
+    from tdmixup.core.config import ModelConfig
+    from tdmixup.model.classifier import build_classifier
+    from tdmixup.model.predict import predict_logits
+    from tdmixup.training.loop import make_accelerator
 
     model = build_classifier(ModelConfig(name_or_path=str(tiny_dir)), "pair", 3)
     seen: list[torch.dtype] = []
@@ -269,7 +269,7 @@ def test_batches_go_to_cuda_from_pinned_memory_without_blocking(
 ) -> None:
     """``to_device`` pins each tensor and copies it with ``non_blocking=True`` to a CUDA device
     (mocked: the copy is recorded, not made); on CPU it leaves the tensors alone."""
-    from tdmixup.predict import to_device
+    from tdmixup.model.predict import to_device
 
     calls: list[tuple[str, object]] = []
     real_to = torch.Tensor.to

@@ -24,8 +24,8 @@ transformers = pytest.importorskip("transformers")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _tiny import snli_train_file, tiny_bert_config  # noqa: E402
-from tdmixup.dynamics import append_epoch, read_dynamics  # noqa: E402
-from tdmixup.hf_trainer import DynamicsCallback  # noqa: E402
+from tdmixup.dynamics.table import append_epoch, read_dynamics  # noqa: E402
+from tdmixup.training.hf_trainer import DynamicsCallback  # noqa: E402
 
 LABELS = ("entailment", "neutral", "contradiction")
 N_PAIRS = 48

@@ -14,88 +14,21 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tdmixup"
 
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    # What each layer is for, lowest first. A module imports only modules of its own or a lower
-    # layer (function-level imports included); within a layer the cycle test keeps imports one-way.
-    (
-        "foundations: configs, files, data, array checks, metrics",
-        frozenset(
-            {
-                "config",
-                "cli_options",
-                "layout",
-                "runio",
-                "arrays",
-                "classmix",
-                "noise",
-                "samples",
-                "fingerprint",
-                "calibration",
-                "data",
-                "data._common",
-                "data.batch_stats",
-                "data.collate",
-                "data.dd_format",
-                "data.hub",
-                "data.inmemory",
-                "data.readers",
-                "data.schema",
-                "data.sources",
-                "data.tasks",
-            }
-        ),
-    ),
-    ("the classifier and its predictions", frozenset({"model", "predict", "backtranslation"})),
-    (
-        "training dynamics, data maps, AUM on arrays",
-        frozenset(
-            {
-                "sample_statistics",
-                "dynamics",
-                "datamap",
-                "datamap_plots",
-                "aum",
-                "aum_arrays",
-                "suspects",
-            }
-        ),
-    ),
-    ("one training step per strategy", frozenset({"mixing", "kong", "aum_saliency", "mixup"})),
-    (
-        "the training loop",
-        frozenset(
-            {
-                "planning",
-                "optim",
-                "epoch_totals",
-                "checkpoint",
-                "tracking",
-                "training",
-                "hf_trainer",
-            }
-        ),
-    ),
-    ("evaluation and reports", frozenset({"evaluation", "report", "tables"})),
-    (
-        "using the trained classifier: predict, export, model card, Hub",
-        frozenset(
-            {
-                "inference",
-                "inference.classifier",
-                "inference.commands",
-                "inference.export",
-                "inference.files",
-                "inference.hf_modeling",
-                "inference.hub",
-                "inference.model_card",
-                "inference.prediction",
-            }
-        ),
-    ),
-    ("a run folder's session and its training stages", frozenset({"session", "aum_training"})),
-    ("the pipeline of stages", frozenset({"pipeline"})),
-    ("one call on data in memory: fit, find_label_issues", frozenset({"fitting", "label_issues"})),
-    ("commands", frozenset({"experiments", "preflight", "cli_config", "cli"})),
+    # The package's folders are its stages, lowest floor first (docs/guides/architecture.md). A
+    # module imports only modules of its own folder or of a lower floor (function-level imports
+    # included); two folders on one floor do not import each other; within a folder the cycle
+    # test keeps imports one-way.
+    ("core: configs, run-folder names, atomic files, array checks", frozenset({"core"})),
+    ("data: tasks, readers, tokenisation", frozenset({"data"})),
+    ("dynamics and the classifier", frozenset({"dynamics", "model"})),
+    ("strategies and evaluation", frozenset({"strategies", "evaluation"})),
+    ("training", frozenset({"training"})),
+    ("inference", frozenset({"inference"})),
+    ("run: stages, pipeline, experiments, one-call APIs", frozenset({"run"})),
+    ("cli", frozenset({"cli"})),
 )
+ROOT_MODULES = frozenset({"tdmixup", "_compat"})
+"""The package's own ``__init__`` (the public API) and the finder for pre-0.3 import paths."""
 
 
 def _module_name(path: Path, package: Path) -> str:
@@ -142,8 +75,8 @@ def simple_cycles(graph: dict[str, set[str]]) -> set[str]:
 
 def test_the_cycle_finder_sees_function_level_and_package_imports(tmp_path: Path) -> None:
     graph = import_graph()
-    assert "mixup" in graph["training"]  # function-level
-    assert "data.schema" in graph["aum"]
+    assert "strategies.step" in graph["training.loop"]  # function-level
+    assert "data.schema" in graph["dynamics.aum"]
     package = tmp_path / "tdmixup"
     (package / "data").mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -173,63 +106,79 @@ def test_no_import_cycle() -> None:
     )
 
 
+def folder_of(module: str) -> str:
+    """The stage folder of a module's short name: ``"dynamics.aum"`` → ``"dynamics"``."""
+    return module.split(".")[0]
+
+
 def layer_of() -> dict[str, int]:
-    return {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
+    """Stage folder → its floor (0 = lowest)."""
+    return {folder: i for i, (_, folders) in enumerate(LAYERS) for folder in folders}
 
 
 def back_reaches(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
-    """Imports from a module to a module of a higher layer, as ``"a -> b"``."""
-    return sorted(
-        f"{a} -> {b}"
-        for a, targets in graph.items()
-        for b in targets
-        if a in layers and b in layers and layers[b] > layers[a]
+    """Imports that reach up a floor, or across to the other folder of the same floor."""
+    found = []
+    for a, targets in graph.items():
+        for b in targets:
+            fa, fb = folder_of(a), folder_of(b)
+            if fa in layers and fb in layers and fa != fb and layers[fb] >= layers[fa]:
+                found.append(f"{a} -> {b}")
+    return sorted(found)
+
+
+def test_every_module_sits_in_a_stage_folder() -> None:
+    unplaced = sorted(
+        m for m in import_graph() if m not in ROOT_MODULES and folder_of(m) not in layer_of()
     )
-
-
-def test_every_module_has_a_layer() -> None:
-    unplaced = sorted(set(import_graph()) - set(layer_of()) - {"tdmixup"})
     assert not unplaced, (
-        f"modules missing from LAYERS in this test: {unplaced}; place each in its layer"
+        f"modules outside the stage folders of LAYERS: {unplaced}; put each in its stage's folder"
     )
+    for folder in layer_of():
+        assert (PACKAGE / folder / "__init__.py").is_file(), f"{folder}/ is not a package"
 
 
 def test_no_module_imports_a_later_layer() -> None:
     found = back_reaches(import_graph(), layer_of())
     names = [name for name, _ in LAYERS]
     assert not found, (
-        f"imports that reach up to a later layer: {found}. Layers, lowest first: {names}. Move "
-        "the shared code down, or hand the later stage's function in as a callable"
+        f"imports that reach up a floor or across one: {found}. Floors, lowest first: {names}. "
+        "Move the shared code down, or hand the later stage's function in as a callable"
     )
 
 
-def test_the_back_reach_check_sees_an_upward_import() -> None:
-    graph = {"dynamics": {"aum", "config"}, "aum": {"dynamics"}}
-    assert back_reaches(graph, layer_of()) == []  # aum (same layer) and config (lower) are fine
-    assert back_reaches({"evaluation": {"session"}}, layer_of()) == ["evaluation -> session"]
+def test_the_back_reach_check_sees_an_upward_and_a_sideways_import() -> None:
+    graph = {"dynamics.table": {"dynamics.aum", "core.config", "data.schema"}}
+    assert back_reaches(graph, layer_of()) == []  # own folder and lower floors are fine
+    assert back_reaches({"evaluation.sets": {"run.session"}}, layer_of()) == [
+        "evaluation.sets -> run.session"
+    ]
+    assert back_reaches({"model.predict": {"dynamics.table"}}, layer_of()) == [
+        "model.predict -> dynamics.table"
+    ]
 
 
-def test_the_readme_table_names_every_module_in_its_layer() -> None:
-    """The layer table of docs/guides/architecture.md lists every module under its LAYERS layer."""
+def test_the_architecture_table_names_every_folder_and_module() -> None:
+    """docs/guides/architecture.md's table: each folder on its LAYERS floor, each module named."""
     page = PACKAGE.parents[1] / "docs" / "guides" / "architecture.md"
     section = page.read_text(encoding="utf-8").split("# How it fits together", 1)[1]
     section = section.split("\n## ", 1)[0]
-    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ")]
-    layer_names = [cells[1].strip() for cells in rows[1:]]  # the header row first
-    modules_by_row = [cells[2] for cells in rows[1:]]
-    current = ""
-    placed: dict[str, int] = {}
-    readme_layers: list[str] = []
-    for name, modules in zip(layer_names, modules_by_row, strict=True):
-        if name:
-            current = name
-            readme_layers.append(name)
-        for module in modules.replace("`", "").split(","):
-            module = module.strip().removesuffix(".py").rstrip("/")
-            if module:
-                placed[module] = readme_layers.index(current)
-    assert len(readme_layers) == len(LAYERS), (readme_layers, [n for n, _ in LAYERS])
-    for index, (_, modules) in enumerate(LAYERS):
-        for module in modules:
-            top = module.split(".")[0]
-            assert placed.get(top) == index, f"{page.name}: {module} not in layer {index}"
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ")][1:]
+    floors: list[str] = []
+    floor_of: dict[str, int] = {}
+    text_of: dict[str, str] = {}
+    for cells in rows:  # | floor | folder | modules and what they hold |
+        if cells[1].strip():
+            floors.append(cells[1].strip())
+        folder = cells[2].replace("`", "").strip().rstrip("/")
+        floor_of[folder] = len(floors) - 1
+        text_of[folder] = cells[3]
+    assert len(floors) == len(LAYERS), (floors, [n for n, _ in LAYERS])
+    for index, (_, folders) in enumerate(LAYERS):
+        for folder in folders:
+            assert floor_of.get(folder) == index, f"{page.name}: {folder}/ not on floor {index}"
+            for path in sorted((PACKAGE / folder).glob("*.py")):
+                if path.name != "__init__.py":
+                    assert f"`{path.name}`" in text_of[folder], (
+                        f"{page.name}: {folder}/{path.name} is not named in its folder's row"
+                    )

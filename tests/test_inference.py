@@ -30,8 +30,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _classifier(model_dir: Path, kind: str, num_labels: int, *, seed: int = 0) -> Any:
-    from tdmixup.config import ModelConfig
-    from tdmixup.model import CheckpointInfo, build_classifier
+    from tdmixup.core.config import ModelConfig
+    from tdmixup.model.classifier import CheckpointInfo, build_classifier
 
     torch.manual_seed(seed)
     model = build_classifier(ModelConfig(name_or_path=str(model_dir)), kind, num_labels)  # type: ignore[arg-type]
@@ -62,7 +62,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pair_checkpoint(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tdmixup.model import load_tokenizer, record_temperature, save_classifier
+    from tdmixup.model.classifier import load_tokenizer, record_temperature, save_classifier
 
     ckpt = tmp_path_factory.mktemp("pair") / "stage" / "checkpoint"
     save_classifier(_classifier(tiny_dir, "pair", 3), load_tokenizer(str(tiny_dir)), ckpt)
@@ -83,7 +83,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 # --- checkpoint metadata ------------------------------------------------------------------------
 def test_checkpoint_records_labels_columns_and_temperature(pair_checkpoint: Path) -> None:
-    from tdmixup.model import load_classifier
+    from tdmixup.model.classifier import load_classifier
 
     meta = json.loads((pair_checkpoint / "classifier.json").read_text())
     assert meta["id2label"] == {"0": "entailment", "1": "neutral", "2": "contradiction"}
@@ -100,7 +100,7 @@ def test_an_old_checkpoint_loads_with_a_warning(
 ) -> None:
     import shutil
 
-    from tdmixup.model import load_classifier
+    from tdmixup.model.classifier import load_classifier
 
     old = tmp_path / "stage" / "checkpoint"
     shutil.copytree(pair_checkpoint, old)
@@ -109,14 +109,14 @@ def test_an_old_checkpoint_loads_with_a_warning(
         json.dumps({k: meta[k] for k in ("kind", "num_labels", "dropout")})
     )
     (old.parent / "metrics.json").write_text(json.dumps({"temperature": 2.5, "sets": {}}))
-    with caplog.at_level(logging.WARNING, logger="tdmixup.model"):
+    with caplog.at_level(logging.WARNING, logger="tdmixup.model.classifier"):
         model, _ = load_classifier(old)
     assert model.info.label_names == ("0", "1", "2") and model.info.temperature == 2.5
     assert "label names" in caplog.text and "metrics.json" in caplog.text
 
 
 def test_label_names_that_disagree_are_refused() -> None:
-    from tdmixup.model import CheckpointInfo, check_label_names
+    from tdmixup.model.classifier import CheckpointInfo, check_label_names
 
     info = CheckpointInfo(label_names=SNLI_LABELS)
     check_label_names(SNLI_LABELS, info, "ckpt")
@@ -159,7 +159,7 @@ def test_multiple_choice_predicts_and_exports(tiny_dir: Path, tmp_path: Path) ->
     from transformers import AutoModelForMultipleChoice, AutoTokenizer
 
     from tdmixup.inference import TextClassifier, export_classifier
-    from tdmixup.model import load_tokenizer, record_temperature, save_classifier
+    from tdmixup.model.classifier import load_tokenizer, record_temperature, save_classifier
 
     ckpt = tmp_path / "stage" / "checkpoint"
     save_classifier(
@@ -191,7 +191,7 @@ def test_export_loads_in_transformers_and_pipeline_with_the_same_probabilities(
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     from tdmixup.inference import TextClassifier, export_classifier
-    from tdmixup.model import load_classifier
+    from tdmixup.model.classifier import load_classifier
 
     out = export_classifier(pair_checkpoint, tmp_path / "exported")
     names = {p.name for p in out.iterdir()}
@@ -287,7 +287,7 @@ def test_readme_commands_train_predict_export_and_push(
     import httpx2
     from huggingface_hub.utils import _http
 
-    from tdmixup.cli import main
+    from tdmixup.cli.commands import main
 
     commands = readme_use_commands()
     assert [c[1] for c in commands] == ["predict", "predict", "export", "export"]
@@ -366,7 +366,7 @@ def test_readme_commands_train_predict_export_and_push(
 def test_bad_input_gets_one_line(
     pair_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tdmixup.cli import main
+    from tdmixup.cli.commands import main
 
     good = tmp_path / "in.csv"
     good.write_text("sentence1,sentence2\nA dog runs.,An animal moves.\nA cat sits.,\n")
@@ -540,7 +540,15 @@ def test_predict_under_two_processes_writes_every_row_once_in_order(
     args = ["--checkpoint", str(pair_checkpoint), "--input", str(source), "--batch-size", "4"]
     out = tmp_path / "out.csv"
     done = subprocess.run(
-        [str(launcher), "--standalone", "--nproc_per_node", "2", "-m", "tdmixup.cli", "predict"]
+        [
+            str(launcher),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "tdmixup.cli.commands",
+            "predict",
+        ]
         + [*args, "--output", str(out)],
         env=env,
         capture_output=True,

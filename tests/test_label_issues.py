@@ -52,7 +52,7 @@ def test_pairs_are_ranked_with_the_users_columns_and_a_dynamics_table_is_reused(
     issues = tdmixup.find_label_issues(df, **kw, output_dir=out, model=tiny_model, **LOOP)
     assert len(issues) == 40 and sorted(issues.index) == list(range(40))
     assert list(issues.columns[:4]) == ["premise", "hypothesis", "gold", "note"]
-    assert list(issues.columns[4:]) == list(tdmixup.label_issues.ISSUE_COLUMNS)
+    assert list(issues.columns[4:]) == list(tdmixup.run.label_issues.ISSUE_COLUMNS)
     assert issues["rank"].tolist() == list(range(1, 41))
     assert issues["label_score"].is_monotonic_increasing  # the most suspicious first
     # the default: confidence as a percentile within the rows of the same given label

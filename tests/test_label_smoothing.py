@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tdmixup.config import MixupConfig  # noqa: E402
-from tdmixup.mixing import (  # noqa: E402
+from tdmixup.core.config import MixupConfig  # noqa: E402
+from tdmixup.strategies.mixing import (  # noqa: E402
     hard_cross_entropy,
     mix_tensors,
     one_hot,
@@ -21,7 +21,7 @@ from tdmixup.mixing import (  # noqa: E402
     smooth_targets,
     soft_cross_entropy,
 )
-from tdmixup.mixup import compute_step  # noqa: E402
+from tdmixup.strategies.step import compute_step  # noqa: E402
 from test_mixup import batches_for, make_batch, make_model  # noqa: E402
 
 

@@ -1,11 +1,12 @@
-"""The run folder's names (tdmixup.layout): fixed, because existing run folders are read by them."""
+"""The run folder's names (tdmixup.core.layout): fixed, because existing run folders are read
+by them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import tdmixup.layout as L
-from tdmixup.layout import ExperimentLayout, RunLayout
+import tdmixup.core.layout as L
+from tdmixup.core.layout import ExperimentLayout, RunLayout
 
 
 def test_the_names_on_disk_stay_what_existing_run_folders_hold() -> None:

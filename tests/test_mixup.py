@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
-from tdmixup import kong, mixing, mixup
-from tdmixup.config import MixupConfig
-from tdmixup.mixing import (
+from tdmixup.core.config import MixupConfig
+from tdmixup.model.classifier import Classifier
+from tdmixup.strategies import kong, mixing
+from tdmixup.strategies import step as mixup
+from tdmixup.strategies.mixing import (
     mix_embeddings,
     mix_features,
     mixed_attention_mask,
@@ -22,8 +24,7 @@ from tdmixup.mixing import (
     soft_cross_entropy,
     union_attention_mask,
 )
-from tdmixup.mixup import compute_step
-from tdmixup.model import Classifier
+from tdmixup.strategies.step import compute_step
 
 VOCAB, NUM_LABELS, K = 60, 3, 4
 STRATEGIES = ["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs"]

@@ -1,6 +1,7 @@
-"""The hub check of :func:`tdmixup.model.resolve_model_path`, through ``huggingface_hub``: a mirror
-that refuses connections fails within seconds and is named, a proxy carries the request, a cached
-model loads without the network, and the process's environment is never changed."""
+"""The hub check of :func:`tdmixup.model.classifier.resolve_model_path`, through
+``huggingface_hub``: a mirror that refuses connections fails within seconds and is named, a proxy
+carries the request, a cached model loads without the network, and the process's environment is
+never changed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tdmixup.model import ModelLoadError, resolve_model_path  # noqa: E402
+from tdmixup.model.classifier import ModelLoadError, resolve_model_path  # noqa: E402
 
 REPO_ID = "tdmixup-tests/tiny-bert"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -80,8 +81,8 @@ def test_a_cached_model_loads_without_the_network(
     online: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from _tiny import build_tiny_model_dir, quiet_libraries, require_minilm
-    from tdmixup.config import ModelConfig
-    from tdmixup.model import build_classifier
+    from tdmixup.core.config import ModelConfig
+    from tdmixup.model.classifier import build_classifier
 
     require_minilm()
     quiet_libraries()

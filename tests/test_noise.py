@@ -1,11 +1,11 @@
-"""Label-noise injection and flag scores (tdmixup.noise)."""
+"""Label-noise injection and flag scores (tdmixup.dynamics.noise)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tdmixup.noise import flag_metrics, inject_label_noise
+from tdmixup.dynamics.noise import flag_metrics, inject_label_noise
 
 
 @pytest.mark.parametrize(

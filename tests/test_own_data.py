@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import build_tiny_model_dir, quiet_libraries, require_minilm  # noqa: E402
-from tdmixup.cli import build_parser, config_from_args, main  # noqa: E402
+from tdmixup.cli.commands import build_parser, config_from_args, main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "own_data"

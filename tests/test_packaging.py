@@ -131,7 +131,7 @@ def _changelog() -> str:
 
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
     """``tdmixup --version``, as the install guide (docs/guides/install.md) names it."""
-    from tdmixup.cli import main
+    from tdmixup.cli.commands import main
 
     install = (REPO / "docs" / "guides" / "install.md").read_text()
     assert "`tdmixup --version` prints the version" in install and "`CITATION.cff`" in install

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import SMALL, build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
-from tdmixup.cli import main  # noqa: E402
+from tdmixup.cli.commands import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_region_file_from_another_dataset_is_an_error(
 def test_empty_easy_set_after_aum_is_an_error(
     finished_run: Path, tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tdmixup.aum import read_aum_table, write_aum_table
+    from tdmixup.dynamics.aum import read_aum_table, write_aum_table
 
     run = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
@@ -275,7 +275,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(
     cmd = [
         sys.executable,
         "-m",
-        "tdmixup.cli",
+        "tdmixup.cli.commands",
         "run",
         "--output-dir",
         str(out),
@@ -316,7 +316,7 @@ def test_missing_model_path_is_a_clear_error(
 
 
 def test_hub_name_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tdmixup.model import ModelLoadError, resolve_model_path
+    from tdmixup.model.classifier import ModelLoadError, resolve_model_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
@@ -403,7 +403,7 @@ def test_a_folder_written_before_stratified_regions_keeps_its_rule(
     """A config.json without the newer fields ran with unstratified regions and equal-per-class
     threshold samples: re-running its data map without options keeps that rule; switching needs
     --from-stage, which records the new value."""
-    from tdmixup.datamap import assign_regions
+    from tdmixup.dynamics.datamap import assign_regions
 
     run = tmp_path / "older"
     subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
@@ -411,7 +411,7 @@ def test_a_folder_written_before_stratified_regions_keeps_its_rule(
     del saved["config"]["dynamics"]["stratify_regions"], saved["config"]["aum"]["threshold_balance"]
     del saved["config"]["aum"]["skip_epochs"]
     (run / "config.json").write_text(json.dumps(saved))
-    with caplog.at_level("WARNING", logger="tdmixup.pipeline"):
+    with caplog.at_level("WARNING", logger="tdmixup.run.pipeline"):
         assert (
             main(
                 [

@@ -1,8 +1,8 @@
 """Command-line errors: one line on stderr naming the option, file, row and field as typed, exit
 status 2, nothing written; Ctrl-C says how to resume (130); a traceback only with -v.
 
-Each case drives the real entry point (:func:`tdmixup.cli.main`, or ``python -m tdmixup.cli``
-for Ctrl-C) on tiny own-data files; none needs ``../shared``.
+Each case drives the real entry point (:func:`tdmixup.cli.commands.main`, or ``python -m
+tdmixup.cli.commands`` for Ctrl-C) on tiny own-data files; none needs ``../shared``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli_data import FAST, data_args, pair_rows, write_jsonl, write_pair_files  # noqa: E402
-from tdmixup.cli import main  # noqa: E402
+from tdmixup.cli.commands import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -295,12 +295,12 @@ def test_verbose_anywhere_shows_the_traceback(
 def test_an_unexpected_error_is_one_line_that_asks_for_a_report(
     files: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tdmixup.cli
+    import tdmixup.cli.commands
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(tdmixup.cli, "config_from_args", broken)
+    monkeypatch.setattr(tdmixup.cli.commands, "config_from_args", broken)
     assert main(["train", "--output-dir", "out", *files]) == 1
     line = capsys.readouterr().err.strip()
     assert line == (
@@ -315,7 +315,7 @@ def test_ctrl_c_prints_how_to_resume(files: list[str], tiny_model: str) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "tdmixup.cli",
+        "tdmixup.cli.commands",
         "train",
         "--output-dir",
         "out",

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from tdmixup import config as C
-from tdmixup.cli import build_parser, config_from_args
-from tdmixup.evaluation import CHANCE_MARGIN, CHANCE_Z, format_metrics, learning_check
+from tdmixup.cli.commands import build_parser, config_from_args
+from tdmixup.core import config as C
+from tdmixup.evaluation.sets import CHANCE_MARGIN, CHANCE_Z, format_metrics, learning_check
 
 
 def _config(*argv: str) -> C.RunConfig:

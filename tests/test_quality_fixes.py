@@ -17,13 +17,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli_data import FAST, LABELS, data_args, pair_rows, write_jsonl  # noqa: E402
 from _tiny import build_tiny_model_dir, quiet_libraries, require_minilm  # noqa: E402
-from tdmixup.cli import main  # noqa: E402
-from tdmixup.config import DataConfig  # noqa: E402
+from tdmixup.cli.commands import main  # noqa: E402
+from tdmixup.core.config import DataConfig  # noqa: E402
 from tdmixup.data.readers import read_table  # noqa: E402
 from tdmixup.data.schema import DataError  # noqa: E402
 from tdmixup.data.tasks import load_task  # noqa: E402
-from tdmixup.dynamics import read_dynamics  # noqa: E402
-from tdmixup.fingerprint import text_hashes  # noqa: E402
+from tdmixup.dynamics.fingerprint import text_hashes  # noqa: E402
+from tdmixup.dynamics.table import read_dynamics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MAPPING = {"text_a": "premise", "text_b": "hypothesis", "label": "label"}

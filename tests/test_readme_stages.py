@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import build_tiny_model_dir, quiet_libraries, require_minilm, require_snli  # noqa: E402
-from tdmixup.cli import main  # noqa: E402
+from tdmixup.cli.commands import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = ["--train-size", "96", "--dev-size", "32", "--test-size", "32", "--max-seq-length", "64"]

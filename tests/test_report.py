@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tdmixup.report import accuracy_se, write_run_report
+from tdmixup.evaluation.report import accuracy_se, write_run_report
 
 
 def _stage(

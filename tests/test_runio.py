@@ -1,4 +1,4 @@
-"""Atomic writes (:func:`tdmixup.runio.atomic_output`), used by every file a run writes."""
+"""Atomic writes (:func:`tdmixup.core.runio.atomic_output`), used by every file a run writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tdmixup.runio import atomic_output, atomic_write_text, read_json, write_json
+from tdmixup.core.runio import atomic_output, atomic_write_text, read_json, write_json
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:

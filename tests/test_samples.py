@@ -17,8 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli_data import FAST, LABELS, data_args, write_pair_files  # noqa: E402
-from tdmixup.cli import main  # noqa: E402
-from tdmixup.samples import sample_table, write_sample_csv  # noqa: E402
+from tdmixup.cli.commands import main  # noqa: E402
+from tdmixup.core.samples import sample_table, write_sample_csv  # noqa: E402
 
 
 def test_sample_csv_round_trips_awkward_text(tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_sample_csv_round_trips_awkward_text(tmp_path: Path) -> None:
 
 
 def test_class_mix_counts_gold_labels_per_region() -> None:
-    from tdmixup.datamap_plots import class_mix
+    from tdmixup.dynamics.datamap_plots import class_mix
 
     rng = np.random.default_rng(3)
     ids = rng.permutation(1000)[:200] + 7
@@ -84,7 +84,7 @@ def test_class_mix_counts_gold_labels_per_region() -> None:
 def test_region_outline_is_the_convex_hull() -> None:
     from scipy.spatial import ConvexHull
 
-    from tdmixup.datamap_plots import _convex_hull
+    from tdmixup.dynamics.datamap_plots import _convex_hull
 
     rng = np.random.default_rng(1)
     for n in (3, 10, 500):
@@ -108,9 +108,9 @@ def test_png_outlines_regions_and_shows_their_class_mix(
 ) -> None:
     import matplotlib.figure
 
-    from tdmixup.datamap import assign_regions
-    from tdmixup.datamap_plots import REGION_COLOURS, plot_datamap_png
-    from tdmixup.dynamics import TrainingDynamics, compute_statistics
+    from tdmixup.dynamics.datamap import assign_regions
+    from tdmixup.dynamics.datamap_plots import REGION_COLOURS, plot_datamap_png
+    from tdmixup.dynamics.table import TrainingDynamics, compute_statistics
 
     rng = np.random.default_rng(0)
     dyn = TrainingDynamics(
@@ -235,7 +235,7 @@ def test_standalone_datamap_html_has_texts_label_names_and_a_real_title(
 
 def test_datamap_takes_label_names_from_the_recorded_task(tmp_path: Path) -> None:
     """Without data options: no texts, but a built-in task's label names (not 0/1/2)."""
-    from tdmixup.dynamics import append_epoch
+    from tdmixup.dynamics.table import append_epoch
 
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 3, 30)
@@ -278,9 +278,9 @@ def test_flagged_csv_lists_the_lowest_aum_first(tmp_path: Path) -> None:
 
     from datasets import Dataset
 
-    from tdmixup.aum_training import _write_readable
     from tdmixup.data.collate import TokenizedSet
     from tdmixup.data.schema import TaskSpec
+    from tdmixup.run.aum_training import _write_readable
 
     ids, labels = np.array([10, 11, 12, 13, 14]), np.array([0, 1, 2, 0, 1])
     train = Dataset.from_dict(

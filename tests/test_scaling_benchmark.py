@@ -346,7 +346,7 @@ def test_the_study_trains_in_fp32_where_bf16_would_be_slow(
 
     import torch
 
-    from tdmixup import optim
+    from tdmixup.training import optim
 
     monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: native)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)

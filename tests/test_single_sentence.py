@@ -5,7 +5,8 @@ Gururangan et al. 2018, Poliak et al. 2018).
 The readers (CSV, TSV, JSONL, hub), tokenisation with one segment, the task loader, and the
 command line on the hypotheses with a tiny random BERT: ``run`` (the whole pipeline), every
 strategy through ``train``, ``datamap`` and ``aum`` on their own, ``run --strategy
-aum_saliency``, and the Hugging Face ``Trainer`` with :class:`~tdmixup.hf_trainer.DynamicsCallback`.
+aum_saliency``, and the Hugging Face ``Trainer`` with
+:class:`~tdmixup.training.hf_trainer.DynamicsCallback`.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def test_hub_single_sentence_source_maps_class_label_names() -> None:
 
 
 def test_load_task_custom_and_builtin_labels(hypotheses: dict[str, Any]) -> None:
-    from tdmixup.config import DataConfig
+    from tdmixup.core.config import DataConfig
     from tdmixup.data.tasks import load_task
 
     columns = (("text_a", "sentence"), ("label", "label"), ("sample_id", "id"))
@@ -231,8 +232,8 @@ def test_tokenised_single_sentences_have_one_segment(hypotheses: dict[str, Any])
 
 
 def test_sample_texts_and_threshold_labels_of_single_tasks() -> None:
-    from tdmixup.aum import relabel_threshold_labels
-    from tdmixup.samples import sample_texts
+    from tdmixup.core.samples import sample_texts
+    from tdmixup.dynamics.aum import relabel_threshold_labels
 
     texts = sample_texts({"sample_id": [5, 2], "text_a": ["One.", "Two."]}, "single")
     assert texts == {5: "One.", 2: "Two."}
@@ -247,7 +248,7 @@ def test_sample_texts_and_threshold_labels_of_single_tasks() -> None:
 def finished_run(
     hypotheses: dict[str, Any], tiny_model: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    from tdmixup.cli import main
+    from tdmixup.cli.commands import main
 
     out = tmp_path_factory.mktemp("run") / "run"
     argv = ["run", *data_args(hypotheses), "--model", tiny_model, *SMALL, "--output-dir", str(out)]
@@ -256,7 +257,7 @@ def finished_run(
 
 
 def test_run_pipeline_on_hypotheses_alone(finished_run: Path, hypotheses: dict[str, Any]) -> None:
-    from tdmixup.dynamics import read_dynamics
+    from tdmixup.dynamics.table import read_dynamics
 
     ids = sorted(train_ids(hypotheses))
     text_of = {r["id"]: r["sentence"] for r in hypotheses["rows"]}
@@ -304,8 +305,8 @@ def test_every_strategy_trains_on_hypotheses(
     tiny_model: str,
     tmp_path: Path,
 ) -> None:
-    from tdmixup.cli import main
-    from tdmixup.model import load_classifier
+    from tdmixup.cli.commands import main
+    from tdmixup.model.classifier import load_classifier
 
     regions = finished_run / "datamap" / "regions"
     subsets = (
@@ -350,7 +351,7 @@ def test_every_strategy_trains_on_hypotheses(
 def test_datamap_and_aum_commands_on_hypotheses(
     finished_run: Path, hypotheses: dict[str, Any], tiny_model: str, tmp_path: Path
 ) -> None:
-    from tdmixup.cli import main
+    from tdmixup.cli.commands import main
 
     text_of = {r["id"]: r["sentence"] for r in hypotheses["rows"]}
     dyn = finished_run / "stage1_full" / "dynamics.parquet"
@@ -372,7 +373,7 @@ def test_datamap_and_aum_commands_on_hypotheses(
 def test_run_aum_saliency_on_hypotheses(
     hypotheses: dict[str, Any], tiny_model: str, tmp_path: Path
 ) -> None:
-    from tdmixup.cli import main
+    from tdmixup.cli.commands import main
 
     out = tmp_path / "aums"
     argv = ["run", "--strategy", "aum_saliency", *data_args(hypotheses), "--model", tiny_model]
@@ -393,7 +394,7 @@ def test_dynamics_callback_records_hypotheses_in_a_trainer(
     import transformers
 
     from tdmixup import DynamicsCallback, dataset_from_records
-    from tdmixup.dynamics import read_dynamics
+    from tdmixup.dynamics.table import read_dynamics
 
     tok = minilm_tokenizer()
     records = [

@@ -34,7 +34,7 @@ def test_single_sentence_csv_trains_predicts_exports_and_loads_in_transformers(
 ) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    from tdmixup.cli import main
+    from tdmixup.cli.commands import main
     from tdmixup.inference import TextClassifier
 
     data = [

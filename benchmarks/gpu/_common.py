@@ -29,7 +29,7 @@ def machine() -> dict[str, Any]:
     """The GPU (name, capability, memory), CPU, library versions and the TF32 flags."""
     import torch
 
-    from tdmixup.runio import environment_info
+    from tdmixup.core.runio import environment_info
 
     info: dict[str, Any] = {**environment_info(world_size=1), "node": platform.node()}
     if torch.cuda.is_available():

@@ -31,11 +31,11 @@ SIDES = ("tdmixup", "hf_trainer_grouped", "hf_trainer")
 
 
 def run_tdmixup(args: argparse.Namespace, out_dir: Path, cuda: bool) -> dict[str, Any]:
-    from tdmixup.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.core.config import MixupConfig, ModelConfig, TrainConfig
     from tdmixup.data.collate import tokenize
     from tdmixup.data.schema import TaskSpec
-    from tdmixup.model import build_classifier, load_tokenizer
-    from tdmixup.training import make_accelerator, seed_everything, train
+    from tdmixup.model.classifier import build_classifier, load_tokenizer
+    from tdmixup.training.loop import make_accelerator, seed_everything, train
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
     data = tokenize(
@@ -80,8 +80,8 @@ def run_trainer(
     from torch import nn
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from tdmixup.config import ModelConfig
-    from tdmixup.model import build_classifier, load_tokenizer
+    from tdmixup.core.config import ModelConfig
+    from tdmixup.model.classifier import build_classifier, load_tokenizer
 
     class ForTrainer(nn.Module):
         def __init__(self, classifier: nn.Module) -> None:

@@ -117,7 +117,7 @@ def machine() -> dict[str, Any]:
 def real_size(n: int, work: Path, model: Path, dry_run: bool) -> dict[str, Any]:
     """Every stage of ``tdmixup run`` on ``n`` SNLI pairs; one record per stage."""
     run_dir = work / f"run_{n}"
-    exe = [sys.executable, "-m", "tdmixup.cli", "run", "--output-dir", str(run_dir)]
+    exe = [sys.executable, "-m", "tdmixup.cli.commands", "run", "--output-dir", str(run_dir)]
     common = ["--model", str(model), "--train-size", str(n), *FIXED]
     stages: dict[str, Any] = {}
     for stage in STAGES:
@@ -167,7 +167,7 @@ def synthetic_child(stage: str, n: int, work: Path) -> None:
     start = time.perf_counter()
     extra: dict[str, Any] = {}
     if stage == "prepare":
-        from tdmixup.dynamics import append_epoch
+        from tdmixup.dynamics.table import append_epoch
 
         gold = rng.integers(0, 3, n)
         for epoch in range(3):
@@ -183,15 +183,15 @@ def synthetic_child(stage: str, n: int, work: Path) -> None:
                 task="snli",
             )
     elif stage == "statistics":
-        from tdmixup.dynamics import compute_statistics, read_dynamics
+        from tdmixup.dynamics.table import compute_statistics, read_dynamics
 
         stats = compute_statistics(read_dynamics(table))
         stats.to_parquet(work / "stats.parquet")
     elif stage == "datamap":
         import pandas as pd
 
-        from tdmixup.datamap import assign_regions, datamap_title
-        from tdmixup.datamap_plots import save_datamap
+        from tdmixup.dynamics.datamap import assign_regions, datamap_title
+        from tdmixup.dynamics.datamap_plots import save_datamap
 
         stats = pd.read_parquet(work / "stats.parquet")
         stats.attrs["num_epochs"] = 3
@@ -220,7 +220,7 @@ def synthetic_child(stage: str, n: int, work: Path) -> None:
             "folder_bytes": folder_bytes(folder),
         }
     elif stage == "aum_selection":
-        from tdmixup.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
+        from tdmixup.dynamics.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
 
         region = n // 3
         flagged = 0

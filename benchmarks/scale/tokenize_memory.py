@@ -87,9 +87,9 @@ def main() -> None:
     sys.path.insert(0, str(HERE.parents[1] / "benchmarks" / "gpu"))
     from _common import load_pairs
 
-    from tdmixup.config import DEFAULT_MODEL
+    from tdmixup.core.config import DEFAULT_MODEL
     from tdmixup.data.collate import tokenize
-    from tdmixup.model import load_tokenizer
+    from tdmixup.model.classifier import load_tokenizer
 
     tokenizer = load_tokenizer(DEFAULT_MODEL)
     cols = load_pairs(args.n)

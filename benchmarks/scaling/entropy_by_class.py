@@ -31,10 +31,10 @@ sys.path[:0] = [str(HERE.parent)]  # human_ambiguity
 
 from human_ambiguity import CHAOS_SNLI, read_chaos_rows  # noqa: E402
 
+from tdmixup.core.runio import read_json, write_json  # noqa: E402
 from tdmixup.data.readers import NLI_LABELS as LABELS  # noqa: E402
 from tdmixup.data.sources import find_data_file  # noqa: E402
-from tdmixup.datamap import read_region_file  # noqa: E402
-from tdmixup.runio import read_json, write_json  # noqa: E402
+from tdmixup.dynamics.datamap import read_region_file  # noqa: E402
 
 REGIONS = ("easy", "ambiguous", "hard")
 

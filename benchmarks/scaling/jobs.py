@@ -1,6 +1,6 @@
 """Running one job of the scaling study and building its result record.
 
-Training goes through the library: :func:`tdmixup.experiments.run_row` for the rows (each size
+Training goes through the library: :func:`tdmixup.run.experiments.run_row` for the rows (each size
 and seed is one run folder, ``<run-dir>/<size>/seed_<s>/``, laid out as ``tdmixup experiment``
 lays out a seed), and the pipeline's own stages for the data map's quality run
 (``<run-dir>/<size>/seed_<s>_chaosnli/``). Nothing here trains by itself.
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-import tdmixup.config as tc
-from tdmixup.layout import AUM_PREFIX, AUM_TABLE, CHECKPOINT, DONE, SUMMARY, ExperimentLayout
+import tdmixup.core.config as tc
+from tdmixup.core.layout import AUM_PREFIX, AUM_TABLE, CHECKPOINT, DONE, SUMMARY, ExperimentLayout
 
 QUALITY = "datamap_quality"
 LIBRARY_ROWS = {
@@ -28,8 +28,8 @@ LIBRARY_ROWS = {
     "random_pairs": ("table3", "random_pairs"),
     "manifold": ("table2", "manifold"),
 }
-"""Which row of :data:`tdmixup.experiments.TABLES` each study row runs (looked up at run time, so
-the study runs whatever the library's rows are when it runs)."""
+"""Which row of :data:`tdmixup.run.experiments.TABLES` each study row runs (looked up at run time,
+so the study runs whatever the library's rows are when it runs)."""
 SNLI_TEST_ROWS = 9824
 """Rows of the official SNLI test set with a gold label."""
 
@@ -85,7 +85,7 @@ class JobRunner:
         )
 
     def session(self, job: Job) -> Any:
-        from tdmixup.pipeline import open_session
+        from tdmixup.run.pipeline import open_session
 
         quality = job.row == QUALITY
         key = (job.size, job.seed, quality)
@@ -106,8 +106,8 @@ class JobRunner:
     def _add_chaos(self, session: Any) -> Any:
         from human_ambiguity import CHAOS_SNLI, ID_OFFSET, add_chaos_rows
 
+        from tdmixup.core.runio import read_json, write_json
         from tdmixup.data.sources import find_data_file
-        from tdmixup.runio import read_json, write_json
 
         marker = session.run_dir / "benchmark_settings.json"
         mine = {"chaos_label": self.settings["chaos_label"], "id_offset": ID_OFFSET}
@@ -166,14 +166,14 @@ class JobRunner:
         }
 
     def _row(self, session: Any, job: Job) -> dict[str, Any]:
-        from tdmixup.experiments import TABLES, run_row
-        from tdmixup.pipeline import read_regions, stage_datamap
+        from tdmixup.run.experiments import TABLES, run_row
+        from tdmixup.run.pipeline import read_regions, stage_datamap
 
         table, key = LIBRARY_ROWS[job.row]
         row = next((r for r in TABLES.get(table, ()) if r.key == key), None)
         if row is None:
             raise KeyError(
-                f"tdmixup.experiments.TABLES[{table!r}] has no row {key!r} any more: "
+                f"tdmixup.run.experiments.TABLES[{table!r}] has no row {key!r} any more: "
                 "update LIBRARY_ROWS in benchmarks/scaling/jobs.py"
             )
         done = run_row(session, row)
@@ -209,7 +209,7 @@ class JobRunner:
         import pandas as pd
         from human_ambiguity import entropy_by_region
 
-        from tdmixup.pipeline import read_regions, stage_datamap, train_and_evaluate
+        from tdmixup.run.pipeline import read_regions, stage_datamap, train_and_evaluate
 
         stage_dir = session.layout.stage1  # where stage_datamap reads the dynamics
         done = train_and_evaluate(
@@ -255,9 +255,9 @@ def _bincount(session: Any, ids: np.ndarray) -> list[int]:
 def class_counts(session: Any, regions: dict[str, np.ndarray], row: Any) -> dict[str, Any]:
     """Per-class counts of the training set, each region, each AUM run's kept and flagged
     samples, and the row's own training sets (in the order the row trains on them)."""
-    from tdmixup.aum import read_aum_table
-    from tdmixup.experiments import _row_sets
-    from tdmixup.layout import aum_subset
+    from tdmixup.core.layout import aum_subset
+    from tdmixup.dynamics.aum import read_aum_table
+    from tdmixup.run.experiments import _row_sets
 
     n = session.task.spec.num_labels
     out: dict[str, Any] = {

@@ -23,7 +23,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # scaling_summary; throughput
 
 from scaling_summary import precision_name  # noqa: E402
 
-from tdmixup.runio import read_json, write_json  # noqa: E402
+from tdmixup.core.runio import read_json, write_json  # noqa: E402
 
 METRICS = ("accuracy", "ece", "ece_scaled", "nll", "brier")
 

@@ -2,7 +2,7 @@
 off against plain fine-tuning — resumable at any point.
 
 One job = one (training size, row, seed). Every job runs through the library's experiment
-machinery (:func:`tdmixup.experiments.run_row` on a per-(size, seed) run folder, so stage 1, the
+machinery (:func:`tdmixup.run.experiments.run_row` on a per-(size, seed) run folder, so stage 1, the
 data map and the AUM runs are shared by the rows of that size and seed, and every stage resumes
 from its last epoch checkpoint), and when it finishes writes one small JSON,
 ``<results>/runs/<size>_<row>_seed<s>.json`` (atomically; ``--commit`` commits that file at once).
@@ -10,9 +10,10 @@ A job whose JSON exists is skipped, so after a stop the same command simply goes
 
 Rows: ``full`` (100 % fine-tuning; its ECE after temperature scaling is the "100 % + TS" line),
 ``tdmixup`` (the library's TDMixUp with its current defaults), ``random_pairs`` (the library's
-Table 3 control), ``manifold`` (Manifold MixUp), all taken from :data:`tdmixup.experiments.TABLES`
-at run time, and ``datamap_quality`` (a dynamics-only run on the size's pairs plus the 1,514
-ChaosNLI SNLI pairs: crowd entropy by data-map region; see the README for why it is separate).
+Table 3 control), ``manifold`` (Manifold MixUp), all taken from
+:data:`tdmixup.run.experiments.TABLES` at run time, and ``datamap_quality`` (a dynamics-only run on
+the size's pairs plus the 1,514 ChaosNLI SNLI pairs: crowd entropy by data-map region; see the
+README for why it is separate).
 
 The order is :data:`ORDER`: cheap and informative first. Usage::
 
@@ -200,7 +201,7 @@ def pending(jobs: list[Job], results: Path) -> list[Job]:
 
 def study_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What every run of one study shares; runs with other settings cannot be averaged together."""
-    from tdmixup.config import DEFAULT_MODEL
+    from tdmixup.core.config import DEFAULT_MODEL
 
     return {
         "task": "snli",
@@ -225,7 +226,7 @@ def choose_precision(args: argparse.Namespace) -> None:
         return
     import torch
 
-    from tdmixup.optim import cpu_has_native_bf16
+    from tdmixup.training.optim import cpu_has_native_bf16
 
     if torch.cuda.is_available() or cpu_has_native_bf16():
         return
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
             failed.append(job.name)
             runner.forget_session()
             continue
-        from tdmixup.runio import write_json
+        from tdmixup.core.runio import write_json
 
         write_json(path, record)
         print(f"[scaling] {job.name}: {record['wall_seconds']:.0f} s → {path}", flush=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tdmixup.runio import atomic_output, atomic_write_text, write_json
+from tdmixup.core.runio import atomic_output, atomic_write_text, write_json
 
 METRICS = ("accuracy", "ece", "ece_scaled", "nll", "brier")
 """Per test set, in each run JSON (fractions; tables show accuracy and ECE ×100)."""

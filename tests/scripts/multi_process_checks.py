@@ -7,10 +7,11 @@ Usage (see tests/test_multi_process.py)::
 
 Every process writes what it saw to ``OUT/result.rank<R>.json``:
 
-* ``shared`` / ``not_shared`` — :func:`tdmixup.runio.check_shared_folder` on one folder, then on
+* ``shared`` / ``not_shared`` — :func:`tdmixup.core.runio.check_shared_folder` on one folder, then
+on
   a folder of each process's own (two machines with local disks mounted at one path): None, or
   the error line each process got;
-* ``decided`` — :func:`tdmixup.runio.main_process_decides` when only process 1 sees a
+* ``decided`` — :func:`tdmixup.core.runio.main_process_decides` when only process 1 sees a
   ``done.json`` (each process's own folder): both must take the main process's answer;
 * ``mixup_refused`` — the error of ``manifold`` training with a global batch of 2 (one row per
   process);
@@ -47,9 +48,9 @@ def main() -> None:
     import torch
 
     from _tiny import train_tiny
-    from tdmixup import mixup
-    from tdmixup.runio import check_shared_folder, main_process_decides
-    from tdmixup.training import make_accelerator
+    from tdmixup.core.runio import check_shared_folder, main_process_decides
+    from tdmixup.strategies import step as mixup
+    from tdmixup.training.loop import make_accelerator
 
     torch.set_num_threads(1)
     acc = make_accelerator()
@@ -97,7 +98,7 @@ def _back_translate(acc: Any, cache: Path) -> dict[str, Any]:
     """Augment 11 pairs with a fake translator, chunks of 3 texts, this process's share."""
     import datasets
 
-    from tdmixup import backtranslation as bt
+    from tdmixup.strategies import backtranslation as bt
 
     translated: list[int] = []
 

@@ -79,7 +79,7 @@ def main() -> None:
     import torch
 
     from _tiny import train_tiny, weights_of
-    from tdmixup.training import make_accelerator
+    from tdmixup.training.loop import make_accelerator
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

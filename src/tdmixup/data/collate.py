@@ -242,8 +242,8 @@ def epoch_order(
       ``benchmarks/partner_randomness.py``); sets of ``≥ min_megabatches × megabatch_factor``
       batches keep the full mega-batch and its padding;
     * inside a batch the rows are in random order, not longest first, so TDMixUp's row i ×
-      row i pairing (:mod:`tdmixup.mixup`) does not pair samples by their length rank, and the
-      processes of a multi-process run get equally long shares. Order inside a batch costs no
+      row i pairing (:mod:`tdmixup.strategies.step`) does not pair samples by their length rank, and
+      the processes of a multi-process run get equally long shares. Order inside a batch costs no
       padding.
 
     ``min_megabatches=1, shuffle_rows=False`` gives the earlier plan (one length-sorted block of

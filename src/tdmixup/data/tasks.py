@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 
 from datasets import Dataset
 
-from tdmixup.config import DataConfig
+from tdmixup.core.config import DataConfig
 from tdmixup.data.hub import read_hub
 from tdmixup.data.readers import (
     MC4_LABELS,

@@ -25,8 +25,8 @@ import torch
 
 from tdmixup.data.collate import TokenizedSet, tokenize
 from tdmixup.data.schema import TaskSpec
-from tdmixup.model import CheckpointInfo, Classifier, load_classifier
-from tdmixup.predict import predict_logits
+from tdmixup.model.classifier import CheckpointInfo, Classifier, load_classifier
+from tdmixup.model.predict import predict_logits
 
 DEFAULT_MAX_LENGTH = 256
 """Truncation length for a checkpoint that records none (the training default)."""
@@ -34,7 +34,8 @@ DEFAULT_MAX_LENGTH = 256
 
 @dataclasses.dataclass
 class _OneProcess:
-    """What :func:`tdmixup.predict.predict_logits` reads of an Accelerator, for one process."""
+    """What :func:`tdmixup.model.predict.predict_logits` reads of an Accelerator, for one
+    process."""
 
     device: torch.device
     num_processes: int = 1
@@ -50,8 +51,8 @@ class TextClassifier:
     """A trained tdmixup classifier with its tokenizer, label names and temperature.
 
     Args:
-        model: the :class:`~tdmixup.model.Classifier` (its ``info`` holds the label names,
-            columns and temperature).
+        model: the :class:`~tdmixup.model.classifier.Classifier` (its ``info`` holds the label
+            names, columns and temperature).
         tokenizer: its tokenizer.
         device: where to run (default: the GPU when there is one, else the CPU).
         accelerator: an :class:`accelerate.Accelerator` to shard prediction over processes
@@ -244,7 +245,7 @@ def load_exported(directory: str | Path) -> tuple[Classifier, Any]:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from tdmixup.model import ModelLoadError
+    from tdmixup.model.classifier import ModelLoadError
 
     directory = Path(directory)
     raw = (

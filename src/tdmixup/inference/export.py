@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from tdmixup.model import Classifier, load_classifier
+from tdmixup.model.classifier import Classifier, load_classifier
 
 log = logging.getLogger("tdmixup.inference")
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tdmixup.core.runio import atomic_output
 from tdmixup.data._common import (
     Rows,
     as_text,
@@ -27,7 +28,6 @@ from tdmixup.data._common import (
 )
 from tdmixup.data.readers import _format_of
 from tdmixup.data.schema import data_error
-from tdmixup.runio import atomic_output
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 """Output suffix → format of :func:`write_predictions`."""

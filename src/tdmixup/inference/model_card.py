@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tdmixup.layout import CONFIG, DATAMAP, DONE, METRICS, SUMMARY
-from tdmixup.model import Classifier
-from tdmixup.runio import atomic_write_text
+from tdmixup.core.layout import CONFIG, DATAMAP, DONE, METRICS, SUMMARY
+from tdmixup.core.runio import atomic_write_text
+from tdmixup.model.classifier import Classifier
 
 HUB_DATASETS = {
     "snli": "stanfordnlp/snli",

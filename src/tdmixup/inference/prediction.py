@@ -23,7 +23,7 @@ from tdmixup.inference.files import (
     read_inputs,
     write_predictions,
 )
-from tdmixup.model import check_label_names
+from tdmixup.model.classifier import check_label_names
 
 DEFAULT_COLUMNS_BY_KIND: dict[str, dict[str, str]] = {
     "pair": {"text_a": "text_a", "text_b": "text_b", "label": "label"},
@@ -116,7 +116,7 @@ def predict_file(
 def _score(
     labels: np.ndarray, logits: np.ndarray, t: float, fitted: float | None
 ) -> dict[str, Any] | None:
-    from tdmixup.calibration import accuracy, expected_calibration_error
+    from tdmixup.evaluation.calibration import accuracy, expected_calibration_error
 
     known = labels >= 0
     if not known.any():
