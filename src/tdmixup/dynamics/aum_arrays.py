@@ -123,25 +123,69 @@ def find_mislabeled(
     logits_runs = _runs("logits_by_epoch", logits_by_epoch, 3, "[E, N, C]")
     label_runs = _runs("labels", labels, 1, "[N]")
     if threshold_mask is None:
-        if percentile is not None:
-            raise ValueError(
-                "percentile= needs threshold_mask= (the run's threshold samples); "
-                "without them pass fraction= or aum_below="
-            )
-        if len(logits_runs) != 1 or len(label_runs) != 1:
-            raise ValueError(
-                f"got {len(logits_runs)} run(s) of logits and {len(label_runs)} of "
-                "labels: several runs need threshold_mask=; the plain ranking takes "
-                "one"
-            )
-        if (fraction is None) == (aum_below is None):
-            raise ValueError(
-                "pass exactly one of fraction= (flag the lowest-AUM share) or "
-                "aum_below= (flag AUM below a margin), or threshold_mask= and "
-                "percentile="
-            )
-        aums = area_under_margin(logits_runs[0], label_runs[0], skip_epochs=skip_epochs)
-        return _lowest(aums, fraction) if fraction is not None else aums < aum_below
+        return _flag_lowest_aums(
+            logits_runs,
+            label_runs,
+            percentile=percentile,
+            fraction=fraction,
+            aum_below=aum_below,
+            skip_epochs=skip_epochs,
+        )
+    return _flag_below_threshold_samples(
+        logits_runs,
+        label_runs,
+        threshold_mask,
+        percentile=percentile,
+        fraction=fraction,
+        aum_below=aum_below,
+        skip_epochs=skip_epochs,
+        extra_class=extra_class,
+    )
+
+
+def _flag_lowest_aums(
+    logits_runs: list[np.ndarray],
+    label_runs: list[np.ndarray],
+    *,
+    percentile: float | None,
+    fraction: float | None,
+    aum_below: float | None,
+    skip_epochs: int,
+) -> np.ndarray:
+    """The plain ranking of :func:`find_mislabeled`: ``[N]`` bool, lowest ``fraction`` or below."""
+    if percentile is not None:
+        raise ValueError(
+            "percentile= needs threshold_mask= (the run's threshold samples); "
+            "without them pass fraction= or aum_below="
+        )
+    if len(logits_runs) != 1 or len(label_runs) != 1:
+        raise ValueError(
+            f"got {len(logits_runs)} run(s) of logits and {len(label_runs)} of "
+            "labels: several runs need threshold_mask=; the plain ranking takes "
+            "one"
+        )
+    if (fraction is None) == (aum_below is None):
+        raise ValueError(
+            "pass exactly one of fraction= (flag the lowest-AUM share) or "
+            "aum_below= (flag AUM below a margin), or threshold_mask= and "
+            "percentile="
+        )
+    aums = area_under_margin(logits_runs[0], label_runs[0], skip_epochs=skip_epochs)
+    return _lowest(aums, fraction) if fraction is not None else aums < aum_below
+
+
+def _flag_below_threshold_samples(
+    logits_runs: list[np.ndarray],
+    label_runs: list[np.ndarray],
+    threshold_mask: Any,
+    *,
+    percentile: float | None,
+    fraction: float | None,
+    aum_below: float | None,
+    skip_epochs: int,
+    extra_class: bool,
+) -> np.ndarray:
+    """The threshold-sample way of :func:`find_mislabeled`: ``[N]`` bool, one or two runs."""
     if fraction is not None or aum_below is not None:
         raise ValueError(
             "fraction= and aum_below= are for the plain ranking (threshold_mask="
@@ -160,6 +204,24 @@ def find_mislabeled(
             f"logits_by_epoch, {len(label_runs)} of labels, {len(mask_runs)} of "
             "threshold_mask"
         )
+    passes = _threshold_passes(logits_runs, label_runs, mask_runs, extra_class=extra_class)
+    result = find_mislabeled_with_aum(
+        passes,
+        percentile=percentile,
+        skip_epochs=skip_epochs,
+        procedure="two_pass" if len(passes) == 2 else "paper",
+    )
+    return result.table["flagged"].to_numpy(dtype=bool)
+
+
+def _threshold_passes(
+    logits_runs: list[np.ndarray],
+    label_runs: list[np.ndarray],
+    mask_runs: list[np.ndarray],
+    *,
+    extra_class: bool,
+) -> list[AUMPass]:
+    """One :class:`AUMPass` per run, samples identified by position, shapes checked."""
     passes = []
     for i, (z, y, m) in enumerate(zip(logits_runs, label_runs, mask_runs, strict=True)):
         if z.ndim != 3 or y.shape != (z.shape[1],):
@@ -178,10 +240,4 @@ def find_mislabeled(
                 extra_class=extra_class,
             )
         )
-    result = find_mislabeled_with_aum(
-        passes,
-        percentile=percentile,
-        skip_epochs=skip_epochs,
-        procedure="two_pass" if len(passes) == 2 else "paper",
-    )
-    return result.table["flagged"].to_numpy(dtype=bool)
+    return passes

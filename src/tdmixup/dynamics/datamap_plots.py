@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,37 @@ def plot_datamap_png(
     fig = plt.figure(figsize=(13, 9))
     grid = fig.add_gridspec(2, 4 if with_mix else 3, height_ratios=[3, 1])
     ax = fig.add_subplot(grid[0, :])
+    _draw_correctness_scatter(ax, var, conf, bins, shown, epochs)
+    ax.set(xlabel="variability", ylabel="confidence", title=title)
+    if regions is None:
+        _label_region_corners(ax)
+    else:
+        _draw_region_outlines(ax, ids, var, conf, regions, shown)
+    _draw_histograms(fig, grid, conf, var, bins, epochs)
+    if regions is not None and gold is not None:
+        _plot_class_mix(fig.add_subplot(grid[1, 3]), class_mix(ids, gold, regions, gold_names))
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+_LABEL_BOX = {"boxstyle": "round,pad=0.3", "fc": "white", "lw": 2}
+"""The box around a region's label in the PNG (its edge colour is the region's)."""
+
+
+def _draw_correctness_scatter(
+    ax: Any,
+    var: np.ndarray,
+    conf: np.ndarray,
+    bins: np.ndarray,
+    shown: np.ndarray,
+    epochs: int,
+) -> None:
+    """Scatter the ``shown`` rows, one colour per correctness bin ``k / epochs``, with a legend."""
+    import matplotlib
+
     colours = matplotlib.colormaps["coolwarm_r"](np.linspace(0, 1, epochs + 1))
     size = 4 if len(shown) > 5_000 else 16
     for k in range(epochs + 1):
@@ -87,47 +119,62 @@ def plot_datamap_png(
             var[sel], conf[sel], s=size, color=colours[k], label=f"{k / epochs:.2f}", linewidths=0
         )
     ax.legend(title="correctness", loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2)
-    ax.set(xlabel="variability", ylabel="confidence", title=title)
-    box = {"boxstyle": "round,pad=0.3", "fc": "white", "lw": 2}
-    if regions is None:
-        spots = {"easy": (0.27, 0.85), "ambiguous": (0.9, 0.5), "hard": (0.35, 0.25)}
-        for name, (x, y) in spots.items():
-            ax.annotate(
-                REGION_TITLES[name],
-                xy=(x, y),
-                xycoords="axes fraction",
-                ha="center",
-                fontsize=13,
-                bbox={**box, "ec": REGION_COLOURS[name]},
+
+
+def _label_region_corners(ax: Any) -> None:
+    """Without regions: name the easy, ambiguous and hard corners at fixed spots of the axes."""
+    spots = {"easy": (0.27, 0.85), "ambiguous": (0.9, 0.5), "hard": (0.35, 0.25)}
+    for name, (x, y) in spots.items():
+        ax.annotate(
+            REGION_TITLES[name],
+            xy=(x, y),
+            xycoords="axes fraction",
+            ha="center",
+            fontsize=13,
+            bbox={**_LABEL_BOX, "ec": REGION_COLOURS[name]},
+        )
+
+
+def _draw_region_outlines(
+    ax: Any,
+    ids: np.ndarray,
+    var: np.ndarray,
+    conf: np.ndarray,
+    regions: Mapping[str, np.ndarray],
+    shown: np.ndarray,
+) -> None:
+    """Outline each region (hull of its plotted samples); label it with its size at its median."""
+    rows_of = _region_rows(ids, regions)
+    for name, rows in rows_of.items():
+        colour = REGION_COLOURS.get(name, "k")
+        drawn = np.intersect1d(rows, shown)
+        if len(drawn) >= 3:
+            hull = _convex_hull(var[drawn], conf[drawn])
+            ax.fill(hull[:, 0], hull[:, 1], facecolor=colour, alpha=0.08, edgecolor="none")
+            ax.fill(
+                hull[:, 0],
+                hull[:, 1],
+                facecolor="none",
+                edgecolor=colour,
+                lw=2,
+                linestyle=_REGION_LINES.get(name, "-"),
             )
-    else:
-        rows_of = _region_rows(ids, regions)
-        for name, rows in rows_of.items():
-            colour = REGION_COLOURS.get(name, "k")
-            drawn = np.intersect1d(rows, shown)
-            if len(drawn) >= 3:
-                hull = _convex_hull(var[drawn], conf[drawn])
-                ax.fill(hull[:, 0], hull[:, 1], facecolor=colour, alpha=0.08, edgecolor="none")
-                ax.fill(
-                    hull[:, 0],
-                    hull[:, 1],
-                    facecolor="none",
-                    edgecolor=colour,
-                    lw=2,
-                    linestyle=_REGION_LINES.get(name, "-"),
-                )
-            if len(rows):
-                label = (
-                    f"{REGION_TITLES.get(name, name)}\n{len(rows):,} ({len(rows) / len(ids):.0%})"
-                )
-                ax.annotate(
-                    label,
-                    xy=(np.median(var[rows]), np.median(conf[rows])),
-                    ha="center",
-                    va="center",
-                    fontsize=11,
-                    bbox={**box, "ec": colour},
-                )
+        if len(rows):
+            label = f"{REGION_TITLES.get(name, name)}\n{len(rows):,} ({len(rows) / len(ids):.0%})"
+            ax.annotate(
+                label,
+                xy=(np.median(var[rows]), np.median(conf[rows])),
+                ha="center",
+                va="center",
+                fontsize=11,
+                bbox={**_LABEL_BOX, "ec": colour},
+            )
+
+
+def _draw_histograms(
+    fig: Any, grid: Any, conf: np.ndarray, var: np.ndarray, bins: np.ndarray, epochs: int
+) -> None:
+    """The bottom row: histograms of confidence and variability (all samples), correctness bars."""
     hist_specs = [(conf, "confidence", "#622a87"), (var, "variability", "teal")]
     for col, (values, name, colour) in enumerate(hist_specs):
         hist_ax = fig.add_subplot(grid[1, col])
@@ -140,13 +187,6 @@ def plot_datamap_png(
         color="#86bf91",
     )
     bar_ax.set(xlabel="correctness")
-    if regions is not None and gold is not None:
-        _plot_class_mix(fig.add_subplot(grid[1, 3]), class_mix(ids, gold, regions, gold_names))
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
 
 
 def _region_rows(ids: np.ndarray, regions: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -339,13 +379,7 @@ def plot_datamap_html(
     )
     if predictions is None and "prediction" in stats:
         predictions = np.asarray(stats["prediction"])
-    names = (
-        list(gold_names)
-        if gold_names is not None
-        else [str(k) for k in range(int(gold.max(initial=0)) + 1)]
-    )
-    if len(ids) and gold.max() >= len(names):
-        raise ValueError(f"gold_names has {len(names)} names but gold reaches {gold.max()}")
+    names = _checked_class_names(gold, gold_names)
     region = _region_names(ids, regions)
     rows = _subsample_regions(region, max_points, seed)
     if rows is not None:
@@ -354,6 +388,65 @@ def plot_datamap_html(
             f"region, seed {seed}; all in statistics.parquet)"
         )
     rows = np.arange(len(ids)) if rows is None else rows
+    hover_at = _hover_texts(ids, rows, texts, predictions, names)
+    safe_names = _escape(pd.Series(names, dtype=object).astype(str)).tolist()
+    traces, keys = _region_label_traces(
+        go.Scattergl if len(rows) > webgl_above else go.Scatter,
+        _Points(var=var, conf=conf, corr=corr, aum=aum, gold=gold, region=region, hover=hover_at),
+        rows,
+        regions,
+        safe_names,
+    )
+    fig = go.Figure(traces)
+    fig.update_layout(
+        title=title,
+        xaxis_title="variability",
+        yaxis_title="confidence",
+        template="plotly_white",
+        legend={"groupclick": "toggleitem"},
+        height=750,
+        updatemenus=[
+            {
+                "buttons": _filter_buttons(keys, safe_names),
+                "x": 1.0,
+                "y": 1.08,
+                "xanchor": "right",
+                "showactive": True,
+            }
+        ],
+    )
+    with atomic_output(path) as tmp:
+        fig.write_html(
+            tmp,
+            include_plotlyjs=True,
+            full_html=True,
+            include_mathjax=False,
+            post_script=_POST_SCRIPT % json.dumps(title).replace("</", "<\\/"),
+            config={"displaylogo": False},
+        )
+    return Path(path)
+
+
+def _checked_class_names(gold: np.ndarray, gold_names: Sequence[str] | None) -> list[str]:
+    """``gold_names`` as a list (default: the indices as strings), checked to cover ``gold``."""
+    names = (
+        list(gold_names)
+        if gold_names is not None
+        else [str(k) for k in range(int(gold.max(initial=0)) + 1)]
+    )
+    if len(gold) and gold.max() >= len(names):
+        raise ValueError(f"gold_names has {len(names)} names but gold reaches {gold.max()}")
+    return names
+
+
+def _hover_texts(
+    ids: np.ndarray,
+    rows: np.ndarray,
+    texts: Mapping[int, str] | pd.Series | None,
+    predictions: Mapping[int, int] | pd.Series | np.ndarray | None,
+    names: list[str],
+) -> np.ndarray:
+    """``[N]`` object array of hover HTML (id, escaped text, prediction), set at ``rows`` only."""
     shown = ids[rows]  # hover text only for the points drawn (550k strings cost ~10 s)
     hover = "<b>sample " + pd.Series(shown.astype(str), index=shown) + "</b>"
     if texts is not None:
@@ -368,9 +461,32 @@ def plot_datamap_html(
         hover += "<br>prediction: " + _escape(pred_names.astype(str))
     hover_at = np.empty(len(ids), dtype=object)
     hover_at[rows] = hover.to_numpy()
-    scatter = go.Scattergl if len(rows) > webgl_above else go.Scatter
-    safe_names = _escape(pd.Series(names, dtype=object).astype(str)).tolist()
+    return hover_at
+
+
+@dataclass(frozen=True)
+class _Points:
+    """The HTML plot's per-sample columns, each ``[N]`` in the statistics' row order."""
+
+    var: np.ndarray
+    conf: np.ndarray
+    corr: np.ndarray
+    aum: np.ndarray
+    gold: np.ndarray
+    region: np.ndarray  # region name of each sample (:func:`_region_names`)
+    hover: np.ndarray  # hover HTML (:func:`_hover_texts`)
+
+
+def _region_label_traces(
+    scatter: Any,
+    points: _Points,
+    rows: np.ndarray,
+    regions: Mapping[str, np.ndarray] | None,
+    safe_names: list[str],
+) -> tuple[list[Any], list[tuple[str, int]]]:
+    """One ``scatter`` trace per (region, gold label) present in ``rows``, and those keys."""
     traces, keys = [], []
+    region, gold = points.region, points.gold
     order = {name: i for i, name in enumerate(regions or {})}
     present = sorted(
         pd.unique(region[rows]),
@@ -384,14 +500,14 @@ def plot_datamap_html(
                 continue
             traces.append(
                 scatter(
-                    x=var[sel],
-                    y=conf[sel],
+                    x=points.var[sel],
+                    y=points.conf[sel],
                     mode="markers",
                     name=f"{group_title} · {safe_names[label]}",
                     legendgroup=region_name,
                     legendgrouptitle_text=group_title,
-                    text=hover_at[sel],
-                    customdata=np.column_stack([corr[sel], aum[sel]]),
+                    text=points.hover[sel],
+                    customdata=np.column_stack([points.corr[sel], points.aum[sel]]),
                     marker={
                         "color": REGION_COLOURS.get(region_name.split("+")[0], "#9467bd"),
                         "symbol": _SYMBOLS[label % len(_SYMBOLS)],
@@ -406,12 +522,17 @@ def plot_datamap_html(
                 )
             )
             keys.append((region_name, int(label)))
+    return traces, keys
+
+
+def _filter_buttons(keys: list[tuple[str, int]], safe_names: list[str]) -> list[dict[str, Any]]:
+    """The dropdown: all, one region, one label, or one (region, label) pair if at most 60."""
     filters: list[tuple[str, Any, Any]] = [("all samples", None, None)]
     filters += [(REGION_TITLES.get(r, r), r, None) for r in dict.fromkeys(k[0] for k in keys)]
     filters += [(f"label {safe_names[g]}", None, g) for g in sorted({k[1] for k in keys})]
     if len(keys) <= 60:
         filters += [(f"{REGION_TITLES.get(r, r)} · {safe_names[g]}", r, g) for r, g in keys]
-    buttons = [
+    return [
         {
             "label": label,
             "method": "restyle",
@@ -421,28 +542,6 @@ def plot_datamap_html(
         }
         for label, r, g in filters
     ]
-    fig = go.Figure(traces)
-    fig.update_layout(
-        title=title,
-        xaxis_title="variability",
-        yaxis_title="confidence",
-        template="plotly_white",
-        legend={"groupclick": "toggleitem"},
-        height=750,
-        updatemenus=[
-            {"buttons": buttons, "x": 1.0, "y": 1.08, "xanchor": "right", "showactive": True}
-        ],
-    )
-    with atomic_output(path) as tmp:
-        fig.write_html(
-            tmp,
-            include_plotlyjs=True,
-            full_html=True,
-            include_mathjax=False,
-            post_script=_POST_SCRIPT % json.dumps(title).replace("</", "<\\/"),
-            config={"displaylogo": False},
-        )
-    return Path(path)
 
 
 def _num_epochs(stats: pd.DataFrame | Mapping[str, Any], correct: np.ndarray) -> int:

@@ -261,25 +261,10 @@ def append_epoch(
     if int(epoch) != epoch or epoch < 0:
         raise ValueError(f"epoch must be a non-negative integer; got {epoch!r}")
     where = f"{path}, epoch {epoch}"
-    hashes = None
-    if text_hash is not None:
-        hashes = np.asarray(text_hash, dtype=np.uint64)
-        if hashes.shape != np.shape(sample_ids):
-            raise ValueError(f"{where}: text_hash must hold one value per sample id")
-        hashes = hashes[np.argsort(np.asarray(sample_ids), kind="stable")]
+    hashes = _sorted_text_hashes(text_hash, sample_ids, where)
     ids, labels, z = _check_epoch(sample_ids, gold, logits, where)
     num_classes = z.shape[1]
-    columns_new = {
-        "sample_id": pa.array(ids, pa.int64()),
-        "epoch": pa.array(np.full(len(ids), epoch, np.int32), pa.int32()),
-        "gold": pa.array(labels.astype(np.int32), pa.int32()),
-        "logits": pa.FixedSizeListArray.from_arrays(
-            pa.array(z.reshape(-1), pa.float32()), num_classes
-        ),
-    }
-    if hashes is not None:
-        columns_new["text_hash"] = pa.array(hashes, pa.uint64())
-    new = pa.table(columns_new)
+    new = _epoch_table(epoch, ids, labels, z, hashes)
     meta = {
         "schema_version": SCHEMA_VERSION,
         "mode": mode,
@@ -292,46 +277,91 @@ def append_epoch(
         meta["columns"] = columns
     table = new
     if path.exists():
-        old = pq.read_table(path)
-        stored = _metadata(old.schema, path)
-        for key in ("mode", "num_classes", "task"):
-            if stored[key] != meta[key]:
-                raise ValueError(
-                    f"{where}: {key} is {meta[key]!r} but the table holds {stored[key]!r}"
-                )
-        for key in ("label_names", "columns"):  # kept from the first epoch when not given again
-            meta.setdefault(key, stored.get(key, ""))
-            if not meta[key]:
-                del meta[key]
-        old = old.replace_schema_metadata(None).filter(pc.not_equal(old["epoch"], epoch))
-        if ("text_hash" in old.column_names) != (hashes is not None):
-            # a table begun without text hashes (or by an older tdmixup) stays without them
-            old = old.drop_columns(["text_hash"]) if "text_hash" in old.column_names else old
-            new = new.drop_columns(["text_hash"]) if hashes is not None else new
-            table = new
-        if old.num_rows:
-            first = old.slice(0, 1)["epoch"][0]
-            ref = old.filter(pc.equal(old["epoch"], first))
-            _check_same_samples(
-                ref["sample_id"].to_numpy(),
-                ref["gold"].to_numpy().astype(np.int64),
-                ids,
-                labels,
-                where,
-            )
-            if "text_hash" in old.column_names and "text_hash" in new.column_names:
-                changed = ids[ref["text_hash"].to_numpy() != new["text_hash"].to_numpy()]
-                if len(changed):
-                    raise ValueError(
-                        f"{where}: texts differ from the earlier epochs for sample ids "
-                        f"{_few(changed)}"
-                    )
-            table = pa.concat_tables([old, new.cast(old.schema)])
-            if epoch < pc.max(old["epoch"]).as_py():
-                table = table.sort_by([("epoch", "ascending"), ("sample_id", "ascending")])
+        table = _with_earlier_epochs(
+            path, new, meta, epoch=epoch, ids=ids, labels=labels, where=where
+        )
     table = table.replace_schema_metadata({k: v.encode() for k, v in meta.items()})
     with atomic_output(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def _sorted_text_hashes(
+    text_hash: np.ndarray | None, sample_ids: np.ndarray, where: str
+) -> np.ndarray | None:
+    """``text_hash`` as uint64 in sorted-sample-id order (the order of :func:`_check_epoch`)."""
+    if text_hash is None:
+        return None
+    hashes = np.asarray(text_hash, dtype=np.uint64)
+    if hashes.shape != np.shape(sample_ids):
+        raise ValueError(f"{where}: text_hash must hold one value per sample id")
+    return hashes[np.argsort(np.asarray(sample_ids), kind="stable")]
+
+
+def _epoch_table(
+    epoch: int, ids: np.ndarray, labels: np.ndarray, z: np.ndarray, hashes: np.ndarray | None
+) -> pa.Table:
+    """One epoch's rows in the table's column types (``text_hash`` only when given)."""
+    columns_new = {
+        "sample_id": pa.array(ids, pa.int64()),
+        "epoch": pa.array(np.full(len(ids), epoch, np.int32), pa.int32()),
+        "gold": pa.array(labels.astype(np.int32), pa.int32()),
+        "logits": pa.FixedSizeListArray.from_arrays(
+            pa.array(z.reshape(-1), pa.float32()), z.shape[1]
+        ),
+    }
+    if hashes is not None:
+        columns_new["text_hash"] = pa.array(hashes, pa.uint64())
+    return pa.table(columns_new)
+
+
+def _with_earlier_epochs(
+    path: Path,
+    new: pa.Table,
+    meta: dict[str, str],
+    *,
+    epoch: int,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    where: str,
+) -> pa.Table:
+    """The stored table's other epochs + ``new``, checked to hold the same samples, labels and
+    texts; ``meta`` is checked against the stored metadata and takes its ``label_names`` and
+    ``columns`` when not given again."""
+    old = pq.read_table(path)
+    stored = _metadata(old.schema, path)
+    for key in ("mode", "num_classes", "task"):
+        if stored[key] != meta[key]:
+            raise ValueError(f"{where}: {key} is {meta[key]!r} but the table holds {stored[key]!r}")
+    for key in ("label_names", "columns"):  # kept from the first epoch when not given again
+        meta.setdefault(key, stored.get(key, ""))
+        if not meta[key]:
+            del meta[key]
+    old = old.replace_schema_metadata(None).filter(pc.not_equal(old["epoch"], epoch))
+    if ("text_hash" in old.column_names) != ("text_hash" in new.column_names):
+        # a table begun without text hashes (or by an older tdmixup) stays without them
+        old = old.drop_columns(["text_hash"]) if "text_hash" in old.column_names else old
+        new = new.drop_columns(["text_hash"]) if "text_hash" in new.column_names else new
+    if not old.num_rows:
+        return new
+    first = old.slice(0, 1)["epoch"][0]
+    ref = old.filter(pc.equal(old["epoch"], first))
+    _check_same_samples(
+        ref["sample_id"].to_numpy(),
+        ref["gold"].to_numpy().astype(np.int64),
+        ids,
+        labels,
+        where,
+    )
+    if "text_hash" in old.column_names and "text_hash" in new.column_names:
+        changed = ids[ref["text_hash"].to_numpy() != new["text_hash"].to_numpy()]
+        if len(changed):
+            raise ValueError(
+                f"{where}: texts differ from the earlier epochs for sample ids {_few(changed)}"
+            )
+    table = pa.concat_tables([old, new.cast(old.schema)])
+    if epoch < pc.max(old["epoch"]).as_py():
+        table = table.sort_by([("epoch", "ascending"), ("sample_id", "ascending")])
+    return table
 
 
 def read_dynamics(path: str | os.PathLike[str]) -> TrainingDynamics:

@@ -108,19 +108,34 @@ def metadata(model: Classifier, files: dict[str, Any]) -> dict[str, Any]:
 
 def card_text(model: Classifier, files: dict[str, Any], *, repo_id: str | None = None) -> str:
     """The whole ``README.md``: metadata, then loading, data, settings, selection and results."""
-    cfg, done, info = files["config"], files["done"], model.info
+    cfg, done = files["config"], files["done"]
     data, train, mix = cfg.get("data", {}), cfg.get("train", {}), cfg.get("mixup", {})
     strategy = done.get("strategy", mix.get("strategy", "?"))
     where = repo_id or "path/to/this/folder"
-    auto = (
-        "AutoModelForMultipleChoice"
-        if model.kind == "multiple_choice"
-        else ("AutoModelForSequenceClassification")
-    )
-    t = info.temperature
     lines = [
         _yaml(metadata(model, files)),
-        f"# tdmixup {info.task or data.get('task', '')} classifier ({strategy})\n",
+        *_introduction(model, cfg, strategy),
+        "## How to load\n",
+        *_loading_section(model, where),
+        "## Training data\n",
+        _data_section(model, files),
+        "## Strategy and settings\n",
+        _settings_section(strategy, done, train, mix, data),
+        "## Data map and AUM\n",
+        _selection_section(files),
+        "## Results\n",
+        _results_section(files),
+        f"\nExported by tdmixup from `{files['stage']}/checkpoint`.\n",
+    ]
+    return "\n".join(lines)
+
+
+def _introduction(model: Classifier, cfg: dict[str, Any], strategy: str) -> list[str]:
+    """The card's title, what the classifier is, and how its probabilities are calibrated."""
+    info = model.info
+    t = info.temperature
+    return [
+        f"# tdmixup {info.task or cfg.get('data', {}).get('task', '')} classifier ({strategy})\n",
         f"A {KIND_WORDS.get(model.kind, model.kind)} classifier fine-tuned with "
         "tdmixup (TDMixUp, Park & Caragea, NAACL 2022: MixUp between easy "
         "and ambiguous samples of a data map, with AUM-flagged samples removed) from "
@@ -136,7 +151,17 @@ def card_text(model: Classifier, files: dict[str, Any], *, repo_id: str | None =
         + ") is folded into the head (weight / T, bias / T), so every loader returns "
         "`softmax(logits / T)`. `config.tdmixup_temperature` keeps T: the raw head is "
         "T · weight, T · bias.\n",
-        "## How to load\n",
+    ]
+
+
+def _loading_section(model: Classifier, where: str) -> list[str]:
+    """How to load the model from ``where``: transformers (remote code), pipeline, tdmixup."""
+    auto = (
+        "AutoModelForMultipleChoice"
+        if model.kind == "multiple_choice"
+        else ("AutoModelForSequenceClassification")
+    )
+    lines = [
         "The head is not a stock transformers head (BERT's, RoBERTa's and ELECTRA's all put a "
         "nonlinear dense layer before the linear one), so the model class is in "
         "`modeling_tdmixup.py` beside the weights: pass **`trust_remote_code=True`** (read that "
@@ -164,19 +189,10 @@ def card_text(model: Classifier, files: dict[str, Any], *, repo_id: str | None =
         "With tdmixup: `tdmixup predict --checkpoint "
         f"{where} --input new.jsonl --output predictions.csv`, or "
         f'`tdmixup.TextClassifier.from_pretrained("{where}").predict_proba(...)`. '
-        f"Inputs were truncated to {info.max_seq_length} tokens in training "
+        f"Inputs were truncated to {model.info.max_seq_length} tokens in training "
         "(`truncation=True` in the pipeline call does the same).\n",
-        "## Training data\n",
-        _data_section(model, files),
-        "## Strategy and settings\n",
-        _settings_section(strategy, done, train, mix, data),
-        "## Data map and AUM\n",
-        _selection_section(files),
-        "## Results\n",
-        _results_section(files),
-        f"\nExported by tdmixup from `{files['stage']}/checkpoint`.\n",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 def _data_section(model: Classifier, files: dict[str, Any]) -> str:

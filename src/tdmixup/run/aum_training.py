@@ -10,7 +10,7 @@ in.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,8 @@ from tdmixup.run.session import (
 )
 
 if TYPE_CHECKING:
-    from tdmixup.dynamics.aum import Balance
+    from tdmixup.core.config import RunConfig, TrainConfig
+    from tdmixup.dynamics.aum import AUMPass, Balance
 
 log = logging.getLogger("tdmixup.dynamics.aum")
 
@@ -80,75 +81,25 @@ def run_aum(
     correctness from ``statistics``, default ``<run>/datamap/statistics.parquet``, when it
     exists) and ``summary.json``.
     """
-    from tdmixup.dynamics.aum import AUMPass, find_mislabeled_with_aum, write_aum_table
-    from tdmixup.dynamics.table import read_dynamics
+    from tdmixup.dynamics.aum import find_mislabeled_with_aum
 
     summary_path = out_dir / SUMMARY
     if main_process_decides(session.accelerator, summary_path.exists()):
         return dict(read_json(summary_path))
     cfg = with_task_defaults(session.config)  # already resolved in a session made by open_session
-    spec = session.task.spec
-    extra = int(is_classification(spec.kind))  # the fake class of threshold samples
     subset = session.train.subset(ids, source=f"{out_dir.name} subset")
     statistics = statistics or session.layout.statistics
     stats = _checked_statistics(session, statistics, subset.sample_ids)  # before any training
     passes = 2 if cfg.aum.procedure == "two_pass" else 1
-    epochs = cfg.aum.epochs or cfg.train.epochs
-    if cfg.aum.skip_epochs >= epochs:
-        raise ValueError(
-            f"--aum-skip-epochs {cfg.aum.skip_epochs} leaves none of the AUM run's {epochs} epochs"
-        )
-    # Margins are averaged over passes through the data: every sample once per epoch, whatever
-    # step count the session's other stages use.
-    train_cfg = replace(cfg.train, epochs=epochs, steps_per_epoch=None)
+    epochs = _aum_epochs(cfg)
     balance = cfg.aum.threshold_balance or "uniform"
-    threshold_sets: list[np.ndarray] = []
-    balances: list[str] = []
-    pass_results = []
-    probs: list[tuple[np.ndarray, np.ndarray]] = []  # (ids judged in a pass, their probabilities)
-    seconds = 0.0
-    for p in range(passes):
-        exclude = np.concatenate(threshold_sets) if threshold_sets else None
-        seed = cfg.train.seed + 101 * p
-        chosen, used = _choose(
-            subset.labels, spec.num_labels, balance=balance, seed=seed, exclude=exclude
-        )
-        threshold_ids = subset.sample_ids[chosen]
-        threshold_sets.append(chosen)
-        balances.append(used)
-        trained_on = _relabelled(session, subset, threshold_ids, seed=seed)
-        pass_dir = aum_pass_dir(out_dir, p + 1)
-        done = train_and_evaluate(
-            session,
-            pass_dir,
-            strategy="none",
-            train_sets=[trained_on],
-            dynamics_mode=cfg.aum.dynamics_mode,
-            evaluate=False,
-            num_labels=spec.num_labels + extra,
-            keep_checkpoint=False,
-            train_config=train_cfg,
-        )
-        seconds += float(done["train_seconds"])
-        dyn = read_dynamics(pass_dir / DYNAMICS)
-        if dyn.logits.shape[2] != spec.num_labels + extra:
-            raise PipelineError(
-                f"{pass_dir}: logits over {dyn.logits.shape[2]} choices, expected "
-                f"{spec.num_labels + extra}: "
-                "this pass was trained by an older tdmixup "
-                "(multiple choice then added a 5th ending); re-run with --from-stage aum"
-            )
-        pass_results.append(
-            AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids, extra_class=bool(extra))
-        )
-        judged = ~np.isin(dyn.sample_ids, threshold_ids)
-        last = np.asarray(dyn.logits[-1][judged, : spec.num_labels], dtype=np.float64)
-        z = np.exp(last - last.max(axis=1, keepdims=True))
-        probs.append((dyn.sample_ids[judged], z / z.sum(axis=1, keepdims=True)))
+    trained = _train_threshold_passes(
+        session, out_dir, subset, cfg, passes=passes, epochs=epochs, balance=balance
+    )
     k = cfg.aum.percentile
     assert k is not None
     result = find_mislabeled_with_aum(
-        pass_results, percentile=k, procedure=cfg.aum.procedure, skip_epochs=cfg.aum.skip_epochs
+        trained.results, percentile=k, procedure=cfg.aum.procedure, skip_epochs=cfg.aum.skip_epochs
     )
     table = result.table
     kept = np.sort(table.loc[~table["flagged"], "sample_id"].to_numpy())
@@ -157,25 +108,14 @@ def run_aum(
         "kept": kept,
         "flagged": table.loc[table["flagged"], "sample_id"].to_numpy(),
     }
-    sets |= {f"threshold_pass{p + 1}": subset.sample_ids[c] for p, c in enumerate(threshold_sets)}
+    sets |= {
+        f"threshold_pass{p + 1}": subset.sample_ids[c] for p, c in enumerate(trained.threshold_sets)
+    }
     mix = class_mix(session, sets, warn_for=("kept",), context=f"{out_dir.name}: ")
-    predicted, probability, learning = _predictions(probs, subset)
-    gold = pd.Series(subset.labels, index=subset.sample_ids)
-    flags = flag_summary(
-        what=f"AUM on {out_dir.name.removeprefix('aum_')}",
-        file=f"{FLAGGED}.csv",
-        flagged_ids=sets["flagged"],
-        pool_ids=subset.sample_ids,
-        gold=gold,
-        predicted=predicted,
-        label_names=spec.label_names,
-        fix=f"lower --aum-percentile (now {k:g}; e.g. 50), or read flagged.csv from the top "
-        "(lowest AUM first)",
-        rank_by="aum",
-        learning=learning,
+    predicted, probability, learning = _predictions(trained.probs, subset)
+    flags = _logged_flag_summary(
+        session, out_dir, subset, sets["flagged"], predicted, learning, percentile=k
     )
-    for line in flags["warnings"]:
-        log.warning("%s", line)
     summary = {
         "n": int(len(subset)),
         "n_flagged": int(table["flagged"].sum()),
@@ -184,7 +124,7 @@ def run_aum(
         "percentile": k,
         "thresholds": [float(t) for t in result.thresholds],
         "threshold_balance": balance,
-        "threshold_balance_per_pass": balances,
+        "threshold_balance_per_pass": trained.balances,
         "skip_epochs": cfg.aum.skip_epochs,
         "passes": passes,
         "epochs": epochs,
@@ -192,16 +132,162 @@ def run_aum(
         "class_counts": mix["counts"],
         "class_warnings": mix["warnings"],
         "flags": flags,
-        "train_seconds": seconds,
+        "train_seconds": trained.seconds,
     }
     if session.is_main:
-        write_aum_table(table, out_dir / AUM_TABLE)
-        kept_text = "".join(f"{i}\n" for i in kept)
-        atomic_write_text(id_file(out_dir, KEPT), kept_text)  # a --subset file
-        _write_readable(session, out_dir, table, stats, predicted, probability)
-        write_json(summary_path, summary)
+        _write_aum_files(session, out_dir, table, kept, stats, predicted, probability, summary)
     session.accelerator.wait_for_everyone()
     return summary
+
+
+def _aum_epochs(cfg: RunConfig) -> int:
+    """The AUM run's epochs (``--aum-epochs``, else the training's), checked against
+    ``--aum-skip-epochs``."""
+    epochs = cfg.aum.epochs or cfg.train.epochs
+    if cfg.aum.skip_epochs >= epochs:
+        raise ValueError(
+            f"--aum-skip-epochs {cfg.aum.skip_epochs} leaves none of the AUM run's {epochs} epochs"
+        )
+    return epochs
+
+
+@dataclass
+class _TrainedPasses:
+    """What the threshold-sample trainings leave for the flags and the summary."""
+
+    threshold_sets: list[np.ndarray] = field(default_factory=list)  # positions into the subset
+    balances: list[str] = field(default_factory=list)  # the balance each pass's draw used
+    results: list[AUMPass] = field(default_factory=list)
+    probs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (ids judged, probs)
+    seconds: float = 0.0
+
+
+def _train_threshold_passes(
+    session: Session,
+    out_dir: Path,
+    subset: TokenizedSet,
+    cfg: RunConfig,
+    *,
+    passes: int,
+    epochs: int,
+    balance: str,
+) -> _TrainedPasses:
+    """Draw each pass's threshold samples (disjoint from earlier passes'), relabel and train."""
+    spec = session.task.spec
+    # Margins are averaged over passes through the data: every sample once per epoch, whatever
+    # step count the session's other stages use.
+    train_cfg = replace(cfg.train, epochs=epochs, steps_per_epoch=None)
+    trained = _TrainedPasses()
+    for p in range(passes):
+        exclude = np.concatenate(trained.threshold_sets) if trained.threshold_sets else None
+        seed = cfg.train.seed + 101 * p
+        chosen, used = _choose(
+            subset.labels, spec.num_labels, balance=balance, seed=seed, exclude=exclude
+        )
+        threshold_ids = subset.sample_ids[chosen]
+        trained.threshold_sets.append(chosen)
+        trained.balances.append(used)
+        trained_on = _relabelled(session, subset, threshold_ids, seed=seed)
+        result, judged_probs, seconds = _train_threshold_pass(
+            session, aum_pass_dir(out_dir, p + 1), trained_on, threshold_ids, cfg, train_cfg
+        )
+        trained.seconds += seconds
+        trained.results.append(result)
+        trained.probs.append(judged_probs)
+    return trained
+
+
+def _train_threshold_pass(
+    session: Session,
+    pass_dir: Path,
+    trained_on: TokenizedSet,
+    threshold_ids: np.ndarray,
+    cfg: RunConfig,
+    train_cfg: TrainConfig,
+) -> tuple[AUMPass, tuple[np.ndarray, np.ndarray], float]:
+    """Train one pass; its margins, its judged samples' last-epoch probabilities, its seconds."""
+    from tdmixup.dynamics.aum import AUMPass
+    from tdmixup.dynamics.table import read_dynamics
+
+    spec = session.task.spec
+    extra = int(is_classification(spec.kind))  # the fake class of threshold samples
+    done = train_and_evaluate(
+        session,
+        pass_dir,
+        strategy="none",
+        train_sets=[trained_on],
+        dynamics_mode=cfg.aum.dynamics_mode,
+        evaluate=False,
+        num_labels=spec.num_labels + extra,
+        keep_checkpoint=False,
+        train_config=train_cfg,
+    )
+    dyn = read_dynamics(pass_dir / DYNAMICS)
+    if dyn.logits.shape[2] != spec.num_labels + extra:
+        raise PipelineError(
+            f"{pass_dir}: logits over {dyn.logits.shape[2]} choices, expected "
+            f"{spec.num_labels + extra}: "
+            "this pass was trained by an older tdmixup "
+            "(multiple choice then added a 5th ending); re-run with --from-stage aum"
+        )
+    result = AUMPass(dyn.sample_ids, dyn.logits, dyn.gold, threshold_ids, extra_class=bool(extra))
+    judged = ~np.isin(dyn.sample_ids, threshold_ids)
+    last = np.asarray(dyn.logits[-1][judged, : spec.num_labels], dtype=np.float64)
+    z = np.exp(last - last.max(axis=1, keepdims=True))
+    judged_probs = (dyn.sample_ids[judged], z / z.sum(axis=1, keepdims=True))
+    return result, judged_probs, float(done["train_seconds"])
+
+
+def _logged_flag_summary(
+    session: Session,
+    out_dir: Path,
+    subset: TokenizedSet,
+    flagged_ids: np.ndarray,
+    predicted: pd.Series,
+    learning: dict[str, Any],
+    *,
+    percentile: float,
+) -> dict[str, Any]:
+    """The summary's ``flags`` (:func:`tdmixup.dynamics.suspects.flag_summary`); its warnings
+    logged."""
+    spec = session.task.spec
+    gold = pd.Series(subset.labels, index=subset.sample_ids)
+    flags = flag_summary(
+        what=f"AUM on {out_dir.name.removeprefix('aum_')}",
+        file=f"{FLAGGED}.csv",
+        flagged_ids=flagged_ids,
+        pool_ids=subset.sample_ids,
+        gold=gold,
+        predicted=predicted,
+        label_names=spec.label_names,
+        fix=f"lower --aum-percentile (now {percentile:g}; e.g. 50), or read flagged.csv from the "
+        "top (lowest AUM first)",
+        rank_by="aum",
+        learning=learning,
+    )
+    for line in flags["warnings"]:
+        log.warning("%s", line)
+    return flags
+
+
+def _write_aum_files(
+    session: Session,
+    out_dir: Path,
+    table: pd.DataFrame,
+    kept: np.ndarray,
+    stats: pd.DataFrame | None,
+    predicted: pd.Series,
+    probability: pd.Series,
+    summary: dict[str, Any],
+) -> None:
+    """``aum.parquet``, ``kept.txt``, ``kept.csv``, ``flagged.csv`` and, last, ``summary.json``."""
+    from tdmixup.dynamics.aum import write_aum_table
+
+    write_aum_table(table, out_dir / AUM_TABLE)
+    kept_text = "".join(f"{i}\n" for i in kept)
+    atomic_write_text(id_file(out_dir, KEPT), kept_text)  # a --subset file
+    _write_readable(session, out_dir, table, stats, predicted, probability)
+    write_json(out_dir / SUMMARY, summary)
 
 
 _FALLBACKS: dict[str, tuple[Balance, ...]] = {

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tdmixup.core.config import MixupConfig, ReportTo, RunConfig
+from tdmixup.core.config import MixupConfig, ReportTo, RunConfig, TrainConfig
 from tdmixup.core.layout import ExperimentLayout, RunLayout
 from tdmixup.evaluation.tables import (
     NOT_RUN,
@@ -173,11 +173,25 @@ def run_row(session: Session, row: Row) -> dict[str, Any]:
     if stage_is_done(session, stage_dir):  # before building its sets (back-translation is costly)
         return read_done(stage_dir)
     sets = _row_sets(session, row, regions)
-    train_config = None
-    if row.epoch != "pass":
-        train_config = replace(
-            session.config.train, steps_per_epoch=row_steps_per_epoch(session, row)
-        )
+    return train_and_evaluate(
+        session,
+        stage_dir,
+        strategy=row.strategy,
+        train_sets=sets,
+        train_config=_row_train_config(session, row),
+        mixup_config=_row_mixup_config(session, row),
+    )
+
+
+def _row_train_config(session: Session, row: Row) -> TrainConfig | None:
+    """The session's training settings with the row's steps per epoch; None for one pass."""
+    if row.epoch == "pass":
+        return None
+    return replace(session.config.train, steps_per_epoch=row_steps_per_epoch(session, row))
+
+
+def _row_mixup_config(session: Session, row: Row) -> MixupConfig | None:
+    """The row's MixUp overrides and label smoothing on the session's; None when it has none."""
     mixup_config = None
     if row.mixup:
         mixup_config = row_mixup_config(
@@ -190,14 +204,7 @@ def run_row(session: Session, row: Row) -> dict[str, Any]:
         mixup_config = replace(
             mixup_config or session.config.mixup, label_smoothing=row.label_smoothing
         )
-    return train_and_evaluate(
-        session,
-        stage_dir,
-        strategy=row.strategy,
-        train_sets=sets,
-        train_config=train_config,
-        mixup_config=mixup_config,
-    )
+    return mixup_config
 
 
 def row_mixup_config(

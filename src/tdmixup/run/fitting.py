@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from tdmixup.inference.classifier import TextClassifier
+    from tdmixup.run.session import Session
 
 __all__ = ["DATA_DIR", "PIPELINE_STRATEGIES", "FitResult", "config_overrides", "fit", "load_run"]
 
@@ -234,11 +235,60 @@ def fit(
         DataError: one line for a bad row or column, or a folder holding a run on other data.
         TypeError: an unknown option.
     """
-    from tdmixup.run.pipeline import open_session, run_pipeline, train_and_evaluate
+    from tdmixup.run.pipeline import open_session, run_pipeline
 
     if strategy not in get_args(C.Strategy):
         raise ValueError(f"strategy must be one of {', '.join(get_args(C.Strategy))}")
     out = Path(output_dir)
+    columns = _user_columns(
+        text=text,
+        text_pair=text_pair,
+        context=context,
+        endings=endings,
+        label=label,
+        sample_id=sample_id,
+    )
+    kw: dict[str, Any] = {
+        "text": text,
+        "text_pair": text_pair,
+        "label": label,
+        "context": context,
+        "endings": endings,
+    }
+    data = _rows_as_jsonl(
+        train, dev, test, columns, kw, sample_id=sample_id, label_names=label_names
+    )
+    _write_data_files(out, data.files, overwrite=overwrite)
+    cfg = _fit_config(out, data, columns, profile=profile, has_dev=dev is not None)
+    extra = dict(overrides)
+    if model is not None:
+        extra["model"] = model
+    if seed is not None:
+        extra["seed"] = seed
+    if strategy != "tdmixup":  # as `tdmixup run`: the default leaves mixup.strategy as it is
+        extra["strategy"] = strategy
+    cfg = config_overrides(cfg, extra)
+
+    pipeline = strategy in PIPELINE_STRATEGIES
+    session = open_session(cfg, out, require_tests=bool(data.test_names), has_from_stage=False)
+    if pipeline:
+        run_pipeline(session)
+    else:
+        _train_one_model(session, out, strategy, cfg)
+    session.accelerator.wait_for_everyone()
+    return load_run(out)
+
+
+def _user_columns(
+    *,
+    text: str | None,
+    text_pair: str | None,
+    context: str | None,
+    endings: str | Sequence[str] | None,
+    label: str,
+    sample_id: str | None,
+) -> dict[str, str]:
+    """Schema field → the user's column name (the ``--column`` mapping written to the config)."""
     columns: dict[str, str] = {
         k: v
         for k, v in (
@@ -253,13 +303,30 @@ def fit(
     if endings is not None and not isinstance(endings, str):
         columns["endings"] = ",".join(endings)
     columns["sample_id"] = sample_id or "sample_id"
-    kw: dict[str, Any] = {
-        "text": text,
-        "text_pair": text_pair,
-        "label": label,
-        "context": context,
-        "endings": endings,
-    }
+    return columns
+
+
+@dataclass(frozen=True)
+class _FitData:
+    """:func:`fit`'s rows, checked and turned into the JSONL files its config names."""
+
+    files: dict[str, bytes]  # file stem (``train``, ``dev``, ``test_<name>``) → JSONL bytes
+    num_train: int  # training rows
+    label_names: Sequence[str] | None  # class names (None for multiple choice)
+    test_names: list[str]  # the test sets' names, in order
+
+
+def _rows_as_jsonl(
+    train: Records,
+    dev: Records | None,
+    test: Records | Mapping[str, Records] | None,
+    columns: dict[str, str],
+    kw: dict[str, Any],
+    *,
+    sample_id: str | None,
+    label_names: Sequence[str] | None,
+) -> _FitData:
+    """Check every set's rows (:func:`dataset_from_records`) and write them as JSONL bytes."""
     train_ds, spec = dataset_from_records(train, **kw, sample_id=sample_id, label_names=label_names)
     names = spec.label_names if is_classification(spec.kind) else None
     files: dict[str, bytes] = {"train": _jsonl(_to_records(train_ds, spec, columns, ids=True))}
@@ -272,7 +339,11 @@ def fit(
     for name, rows in tests.items():
         test_ds, _ = dataset_from_records(rows, **kw, label_names=names)
         files[f"test_{name}"] = _jsonl(_to_records(test_ds, spec, columns, ids=False))
+    return _FitData(files, len(train_ds), names, list(tests))
 
+
+def _write_data_files(out: Path, files: dict[str, bytes], *, overwrite: bool) -> None:
+    """Write ``out/data/<name>.jsonl`` (main process), refusing a folder with other data."""
     from accelerate import PartialState
 
     state = PartialState()  # under `accelerate launch`: every process checks, the main one writes
@@ -288,54 +359,50 @@ def fit(
             atomic_write_bytes(path, content)
     state.wait_for_everyone()
 
+
+def _fit_config(
+    out: Path, data: _FitData, columns: dict[str, str], *, profile: str, has_dev: bool
+) -> C.RunConfig:
+    """The ``profile``'s configuration for a ``custom`` task reading ``out/data/``'s files."""
+    data_dir = out / DATA_DIR
     base = C.profile_config(profile)
     data_values: dict[str, Any] = {
         "task": "custom",
         "train_file": str(data_dir / "train.jsonl"),
-        "dev_file": str(data_dir / "dev.jsonl") if dev is not None else None,
-        "test_files": tuple(f"{n}={data_dir / f'test_{n}.jsonl'}" for n in tests),
+        "dev_file": str(data_dir / "dev.jsonl") if has_dev else None,
+        "test_files": tuple(f"{n}={data_dir / f'test_{n}.jsonl'}" for n in data.test_names),
         "columns": tuple(columns.items()),
-        "label_names": tuple(names) if names else (),
+        "label_names": tuple(data.label_names) if data.label_names else (),
         "train_size": None,
     }
-    if dev is None:
-        data_values["dev_size"] = max(1, min(base.data.dev_size, len(train_ds) // 5))
-    cfg = dataclasses.replace(base, data=dataclasses.replace(base.data, **data_values))
-    extra = dict(overrides)
-    if model is not None:
-        extra["model"] = model
-    if seed is not None:
-        extra["seed"] = seed
-    if strategy != "tdmixup":  # as `tdmixup run`: the default leaves mixup.strategy as it is
-        extra["strategy"] = strategy
-    cfg = config_overrides(cfg, extra)
+    if not has_dev:
+        data_values["dev_size"] = max(1, min(base.data.dev_size, data.num_train // 5))
+    return dataclasses.replace(base, data=dataclasses.replace(base.data, **data_values))
 
-    pipeline = strategy in PIPELINE_STRATEGIES
-    session = open_session(cfg, out, require_tests=bool(tests), has_from_stage=False)
-    if pipeline:
-        run_pipeline(session)
-    else:
-        args: dict[str, Any] = {
-            "strategy": strategy,
-            "record_dynamics": cfg.dynamics.mode,
-            "subsets": [],
-        }
-        if (out / TRAIN_ARGS).exists() and read_json(out / TRAIN_ARGS) != args:
-            raise DataError(
-                f"{out / TRAIN_ARGS}: this folder was trained with another strategy; use "
-                "another output_dir, or overwrite=True"
-            )
-        if session.is_main:
-            write_json(out / TRAIN_ARGS, args)
-        train_and_evaluate(
-            session,
-            out,
-            strategy=strategy,
-            train_sets=[session.train],
-            dynamics_mode=cfg.dynamics.mode,
+
+def _train_one_model(session: Session, out: Path, strategy: C.Strategy, cfg: C.RunConfig) -> None:
+    """``tdmixup train --strategy S --record-dynamics``: one model on all rows, in ``out``."""
+    from tdmixup.run.pipeline import train_and_evaluate
+
+    args: dict[str, Any] = {
+        "strategy": strategy,
+        "record_dynamics": cfg.dynamics.mode,
+        "subsets": [],
+    }
+    if (out / TRAIN_ARGS).exists() and read_json(out / TRAIN_ARGS) != args:
+        raise DataError(
+            f"{out / TRAIN_ARGS}: this folder was trained with another strategy; use "
+            "another output_dir, or overwrite=True"
         )
-    session.accelerator.wait_for_everyone()
-    return load_run(out)
+    if session.is_main:
+        write_json(out / TRAIN_ARGS, args)
+    train_and_evaluate(
+        session,
+        out,
+        strategy=strategy,
+        train_sets=[session.train],
+        dynamics_mode=cfg.dynamics.mode,
+    )
 
 
 def _metrics(stage: Path) -> dict[str, dict[str, Any]]:

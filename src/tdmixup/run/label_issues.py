@@ -14,7 +14,7 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,11 @@ import pandas as pd
 from tdmixup.core.config import RankBy
 from tdmixup.core.layout import DYNAMICS
 from tdmixup.data.inmemory import Records, dataset_from_records
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from tdmixup.data.schema import TaskSpec
 
 __all__ = ["ISSUE_COLUMNS", "find_label_issues"]
 
@@ -108,17 +113,7 @@ def find_label_issues(
         ``variability``, ``correctness`` and ``aum``. An added column whose name the data
         already has is prefixed ``tdmixup_``. Rows without a label are left out.
     """
-    from tdmixup.dynamics.suspects import (
-        DEFAULT_FLAG_FRACTION,
-        DEFAULT_METHOD,
-        flag_warnings,
-        label_scores,
-        rank_label_issues,
-        training_learning_check,
-    )
-    from tdmixup.dynamics.table import compute_statistics, read_dynamics
-    from tdmixup.evaluation.sets import learning_check
-    from tdmixup.run.fitting import fit
+    from tdmixup.dynamics.suspects import DEFAULT_FLAG_FRACTION, DEFAULT_METHOD, rank_label_issues
 
     method = method or DEFAULT_METHOD
     fraction = DEFAULT_FLAG_FRACTION if fraction is None else fraction
@@ -133,25 +128,72 @@ def find_label_issues(
     }
     ds, spec = dataset_from_records(data, **columns)
     if dynamics is not None:
-        dyn = read_dynamics(dynamics)
-        dyn.check_data(ds, data="data", table=f"dynamics {dynamics}")
-        stats = compute_statistics(dyn)
+        stats = _recorded_statistics(ds, dynamics)
     else:
-        with tempfile.TemporaryDirectory(prefix="tdmixup_label_issues_") as tmp:
-            out = Path(output_dir) if output_dir is not None else Path(tmp) / "run"
-            fit(  # every row is trained on and judged; dev = the same rows (no row held out)
-                data,
-                data,
-                **columns,
-                strategy="none",
-                output_dir=out,
-                model=model,
-                profile=profile,
-                seed=seed,
-                **training_options,
-            )
-            stats = compute_statistics(read_dynamics(out / DYNAMICS))
+        stats = _trained_statistics(
+            data,
+            columns,
+            output_dir=output_dir,
+            model=model,
+            profile=profile,
+            seed=seed,
+            training_options=training_options,
+        )
     ranked, flagged = rank_label_issues(stats, method=method, fraction=fraction)
+    _log_flag_warnings(stats, ranked, flagged, fraction=fraction)
+    return _issue_table(data, ds, spec, stats, ranked, flagged, method=method, sample_id=sample_id)
+
+
+def _recorded_statistics(ds: Dataset, dynamics: str | Path) -> pd.DataFrame:
+    """The statistics of a dynamics table recorded before, checked to be of the rows ``ds``."""
+    from tdmixup.dynamics.table import compute_statistics, read_dynamics
+
+    dyn = read_dynamics(dynamics)
+    dyn.check_data(ds, data="data", table=f"dynamics {dynamics}")
+    return compute_statistics(dyn)
+
+
+def _trained_statistics(
+    data: Records,
+    columns: dict[str, Any],
+    *,
+    output_dir: str | Path | None,
+    model: str | None,
+    profile: str,
+    seed: int | None,
+    training_options: dict[str, Any],
+) -> pd.DataFrame:
+    """Train one model with dynamics on every row (:func:`tdmixup.fit`); its statistics."""
+    from tdmixup.dynamics.table import compute_statistics, read_dynamics
+    from tdmixup.run.fitting import fit
+
+    with tempfile.TemporaryDirectory(prefix="tdmixup_label_issues_") as tmp:
+        out = Path(output_dir) if output_dir is not None else Path(tmp) / "run"
+        fit(  # every row is trained on and judged; dev = the same rows (no row held out)
+            data,
+            data,
+            **columns,
+            strategy="none",
+            output_dir=out,
+            model=model,
+            profile=profile,
+            seed=seed,
+            **training_options,
+        )
+        return compute_statistics(read_dynamics(out / DYNAMICS))
+
+
+def _log_flag_warnings(
+    stats: pd.DataFrame, ranked: np.ndarray, flagged: np.ndarray, *, fraction: float
+) -> None:
+    """Log the warnings of an implausible flag set or a model that did not learn."""
+    from tdmixup.dynamics.suspects import (
+        DEFAULT_FLAG_FRACTION,
+        flag_warnings,
+        training_learning_check,
+    )
+    from tdmixup.evaluation.sets import learning_check
+
     for line in flag_warnings(
         what="find_label_issues",
         n_flagged=len(flagged),
@@ -160,6 +202,21 @@ def find_label_issues(
         learning=training_learning_check(stats, learning_check),
     ):
         log.warning("%s", line)
+
+
+def _issue_table(
+    data: Records,
+    ds: Dataset,
+    spec: TaskSpec,
+    stats: pd.DataFrame,
+    ranked: np.ndarray,
+    flagged: np.ndarray,
+    *,
+    method: RankBy,
+    sample_id: str | None,
+) -> pd.DataFrame:
+    """The user's rows in ``ranked`` order with :data:`ISSUE_COLUMNS` added after their own."""
+    from tdmixup.dynamics.suspects import label_scores
 
     own = _frame(data)
     ids = np.asarray(ds["sample_id"], dtype=np.int64)

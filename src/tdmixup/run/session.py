@@ -177,20 +177,7 @@ def open_session(
     run_dir = Path(run_dir)
     saved = RunLayout(run_dir).config
     if saved.exists() and not overwrite:
-        stored, missing = read_saved_config(saved)
-        kept = [
-            f"{section}.{name} = {value!r}"
-            for (section, name), value in FOLDER_KEEPS.items()
-            if f"{section}.{name}" in missing and getattr(getattr(config, section), name) is None
-        ]
-        config = _keep_folder_settings(config, stored)
-        if kept:
-            log.warning(
-                "%s was written before these options: the folder keeps %s, as it ran (use another "
-                "--output-dir for the current defaults)",
-                saved,
-                ", ".join(kept),
-            )
+        config = _with_saved_folder_settings(config, saved)
     config = with_task_defaults(config)
     accelerator = make_accelerator(
         report_to, run_dir, mixed_precision="fp16" if config.train.fp16 else "no"
@@ -231,6 +218,26 @@ def open_session(
     accelerator.wait_for_everyone()
     check_shared_folder(accelerator, run_dir)  # several machines need one shared folder
     return session
+
+
+def _with_saved_folder_settings(config: RunConfig, saved: Path) -> RunConfig:
+    """``config`` with the unset :data:`FOLDER_KEEPS` fields taken from the folder's
+    ``config.json`` at ``saved``; warns when the file predates one of them."""
+    stored, missing = read_saved_config(saved)
+    kept = [
+        f"{section}.{name} = {value!r}"
+        for (section, name), value in FOLDER_KEEPS.items()
+        if f"{section}.{name}" in missing and getattr(getattr(config, section), name) is None
+    ]
+    config = _keep_folder_settings(config, stored)
+    if kept:
+        log.warning(
+            "%s was written before these options: the folder keeps %s, as it ran (use another "
+            "--output-dir for the current defaults)",
+            saved,
+            ", ".join(kept),
+        )
+    return config
 
 
 def with_task_defaults(config: RunConfig) -> RunConfig:
@@ -389,7 +396,7 @@ def train_and_evaluate(
     dev accuracy and ECE after each epoch when ``evaluate`` (:mod:`tdmixup.training.tracking`).
     """
     from tdmixup.model.classifier import build_classifier
-    from tdmixup.training.loop import seed_everything, train
+    from tdmixup.training.loop import seed_everything
 
     if stage_is_done(session, stage_dir):
         drop_training_state(session, stage_dir)
@@ -405,30 +412,23 @@ def train_and_evaluate(
     model.info = checkpoint_info(session, num_labels)
     mixup_cfg = replace(mixup_config or cfg.mixup, strategy=strategy)
     train_cfg = train_config or cfg.train
-    mix = _train_class_mix(
-        session, stage_dir, train_sets, num_labels, warn=evaluate
-    )  # warns before training
+    # warns before training
+    mix = _train_class_mix(session, stage_dir, train_sets, num_labels, warn=evaluate)
     stage = tracking.stage_name(session.run_dir, stage_dir, strategy)
     tracked = {"stage": stage, **to_json_dict(replace(cfg, train=train_cfg, mixup=mixup_cfg))}
     with tracking.stage_run(
         session.accelerator, session.run_dir, stage, tracking.flat_config(tracked)
     ):
-        result = train(
+        result = _train_stage_model(
+            session,
+            stage_dir,
             model,
             train_sets,
-            train_config=train_cfg,
-            mixup_config=mixup_cfg,
-            out_dir=stage_dir,
-            accelerator=session.accelerator,
+            train_cfg=train_cfg,
+            mixup_cfg=mixup_cfg,
             dynamics_mode=dynamics_mode,
-            dynamics_path=stage_dir / DYNAMICS if dynamics_mode else None,
-            tokenizer=session.tokenizer,
-            task_name=session.task.spec.name,
-            dynamics_fingerprint=data_fingerprint(session, with_labels=num_labels is None)
-            if dynamics_mode
-            else None,
-            resume=True,
-            on_epoch_end=_tracked_dev_metrics(session) if evaluate else None,
+            num_labels=num_labels,
+            evaluate=evaluate,
             batch_columns=batch_columns,
         )
         summary: dict[str, Any] = {
@@ -446,10 +446,45 @@ def train_and_evaluate(
     if not keep_checkpoint and session.is_main:
         shutil.rmtree(stage_dir / CHECKPOINT, ignore_errors=True)
     mark_done(session, stage_dir, summary)
-    drop_training_state(
-        session, stage_dir
-    )  # only after done.json: a kill before it still resumes exactly
+    # only after done.json: a kill before it still resumes exactly
+    drop_training_state(session, stage_dir)
     return summary
+
+
+def _train_stage_model(
+    session: Session,
+    stage_dir: Path,
+    model: Classifier,
+    train_sets: list[TokenizedSet],
+    *,
+    train_cfg: TrainConfig,
+    mixup_cfg: MixupConfig,
+    dynamics_mode: DynamicsMode | None,
+    num_labels: int | None,
+    evaluate: bool,
+    batch_columns: Callable[[dict[str, Any]], dict[str, Any]] | None,
+) -> TrainResult:
+    """Train ``model`` into ``stage_dir/checkpoint`` (resuming), recording its dynamics if asked."""
+    from tdmixup.training.loop import train
+
+    return train(
+        model,
+        train_sets,
+        train_config=train_cfg,
+        mixup_config=mixup_cfg,
+        out_dir=stage_dir,
+        accelerator=session.accelerator,
+        dynamics_mode=dynamics_mode,
+        dynamics_path=stage_dir / DYNAMICS if dynamics_mode else None,
+        tokenizer=session.tokenizer,
+        task_name=session.task.spec.name,
+        dynamics_fingerprint=data_fingerprint(session, with_labels=num_labels is None)
+        if dynamics_mode
+        else None,
+        resume=True,
+        on_epoch_end=_tracked_dev_metrics(session) if evaluate else None,
+        batch_columns=batch_columns,
+    )
 
 
 def checkpoint_info(session: Session, num_labels: int | None = None) -> CheckpointInfo:

@@ -91,7 +91,8 @@ def make_accelerator(
 
     Args:
         report_to: the experiment tracker (:mod:`tdmixup.training.tracking`); ``none`` tracks
-        nothing. run_dir: the run folder whose ``tracking/`` holds the tracker's local files (needed
+            nothing.
+        run_dir: the run folder whose ``tracking/`` holds the tracker's local files (needed
             unless ``report_to`` is ``none``).
 
     Raises:
@@ -222,8 +223,7 @@ def train(
         dynamics_set: the set whose dynamics are recorded (default: ``train_sets[0]``).
         tokenizer: saved beside the model in each checkpoint (so it can be evaluated alone).
         dynamics_fingerprint: a :class:`tdmixup.dynamics.fingerprint.DataFingerprint` of the
-        recorded
-            set's rows (text hashes, label names, columns), stored with the dynamics table.
+            recorded set's rows (text hashes, label names, columns), stored with the dynamics table.
         resume: continue after the last completed epoch's checkpoint in ``out_dir``.
         on_epoch_end: optional callback ``(epoch, model) -> metrics`` (e.g. dev accuracy).
         batch_columns: optional ``batch -> extra columns`` added to every collated training
