@@ -68,7 +68,8 @@ def test_wheel_carries_license_py_typed_entry_point_and_metadata(wheel: Path) ->
         assert zf.read(f"{info}/licenses/LICENSE") == (REPO / "LICENSE").read_bytes()
         entry_points = zf.read(f"{info}/entry_points.txt").decode()
         meta = email.message_from_bytes(zf.read(f"{info}/METADATA"))
-    assert re.search(r"^\[console_scripts\]\ntdmixup = tdmixup\.cli\.commands:main$", entry_points, re.M)
+    console = r"^\[console_scripts\]\ntdmixup = tdmixup\.cli\.commands:main$"
+    assert re.search(console, entry_points, re.M)
     assert meta["Version"] == version
     assert meta["License-Expression"] == "Apache-2.0"
     requires = [r.split(";")[0] for r in meta.get_all("Requires-Dist")]
