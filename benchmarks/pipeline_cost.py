@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.work_dir)
     shutil.rmtree(work, ignore_errors=True)
-    exe = [sys.executable, "-m", "tdmixup.cli.commands"]
+    exe = [sys.executable, "-m", "tdmixup.cli"]
     common = list(args.extra)  # none: the default profile, cpu-small = `make demo`
     baseline = timed(
         [*exe, "train", "--strategy", "none", "--output-dir", str(work / "baseline"), *common]

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     start, cpu_start = time.perf_counter(), os.times()
     subprocess.run(
-        [sys.executable, "-m", "tdmixup.cli.commands", *command[1:]],
+        [sys.executable, "-m", "tdmixup.cli", *command[1:]],
         check=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
     )

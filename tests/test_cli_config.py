@@ -116,7 +116,7 @@ def test_an_old_runs_config_json_keeps_the_settings_it_ran_with(
     record = run_record(C.RunConfig(), version="0.0.1")
     del record["config"]["aum"]["percentile"], record["config"]["dynamics"]["stratify_regions"]
     path = write(tmp_path / "config.json", json.dumps(record))
-    with caplog.at_level(logging.WARNING, logger="tdmixup.cli.commands"):
+    with caplog.at_level(logging.WARNING, logger="tdmixup.cli"):
         cfg = config_from_args(parse("run", "--config", path))
     assert cfg.aum.percentile == 80.0 and cfg.dynamics.stratify_regions is False
     assert f"written by tdmixup 0.0.1 and this is {__version__}" in caplog.text

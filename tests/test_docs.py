@@ -38,7 +38,7 @@ def blocks(language: str) -> list[tuple[Path, str]]:
 
 
 def tdmixup_commands() -> list[tuple[Path, list[str]]]:
-    """Every ``tdmixup …`` (or ``… -m tdmixup.cli.commands …``) command in a bash block, as its argv
+    """Every ``tdmixup …`` (or ``… -m tdmixup.cli …``) command in a bash block, as its argv
     after the program name; continuation lines joined, ``# comments`` and ``…`` placeholders
     dropped."""
     found = []
@@ -47,8 +47,8 @@ def tdmixup_commands() -> list[tuple[Path, list[str]]]:
             line = line.split("  #", 1)[0].replace("…", " ").strip()
             if line.startswith("tdmixup "):
                 found.append((page, shlex.split(line)[1:]))
-            elif "-m tdmixup.cli.commands " in line:
-                found.append((page, shlex.split(line.split("-m tdmixup.cli.commands ", 1)[1])))
+            elif "-m tdmixup.cli " in line:
+                found.append((page, shlex.split(line.split("-m tdmixup.cli ", 1)[1])))
     return found
 
 

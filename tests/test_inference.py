@@ -546,7 +546,7 @@ def test_predict_under_two_processes_writes_every_row_once_in_order(
             "--nproc_per_node",
             "2",
             "-m",
-            "tdmixup.cli.commands",
+            "tdmixup.cli",
             "predict",
         ]
         + [*args, "--output", str(out)],

@@ -275,7 +275,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(
     cmd = [
         sys.executable,
         "-m",
-        "tdmixup.cli.commands",
+        "tdmixup.cli",
         "run",
         "--output-dir",
         str(out),

@@ -315,7 +315,7 @@ def test_ctrl_c_prints_how_to_resume(files: list[str], tiny_model: str) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "tdmixup.cli.commands",
+        "tdmixup.cli",
         "train",
         "--output-dir",
         "out",

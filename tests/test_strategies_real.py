@@ -167,7 +167,7 @@ def test_stage_commands_one_by_one(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_experiment_under_two_processes(tmp_path: Path) -> None:
-    """`accelerate launch --multi_gpu --num_processes 2 -m tdmixup.cli.commands experiment table3`
+    """`accelerate launch --multi_gpu --num_processes 2 -m tdmixup.cli experiment table3`
     on CPU (gloo): a complete table, each sample once per epoch in the dynamics table, files written
     by the main process only. (`--cpu --num_processes 2` starts one process: see the README.)"""
     require_snli()
@@ -194,7 +194,7 @@ def test_experiment_under_two_processes(tmp_path: Path) -> None:
         "--main_process_port",
         "29517",
         "-m",
-        "tdmixup.cli.commands",
+        "tdmixup.cli",
         "experiment",
         "table3",
         "--seeds",

@@ -102,7 +102,7 @@ def main() -> None:
         cmd = [
             sys.executable,
             "-m",
-            "tdmixup.cli.commands",
+            "tdmixup.cli",
             "run",
             "--output-dir",
             str(args.run_dir),

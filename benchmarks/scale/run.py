@@ -117,7 +117,7 @@ def machine() -> dict[str, Any]:
 def real_size(n: int, work: Path, model: Path, dry_run: bool) -> dict[str, Any]:
     """Every stage of ``tdmixup run`` on ``n`` SNLI pairs; one record per stage."""
     run_dir = work / f"run_{n}"
-    exe = [sys.executable, "-m", "tdmixup.cli.commands", "run", "--output-dir", str(run_dir)]
+    exe = [sys.executable, "-m", "tdmixup.cli", "run", "--output-dir", str(run_dir)]
     common = ["--model", str(model), "--train-size", str(n), *FIXED]
     stages: dict[str, Any] = {}
     for stage in STAGES:
