@@ -231,8 +231,10 @@ class KeptEmbeddingGradient:
 
     A dense embedding backward allocates and zeroes a new ``[vocab, H]`` gradient at every step
     (MiniLM: 30522 × 384, 47 MB), and on CPU that memory comes fresh from the kernel each time
-    (glibc maps blocks over 32 MB anew and unmaps them when freed): faulting its pages in cost
-    ~29 ms of a ~600 CPU-ms MiniLM step here, ~5 %. With this, the embedding emits a sparse
+    (glibc maps blocks over 32 MB anew and unmaps them when freed): zeroing it took ~29 ms of a
+    ~600 CPU-ms MiniLM step on 2 cores (torch.profiler, ``aten::fill_`` of ``[30522, 384]``),
+    ~5 %, mostly page faults (the same zeroing of a kept 47 MB array: ~5 ms), and the process's
+    page faults varied 3x between identical runs. With this, the embedding emits a sparse
     gradient (one row per token of the step) and :meth:`densify` adds it into the kept buffer,
     which becomes the weight's ``.grad`` for clipping and the AdamW step: the same values, bitwise
     for one forward pass per step (the rows are added in the same order as the dense backward);
@@ -247,6 +249,7 @@ class KeptEmbeddingGradient:
     def __init__(self, embedding: torch.nn.Embedding) -> None:
         self.embedding = embedding
         self.buffer: torch.Tensor | None = None
+        self.rows: torch.Tensor | None = None  # the rows the last step wrote
         embedding.sparse = True
 
     @classmethod
@@ -267,23 +270,26 @@ class KeptEmbeddingGradient:
         return cls(embedding)
 
     def densify(self) -> None:
-        """After the backward pass: the sparse gradient, added into the zeroed buffer, becomes
-        the weight's ``.grad`` (nothing to do when it has none or a dense one)."""
+        """After the backward pass: the sparse gradient, added into the buffer (whose rows the
+        last step wrote are zeroed first; the others are 0, and the AdamW step's ``grad_scale``
+        division or skip leaves them 0), becomes the weight's ``.grad`` (nothing to do when it
+        has none or a dense one)."""
         weight = self.embedding.weight
         grad = weight.grad
         if grad is None or not grad.is_sparse:
             return
         if self.buffer is None:
             self.buffer = torch.zeros_like(weight)
-        else:
-            self.buffer.zero_()
-        self.buffer.index_add_(0, grad._indices()[0], grad._values())
+        elif self.rows is not None:  # the only non-zero rows: the AdamW step keeps 0 at 0
+            self.buffer.index_fill_(0, self.rows, 0.0)
+        self.rows = grad._indices()[0]
+        self.buffer.index_add_(0, self.rows, grad._values())
         weight.grad = self.buffer
 
     def close(self) -> None:
         """Back to the dense backward; frees the buffer."""
         self.embedding.sparse = False
-        self.buffer = None
+        self.buffer = self.rows = None
 
 
 def skip_step_if(optimizer: Any, found_inf: torch.Tensor) -> bool:
