@@ -5,8 +5,10 @@ Both sides fine-tune the same model (all-MiniLM-L6-v2 with tdmixup's [CLS] head,
 adds the cross-entropy loss) on the same SNLI pairs, with the same batch size, learning rate,
 schedule (linear, no warm-up), gradient clipping (1.0), thread count, dynamic padding
 (``DataCollatorWithPadding`` for the Trainer) and one checkpoint per epoch (model + optimizer).
-The optimiser is each side's default: ``torch.optim.AdamW`` for tdmixup, ``adamw_torch_fused``
-for the Trainer.
+The optimiser is each side's default: fused ``torch.optim.AdamW`` for tdmixup
+(:func:`tdmixup.training.optim.adamw`; on CPU it takes the clipping factor into its step and keeps
+the word embeddings' gradient in one buffer, :func:`tdmixup.training.optim.clip_gradients` and
+:class:`tdmixup.training.optim.KeptEmbeddingGradient`), ``adamw_torch_fused`` for the Trainer.
 
 Sides, each run in its own subprocess (so its peak RSS is its own) and repeated in alternating
 order over ``--rounds`` rounds to spread out the noise of a shared machine:

@@ -212,6 +212,7 @@ def train_tiny(
     resume: bool = False,
     accelerator: Any = None,
     on_epoch_end: Any = None,
+    max_grad_norm: float = 1.0,
 ) -> Any:
     """Train the tiny model of ``model_dir`` on the first ``n`` SNLI pairs; the one code path
     that the in-process tests and the subprocess scripts share.
@@ -237,7 +238,11 @@ def train_tiny(
         model,
         sets,
         train_config=TrainConfig(
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            max_grad_norm=max_grad_norm,
         ),
         mixup_config=MixupConfig(strategy=strategy),  # type: ignore[arg-type]
         out_dir=out_dir,

@@ -492,7 +492,7 @@ def test_bf16_on_a_cpu_without_native_bfloat16_logs_a_warning(
     warned: bool,
 ) -> None:
     from tdmixup.core.config import TrainConfig
-    from tdmixup.training import optim
+    from tdmixup.training.loop import optim
 
     monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: native)
     with caplog.at_level("WARNING", logger="tdmixup.training.loop"):
@@ -625,3 +625,128 @@ def test_deepspeed_and_fsdp_launches_are_refused_in_one_line_before_training(
             check_supported_launch({}, kind)
     for kind in (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
         check_supported_launch({"ACCELERATE_USE_FSDP": "false"}, kind)
+
+
+def _old_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optimiser step as it was before the CPU speed-ups: Accelerate's clip (a separate
+    pass that rescales every gradient) and the embedding's dense backward."""
+    from tdmixup.training import loop as training
+    from tdmixup.training.optim import KeptEmbeddingGradient
+
+    monkeypatch.setattr(
+        training,
+        "clip_gradients",
+        lambda acc, optimizer, params, max_norm: acc.clip_grad_norm_(params, max_norm),
+    )
+    monkeypatch.setattr(KeptEmbeddingGradient, "attach", classmethod(lambda *a: None))
+
+
+@pytest.mark.parametrize("strategy", ["none", "tdmixup"])
+def test_the_faster_step_trains_the_same_weights(
+    model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: str
+) -> None:
+    """Clipping inside the fused AdamW step and the kept embedding gradient change no weight:
+    bitwise with one batch per step when nothing is clipped; within float32 rounding when a
+    step is clipped (g / (1/c) instead of g · c) or passes two batches through the encoder."""
+    kwargs: dict = {"epochs": 1, "strategy": strategy, "dropout": 0.0}
+    for max_norm in (1e9, 0.5):
+        new = train_tiny(
+            model_dirs["no_dropout"], tmp_path / f"new{max_norm}", max_grad_norm=max_norm, **kwargs
+        )
+        embedding = new.model.encoder.get_input_embeddings()
+        assert embedding.sparse is False  # the caller's model gets its dense backward back
+        with monkeypatch.context() as m:
+            _old_step(m)
+            old = train_tiny(
+                model_dirs["no_dropout"],
+                tmp_path / f"old{max_norm}",
+                max_grad_norm=max_norm,
+                **kwargs,
+            )
+        a, b = weights_of(new.model), weights_of(old.model)
+        if max_norm > 1e6 and strategy == "none":
+            assert all(np.array_equal(a[k], b[k]) for k in a)
+        else:
+            assert max_abs_difference(a, b) < 1e-5
+
+
+def test_a_cpu_step_keeps_one_embedding_gradient_and_clips_without_a_separate_pass(
+    model_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On one CPU process the word embeddings' gradient lands in one buffer kept across steps
+    (no 47 MB allocation per step for MiniLM), and clipping never rescales the gradients in a
+    pass of its own: the fused AdamW step gets the factor (``grad_scale``)."""
+    import torch.nn.utils
+
+    from tdmixup.core.config import MixupConfig, ModelConfig, TrainConfig
+    from tdmixup.model.classifier import build_classifier
+    from tdmixup.training import loop as training
+    from tdmixup.training.epoch_totals import EpochTotals
+
+    def no_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("gradients rescaled in a separate pass")
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grads_with_norm_", no_pass)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", no_pass)
+    data = tokenized_snli(16)
+    model = build_classifier(ModelConfig(name_or_path=str(model_dirs["no_dropout"])), "pair", 3)
+    loop = training._start(
+        model,
+        [data],
+        TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, seed=0, max_grad_norm=0.1),
+        MixupConfig(strategy="none"),
+        tmp_path,
+        make_accelerator(),
+        resume=False,
+        batch_columns=None,
+    )
+    assert loop.embedding_grad is not None
+    weight = model.encoder.get_input_embeddings().weight
+    plan = training.plan_epoch([data], loop.cfg, 0, 1, 0, 4, per_set=1)
+    zero = torch.zeros((), dtype=torch.float64)
+    totals = EpochTotals(hits=zero, judged=zero)
+    buffers, scales = set(), []
+    for step, planned in enumerate(plan[:3]):
+        before = weight.detach().clone()
+        batches = training._collate_step(loop, planned)
+        totals.add(training._optimiser_step(loop, batches, 0, step), batches, False)
+        buffers.add(loop.embedding_grad.buffer.data_ptr())  # type: ignore[union-attr]
+        scales.append(float(loop.optimizer.optimizer.grad_scale))
+        assert not torch.equal(weight, before)  # the embedding still learns
+    assert len(buffers) == 1
+    assert max(scales) > 1  # max_grad_norm 0.1 clips: each gradient divided by norm / 0.1
+    loop.guard.check(loop.accelerator, 0, loop.ckpt)  # every step finite
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_clip_gradients_gives_the_fused_step_torchs_clip_factor(fused: bool) -> None:
+    """The total norm and factor are torch's ``clip_grad_norm_``'s, and the step that divides by
+    it moves the weights as clipping first did; a non-fused AdamW is clipped in place."""
+    from tdmixup.training.optim import clip_gradients
+
+    g = torch.Generator().manual_seed(0)
+    shapes = [(300, 8), (8,), (3, 8)]
+
+    def params() -> list[torch.nn.Parameter]:
+        init = torch.Generator().manual_seed(1)
+        return [torch.nn.Parameter(torch.randn(s, generator=init)) for s in shapes]
+
+    grads = [torch.randn(s, generator=g) for s in shapes]
+    ours, ref = params(), params()
+    for p, q, grad in zip(ours, ref, grads, strict=True):
+        p.grad, q.grad = grad.clone(), grad.clone()
+    opt = torch.optim.AdamW(ours, lr=0.1, fused=fused)
+    ref_opt = torch.optim.AdamW(ref, lr=0.1, fused=fused)
+    norm = clip_gradients(make_accelerator(), opt, ours, 2.0)
+    ref_norm = torch.nn.utils.clip_grad_norm_(ref, 2.0)
+    assert torch.equal(norm, ref_norm) and float(norm) > 2.0
+    if fused:
+        assert torch.equal(opt.grad_scale, 1 / torch.clamp(2.0 / (ref_norm + 1e-6), max=1.0))
+        assert all(torch.equal(p.grad, grad) for p, grad in zip(ours, grads, strict=True))
+    else:
+        assert getattr(opt, "grad_scale", None) is None
+        assert all(torch.equal(p.grad, q.grad) for p, q in zip(ours, ref, strict=True))
+    opt.step()
+    ref_opt.step()
+    for p, q in zip(ours, ref, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)

@@ -39,9 +39,11 @@ from tdmixup.strategies.mixing import Batch, StepOutput
 from tdmixup.training import checkpoint, tracking
 from tdmixup.training.epoch_totals import EpochTotals, epoch_entry, epoch_line
 from tdmixup.training.optim import (
+    KeptEmbeddingGradient,
     StepGuard,
     TrainingError,
     adamw,
+    clip_gradients,
     enable_tf32,
     precision_of,
     skip_step_if,
@@ -244,10 +246,14 @@ def train(
     if dynamics_mode is not None and dynamics_path is not None:
         data = dynamics_set if dynamics_set is not None else train_sets[0]
         recording = _Recording(dynamics_mode, dynamics_path, data, task_name, dynamics_fingerprint)
-    for epoch in range(loop.first_epoch, train_config.epochs):
-        start = time.perf_counter()
-        totals = _train_epoch(loop, epoch, recording)
-        _end_epoch(loop, epoch, totals, start, recording, on_epoch_end, tokenizer)
+    try:
+        for epoch in range(loop.first_epoch, train_config.epochs):
+            start = time.perf_counter()
+            totals = _train_epoch(loop, epoch, recording)
+            _end_epoch(loop, epoch, totals, start, recording, on_epoch_end, tokenizer)
+    finally:
+        if loop.embedding_grad is not None:
+            loop.embedding_grad.close()  # the caller's model gets its dense embedding back
     trained = accelerator.unwrap_model(loop.model)
     accelerator.free_memory()  # forget this model/optimizer (one session trains many)
     # checkpoints written before epochs were timed have no "seconds": those epochs count 0
@@ -281,6 +287,7 @@ class _Loop:
     first_epoch: int = 0  # 0, or the epochs a resumed checkpoint had done
     history: list[dict[str, float]] = field(default_factory=list)  # one entry per epoch done
     guard: StepGuard | None = None  # the NaN/inf guard (made in :func:`_start`)
+    embedding_grad: KeptEmbeddingGradient | None = None  # one CPU process: kept embedding grad
 
     @property
     def ckpt(self) -> Path:
@@ -372,6 +379,7 @@ def _start(
         history=history,
         # fp16's gradient scaler skips steps with inf gradients by design: only the loss counts
         guard=StepGuard(accelerator.device, check_gradients=not cfg.fp16),
+        embedding_grad=KeptEmbeddingGradient.attach(model, accelerator),
     )
 
 
@@ -446,10 +454,12 @@ def _collate_step(loop: _Loop, planned: list[PlannedBatch]) -> list[Batch]:
 
 def _optimiser_step(loop: _Loop, batches: list[Batch], epoch: int, step: int) -> StepOutput:
     """The strategy's loss on ``batches`` (bfloat16/float16 autocast with ``cfg.bf16`` /
-    ``cfg.fp16``), then backward, gradient clipping and one AdamW and schedule step. A non-finite
-    loss or gradient norm is flagged on the device and the fused AdamW step skips it
-    (:class:`tdmixup.training.optim.StepGuard`, raised at the next check); a non-fused optimiser is
-    checked on the host before its step."""
+    ``cfg.fp16``), then backward (on one CPU process the word embeddings' gradient goes into a
+    kept buffer: :class:`tdmixup.training.optim.KeptEmbeddingGradient`), gradient clipping (folded
+    into the fused AdamW step: :func:`tdmixup.training.optim.clip_gradients`) and one AdamW and
+    schedule step. A non-finite loss or gradient norm is flagged on the device and the fused AdamW
+    step skips it (:class:`tdmixup.training.optim.StepGuard`, raised at the next check); a non-fused
+    optimiser is checked on the host before its step."""
     acc, cfg, mc = loop.accelerator, loop.cfg, loop.mixup_config
 
     def step_fn(model: Classifier) -> StepOutput:
@@ -467,9 +477,11 @@ def _optimiser_step(loop: _Loop, batches: list[Batch], epoch: int, step: int) ->
     with step_autocast(cfg, acc.device):
         out = _through_forward(loop.model, step_fn)
     acc.backward(out.loss)
+    if loop.embedding_grad is not None:
+        loop.embedding_grad.densify()
     grad_norm = None
     if cfg.max_grad_norm > 0:
-        grad_norm = acc.clip_grad_norm_(loop.model.parameters(), cfg.max_grad_norm)
+        grad_norm = clip_gradients(acc, loop.optimizer, loop.model.parameters(), cfg.max_grad_norm)
     found_inf = loop.guard.found_inf(out.loss, grad_norm, step)
     if acc.mixed_precision != "fp16" and not skip_step_if(loop.optimizer, found_inf):
         loop.guard.check(acc, epoch, loop.ckpt)  # a non-fused optimiser: check on the host
