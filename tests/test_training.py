@@ -492,7 +492,7 @@ def test_bf16_on_a_cpu_without_native_bfloat16_logs_a_warning(
     warned: bool,
 ) -> None:
     from tdmixup.core.config import TrainConfig
-    from tdmixup.training.loop import optim
+    from tdmixup.training import optim
 
     monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: native)
     with caplog.at_level("WARNING", logger="tdmixup.training.loop"):
