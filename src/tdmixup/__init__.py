@@ -21,7 +21,7 @@ from tdmixup import _compat
 
 _compat.install()  # the import paths from before 0.3 (one flat folder) still work
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 """The one place the version is written: pyproject.toml reads it (``attr:``), ``tdmixup --version``
 prints it, and ``importlib.metadata.version("tdmixup")`` of an installed copy agrees."""
 
