@@ -17,7 +17,8 @@ import importlib.machinery
 import sys
 import types
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 MOVED: dict[str, str] = {
     "tdmixup.config": "tdmixup.core.config",
@@ -103,6 +104,21 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
         if new_name is None:
             return None
         return importlib.machinery.ModuleSpec(fullname, _MovedModuleLoader(new_name))
+
+
+def former_module_names(package: str, module: str) -> Callable[[str], Any]:
+    """A package's ``__getattr__`` that gives the names of ``module`` (the package's former single
+    module), imported on first use so that importing a submodule does not load the others."""
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return getattr(importlib.import_module(module), name)
+        except AttributeError:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+
+    return __getattr__
 
 
 def install() -> None:

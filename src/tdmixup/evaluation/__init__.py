@@ -6,16 +6,12 @@ The names of :mod:`tdmixup.evaluation.sets` (this package's former single module
 written before 0.3 keeps working and importing a submodule does not load the others.
 """
 
-from __future__ import annotations
-
-import importlib
 from typing import Any
 
+from tdmixup._compat import former_module_names
 
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    try:
-        return getattr(importlib.import_module("tdmixup.evaluation.sets"), name)
-    except AttributeError:
-        raise AttributeError(f"module 'tdmixup.evaluation' has no attribute {name!r}") from None
+_former_names = former_module_names("tdmixup.evaluation", "tdmixup.evaluation.sets")
+
+
+def __getattr__(name: str) -> Any:  # a def: type checkers read a module's __getattr__ only so
+    return _former_names(name)
