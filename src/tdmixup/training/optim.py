@@ -211,13 +211,9 @@ def clip_gradients(
         parameters: the model's parameters.
         max_norm: the largest total gradient norm (> 0).
     """
-    inner = getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrapper
+    inner = _fused_inner(optimizer)
     total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
-    if (
-        not inner.defaults.get("fused")
-        or accelerator.mixed_precision == "fp16"
-        or total_norm is None
-    ):
+    if inner is None or accelerator.mixed_precision == "fp16" or total_norm is None:
         return accelerator.clip_grad_norm_(parameters, max_norm)
     grads = [p.grad for p in parameters if p.grad is not None]
     norm = total_norm(grads, 2.0, error_if_nonfinite=False, foreach=None)
@@ -292,12 +288,19 @@ class KeptEmbeddingGradient:
         self.buffer = self.rows = None
 
 
+def _fused_inner(optimizer: Any) -> Any:
+    """The torch optimiser behind Accelerate's wrapper when it is a fused one (whose step reads
+    ``grad_scale`` and ``found_inf``), else None."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    return inner if inner.defaults.get("fused") else None
+
+
 def skip_step_if(optimizer: Any, found_inf: torch.Tensor) -> bool:
     """Make the next ``optimizer.step()`` a no-op on the device when ``found_inf`` is 1 (fused
     AdamW's ``found_inf``). Returns False (nothing set) for a non-fused optimiser, whose caller
     must check the step on the host instead."""
-    inner = getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrapper
-    if not inner.defaults.get("fused"):
+    inner = _fused_inner(optimizer)
+    if inner is None:
         return False
     inner.found_inf = found_inf
     return True
