@@ -40,11 +40,11 @@ Full (MiniLM, cpu-small settings: lr 5e-5, 3 epochs, batch 16; one thread)::
 
     OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/label_detection.py > ld.log 2>&1 &
 
-Smoke (tiny random BERT from tests/_tiny.py, 200 rows, not committed)::
+Smoke (tiny random BERT from tests/_tiny.py, 200 rows; summary /tmp/ld.json, nothing committed)::
 
     .venv/bin/python benchmarks/label_detection.py --sizes 200 --seeds 1 --folds 2 \\
-        --model /tmp/tiny --learning-rate 1e-3 --epochs 2 --results-dir /tmp/ld \\
-        --run-root /tmp/ld-runs
+        --model /tmp/tiny --max-seq-length 128 --learning-rate 1e-3 --epochs 2 \\
+        --results-dir /tmp/ld --run-root /tmp/ld-runs
 
 Skips (exit 0, nothing written) when the SNLI files are not in ``../shared/data``.
 """
@@ -120,6 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-size", type=int, default=500, help="SNLI test rows (accuracy).")
     p.add_argument("--model", default=tc.DEFAULT_MODEL)
     p.add_argument("--num-hidden-layers", type=int, default=None)
+    p.add_argument(
+        "--max-seq-length", type=int, default=tc.DataConfig.max_seq_length, help="Tokens per pair."
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=5e-5)
@@ -129,11 +132,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--summary",
         type=Path,
-        default=RESULTS / "label_detection.json",
-        help="Summary JSON; the markdown table goes beside it (.md).",
+        default=None,
+        help="Summary JSON; the markdown table goes beside it (.md). Default: beside "
+        "--results-dir, named after it (results/label_detection.json for the default).",
     )
     p.add_argument("--summarize", action="store_true", help="Only rewrite the summary.")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.summary is None:
+        args.summary = args.results_dir.parent / f"{args.results_dir.name}.json"
+    return args
 
 
 # --- scores ----------------------------------------------------------------------------------
@@ -324,6 +331,22 @@ def code_version() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", *code))}
 
 
+def use_labels(session: Any, labels: np.ndarray) -> None:
+    """Train on ``labels`` (aligned with ``session.train``'s rows): both the tokenised set and
+    the task's training rows, which the dynamics fingerprint and the CSV writers read."""
+    import dataclasses
+
+    rows = session.task.train
+    if not np.array_equal(np.asarray(rows["sample_id"]), session.train.sample_ids):
+        raise RuntimeError("the task's training rows are not in the tokenised set's order")
+    relabelled = rows.remove_columns("label").add_column(
+        "label", np.asarray(labels).tolist(), feature=rows.features["label"]
+    )
+    session.task = dataclasses.replace(session.task, train=relabelled)
+    session.train = session.train.with_labels(labels)
+    session.fingerprint_hashes = None
+
+
 def job_path(args: argparse.Namespace, size: int, noise: str, seed: int, run: str) -> Path:
     return args.results_dir / f"{size}_{noise}_seed{seed}_{run}.json"
 
@@ -337,7 +360,11 @@ def run_job(args: argparse.Namespace, size: int, noise: str, seed: int, run: str
     start, load_before = time.perf_counter(), os.getloadavg()
     config = tc.RunConfig(
         data=tc.DataConfig(
-            task="snli", train_size=size, dev_size=args.dev_size, test_size=args.test_size
+            task="snli",
+            train_size=size,
+            dev_size=args.dev_size,
+            test_size=args.test_size,
+            max_seq_length=args.max_seq_length,
         ),
         model=tc.ModelConfig(name_or_path=args.model, num_hidden_layers=args.num_hidden_layers),
         train=tc.TrainConfig(
@@ -359,7 +386,7 @@ def run_job(args: argparse.Namespace, size: int, noise: str, seed: int, run: str
     noisy, flipped = inject_label_noise(
         clean, spec.num_labels, rate=args.noise_rate, seed=seed, **noise_options
     )
-    session.train = session.train.with_labels(noisy)
+    use_labels(session, noisy)
     runners: dict[str, Callable[[], tuple[dict[str, Any], ...]]] = {
         "stage1": lambda: run_stage1(session, flipped, args.noise_rate),
         "aum": lambda: run_aum_stage(session, flipped, sorted(args.aum_ks, reverse=True)),

@@ -155,6 +155,52 @@ def load_tokenizer(name_or_path: str) -> Any:
     return AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
 
 
+_POSITION_OFFSET_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer"}
+)
+"""Model types whose position ids start after the padding index (RoBERTa's 514 positions take
+512 tokens)."""
+
+
+def longest_input(name_or_path: str, tokenizer: Any) -> int | None:
+    """The most tokens one input to the encoder may have, or None when neither the model's
+    config nor the tokenizer says.
+
+    The encoder's ``max_position_embeddings`` (less ``pad_token_id + 1`` for the RoBERTa family,
+    whose positions start after the padding index), capped by the tokenizer's
+    ``model_max_length`` when that is a real limit (not transformers' "very large" placeholder).
+    """
+    from transformers import AutoConfig
+
+    limits = []
+    config = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        if getattr(config, "model_type", "") in _POSITION_OFFSET_TYPES:
+            positions -= int(getattr(config, "pad_token_id", None) or 0) + 1
+        limits.append(positions)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    return min(limits) if limits else None
+
+
+def check_input_length(name_or_path: str, tokenizer: Any, max_seq_length: int) -> None:
+    """Refuse, before anything trains, a ``max_seq_length`` longer than the encoder takes
+    (it would fail mid-run inside the embeddings with a tensor-size mismatch).
+
+    Raises:
+        ValueError: naming the model, both lengths and the option to lower.
+    """
+    limit = longest_input(name_or_path, tokenizer)
+    if limit is not None and max_seq_length > limit:
+        raise ValueError(
+            f"max_seq_length {max_seq_length} is longer than model {name_or_path!r} takes "
+            f"({limit} tokens: its position embeddings / tokenizer limit); "
+            f"set --max-seq-length {limit} (data.max_seq_length) or lower"
+        )
+
+
 @dataclass
 class ClassifierOutput:
     """``logits`` [B, C] (or [B, K]); ``features`` the [CLS] vectors [N, H] (N = B·K for MC)."""

@@ -170,7 +170,7 @@ def open_session(
     folder (only ``tdmixup run`` has that option).
     """
     from tdmixup.data.tasks import load_task
-    from tdmixup.model.classifier import load_tokenizer
+    from tdmixup.model.classifier import check_input_length, load_tokenizer
     from tdmixup.strategies.step import check_batch_for_processes
     from tdmixup.training.loop import make_accelerator, seed_everything
 
@@ -190,6 +190,7 @@ def open_session(
         task = load_task(config.data, seed=config.data.split_seed, require_tests=require_tests)
     tokenizer = load_tokenizer(config.model.name_or_path)
     max_len = config.data.max_seq_length
+    check_input_length(config.model.name_or_path, tokenizer, max_len)
 
     def tok(ds: Any) -> TokenizedSet:
         return tokenize(ds, task.spec, tokenizer, max_length=max_len)
