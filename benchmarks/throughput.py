@@ -71,7 +71,8 @@ OTHER_SECTIONS = ("speed_options",)
 
 
 def load_pairs(path: Path, n: int) -> dict[str, list[Any]]:
-    """The first ``n`` gold-labelled SNLI pairs as schema columns (sample_id = line number)."""
+    """The first ``n`` gold-labelled SNLI pairs (all of them when ``n`` <= 0) as schema columns
+    (sample_id = line number)."""
     cols: dict[str, list[Any]] = {"sample_id": [], "text_a": [], "text_b": [], "label": []}
     with path.open() as fh:
         for line_no, line in enumerate(fh):
@@ -84,6 +85,8 @@ def load_pairs(path: Path, n: int) -> dict[str, list[Any]]:
             cols["label"].append(LABELS.index(row["gold_label"]))
             if len(cols["label"]) == n:
                 return cols
+    if n <= 0:
+        return cols
     raise SystemExit(f"{path} has only {len(cols['label'])} labelled pairs; asked for {n}")
 
 
@@ -261,20 +264,15 @@ def trainer_padded_tokens(trainer: Any, epochs: int) -> int:
     return epochs * sum(int(b["input_ids"].numel()) for b in trainer.get_train_dataloader())
 
 
-def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> tuple[Any, Any]:
-    """The Hugging Face ``Trainer`` of the ``hf_trainer`` sides and the tokenised pairs."""
-    import datasets
+def for_trainer(classifier: Any) -> Any:
+    """tdmixup's classifier as a module the Hugging Face ``Trainer`` trains: its forward takes
+    the collated batch (``labels`` included) and returns ``{"logits", "loss"}`` (cross-entropy,
+    computed in float32 also under bf16)."""
     import torch
     import torch.nn.functional as F
     from torch import nn
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
-    from tdmixup.core.config import ModelConfig
-    from tdmixup.model.classifier import build_classifier, load_tokenizer
 
     class ForTrainer(nn.Module):
-        """tdmixup's classifier with the loss the Trainer expects in its output."""
-
         def __init__(self, classifier: nn.Module) -> None:
             super().__init__()
             self.classifier = classifier
@@ -291,15 +289,27 @@ def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> 
             ).logits
             out = {"logits": logits}
             if labels is not None:
-                out["loss"] = F.cross_entropy(logits, labels)
+                out["loss"] = F.cross_entropy(logits.float(), labels)
             return out
+
+    return ForTrainer(classifier)
+
+
+def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> tuple[Any, Any]:
+    """The Hugging Face ``Trainer`` of the ``hf_trainer`` sides and the tokenised pairs."""
+    import datasets
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from tdmixup.core.config import ModelConfig
+    from tdmixup.model.classifier import build_classifier, load_tokenizer
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
     cols = load_pairs(args.snli, args.n)
     enc = tokenizer(cols["text_a"], cols["text_b"], truncation=True, max_length=args.max_length)
     dataset = datasets.Dataset.from_dict({**enc, "label": cols["label"]})
     torch.manual_seed(args.seed)
-    model = ForTrainer(build_classifier(ModelConfig(), "pair", len(LABELS)))
+    model = for_trainer(build_classifier(ModelConfig(), "pair", len(LABELS)))
     training_args = TrainingArguments(
         output_dir=str(out_dir),
         per_device_train_batch_size=args.batch_size,

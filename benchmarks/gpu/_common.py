@@ -1,10 +1,12 @@
-"""What the GPU parts share: where results go, the machine, atomic JSON, the SNLI pairs."""
+"""What the GPU parts share: where results go, the machine, atomic JSON, the SNLI pairs (read by
+``benchmarks/throughput.py``, whose Trainer model the GPU throughput part also uses)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RESULTS = HERE / "results"
-LABELS = ("entailment", "neutral", "contradiction")
+
+sys.path.insert(0, str(HERE.parent))  # benchmarks/: the CPU benchmark's reader and Trainer model
+import throughput  # noqa: E402
+
+LABELS = throughput.LABELS
 
 
 def data_dir() -> Path:
@@ -51,17 +57,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def load_pairs(n: int) -> dict[str, list[Any]]:
-    """The first ``n`` gold-labelled SNLI pairs (all when ``n`` <= 0) as schema columns."""
-    cols: dict[str, list[Any]] = {"sample_id": [], "text_a": [], "text_b": [], "label": []}
-    with snli_train().open() as fh:
-        for line_no, line in enumerate(fh):
-            row = json.loads(line)
-            if row["gold_label"] not in LABELS:
-                continue
-            cols["sample_id"].append(line_no)
-            cols["text_a"].append(row["sentence1"])
-            cols["text_b"].append(row["sentence2"])
-            cols["label"].append(LABELS.index(row["gold_label"]))
-            if len(cols["label"]) == n:
-                break
-    return cols
+    """The first ``n`` gold-labelled SNLI pairs (all when ``n`` <= 0) as schema columns
+    (``benchmarks/throughput.py``'s reader on :func:`snli_train`)."""
+    return throughput.load_pairs(snli_train(), n)

@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import LABELS, RESULTS, load_pairs, machine, write_json  # noqa: E402
+from throughput import for_trainer  # noqa: E402
 
 SIDES = ("tdmixup", "hf_trainer_grouped", "hf_trainer")
 
@@ -76,39 +77,17 @@ def run_trainer(
 ) -> dict[str, Any]:
     import datasets
     import torch
-    import torch.nn.functional as F
-    from torch import nn
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     from tdmixup.core.config import ModelConfig
     from tdmixup.model.classifier import build_classifier, load_tokenizer
-
-    class ForTrainer(nn.Module):
-        def __init__(self, classifier: nn.Module) -> None:
-            super().__init__()
-            self.classifier = classifier
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-            labels: torch.Tensor | None = None,
-        ) -> dict[str, Any]:
-            logits = self.classifier(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).logits
-            out = {"logits": logits}
-            if labels is not None:
-                out["loss"] = F.cross_entropy(logits.float(), labels)
-            return out
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
     cols = load_pairs(args.n)
     enc = tokenizer(cols["text_a"], cols["text_b"], truncation=True, max_length=args.max_length)
     dataset = datasets.Dataset.from_dict({**enc, "label": cols["label"]})
     torch.manual_seed(args.seed)
-    model = ForTrainer(build_classifier(ModelConfig(), "pair", len(LABELS)))
+    model = for_trainer(build_classifier(ModelConfig(), "pair", len(LABELS)))
     training_args = TrainingArguments(
         output_dir=str(out_dir),
         per_device_train_batch_size=args.batch_size,
