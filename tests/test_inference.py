@@ -240,7 +240,8 @@ def readme_use_commands() -> list[list[str]]:
 
 
 class _FakeHub:
-    """The Hub's HTTP API for create_repo + upload_folder (regular uploads), recording requests."""
+    """The Hub's HTTP API for create_repo + upload_folder (regular uploads), recording the
+    upload's requests (not the client's own agent-registry lookup, which depends on its cache)."""
 
     def __init__(self) -> None:
         self.requests: list[Any] = []
@@ -249,8 +250,10 @@ class _FakeHub:
     def handler(self, request: Any) -> Any:
         import httpx2
 
-        self.requests.append(request)
         path = request.url.path
+        if path.endswith("/api/agent-harnesses"):  # huggingface_hub >= 2.5 asks once a day
+            return httpx2.Response(200, json={"standardEnvVars": [], "harnesses": {}})
+        self.requests.append(request)
         if path.endswith("/api/repos/create"):
             return httpx2.Response(200, json={"url": "https://huggingface.co/you/snli-td"})
         if path.endswith("/api/validate-yaml"):  # the model card's metadata
