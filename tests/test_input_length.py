@@ -1,6 +1,7 @@
 """A ``max_seq_length`` longer than the encoder takes is refused before anything trains (it used to
 fail mid-epoch inside the embeddings: "The size of tensor a (131) must match the size of tensor b
-(128)"), with the model's limit and the option to lower; RoBERTa's padding offset is counted."""
+(128)"), with the model's limit and the option to lower; RoBERTa's padding offset is counted, and
+a tokenizer's lower ``model_max_length`` is not a limit of the model."""
 
 from __future__ import annotations
 
@@ -24,11 +25,10 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model_dir(tmp_path_factory.mktemp("tiny") / "model")  # 128 positions
 
 
-def test_the_limit_is_the_position_embeddings_or_the_tokenizer_whichever_is_less(
-    tiny_dir: Path,
-) -> None:
+def test_the_limit_is_the_position_embeddings(tiny_dir: Path) -> None:
     assert longest_input(str(tiny_dir), NO_LIMIT) == 128
-    assert longest_input(str(tiny_dir), SimpleNamespace(model_max_length=64)) == 64
+    # a tokenizer's lower model_max_length only warns in transformers; inputs are cut explicitly
+    assert longest_input(str(tiny_dir), SimpleNamespace(model_max_length=64)) == 128
     check_input_length(str(tiny_dir), NO_LIMIT, 128)  # exactly the limit is fine
     with pytest.raises(ValueError, match=r"max_seq_length 256 .*128 tokens.*--max-seq-length 128"):
         check_input_length(str(tiny_dir), NO_LIMIT, 256)
@@ -39,6 +39,14 @@ def test_roberta_positions_start_after_the_padding_index(tmp_path: Path) -> None
 
     RobertaConfig(max_position_embeddings=66, pad_token_id=1).save_pretrained(tmp_path)
     assert longest_input(str(tmp_path), NO_LIMIT) == 64
+
+
+def test_without_absolute_positions_the_tokenizer_limit_counts(tmp_path: Path) -> None:
+    from transformers import T5Config  # relative positions: no max_position_embeddings
+
+    T5Config().save_pretrained(tmp_path)
+    assert longest_input(str(tmp_path), SimpleNamespace(model_max_length=512)) == 512
+    assert longest_input(str(tmp_path), NO_LIMIT) is None
 
 
 def test_the_command_line_refuses_it_before_training(

@@ -167,22 +167,23 @@ def longest_input(name_or_path: str, tokenizer: Any) -> int | None:
     config nor the tokenizer says.
 
     The encoder's ``max_position_embeddings`` (less ``pad_token_id + 1`` for the RoBERTa family,
-    whose positions start after the padding index), capped by the tokenizer's
-    ``model_max_length`` when that is a real limit (not transformers' "very large" placeholder).
+    whose positions start after the padding index); only for an encoder without absolute
+    positions in its config, the tokenizer's ``model_max_length`` when that is a real limit (not
+    transformers' "very large" placeholder). A tokenizer limit below the positions is not a
+    limit of the model (inputs are truncated to ``max_seq_length`` explicitly).
     """
     from transformers import AutoConfig
 
-    limits = []
     config = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
     positions = getattr(config, "max_position_embeddings", None)
     if isinstance(positions, int) and positions > 0:
         if getattr(config, "model_type", "") in _POSITION_OFFSET_TYPES:
             positions -= int(getattr(config, "pad_token_id", None) or 0) + 1
-        limits.append(positions)
+        return positions
     tokenizer_limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
-        limits.append(tokenizer_limit)
-    return min(limits) if limits else None
+        return tokenizer_limit
+    return None
 
 
 def check_input_length(name_or_path: str, tokenizer: Any, max_seq_length: int) -> None:
@@ -196,7 +197,7 @@ def check_input_length(name_or_path: str, tokenizer: Any, max_seq_length: int) -
     if limit is not None and max_seq_length > limit:
         raise ValueError(
             f"max_seq_length {max_seq_length} is longer than model {name_or_path!r} takes "
-            f"({limit} tokens: its position embeddings / tokenizer limit); "
+            f"({limit} tokens: its position embeddings); "
             f"set --max-seq-length {limit} (data.max_seq_length) or lower"
         )
 
