@@ -75,6 +75,40 @@ def test_pairs_are_ranked_with_the_users_columns_and_a_dynamics_table_is_reused(
         tdmixup.find_label_issues(other, **kw, dynamics=table)
     assert "\n" not in str(err.value)
 
+    # more rows than the table saw: refused (one row per input row), not silently dropped
+    extra = snli_columns(3, skip=500)
+    longer = pd.concat(
+        [
+            df,
+            pd.DataFrame(
+                {
+                    "premise": extra["text_a"],
+                    "hypothesis": extra["text_b"],
+                    "gold": [SNLI_LABELS[y] for y in extra["label"]],
+                    "note": ["new"] * 3,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    with pytest.raises(DataError, match=r"covers 40 of the 43 labelled rows.*sample_id 40"):
+        tdmixup.find_label_issues(longer, **kw, dynamics=table)
+    with pytest.raises(ValueError, match="method must be one of class_confidence"):
+        tdmixup.find_label_issues(df, **kw, dynamics=table, method="margin")  # type: ignore[arg-type]
+
+    # a shuffled DataFrame with its own index: the result keeps that index, so it lines up
+    shuffled = df.sample(frac=1.0, random_state=0).set_index(pd.Index([f"r{i}" for i in range(40)]))
+    by_label = shuffled.reset_index(drop=True)
+    reference = tdmixup.find_label_issues(by_label, **kw, output_dir=tmp_path / "shuffled",
+                                          model=tiny_model, **LOOP)  # fmt: skip
+    mine = tdmixup.find_label_issues(
+        shuffled, **kw, dynamics=tmp_path / "shuffled" / "dynamics.parquet"
+    )
+    assert set(mine.index) == set(shuffled.index)
+    assert (shuffled.loc[mine.index, "note"] == mine["note"]).all()
+    assert mine["rank"].tolist() == reference["rank"].tolist()
+    assert (shuffled.index[reference.index] == mine.index).all()
+
 
 def test_single_sentences_and_multiple_choice(
     tiny_model: str, caplog: pytest.LogCaptureFixture

@@ -194,3 +194,47 @@ def test_docs_say_how_to_load_the_offline_default_model() -> None:
     assert scope["model"].config.num_labels == 3
     assert scope["tokenizer"]("A dog runs.")["input_ids"][0] == scope["tokenizer"].cls_token_id
     assert isinstance(np.asarray(scope["tokenizer"]("x")["input_ids"]), np.ndarray)
+
+
+def test_suspects_csv_keeps_every_column_of_the_file_and_says_which_rows_it_did_not_judge(
+    tiny_model: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The audit's CSV with columns the mapping does not read (review_id, source, note) and
+    ``--dev-size``: suspects.csv keeps them all, and a warning counts the held-out rows."""
+    rows = [
+        {"review_id": f"R{i:03d}", "source": ("web", "app")[i % 2], **r, "note": {"k": [i]}}
+        for i, r in enumerate(pair_rows(30))
+    ]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    data = [*data_args(train, None, dev_size=6)]
+    out = tmp_path / "dyn"
+    assert main(["dynamics", *data, "--model", tiny_model, *FAST, "--output-dir", str(out)]) == 0
+    map_dir = tmp_path / "map"
+    with caplog.at_level(logging.WARNING):
+        argv = ["datamap", "--dynamics", str(out / "dynamics.parquet"), *data]
+        assert main([*argv, "--output-dir", str(map_dir)]) == 0
+    suspects = pd.read_csv(map_dir / "suspects.csv")
+    # a nested object is flattened to dotted columns, as --column names them; lists as JSON
+    own = ["sample_id", "review_id", "source", "premise", "hypothesis", "label", "note.k"]
+    assert list(suspects.columns[: len(own)]) == own
+    assert len(suspects) == 24  # 30 rows, the last 6 held out for dev
+    by_id = {i: r for i, r in enumerate(rows)}
+    for _, row in suspects.iterrows():  # every row is its own, whole
+        source = by_id[int(row["sample_id"])]
+        assert (row["review_id"], row["premise"]) == (source["review_id"], source["premise"])
+        assert json.loads(row["note.k"]) == source["note"]["k"]
+    [line] = [m for m in caplog.messages if "not trained on" in m]
+    assert "6 of 30 rows" in line and "sample_id 24" in line and "--dev-file" in line
+
+    # the file changed between reading and writing: refused in one line, naming file and row
+    from tdmixup.data.readers import read_all_columns
+    from tdmixup.dynamics.suspects import suspect_table
+
+    whole = read_all_columns(train)
+    schema = read_table(train, columns=MAPPING, label_names=LABELS).to_dict()
+    assert suspect_table(np.array([3, 1]), schema, mapping=MAPPING, own_rows=whole)[
+        "review_id"
+    ].tolist() == ["R003", "R001"]
+    whole.loc[1, "premise"] = "Edited since."
+    with pytest.raises(DataError, match=r"train.jsonl, field 'premise': sample_id 1 has other"):
+        suspect_table(np.array([3, 1]), schema, mapping=MAPPING, own_rows=whole)

@@ -217,6 +217,7 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
     from tdmixup.cli.preflight import UsageError
     from tdmixup.core.classmix import describe_class_mix, log_warnings
     from tdmixup.core.runio import write_json
+    from tdmixup.data.tasks import train_file_rows
     from tdmixup.dynamics.datamap import assign_regions, datamap_summary, datamap_title
     from tdmixup.dynamics.datamap_plots import save_datamap
     from tdmixup.dynamics.table import compute_statistics, read_dynamics
@@ -251,6 +252,7 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
         rank_by=cfg.dynamics.rank_by,
         flag_fraction=cfg.dynamics.flag_fraction,
         stratified=stratify,
+        own_rows=train_file_rows(cfg.data) if source is not None else None,
     )
     label_names = list(names) if names else [str(k) for k in range(dyn.num_classes)]
     mix = describe_class_mix(

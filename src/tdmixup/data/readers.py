@@ -326,6 +326,57 @@ def read_table(
     )
 
 
+def read_all_columns(
+    path: str | Path, *, id_column: str | None = None, file_format: FileFormat = "auto"
+) -> pd.DataFrame:
+    """Every column of your own file, one row per record, indexed by the ``sample_id``
+    :func:`read_table` gives that record (its row index, or the integer ``id_column``), so that
+    an export can put the user's whole row beside a sample's statistics.
+
+    JSON lines: nested objects flattened to dotted columns (``example.premise``, as the
+    ``--column`` mapping names them), lists and other objects kept as values; CSV/TSV: every
+    cell as text. Blank rows are dropped, as :func:`read_table` drops them.
+
+    Args:
+        path: the file (``.bz2``/``.gz`` are decompressed).
+        id_column: the file's ``sample_id`` column (``--column sample_id=...``), if any.
+        file_format: as :func:`read_table`.
+
+    Returns:
+        DataFrame with the file's columns in file order, index ``sample_id`` (int64);
+        ``attrs["source"]`` holds the path (for error messages).
+    """
+    import io
+    import json
+
+    from pyarrow import json as pajson
+
+    path = Path(path)
+    fmt = file_format if file_format != "auto" else _format_of(path)
+    if fmt == "jsonl":
+        data = read_bytes(path)
+        try:
+            table = pajson.read_json(io.BytesIO(data))
+            while any(pa.types.is_struct(f.type) for f in table.schema):
+                table = table.flatten()
+            fields = list(table.column_names)
+        except pa.ArrowException:  # mixed types: the keys of the first records, in order
+            fields = []
+            for line in decode(path, data).splitlines()[:1000]:
+                if line.strip():
+                    fields += [k for k in json.loads(line) if k not in fields]
+        rows = load_jsonl(path, fields)
+    else:
+        rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=True)
+    if id_column is not None:
+        _check_id_column(rows, id_column)
+        rows.ids = int_ids(rows, id_column)
+    frame = rows.frame.copy()
+    frame.index = pd.Index(np.asarray(rows.ids, dtype=np.int64), name="sample_id")
+    frame.attrs["source"] = str(path)
+    return frame
+
+
 def check_mapping(
     source: object,
     mapping: Mapping[str, str],

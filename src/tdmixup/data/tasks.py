@@ -35,6 +35,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import pandas as pd
 from datasets import Dataset
 
 from tdmixup.core.config import DataConfig
@@ -45,6 +46,7 @@ from tdmixup.data.readers import (
     PARAPHRASE_LABELS,
     QQP_LABELS,
     check_mapping,
+    read_all_columns,
     read_chaosnli,
     read_hellaswag_text,
     read_nli_jsonl,
@@ -267,6 +269,21 @@ def _file_reader(
             "e.g. --column text_a=premise --column text_b=hypothesis --column label=label"
         )
     return lambda path: read_table(path, columns=columns, label_names=label_names)
+
+
+def train_file_rows(config: DataConfig) -> pd.DataFrame | None:
+    """Every column of the run's own training file by ``sample_id``
+    (:func:`tdmixup.data.readers.read_all_columns`), for exports that keep the user's whole
+    rows (``suspects.csv``, ``flagged.csv``); None without a training file, or for a file the
+    task reads with its own reader (TwitterPPDB's or SNLI multiple choice's, without
+    ``--column``)."""
+    if not config.train_file:
+        return None
+    name = config.task.lower()
+    if name in ("twitterppdb", "snli_mc") and not config.columns:
+        return None
+    columns = dict(config.columns or DEFAULT_COLUMNS.get(name, ()))
+    return read_all_columns(config.train_file, id_column=columns.get("sample_id"))
 
 
 def _custom_spec(cfg: DataConfig, train: Dataset) -> TaskSpec:

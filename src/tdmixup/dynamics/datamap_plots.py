@@ -595,6 +595,7 @@ def save_datamap(
     rank_by: RankBy = "class_confidence",
     flag_fraction: float = 0.1,
     stratified: bool = False,
+    own_rows: pd.DataFrame | None = None,
 ) -> Path:
     """Write a data map's files to ``folder`` (each atomically).
 
@@ -611,12 +612,16 @@ def save_datamap(
     label only), with predicted label, probability and statistics
     (:func:`tdmixup.dynamics.suspects.suspect_table`). ``stratified``: the regions were taken within
     each class, which the PNG's title says (their outlines overlap,
-    :func:`~tdmixup.dynamics.datamap.png_title`).
+    :func:`~tdmixup.dynamics.datamap.png_title`). ``own_rows``: every column of the user's
+    training file (:func:`tdmixup.data.readers.read_all_columns`); ``suspects.csv`` then keeps
+    the whole row, and a warning says how many rows of the file were not trained on (held out
+    for dev, or beyond the training size) and so are not judged.
     """
     from tdmixup.dynamics.suspects import (
         label_scores,
         rank_label_issues,
         suspect_table,
+        warn_unjudged,
         write_suspects,
     )
 
@@ -645,8 +650,11 @@ def save_datamap(
                 "label_score": label_scores(stats, rank_by),
                 "is_label_issue": pd.Series(np.isin(ranked, flagged), index=ranked),
             },
+            own_rows=own_rows,
         )
         write_suspects(table, sample_csv(folder, SUSPECTS))
+        if own_rows is not None:
+            warn_unjudged(own_rows, stats.index.to_numpy())
     text_map = dict(texts) if texts is not None else None
     for name, ids in regions.items():
         table = sample_table(ids, texts=text_map, label_names=gold_names, stats=stats)

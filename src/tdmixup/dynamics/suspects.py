@@ -218,6 +218,7 @@ def suspect_table(
     predicted: pd.Series | None = None,
     probability: pd.Series | None = None,
     extra: Mapping[str, pd.Series] | None = None,
+    own_rows: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The relabelling table: one row per id of ``ranked_ids`` (most suspicious first).
 
@@ -237,11 +238,21 @@ def suspect_table(
             (:func:`tdmixup.dynamics.table.compute_statistics`).
         predicted, probability: per-id predicted class index and its probability.
         extra: further per-id columns.
+        own_rows: every column of the user's file by ``sample_id``
+            (:func:`tdmixup.data.readers.read_all_columns`): when given, the table starts with
+            the whole of each row (columns the mapping does not read too) instead of the mapped
+            ones, after checking that its mapped text is the text of ``rows``.
+
+    Raises:
+        DataError: ``own_rows`` lacks a ranked id, or its text differs from ``rows`` (the file
+            changed since it was read), naming the file, the sample and the column.
     """
     ids = np.asarray(ranked_ids, dtype=np.int64)
     own = user_columns(rows, mapping, label_names=label_names)
     id_column = mapping.get("sample_id", "sample_id")
     own = own.set_index(own[id_column].astype(np.int64)).reindex(ids).reset_index(drop=True)
+    if own_rows is not None:
+        own = _whole_rows(ids, own_rows, own, mapping)
     added: dict[str, Any] = {}
     if predicted is None and stats is not None and "prediction" in stats:
         predicted = stats["prediction"]
@@ -265,6 +276,84 @@ def suspect_table(
         if name in added:
             own["tdmixup_" + name if name in own.columns else name] = added[name]
     return own
+
+
+def _whole_rows(
+    ids: np.ndarray, own_rows: pd.DataFrame, mapped: pd.DataFrame, mapping: Mapping[str, str]
+) -> pd.DataFrame:
+    """``own_rows`` at ``ids`` (in that order) as export columns, checked against ``mapped``
+    (:func:`user_columns` at the same ids): list and object cells as JSON, a ``sample_id``
+    column first unless the file has its own id column."""
+    from tdmixup.data.schema import data_error
+
+    source = own_rows.attrs.get("source", "the training file")
+    absent = ~np.isin(ids, own_rows.index.to_numpy())
+    if absent.any():
+        raise data_error(
+            source,
+            None,
+            None,
+            f"sample_id {int(ids[absent][0])} is not in the file any more "
+            f"({int(absent.sum())} of {len(ids)} ranked rows are missing)",
+            "the file changed since it was read; run the command again on the file as it is",
+        )
+    whole = own_rows.loc[ids]
+    for field in ("text_a", "text_b", "context"):
+        column = mapping.get(field)
+        if column is None or column not in whole.columns or column not in mapped.columns:
+            continue
+        differs = whole[column].astype(str).to_numpy() != mapped[column].astype(str).to_numpy()
+        if differs.any():
+            raise data_error(
+                source,
+                None,
+                column,
+                f"sample_id {int(ids[differs][0])} has other text than when it was read "
+                f"({int(differs.sum())} rows differ)",
+                "the file changed since it was read; run the command again on the file as it is",
+            )
+    whole = whole.copy()
+    for column in whole.select_dtypes(include="object").columns:
+        whole[column] = whole[column].map(_cell)
+    if mapping.get("sample_id") in whole.columns:
+        return whole.reset_index(drop=True)
+    whole.index.name = "tdmixup_sample_id" if "sample_id" in whole.columns else "sample_id"
+    return whole.reset_index()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: lists, tuples, arrays and objects as JSON, anything else as it is."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, dict, tuple)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def unjudged_rows(own_rows: pd.DataFrame, judged_ids: np.ndarray) -> str | None:
+    """One line when rows of the user's file have no statistics (held out for dev, beyond the
+    training size): how many, the first, and how to judge every row; None when all are judged.
+    """
+    missing = ~np.isin(own_rows.index.to_numpy(), np.asarray(judged_ids))
+    if not missing.any():
+        return None
+    source = own_rows.attrs.get("source", "the training file")
+    first = int(own_rows.index.to_numpy()[missing][0])
+    return (
+        f"{int(missing.sum())} of {len(own_rows)} rows of {source} were not trained on (held out "
+        f"for dev, or beyond --train-size; the first: sample_id {first}), so they are not judged "
+        "and not in suspects.csv: to judge every row give a separate --dev-file (or the same "
+        "file) and --train-size all"
+    )
+
+
+def warn_unjudged(own_rows: pd.DataFrame, judged_ids: np.ndarray) -> None:
+    """Log :func:`unjudged_rows`' line as a warning, if any."""
+    import logging
+
+    line = unjudged_rows(own_rows, judged_ids)
+    if line is not None:
+        logging.getLogger("tdmixup.dynamics.suspects").warning("%s", line)
 
 
 def write_suspects(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
@@ -330,9 +419,12 @@ def flag_warnings(
     n_pool: int,
     fix: str,
     learning: Mapping[str, Any] | None = None,
+    learn_fix: str = "train longer (--epochs), on more data (--train-size) or with a higher "
+    "--learning-rate",
 ) -> list[str]:
     """One line per problem with a flag set: larger than :data:`PLAUSIBLE_SHARE` of its pool, or
-    made by a model near chance (``learning``: a :func:`tdmixup.evaluation.sets.learning_check`).
+    made by a model near chance (``learning``: a :func:`tdmixup.evaluation.sets.learning_check`;
+    ``learn_fix`` says what to do, in the caller's words: options or keywords).
 
     >>> flag_warnings(what="AUM on easy", n_flagged=40, n_pool=100, fix="lower --aum-percentile")
     ['AUM on easy flags 40 of 100 samples (40 %), more than the 25 % of wrong labels a dataset \
@@ -349,8 +441,7 @@ plausibly holds: most flags are clean samples; lower --aum-percentile']
         lines.append(
             f"{what}: the model behind these flags is near chance "
             f"({learning['set']} accuracy {learning['accuracy']:.1%}, chance "
-            f"{learning['chance']:.1%}), so they mean little; train longer (--epochs), on more "
-            "data (--train-size) or with a higher --learning-rate"
+            f"{learning['chance']:.1%}), so they mean little; {learn_fix}"
         )
     return [line.replace(" %", "%").replace("%", " %") for line in lines]
 

@@ -48,7 +48,7 @@ ISSUE_COLUMNS = (
 
 
 def _frame(data: Records) -> pd.DataFrame:
-    """The input as a DataFrame with all its columns, rows in input order."""
+    """The input as a DataFrame with all its columns, rows in input order, indexed by position."""
     if isinstance(data, pd.DataFrame):
         return data.reset_index(drop=True).copy()
     if hasattr(data, "to_pandas") and hasattr(data, "column_names"):  # datasets.Dataset
@@ -105,17 +105,26 @@ def find_label_issues(
             ``learning_rate=5e-5``, …).
 
     Returns:
-        DataFrame indexed by ``sample_id`` (the row position, or the ``sample_id`` column),
-        most suspicious first: the user's own columns, then :data:`ISSUE_COLUMNS` —
+        DataFrame, most suspicious first, indexed like the input: a DataFrame's own index (so
+        ``df.loc[issues.index]`` selects the same rows), otherwise ``sample_id`` (the row
+        position, or the ``sample_id`` column). Columns: the user's own, then
+        :data:`ISSUE_COLUMNS` —
         ``given_label`` and ``predicted_label`` (names; the prediction of the last epoch) with
         its probability, ``label_score`` (the ranking's statistic: higher = more likely
         correct), ``is_label_issue``, ``rank`` (1 = most suspicious), ``confidence``,
         ``variability``, ``correctness`` and ``aum``. An added column whose name the data
         already has is prefixed ``tdmixup_``. Rows without a label are left out.
     """
-    from tdmixup.dynamics.suspects import DEFAULT_FLAG_FRACTION, DEFAULT_METHOD, rank_label_issues
+    from tdmixup.dynamics.suspects import (
+        DEFAULT_FLAG_FRACTION,
+        DEFAULT_METHOD,
+        RANKINGS,
+        rank_label_issues,
+    )
 
     method = method or DEFAULT_METHOD
+    if method not in RANKINGS:
+        raise ValueError(f"method must be one of {', '.join(RANKINGS)}; got {method!r}")
     fraction = DEFAULT_FLAG_FRACTION if fraction is None else fraction
     columns: dict[str, Any] = {
         "text": text,
@@ -150,6 +159,18 @@ def _recorded_statistics(ds: Dataset, dynamics: str | Path) -> pd.DataFrame:
 
     dyn = read_dynamics(dynamics)
     dyn.check_data(ds, data="data", table=f"dynamics {dynamics}")
+    ids = np.asarray(ds["sample_id"], dtype=np.int64)
+    absent = ~np.isin(ids, np.asarray(dyn.sample_ids, dtype=np.int64))
+    if absent.any():  # one row per input row: a row the table never saw cannot be ranked
+        from tdmixup.data.schema import DataError
+
+        raise DataError(
+            f"dynamics {dynamics} covers {int((~absent).sum())} of the {len(ids)} labelled rows "
+            f"of data: the first it lacks is sample_id {int(ids[absent][0])} (row "
+            f"{int(np.flatnonzero(absent)[0])}); pass only the rows it was recorded on, or "
+            "train on every row (leave out dynamics=); a table from `tdmixup dynamics` lacks the "
+            "rows held out for dev unless --dev-file was given"
+        )
     return compute_statistics(dyn)
 
 
@@ -200,6 +221,7 @@ def _log_flag_warnings(
         n_pool=len(ranked),
         fix=f"lower fraction (now {fraction:g}; default {DEFAULT_FLAG_FRACTION:g})",
         learning=training_learning_check(stats, learning_check),
+        learn_fix="train longer (epochs=...) or with a higher learning_rate=..., or on more rows",
     ):
         log.warning("%s", line)
 
@@ -220,10 +242,16 @@ def _issue_table(
 
     own = _frame(data)
     ids = np.asarray(ds["sample_id"], dtype=np.int64)
-    if sample_id is not None:
-        own = own.set_index(own[sample_id].astype(np.int64).to_numpy())
-    own.index.name = "sample_id"
-    own = own.loc[ranked]
+    if sample_id is not None:  # the id column → the row's position
+        position = pd.Series(np.arange(len(own)), index=own[sample_id].astype(np.int64).to_numpy())
+        rows = position.loc[ranked].to_numpy()
+    else:
+        rows = ranked
+    own = own.iloc[rows]
+    if isinstance(data, pd.DataFrame):  # the user's own index: df.loc[issues.index] lines up
+        own.index = data.index[rows]
+    else:
+        own.index = pd.Index(ranked, name="sample_id")
     names = list(spec.label_names)
 
     def name(k: Any) -> Any:

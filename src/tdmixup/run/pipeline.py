@@ -106,6 +106,7 @@ def stage_full(session: Session) -> dict[str, Any]:
 
 def stage_datamap(session: Session) -> dict[str, Any]:
     """Stage 2: statistics, regions and data-map plots from stage 1's dynamics table."""
+    from tdmixup.data.tasks import train_file_rows
     from tdmixup.dynamics.datamap import assign_regions, datamap_summary, datamap_title
     from tdmixup.dynamics.datamap_plots import save_datamap
     from tdmixup.dynamics.table import compute_statistics, read_dynamics
@@ -138,6 +139,7 @@ def stage_datamap(session: Session) -> dict[str, Any]:
             rank_by=dcfg.rank_by,
             flag_fraction=dcfg.flag_fraction,
             stratified=stratify,
+            own_rows=train_file_rows(session.config.data),
         )
     mix = class_mix(session, regions, reference="train", context="data map: ")
     suspects = datamap_suspects(stats, names, dcfg.rank_by, dcfg.flag_fraction)
