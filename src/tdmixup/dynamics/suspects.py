@@ -38,7 +38,7 @@ Cartography's confidence) as a percentile *within each given class*, lowest firs
 ``benchmarks/results/label_detection.md`` (1,500 SNLI pairs, 10 % flips, the lowest 10 %
 flagged): under uniform flips precision 0.40 ± 0.05 (3 seeds; global confidence 0.37, stage-1
 AUM 0.36, cleanlab's lowest-quality 10 % on 5-fold probabilities 0.35 at 4x the training); under
-class-conditional flips (neutral → entailment, 2 seeds) 0.31 ± 0.02, where the global rankings
+class-conditional flips (neutral → entailment, 3 seeds) 0.30 ± 0.03, where the global rankings
 fall below the base rate (confidence 0.07, AUM 0.06): they flag the class the model finds
 hard, not the flipped rows."""
 

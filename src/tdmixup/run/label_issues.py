@@ -84,7 +84,7 @@ def find_label_issues(
     under uniform flips the lowest 10 % reached precision = recall 0.40 ± 0.05 (3 seeds; over
     all rows, ``method="confidence"``: 0.37; ``method="aum"``: 0.36; cleanlab's lowest-quality
     10 % on 5-fold cross-validated probabilities 0.35 for 4x the training); under
-    class-conditional flips (neutral → entailment) 0.31 ± 0.02, where the global rankings fell
+    class-conditional flips (neutral → entailment) 0.30 ± 0.03, where the global rankings fell
     below the base rate (0.07, 0.06). Expect roughly a third of the flagged rows to be wrong
     labels at that size and accuracy; read the table from the top.
 
