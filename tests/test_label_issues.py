@@ -120,6 +120,7 @@ def test_single_sentences_and_multiple_choice(
         {"id": 1000 + i, "sentence": b, "label": SNLI_LABELS[y]}
         for i, (b, y) in enumerate(zip(cols["text_b"], cols["label"], strict=True))
     ]
+    records.insert(7, {"id": 1005, "sentence": "Unlabelled, its id repeated.", "label": "-"})
     with caplog.at_level(logging.WARNING):
         single = tdmixup.find_label_issues(
             records, text="sentence", sample_id="id", fraction=0.4, model=tiny_model, **LOOP

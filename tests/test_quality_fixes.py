@@ -238,3 +238,55 @@ def test_suspects_csv_keeps_every_column_of_the_file_and_says_which_rows_it_did_
     whole.loc[1, "premise"] = "Edited since."
     with pytest.raises(DataError, match=r"train.jsonl, field 'premise': sample_id 1 has other"):
         suspect_table(np.array([3, 1]), schema, mapping=MAPPING, own_rows=whole)
+
+
+def test_whole_rows_are_the_rows_read_table_keeps_with_values_as_written(tmp_path: Path) -> None:
+    """read_all_columns: unlabelled rows dropped (as read_table drops them, so they are neither
+    exported nor counted as unjudged), values as written (no pyarrow type inference), nested keys
+    that appear late flattened too, repeated ids among labelled rows refused."""
+    from tdmixup.data.readers import read_all_columns
+    from tdmixup.dynamics.suspects import unjudged_rows
+
+    rows: list[dict[str, Any]] = [
+        {"uid": 1, "ex": {"p": "A dog runs.", "h": "An animal moves."}, "label": "entailment",
+         "votes": 12345678, "score": 0.1234567891, "when": "2020-01-01T10:00:00"},
+        {"uid": "two", "ex": {"p": "A cat sleeps.", "h": "A cat runs."}, "label": "-",
+         "votes": None},
+        {"uid": 3, "ex": {"p": "A man sings.", "h": "Someone sings."}, "label": "entailment",
+         "votes": 12345680, "late": {"x": [1, 2]}},
+    ]  # fmt: skip
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    mapping = {"text_a": "ex.p", "text_b": "ex.h", "label": "label"}
+    kept = read_table(path, columns=mapping, label_names=LABELS)
+    whole = read_all_columns(path, label_column="label")
+    assert whole.index.tolist() == kept["sample_id"] == [0, 2]
+    assert list(whole.columns) == [
+        "uid",
+        "ex.p",
+        "ex.h",
+        "label",
+        "votes",
+        "score",
+        "when",
+        "late.x",
+    ]
+    assert whole.loc[0, "votes"] == 12345678 and isinstance(whole.loc[2, "votes"], int)
+    assert whole.loc[0, "score"] == 0.1234567891 and whole.loc[0, "when"] == "2020-01-01T10:00:00"
+    assert whole.loc[2, "late.x"] == [1, 2]
+    assert unjudged_rows(whole, np.array([0, 2])) is None  # the unlabelled row is not "unjudged"
+    csv = tmp_path / "out.csv"
+    from tdmixup.dynamics.suspects import suspect_table, write_suspects
+
+    write_suspects(
+        suspect_table(np.array([2, 0]), kept.to_dict(), mapping=mapping, own_rows=whole), csv
+    )
+    text = csv.read_text()
+    assert "12345678" in text and "0.1234567891" in text and "2020-01-01T10:00:00" in text
+
+    ids = [{**r, "uid": k} for r, k in zip(rows, (5, 5, 6), strict=True)]  # 5 again, unlabelled
+    path = write_jsonl(tmp_path / "ids.jsonl", ids)
+    assert read_all_columns(path, label_column="label", id_column="uid").index.tolist() == [5, 6]
+    ids[1]["label"] = "neutral"  # now two labelled rows share id 5
+    path = write_jsonl(tmp_path / "ids.jsonl", ids)
+    with pytest.raises(DataError, match=r"ids.jsonl, row 2, field 'uid': duplicate sample_id 5"):
+        read_all_columns(path, label_column="label", id_column="uid")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ import pyarrow as pa
 from datasets import Dataset
 
 from tdmixup.data._common import (
+    UNLABELED,
     EmptyPolicy,
     Rows,
     build_mc,
@@ -327,54 +328,101 @@ def read_table(
 
 
 def read_all_columns(
-    path: str | Path, *, id_column: str | None = None, file_format: FileFormat = "auto"
+    path: str | Path,
+    *,
+    label_column: str | None = None,
+    id_column: str | None = None,
+    file_format: FileFormat = "auto",
 ) -> pd.DataFrame:
-    """Every column of your own file, one row per record, indexed by the ``sample_id``
-    :func:`read_table` gives that record (its row index, or the integer ``id_column``), so that
-    an export can put the user's whole row beside a sample's statistics.
+    """Every column of your own file, one row per record that :func:`read_table` keeps, indexed
+    by the ``sample_id`` it gives that record (its row index, or the integer ``id_column``), so
+    that an export can put the user's whole row beside a sample's statistics.
 
-    JSON lines: nested objects flattened to dotted columns (``example.premise``, as the
-    ``--column`` mapping names them), lists and other objects kept as values; CSV/TSV: every
-    cell as text. Blank rows are dropped, as :func:`read_table` drops them.
+    Values stay as written: JSON lines are parsed with :mod:`json` (no type inference: an int
+    column with a null stays ints, a date-like string stays the string), nested objects
+    flattened to dotted columns (``example.premise``, as the ``--column`` mapping names them),
+    lists kept as lists; CSV/TSV cells are text. Blank rows, and rows whose ``label_column``
+    cell means "no gold label" (``-``, empty, …), are dropped, as :func:`read_table` drops them.
 
     Args:
         path: the file (``.bz2``/``.gz`` are decompressed).
+        label_column: the file's label column (``--column label=...``); None keeps every row.
         id_column: the file's ``sample_id`` column (``--column sample_id=...``), if any.
         file_format: as :func:`read_table`.
 
     Returns:
-        DataFrame with the file's columns in file order, index ``sample_id`` (int64);
-        ``attrs["source"]`` holds the path (for error messages).
+        DataFrame (object columns) with the file's columns in order of first appearance, index
+        ``sample_id`` (int64); ``attrs["source"]`` holds the path (for error messages).
+
+    Raises:
+        DataError: a line that is not a JSON object, or a missing, non-integer or repeated id,
+            naming the file and line.
     """
-    import io
-    import json
-
-    from pyarrow import json as pajson
-
     path = Path(path)
     fmt = file_format if file_format != "auto" else _format_of(path)
     if fmt == "jsonl":
-        data = read_bytes(path)
-        try:
-            table = pajson.read_json(io.BytesIO(data))
-            while any(pa.types.is_struct(f.type) for f in table.schema):
-                table = table.flatten()
-            fields = list(table.column_names)
-        except pa.ArrowException:  # mixed types: the keys of the first records, in order
-            fields = []
-            for line in decode(path, data).splitlines()[:1000]:
-                if line.strip():
-                    fields += [k for k in json.loads(line) if k not in fields]
-        rows = load_jsonl(path, fields)
+        rows = _jsonl_as_written(path)
     else:
         rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=True)
+    if label_column is not None and label_column in rows.frame.columns:
+        cells = rows.frame[label_column]
+        labelled = ~(cells.isna() | cells.isin([u for u in UNLABELED if u is not None]))
+        keep = labelled.to_numpy()
+        rows = Rows(path, rows.frame[keep].reset_index(drop=True), rows.lines[keep], rows.ids[keep])
     if id_column is not None:
         _check_id_column(rows, id_column)
         rows.ids = int_ids(rows, id_column)
-    frame = rows.frame.copy()
+        repeated = pd.Series(rows.ids).duplicated().to_numpy()
+        if repeated.any():
+            raise rows.row_error(
+                repeated, id_column, "duplicate sample_id {value}", "ids must be unique"
+            )
+    frame = rows.frame.astype(object)
     frame.index = pd.Index(np.asarray(rows.ids, dtype=np.int64), name="sample_id")
     frame.attrs["source"] = str(path)
     return frame
+
+
+def _jsonl_as_written(path: Path) -> Rows:
+    """A JSON-lines file's records with values as :mod:`json` parses them (nested objects as
+    dotted columns); ``sample_id`` = 0-based line index, as :func:`load_jsonl` numbers them."""
+    import json
+
+    text = decode(path, read_bytes(path))
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for i, line in enumerate(text.split("\n")):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise data_error(path, i + 1, None, f"malformed JSON ({e.msg})", "") from e
+        if not isinstance(obj, dict):
+            raise data_error(path, i + 1, None, "expected a JSON object", "")
+        records.append(_flatten(obj))
+        lines.append(i)
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    frame = pd.DataFrame(
+        {c: pd.Series([r.get(c) for r in records], dtype=object) for c in columns},
+        index=pd.RangeIndex(len(records)),
+    )
+    ids = np.asarray(lines, dtype=np.int64)
+    return Rows(path, frame, ids + 1, ids)
+
+
+def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists and scalars as they are)."""
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def check_mapping(

@@ -283,7 +283,9 @@ def train_file_rows(config: DataConfig) -> pd.DataFrame | None:
     if name in ("twitterppdb", "snli_mc") and not config.columns:
         return None
     columns = dict(config.columns or DEFAULT_COLUMNS.get(name, ()))
-    return read_all_columns(config.train_file, id_column=columns.get("sample_id"))
+    return read_all_columns(
+        config.train_file, label_column=columns.get("label"), id_column=columns.get("sample_id")
+    )
 
 
 def _custom_spec(cfg: DataConfig, train: Dataset) -> TaskSpec:

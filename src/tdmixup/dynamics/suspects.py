@@ -300,8 +300,16 @@ def _whole_rows(
     whole = own_rows.loc[ids]
     for field in ("text_a", "text_b", "context"):
         column = mapping.get(field)
-        if column is None or column not in whole.columns or column not in mapped.columns:
+        if column is None or column not in mapped.columns:
             continue
+        if column not in whole.columns:
+            raise data_error(
+                source,
+                None,
+                column,
+                f"column '{column}' not found in the whole rows",
+                "the file changed since it was read; run the command again on the file as it is",
+            )
         differs = whole[column].astype(str).to_numpy() != mapped[column].astype(str).to_numpy()
         if differs.any():
             raise data_error(
@@ -314,7 +322,7 @@ def _whole_rows(
             )
     whole = whole.copy()
     for column in whole.select_dtypes(include="object").columns:
-        whole[column] = whole[column].map(_cell)
+        whole[column] = whole[column].map(_cell).astype(object)  # floats as written, not %.6g
     if mapping.get("sample_id") in whole.columns:
         return whole.reset_index(drop=True)
     whole.index.name = "tdmixup_sample_id" if "sample_id" in whole.columns else "sample_id"

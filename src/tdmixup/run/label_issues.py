@@ -106,8 +106,8 @@ def find_label_issues(
 
     Returns:
         DataFrame, most suspicious first, indexed like the input: a DataFrame's own index (so
-        ``df.loc[issues.index]`` selects the same rows), otherwise ``sample_id`` (the row
-        position, or the ``sample_id`` column). Columns: the user's own, then
+        ``df.loc[issues.index]`` selects the same rows when that index is unique), otherwise
+        ``sample_id`` (the row position, or the ``sample_id`` column). Columns: the user's own, then
         :data:`ISSUE_COLUMNS` —
         ``given_label`` and ``predicted_label`` (names; the prediction of the last epoch) with
         its probability, ``label_score`` (the ranking's statistic: higher = more likely
@@ -150,7 +150,9 @@ def find_label_issues(
         )
     ranked, flagged = rank_label_issues(stats, method=method, fraction=fraction)
     _log_flag_warnings(stats, ranked, flagged, fraction=fraction)
-    return _issue_table(data, ds, spec, stats, ranked, flagged, method=method, sample_id=sample_id)
+    return _issue_table(
+        data, ds, spec, stats, ranked, flagged, method=method, sample_id=sample_id, label=label
+    )
 
 
 def _recorded_statistics(ds: Dataset, dynamics: str | Path) -> pd.DataFrame:
@@ -236,15 +238,21 @@ def _issue_table(
     *,
     method: RankBy,
     sample_id: str | None,
+    label: str,
 ) -> pd.DataFrame:
     """The user's rows in ``ranked`` order with :data:`ISSUE_COLUMNS` added after their own."""
     from tdmixup.dynamics.suspects import label_scores
 
     own = _frame(data)
     ids = np.asarray(ds["sample_id"], dtype=np.int64)
-    if sample_id is not None:  # the id column → the row's position
-        position = pd.Series(np.arange(len(own)), index=own[sample_id].astype(np.int64).to_numpy())
-        rows = position.loc[ranked].to_numpy()
+    if sample_id is not None:  # the id column → the position of the labelled row with that id
+        from tdmixup.data._common import UNLABELED
+
+        cells = own[label]
+        unlabelled = cells.isna() | cells.isin([u for u in UNLABELED if u is not None])
+        labelled = np.flatnonzero(~unlabelled.to_numpy())
+        ids_of = own[sample_id].iloc[labelled].astype(np.int64).to_numpy()
+        rows = pd.Series(labelled, index=ids_of).loc[ranked].to_numpy()
     else:
         rows = ranked
     own = own.iloc[rows]
