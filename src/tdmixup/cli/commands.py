@@ -146,11 +146,12 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 def _check_train_args(out: Path, ns: argparse.Namespace, is_main: bool) -> None:
     """``train``'s own options (strategy, subset files and their contents, dynamics) are kept in
-    ``train_args.json``: a finished folder is reused only for the same ones."""
+    ``train_args.json``: a folder is reused only for the same ones once it has trained."""
     import hashlib
 
     from tdmixup.core.runio import read_json, write_json
     from tdmixup.run.pipeline import PipelineError
+    from tdmixup.run.session import trained_nothing
 
     args = {
         "strategy": ns.strategy,
@@ -161,7 +162,7 @@ def _check_train_args(out: Path, ns: argparse.Namespace, is_main: bool) -> None:
         ],
     }
     path = out / TRAIN_ARGS
-    if path.exists():
+    if path.exists() and not trained_nothing(out):
         if read_json(path) != args:
             raise PipelineError(
                 f"{path}: this folder was trained with other --strategy/--subset/--record-dynamics "
@@ -299,7 +300,9 @@ def _texts_and_label_names(
 
         rows = concatenate_datasets([task.train, task.dev.select(np.flatnonzero(dev_only))])
     what = f"--train-file {data.train_file}" if data.train_file else f"task {data.task}"
-    dyn.check_data(rows, data=what, table=f"--dynamics {ns.dynamics}")
+    dyn.check_data(
+        rows, data=what, table=f"--dynamics {ns.dynamics}", label_names=task.spec.label_names
+    )
     texts = sample_texts(rows, task.spec.kind)
     return texts, task.spec.label_names, rows
 

@@ -128,7 +128,7 @@ def find_label_issues(
     }
     ds, spec = dataset_from_records(data, **columns)
     if dynamics is not None:
-        stats = _recorded_statistics(ds, dynamics)
+        stats = _recorded_statistics(ds, dynamics, spec.label_names)
     else:
         stats = _trained_statistics(
             data,
@@ -144,12 +144,14 @@ def find_label_issues(
     return _issue_table(data, ds, spec, stats, ranked, flagged, method=method, sample_id=sample_id)
 
 
-def _recorded_statistics(ds: Dataset, dynamics: str | Path) -> pd.DataFrame:
+def _recorded_statistics(
+    ds: Dataset, dynamics: str | Path, label_names: tuple[str, ...]
+) -> pd.DataFrame:
     """The statistics of a dynamics table recorded before, checked to be of the rows ``ds``."""
     from tdmixup.dynamics.table import compute_statistics, read_dynamics
 
     dyn = read_dynamics(dynamics)
-    dyn.check_data(ds, data="data", table=f"dynamics {dynamics}")
+    dyn.check_data(ds, data="data", table=f"dynamics {dynamics}", label_names=label_names)
     return compute_statistics(dyn)
 
 
