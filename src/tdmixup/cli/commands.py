@@ -50,19 +50,37 @@ __all__ = ["EXPERIMENT_TABLES", "build_parser", "config_from_args", "main"]
 
 
 # --- commands -------------------------------------------------------------------------------
-def _announce(cfg: C.RunConfig, ns: argparse.Namespace) -> None:
-    """One line on stderr with the sizes and lr a command will use (main process only)."""
+def _announce(
+    cfg: C.RunConfig, ns: argparse.Namespace, *, tests: bool = True, epochs: str | None = None
+) -> None:
+    """One line on stderr with the sizes, lr and epochs a command will use (main process only);
+    ``tests``: whether it evaluates test sets; ``epochs``: what it trains, when not
+    ``train.epochs`` for one model."""
     if os.environ.get("RANK", "0") != "0":
         return
     d, t = cfg.data, cfg.train
     paper = "" if ns.profile == "paper" else "; --profile paper for the paper's sizes and lr"
+    test = f"test {'all' if d.test_size is None else f'≤ {d.test_size}'} rows per set, "
     print(
         f"tdmixup: profile {ns.profile}: task {d.task}, "
         f"train {'all' if d.train_size is None else f'≤ {d.train_size}'} rows, "
-        f"dev {'from --dev-file' if d.dev_file else d.dev_size}, "
-        f"test {'all' if d.test_size is None else f'≤ {d.test_size}'} rows "
-        f"per set, lr {t.learning_rate:g}, {t.epochs} epochs{paper}",
+        f"dev {'from --dev-file' if d.dev_file else d.dev_size}, {test if tests else ''}"
+        f"lr {t.learning_rate:g}, {epochs or _epochs(t.epochs)}{paper}",
         file=sys.stderr,
+    )
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def _aum_epochs(cfg: C.RunConfig) -> str:
+    """What an AUM stage trains: its epochs per threshold-sample pass and how many passes."""
+    each = _epochs(cfg.aum.epochs or cfg.train.epochs)
+    return (
+        f"{each} in each of 2 AUM passes"
+        if cfg.aum.procedure == "two_pass"
+        else f"{each} in 1 AUM pass"
     )
 
 
@@ -72,7 +90,14 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
     # the default (tdmixup) leaves mixup.strategy as before, so older run folders keep their config
     cfg = config_from_args(ns, **({"strategy": ns.strategy} if ns.strategy != "tdmixup" else {}))
-    _announce(cfg, ns)
+    aum = cfg.aum.epochs
+    _announce(
+        cfg,
+        ns,
+        epochs=None
+        if aum in (None, cfg.train.epochs)
+        else f"{_epochs(cfg.train.epochs)} ({_aum_epochs(cfg)})",
+    )
     session = open_session(
         cfg,
         ns.output_dir,
@@ -111,7 +136,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
             "--strategy tdmixup needs exactly two --subset files: easy (e.g. aum_easy/kept.txt), "
             "then ambiguous (datamap/regions/ambiguous.txt)"
         )
-    _announce(cfg, ns)
+    _announce(cfg, ns, tests=ns.command != "dynamics")
     session = open_session(
         cfg,
         ns.output_dir,
@@ -141,16 +166,21 @@ def cmd_train(ns: argparse.Namespace) -> int:
     )
     if session.is_main:
         print(format_metrics(summary["metrics"]))
+        if ns.command == "dynamics":
+            from tdmixup.cli.summaries import data_options, dynamics_lines
+
+            print("\n".join(dynamics_lines(summary, Path(ns.output_dir), data_options(cfg.data))))
     return 0
 
 
 def _check_train_args(out: Path, ns: argparse.Namespace, is_main: bool) -> None:
     """``train``'s own options (strategy, subset files and their contents, dynamics) are kept in
-    ``train_args.json``: a finished folder is reused only for the same ones."""
+    ``train_args.json``: a folder is reused only for the same ones once it has trained."""
     import hashlib
 
     from tdmixup.core.runio import read_json, write_json
     from tdmixup.run.pipeline import PipelineError
+    from tdmixup.run.session import trained_nothing
 
     args = {
         "strategy": ns.strategy,
@@ -161,7 +191,7 @@ def _check_train_args(out: Path, ns: argparse.Namespace, is_main: bool) -> None:
         ],
     }
     path = out / TRAIN_ARGS
-    if path.exists():
+    if path.exists() and not trained_nothing(out):
         if read_json(path) != args:
             raise PipelineError(
                 f"{path}: this folder was trained with other --strategy/--subset/--record-dynamics "
@@ -214,22 +244,17 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 
 
 def cmd_datamap(ns: argparse.Namespace) -> int:
-    from tdmixup.cli.preflight import UsageError
+    from tdmixup.cli.summaries import data_options, datamap_lines
     from tdmixup.core.classmix import describe_class_mix, log_warnings
     from tdmixup.core.runio import write_json
-    from tdmixup.data.tasks import train_file_rows
+    from tdmixup.data.tasks import TASKS, train_file_rows
     from tdmixup.dynamics.datamap import assign_regions, datamap_summary, datamap_title
     from tdmixup.dynamics.datamap_plots import save_datamap
-    from tdmixup.dynamics.table import compute_statistics, read_dynamics
+    from tdmixup.dynamics.table import compute_statistics
     from tdmixup.run.pipeline import datamap_suspects, user_mapping
 
     out = Path(ns.output_dir)
-    try:
-        dyn = read_dynamics(ns.dynamics)
-    except (OSError, ValueError, KeyError) as err:
-        raise UsageError(
-            f"--dynamics {ns.dynamics}: not a dynamics table written by tdmixup ({err})"
-        ) from err
+    dyn = _dynamics_option(ns)
     stats = compute_statistics(dyn)
     cfg = config_from_args(ns)
     stratify = cfg.dynamics.stratify_regions is not False  # default: on
@@ -240,6 +265,10 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
         stratify=stratify,
     )
     texts, names, source = _texts_and_label_names(ns, cfg, dyn)
+    if source is not None:
+        data: str | None = data_options(cfg.data)
+    else:  # the table alone: its task's name, when the task is built in
+        data = f"--task {dyn.task}" if dyn.task.lower() in TASKS else None
     save_datamap(
         stats,
         regions,
@@ -268,8 +297,21 @@ def cmd_datamap(ns: argparse.Namespace) -> int:
     )
     summary = datamap_summary(stats, regions, stratify=stratify, class_mix=mix, suspects=suspects)
     write_json(out / SUMMARY, summary)
-    print(json.dumps(summary), f"→ {out}")
+    print("\n".join(datamap_lines(summary, out, fraction=cfg.dynamics.fraction, data=data)))
     return 0
+
+
+def _dynamics_option(ns: argparse.Namespace) -> Any:
+    """The table ``--dynamics`` names; a usage error when it is not one tdmixup wrote."""
+    from tdmixup.cli.preflight import UsageError
+    from tdmixup.dynamics.table import read_dynamics
+
+    try:
+        return read_dynamics(ns.dynamics)
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(
+            f"--dynamics {ns.dynamics}: not a dynamics table written by tdmixup ({err})"
+        ) from err
 
 
 def _texts_and_label_names(
@@ -301,7 +343,9 @@ def _texts_and_label_names(
 
         rows = concatenate_datasets([task.train, task.dev.select(np.flatnonzero(dev_only))])
     what = f"--train-file {data.train_file}" if data.train_file else f"task {data.task}"
-    dyn.check_data(rows, data=what, table=f"--dynamics {ns.dynamics}")
+    dyn.check_data(
+        rows, data=what, table=f"--dynamics {ns.dynamics}", label_names=task.spec.label_names
+    )
     texts = sample_texts(rows, task.spec.kind)
     return texts, task.spec.label_names, rows
 
@@ -312,7 +356,7 @@ def cmd_aum(ns: argparse.Namespace) -> int:
     from tdmixup.run.pipeline import open_session
 
     cfg = config_from_args(ns)
-    _announce(cfg, ns)
+    _announce(cfg, ns, tests=False, epochs=_aum_epochs(cfg))
     session = open_session(
         cfg,
         ns.output_dir,
@@ -329,7 +373,10 @@ def cmd_aum(ns: argparse.Namespace) -> int:
         session, Path(ns.output_dir), ids, statistics=beside if beside and beside.exists() else None
     )
     if session.is_main:
-        print(json.dumps(summary, indent=2))
+        from tdmixup.cli.summaries import aum_lines, data_options
+
+        out, data = Path(ns.output_dir), data_options(cfg.data)
+        print("\n".join(aum_lines(summary, out, subset=ns.subset, data=data)))
     return 0
 
 

@@ -48,6 +48,8 @@ class Rows:
         ids: shape ``(N,)`` int64, the stable ``sample_id`` of each record.
         mapping_hint: how to fix a column that is not found (the CLI's ``--column`` by default).
         label_hint: how to name the classes (the CLI's ``--label-names`` by default).
+        source_columns: every column of the input when ``frame`` holds only the requested ones
+            (in-memory data), so that a missing column's error lists what the input has.
     """
 
     path: object
@@ -56,11 +58,15 @@ class Rows:
     ids: np.ndarray
     mapping_hint: str = "map the right column, e.g. --column text_a=premise"
     label_hint: str = "--label-names a,b,c"
+    source_columns: list[str] | None = None
 
     def column(self, name: str) -> pd.Series:
         """The column ``name``; a clear error when no record has it."""
         if name not in self.frame.columns or (len(self.frame) and self.frame[name].isna().all()):
-            found = ", ".join(str(c) for c in self.frame.columns if self.frame[c].notna().any())
+            names = self.source_columns if self.source_columns is not None else self.frame.columns
+            found = ", ".join(
+                str(c) for c in names if c not in self.frame.columns or self.frame[c].notna().any()
+            )
             raise data_error(
                 self.path,
                 None,

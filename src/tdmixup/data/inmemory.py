@@ -106,6 +106,7 @@ def dataset_from_records(
         np.arange(n, dtype=np.int64),
         mapping_hint=_MAPPING_HINT,
         label_hint=_LABEL_HINT,
+        source_columns=_input_columns(data),
     )
     if sample_id is not None:
         rows.ids = int_ids(rows, sample_id)
@@ -142,6 +143,17 @@ def _source_name(data: Any) -> str:
     if isinstance(data, Mapping):
         return "dict of columns (rows from 0)"
     return "records (rows from 0)"
+
+
+def _input_columns(data: Any) -> list[str]:
+    """Every column name of the input, in its order (a list of dicts: each key, first seen first),
+    for the error about a column that is not there (:meth:`Rows.column`)."""
+    if isinstance(data, Dataset):
+        return list(data.column_names)
+    if isinstance(data, pd.DataFrame | Mapping):
+        return [str(c) for c in (data.columns if isinstance(data, pd.DataFrame) else data)]
+    keys = (k for row in data if isinstance(row, Mapping) for k in row)
+    return [str(k) for k in dict.fromkeys(keys)]
 
 
 def _frame(

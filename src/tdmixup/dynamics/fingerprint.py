@@ -85,6 +85,8 @@ def check_data(
     *,
     table: object,
     data: object,
+    recorded_label_names: Sequence[str] = (),
+    label_names: Sequence[str] = (),
 ) -> None:
     """Refuse a dataset that is not the one a dynamics table (or its statistics) was recorded on.
 
@@ -100,17 +102,22 @@ def check_data(
         dataset: rows in the schema of :mod:`tdmixup.data.schema` (``sample_id``, ``label`` and
             the text fields): a ``datasets.Dataset``, a DataFrame or a dict of columns.
         table: the table's name for messages (its path).
-        data: the data's name for messages (e.g. ``--train-file train.csv``).
+        data: the data's name for messages (e.g. ``--train-file train.csv``, or ``data`` for
+            the Python API's rows).
+        recorded_label_names: the class names the table stores, in index order (may be empty).
+        label_names: the data's class names in index order (may be empty). With both, a
+            differing gold label is shown with its names, and the same classes in another order
+            are said to be that.
 
     Raises:
         DataError: one line naming the table, the data and the first differing sample id and
-            field (``sample_id``, ``label`` or ``text``).
+            field (``sample_id``, ``label`` or ``text``), and what to do.
     """
     ids = np.asarray(recorded_ids, dtype=np.int64)
     cols = _columns_of(dataset)
     data_ids = np.asarray(cols["sample_id"], dtype=np.int64)
     where = f"{data} is not the data {table} was recorded on"
-    fix = "give the training file (and --column mapping) the dynamics were recorded with"
+    fix = "pass the rows the dynamics were recorded on, with the same column mapping (--column)"
     if len(np.unique(data_ids)) != len(data_ids):
         raise DataError(f"{data}: sample ids repeat; cannot match them with {table}")
     order = np.argsort(data_ids, kind="stable")
@@ -138,16 +145,28 @@ def check_data(
     first = int(np.flatnonzero(bad)[0])
     field = next(name for name, mask in checks if mask[first])
     count = int(bad.sum())
+    ours, theirs = tuple(map(str, label_names)), tuple(map(str, recorded_label_names))
+    if field == "label" and ours != theirs and sorted(ours) == sorted(theirs):
+        raise DataError(
+            f"{where}: the same classes in another order: label names {', '.join(ours)} in the "
+            f"data but {', '.join(theirs)} in the table, so {count} of {len(ids)} rows differ "
+            "(give the label names in the table's order: label_names=[...] / --label-names)"
+        )
     what = {
         "sample_id": "is not in the data",
-        "label": f"has gold label {int(labels[first])} in the data but "
-        f"{int(recorded_gold[first])} in the table",
+        "label": f"has gold label {_named(int(labels[first]), ours)} in the data but "
+        f"{_named(int(recorded_gold[first]), theirs)} in the table",
         "text": "has a different text",
     }[field]
     raise DataError(
         f"{where}: sample_id {int(ids[first])} (field '{field}') {what}; "
         f"{count} of {len(ids)} rows differ ({fix})"
     )
+
+
+def _named(label: int, names: tuple[str, ...]) -> str:
+    """``1 ('neutral')`` when ``names`` has the class, else ``1``."""
+    return f"{label} ({names[label]!r})" if 0 <= label < len(names) else str(label)
 
 
 def _take(values: Any, positions: np.ndarray) -> Any:
@@ -205,9 +224,17 @@ class DataFingerprint:
         return {"text_hash": hashes, "label_names": self.label_names, "columns": self.columns}
 
 
-def check_statistics(stats: pd.DataFrame, dataset: Any, *, table: object, data: object) -> None:
+def check_statistics(
+    stats: pd.DataFrame,
+    dataset: Any,
+    *,
+    table: object,
+    data: object,
+    label_names: Sequence[str] = (),
+) -> None:
     """:func:`check_data` for a per-sample statistics table (``statistics.parquet``: indexed by
-    ``sample_id``, with ``gold`` and, when recorded, ``text_hash``)."""
+    ``sample_id``, with ``gold``, when recorded ``text_hash``, and the class names in
+    ``attrs["label_names"]`` when kept); ``label_names``: the data's."""
     ids = stats["sample_id"] if "sample_id" in stats.columns else stats.index
     hashes = stats["text_hash"].to_numpy(np.uint64) if "text_hash" in stats.columns else None
     check_data(
@@ -217,4 +244,6 @@ def check_statistics(stats: pd.DataFrame, dataset: Any, *, table: object, data: 
         dataset,
         table=table,
         data=data,
+        recorded_label_names=stats.attrs.get("label_names", ()),
+        label_names=label_names,
     )

@@ -127,13 +127,30 @@ class TrainingDynamics:
         """Number of classes ``C``."""
         return int(self.logits.shape[2])
 
-    def check_data(self, dataset: object, *, data: object, table: object = "the dynamics table"):
+    def check_data(
+        self,
+        dataset: object,
+        *,
+        data: object,
+        table: object = "the dynamics table",
+        label_names: Sequence[str] = (),
+    ) -> None:
         """Refuse ``dataset`` unless it holds every recorded sample with the same gold label and
         text (:func:`tdmixup.dynamics.fingerprint.check_data`); ``data`` and ``table`` name them in
-        the one-line :class:`~tdmixup.data.schema.DataError`."""
+        the one-line :class:`~tdmixup.data.schema.DataError`, which names the classes by the
+        table's label names and ``label_names`` (the data's, in index order) when given."""
         from tdmixup.dynamics.fingerprint import check_data
 
-        check_data(self.sample_ids, self.gold, self.text_hash, dataset, table=table, data=data)
+        check_data(
+            self.sample_ids,
+            self.gold,
+            self.text_hash,
+            dataset,
+            table=table,
+            data=data,
+            recorded_label_names=self.label_names,
+            label_names=label_names,
+        )
 
 
 # --------------------------------------------------------------------------- files

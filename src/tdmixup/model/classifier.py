@@ -397,13 +397,59 @@ def build_classifier(config: ModelConfig, kind: TaskKind, num_labels: int) -> Cl
     if config.num_hidden_layers is not None:
         overrides["num_hidden_layers"] = config.num_hidden_layers
     hf_config = AutoConfig.from_pretrained(path, **overrides)
-    try:  # the pooler is unused (raw [CLS]); BERT/RoBERTa let us skip building it
-        encoder = AutoModel.from_pretrained(
-            path, config=hf_config, add_pooling_layer=False, dtype=torch.float32
-        )
-    except TypeError:
-        encoder = AutoModel.from_pretrained(path, config=hf_config, dtype=torch.float32)
+    with _held_load_report() as loaded:
+        try:  # the pooler is unused (raw [CLS]); BERT/RoBERTa let us skip building it
+            encoder, loaded.info = AutoModel.from_pretrained(
+                path,
+                config=hf_config,
+                add_pooling_layer=False,
+                dtype=torch.float32,
+                output_loading_info=True,
+            )
+        except TypeError:
+            encoder, loaded.info = AutoModel.from_pretrained(
+                path, config=hf_config, dtype=torch.float32, output_loading_info=True
+            )
     return Classifier(encoder, kind, num_labels, config.dropout)
+
+
+@dataclass
+class _LoadInfo:
+    info: Mapping[str, Any] | None = None
+    """``from_pretrained(..., output_loading_info=True)``'s second value."""
+
+
+@contextmanager
+def _held_load_report() -> Iterator[_LoadInfo]:
+    """Hold back transformers' "LOAD REPORT" warning of an encoder load, and let it through
+    unless the load's only finding is the pooler's weights left unused (``add_pooling_layer=
+    False``: a checkpoint such as MiniLM's has them, the classifier never builds them). Missing,
+    mismatched or other unexpected weights, and a load that fails, are still reported."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in str(record.msg):
+            held.append(record)
+            return False
+        return True
+
+    loaded = _LoadInfo()
+    logger.addFilter(hold)
+    try:
+        yield loaded
+    finally:
+        logger.removeFilter(hold)
+        info = loaded.info or {}
+        unused_pooler = (
+            loaded.info is not None
+            and not any(info.get(k) for k in ("missing_keys", "mismatched_keys", "error_msgs"))
+            and not info.get("conversion_errors")
+            and all(str(k).startswith("pooler.") for k in info.get("unexpected_keys", ()))
+        )
+        if not unused_pooler:
+            for record in held:
+                logger.handle(record)
 
 
 CHECKPOINT_META = "classifier.json"

@@ -315,6 +315,7 @@ def _checked_statistics(session: Session, statistics: Path, ids: np.ndarray) -> 
         session.task.train,
         table=statistics,
         data=f"--train-file {data.train_file}" if data.train_file else f"task {data.task}",
+        label_names=session.task.spec.label_names,
     )
     return stats
 

@@ -137,7 +137,7 @@ def find_label_issues(
     }
     ds, spec = dataset_from_records(data, **columns)
     if dynamics is not None:
-        stats = _recorded_statistics(ds, dynamics)
+        stats = _recorded_statistics(ds, dynamics, spec.label_names)
     else:
         stats = _trained_statistics(
             data,
@@ -155,12 +155,14 @@ def find_label_issues(
     )
 
 
-def _recorded_statistics(ds: Dataset, dynamics: str | Path) -> pd.DataFrame:
+def _recorded_statistics(
+    ds: Dataset, dynamics: str | Path, label_names: tuple[str, ...]
+) -> pd.DataFrame:
     """The statistics of a dynamics table recorded before, checked to be of the rows ``ds``."""
     from tdmixup.dynamics.table import compute_statistics, read_dynamics
 
     dyn = read_dynamics(dynamics)
-    dyn.check_data(ds, data="data", table=f"dynamics {dynamics}")
+    dyn.check_data(ds, data="data", table=f"dynamics {dynamics}", label_names=label_names)
     ids = np.asarray(ds["sample_id"], dtype=np.int64)
     absent = ~np.isin(ids, np.asarray(dyn.sample_ids, dtype=np.int64))
     if absent.any():  # one row per input row: a row the table never saw cannot be ranked

@@ -118,7 +118,12 @@ def stage_datamap(session: Session) -> dict[str, Any]:
     if not main_process_decides(session.accelerator, table.exists()):
         raise PipelineError(f"{table} is missing: run stage 'full' first")
     dyn = read_dynamics(table)
-    dyn.check_data(session.task.train, data=_train_data_name(session), table=table)
+    dyn.check_data(
+        session.task.train,
+        data=_train_data_name(session),
+        table=table,
+        label_names=session.task.spec.label_names,
+    )
     stats = compute_statistics(dyn)
     dcfg = with_task_defaults(session.config).dynamics
     stratify = bool(dcfg.stratify_regions)
@@ -286,7 +291,12 @@ def stage_aum_saliency_split(session: Session) -> dict[str, Any]:
         raise PipelineError(f"{table} is missing: run stage 'full' first")
     dyn = read_dynamics(table)
     session.train.positions_of(dyn.sample_ids, source=str(table))
-    dyn.check_data(session.task.train, data=_train_data_name(session), table=table)
+    dyn.check_data(
+        session.task.train,
+        data=_train_data_name(session),
+        table=table,
+        label_names=session.task.spec.label_names,
+    )
     split = split_by_aum(dyn.sample_ids, dyn.gold, dyn.logits, quantile=quantile)
     n_high = int(split.high.sum())
     if n_high in (0, len(split.high)):

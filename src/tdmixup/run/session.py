@@ -30,7 +30,15 @@ from tdmixup.core.config import (
     from_json_dict,
     to_json_dict,
 )
-from tdmixup.core.layout import CHECKPOINT, DONE, DYNAMICS, TRAINING_STATE, RunLayout
+from tdmixup.core.layout import (
+    CHECKPOINT,
+    CONFIG,
+    DONE,
+    DYNAMICS,
+    TRAIN_ARGS,
+    TRAINING_STATE,
+    RunLayout,
+)
 from tdmixup.core.runio import (
     check_shared_folder,
     environment_info,
@@ -163,7 +171,9 @@ def open_session(
     re-runs anyway. Settings left unset keep the folder's values (:data:`FOLDER_KEEPS`).
     Nothing is written (and ``overwrite`` deletes nothing) until the data and the
     tokenizer have loaded, so a run refused for a missing or broken input file leaves no
-    ``config.json`` that would refuse the corrected command.
+    ``config.json`` that would refuse the corrected command; and a folder in which nothing was
+    trained (:func:`trained_nothing`: a command refused after this, e.g. ``tdmixup aum`` for
+    statistics of another file) takes the new configuration instead of refusing it.
 
     ``require_tests=False`` accepts data without a test set (``tdmixup dynamics`` and ``aum``
     evaluate none); ``has_from_stage=False`` leaves ``--from-stage`` out of the hint of a refused
@@ -176,14 +186,20 @@ def open_session(
 
     run_dir = Path(run_dir)
     saved = RunLayout(run_dir).config
-    if saved.exists() and not overwrite:
+    untrained = saved.exists() and not overwrite and trained_nothing(run_dir)
+    if saved.exists() and not overwrite and not untrained:
         config = _with_saved_folder_settings(config, saved)
     config = with_task_defaults(config)
     accelerator = make_accelerator(
         report_to, run_dir, mixed_precision="fp16" if config.train.fp16 else "no"
     )
     record = _check_config(
-        config, run_dir, overwrite=overwrite, from_stage=from_stage, has_from_stage=has_from_stage
+        config,
+        run_dir,
+        overwrite=overwrite,
+        from_stage=from_stage,
+        has_from_stage=has_from_stage,
+        untrained=untrained,
     )
     seed_everything(config.train.seed)
     with accelerator.main_process_first():  # a first download/extraction happens once
@@ -215,10 +231,20 @@ def open_session(
     if record is not None and accelerator.is_main_process:
         if overwrite and run_dir.exists():
             shutil.rmtree(run_dir)
+        if untrained:  # the refused command's own options go with its configuration
+            (run_dir / TRAIN_ARGS).unlink(missing_ok=True)
         write_json(saved, {**record, "environment": environment_info(accelerator.num_processes)})
     accelerator.wait_for_everyone()
     check_shared_folder(accelerator, run_dir)  # several machines need one shared folder
     return session
+
+
+def trained_nothing(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds nothing but what a command writes before its first training
+    stage starts (``config.json``, ``train_args.json``): a command refused after opening its
+    session (an ``aum`` subset or statistics of another file, a ``train`` subset of unknown ids)
+    leaves such a folder, which must not refuse the corrected command."""
+    return run_dir.is_dir() and all(p.name in (CONFIG, TRAIN_ARGS) for p in run_dir.iterdir())
 
 
 def _with_saved_folder_settings(config: RunConfig, saved: Path) -> RunConfig:
@@ -271,14 +297,19 @@ def _check_config(
     overwrite: bool,
     from_stage: str | None = None,
     has_from_stage: bool = True,
+    untrained: bool = False,
 ) -> dict[str, Any] | None:
     """Refuse a folder made by another configuration; return what ``config.json`` must say
-    (without the environment), or None when it already says it."""
+    (without the environment), or None when it already says it. ``untrained``: the folder
+    trained nothing (:func:`trained_nothing`), so another configuration replaces its own."""
     path = RunLayout(run_dir).config
     if path.exists() and not overwrite:
         saved, _ = read_saved_config(path)
         if saved == config:
             return None
+        if untrained:
+            log.info("%s: replaced (written by a command that trained nothing)", path)
+            return {"config": to_json_dict(config)}
         changes = _config_changes(to_json_dict(saved), to_json_dict(config))
         changed = [name for name, _, _ in changes]
         allowed = CHANGEABLE_FROM.get(from_stage or "", None) if from_stage != "full" else ("",)
