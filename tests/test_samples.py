@@ -295,7 +295,7 @@ def test_flagged_csv_lists_the_lowest_aum_first(tmp_path: Path) -> None:
     session = SimpleNamespace(
         task=SimpleNamespace(spec=TaskSpec("snli", "pair", LABELS), train=train),
         train=tokenized,
-        config=SimpleNamespace(data=SimpleNamespace(columns=())),
+        config=SimpleNamespace(data=SimpleNamespace(columns=(), train_file=None, task="snli")),
     )
     table = pd.DataFrame(
         {
