@@ -295,8 +295,20 @@ def for_trainer(classifier: Any) -> Any:
     return ForTrainer(classifier)
 
 
-def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> tuple[Any, Any]:
-    """The Hugging Face ``Trainer`` of the ``hf_trainer`` sides and the tokenised pairs."""
+def build_trainer(
+    args: argparse.Namespace,
+    out_dir: Path,
+    *,
+    grouped: bool,
+    cols: dict[str, list[Any]] | None = None,
+    epochs: int | None = None,
+    **precision: Any,
+) -> tuple[Any, Any]:
+    """The Hugging Face ``Trainer`` of the ``hf_trainer`` sides and the tokenised pairs.
+
+    ``args``: ``max_length``, ``batch_size``, ``lr``, ``seed`` (and ``snli``, ``n``, ``epochs``
+    unless ``cols`` / ``epochs`` are given); ``precision``: ``TrainingArguments`` that differ on a
+    GPU (``bf16``, ``tf32``, ``use_cpu``; default: CPU, fp32)."""
     import datasets
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
@@ -305,7 +317,7 @@ def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> 
     from tdmixup.model.classifier import build_classifier, load_tokenizer
 
     tokenizer = load_tokenizer(ModelConfig().name_or_path)
-    cols = load_pairs(args.snli, args.n)
+    cols = cols if cols is not None else load_pairs(args.snli, args.n)
     enc = tokenizer(cols["text_a"], cols["text_b"], truncation=True, max_length=args.max_length)
     dataset = datasets.Dataset.from_dict({**enc, "label": cols["label"]})
     torch.manual_seed(args.seed)
@@ -313,7 +325,7 @@ def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> 
     training_args = TrainingArguments(
         output_dir=str(out_dir),
         per_device_train_batch_size=args.batch_size,
-        num_train_epochs=args.epochs,
+        num_train_epochs=args.epochs if epochs is None else epochs,
         learning_rate=args.lr,
         weight_decay=0.0,
         warmup_steps=0,
@@ -323,10 +335,10 @@ def build_trainer(args: argparse.Namespace, out_dir: Path, *, grouped: bool) -> 
         save_strategy="epoch",
         report_to="none",
         disable_tqdm=True,
-        use_cpu=True,
         seed=args.seed,
         dataloader_num_workers=0,
         train_sampling_strategy="group_by_length" if grouped else "random",
+        **({"use_cpu": True} | precision),
     )
     trainer = Trainer(
         model=model,

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import LABELS, RESULTS, load_pairs, machine, write_json  # noqa: E402
-from throughput import for_trainer  # noqa: E402
+from throughput import build_trainer  # noqa: E402
 
 SIDES = ("tdmixup", "hf_trainer_grouped", "hf_trainer")
 
@@ -75,43 +75,16 @@ def run_tdmixup(args: argparse.Namespace, out_dir: Path, cuda: bool) -> dict[str
 def run_trainer(
     args: argparse.Namespace, out_dir: Path, cuda: bool, grouped: bool
 ) -> dict[str, Any]:
-    import datasets
-    import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
-    from tdmixup.core.config import ModelConfig
-    from tdmixup.model.classifier import build_classifier, load_tokenizer
-
-    tokenizer = load_tokenizer(ModelConfig().name_or_path)
-    cols = load_pairs(args.n)
-    enc = tokenizer(cols["text_a"], cols["text_b"], truncation=True, max_length=args.max_length)
-    dataset = datasets.Dataset.from_dict({**enc, "label": cols["label"]})
-    torch.manual_seed(args.seed)
-    model = for_trainer(build_classifier(ModelConfig(), "pair", len(LABELS)))
-    training_args = TrainingArguments(
-        output_dir=str(out_dir),
-        per_device_train_batch_size=args.batch_size,
-        num_train_epochs=1,
-        learning_rate=args.lr,
-        weight_decay=0.0,
-        warmup_steps=0,
-        lr_scheduler_type="linear",
-        max_grad_norm=1.0,
-        logging_strategy="no",
-        save_strategy="epoch",
-        report_to="none",
-        disable_tqdm=True,
-        seed=args.seed,
+    """One epoch of ``benchmarks/throughput.py``'s Trainer side, in bf16 + TF32 on a GPU."""
+    trainer, enc = build_trainer(
+        args,
+        out_dir,
+        grouped=grouped,
+        cols=load_pairs(args.n),
+        epochs=1,
         bf16=cuda,
         tf32=cuda if cuda else None,
         use_cpu=not cuda,
-        train_sampling_strategy="group_by_length" if grouped else "random",
-    )
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=dataset,
-        data_collator=DataCollatorWithPadding(tokenizer),
     )
     _sync(cuda)
     start = time.perf_counter()
@@ -119,7 +92,7 @@ def run_trainer(
     _sync(cuda)
     return {
         "seconds": time.perf_counter() - start,
-        "samples": len(dataset),
+        "samples": len(enc["input_ids"]),
         "final_train_loss": float(output.training_loss),
     }
 
