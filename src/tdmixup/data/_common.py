@@ -153,6 +153,7 @@ def load_jsonl(
         pieces.pop()
     ids = np.array([i for i, p in enumerate(pieces) if p.strip()], dtype=np.int64)
     frame: pd.DataFrame | None = None
+    found: list[str] = []  # the file's columns, for "column not found" messages
     try:
         opts = (
             pajson.ParseOptions(
@@ -164,6 +165,7 @@ def load_jsonl(
         table = pajson.read_json(io.BytesIO(data), parse_options=opts)
         while any(pa.types.is_struct(f.type) for f in table.schema):
             table = table.flatten()
+        found = list(table.column_names)
         if table.num_rows == len(ids):
             frame = pd.DataFrame(
                 {
@@ -200,8 +202,9 @@ def load_jsonl(
                     "each line must hold one JSON object",
                 )
             records.append([_get(obj, f) for f in fields])
+            found += [k for k in obj if k not in found]
         frame = pd.DataFrame(records, columns=list(fields), dtype=object)
-    return Rows(path, frame.astype(object), ids + 1, ids)
+    return Rows(path, frame.astype(object), ids + 1, ids, source_columns=found)
 
 
 _FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")

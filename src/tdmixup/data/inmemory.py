@@ -78,8 +78,15 @@ def dataset_from_records(
 
     Raises:
         DataError: one line naming the row (0-based) and column: a missing column, an empty
-            text, an unknown label, a duplicate or non-integer id.
+            text, an unknown label, a duplicate or non-integer id; a ``DatasetDict`` (its
+            splits are not rows: pass one, e.g. ``ds["train"]``).
     """
+    if isinstance(data, Mapping) and data and all(isinstance(v, Dataset) for v in data.values()):
+        splits = ", ".join(repr(str(k)) for k in data)
+        raise DataError(
+            f"a DatasetDict (or dict of Datasets) holds splits ({splits}), not rows: pass one "
+            f"split, e.g. ds[{next(iter(splits.split(', ')))}]"
+        )
     source = _source_name(data)
     mapping = {
         field: column

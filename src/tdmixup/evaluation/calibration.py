@@ -20,6 +20,7 @@ All metrics are fractions (ECE 0.044, not 4.4); percentages belong in reports on
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -272,12 +273,14 @@ def brier_score(labels: Any, logits: Any = None, *, probs: Any = None) -> float:
 
 
 # --------------------------------------------------------------------------- temperature
+GRID_MIN, GRID_MAX = 0.01, 10.0
+"""The ends of the temperature grid (Desai & Durrett 2020)."""
 
 
 def _grid_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     # NLL(T) = mean_i (m_i − z_iy)/T + mean_i ln Σ_c exp((z_ic − m_i)/T), m_i = max_c z_ic;
     # the shift by m_i does not depend on T, so it is computed once.
-    temperatures = np.arange(1, 1001) / 100.0  # 0.01 … 10.00, step 0.01 (D&D)
+    temperatures = np.arange(1, 1001) / 100.0  # GRID_MIN … GRID_MAX, step 0.01 (D&D)
     row_max = logits.max(axis=1, keepdims=True)
     shifted = logits - row_max
     gold_gap = float(np.mean(row_max[:, 0] - np.take_along_axis(logits, labels[:, None], 1)[:, 0]))
@@ -328,12 +331,30 @@ def fit_temperature(
             torch L-BFGS on ``log T`` from T = 1 (continuous, unbounded).
 
     Returns:
-        The temperature, > 0. ``T > 1`` softens over-confident predictions.
+        The temperature, > 0. ``T > 1`` softens over-confident predictions. A grid T at either
+        end (0.01 or 10.00) is logged as a warning: the dev NLL kept falling beyond the grid,
+        e.g. a dev set the model classifies perfectly (T → 0: hard 0/1 probabilities) or a
+        model near chance (T → ∞).
     """
     z = _check_logits(dev_logits, "dev_logits")
     y = _check_labels(dev_labels, z.shape[0], z.shape[1], name="dev_labels")
     if method == "grid":
-        return _grid_temperature(z, y)
+        t = _grid_temperature(z, y)
+        if t in (GRID_MIN, GRID_MAX):
+            accuracy = float(np.mean(z.argmax(axis=1) == y))
+            why = (
+                "probabilities are nearly 0/1; a larger dev set, with rows the model gets "
+                "wrong, calibrates better"
+                if t == GRID_MIN
+                else "probabilities are nearly uniform; the model barely separates the "
+                "classes: train longer or on more data"
+            )
+            logging.getLogger("tdmixup.evaluation.calibration").warning(
+                "temperature %.2f is at the end of the grid (%.2f to %.2f): the dev NLL still "
+                "fell beyond it (dev accuracy %.1f %% on %d rows), so the calibrated %s",
+                t, GRID_MIN, GRID_MAX, 100 * accuracy, len(y), why,
+            )  # fmt: skip
+        return t
     if method == "lbfgs":
         return _lbfgs_temperature(z, y)
     raise ValueError(f"method must be 'grid' or 'lbfgs', got {method!r}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +208,19 @@ def normalise_items(items: Any, kind: str) -> list[Any]:
     """A list of inputs for a classifier of ``kind``; a single input is wrapped.
 
     Raises:
-        ValueError: an input of the wrong shape, naming its position and what the kind takes.
+        ValueError: an input of the wrong shape, naming its position and what the kind takes;
+            a table (DataFrame, ``datasets.Dataset``, dict), whose iteration would give its
+            column names, not its rows.
     """
+    if isinstance(items, Mapping) or hasattr(items, "columns") or hasattr(items, "column_names"):
+        example = {
+            "pair": "list(zip(df['premise'], df['hypothesis']))",
+            "multiple_choice": "list(zip(df['context'], df['endings']))",
+        }.get(kind, "df['review'].tolist()")
+        raise ValueError(
+            f"pass the inputs themselves, not a {type(items).__name__} (iterating it gives its "
+            f"column names): e.g. {example}; for a file: tdmixup predict --input FILE"
+        )
     single = isinstance(items, str) or (
         isinstance(items, tuple) and len(items) == 2 and isinstance(items[0], str)
     )

@@ -221,8 +221,8 @@ def fit(
         output_dir: the run folder (the CLI's ``--output-dir``).
         test: a test set, or ``{name: data}`` for several (each evaluated, by name).
         model: the encoder (``--model``; default: the offline MiniLM).
-        profile: the starting configuration (``cpu-small`` or ``paper``); every training row
-            is used whatever the profile (``train_size=N`` to cut).
+        profile: the starting configuration (``cpu-small`` or ``paper``); every training and
+            test row is used whatever the profile (``train_size=N`` / ``test_size=N`` to cut).
         seed: ``--seed``.
         overwrite: delete a previous run in ``output_dir`` first (``--overwrite``).
         **overrides: any command-line option, ``-`` written ``_``: ``epochs=3``,
@@ -374,6 +374,7 @@ def _fit_config(
         "columns": tuple(columns.items()),
         "label_names": tuple(data.label_names) if data.label_names else (),
         "train_size": None,
+        "test_size": None,  # the test sets given are evaluated whole, whatever the profile
     }
     if not has_dev:
         data_values["dev_size"] = max(1, min(base.data.dev_size, data.num_train // 5))
