@@ -77,3 +77,33 @@ def test_a_temperature_at_the_end_of_the_grid_is_logged(caplog: pytest.LogCaptur
     [low, high] = [m for m in caplog.messages if "end of the grid" in m]
     assert "100.0 %" in low and "nearly 0/1" in low
     assert "50.0 %" in high and "train longer" in high
+
+
+def test_a_dev_set_larger_than_what_is_left_to_train_on_is_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _cli_data import LABELS, write_pair_files
+    from tdmixup.core.config import DataConfig
+    from tdmixup.data.tasks import load_task
+
+    train, _ = write_pair_files(tmp_path, train=30)
+    columns = (("text_a", "premise"), ("text_b", "hypothesis"), ("label", "label"))
+    messages = {}
+    for dev_size, warned in ((20, True), (6, False)):
+        config = DataConfig(
+            task="custom", train_file=str(train), columns=columns, label_names=LABELS,
+            dev_size=dev_size,
+        )  # fmt: skip
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tdmixup.data"):
+            task = load_task(config, seed=0, require_tests=False)
+        assert len(task.train) == 30 - dev_size
+        lines = [m for m in caplog.messages if "holds out" in m]
+        assert bool(lines) == warned
+        messages[dev_size] = lines
+    [line] = messages[20]
+    assert "holds out 20 of the training source's 30 rows for dev, leaving 10" in line
+    assert "--dev-size (e.g. 6)" in line

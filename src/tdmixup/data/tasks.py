@@ -372,6 +372,13 @@ def load_task(config: DataConfig, *, seed: int, require_tests: bool = True) -> T
             )
         dev = train.select(range(len(train) - config.dev_size, len(train)))
         train = train.select(range(len(train) - config.dev_size))
+        if config.dev_size > len(train):
+            logger.warning(
+                "--dev-size %d holds out %d of the training source's %d rows for dev, leaving %d "
+                "to train on: lower --dev-size (e.g. %d), or give --dev-file",
+                config.dev_size, config.dev_size, len(train) + config.dev_size, len(train),
+                max(1, (len(train) + config.dev_size) // 5),
+            )  # fmt: skip
     if config.train_size is not None and config.train_size < len(train):
         train = train.select(range(config.train_size))
     tests = dict(src.tests or {})

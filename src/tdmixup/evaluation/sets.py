@@ -135,9 +135,9 @@ def learning_check(labels: np.ndarray, logits: np.ndarray, *, set_name: str) -> 
         message = (
             f"the model has not learned: {set_name} accuracy {100 * accuracy:.1f} % "
             f"is not clearly above chance ({100 * chance:.1f} %; "
-            f"n = {n} needs > {100 * threshold:.1f} %), so the data map and AUM of this "
-            "run mean nothing; train on more data (--train-size), "
-            "with a higher --learning-rate or more --epochs"
+            f"n = {n} needs > {100 * threshold:.1f} %), so its predictions (and any data map "
+            "or AUM from this training) mean nothing; train on more data (--train-size, or a "
+            "smaller --dev-size), with a higher --learning-rate or more --epochs"
         )
     return {
         "set": set_name,

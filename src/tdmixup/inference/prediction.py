@@ -136,7 +136,7 @@ def _score(
 def format_result(result: PredictionResult) -> str:
     """One line: rows, speed, the file, and accuracy / ECE (×100) when the input had labels."""
     line = (
-        f"predicted {result.n} rows in {result.seconds:.1f} s "
+        f"predicted {result.n} row{'' if result.n == 1 else 's'} in {result.seconds:.1f} s "
         f"({result.n / max(result.seconds, 1e-9):.0f}/s) → {result.output}"
     )
     m = result.metrics
