@@ -107,3 +107,20 @@ def test_a_dev_set_larger_than_what_is_left_to_train_on_is_warned(
     [line] = messages[20]
     assert "holds out 20 of the training source's 30 rows for dev, leaving 10" in line
     assert "--dev-size (e.g. 6)" in line
+
+
+def test_predict_input_with_an_unknown_label_says_the_classes_are_fixed(tmp_path: Path) -> None:
+    from tdmixup.inference.files import read_inputs
+
+    path = tmp_path / "new.jsonl"
+    path.write_text('{"review": "Fine.", "y": "good"}\n{"review": "Meh.", "y": "mixed"}\n')
+    with pytest.raises(DataError) as err:
+        read_inputs(
+            path,
+            kind="single",
+            columns={"text_a": "review", "label": "y"},
+            label_names=("bad", "good"),
+        )
+    message = str(err.value)
+    assert "row 2, field 'y'" in message and "'mixed' is not one of bad, good" in message
+    assert "classes are fixed" in message and "--label-names" not in message

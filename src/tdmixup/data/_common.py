@@ -58,6 +58,9 @@ class Rows:
     ids: np.ndarray
     mapping_hint: str = "map the right column, e.g. --column text_a=premise"
     label_hint: str = "--label-names a,b,c"
+    label_fix: str | None = None
+    """What to do about an unknown label when naming the classes is not the fix (a checkpoint's
+    classes are fixed); None: fix the label or name the classes (``label_hint``)."""
     source_columns: list[str] | None = None
 
     def column(self, name: str) -> pd.Series:
@@ -286,7 +289,8 @@ def encode_labels(
             bad,
             field,
             problem,
-            f"fix the label, or give the class names in class-index order: {rows.label_hint}",
+            rows.label_fix
+            or f"fix the label, or give the class names in class-index order: {rows.label_hint}",
         )
     labels = idx.fillna(-1).to_numpy(dtype=np.int64)
     n = len(label_names) if label_names else None
@@ -297,7 +301,7 @@ def encode_labels(
             out,
             field,
             f"label {{value!r}} is outside {rng}: the number of labels disagrees with the data",
-            f"give every class name in class-index order: {rows.label_hint}",
+            rows.label_fix or f"give every class name in class-index order: {rows.label_hint}",
         )
     return np.where(unlabeled, -1, labels), ~unlabeled
 

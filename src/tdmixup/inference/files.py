@@ -116,6 +116,10 @@ def read_inputs(
         rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=True)
     if len(rows.ids) == 0:
         raise data_error(path, None, None, "no rows to classify", "check the file")
+    rows.label_fix = (  # the checkpoint fixes the classes: nothing to name on the command line
+        "the checkpoint's classes are fixed: fix the label, or leave the label column out to "
+        "predict without scoring"
+    )
     texts = _texts(rows, kind, columns, ends)
     labels, label_column = None, columns.get("label")
     has_label = label_column is not None and label_column in rows.frame.columns
