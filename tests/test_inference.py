@@ -188,7 +188,7 @@ def test_export_loads_in_transformers_and_pipeline_with_the_same_probabilities(
     pair_checkpoint: Path, pairs: list[tuple[str, str]], tmp_path: Path
 ) -> None:
     from safetensors.torch import load_file
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     from tdmixup.inference import TextClassifier, export_classifier
     from tdmixup.model.classifier import load_classifier
@@ -220,13 +220,48 @@ def test_export_loads_in_transformers_and_pipeline_with_the_same_probabilities(
     torch.testing.assert_close(
         weights["classifier.weight"] * T, raw.head.weight, atol=1e-5, rtol=1e-5
     )
-    encoder = AutoModel.from_pretrained(out)  # stock class, no remote code: the fine-tuned encoder
+    encoder = getattr(model, model.config.tdmixup_encoder_prefix)  # the fine-tuned encoder
     torch.testing.assert_close(
         encoder.embeddings.word_embeddings.weight, raw.encoder.embeddings.word_embeddings.weight
     )
     again = TextClassifier.from_pretrained(out, device="cpu")
     np.testing.assert_allclose(again.predict_proba(pairs), expected, atol=1e-5)
     assert again.temperature == T and again.label_names == SNLI_LABELS
+
+
+def test_export_without_remote_code_fails_and_0_3_0_folders_still_load(
+    pair_checkpoint: Path,
+    pairs: list[tuple[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stock loader would build BertForSequenceClassification with a random pooler (wrong
+    probabilities): the exported config's model_type makes every one of them raise instead."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, pipeline
+
+    from tdmixup.inference import TextClassifier, export_classifier
+
+    out = export_classifier(pair_checkpoint, tmp_path / "exported")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "tdmixup" and config["tdmixup_encoder_type"] == "bert"
+    for load in (
+        lambda: AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=False),
+        lambda: AutoModel.from_pretrained(out, trust_remote_code=False),
+        lambda: pipeline("text-classification", model=str(out), trust_remote_code=False),
+    ):
+        with pytest.raises(ValueError, match="tdmixup|trust_remote_code"):
+            load()
+    monkeypatch.setattr("builtins.input", lambda *_: "n")  # the default: asks, the user says no
+    with pytest.raises(ValueError):
+        AutoModelForSequenceClassification.from_pretrained(out)
+
+    expected = TextClassifier.from_checkpoint(pair_checkpoint, device="cpu").predict_proba(pairs)
+    old = dict(config, model_type=config["tdmixup_encoder_type"])  # as tdmixup 0.3.0 wrote it
+    del old["tdmixup_encoder_type"]
+    old["auto_map"] = {k: v for k, v in old["auto_map"].items() if k != "AutoConfig"}
+    (out / "config.json").write_text(json.dumps(old))
+    again = TextClassifier.from_pretrained(out, device="cpu")
+    np.testing.assert_allclose(again.predict_proba(pairs), expected, atol=1e-5)
 
 
 # --- the commands ---------------------------------------------------------------------

@@ -165,12 +165,13 @@ def _loading_section(model: Classifier, where: str) -> list[str]:
         "The head is not a stock transformers head (BERT's, RoBERTa's and ELECTRA's all put a "
         "nonlinear dense layer before the linear one), so the model class is in "
         "`modeling_tdmixup.py` beside the weights: pass **`trust_remote_code=True`** (read that "
-        "file first: a short module of torch and transformers code). `AutoModel.from_pretrained` "
-        "loads the fine-tuned encoder alone without it.\n",
+        "file first: a short module of torch and transformers code). Without it every loader "
+        "(`AutoModel*`, `pipeline`, the inference widget) stops with an error: `config.json` has "
+        '`model_type: "tdmixup"`, which no stock class claims.\n',
         "```python",
         f"from transformers import {auto}, AutoTokenizer, pipeline",
         f'model = {auto}.from_pretrained("{where}", trust_remote_code=True)',
-        f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
+        f'tokenizer = AutoTokenizer.from_pretrained("{where}", trust_remote_code=True)',
     ]
     if model.kind == "pair":
         lines += [
