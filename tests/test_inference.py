@@ -548,8 +548,49 @@ def test_model_card_reports_the_run_folder(pair_checkpoint: Path, tmp_path: Path
         "trust_remote_code=True",
         "AutoModelForSequenceClassification",
         "`text_b` ← `sentence2`",
+        "TDMixUp (Park & Caragea, NAACL 2022: MixUp between easy and ambiguous",
+        "with AUM-flagged samples removed",
+        "- MixUp: alpha 0.4",
+        "## Data map and AUM",
+        "## Intended use and limitations",
+        "fitted on the dev set (16 rows",
+        "measured only on `snli_test`, `mnli_ood`",
+        "`entailment`, `neutral`, `contradiction`",
     ):
         assert needle in card, needle
+    assert "of train_size" not in card
+
+
+def test_model_card_words_a_plain_checkpoint_by_its_strategy(
+    pair_checkpoint: Path, tmp_path: Path
+) -> None:
+    """stage1_full (strategy none): no TDMixUp wording, no MixUp settings, no selection section,
+    although the run folder has a data map and an AUM summary."""
+    import shutil
+
+    from tdmixup.inference.model_card import card_text, run_files
+    from tdmixup.model.classifier import load_classifier
+
+    run = tmp_path / "run"
+    stage = run / "stage1_full"
+    shutil.copytree(pair_checkpoint, stage / "checkpoint")
+    config = {
+        "data": {"task": "snli", "train_size": 1000, "max_seq_length": 64},
+        "mixup": {"strategy": "tdmixup", "alpha": 0.4},
+    }
+    (run / "config.json").write_text(json.dumps({"config": config}))
+    (stage / "done.json").write_text(json.dumps({"strategy": "none", "train_sizes": [190]}))
+    for sub, name in (("datamap", "done.json"), ("aum_easy", "summary.json")):
+        (run / sub).mkdir()
+        (run / sub / name).write_text(json.dumps({"n": 190, "n_flagged": 3}))
+    model, _ = load_classifier(stage / "checkpoint")
+    card = card_text(model, run_files(stage / "checkpoint"))
+    assert "classifier fine-tuned with plain cross-entropy on all training rows" in card
+    for absent in ("TDMixUp", "AUM-flagged", "MixUp:", "alpha", "## Data map and AUM", "flagged"):
+        assert absent not in card, absent
+    assert "- training rows: 190\n  - 16 more rows of the training file were held out" in card
+    assert "`train_size` setting (an upper bound): 1000" in card
+    assert "This stage was not evaluated" in card and "not measured on any test set" in card
 
 
 @pytest.mark.slow
