@@ -188,7 +188,7 @@ def test_export_loads_in_transformers_and_pipeline_with_the_same_probabilities(
     pair_checkpoint: Path, pairs: list[tuple[str, str]], tmp_path: Path
 ) -> None:
     from safetensors.torch import load_file
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     from tdmixup.inference import TextClassifier, export_classifier
     from tdmixup.model.classifier import load_classifier
@@ -220,13 +220,48 @@ def test_export_loads_in_transformers_and_pipeline_with_the_same_probabilities(
     torch.testing.assert_close(
         weights["classifier.weight"] * T, raw.head.weight, atol=1e-5, rtol=1e-5
     )
-    encoder = AutoModel.from_pretrained(out)  # stock class, no remote code: the fine-tuned encoder
+    encoder = getattr(model, model.config.tdmixup_encoder_prefix)  # the fine-tuned encoder
     torch.testing.assert_close(
         encoder.embeddings.word_embeddings.weight, raw.encoder.embeddings.word_embeddings.weight
     )
     again = TextClassifier.from_pretrained(out, device="cpu")
     np.testing.assert_allclose(again.predict_proba(pairs), expected, atol=1e-5)
     assert again.temperature == T and again.label_names == SNLI_LABELS
+
+
+def test_export_without_remote_code_fails_and_0_3_0_folders_still_load(
+    pair_checkpoint: Path,
+    pairs: list[tuple[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stock loader would build BertForSequenceClassification with a random pooler (wrong
+    probabilities): the exported config's model_type makes every one of them raise instead."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, pipeline
+
+    from tdmixup.inference import TextClassifier, export_classifier
+
+    out = export_classifier(pair_checkpoint, tmp_path / "exported")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "tdmixup" and config["tdmixup_encoder_type"] == "bert"
+    for load in (
+        lambda: AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=False),
+        lambda: AutoModel.from_pretrained(out, trust_remote_code=False),
+        lambda: pipeline("text-classification", model=str(out), trust_remote_code=False),
+    ):
+        with pytest.raises(ValueError, match="tdmixup|trust_remote_code"):
+            load()
+    monkeypatch.setattr("builtins.input", lambda *_: "n")  # the default: asks, the user says no
+    with pytest.raises(ValueError):
+        AutoModelForSequenceClassification.from_pretrained(out)
+
+    expected = TextClassifier.from_checkpoint(pair_checkpoint, device="cpu").predict_proba(pairs)
+    old = dict(config, model_type=config["tdmixup_encoder_type"])  # as tdmixup 0.3.0 wrote it
+    del old["tdmixup_encoder_type"]
+    old["auto_map"] = {k: v for k, v in old["auto_map"].items() if k != "AutoConfig"}
+    (out / "config.json").write_text(json.dumps(old))
+    again = TextClassifier.from_pretrained(out, device="cpu")
+    np.testing.assert_allclose(again.predict_proba(pairs), expected, atol=1e-5)
 
 
 # --- the commands ---------------------------------------------------------------------
@@ -513,8 +548,49 @@ def test_model_card_reports_the_run_folder(pair_checkpoint: Path, tmp_path: Path
         "trust_remote_code=True",
         "AutoModelForSequenceClassification",
         "`text_b` ← `sentence2`",
+        "TDMixUp (Park & Caragea, NAACL 2022: MixUp between easy and ambiguous",
+        "with AUM-flagged samples removed",
+        "- MixUp: alpha 0.4",
+        "## Data map and AUM",
+        "## Intended use and limitations",
+        "fitted on the dev set (16 rows",
+        "measured only on `snli_test`, `mnli_ood`",
+        "`entailment`, `neutral`, `contradiction`",
     ):
         assert needle in card, needle
+    assert "of train_size" not in card
+
+
+def test_model_card_words_a_plain_checkpoint_by_its_strategy(
+    pair_checkpoint: Path, tmp_path: Path
+) -> None:
+    """stage1_full (strategy none): no TDMixUp wording, no MixUp settings, no selection section,
+    although the run folder has a data map and an AUM summary."""
+    import shutil
+
+    from tdmixup.inference.model_card import card_text, run_files
+    from tdmixup.model.classifier import load_classifier
+
+    run = tmp_path / "run"
+    stage = run / "stage1_full"
+    shutil.copytree(pair_checkpoint, stage / "checkpoint")
+    config = {
+        "data": {"task": "snli", "train_size": 1000, "max_seq_length": 64},
+        "mixup": {"strategy": "tdmixup", "alpha": 0.4},
+    }
+    (run / "config.json").write_text(json.dumps({"config": config}))
+    (stage / "done.json").write_text(json.dumps({"strategy": "none", "train_sizes": [190]}))
+    for sub, name in (("datamap", "done.json"), ("aum_easy", "summary.json")):
+        (run / sub).mkdir()
+        (run / sub / name).write_text(json.dumps({"n": 190, "n_flagged": 3}))
+    model, _ = load_classifier(stage / "checkpoint")
+    card = card_text(model, run_files(stage / "checkpoint"))
+    assert "classifier fine-tuned with plain cross-entropy on all training rows" in card
+    for absent in ("TDMixUp", "AUM-flagged", "MixUp:", "alpha", "## Data map and AUM", "flagged"):
+        assert absent not in card, absent
+    assert "- training rows: 190\n  - 16 more rows of the training file were held out" in card
+    assert "`train_size` setting (an upper bound): 1000" in card
+    assert "This stage was not evaluated" in card and "not measured on any test set" in card
 
 
 @pytest.mark.slow

@@ -266,7 +266,12 @@ def load_exported(directory: str | Path) -> tuple[Classifier, Any]:
     )
     if "tdmixup_kind" not in raw:
         raise ModelLoadError(f"{directory} is not a folder written by tdmixup export")
-    config = AutoConfig.from_pretrained(directory)
+    if "tdmixup_encoder_type" in raw:  # model_type "tdmixup": no remote code needed here
+        from tdmixup.inference.hf_modeling import encoder_config
+
+        config = encoder_config(raw)
+    else:  # exported by tdmixup 0.3.0: the encoder's own config.json
+        config = AutoConfig.from_pretrained(directory)
     state = load_file(str(directory / "model.safetensors"))
     prefix = raw["tdmixup_encoder_prefix"] + "."
     encoder = AutoModel.from_config(config)
@@ -296,4 +301,4 @@ def load_exported(directory: str | Path) -> tuple[Classifier, Any]:
         temperature=raw.get("tdmixup_temperature"),
         temperature_fitted_on=raw.get("tdmixup_temperature_fitted_on"),
     )
-    return model, AutoTokenizer.from_pretrained(directory)
+    return model, AutoTokenizer.from_pretrained(directory, config=config)  # no remote code

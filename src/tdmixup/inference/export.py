@@ -1,7 +1,8 @@
 """``tdmixup export``: a checkpoint as a standard Hugging Face model folder.
 
-The folder holds ``config.json`` (the encoder's config plus ``id2label``/``label2id``, an
-``auto_map`` and the ``tdmixup_*`` fields), ``model.safetensors``, the tokenizer,
+The folder holds ``config.json`` (a ``TDMixUpConfig``: ``model_type: "tdmixup"``, the encoder's
+config fields with ``tdmixup_encoder_type``, ``id2label``/``label2id``, an ``auto_map`` and the
+``tdmixup_*`` fields), ``model.safetensors``, the tokenizer,
 ``modeling_tdmixup.py`` (:mod:`tdmixup.inference.hf_modeling`) and a model card ``README.md``
 (:mod:`tdmixup.inference.model_card`).
 
@@ -10,8 +11,11 @@ vector → one linear layer. ``BertForSequenceClassification`` puts BERT's poole
 before its linear layer, RoBERTa's and ELECTRA's heads a dense layer with tanh or GELU: none can
 hold a raw-[CLS] linear head exactly, so loading the weights into one of them would silently
 change every prediction. The two small classes of ``modeling_tdmixup.py`` give the exact
-function, in full precision and in half precision, and the stock ``AutoModel`` still loads the
-fine-tuned encoder without remote code.
+function, in full precision and in half precision. The config's own ``model_type`` makes every
+loader without ``trust_remote_code=True`` (``AutoModel*``, ``pipeline``, the Hub's widget) fail
+with an error instead of loading a stock class with a random pooler (folders exported by
+tdmixup 0.3.0 kept ``model_type: "bert"``: tdmixup still loads them, stock transformers
+mispredicts on them; export them again).
 
 Temperature scaling is folded into the head exactly: ``(W h + b) / T = (W / T) h + b / T``, so any
 loader (``AutoModelForSequenceClassification``, ``pipeline``) returns calibrated probabilities;
@@ -20,7 +24,6 @@ loader (``AutoModelForSequenceClassification``, ``pipeline``) returns calibrated
 
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 from pathlib import Path
@@ -53,9 +56,14 @@ def hf_model(model: Classifier, *, temperature: float | None) -> Any:
     info, kind = model.info, str(model.kind)
     t = float(temperature) if temperature is not None else 1.0
     auto, cls_name = auto_class(kind)
-    config = copy.deepcopy(model.encoder.config)
+    fields = model.encoder.config.to_dict()
+    fields["tdmixup_encoder_type"] = fields.pop("model_type")
+    for key in ("architectures", "auto_map", "transformers_version", "id2label", "label2id"):
+        fields.pop(key, None)
+    config = hf_modeling.TDMixUpConfig(**fields)
     config.architectures = [cls_name]
-    config.auto_map = {auto: f"{MODELING_FILE.removesuffix('.py')}.{cls_name}"}
+    module = MODELING_FILE.removesuffix(".py")
+    config.auto_map = {"AutoConfig": f"{module}.TDMixUpConfig", auto: f"{module}.{cls_name}"}
     if kind != "multiple_choice":
         config.num_labels = model.num_labels
         config.id2label = dict(enumerate(info.label_names))

@@ -14,8 +14,11 @@ The exported ``W`` and ``b`` are the trained head divided by the temperature ``T
 (``config.tdmixup_temperature``), so ``softmax(logits)`` is already calibrated. The trained head
 is ``T · W`` and ``T · b``.
 
-The encoder keeps its architecture's own weight names (``bert.``, ``roberta.``, ...): the stock
-``AutoModel.from_pretrained(folder)`` loads the fine-tuned encoder without remote code.
+The config is a :class:`TDMixUpConfig` (``model_type: "tdmixup"``, the encoder's own fields plus
+``tdmixup_encoder_type``), so a loader without ``trust_remote_code=True`` fails with an error
+instead of building a stock ``*ForSequenceClassification`` (a pooler it would initialise at random
+and a different head: wrong probabilities). The encoder keeps its architecture's own weight names
+(``bert.``, ``roberta.``, ...) and its own config class, rebuilt by :func:`encoder_config`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,27 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MultipleChoiceModelOutput, SequenceClassifierOutput
+
+MODEL_TYPE = "tdmixup"
+_NOT_ENCODER = ("model_type", "auto_map", "architectures", "transformers_version")
+
+
+class TDMixUpConfig(PretrainedConfig):
+    """The encoder's config fields, ``tdmixup_encoder_type`` (its ``model_type``), the labels and
+    the ``tdmixup_*`` fields, under a ``model_type`` of its own that stock classes refuse."""
+
+    model_type = MODEL_TYPE
+
+
+def encoder_config(fields: dict[str, Any]) -> Any:
+    """The encoder's own config (``BertConfig``, ...) from an exported ``config.json``'s fields
+    (``tdmixup_encoder_type`` names its ``model_type``)."""
+    kept = {
+        k: v for k, v in fields.items() if not k.startswith("tdmixup_") and k not in _NOT_ENCODER
+    }
+    return AutoConfig.for_model(str(fields["tdmixup_encoder_type"]), **kept)
 
 
 def _encoder(config: Any) -> Any:
@@ -50,6 +72,7 @@ _ATTENTION_FLAGS = (
 class _TDMixUpBase(PreTrainedModel):
     """Encoder (under its architecture's prefix) + linear head over the raw [CLS] vector."""
 
+    config_class = TDMixUpConfig
     base_model_prefix = "tdmixup"  # the encoder's attribute is named per architecture below
     supports_gradient_checkpointing = True
     _outputs = 0
@@ -57,14 +80,16 @@ class _TDMixUpBase(PreTrainedModel):
     def __init__(self, config: Any) -> None:
         from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
+        inner = encoder_config(config.to_dict())
         try:
-            encoder_class: Any = MODEL_MAPPING[type(config)]
+            encoder_class: Any = MODEL_MAPPING[type(inner)]
         except KeyError:  # an encoder registered elsewhere: claim no special attention kernel
             encoder_class = None
         for flag in _ATTENTION_FLAGS:  # the attention kernels its encoder supports
             object.__setattr__(self, flag, getattr(encoder_class, flag, False))
         super().__init__(config)
-        encoder = _encoder(config)
+        inner._attn_implementation = config._attn_implementation  # as resolved for this model
+        encoder = _encoder(inner)
         self.encoder_name = str(type(encoder).base_model_prefix or "encoder")
         self.add_module(self.encoder_name, encoder)
         self.dropout = nn.Dropout(float(getattr(config, "tdmixup_dropout", 0.1)))

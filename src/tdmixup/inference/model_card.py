@@ -31,6 +31,24 @@ KIND_WORDS = {
     "multiple_choice": "multiple-choice",
     "single": "single-text",
 }
+STRATEGY_WORDS = {
+    "none": "fine-tuned with plain cross-entropy on all training rows (no MixUp, no data map "
+    "selection)",
+    "mixup": "fine-tuned with MixUp (Zhang et al., 2018) of random pairs of each batch in the "
+    "embedding space",
+    "manifold": "fine-tuned with Manifold MixUp (Verma et al., 2019) of random pairs of each batch "
+    "at the [CLS] feature",
+    "kong": "fine-tuned with Kong et al. (2020)'s on- and off-manifold MixUp regularisers",
+    "tdmixup": "fine-tuned with TDMixUp (Park & Caragea, NAACL 2022: MixUp between easy and "
+    "ambiguous samples of a data map{aum})",
+    "random_pairs": "fine-tuned with MixUp of random pairs from the easy and ambiguous samples of "
+    "a data map{aum} (TDMixUp's Table 3 ablation)",
+    "aum_saliency": "fine-tuned with MixUp guided by AUM and saliency (Park & Caragea, ACL 2022: "
+    "high- and low-AUM halves, partners chosen by saliency)",
+}
+"""How the card's introduction words each strategy (``{aum}``: the AUM clause, when AUM ran)."""
+SELECTING = frozenset({"tdmixup", "random_pairs", "aum_saliency"})
+"""Strategies that train on a data map's or AUM's selection (the card's selection section)."""
 OFFLINE_BASES = {"offline:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -114,32 +132,37 @@ def card_text(model: Classifier, files: dict[str, Any], *, repo_id: str | None =
     where = repo_id or "path/to/this/folder"
     lines = [
         _yaml(metadata(model, files)),
-        *_introduction(model, cfg, strategy),
+        *_introduction(model, cfg, strategy, aum_ran=bool(files["aum"])),
         "## How to load\n",
         *_loading_section(model, where),
         "## Training data\n",
         _data_section(model, files),
         "## Strategy and settings\n",
         _settings_section(strategy, done, train, mix, data),
-        "## Data map and AUM\n",
-        _selection_section(files),
+        *(["## Data map and AUM\n", _selection_section(files)] if strategy in SELECTING else []),
         "## Results\n",
         _results_section(files),
+        "## Intended use and limitations\n",
+        _limitations_section(model, files),
         f"\nExported by tdmixup from `{files['stage']}/checkpoint`.\n",
     ]
     return "\n".join(lines)
 
 
-def _introduction(model: Classifier, cfg: dict[str, Any], strategy: str) -> list[str]:
-    """The card's title, what the classifier is, and how its probabilities are calibrated."""
+def _introduction(
+    model: Classifier, cfg: dict[str, Any], strategy: str, *, aum_ran: bool
+) -> list[str]:
+    """The card's title, what the classifier is (worded by ``strategy``), and how its
+    probabilities are calibrated."""
     info = model.info
+    aum = ", with AUM-flagged samples removed" if aum_ran else ""
     t = info.temperature
     return [
         f"# tdmixup {info.task or cfg.get('data', {}).get('task', '')} classifier ({strategy})\n",
-        f"A {KIND_WORDS.get(model.kind, model.kind)} classifier fine-tuned with "
-        "tdmixup (TDMixUp, Park & Caragea, NAACL 2022: MixUp between easy "
-        "and ambiguous samples of a data map, with AUM-flagged samples removed) from "
-        f"`{cfg.get('model', {}).get('name_or_path', '?')}`: the raw last-layer [CLS] vector → "
+        f"A {KIND_WORDS.get(model.kind, model.kind)} classifier "
+        + STRATEGY_WORDS.get(strategy, f"fine-tuned with strategy `{strategy}`").format(aum=aum)
+        + f" with tdmixup from `{cfg.get('model', {}).get('name_or_path', '?')}`: "
+        "the raw last-layer [CLS] vector → "
         f"one linear layer. Classes (`id2label`): {', '.join(info.label_names)}.\n",
         "Its probabilities are **calibrated**: temperature scaling "
         + (
@@ -165,12 +188,13 @@ def _loading_section(model: Classifier, where: str) -> list[str]:
         "The head is not a stock transformers head (BERT's, RoBERTa's and ELECTRA's all put a "
         "nonlinear dense layer before the linear one), so the model class is in "
         "`modeling_tdmixup.py` beside the weights: pass **`trust_remote_code=True`** (read that "
-        "file first: a short module of torch and transformers code). `AutoModel.from_pretrained` "
-        "loads the fine-tuned encoder alone without it.\n",
+        "file first: a short module of torch and transformers code). Without it every loader "
+        "(`AutoModel*`, `pipeline`, the inference widget) stops with an error: `config.json` has "
+        '`model_type: "tdmixup"`, which no stock class claims.\n',
         "```python",
         f"from transformers import {auto}, AutoTokenizer, pipeline",
         f'model = {auto}.from_pretrained("{where}", trust_remote_code=True)',
-        f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
+        f'tokenizer = AutoTokenizer.from_pretrained("{where}", trust_remote_code=True)',
     ]
     if model.kind == "pair":
         lines += [
@@ -204,13 +228,17 @@ def _data_section(model: Classifier, files: dict[str, Any]) -> str:
         + (f" (files: train `{data.get('train_file')}`)" if data.get("train_file") else ""),
         f"- columns: {', '.join(f'`{f}` ← `{c}`' for f, c in info.columns) or 'built-in'}",
         f"- training rows: {' + '.join(str(s) for s in sizes) or '?'}"
-        + (f" (of train_size {data.get('train_size')})" if data.get("train_size") else ""),
+        + (" (one set per training batch stream)" if len(sizes) > 1 else ""),
     ]
+    fit = info.temperature_fitted_on or {}
+    if fit.get("n") and not data.get("dev_file"):
+        rows.append(f"  - {fit['n']} more rows of the training file were held out as the dev set")
+    if data.get("train_size"):
+        rows.append(f"  - `train_size` setting (an upper bound): {data['train_size']}")
     for i, c in enumerate(counts):
         rows.append(
             f"  - training set {i + 1} by class: " + ", ".join(f"{k} {v}" for k, v in c.items())
         )
-    fit = info.temperature_fitted_on or {}
     if fit:
         rows.append(f"- dev (temperature): {fit.get('n')} rows, {fit.get('source')}")
     for name, m in ((files["metrics"] or {}).get("sets") or {}).items():
@@ -227,9 +255,12 @@ def _settings_section(
 ) -> str:
     mix = done.get("mixup") or mix
     keys = ("alpha", "lambda_mode", "mix_at", "mixed_weight", "unmixed_weight", "label_smoothing")
-    rows = [
-        f"- strategy: `{strategy}`",
-        "- MixUp: " + ", ".join(f"{k} {mix[k]}" for k in keys if k in mix),
+    rows = [f"- strategy: `{strategy}`"]
+    if strategy != "none":
+        rows.append("- MixUp: " + ", ".join(f"{k} {mix[k]}" for k in keys if k in mix))
+    elif mix.get("label_smoothing"):
+        rows.append(f"- label smoothing: {mix['label_smoothing']}")
+    rows += [
         "- training: "
         + ", ".join(
             f"{k} {train[k]}"
@@ -280,6 +311,33 @@ def _selection_section(files: dict[str, Any]) -> str:
     if not files["aum"]:
         rows.append("No AUM run in this run folder.\n")
     return "\n".join(rows)
+
+
+def _limitations_section(model: Classifier, files: dict[str, Any]) -> str:
+    """What the probabilities were checked on: the dev set of the temperature, the evaluated
+    sets, the label names."""
+    fit = model.info.temperature_fitted_on or {}
+    sets = list(((files["metrics"] or {}).get("sets") or {}).keys())
+    rows = [
+        "- Predicts one of: "
+        + ", ".join(f"`{n}`" for n in model.info.label_names)
+        + "; every input gets one of these labels, even one that fits none of them.",
+        (
+            f"- The temperature was fitted on the dev set ({fit.get('n')} rows"
+            + (f", {fit['source']}" if fit.get("source") else "")
+            + "): the probabilities are calibrated for data like it."
+            if fit
+            else "- No temperature was fitted (the stage was not evaluated): raw probabilities."
+        ),
+        (
+            "- Accuracy and calibration were measured only on "
+            + ", ".join(f"`{n}`" for n in sets)
+            + " (see Results); on other domains they are unmeasured and usually worse."
+            if sets
+            else "- Accuracy and calibration were not measured on any test set."
+        ),
+    ]
+    return "\n".join(rows) + "\n"
 
 
 def _results_section(files: dict[str, Any]) -> str:
