@@ -147,7 +147,7 @@ def test_a_model_that_cannot_learn_is_called_out(
     assert check["near_chance"] and check["set"] == "dev" and check["n"] == 15
     assert check["accuracy"] < check["threshold"] and check["chance"] >= 1 / 3
     report = (out / "report.md").read_text()
-    assert report.count("**Warning — ") == 2 and "data map and AUM" in report
+    assert report.count("**Warning — ") == 2 and "data map or AUM" in report
 
 
 def test_label_names_comma_separated_or_repeated() -> None:
