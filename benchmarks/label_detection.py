@@ -343,8 +343,7 @@ def use_labels(session: Any, labels: np.ndarray) -> None:
         "label", np.asarray(labels).tolist(), feature=rows.features["label"]
     )
     session.task = dataclasses.replace(session.task, train=relabelled)
-    session.train = session.train.with_labels(labels)
-    session.fingerprint_hashes = None
+    session.train = session.train.with_labels(labels)  # text hashes stay: they hash text only
 
 
 def job_path(args: argparse.Namespace, size: int, noise: str, seed: int, run: str) -> Path:

@@ -245,7 +245,7 @@ def test_whole_rows_are_the_rows_read_table_keeps_with_values_as_written(tmp_pat
     exported nor counted as unjudged), values as written (no pyarrow type inference), nested keys
     that appear late flattened too, repeated ids among labelled rows refused."""
     from tdmixup.data.readers import read_all_columns
-    from tdmixup.dynamics.suspects import unjudged_rows
+    from tdmixup.dynamics.suspects import warn_unjudged
 
     rows: list[dict[str, Any]] = [
         {"uid": 1, "ex": {"p": "A dog runs.", "h": "An animal moves."}, "label": "entailment",
@@ -273,7 +273,7 @@ def test_whole_rows_are_the_rows_read_table_keeps_with_values_as_written(tmp_pat
     assert whole.loc[0, "votes"] == 12345678 and isinstance(whole.loc[2, "votes"], int)
     assert whole.loc[0, "score"] == 0.1234567891 and whole.loc[0, "when"] == "2020-01-01T10:00:00"
     assert whole.loc[2, "late.x"] == [1, 2]
-    assert unjudged_rows(whole, np.array([0, 2])) is None  # the unlabelled row is not "unjudged"
+    assert warn_unjudged(whole, np.array([0, 2])) is None  # the unlabelled row is not "unjudged"
     csv = tmp_path / "out.csv"
     from tdmixup.dynamics.suspects import suspect_table, write_suspects
 

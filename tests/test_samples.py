@@ -296,6 +296,8 @@ def test_flagged_csv_lists_the_lowest_aum_first(tmp_path: Path) -> None:
         task=SimpleNamespace(spec=TaskSpec("snli", "pair", LABELS), train=train),
         train=tokenized,
         config=SimpleNamespace(data=SimpleNamespace(columns=(), train_file=None, task="snli")),
+        whole_rows=None,
+        whole_rows_read=False,
     )
     table = pd.DataFrame(
         {

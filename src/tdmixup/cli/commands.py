@@ -43,6 +43,7 @@ from tdmixup.cli.options import (
     add_train_options,
     config_from_args,
 )
+from tdmixup.cli.summaries import plural
 from tdmixup.core import config as C
 from tdmixup.core.layout import STATISTICS, SUMMARY, TRAIN_ARGS, ExperimentLayout, RunLayout
 
@@ -65,18 +66,14 @@ def _announce(
         f"tdmixup: profile {ns.profile}: task {d.task}, "
         f"train {'all' if d.train_size is None else f'≤ {d.train_size}'} rows, "
         f"dev {'from --dev-file' if d.dev_file else d.dev_size}, {test if tests else ''}"
-        f"lr {t.learning_rate:g}, {epochs or _epochs(t.epochs)}{paper}",
+        f"lr {t.learning_rate:g}, {epochs or plural(t.epochs, 'epoch')}{paper}",
         file=sys.stderr,
     )
 
 
-def _epochs(n: int) -> str:
-    return f"{n} epoch{'' if n == 1 else 's'}"
-
-
 def _aum_epochs(cfg: C.RunConfig) -> str:
     """What an AUM stage trains: its epochs per threshold-sample pass and how many passes."""
-    each = _epochs(cfg.aum.epochs or cfg.train.epochs)
+    each = plural(cfg.aum.epochs or cfg.train.epochs, "epoch")
     return (
         f"{each} in each of 2 AUM passes"
         if cfg.aum.procedure == "two_pass"
@@ -96,7 +93,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         ns,
         epochs=None
         if aum in (None, cfg.train.epochs)
-        else f"{_epochs(cfg.train.epochs)} ({_aum_epochs(cfg)})",
+        else f"{plural(cfg.train.epochs, 'epoch')} ({_aum_epochs(cfg)})",
     )
     session = open_session(
         cfg,

@@ -43,8 +43,9 @@ def _warnings(warnings: Sequence[str]) -> list[str]:
     return [f"warning: {w}" for w in dict.fromkeys(warnings)]
 
 
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word if n == 1 else plural or word + 's'}"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 epoch``, ``2 epochs`` (``many``: an irregular plural)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def dynamics_lines(done: Mapping[str, Any], out: Path, data: str) -> list[str]:
@@ -53,7 +54,7 @@ def dynamics_lines(done: Mapping[str, Any], out: Path, data: str) -> list[str]:
     n, epochs = sum(done.get("train_sizes", [])), len(done.get("history", []))
     table = out / DYNAMICS
     return [
-        f"dynamics of {n} training samples over {_plural(epochs, 'epoch')} → {table} "
+        f"dynamics of {n} training samples over {plural(epochs, 'epoch')} → {table} "
         f"(model: {out / CHECKPOINT})",
         f"next: tdmixup datamap --dynamics {table} --output-dir {out.parent / 'map'} {data}",
     ]
@@ -102,8 +103,8 @@ def aum_lines(summary: Mapping[str, Any], out: Path, *, subset: str | None, data
     epochs, passes = summary.get("epochs"), summary.get("passes", 1)
     flags = summary.get("flags", {})
     lines = [
-        f"AUM ({summary.get('procedure')}: {_plural(passes, 'pass', 'passes')} of "
-        f"{_plural(epochs or 0, 'epoch')}, k = {summary.get('percentile'):g}): "
+        f"AUM ({summary.get('procedure')}: {plural(passes, 'pass', 'passes')} of "
+        f"{plural(epochs or 0, 'epoch')}, k = {summary.get('percentile'):g}): "
         f"{summary.get('n_flagged')} of {summary.get('n')} samples flagged, "
         f"{summary.get('n_kept')} kept → {out}",
         f"  kept: {id_file(out, KEPT)} (a --subset file), {sample_csv(out, KEPT)}; "

@@ -63,18 +63,28 @@ class Rows:
     classes are fixed); None: fix the label or name the classes (``label_hint``)."""
     source_columns: list[str] | None = None
 
+    def has(self, name: str) -> bool:
+        """Whether some record has a value in column ``name``."""
+        return name in self.frame.columns and not (
+            len(self.frame) and self.frame[name].isna().all()
+        )
+
+    def found_columns(self) -> str:
+        """The input's columns that hold a value, comma-separated (for "not found" messages):
+        ``source_columns`` when the frame holds only the requested ones."""
+        names = self.source_columns if self.source_columns is not None else self.frame.columns
+        return ", ".join(
+            str(c) for c in names if c not in self.frame.columns or self.frame[c].notna().any()
+        )
+
     def column(self, name: str) -> pd.Series:
         """The column ``name``; a clear error when no record has it."""
-        if name not in self.frame.columns or (len(self.frame) and self.frame[name].isna().all()):
-            names = self.source_columns if self.source_columns is not None else self.frame.columns
-            found = ", ".join(
-                str(c) for c in names if c not in self.frame.columns or self.frame[c].notna().any()
-            )
+        if not self.has(name):
             raise data_error(
                 self.path,
                 None,
                 name,
-                f"column '{name}' not found (found: {found})",
+                f"column '{name}' not found (found: {self.found_columns()})",
                 self.mapping_hint,
             )
         return self.frame[name]
@@ -156,7 +166,7 @@ def load_jsonl(
         pieces.pop()
     ids = np.array([i for i, p in enumerate(pieces) if p.strip()], dtype=np.int64)
     frame: pd.DataFrame | None = None
-    found: list[str] = []  # the file's columns, for "column not found" messages
+    found: dict[str, None] = {}  # the file's columns, in order, for "column not found" messages
     try:
         opts = (
             pajson.ParseOptions(
@@ -168,7 +178,7 @@ def load_jsonl(
         table = pajson.read_json(io.BytesIO(data), parse_options=opts)
         while any(pa.types.is_struct(f.type) for f in table.schema):
             table = table.flatten()
-        found = list(table.column_names)
+        found = dict.fromkeys(table.column_names)
         if table.num_rows == len(ids):
             frame = pd.DataFrame(
                 {
@@ -205,9 +215,9 @@ def load_jsonl(
                     "each line must hold one JSON object",
                 )
             records.append([_get(obj, f) for f in fields])
-            found += [k for k in obj if k not in found]
+            found.update(dict.fromkeys(obj))
         frame = pd.DataFrame(records, columns=list(fields), dtype=object)
-    return Rows(path, frame.astype(object), ids + 1, ids, source_columns=found)
+    return Rows(path, frame.astype(object), ids + 1, ids, source_columns=list(found))
 
 
 _FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -253,6 +263,11 @@ def load_delimited(path: Path, *, sep: str, header: bool) -> Rows:
     return Rows(path, frame[~blank].reset_index(drop=True), lines[~blank], ids[~blank])
 
 
+def unlabeled_mask(cells: pd.Series) -> np.ndarray:
+    """``[N]`` bool: the cells that mean "no gold label" (:data:`UNLABELED`, or missing)."""
+    return (cells.isna() | cells.isin([u for u in UNLABELED if u is not None])).to_numpy()
+
+
 def encode_labels(
     rows: Rows, field: str, label_names: Sequence[str] | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -266,7 +281,7 @@ def encode_labels(
         of rows that have a gold label.
     """
     cells = rows.column(field)
-    unlabeled = (cells.isna() | cells.isin([u for u in UNLABELED if u is not None])).to_numpy()
+    unlabeled = unlabeled_mask(cells)
     idx = pd.Series(np.nan, index=cells.index)
     if label_names:
         idx = cells.astype(str).map({str(n): i for i, n in enumerate(label_names)})

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset
 
-from tdmixup.data._common import UNLABELED, EmptyPolicy, Rows, build_mc, build_pair, int_ids
+from tdmixup.data._common import EmptyPolicy, Rows, build_mc, build_pair, int_ids, unlabeled_mask
 from tdmixup.data.readers import check_mapping
 from tdmixup.data.schema import DataError, TaskSpec, data_error, is_classification
 
@@ -218,7 +218,7 @@ def _label_names(
     if label_feature is not None:
         return tuple(label_feature.names)
     cells = frame[label]
-    cells = cells[cells.notna() & ~cells.isin([u for u in UNLABELED if u is not None])]
+    cells = cells[~unlabeled_mask(cells)]
     numeric = pd.to_numeric(cells.map(lambda v: None if isinstance(v, bool) else v), "coerce")
     if len(cells) == 0 or (numeric.notna() & (numeric == numeric.round())).all():
         return None

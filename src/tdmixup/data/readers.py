@@ -25,7 +25,6 @@ import pyarrow as pa
 from datasets import Dataset
 
 from tdmixup.data._common import (
-    UNLABELED,
     EmptyPolicy,
     Rows,
     build_mc,
@@ -35,6 +34,7 @@ from tdmixup.data._common import (
     load_delimited,
     load_jsonl,
     read_bytes,
+    unlabeled_mask,
 )
 from tdmixup.data.schema import TaskKind, data_error, kind_of_columns
 
@@ -365,9 +365,7 @@ def read_all_columns(
     else:
         rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=True)
     if label_column is not None and label_column in rows.frame.columns:
-        cells = rows.frame[label_column]
-        labelled = ~(cells.isna() | cells.isin([u for u in UNLABELED if u is not None]))
-        keep = labelled.to_numpy()
+        keep = ~unlabeled_mask(rows.frame[label_column])
         rows = Rows(path, rows.frame[keep].reset_index(drop=True), rows.lines[keep], rows.ids[keep])
     if id_column is not None:
         _check_id_column(rows, id_column)
@@ -464,14 +462,12 @@ def _format_of(path: Path) -> FileFormat:
 
 def _check_id_column(rows: Rows, column: str) -> None:
     """Refuse a ``--column sample_id=COLUMN`` that this file does not have, in one line."""
-    frame = rows.frame
-    if column not in frame.columns or (len(frame) and frame[column].isna().all()):
-        found = ", ".join(str(c) for c in frame.columns if frame[c].notna().any())
+    if not rows.has(column):
         raise data_error(
             rows.path,
             None,
             column,
-            f"column '{column}' not found (found: {found})",
+            f"column '{column}' not found (found: {rows.found_columns()})",
             f"--column sample_id={column} names the training file's id column; give the column "
             "that holds it, or leave sample_id out to number rows",
         )

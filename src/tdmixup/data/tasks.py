@@ -256,12 +256,12 @@ def _file_reader(
     """The reader of the task's files. ``--column sample_id=…`` names the *training* file's id
     column only (``with_ids``): dev and test rows are numbered by row, as their ids are never
     joined with training dynamics (and a dev/test file need not have that column)."""
-    columns = cfg.columns or DEFAULT_COLUMNS.get(spec.name, ())
+    columns = tuple(user_mapping(cfg, spec.name).items())
     if not with_ids:
         columns = tuple((field, col) for field, col in columns if field != "sample_id")
-    if spec.name == "twitterppdb" and not cfg.columns:
-        return read_twitter_url_corpus
-    if spec.name == "snli_mc" and not cfg.columns:
+    if _has_own_reader(spec.name, cfg):
+        if spec.name == "twitterppdb":
+            return read_twitter_url_corpus
         return lambda path: read_snli_multiple_choice(path, seed=cfg.split_seed)
     if not columns:
         raise ValueError(
@@ -269,6 +269,18 @@ def _file_reader(
             "e.g. --column text_a=premise --column text_b=hypothesis --column label=label"
         )
     return lambda path: read_table(path, columns=columns, label_names=label_names)
+
+
+def user_mapping(data: DataConfig, task: str) -> dict[str, str]:
+    """The ``--column`` mapping of the run's files (the task's default when none is given), so
+    ``suspects.csv`` and ``flagged.csv`` use the columns of the user's own file."""
+    return dict(data.columns or DEFAULT_COLUMNS.get(task, ()))
+
+
+def _has_own_reader(name: str, cfg: DataConfig) -> bool:
+    """Whether the task reads its files with a reader of its own (TwitterPPDB's, SNLI multiple
+    choice's) rather than :func:`~tdmixup.data.readers.read_table` (only without ``--column``)."""
+    return name in ("twitterppdb", "snli_mc") and not cfg.columns
 
 
 def train_file_rows(config: DataConfig) -> pd.DataFrame | None:
@@ -280,9 +292,9 @@ def train_file_rows(config: DataConfig) -> pd.DataFrame | None:
     if not config.train_file:
         return None
     name = config.task.lower()
-    if name in ("twitterppdb", "snli_mc") and not config.columns:
+    if _has_own_reader(name, config):
         return None
-    columns = dict(config.columns or DEFAULT_COLUMNS.get(name, ()))
+    columns = user_mapping(config, name)
     return read_all_columns(
         config.train_file, label_column=columns.get("label"), id_column=columns.get("sample_id")
     )

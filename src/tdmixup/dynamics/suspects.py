@@ -278,6 +278,10 @@ def suspect_table(
     return own
 
 
+_FILE_CHANGED = "the file changed since it was read; run the command again on the file as it is"
+"""The fix of every refusal of whole rows that no longer match the trained text."""
+
+
 def _whole_rows(
     ids: np.ndarray, own_rows: pd.DataFrame, mapped: pd.DataFrame, mapping: Mapping[str, str]
 ) -> pd.DataFrame:
@@ -295,7 +299,7 @@ def _whole_rows(
             None,
             f"sample_id {int(ids[absent][0])} is not in the file any more "
             f"({int(absent.sum())} of {len(ids)} ranked rows are missing)",
-            "the file changed since it was read; run the command again on the file as it is",
+            _FILE_CHANGED,
         )
     whole = own_rows.loc[ids]
     for field in ("text_a", "text_b", "context"):
@@ -308,7 +312,7 @@ def _whole_rows(
                 None,
                 column,
                 f"column '{column}' not found in the whole rows",
-                "the file changed since it was read; run the command again on the file as it is",
+                _FILE_CHANGED,
             )
         differs = whole[column].astype(str).to_numpy() != mapped[column].astype(str).to_numpy()
         if differs.any():
@@ -318,7 +322,7 @@ def _whole_rows(
                 column,
                 f"sample_id {int(ids[differs][0])} has other text than when it was read "
                 f"({int(differs.sum())} rows differ)",
-                "the file changed since it was read; run the command again on the file as it is",
+                _FILE_CHANGED,
             )
     whole = whole.copy()
     for column in whole.select_dtypes(include="object").columns:
@@ -338,30 +342,25 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def unjudged_rows(own_rows: pd.DataFrame, judged_ids: np.ndarray) -> str | None:
-    """One line when rows of the user's file have no statistics (held out for dev, beyond the
-    training size): how many, the first, and how to judge every row; None when all are judged.
-    """
+def warn_unjudged(own_rows: pd.DataFrame, judged_ids: np.ndarray) -> str | None:
+    """Warn, in one logged line (also returned; None when every row is judged), when rows of
+    the user's file have no statistics (held out for dev, beyond the training size): how many,
+    the first, and how to judge every row."""
+    import logging
+
     missing = ~np.isin(own_rows.index.to_numpy(), np.asarray(judged_ids))
     if not missing.any():
         return None
     source = own_rows.attrs.get("source", "the training file")
     first = int(own_rows.index.to_numpy()[missing][0])
-    return (
+    line = (
         f"{int(missing.sum())} of {len(own_rows)} rows of {source} were not trained on (held out "
         f"for dev, or beyond --train-size; the first: sample_id {first}), so they are not judged "
         "and not in suspects.csv: to judge every row give a separate --dev-file (or the same "
         "file) and --train-size all"
     )
-
-
-def warn_unjudged(own_rows: pd.DataFrame, judged_ids: np.ndarray) -> None:
-    """Log :func:`unjudged_rows`' line as a warning, if any."""
-    import logging
-
-    line = unjudged_rows(own_rows, judged_ids)
-    if line is not None:
-        logging.getLogger("tdmixup.dynamics.suspects").warning("%s", line)
+    logging.getLogger("tdmixup.dynamics.suspects").warning("%s", line)
+    return line
 
 
 def write_suspects(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:

@@ -273,14 +273,15 @@ def brier_score(labels: Any, logits: Any = None, *, probs: Any = None) -> float:
 
 
 # --------------------------------------------------------------------------- temperature
-GRID_MIN, GRID_MAX = 0.01, 10.0
-"""The ends of the temperature grid (Desai & Durrett 2020)."""
+TEMPERATURE_GRID = np.arange(1, 1001) / 100.0
+"""The grid search's temperatures: 0.01, 0.02, …, 10.00 (Desai & Durrett 2020)."""
+GRID_MIN, GRID_MAX = float(TEMPERATURE_GRID[0]), float(TEMPERATURE_GRID[-1])
 
 
 def _grid_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     # NLL(T) = mean_i (m_i − z_iy)/T + mean_i ln Σ_c exp((z_ic − m_i)/T), m_i = max_c z_ic;
     # the shift by m_i does not depend on T, so it is computed once.
-    temperatures = np.arange(1, 1001) / 100.0  # GRID_MIN … GRID_MAX, step 0.01 (D&D)
+    temperatures = TEMPERATURE_GRID
     row_max = logits.max(axis=1, keepdims=True)
     shifted = logits - row_max
     gold_gap = float(np.mean(row_max[:, 0] - np.take_along_axis(logits, labels[:, None], 1)[:, 0]))

@@ -174,7 +174,9 @@ def longest_input(name_or_path: str, tokenizer: Any) -> int | None:
     """
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
+    loaded_from = getattr(tokenizer, "name_or_path", "")  # already resolved by load_tokenizer
+    source = loaded_from if loaded_from and Path(loaded_from).is_dir() else None
+    config = AutoConfig.from_pretrained(source or resolve_model_path(name_or_path))
     positions = getattr(config, "max_position_embeddings", None)
     if isinstance(positions, int) and positions > 0:
         if getattr(config, "model_type", "") in _POSITION_OFFSET_TYPES:

@@ -352,8 +352,8 @@ def _write_readable(
     table (:func:`tdmixup.dynamics.suspects.suspect_table`: the user's own columns, lowest AUM
     first)."""
     from tdmixup.core.samples import sample_table, sample_texts, write_sample_csv
-    from tdmixup.data.tasks import train_file_rows
     from tdmixup.dynamics.suspects import suspect_table, write_suspects
+    from tdmixup.run.session import whole_training_rows
 
     spec = session.task.spec
     ids = table["sample_id"].to_numpy()
@@ -383,7 +383,7 @@ def _write_readable(
         predicted=predicted,
         probability=probability,
         extra=extra,
-        own_rows=train_file_rows(session.config.data),
+        own_rows=whole_training_rows(session),
     )
     write_suspects(relabel, sample_csv(out_dir, FLAGGED))
 

@@ -248,11 +248,9 @@ def _issue_table(
     own = _frame(data)
     ids = np.asarray(ds["sample_id"], dtype=np.int64)
     if sample_id is not None:  # the id column → the position of the labelled row with that id
-        from tdmixup.data._common import UNLABELED
+        from tdmixup.data._common import unlabeled_mask
 
-        cells = own[label]
-        unlabelled = cells.isna() | cells.isin([u for u in UNLABELED if u is not None])
-        labelled = np.flatnonzero(~unlabelled.to_numpy())
+        labelled = np.flatnonzero(~unlabeled_mask(own[label]))
         ids_of = own[sample_id].iloc[labelled].astype(np.int64).to_numpy()
         rows = pd.Series(labelled, index=ids_of).loc[ranked].to_numpy()
     else:

@@ -48,6 +48,7 @@ from tdmixup.run.session import (  # the pipeline's public API is re-exported fr
     stage_is_done,
     train_and_evaluate,
     user_mapping,
+    whole_training_rows,
     with_task_defaults,
 )
 
@@ -106,7 +107,6 @@ def stage_full(session: Session) -> dict[str, Any]:
 
 def stage_datamap(session: Session) -> dict[str, Any]:
     """Stage 2: statistics, regions and data-map plots from stage 1's dynamics table."""
-    from tdmixup.data.tasks import train_file_rows
     from tdmixup.dynamics.datamap import assign_regions, datamap_summary, datamap_title
     from tdmixup.dynamics.datamap_plots import save_datamap
     from tdmixup.dynamics.table import compute_statistics, read_dynamics
@@ -144,7 +144,7 @@ def stage_datamap(session: Session) -> dict[str, Any]:
             rank_by=dcfg.rank_by,
             flag_fraction=dcfg.flag_fraction,
             stratified=stratify,
-            own_rows=train_file_rows(session.config.data),
+            own_rows=whole_training_rows(session),
         )
     mix = class_mix(session, regions, reference="train", context="data map: ")
     suspects = datamap_suspects(stats, names, dcfg.rank_by, dcfg.flag_fraction)

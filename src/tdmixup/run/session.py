@@ -14,7 +14,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from tdmixup.core.runio import (
 )
 from tdmixup.data.collate import TokenizedSet, tokenize
 from tdmixup.data.schema import is_classification
+from tdmixup.data.tasks import user_mapping  # noqa: F401 - re-exported (pipeline, cli)
 from tdmixup.training import tracking
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class Session:
     stage keeps it, to resume exactly."""
     fingerprint_hashes: Any = None
     """Text hash of every training row by sample id (computed once, :func:`data_fingerprint`)."""
+    whole_rows: Any = field(default=None, repr=False)
+    """Every column of the training file, read once (:func:`whole_training_rows`)."""
+    whole_rows_read: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -354,12 +358,15 @@ def _config_changes(
     return out
 
 
-def user_mapping(data: Any, task: str) -> dict[str, str]:
-    """The ``--column`` mapping of the run's files (the task's default when none is given), so
-    ``suspects.csv`` and ``flagged.csv`` use the columns of the user's own file."""
-    from tdmixup.data.tasks import DEFAULT_COLUMNS
+def whole_training_rows(session: Session) -> Any:
+    """Every column of the run's own training file by ``sample_id``
+    (:func:`tdmixup.data.tasks.train_file_rows`), read once per session; None without one."""
+    from tdmixup.data.tasks import train_file_rows
 
-    return dict(data.columns or DEFAULT_COLUMNS.get(task, ()))
+    if not session.whole_rows_read:
+        session.whole_rows = train_file_rows(session.config.data)
+        session.whole_rows_read = True
+    return session.whole_rows
 
 
 def data_fingerprint(session: Session, *, with_labels: bool = True) -> Any:
