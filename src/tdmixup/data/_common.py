@@ -16,7 +16,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -161,10 +161,7 @@ def load_jsonl(
     """
     data = read_bytes(path)
     decode(path, data)  # pyarrow would fail on bad UTF-8 with an ArrowException naming no line
-    pieces = data.split(b"\n")
-    if pieces and not pieces[-1].strip():
-        pieces.pop()
-    ids = np.array([i for i, p in enumerate(pieces) if p.strip()], dtype=np.int64)
+    pieces, ids = jsonl_lines(data)
     frame: pd.DataFrame | None = None
     found: dict[str, None] = {}  # the file's columns, in order, for "column not found" messages
     try:
@@ -192,32 +189,51 @@ def load_jsonl(
         frame = None
     if frame is None:
         records = []
-        for i in ids:
-            try:
-                obj = json.loads(pieces[i])
-            except json.JSONDecodeError as e:
-                msg = e.msg.removesuffix(
-                    " at"
-                )  # "Unterminated string starting at" + " at column 5"
-                raise data_error(
-                    path,
-                    int(i) + 1,
-                    None,
-                    f"malformed JSON ({msg} at column {e.colno})",
-                    "each line must hold one JSON object",
-                ) from e
-            if not isinstance(obj, dict):
-                raise data_error(
-                    path,
-                    int(i) + 1,
-                    None,
-                    f"expected a JSON object, found {type(obj).__name__}",
-                    "each line must hold one JSON object",
-                )
+        for obj in json_objects(path, pieces, ids):
             records.append([_get(obj, f) for f in fields])
             found.update(dict.fromkeys(obj))
         frame = pd.DataFrame(records, columns=list(fields), dtype=object)
     return Rows(path, frame.astype(object), ids + 1, ids, source_columns=list(found))
+
+
+def jsonl_lines(data: bytes) -> tuple[list[bytes], np.ndarray]:
+    """A JSON-lines file's lines and the 0-based index of each non-blank one (``sample_id``:
+    blank lines keep their slot)."""
+    pieces = data.split(b"\n")
+    if pieces and not pieces[-1].strip():
+        pieces.pop()
+    return pieces, np.array([i for i, p in enumerate(pieces) if p.strip()], dtype=np.int64)
+
+
+def json_objects(
+    path: object, pieces: Sequence[bytes], ids: np.ndarray
+) -> Iterator[dict[str, Any]]:
+    """The JSON object on line ``pieces[i]`` for each ``i`` of ``ids``, in order.
+
+    Raises:
+        DataError: a malformed line, or one that holds no object, naming the file and line.
+    """
+    for i in ids:
+        try:
+            obj = json.loads(pieces[i])
+        except json.JSONDecodeError as e:
+            msg = e.msg.removesuffix(" at")  # "Unterminated string starting at" + " at column 5"
+            raise data_error(
+                path,
+                int(i) + 1,
+                None,
+                f"malformed JSON ({msg} at column {e.colno})",
+                "each line must hold one JSON object",
+            ) from e
+        if not isinstance(obj, dict):
+            raise data_error(
+                path,
+                int(i) + 1,
+                None,
+                f"expected a JSON object, found {type(obj).__name__}",
+                "each line must hold one JSON object",
+            )
+        yield obj
 
 
 _FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")

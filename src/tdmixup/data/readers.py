@@ -31,6 +31,8 @@ from tdmixup.data._common import (
     build_pair,
     decode,
     int_ids,
+    json_objects,
+    jsonl_lines,
     load_delimited,
     load_jsonl,
     read_bytes,
@@ -384,22 +386,10 @@ def read_all_columns(
 def _jsonl_as_written(path: Path) -> Rows:
     """A JSON-lines file's records with values as :mod:`json` parses them (nested objects as
     dotted columns); ``sample_id`` = 0-based line index, as :func:`load_jsonl` numbers them."""
-    import json
-
-    text = decode(path, read_bytes(path))
-    records: list[dict[str, Any]] = []
-    lines: list[int] = []
-    for i, line in enumerate(text.split("\n")):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise data_error(path, i + 1, None, f"malformed JSON ({e.msg})", "") from e
-        if not isinstance(obj, dict):
-            raise data_error(path, i + 1, None, "expected a JSON object", "")
-        records.append(_flatten(obj))
-        lines.append(i)
+    data = read_bytes(path)
+    decode(path, data)  # bad UTF-8: one line naming the line
+    pieces, ids = jsonl_lines(data)
+    records = [_flatten(obj) for obj in json_objects(path, pieces, ids)]
     columns: dict[str, None] = {}
     for record in records:
         columns.update(dict.fromkeys(record))
@@ -407,7 +397,6 @@ def _jsonl_as_written(path: Path) -> Rows:
         {c: pd.Series([r.get(c) for r in records], dtype=object) for c in columns},
         index=pd.RangeIndex(len(records)),
     )
-    ids = np.asarray(lines, dtype=np.int64)
     return Rows(path, frame, ids + 1, ids)
 
 
