@@ -56,11 +56,7 @@ def hf_model(model: Classifier, *, temperature: float | None) -> Any:
     info, kind = model.info, str(model.kind)
     t = float(temperature) if temperature is not None else 1.0
     auto, cls_name = auto_class(kind)
-    fields = model.encoder.config.to_dict()
-    fields["tdmixup_encoder_type"] = fields.pop("model_type")
-    for key in ("architectures", "auto_map", "transformers_version", "id2label", "label2id"):
-        fields.pop(key, None)
-    config = hf_modeling.TDMixUpConfig(**fields)
+    config = hf_modeling.wrapped_config(model.encoder.config.to_dict())
     config.architectures = [cls_name]
     module = MODELING_FILE.removesuffix(".py")
     config.auto_map = {"AutoConfig": f"{module}.TDMixUpConfig", auto: f"{module}.{cls_name}"}

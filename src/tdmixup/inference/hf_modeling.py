@@ -41,6 +41,16 @@ class TDMixUpConfig(PretrainedConfig):
     model_type = MODEL_TYPE
 
 
+def wrapped_config(encoder_fields: dict[str, Any]) -> TDMixUpConfig:
+    """A :class:`TDMixUpConfig` holding an encoder config's fields (``encoder_fields``, its
+    ``to_dict()``), its ``model_type`` as ``tdmixup_encoder_type``; the inverse of
+    :func:`encoder_config` (labels are the caller's to set)."""
+    dropped = (*_NOT_ENCODER, "id2label", "label2id")
+    fields = {k: v for k, v in encoder_fields.items() if k not in dropped}
+    fields["tdmixup_encoder_type"] = encoder_fields["model_type"]
+    return TDMixUpConfig(**fields)
+
+
 def encoder_config(fields: dict[str, Any]) -> Any:
     """The encoder's own config (``BertConfig``, ...) from an exported ``config.json``'s fields
     (``tdmixup_encoder_type`` names its ``model_type``)."""
