@@ -46,7 +46,7 @@ def test_help_names_every_option_with_a_real_placeholder_and_says_defaults_once(
             and action.metavar
         ):
             name = action.option_strings[-1].lstrip("-").upper().replace("-", "_")
-            assert action.metavar in (name, "NAME=PATH", "FIELD=COLUMN", "NAME", "REGION"), (
+            assert action.metavar in (name, "[NAME=]PATH", "FIELD=COLUMN", "NAME", "REGION"), (
                 action.option_strings,
                 action.metavar,
             )

@@ -592,8 +592,11 @@ def test_load_task_overrides(data_dir):
     assert len(hs.train) == 2 and hs.train[0]["endings"][0].startswith("she ")
     with pytest.raises(ValueError, match="no test set"):
         load_task(DataConfig(train_file=str(DD / "SNLI/train.tsv"), dev_size=1), seed=0)
-    with pytest.raises(ValueError, match="NAME=PATH"):
-        load_task(DataConfig(test_files=("nameonly",)), seed=0)
+    with pytest.raises(ValueError, match=r"PATH or NAME=PATH .*got '=test.jsonl'"):
+        load_task(DataConfig(test_files=("=test.jsonl",)), seed=0)
+    twice = (str(FIX / "snli/snli_1.0_test.jsonl"), "other/snli_1.0_test.jsonl")
+    with pytest.raises(ValueError, match="'snli_1.0_test' is used twice in --test-file"):
+        load_task(DataConfig(test_files=twice), seed=0)
     with pytest.raises(ValueError, match="used twice"):
         load_task(
             DataConfig(dev_size=2, test_files=(f"snli_test={FIX / 'snli/snli_1.0_test.jsonl'}",)),

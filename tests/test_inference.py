@@ -368,13 +368,13 @@ def test_readme_commands_train_predict_export_and_push(
 
     calibrated = pd.read_csv("predictions.csv")
     raw = pd.read_json("raw.jsonl", lines=True)
-    assert calibrated["text_b"].tolist() == cols["text_b"] and calibrated["id"].tolist() == list(
-        range(30)
-    )
+    assert list(calibrated.columns[:3]) == ["sentence1", "sentence2", "gold_label"]  # as written
+    assert calibrated["sentence2"].tolist() == cols["text_b"]
+    assert list(raw.columns[:3]) == ["sentence1", "sentence2", "gold_label"]
     probs = calibrated[[f"prob_{n}" for n in SNLI_LABELS]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert (calibrated["prediction"] == [SNLI_LABELS[i] for i in probs.argmax(axis=1)]).all()
-    assert calibrated["label"].isna().sum() == 10
+    assert calibrated["gold_label"].isna().sum() == 10
     z = np.log(raw[[f"prob_{n}" for n in SNLI_LABELS]].to_numpy())
     np.testing.assert_allclose(probs, _softmax(z / meta["temperature"]), atol=1e-4)
 
@@ -455,6 +455,44 @@ def test_bad_input_gets_one_line(
         err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
         assert len(err) == 1 and expected in err[0], (argv, err)
     assert not (tmp_path / "o.csv").exists() and not (tmp_path / "e").exists()
+
+
+def test_predictions_keep_each_input_row_as_written(
+    pair_checkpoint: Path, pairs: list[tuple[str, str]], tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The output is the user's own rows (every column, also unmapped and nested ones, values as
+    written) with the prediction columns after them; a column of the same name as one of those
+    (a file predicted before) is replaced, with a warning naming it."""
+    import pandas as pd
+
+    from tdmixup.cli.commands import main
+
+    rows = [
+        {"id": 100 + i, "sentence1": a, "sentence2": b, "meta": {"source": "web", "n": i},
+         "prediction": "stale", "note": None if i == 1 else f"n{i}"}
+        for i, (a, b) in enumerate(pairs[:4])
+    ]  # fmt: skip
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    base = ["predict", "--checkpoint", str(pair_checkpoint), "--input", str(source)]
+    with caplog.at_level(logging.WARNING, "tdmixup.inference"):
+        assert main([*base, "--output", str(out)]) == 0
+    assert "its column prediction replaced by this prediction's" in caplog.text
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    names = [f"prob_{n}" for n in SNLI_LABELS]
+    assert list(got[0]) == ["id", "sentence1", "sentence2", "meta.source", "meta.n", "note",
+                            "prediction", "probability", *names]  # fmt: skip
+    assert [r["id"] for r in got] == [100, 101, 102, 103]  # ints stay ints
+    assert [r["meta.n"] for r in got] == [0, 1, 2, 3] and got[1]["note"] is None
+    assert all(r["prediction"] in SNLI_LABELS for r in got)
+    csv_out = tmp_path / "out.csv"
+    assert main(["predict", "--checkpoint", str(pair_checkpoint), "--input", str(out),
+                 "--output", str(csv_out)]) == 0  # fmt: skip
+    again = pd.read_csv(csv_out)
+    assert list(again.columns) == list(got[0])  # re-predicting replaces, never duplicates
+    np.testing.assert_allclose(again[names].to_numpy(), [[r[n] for n in names] for r in got])
 
 
 # --- model card -----------------------------------------------------------------------
@@ -637,9 +675,7 @@ def test_predict_under_two_processes_writes_every_row_once_in_order(
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout.count("predicted 23 rows") == 1  # the main process alone reports and writes
     table = pd.read_csv(out)
-    assert table["id"].tolist() == list(range(23)) and table["text_b"].tolist() == [
-        b for _, b in rows
-    ]
+    assert table["sentence2"].tolist() == [b for _, b in rows]  # in input order
     expected = TextClassifier.from_checkpoint(pair_checkpoint, device="cpu").predict_proba(rows)
     got = table[[f"prob_{n}" for n in SNLI_LABELS]].to_numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -5,10 +5,12 @@ model that cannot learn."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -65,6 +67,9 @@ def test_readme_examples_are_the_fixture_files() -> None:
         ["tdmixup", "train"],
         ["tdmixup", "run"],
     ]
+    readme = (REPO / "README.md").read_text().split("## Your own data", 1)[1]
+    readme_command = shlex.split(code_blocks(readme, "bash")[0].replace("\\\n", " "))
+    assert readme_command == commands[2]  # the README's is run here, as the guide's third
     for argv in commands:  # every file a command names is one of the fixtures
         for path in re.findall(r"my_data/[\w.]+", " ".join(argv)):
             assert (FIXTURES / path.removeprefix("my_data/")).is_file(), path
@@ -72,10 +77,15 @@ def test_readme_examples_are_the_fixture_files() -> None:
 
 @pytest.mark.parametrize("which", [0, 1, 2], ids=["jsonl_run", "csv_train", "single_csv_run"])
 def test_readme_own_data_commands_run_as_written(
-    which: int, tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    which: int,
+    tiny_model: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     argv = [a.replace("my_data/", f"{FIXTURES}/") for a in readme_commands()[which][1:]]
     out = tmp_path / "out"
+    caplog.set_level(logging.INFO, "tdmixup.data")  # what -v shows
     assert main([*argv, "--model", tiny_model, *TINY, "--output-dir", str(out)]) == 0
     captured = capsys.readouterr()
     assert "profile cpu-small" in captured.err
@@ -93,12 +103,13 @@ def test_readme_own_data_commands_run_as_written(
         done = json.loads((out / "done.json").read_text())
         assert done["train_sizes"] == [200 - 50] and done["metrics"]["sets"]["heldout"]["n"] == 50
     else:  # one sentence per row: a single-sentence task through the whole pipeline
-        assert config["label_names"] == ["negative", "positive"]
-        assert config["columns"] == [["text_a", "sentence"], ["label", "label"]]
+        assert config["label_names"] == [] and config["columns"] == [["text_a", "sentence"]]
+        assert "'label' column, in sorted order: negative,positive" in caplog.text
         done = json.loads((out / "stage4_tdmixup" / "done.json").read_text())
-        assert done["metrics"]["sets"]["test"]["n"] == 41
+        assert done["metrics"]["sets"]["reviews_test"]["n"] == 41  # named by its file
         meta = json.loads((out / "stage4_tdmixup" / "checkpoint" / "classifier.json").read_text())
-        assert meta["kind"] == "single"
+        assert meta["kind"] == "single" and meta["id2label"] == {"0": "negative", "1": "positive"}
+        assert meta["columns"] == {"text_a": "sentence", "label": "label"}
         easy = pd.read_csv(out / "datamap" / "regions" / "easy.csv")
         reviews = pd.read_csv(FIXTURES / "reviews.csv")
         assert easy["text"].tolist() == reviews["sentence"][easy["sample_id"]].tolist()
@@ -207,7 +218,7 @@ def test_custom_task_hints_use_cli_spellings(
         == 2
     )
     err = capsys.readouterr().err
-    assert "--test-file NAME=PATH" in err and "test_files=" not in err
+    assert "--test-file PATH (or NAME=PATH)" in err and "test_files=" not in err
 
 
 def test_unknown_label_names_the_row_and_the_flag(
@@ -251,3 +262,54 @@ def test_unknown_label_names_the_row_and_the_flag(
         and "--label-names a,b,c" in err
         and "pass label_names" not in err
     )
+
+
+def test_test_file_is_a_path_or_name_eq_path() -> None:
+    import doctest
+
+    from tdmixup.core import config
+    from tdmixup.core.config import named_test_file
+    from tdmixup.data import _common
+
+    assert doctest.testmod(config, raise_on_error=False).failed == 0
+    assert doctest.testmod(_common, raise_on_error=False).failed == 0  # label_names_in
+    assert named_test_file(" heldout = data/t.csv") == ("heldout", "data/t.csv")
+    assert named_test_file("runs/a=b/test.jsonl.gz") == ("test.jsonl", "runs/a=b/test.jsonl.gz")
+    for bad in ("=t.csv", "heldout=", " "):
+        with pytest.raises(ValueError, match="--test-file must be PATH or NAME=PATH"):
+            named_test_file(bad)
+
+
+def test_custom_labels_default_to_the_label_column_and_sorted_names(tmp_path: Path) -> None:
+    """Without ``--column label=…`` the column ``label`` is read; without ``--label-names`` string
+    labels are named in sorted order from the training file (``tdmixup.fit``'s rule), integer
+    labels by their digits; a dev or test label outside the training file's names is refused,
+    naming the file and row."""
+    from tdmixup.core.config import DataConfig
+    from tdmixup.data.schema import DataError
+    from tdmixup.data.tasks import TaskData, load_task
+
+    def load(train: Path, **kw: Any) -> TaskData:
+        cfg = DataConfig(task="custom", train_file=str(train), columns=(("text_a", "text"),),
+                         dev_size=2, **kw)  # fmt: skip
+        return load_task(cfg, seed=0, require_tests=False)
+
+    named = tmp_path / "named.csv"
+    named.write_text("text,label\nfine,pos\nbad,neg\nok,pos\nmeh,neutral\ngreat,pos\n")
+    task = load(named)
+    assert task.spec.label_names == ("neg", "neutral", "pos")
+    assert task.train["label"] == [2, 0, 2]
+    given = load(named, label_names=("pos", "neg", "neutral"))
+    assert given.train["label"] == [0, 1, 0]
+    digits = tmp_path / "digits.jsonl"
+    lines = (json.dumps({"text": f"t{i}", "label": i % 3}) + "\n" for i in range(6))
+    digits.write_text("".join(lines))
+    assert load(digits).spec.label_names == ("0", "1", "2")
+    dev = tmp_path / "dev.csv"
+    dev.write_text("text,label\nfine,pos\nhm,unsure\n")
+    with pytest.raises(DataError, match=r"dev.csv, row 3, field 'label': label 'unsure'"):
+        load(named, dev_file=str(dev))
+    other = tmp_path / "other.csv"
+    other.write_text("text,y\nfine,pos\n")
+    with pytest.raises(DataError, match=r"other.csv.*column 'label' not found"):
+        load(other)

@@ -37,11 +37,9 @@ def test_single_sentence_csv_trains_predicts_exports_and_loads_in_transformers(
     from tdmixup.cli.commands import main
     from tdmixup.inference import TextClassifier
 
-    data = [
+    data = [  # the labels are read from the column "label", their names (sorted) from its cells
         "--task", "custom", "--train-file", str(FIXTURES / "reviews.csv"), "--dev-size", "50",
-        "--test-file", f"test={FIXTURES / 'reviews_test.csv'}",
-        "--column", "text_a=sentence", "--column", "label=label",
-        "--label-names", "negative,positive",
+        "--test-file", str(FIXTURES / "reviews_test.csv"), "--column", "text_a=sentence",
     ]  # fmt: skip
     tiny = ["--model", tiny_model, "--epochs", "1", "--batch-size", "8", "--max-seq-length", "64"]
     run = tmp_path / "runs" / "reviews"
@@ -57,7 +55,9 @@ def test_single_sentence_csv_trains_predicts_exports_and_loads_in_transformers(
     assert "labelled: accuracy" in capsys.readouterr().out
     predicted = pd.read_csv(out_csv)
     sentences = pd.read_csv(test_csv)["sentence"].tolist()
-    assert predicted["text_a"].tolist() == sentences
+    assert list(predicted.columns[:2]) == ["sentence", "label"]  # the input's row as written
+    assert predicted["sentence"].tolist() == sentences
+    assert json.loads((run / "metrics.json").read_text())["sets"].keys() == {"reviews_test"}
     probs = predicted[[f"prob_{n}" for n in NAMES]].to_numpy()
     assert (predicted["prediction"] == [NAMES[i] for i in probs.argmax(1)]).all()
     clf = TextClassifier.from_checkpoint(ckpt, device="cpu")

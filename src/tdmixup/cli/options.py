@@ -67,7 +67,7 @@ def add_config_options(
 
 
 METAVARS = {
-    ("data", "test_files"): "NAME=PATH",
+    ("data", "test_files"): "[NAME=]PATH",
     ("data", "label_names"): "NAME",
     ("aum", "subsets"): "REGION",
 }

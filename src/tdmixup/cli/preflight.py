@@ -38,7 +38,7 @@ class UsageError(ValueError):
 def check_command_line(ns: argparse.Namespace) -> None:
     """Refuse, before anything is written, options that name missing files or an unwritable folder.
 
-    Checks ``--train-file``, ``--dev-file``, the paths of ``--test-file NAME=PATH``, ``--subset``
+    Checks ``--train-file``, ``--dev-file``, the paths of ``--test-file [NAME=]PATH``, ``--subset``
     (exists and holds one integer sample id per line), ``--dynamics``, ``--checkpoint`` (a folder),
     ``--output-dir`` (see :func:`check_output_dir`) and that ``--report-to``'s package is
     installed.
@@ -80,11 +80,13 @@ def _input_files(ns: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
         for path in _as_list(getattr(ns, dest, None)):
             yield option, path, path
     for item in _as_list(getattr(ns, "data__test_files", None)):
-        _, sep, path = item.partition("=")
-        if (
-            sep and path.strip()
-        ):  # a malformed NAME=PATH is refused with its own message when the data loads
-            yield "--test-file", item, path.strip()
+        from tdmixup.core.config import named_test_file
+
+        try:
+            _, path = named_test_file(item)
+        except ValueError:  # refused with its own message when the data loads
+            continue
+        yield "--test-file", item, path
 
 
 def check_input_file(path: str, option: str, *, shown: str | None = None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Literal
 
 DEFAULT_MODEL = "offline:all-MiniLM-L6-v2"
@@ -128,7 +129,9 @@ class DataConfig:
     )
     dev_file: str | None = _f(None, "Dev file; default: held out from the training source.")
     test_files: tuple[str, ...] = _f(
-        (), "An evaluation set as NAME=PATH (in- or out-of-domain); repeat for more."
+        (),
+        "An evaluation set as PATH (named by its file name) or NAME=PATH, in- or out-of-domain; "
+        "repeat for more.",
     )
     train_size: int | None = _f(
         None,
@@ -522,3 +525,29 @@ def from_json_dict(values: dict[str, Any]) -> RunConfig:
     True
     """
     return _build(RunConfig, values)
+
+
+def named_test_file(item: str) -> tuple[str, str]:
+    """The (name, path) of one ``--test-file`` value: ``NAME=PATH``, or a bare ``PATH`` named by
+    its file name without the extension (``data/heldout.csv`` → ``heldout``), the name the test
+    set's metrics and predictions are reported under.
+
+    A path whose folder contains ``=`` is read as a bare path (``=`` before the first ``/`` or
+    ``\\`` names the set).
+
+    >>> named_test_file("heldout=data/test.jsonl"), named_test_file("data/reviews_test.csv")
+    (('heldout', 'data/test.jsonl'), ('reviews_test', 'data/reviews_test.csv'))
+
+    Raises:
+        ValueError: an empty name or path (``=test.csv``, ``heldout=``).
+    """
+    name, sep, path = item.partition("=")
+    if not sep or "/" in name or "\\" in name:
+        name, path = PurePath(item.strip()).stem, item
+    name, path = name.strip(), path.strip()
+    if not name or not path:
+        raise ValueError(
+            f"--test-file must be PATH or NAME=PATH (e.g. --test-file heldout=test.jsonl), "
+            f"got {item!r}"
+        )
+    return name, path

@@ -284,6 +284,23 @@ def unlabeled_mask(cells: pd.Series) -> np.ndarray:
     return (cells.isna() | cells.isin([u for u in UNLABELED if u is not None])).to_numpy()
 
 
+def label_names_in(cells: pd.Series) -> tuple[str, ...] | None:
+    """The class names of a label column whose labels are names: its distinct labelled cells as
+    strings, sorted (as ``sorted(set(labels))``); None when every labelled cell is an integer
+    (indices ``0..C-1``, named by their digits) or none is labelled.
+
+    >>> label_names_in(pd.Series(["pos", "neg", "-", None, "pos"]))
+    ('neg', 'pos')
+    >>> label_names_in(pd.Series(["1", 0, 2.0])) is None
+    True
+    """
+    cells = cells[~unlabeled_mask(cells)]
+    numeric = pd.to_numeric(cells.map(lambda v: None if isinstance(v, bool) else v), "coerce")
+    if len(cells) == 0 or (numeric.notna() & (numeric == numeric.round())).all():
+        return None
+    return tuple(sorted({str(v) for v in cells}))
+
+
 def encode_labels(
     rows: Rows, field: str, label_names: Sequence[str] | None
 ) -> tuple[np.ndarray, np.ndarray]:

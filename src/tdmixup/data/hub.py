@@ -195,6 +195,6 @@ def read_hub(name: str, *, split: str, label_names: Sequence[str] | None = None)
             raise DataError(
                 f"hub:{src.path}[{split}]: cannot load the {key} dataset from the Hugging Face "
                 f"hub: {why} (connect once to cache it, or use local files: "
-                "--train-file PATH --dev-file PATH --test-file NAME=PATH)"
+                "--train-file PATH --dev-file PATH --test-file PATH)"
             ) from e
     return from_hub(ds, key, label_names=label_names, split=split)

@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset
 
-from tdmixup.data._common import EmptyPolicy, Rows, build_mc, build_pair, int_ids, unlabeled_mask
+from tdmixup.data._common import (
+    EmptyPolicy,
+    Rows,
+    build_mc,
+    build_pair,
+    int_ids,
+    label_names_in,
+)
 from tdmixup.data.readers import check_mapping
 from tdmixup.data.schema import DataError, TaskSpec, data_error, is_classification
 
@@ -217,12 +224,7 @@ def _label_names(
         return None
     if label_feature is not None:
         return tuple(label_feature.names)
-    cells = frame[label]
-    cells = cells[~unlabeled_mask(cells)]
-    numeric = pd.to_numeric(cells.map(lambda v: None if isinstance(v, bool) else v), "coerce")
-    if len(cells) == 0 or (numeric.notna() & (numeric == numeric.round())).all():
-        return None
-    return tuple(sorted({str(v) for v in cells}))
+    return label_names_in(frame[label])
 
 
 def _class_label_names(cells: pd.Series, feature: ClassLabel) -> pd.Series:

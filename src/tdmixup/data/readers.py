@@ -33,6 +33,7 @@ from tdmixup.data._common import (
     int_ids,
     json_objects,
     jsonl_lines,
+    label_names_in,
     load_delimited,
     load_jsonl,
     read_bytes,
@@ -327,6 +328,30 @@ def read_table(
         label_names=tuple(str(n) for n in label_names) or None,
         empty=empty,
     )
+
+
+def file_label_names(
+    path: str | Path,
+    label_column: str,
+    *,
+    file_format: FileFormat = "auto",
+    header: bool = True,
+) -> tuple[str, ...] | None:
+    """The class names a file's label column holds, when they are names: the distinct labels in
+    sorted order (:func:`~tdmixup.data._common.label_names_in`, as ``tdmixup.fit`` infers them);
+    None when the labels are integer indices. What ``--task custom`` uses when no
+    ``--label-names`` are given.
+
+    Raises:
+        DataError: the file has no column ``label_column`` (naming the columns it has).
+    """
+    path = Path(path)
+    fmt = file_format if file_format != "auto" else _format_of(path)
+    if fmt == "jsonl":
+        rows = load_jsonl(path, [label_column])
+    else:
+        rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=header)
+    return label_names_in(rows.column(label_column))
 
 
 def read_all_columns(

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 from datasets import Dataset
 
-from tdmixup.core.config import DataConfig
+from tdmixup.core.config import DataConfig, named_test_file
 from tdmixup.data.hub import read_hub
 from tdmixup.data.readers import (
     MC4_LABELS,
@@ -46,6 +46,7 @@ from tdmixup.data.readers import (
     PARAPHRASE_LABELS,
     QQP_LABELS,
     check_mapping,
+    file_label_names,
     read_all_columns,
     read_chaosnli,
     read_hellaswag_text,
@@ -242,12 +243,14 @@ def _check(cfg: DataConfig) -> None:
         raise ValueError(f"test_size must be >= 1 or None, got {cfg.test_size}")
     if cfg.dev_size < 1 and not cfg.dev_file:
         raise ValueError(f"dev_size must be >= 1 when no dev_file is given, got {cfg.dev_size}")
-    for item in cfg.test_files:
-        name, sep, path = item.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise ValueError(
-                f"--test-file must be NAME=PATH (e.g. --test-file heldout=test.jsonl), got {item!r}"
-            )
+    names = [named_test_file(item)[0] for item in cfg.test_files]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"test set name {twice[0]!r} is used twice in --test-file "
+            f"({', '.join(i for i in cfg.test_files if named_test_file(i)[0] == twice[0])}): "
+            "name them, e.g. --test-file in_domain=a/test.csv --test-file shifted=b/test.csv"
+        )
 
 
 def _file_reader(
@@ -273,8 +276,13 @@ def _file_reader(
 
 def user_mapping(data: DataConfig, task: str) -> dict[str, str]:
     """The ``--column`` mapping of the run's files (the task's default when none is given), so
-    ``suspects.csv`` and ``flagged.csv`` use the columns of the user's own file."""
-    return dict(data.columns or DEFAULT_COLUMNS.get(task, ()))
+    ``suspects.csv`` and ``flagged.csv`` use the columns of the user's own file. A ``custom``
+    mapping without ``label`` reads the column ``label`` (as ``tdmixup.fit``'s ``label="label"``).
+    """
+    mapping = dict(data.columns or DEFAULT_COLUMNS.get(task, ()))
+    if task == "custom" and mapping and "label" not in mapping:
+        mapping["label"] = "label"
+    return mapping
 
 
 def _has_own_reader(name: str, cfg: DataConfig) -> bool:
@@ -298,6 +306,21 @@ def train_file_rows(config: DataConfig) -> pd.DataFrame | None:
     return read_all_columns(
         config.train_file, label_column=columns.get("label"), id_column=columns.get("sample_id")
     )
+
+
+def _with_file_label_names(config: DataConfig) -> DataConfig:
+    """``config`` with the class names of its training file's label column when they are names
+    and no ``--label-names`` were given (sorted, as ``tdmixup.fit`` infers them); the dev and
+    test files are then read with the same names, so their labels must be among them."""
+    column = user_mapping(config, "custom")["label"]
+    names = file_label_names(str(config.train_file), column)
+    if names is None:
+        return config
+    logger.info(
+        "class names from %s's %r column, in sorted order: %s (--label-names sets them and "
+        "their order)", config.train_file, column, ",".join(names),
+    )  # fmt: skip
+    return replace(config, label_names=names)
 
 
 def _custom_spec(cfg: DataConfig, train: Dataset) -> TaskSpec:
@@ -356,13 +379,15 @@ def load_task(config: DataConfig, *, seed: int, require_tests: bool = True) -> T
         )
     if name == "custom" and (not config.train_file or not config.columns):
         raise ValueError(
-            "task 'custom' needs --train-file and --column FIELD=COLUMN for each field, "
-            "e.g. --train-file train.jsonl "
-            "--column text_a=premise --column text_b=hypothesis --column label=label"
+            "task 'custom' needs --train-file and --column FIELD=COLUMN for its text fields, "
+            "e.g. --train-file train.jsonl --column text_a=premise --column text_b=hypothesis "
+            "(add --column label=COLUMN when the labels are not in a column named label)"
         )
     spec = TASKS.get(name) or TaskSpec(
         "custom", kind_of_columns(dict(config.columns)), tuple(config.label_names)
     )
+    if name == "custom" and not config.label_names and is_classification(spec.kind):
+        config = _with_file_label_names(config)
     if config.label_names and is_classification(spec.kind):
         spec = replace(spec, label_names=tuple(config.label_names))
     spec = _kind_of_files(spec, config)
@@ -395,13 +420,13 @@ def load_task(config: DataConfig, *, seed: int, require_tests: bool = True) -> T
         train = train.select(range(config.train_size))
     tests = dict(src.tests or {})
     for item in config.test_files:
-        test_name, _, path = (s.strip() for s in item.partition("="))
+        test_name, path = named_test_file(item)
         if test_name in tests:
             raise ValueError(f"test set name {test_name!r} is used twice")
         tests[test_name] = read(path)
     if not tests and require_tests:
         raise ValueError(
-            "no test set: with --train-file, name one or more with --test-file NAME=PATH"
+            "no test set: with --train-file, give one or more with --test-file PATH (or NAME=PATH)"
         )
     if config.test_size is not None:
         tests = {k: v.select(range(min(config.test_size, len(v)))) for k, v in tests.items()}

@@ -3,12 +3,15 @@
 :func:`read_inputs` takes the same ``--column FIELD=COLUMN`` mapping as training and keeps every
 row (a label column is optional; rows without a label are predicted too). Errors are one line
 naming the file, row and field (:func:`tdmixup.data.schema.data_error`).
-:func:`write_predictions` writes ``.jsonl``, ``.csv`` or ``.tsv`` atomically, in input order.
+:func:`prediction_table` is each input row as written (every column of the file, also those the
+mapping does not read) with the prediction columns after it; :func:`write_predictions` writes it
+as ``.jsonl``, ``.csv`` or ``.tsv`` atomically, in input order.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +29,10 @@ from tdmixup.data._common import (
     load_delimited,
     load_jsonl,
 )
-from tdmixup.data.readers import _format_of
+from tdmixup.data.readers import _format_of, read_all_columns
 from tdmixup.data.schema import data_error
+
+logger = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 """Output suffix → format of :func:`write_predictions`."""
@@ -45,6 +50,9 @@ class PredictionInputs:
         labels: ``[N]`` int64 gold class indices, ``-1`` where a row has none; None when the file
             has no label column.
         label_column: the source column of ``labels`` (for messages).
+        source: the rows as written, N rows in file order, every column of the file (CSV/TSV
+            cells as text; JSON values as parsed, nested objects as dotted columns); None: the
+            table holds ``id`` and the texts instead.
     """
 
     path: Path
@@ -52,6 +60,7 @@ class PredictionInputs:
     texts: dict[str, list[Any]]
     labels: np.ndarray | None
     label_column: str | None = None
+    source: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -133,7 +142,12 @@ def read_inputs(
         from tdmixup.data._common import int_ids  # an input without the id column: row numbers
 
         ids = int_ids(rows, columns["sample_id"])
-    return PredictionInputs(path, ids, texts, labels, label_column if labels is not None else None)
+    source = rows.frame if fmt != "jsonl" else read_all_columns(path).reset_index(drop=True)
+    if len(source) != len(ids):  # both keep every non-blank record, in file order
+        raise RuntimeError(f"{path}: {len(source)} rows as written but {len(ids)} read")
+    return PredictionInputs(
+        path, ids, texts, labels, label_column if labels is not None else None, source
+    )
 
 
 def _texts(
@@ -201,19 +215,30 @@ def output_format(path: str | Path) -> str:
 def prediction_table(
     inputs: PredictionInputs, probs: np.ndarray, label_names: Sequence[str]
 ) -> pd.DataFrame:
-    """One row per input, in input order: ``id``, the input text(s), ``label`` (the gold name, when
-    the file has labels), ``prediction`` (label name), ``probability`` (its probability) and
-    ``prob_<name>`` per class. ``probs`` ``[N, C]`` rows on the simplex."""
+    """One row per input, in input order: the input's own row (:attr:`PredictionInputs.source`:
+    every column as written, the label column too; without it ``id`` and the text fields), then
+    ``prediction`` (label name), ``probability`` (its probability) and ``prob_<name>`` per
+    class. An input column of one of those names (a file predicted before) is replaced, with a
+    warning. ``probs`` ``[N, C]`` rows on the simplex."""
     names = [str(n) for n in label_names]
     pred = probs.argmax(axis=1)
-    table: dict[str, Any] = {"id": inputs.ids, **inputs.texts}
-    if inputs.labels is not None:
-        table["label"] = [names[i] if i >= 0 else None for i in inputs.labels]
-    table["prediction"] = [names[i] for i in pred]
-    table["probability"] = probs[np.arange(len(pred)), pred]
-    for c, name in enumerate(names):
-        table[f"prob_{name}"] = probs[:, c]
-    return pd.DataFrame(table)
+    added: dict[str, Any] = {
+        "prediction": [names[i] for i in pred],
+        "probability": probs[np.arange(len(pred)), pred],
+        **{f"prob_{name}": probs[:, c] for c, name in enumerate(names)},
+    }
+    if inputs.source is None:
+        table = pd.DataFrame({"id": inputs.ids, **inputs.texts})
+    else:
+        table = inputs.source.reset_index(drop=True).copy()
+    replaced = [c for c in added if c in table.columns]
+    if replaced:
+        logger.warning(
+            "%s: its column%s %s replaced by this prediction's",
+            inputs.path, "s" if len(replaced) > 1 else "", ", ".join(replaced),
+        )  # fmt: skip
+    table = table.drop(columns=replaced)
+    return pd.concat([table, pd.DataFrame(added)], axis=1)
 
 
 def write_predictions(table: pd.DataFrame, path: str | Path) -> Path:

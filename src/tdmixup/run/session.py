@@ -529,7 +529,6 @@ def _train_stage_model(
 def checkpoint_info(session: Session, num_labels: int | None = None) -> CheckpointInfo:
     """What a stage's checkpoint records about its task: label names (an AUM pass's extra class
     is ``"threshold"``), the task, the columns of its files and the truncation length."""
-    from tdmixup.data.tasks import DEFAULT_COLUMNS
     from tdmixup.model.classifier import CheckpointInfo
 
     spec, data = session.task.spec, session.config.data
@@ -539,7 +538,7 @@ def checkpoint_info(session: Session, num_labels: int | None = None) -> Checkpoi
     return CheckpointInfo(
         label_names=names,
         task=spec.name,
-        columns=tuple(data.columns or DEFAULT_COLUMNS.get(spec.name, ())),
+        columns=tuple(user_mapping(data, spec.name).items()),
         max_seq_length=data.max_seq_length,
     )
 
