@@ -1,6 +1,7 @@
-"""``--config FILE`` (tdmixup.cli.config_file): options from JSON/YAML, the command line over the
-file, a run's own ``config.json`` read back, one-line errors; and the docs' "Config files" example,
-which repeats a run from its ``config.json`` with the same numbers (tiny random BERT, real SNLI)."""
+"""``--config FILE`` (tdmixup.cli.config_file): options from JSON/YAML/TOML, the command line
+over the file, a run's own ``config.json`` read back, one-line errors; and the docs' "Config
+files" example, which repeats a run from its ``config.json`` with the same numbers (tiny random
+BERT, real SNLI)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,27 @@ def test_yaml_sets_options_by_name_and_by_section_and_flags_override(tmp_path: P
     assert cfg.train.seed == 9  # the flag wins
     assert cfg.data.test_files == ("other=o.jsonl",)  # replaced, not appended to the file's
     assert cfg.data.dev_size == 500  # untouched: the profile's
+
+
+def test_toml_reads_like_yaml_and_the_docs_files_agree(tmp_path: Path) -> None:
+    """The docs' TOML file gives the same configuration as their YAML file; TOML's inline
+    tables and lists map like YAML's."""
+    text = (REPO / "docs" / "guides" / "method.md").read_text().split("## Config files", 1)[1]
+    toml_text = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    yaml_text = readme_config_example()[0]
+    from_toml = config_from_args(parse("run", "--config", write(tmp_path / "c.toml", toml_text)))
+    from_yaml = config_from_args(parse("run", "--config", write(tmp_path / "c.yaml", yaml_text)))
+    assert from_toml == from_yaml and from_toml.data.train_size == 400
+    assert (from_toml.train.seed, from_toml.train.epochs, from_toml.aum.percentile) == (1, 2, 50)
+    path = write(
+        tmp_path / "d.toml",
+        'learning_rate = 1e-5\ncolumn = {text_a = "premise", label = "gold"}\n'
+        'label_names = ["no", "yes"]\n[train]\ngroup_by_length = false\n',
+    )
+    cfg = config_from_args(parse("train", "--config", path, "--output-dir", "x"))
+    assert cfg.data.columns == (("text_a", "premise"), ("label", "gold"))
+    assert cfg.data.label_names == ("no", "yes") and cfg.train.learning_rate == 1e-5
+    assert cfg.train.group_by_length is False
 
 
 def test_the_file_supplies_required_options_and_positionals(tmp_path: Path) -> None:
@@ -163,8 +185,10 @@ def test_unreadable_files_are_one_line_errors(
     assert main(["run", "--config", str(tmp_path / "missing.json")]) == 2
     assert capsys.readouterr().err == f"error: --config {tmp_path}/missing.json: No such file or " \
         "directory\n"  # fmt: skip
-    assert main(["run", "--config", write(tmp_path / "c.toml", "")]) == 2
-    assert "expected a .json, .yaml or .yml file" in capsys.readouterr().err
+    assert main(["run", "--config", write(tmp_path / "c.ini", "")]) == 2
+    assert "expected a .json, .yaml, .yml or .toml file" in capsys.readouterr().err
+    assert main(["run", "--config", write(tmp_path / "c.toml", "seed = \n")]) == 2
+    assert "c.toml: not valid TOML: Invalid value (at line 1, column 8)" in capsys.readouterr().err
     assert main(["run", "--config", write(tmp_path / "c.json", "{'a': 1}")]) == 2
     assert "c.json: not valid JSON: Expecting property name" in capsys.readouterr().err
 

@@ -1,5 +1,5 @@
-"""``--config FILE``: a command's options from a JSON or YAML file, with the options given on the
-command line overriding the file's.
+"""``--config FILE``: a command's options from a JSON, YAML or TOML file, with the options given on
+the command line overriding the file's.
 
 A file sets options in either of two shapes, mixed freely:
 
@@ -68,7 +68,7 @@ def add_config_file_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         default=None,
-        help="Read options from a JSON or YAML file: sections as in a run's config.json "
+        help="Read options from a JSON, YAML or TOML file: sections as in a run's config.json "
         "({train: {seed: 3}}) and/or options by name (output_dir: runs/x, batch_size: 8). "
         "Options given on the command line override the file; a run's config.json repeats "
         "that run.",
@@ -76,15 +76,16 @@ def add_config_file_option(parser: argparse.ArgumentParser) -> None:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The mapping in a ``.json``, ``.yaml`` or ``.yml`` file.
+    """The mapping in a ``.json``, ``.yaml``/``.yml`` or ``.toml`` file (TOML: tables are the
+    sections, ``[train]``; :mod:`tomllib`, or ``tomli`` before Python 3.11).
 
     Raises:
-        ConfigFileError: the file is missing, unreadable, not JSON/YAML, or not a mapping.
+        ConfigFileError: the file is missing, unreadable, not JSON/YAML/TOML, or not a mapping.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".json", ".yaml", ".yml"):
-        raise ConfigFileError(f"--config {path}: expected a .json, .yaml or .yml file")
+    if suffix not in (".json", ".yaml", ".yml", ".toml"):
+        raise ConfigFileError(f"--config {path}: expected a .json, .yaml, .yml or .toml file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -96,6 +97,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigFileError(
                 f"{path}: not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
             ) from err
+    elif suffix == ".toml":
+        values = _read_toml(path, text)
     else:
         import yaml
 
@@ -111,6 +114,18 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             f"{path}: expected a mapping of option: value at the top, got {type(values).__name__}"
         )
     return values
+
+
+def _read_toml(path: Path, text: str) -> dict[str, Any]:
+    """A TOML file's table; its parser's message (which names the line and column) on an error."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigFileError(f"{path}: not valid TOML: {err}") from err
 
 
 def parse_args_with_config_file(
