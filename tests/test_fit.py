@@ -102,7 +102,9 @@ def test_fit_on_a_dataframe_runs_the_method_resumes_and_predicts_as_the_cli(
     )
 
 
-def test_fit_on_a_dataset_of_pairs_with_one_strategy(tiny_model: str, tmp_path: Path) -> None:
+def test_fit_on_a_dataset_of_pairs_with_one_strategy(
+    tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datasets import ClassLabel, Dataset
 
     import tdmixup
@@ -111,6 +113,18 @@ def test_fit_on_a_dataset_of_pairs_with_one_strategy(tiny_model: str, tmp_path: 
     ds = Dataset.from_dict(
         {"premise": cols["text_a"], "hypothesis": cols["text_b"], "label": cols["label"]}
     ).cast_column("label", ClassLabel(names=list(SNLI_LABELS)))
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # e.g. Ctrl-C while the rows are tokenised
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr("tdmixup.run.pipeline.train_and_evaluate", interrupted)
+        tdmixup.fit(ds, text="premise", text_pair="hypothesis", strategy="mixup",
+                    output_dir=tmp_path / "r", model=tiny_model, **LOOP)  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "config.json", "data", "train_args.json"
+    ]  # fmt: skip
+    # nothing trained there, so another strategy (another configuration) may use the folder
     result = tdmixup.fit(
         ds, text="premise", text_pair="hypothesis", strategy="none", output_dir=tmp_path / "r",
         test=ds.select(range(10)), model=tiny_model, dev_size=12, **LOOP,

@@ -85,6 +85,9 @@ RELIABILITY_PREFIX = "reliability_"
 """``reliability_<set>.png``: :func:`reliability_png`."""
 TRAIN_ARGS = "train_args.json"
 """``tdmixup train``'s own options (strategy, subset files, dynamics) in its folder."""
+FIT_DATA = "data"
+"""``output_dir/data/``: the rows ``tdmixup.fit`` trained on (``train.jsonl``, ``dev.jsonl``,
+``test_<name>.jsonl``), the files its ``config.json`` names."""
 
 # --- stage folders -------------------------------------------------------------------------------
 STAGE1 = "stage1_full"

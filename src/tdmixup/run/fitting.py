@@ -34,6 +34,7 @@ from tdmixup.core.layout import (
     CONFIG,
     DONE,
     DYNAMICS,
+    FIT_DATA,
     SUMMARY,
     TRAIN_ARGS,
     RunLayout,
@@ -52,7 +53,7 @@ __all__ = ["DATA_DIR", "PIPELINE_STRATEGIES", "FitResult", "config_overrides", "
 
 log = logging.getLogger("tdmixup.run.fitting")
 
-DATA_DIR = "data"
+DATA_DIR = FIT_DATA
 """``output_dir/data/``: the rows ``fit`` trained on (``train.jsonl``, ``dev.jsonl``,
 ``test_<name>.jsonl``), the files its ``config.json`` names."""
 PIPELINE_STRATEGIES = ("tdmixup", "aum_saliency")

@@ -35,6 +35,7 @@ from tdmixup.core.layout import (
     CONFIG,
     DONE,
     DYNAMICS,
+    FIT_DATA,
     TRAIN_ARGS,
     TRAINING_STATE,
     RunLayout,
@@ -245,10 +246,12 @@ def open_session(
 
 def trained_nothing(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds nothing but what a command writes before its first training
-    stage starts (``config.json``, ``train_args.json``): a command refused after opening its
-    session (an ``aum`` subset or statistics of another file, a ``train`` subset of unknown ids)
-    leaves such a folder, which must not refuse the corrected command."""
-    return run_dir.is_dir() and all(p.name in (CONFIG, TRAIN_ARGS) for p in run_dir.iterdir())
+    stage starts (``config.json``, ``train_args.json``, ``tdmixup.fit``'s ``data/``): a command
+    refused (or interrupted) after opening its session (an ``aum`` subset or statistics of
+    another file, a ``train`` subset of unknown ids, Ctrl-C while tokenising) leaves such a
+    folder, which must not refuse the corrected command."""
+    kept = (CONFIG, TRAIN_ARGS, FIT_DATA)
+    return run_dir.is_dir() and all(p.name in kept for p in run_dir.iterdir())
 
 
 def _with_saved_folder_settings(config: RunConfig, saved: Path) -> RunConfig:
