@@ -697,3 +697,21 @@ def test_real_load_task_snli(snli_train):
         else {}
     )
     assert {k: len(v) for k, v in td.tests.items()} == {"snli_test": 500} | ood
+
+
+def test_jsonl_dotted_field_reads_a_literal_key_or_a_nested_one(tmp_path: Path) -> None:
+    """``example.premise`` is ``{"example": {"premise": …}}`` or a literal ``"example.premise"``
+    key (a flattened file such as ``tdmixup predict``'s output), on pyarrow's path and on the
+    line-by-line one (taken here because ``n`` mixes types)."""
+    from tdmixup.data._common import load_jsonl
+
+    lines = [
+        {"example.premise": "flat", "n": 1},
+        {"example": {"premise": "nested"}, "n": "two"},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert load_jsonl(path, ["example.premise"]).frame["example.premise"].tolist() == [
+        "flat",
+        "nested",
+    ]

@@ -178,6 +178,12 @@ def test_a_bare_datamap_names_the_classes_the_table_recorded(tmp_path: Path) -> 
     hard = pd.read_csv(out / "regions" / "hard.csv")
     assert set(hard["gold_label"]) <= set(LABELS)
     assert set(pd.read_csv(out / "suspects.csv")["label"]) <= set(LABELS)
+    # with the file but without --label-names: the table's classes, in its (unsorted) order
+    names = [a for a in data_args(tmp_path / "t.jsonl", None, dev_size=None) if a not in LABELS]
+    without = [a for a in names if a != "--label-names"]
+    assert main([*argv[:-1], str(tmp_path / "map2"), *without]) == 0
+    per_class = json.loads((tmp_path / "map2" / "summary.json").read_text())["suspects"]
+    assert list(per_class["per_class"]) == list(LABELS)
 
 
 def test_stratified_png_title_says_why_outlines_overlap(

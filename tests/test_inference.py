@@ -459,7 +459,7 @@ def test_bad_input_gets_one_line(
 
 def test_predictions_keep_each_input_row_as_written(
     pair_checkpoint: Path, pairs: list[tuple[str, str]], tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """The output is the user's own rows (every column, also unmapped and nested ones, values as
     written) with the prediction columns after them; a column of the same name as one of those
@@ -493,6 +493,21 @@ def test_predictions_keep_each_input_row_as_written(
     again = pd.read_csv(csv_out)
     assert list(again.columns) == list(got[0])  # re-predicting replaces, never duplicates
     np.testing.assert_allclose(again[names].to_numpy(), [[r[n] for n in names] for r in got])
+    tsv = tmp_path / "in.tsv"  # TSV is read unquoted, so it is written unquoted: cells as read
+    tsv.write_text('sentence1\tsentence2\nShe said "hi".\tA "quoted" reply.\n')
+    assert main([*base[:-1], str(tsv), "--output", str(tmp_path / "o.tsv")]) == 0
+    lines = (tmp_path / "o.tsv").read_text().splitlines()
+    assert lines[1].split("\t")[:2] == ['She said "hi".', 'A "quoted" reply.']
+    assert main([*base[:-1], str(tmp_path / "o.tsv"), "--output", str(tmp_path / "o2.tsv")]) == 0
+    assert (tmp_path / "o2.tsv").read_text().splitlines()[1].split("\t")[:2] == [
+        'She said "hi".', 'A "quoted" reply.'
+    ]  # fmt: skip
+    tabbed = tmp_path / "tab.jsonl"  # a tab inside a cell cannot be written as TSV: refused first
+    tabbed.write_text(json.dumps({"sentence1": "a\tb", "sentence2": "c"}) + "\n")
+    capsys.readouterr()
+    assert main([*base[:-1], str(tabbed), "--output", str(tmp_path / "t.tsv")]) == 2
+    assert "t.tsv: row 1, column 'sentence1' holds a tab or line break" in capsys.readouterr().err
+    assert not (tmp_path / "t.tsv").exists()
 
 
 # --- model card -----------------------------------------------------------------------

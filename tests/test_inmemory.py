@@ -4,6 +4,7 @@ columns in the schema, with the file readers' checks (single, pair and multiple 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,20 @@ def test_a_mapping_without_text_says_what_to_give() -> None:
         dataset_from_records([{"s": "x", "label": "a"}])
     with pytest.raises(TypeError, match="list of dicts"):
         dataset_from_records("not rows", text="s")  # type: ignore[arg-type]
+
+
+def test_a_label_named_once_among_many_is_warned_about_as_a_likely_typo(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rows = [{"t": f"text {i}", "y": "pos" if i % 2 else "neg"} for i in range(25)]
+    rows[7]["y"] = "negatve"
+    with caplog.at_level(logging.WARNING, "tdmixup.data"):
+        _, spec = dataset_from_records(rows, text="t", label="y")
+    assert spec.label_names == ("neg", "negatve", "pos")
+    assert "label column 'y': class 'negatve' has only 1 of 25 labelled rows (first: row 7)" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "tdmixup.data"):
+        dataset_from_records(rows, text="t", label="y", label_names=["neg", "negatve", "pos"])
+    assert "has only" not in caplog.text  # the classes were named: nothing is guessed

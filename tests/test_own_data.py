@@ -274,13 +274,15 @@ def test_test_file_is_a_path_or_name_eq_path() -> None:
     assert doctest.testmod(config, raise_on_error=False).failed == 0
     assert doctest.testmod(_common, raise_on_error=False).failed == 0  # label_names_in
     assert named_test_file(" heldout = data/t.csv") == ("heldout", "data/t.csv")
-    assert named_test_file("runs/a=b/test.jsonl.gz") == ("test.jsonl", "runs/a=b/test.jsonl.gz")
+    assert named_test_file("runs/a=b/test.jsonl.gz") == ("test", "runs/a=b/test.jsonl.gz")
     for bad in ("=t.csv", "heldout=", " "):
         with pytest.raises(ValueError, match="--test-file must be PATH or NAME=PATH"):
             named_test_file(bad)
 
 
-def test_custom_labels_default_to_the_label_column_and_sorted_names(tmp_path: Path) -> None:
+def test_custom_labels_default_to_the_label_column_and_sorted_names(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Without ``--column label=…`` the column ``label`` is read; without ``--label-names`` string
     labels are named in sorted order from the training file (``tdmixup.fit``'s rule), integer
     labels by their digits; a dev or test label outside the training file's names is refused,
@@ -309,7 +311,21 @@ def test_custom_labels_default_to_the_label_column_and_sorted_names(tmp_path: Pa
     dev.write_text("text,label\nfine,pos\nhm,unsure\n")
     with pytest.raises(DataError, match=r"dev.csv, row 3, field 'label': label 'unsure'"):
         load(named, dev_file=str(dev))
+    typo = tmp_path / "typo.csv"  # a class named once among many rows: probably a typo
+    rows = "".join(f"t{i},{'pos' if i % 2 else 'neg'}\n" for i in range(30))
+    typo.write_text("text,label\n" + rows + "t30,positve\n")
+    with caplog.at_level(logging.WARNING, "tdmixup.data"):
+        assert load(typo).spec.label_names == ("neg", "pos", "positve")
+    assert "typo.csv: class 'positve' has only 1 of 31 labelled rows (first: row 32)" in caplog.text
+    assert "name the classes with --label-names a,b,c" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "tdmixup.data"):
+        load(named)  # 5 rows: too few to call a class rare
+    assert "has only" not in caplog.text
     other = tmp_path / "other.csv"
     other.write_text("text,y\nfine,pos\n")
-    with pytest.raises(DataError, match=r"other.csv.*column 'label' not found"):
+    hint = r"other.csv.*column 'label' not found \(found: text, y\) \(the labels are read from "
+    with pytest.raises(DataError, match=hint + r"the column 'label' by default: name yours with"):
         load(other)
+    with pytest.raises(DataError, match=hint):  # also when the classes are named
+        load(other, label_names=("pos", "neg"))

@@ -316,7 +316,8 @@ def _texts_and_label_names(
 ) -> tuple[dict[int, str] | None, tuple[str, ...] | None, Any]:
     """Sample texts, label names and the source rows (for ``suspects.csv``) of a data map: from
     the data when a data option is given, checked against the table's fingerprint (a file that
-    is not the one the dynamics were recorded on is refused); else the label names the table
+    is not the one the dynamics were recorded on is refused; a custom task without
+    ``--label-names`` takes the table's class names and order); else the label names the table
     records, or those of its built-in task."""
     from tdmixup.core.samples import sample_texts
     from tdmixup.data.tasks import TASKS, load_task
@@ -329,6 +330,8 @@ def _texts_and_label_names(
     data = dataclasses.replace(
         data, train_size=None, dev_size=data.dev_size if data.dev_file else 1
     )
+    if data.task.lower() == "custom" and not data.label_names and dyn.label_names:
+        data = dataclasses.replace(data, label_names=tuple(dyn.label_names))  # the table's order
     task = load_task(data, seed=data.split_seed, require_tests=False)
     import numpy as np
 

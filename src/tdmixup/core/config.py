@@ -529,8 +529,8 @@ def from_json_dict(values: dict[str, Any]) -> RunConfig:
 
 def named_test_file(item: str) -> tuple[str, str]:
     """The (name, path) of one ``--test-file`` value: ``NAME=PATH``, or a bare ``PATH`` named by
-    its file name without the extension (``data/heldout.csv`` → ``heldout``), the name the test
-    set's metrics and predictions are reported under.
+    its file name without the extension (``data/heldout.csv`` → ``heldout``, ``t.jsonl.gz`` →
+    ``t``), the name the test set's metrics and predictions are reported under.
 
     A path whose folder contains ``=`` is read as a bare path (``=`` before the first ``/`` or
     ``\\`` names the set).
@@ -543,7 +543,8 @@ def named_test_file(item: str) -> tuple[str, str]:
     """
     name, sep, path = item.partition("=")
     if not sep or "/" in name or "\\" in name:
-        name, path = PurePath(item.strip()).stem, item
+        file_name = PurePath(item.strip()).name.removesuffix(".gz").removesuffix(".bz2")
+        name, path = PurePath(file_name).stem, item
     name, path = name.strip(), path.strip()
     if not name or not path:
         raise ValueError(

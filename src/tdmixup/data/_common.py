@@ -126,6 +126,10 @@ def decode(path: object, data: bytes) -> str:
 
 
 def _get(obj: Any, dotted: str) -> Any:
+    """``obj["a"]["b"]`` for ``"a.b"``; a literal key ``"a.b"`` first (a flattened file, e.g.
+    ``tdmixup predict``'s output of nested input)."""
+    if isinstance(obj, Mapping) and dotted in obj:
+        return obj[dotted]
     for key in dotted.split("."):
         if not isinstance(obj, Mapping) or key not in obj:
             return None
@@ -299,6 +303,38 @@ def label_names_in(cells: pd.Series) -> tuple[str, ...] | None:
     if len(cells) == 0 or (numeric.notna() & (numeric == numeric.round())).all():
         return None
     return tuple(sorted({str(v) for v in cells}))
+
+
+RARE_CLASS_ROWS = 2
+"""A class named from the labels themselves with at most this many rows (of at least
+``RARE_CLASS_MIN_ROWS`` labelled rows) is warned about: most likely a typo (``positve``)."""
+RARE_CLASS_MIN_ROWS = 20
+
+
+def warn_rare_classes(cells: pd.Series, rows: np.ndarray, source: object, fix: str) -> None:
+    """Log one warning per class that the label cells name only a few times
+    (:data:`RARE_CLASS_ROWS`), naming its first row: when the class names are read from the
+    labels, a typo becomes a class of its own.
+
+    Args:
+        cells: ``[N]`` label cells (names).
+        rows: ``[N]`` the row (or line) number of each cell as messages name it.
+        source: the file or data, for the message.
+        fix: how to fix the classes (``--label-names a,b,c`` or ``label_names=[...]``).
+    """
+    labelled = ~unlabeled_mask(cells)
+    values = cells[labelled].astype(str).to_numpy()
+    if len(values) < RARE_CLASS_MIN_ROWS:
+        return
+    names, first, counts = np.unique(values, return_index=True, return_counts=True)
+    at = np.asarray(rows)[labelled]
+    for name, i, n in zip(names, first, counts, strict=True):
+        if n <= RARE_CLASS_ROWS:
+            logger.warning(
+                "%s: class %r has only %d of %d labelled rows (first: row %d); if it is a typo, "
+                "fix the label, or name the classes with %s (a label outside them is then "
+                "refused with its row)", source, str(name), n, len(values), at[i], fix,
+            )  # fmt: skip
 
 
 def encode_labels(

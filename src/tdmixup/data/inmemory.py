@@ -29,6 +29,7 @@ from tdmixup.data._common import (
     build_pair,
     int_ids,
     label_names_in,
+    warn_rare_classes,
 )
 from tdmixup.data.readers import check_mapping
 from tdmixup.data.schema import DataError, TaskSpec, data_error, is_classification
@@ -224,7 +225,11 @@ def _label_names(
         return None
     if label_feature is not None:
         return tuple(label_feature.names)
-    return label_names_in(frame[label])
+    inferred = label_names_in(frame[label])
+    if inferred is not None:
+        rows = np.arange(len(frame))
+        warn_rare_classes(frame[label], rows, f"label column {label!r}", "label_names=[...]")
+    return inferred
 
 
 def _class_label_names(cells: pd.Series, feature: ClassLabel) -> pd.Series:

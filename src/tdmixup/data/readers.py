@@ -38,6 +38,7 @@ from tdmixup.data._common import (
     load_jsonl,
     read_bytes,
     unlabeled_mask,
+    warn_rare_classes,
 )
 from tdmixup.data.schema import TaskKind, data_error, kind_of_columns
 
@@ -270,6 +271,7 @@ def read_table(
     file_format: FileFormat = "auto",
     header: bool = True,
     empty: EmptyPolicy = "error",
+    mapping_hint: str | None = None,
 ) -> Dataset:
     """Your own JSON lines / CSV / TSV file, with a column mapping.
 
@@ -288,6 +290,7 @@ def read_table(
             else tsv. ``.bz2``/``.gz`` are decompressed first.
         header: CSV/TSV first line names the columns.
         empty: ``"error"`` (default) or ``"skip"`` rows with an empty text.
+        mapping_hint: the fix a "column not found" error suggests (default: ``--column``).
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "mine.csv"
@@ -307,6 +310,8 @@ def read_table(
         rows = load_jsonl(path, [c for f, c in mapping.items() if f != "endings"] + ends)
     else:
         rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=header)
+    if mapping_hint:
+        rows.mapping_hint = mapping_hint
     if "sample_id" in mapping:
         _check_id_column(rows, mapping["sample_id"])
         rows.ids = int_ids(rows, mapping["sample_id"])
@@ -336,6 +341,7 @@ def file_label_names(
     *,
     file_format: FileFormat = "auto",
     header: bool = True,
+    mapping_hint: str | None = None,
 ) -> tuple[str, ...] | None:
     """The class names a file's label column holds, when they are names: the distinct labels in
     sorted order (:func:`~tdmixup.data._common.label_names_in`, as ``tdmixup.fit`` infers them);
@@ -351,7 +357,13 @@ def file_label_names(
         rows = load_jsonl(path, [label_column])
     else:
         rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=header)
-    return label_names_in(rows.column(label_column))
+    if mapping_hint:
+        rows.mapping_hint = mapping_hint
+    cells = rows.column(label_column)
+    names = label_names_in(cells)
+    if names is not None:
+        warn_rare_classes(cells, rows.lines, path, "--label-names a,b,c")
+    return names
 
 
 def read_all_columns(

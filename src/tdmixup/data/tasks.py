@@ -271,7 +271,21 @@ def _file_reader(
             f"task {spec.name!r} needs --column FIELD=COLUMN to read your files, "
             "e.g. --column text_a=premise --column text_b=hypothesis --column label=label"
         )
-    return lambda path: read_table(path, columns=columns, label_names=label_names)
+    hint = _default_label_hint(cfg, spec.name)
+    return lambda path: read_table(
+        path, columns=columns, label_names=label_names, mapping_hint=hint
+    )
+
+
+def _default_label_hint(cfg: DataConfig, task: str) -> str | None:
+    """The fix for a missing ``label`` column that no ``--column label=…`` named (``custom``
+    reads the column ``label`` by default); None when the mapping names it."""
+    if task != "custom" or "label" in dict(cfg.columns):
+        return None
+    return (
+        "the labels are read from the column 'label' by default: name yours with "
+        "--column label=COLUMN"
+    )
 
 
 def user_mapping(data: DataConfig, task: str) -> dict[str, str]:
@@ -313,7 +327,9 @@ def _with_file_label_names(config: DataConfig) -> DataConfig:
     and no ``--label-names`` were given (sorted, as ``tdmixup.fit`` infers them); the dev and
     test files are then read with the same names, so their labels must be among them."""
     column = user_mapping(config, "custom")["label"]
-    names = file_label_names(str(config.train_file), column)
+    names = file_label_names(
+        str(config.train_file), column, mapping_hint=_default_label_hint(config, "custom")
+    )
     if names is None:
         return config
     logger.info(

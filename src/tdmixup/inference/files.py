@@ -10,6 +10,7 @@ as ``.jsonl``, ``.csv`` or ``.tsv`` atomically, in input order.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -88,6 +89,7 @@ def read_inputs(
     columns: Mapping[str, str],
     label_names: Sequence[str],
     label_given: bool = False,
+    keep_source: bool = True,
 ) -> PredictionInputs:
     """Read the texts to classify.
 
@@ -101,6 +103,9 @@ def read_inputs(
         label_names: class names in index order; label cells may be names or indices.
         label_given: the label column was named by the user, so a file without it is an error
             (otherwise such a file is simply unlabelled).
+        keep_source: also keep the rows as written (:attr:`PredictionInputs.source`, for the
+            output table); False on processes that do not write (a JSON-lines file is parsed a
+            second time for it).
 
     Raises:
         DataError: one line naming the file, the row and the field.
@@ -142,9 +147,11 @@ def read_inputs(
         from tdmixup.data._common import int_ids  # an input without the id column: row numbers
 
         ids = int_ids(rows, columns["sample_id"])
-    source = rows.frame if fmt != "jsonl" else read_all_columns(path).reset_index(drop=True)
-    if len(source) != len(ids):  # both keep every non-blank record, in file order
-        raise RuntimeError(f"{path}: {len(source)} rows as written but {len(ids)} read")
+    source = None
+    if keep_source:
+        source = rows.frame if fmt != "jsonl" else read_all_columns(path).reset_index(drop=True)
+        if len(source) != len(ids):  # both keep every non-blank record, in file order
+            raise RuntimeError(f"{path}: {len(source)} rows as written but {len(ids)} read")
     return PredictionInputs(
         path, ids, texts, labels, label_column if labels is not None else None, source
     )
@@ -251,5 +258,24 @@ def write_predictions(table: pd.DataFrame, path: str | Path) -> Path:
             flat = table.apply(
                 lambda col: col.map(json.dumps) if col.map(type).eq(list).any() else col
             )
-            flat.to_csv(tmp, index=False, sep="," if fmt == "csv" else "\t")
+            if fmt == "tsv":  # as read: no quoting, so a cell cannot hold a tab or a line break
+                refuse_tsv_breaks(flat, path)
+                flat.to_csv(tmp, index=False, sep="\t", quoting=csv.QUOTE_NONE)
+            else:
+                flat.to_csv(tmp, index=False)
     return Path(path)
+
+
+def refuse_tsv_breaks(table: pd.DataFrame, path: str | Path) -> None:
+    """A TSV (read and written without quoting, as GLUE's) cannot hold a tab or line break in a
+    cell: one line naming the first such row (1-based, after the header) and column."""
+    for column in table.columns:
+        text = table[column].map(
+            lambda v: isinstance(v, str) and ("\t" in v or "\n" in v or "\r" in v)
+        )
+        if text.any():
+            row = int(np.flatnonzero(text.to_numpy())[0]) + 1
+            raise ValueError(
+                f"--output {path}: row {row}, column {column!r} holds a tab or line break, "
+                "which a TSV cannot: write .csv or .jsonl"
+            )

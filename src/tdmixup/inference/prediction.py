@@ -21,6 +21,7 @@ from tdmixup.inference.files import (
     output_format,
     prediction_table,
     read_inputs,
+    refuse_tsv_breaks,
     write_predictions,
 )
 from tdmixup.model.classifier import check_label_names
@@ -99,7 +100,11 @@ def predict_file(
         columns=resolve_columns(clf, given),
         label_names=clf.label_names,
         label_given="label" in given,
+        # only the main process writes; every process checks a TSV's cells, so that all stop
+        keep_source=clf.accelerator.is_main_process or output_format(output_path) == "tsv",
     )
+    if output_format(output_path) == "tsv" and inputs.source is not None:
+        refuse_tsv_breaks(inputs.source, output_path)  # before the model runs, not after
     start = time.perf_counter()
     logits = clf.predict_logits(inputs.items(), batch_size=batch_size, max_length=max_length)
     seconds = time.perf_counter() - start
