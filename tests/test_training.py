@@ -457,19 +457,24 @@ def test_an_encoder_stored_in_bfloat16_loads_with_float32_master_weights(
     from transformers import AutoModel
 
     from tdmixup.core.config import ModelConfig
-    from tdmixup.model.classifier import build_classifier, save_classifier
+    from tdmixup.model.classifier import build_classifier, load_tokenizer, save_classifier
 
     stored = tmp_path / "bf16_encoder"
     AutoModel.from_pretrained(model_dirs["dropout"]).to(torch.bfloat16).save_pretrained(stored)
-    assert AutoModel.from_pretrained(stored).dtype == torch.bfloat16  # stored and kept as bf16
+    assert (
+        AutoModel.from_pretrained(stored, dtype="auto").dtype == torch.bfloat16
+    )  # stored and kept as bf16
     model = build_classifier(ModelConfig(name_or_path=str(stored)), "pair", 3).eval()
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     data = tokenized_snli(8)
     ids, logits = predict_logits(model, data, batch_size=4, accelerator=make_accelerator())
     assert logits.dtype == np.float32 and np.isfinite(logits).all()
     model.encoder.to(torch.bfloat16)  # a checkpoint whose encoder was saved in bf16
-    save_classifier(model, None, tmp_path / "ckpt")
-    assert AutoModel.from_pretrained(tmp_path / "ckpt" / "encoder").dtype == torch.bfloat16
+    save_classifier(model, load_tokenizer(str(model_dirs["dropout"])), tmp_path / "ckpt")
+    assert (
+        AutoModel.from_pretrained(tmp_path / "ckpt" / "encoder", dtype="auto").dtype
+        == torch.bfloat16
+    )
     loaded, _ = load_classifier(tmp_path / "ckpt")
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
 

@@ -233,7 +233,10 @@ def test_only_the_unused_pooler_load_report_is_dropped(tmp_path: Path) -> None:
 
     from _tiny import minilm_tokenizer, tiny_bert_config
     from tdmixup.core.config import ModelConfig
-    from tdmixup.model.classifier import build_classifier
+    from tdmixup.model.classifier import LOAD_REPORT_MARKERS, build_classifier
+
+    def is_report(message: str) -> bool:
+        return any(marker in message for marker in LOAD_REPORT_MARKERS)
 
     tokenizer = minilm_tokenizer()
     BertModel(tiny_bert_config(len(tokenizer))).save_pretrained(tmp_path)  # with a pooler
@@ -247,11 +250,11 @@ def test_only_the_unused_pooler_load_report_is_dropped(tmp_path: Path) -> None:
     logger.addHandler(collect)
     try:
         build_classifier(ModelConfig(name_or_path=str(tmp_path)), "pair", 3)
-        assert not [r for r in records if "LOAD REPORT" in r.getMessage()]  # expected: dropped
+        assert not [r for r in records if is_report(r.getMessage())]  # expected: dropped
         # one layer fewer than the checkpoint: its weights are unexpected, and that is reported
         build_classifier(ModelConfig(name_or_path=str(tmp_path), num_hidden_layers=1), "pair", 3)
-        [report] = [r.getMessage() for r in records if "LOAD REPORT" in r.getMessage()]
-        assert "encoder.layer.1." in report and "UNEXPECTED" in report
+        [report] = [r.getMessage() for r in records if is_report(r.getMessage())]
+        assert "encoder.layer.1." in report  # transformers 5 says UNEXPECTED, 4 "not used"
     finally:
         logger.removeHandler(collect)
         transformers.logging.set_verbosity(before)

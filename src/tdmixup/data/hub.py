@@ -155,18 +155,22 @@ def _offline_if_asked() -> Iterator[bool]:
     import datasets.config
     import huggingface_hub.constants as hub_constants
 
+    # datasets >= 2.19 reads HF_HUB_OFFLINE; 2.18 its own HF_DATASETS_OFFLINE
+    flag = "HF_HUB_OFFLINE" if hasattr(datasets.config, "HF_HUB_OFFLINE") else "HF_DATASETS_OFFLINE"
     offline = (
         _env_true("HF_HUB_OFFLINE")
         or _env_true("HF_DATASETS_OFFLINE")
-        or bool(datasets.config.HF_HUB_OFFLINE)
+        or bool(getattr(datasets.config, flag))
     )
-    saved = datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE
+    saved = getattr(datasets.config, flag), hub_constants.HF_HUB_OFFLINE
     if offline:
-        datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+        setattr(datasets.config, flag, True)
+        hub_constants.HF_HUB_OFFLINE = True
     try:
         yield offline
     finally:
-        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+        setattr(datasets.config, flag, saved[0])
+        hub_constants.HF_HUB_OFFLINE = saved[1]
 
 
 def read_hub(name: str, *, split: str, label_names: Sequence[str] | None = None) -> Dataset:

@@ -421,9 +421,15 @@ class _LoadInfo:
     """``from_pretrained(..., output_loading_info=True)``'s second value."""
 
 
+LOAD_REPORT_MARKERS = ("LOAD REPORT", "were not used when initializing")
+"""How transformers words a load's unused or missing weights: 5's "LOAD REPORT" table, 4's
+"Some weights of the model checkpoint at … were not used when initializing …"."""
+
+
 @contextmanager
 def _held_load_report() -> Iterator[_LoadInfo]:
-    """Hold back transformers' "LOAD REPORT" warning of an encoder load, and let it through
+    """Hold back transformers' "LOAD REPORT" warning of an encoder load (4.x: "Some weights …
+    were not used when initializing"), and let it through
     unless the load's only finding is the pooler's weights left unused (``add_pooling_layer=
     False``: a checkpoint such as MiniLM's has them, the classifier never builds them). Missing,
     mismatched or other unexpected weights, and a load that fails, are still reported."""
@@ -431,7 +437,7 @@ def _held_load_report() -> Iterator[_LoadInfo]:
     held: list[logging.LogRecord] = []
 
     def hold(record: logging.LogRecord) -> bool:
-        if "LOAD REPORT" in str(record.msg):
+        if any(marker in str(record.msg) for marker in LOAD_REPORT_MARKERS):
             held.append(record)
             return False
         return True

@@ -180,9 +180,7 @@ def augment_with_back_translation(
     features = dataset.features.copy()
     features[AUGMENTED_FROM] = datasets.Value("int64")
     n = len(dataset)
-    original = dataset.add_column(
-        AUGMENTED_FROM, np.full(n, -1, dtype=np.int64), feature=features[AUGMENTED_FROM]
-    )
+    original = dataset.add_column(AUGMENTED_FROM, np.full(n, -1, dtype=np.int64))  # int64
     ids = np.asarray(dataset["sample_id"], dtype=np.int64)
     columns = {name: list(dataset[name]) for name in dataset.column_names}
     unique = list(dict.fromkeys(t for f in fields for t in columns[f]))
