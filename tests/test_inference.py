@@ -512,6 +512,51 @@ def test_predictions_keep_each_input_row_as_written(
     assert not (tmp_path / "t.tsv").exists()
 
 
+def test_predict_table_keeps_the_rows_and_adds_the_cli_columns(
+    pair_checkpoint: Path, pairs: list[tuple[str, str]]
+) -> None:
+    """``TextClassifier.predict_table`` on a DataFrame (its index kept), a Dataset or a list of
+    dicts: the checkpoint's columns by default or the ones named, the same probabilities as
+    ``predict_proba``, and one-line errors naming the row and column."""
+    import datasets
+    import pandas as pd
+
+    from tdmixup.data.schema import DataError
+    from tdmixup.inference import TextClassifier
+
+    clf = TextClassifier.from_checkpoint(pair_checkpoint, device="cpu")
+    a, b = zip(*pairs[:5], strict=True)
+    frame = pd.DataFrame({"sentence1": a, "sentence2": b, "source": list("vwxyz")},
+                         index=[50, 40, 30, 20, 10])  # fmt: skip
+    table = clf.predict_table(frame)
+    names = [f"prob_{n}" for n in SNLI_LABELS]
+    assert list(table.columns) == ["sentence1", "sentence2", "source", "prediction",
+                                   "probability", *names]  # fmt: skip
+    assert table.index.tolist() == [50, 40, 30, 20, 10] and table["source"].tolist() == list(
+        "vwxyz"
+    )
+    expected = clf.predict_proba(list(zip(a, b, strict=True)))
+    np.testing.assert_allclose(table[names].to_numpy(), expected, atol=1e-6)
+    assert table["prediction"].tolist() == [SNLI_LABELS[i] for i in expected.argmax(1)]
+    raw = clf.predict_table(datasets.Dataset.from_pandas(frame, preserve_index=False),
+                            temperature=False)  # fmt: skip
+    np.testing.assert_allclose(
+        raw[names].to_numpy(),
+        clf.predict_proba(list(zip(a, b, strict=True)), temperature=False),
+        atol=1e-6,
+    )
+    renamed = [{"p": x, "h": y} for x, y in zip(a, b, strict=True)]
+    named = clf.predict_table(renamed, text="p", text_pair="h")
+    np.testing.assert_allclose(named[names].to_numpy(), expected, atol=1e-6)
+    with pytest.raises(
+        DataError, match=r"field 'sentence1': column 'sentence1' not found \(found: p, h\)"
+    ):
+        clf.predict_table(renamed)
+    renamed[2]["h"] = " "
+    with pytest.raises(DataError, match="row 2, field 'h': empty text"):
+        clf.predict_table(renamed, text="p", text_pair="h")
+
+
 # --- model card -----------------------------------------------------------------------
 def test_model_card_reports_the_run_folder(pair_checkpoint: Path, tmp_path: Path) -> None:
     import shutil

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from tdmixup.data.collate import TokenizedSet, tokenize
@@ -184,6 +185,68 @@ class TextClassifier:
         logits = self.predict_logits(items, batch_size=batch_size, max_length=max_length)
         return [self.label_names[i] for i in logits.argmax(axis=1)]
 
+    def predict_table(
+        self,
+        data: Any,
+        *,
+        text: str | None = None,
+        text_pair: str | None = None,
+        context: str | None = None,
+        endings: str | Sequence[str] | None = None,
+        temperature: bool | float = True,
+        batch_size: int = 32,
+        max_length: int | None = None,
+    ) -> pd.DataFrame:
+        """Classify the rows of a table: a pandas DataFrame, a ``datasets.Dataset``, a list of
+        dicts or a dict of columns (as :func:`tdmixup.fit` takes them).
+
+        Args:
+            data: the rows; the texts are read from the columns the model was trained on
+                (:attr:`CheckpointInfo.columns`) unless named here.
+            text, text_pair, context, endings: the columns to read instead (as
+                :func:`tdmixup.dataset_from_records`; ``endings``: one list column, or one
+                column per ending).
+            temperature, batch_size, max_length: as :meth:`predict_proba`.
+
+        Returns:
+            A DataFrame with every column of ``data`` (a DataFrame keeps its index), then
+            ``prediction`` (label name), ``probability`` (its probability) and ``prob_<name>``
+            per class (calibrated by default), as ``tdmixup predict`` writes a file.
+
+        Raises:
+            DataError: a missing column or an empty text, naming the row (0-based) and column.
+        """
+        from tdmixup.data.inmemory import dataset_from_records
+        from tdmixup.inference.files import input_columns, with_predictions
+
+        given = {"text_a": text, "text_b": text_pair, "context": context}
+        if endings is not None:
+            given["endings"] = endings if isinstance(endings, str) else ",".join(endings)
+        cols = input_columns(
+            self.info.columns, self.kind, {k: v for k, v in given.items() if v is not None}
+        )
+        mc = self.kind == "multiple_choice"
+        ends = cols.get("endings", "")
+        ds, _ = dataset_from_records(
+            data,
+            text=None if mc else cols.get("text_a"),
+            text_pair=cols.get("text_b") if self.kind == "pair" else None,
+            context=cols.get("context") if mc else None,
+            endings=(ends.split(",") if "," in ends else ends) if mc else None,
+            ending_prefix=cols.get("ending_prefix") if mc else None,
+            label=None,
+        )
+        if mc:
+            items: list[Any] = list(zip(ds["context"], ds["endings"], strict=True))
+        elif self.kind == "pair":
+            items = list(zip(ds["text_a"], ds["text_b"], strict=True))
+        else:
+            items = list(ds["text_a"])
+        probs = self.predict_proba(
+            items, temperature=temperature, batch_size=batch_size, max_length=max_length
+        )
+        return with_predictions(_as_frame(data), probs, self.label_names, source="the table")
+
     def resolve_temperature(self, temperature: bool | float) -> float:
         """The T that ``temperature=`` means (1.0 for raw probabilities)."""
         if temperature is False:
@@ -194,6 +257,17 @@ class TextClassifier:
         if not np.isfinite(t) or t <= 0:
             raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
         return t
+
+
+def _as_frame(data: Any) -> pd.DataFrame:
+    """The rows of ``data`` as a DataFrame (a copy; a DataFrame keeps its index)."""
+    if isinstance(data, pd.DataFrame):
+        return data.copy()
+    if hasattr(data, "to_pandas"):  # datasets.Dataset
+        return data.to_pandas()
+    if isinstance(data, Mapping):
+        return pd.DataFrame(dict(data))
+    return pd.DataFrame(list(data))
 
 
 def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -219,7 +293,8 @@ def normalise_items(items: Any, kind: str) -> list[Any]:
         }.get(kind, "df['review'].tolist()")
         raise ValueError(
             f"pass the inputs themselves, not a {type(items).__name__} (iterating it gives its "
-            f"column names): e.g. {example}; for a file: tdmixup predict --input FILE"
+            f"column names): e.g. {example}; or predict_table(table) for its rows with the "
+            "predictions beside them; for a file: tdmixup predict --input FILE"
         )
     single = isinstance(items, str) or (
         isinstance(items, tuple) and len(items) == 2 and isinstance(items[0], str)

@@ -39,6 +39,25 @@ OUTPUT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 """Output suffix → format of :func:`write_predictions`."""
 
 
+DEFAULT_COLUMNS_BY_KIND: dict[str, dict[str, str]] = {
+    "pair": {"text_a": "text_a", "text_b": "text_b", "label": "label"},
+    "multiple_choice": {"context": "context", "endings": "endings", "label": "label"},
+}
+"""Columns of a checkpoint that records none (written before tdmixup recorded them)."""
+
+
+def input_columns(
+    recorded: Sequence[tuple[str, str]],
+    kind: str,
+    given: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+) -> dict[str, str]:
+    """Field → column of the inputs to classify: a checkpoint's ``recorded`` training columns
+    (:attr:`CheckpointInfo.columns`; a default by ``kind`` when it records none), each replaced
+    by the one ``given``."""
+    base = dict(recorded) or DEFAULT_COLUMNS_BY_KIND.get(kind, {"text_a": "text", "label": "label"})
+    return {**base, **dict(given)}
+
+
 @dataclass(frozen=True)
 class PredictionInputs:
     """The rows of an input file, in file order.
@@ -224,28 +243,38 @@ def prediction_table(
 ) -> pd.DataFrame:
     """One row per input, in input order: the input's own row (:attr:`PredictionInputs.source`:
     every column as written, the label column too; without it ``id`` and the text fields), then
-    ``prediction`` (label name), ``probability`` (its probability) and ``prob_<name>`` per
-    class. An input column of one of those names (a file predicted before) is replaced, with a
-    warning. ``probs`` ``[N, C]`` rows on the simplex."""
-    names = [str(n) for n in label_names]
-    pred = probs.argmax(axis=1)
-    added: dict[str, Any] = {
-        "prediction": [names[i] for i in pred],
-        "probability": probs[np.arange(len(pred)), pred],
-        **{f"prob_{name}": probs[:, c] for c, name in enumerate(names)},
-    }
+    the prediction columns (:func:`with_predictions`). ``probs`` ``[N, C]`` rows on the
+    simplex."""
     if inputs.source is None:
         table = pd.DataFrame({"id": inputs.ids, **inputs.texts})
     else:
-        table = inputs.source.reset_index(drop=True).copy()
-    replaced = [c for c in added if c in table.columns]
+        table = inputs.source.reset_index(drop=True)
+    return with_predictions(table, probs, label_names, source=inputs.path)
+
+
+def with_predictions(
+    table: pd.DataFrame, probs: np.ndarray, label_names: Sequence[str], *, source: object
+) -> pd.DataFrame:
+    """``table`` (N rows, its index kept) with ``prediction`` (label name), ``probability`` (its
+    probability) and ``prob_<name>`` per class after its columns. A column of one of those
+    names (a table predicted before) is replaced, with a warning naming ``source``."""
+    names = [str(n) for n in label_names]
+    pred = probs.argmax(axis=1)
+    added = pd.DataFrame(
+        {
+            "prediction": [names[i] for i in pred],
+            "probability": probs[np.arange(len(pred)), pred],
+            **{f"prob_{name}": probs[:, c] for c, name in enumerate(names)},
+        },
+        index=table.index,
+    )
+    replaced = [c for c in added.columns if c in table.columns]
     if replaced:
         logger.warning(
             "%s: its column%s %s replaced by this prediction's",
-            inputs.path, "s" if len(replaced) > 1 else "", ", ".join(replaced),
+            source, "s" if len(replaced) > 1 else "", ", ".join(replaced),
         )  # fmt: skip
-    table = table.drop(columns=replaced)
-    return pd.concat([table, pd.DataFrame(added)], axis=1)
+    return pd.concat([table.drop(columns=replaced), added], axis=1)
 
 
 def write_predictions(table: pd.DataFrame, path: str | Path) -> Path:

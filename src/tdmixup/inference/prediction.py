@@ -18,6 +18,7 @@ import numpy as np
 
 from tdmixup.inference.classifier import TextClassifier, probabilities
 from tdmixup.inference.files import (
+    input_columns,
     output_format,
     prediction_table,
     read_inputs,
@@ -26,21 +27,12 @@ from tdmixup.inference.files import (
 )
 from tdmixup.model.classifier import check_label_names
 
-DEFAULT_COLUMNS_BY_KIND: dict[str, dict[str, str]] = {
-    "pair": {"text_a": "text_a", "text_b": "text_b", "label": "label"},
-    "multiple_choice": {"context": "context", "endings": "endings", "label": "label"},
-}
-"""Columns of a checkpoint that records none (written before tdmixup recorded them)."""
-
 
 def resolve_columns(
     clf: TextClassifier, given: Mapping[str, str] | Sequence[tuple[str, str]] = ()
 ) -> dict[str, str]:
     """The checkpoint's recorded training columns, each replaced by the one given (``--column``)."""
-    recorded = dict(clf.info.columns) or DEFAULT_COLUMNS_BY_KIND.get(
-        clf.kind, {"text_a": "text", "label": "label"}
-    )
-    return {**recorded, **dict(given)}
+    return input_columns(clf.info.columns, clf.kind, given)
 
 
 @dataclass(frozen=True)
