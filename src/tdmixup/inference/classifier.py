@@ -225,6 +225,10 @@ class TextClassifier:
         cols = input_columns(
             self.info.columns, self.kind, {k: v for k, v in given.items() if v is not None}
         )
+        table = _as_frame(data)
+        if len(table) == 0:  # nothing to classify: the columns, with none of the rows
+            empty = np.zeros((0, len(self.label_names)), np.float32)
+            return with_predictions(table, empty, self.label_names, source="the table")
         mc = self.kind == "multiple_choice"
         ends = cols.get("endings", "")
         ds, _ = dataset_from_records(
@@ -245,7 +249,7 @@ class TextClassifier:
         probs = self.predict_proba(
             items, temperature=temperature, batch_size=batch_size, max_length=max_length
         )
-        return with_predictions(_as_frame(data), probs, self.label_names, source="the table")
+        return with_predictions(table, probs, self.label_names, source="the table")
 
     def resolve_temperature(self, temperature: bool | float) -> float:
         """The T that ``temperature=`` means (1.0 for raw probabilities)."""
