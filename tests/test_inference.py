@@ -554,6 +554,8 @@ def test_predict_table_keeps_the_rows_and_adds_the_cli_columns(
         clf.predict_table(renamed)
     empty = clf.predict_table(frame.iloc[:0])
     assert list(empty.columns) == list(table.columns) and len(empty) == 0
+    with pytest.raises(DataError, match="a DatasetDict .* holds splits .*'train'"):
+        clf.predict_table(datasets.DatasetDict({"train": datasets.Dataset.from_pandas(frame)}))
     renamed[2]["h"] = " "
     with pytest.raises(DataError, match="row 2, field 'h': empty text"):
         clf.predict_table(renamed, text="p", text_pair="h")

@@ -225,10 +225,9 @@ class TextClassifier:
         cols = input_columns(
             self.info.columns, self.kind, {k: v for k, v in given.items() if v is not None}
         )
-        table = _as_frame(data)
-        if len(table) == 0:  # nothing to classify: the columns, with none of the rows
+        if _no_rows(data):  # nothing to classify: the columns, with none of the rows
             empty = np.zeros((0, len(self.label_names)), np.float32)
-            return with_predictions(table, empty, self.label_names, source="the table")
+            return with_predictions(_as_frame(data), empty, self.label_names, source="the table")
         mc = self.kind == "multiple_choice"
         ends = cols.get("endings", "")
         ds, _ = dataset_from_records(
@@ -249,7 +248,7 @@ class TextClassifier:
         probs = self.predict_proba(
             items, temperature=temperature, batch_size=batch_size, max_length=max_length
         )
-        return with_predictions(table, probs, self.label_names, source="the table")
+        return with_predictions(_as_frame(data), probs, self.label_names, source="the table")
 
     def resolve_temperature(self, temperature: bool | float) -> float:
         """The T that ``temperature=`` means (1.0 for raw probabilities)."""
@@ -261,6 +260,17 @@ class TextClassifier:
         if not np.isfinite(t) or t <= 0:
             raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
         return t
+
+
+def _no_rows(data: Any) -> bool:
+    """Whether ``data`` (a table as :meth:`TextClassifier.predict_table` takes it) has no rows; a
+    dict of Datasets (splits, not rows) is left to the reader's refusal."""
+    if isinstance(data, Mapping):
+        values = list(data.values())
+        return all(
+            hasattr(v, "__len__") and not hasattr(v, "column_names") for v in values
+        ) and all(len(v) == 0 for v in values)
+    return hasattr(data, "__len__") and len(data) == 0
 
 
 def _as_frame(data: Any) -> pd.DataFrame:
