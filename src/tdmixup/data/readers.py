@@ -304,14 +304,9 @@ def read_table(
     """
     path, mapping = Path(path), dict(columns)
     mc = check_mapping(path, mapping) == "multiple_choice"
-    fmt = file_format if file_format != "auto" else _format_of(path)
     ends = mapping["endings"].split(",") if mc else []
-    if fmt == "jsonl":
-        rows = load_jsonl(path, [c for f, c in mapping.items() if f != "endings"] + ends)
-    else:
-        rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=header)
-    if mapping_hint:
-        rows.mapping_hint = mapping_hint
+    fields = [c for f, c in mapping.items() if f != "endings"] + ends
+    rows = _load_rows(path, fields, file_format, header=header, mapping_hint=mapping_hint)
     if "sample_id" in mapping:
         _check_id_column(rows, mapping["sample_id"])
         rows.ids = int_ids(rows, mapping["sample_id"])
@@ -335,6 +330,26 @@ def read_table(
     )
 
 
+def _load_rows(
+    path: Path,
+    fields: list[str],
+    file_format: FileFormat,
+    *,
+    header: bool,
+    mapping_hint: str | None,
+) -> Rows:
+    """The raw records of your own file: JSON lines (only ``fields``, dotted for nested ones) or
+    CSV/TSV (every column); ``mapping_hint`` replaces the default fix of a missing column."""
+    fmt = file_format if file_format != "auto" else _format_of(path)
+    if fmt == "jsonl":
+        rows = load_jsonl(path, fields)
+    else:
+        rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=header)
+    if mapping_hint:
+        rows.mapping_hint = mapping_hint
+    return rows
+
+
 def file_label_names(
     path: str | Path,
     label_column: str,
@@ -352,13 +367,7 @@ def file_label_names(
         DataError: the file has no column ``label_column`` (naming the columns it has).
     """
     path = Path(path)
-    fmt = file_format if file_format != "auto" else _format_of(path)
-    if fmt == "jsonl":
-        rows = load_jsonl(path, [label_column])
-    else:
-        rows = load_delimited(path, sep="," if fmt == "csv" else "\t", header=header)
-    if mapping_hint:
-        rows.mapping_hint = mapping_hint
+    rows = _load_rows(path, [label_column], file_format, header=header, mapping_hint=mapping_hint)
     cells = rows.column(label_column)
     names = label_names_in(cells)
     if names is not None:
